@@ -1,0 +1,82 @@
+"""Absorption criteria: which page-states count as "absorbed" (the user's choice, Remark 5).
+
+Each criterion is a predicate on a batch of page-states, shared by the simulator (which records
+the first step at which it holds: the absorption time) and by the exact analyser (which sums the
+probability of the states where it holds):
+
+- ``window_only = [tokens]``: the last ``k`` positions hold only those tokens (so no pad: the
+  window is full). Under ``deletion = "none"`` this looks at the most recent ``k`` tokens.
+- ``population = "label"``, ``above = x``: the label's total amplitude is greater than ``x``.
+- ``periodic = P``: the page-state equals the page-state ``d`` steps earlier for some
+  ``1 <= d <= P``; this needs the ``P`` most recently deleted tokens (the *extended* window,
+  ``memory = P`` columns before the page-state). A window that never deletes never repeats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scenario import Criterion
+
+
+class WindowOnly:
+    def __init__(self, name: str, tokens: list[int], length: int, n_tokens: int):
+        self.name = name
+        self.length = length
+        self.allowed = np.zeros(n_tokens + 2, dtype=bool)
+        self.allowed[tokens] = True
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        return np.all(self.allowed[extended[:, -self.length :]], axis=1)
+
+    # Incremental form for the simulator: count the disallowed tokens among the last k.
+    def start(self, last: np.ndarray) -> None:
+        self.outside = np.sum(~self.allowed[last], axis=1)
+
+    def update(self, entered: np.ndarray, left: np.ndarray) -> np.ndarray:
+        self.outside += ~self.allowed[entered]
+        self.outside -= ~self.allowed[left]
+        return self.outside == 0
+
+
+class PopulationAbove:
+    def __init__(self, name: str, label: int, above: float):
+        self.name = name
+        self.label = label
+        self.above = above
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        return amplitudes[:, self.label] > self.above
+
+
+class Periodic:
+    def __init__(self, name: str, period: int, fifo: bool, memory: int):
+        self.name = name
+        self.period = period
+        self.fifo = fifo
+        self.memory = memory  # deleted-token columns before the page-state in ``extended``
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        rows, width = extended.shape
+        if not self.fifo:
+            return np.zeros(rows, dtype=bool)
+        m = self.memory
+        now = extended[:, m:]
+        out = np.zeros(rows, dtype=bool)
+        for d in range(1, self.period + 1):
+            out |= np.all(now == extended[:, m - d : width - d], axis=1)
+        return out
+
+
+def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], labels: list[str], length: int, deletion: str):
+    """Compile the scenario's named criteria; returns (criteria, memory needed)."""
+    memory = max([c.periodic for c in criteria.values() if c.periodic is not None], default=0)
+    out = []
+    for name, c in criteria.items():
+        if c.window_only is not None:
+            out.append(WindowOnly(name, [token_index[t] for t in c.window_only], length, len(token_index)))
+        elif c.population is not None:
+            out.append(PopulationAbove(name, labels.index(c.population), c.above))
+        else:
+            out.append(Periodic(name, c.periodic, deletion == "fifo", memory))
+    return out, memory

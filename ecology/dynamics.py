@@ -1,0 +1,223 @@
+"""The mixture that is the static language model: likelihoods -> amplitudes -> next-token law.
+
+For a batch of windows ``w`` (rows) and premises ``s`` with priors ``prior_s`` (normalised to
+sum to one), everything here is computed in log space:
+
+    log alpha_s(w) = log prior_s + log mu_s(w) - log Z(w),   log Z(w) = logsumexp_s(log prior_s + log mu_s(w))
+    log mu(t | w)  = logsumexp_s(log alpha_s(w) + log mu_s(t | w))
+    p_T(t | w)     = mu(t | w)^(1/T) / sum_u mu(u | w)^(1/T)      (T = 0: greedy, ties to the first token)
+    free energy F(w) = -log Z(w)
+
+:meth:`Mixture.combine` is the one place this is computed. The simulator feeds it the
+likelihoods kept up to date by :class:`SlidingReader`; the exact analyser feeds it likelihoods
+read from scratch by :meth:`Mixture.read`. Both readers compute the same sum
+``log mu_s(w) = sum_i log emit_s[q_i, w_i]`` (see :mod:`ecology.simulacra`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .absorption import build_criteria
+from .context import initial_window
+from .scenario import Scenario, ScenarioError
+from .simulacra import Automaton, Premise, build_premises
+
+GREEDY_TIE = 1e-12  # log-probabilities within this of the maximum count as ties at T = 0
+
+
+def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """``log sum exp x`` along ``axis``; all ``-inf`` gives ``-inf`` (no warning, no NaN)."""
+    top = np.max(x, axis=axis, keepdims=True)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - safe), axis=axis, keepdims=True)) + safe
+    return np.squeeze(out, axis=axis)
+
+
+def tempered(log_mu: np.ndarray, temperature: float) -> np.ndarray:
+    """Log of the sampling law ``p_T`` from ``log mu`` (rows are windows)."""
+    if temperature == 1.0:
+        return log_mu
+    if temperature == 0.0:
+        best = np.argmax(log_mu >= log_mu.max(axis=1, keepdims=True) - GREEDY_TIE, axis=1)
+        out = np.full_like(log_mu, -np.inf)
+        out[np.arange(len(out)), best] = 0.0
+        return out
+    z = log_mu / temperature
+    return z - logsumexp(z, axis=1)[:, None]
+
+
+def entropy(log_p: np.ndarray) -> np.ndarray:
+    """``-sum_t p log p`` per row, in nats (``0 log 0 = 0``)."""
+    p = np.exp(log_p)
+    return -np.sum(p * np.where(p > 0, log_p, 0.0), axis=1)
+
+
+def sample(log_p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of one token per row from ``exp(log_p)`` with uniforms ``u`` in [0, 1).
+
+    A token of probability zero is never returned.
+    """
+    cum = np.cumsum(np.exp(log_p), axis=1)
+    return np.sum(cum <= (u * cum[:, -1])[:, None], axis=1)
+
+
+@dataclass
+class Step:
+    """The mixture on a batch of windows: everything one step of the dynamics needs."""
+
+    log_amplitude: np.ndarray  # (R, S)
+    log_mu: np.ndarray  # (R, V) model's next-token law
+    log_p: np.ndarray  # (R, V) sampling law at the temperature
+    free_energy: np.ndarray  # (R,)
+
+    @property
+    def impossible(self) -> np.ndarray:
+        """Rows whose window has probability zero under every premise."""
+        return ~np.isfinite(self.free_energy)
+
+
+class Mixture:
+    """Priors, emission tables and temperature of a scenario's premises."""
+
+    def __init__(self, premises: list[Premise], n_tokens: int, temperature: float):
+        self.premises = premises
+        self.n_tokens = n_tokens
+        self.temperature = temperature
+        prior = np.array([p.prior for p in premises], dtype=float)
+        self.log_prior = np.log(prior / prior.sum())
+        self.labels = list(dict.fromkeys(p.label for p in premises))
+        self.membership = np.array([[p.label == label for label in self.labels] for p in premises], dtype=float)
+
+    def combine(self, states: np.ndarray, loglik: np.ndarray) -> Step:
+        """Bayes and mixing (module docstring) from each premise's final state and likelihood."""
+        log_joint = self.log_prior + loglik
+        log_z = logsumexp(log_joint, axis=1)
+        with np.errstate(invalid="ignore"):
+            log_amp = log_joint - log_z[:, None]
+        terms = np.stack(
+            [p.automaton.emit_logp[states[:, s]] for s, p in enumerate(self.premises)], axis=1
+        )  # (R, S, V)
+        log_mu = logsumexp(log_amp[:, :, None] + terms, axis=1)
+        return Step(log_amp, log_mu, tempered(log_mu, self.temperature), -log_z)
+
+    def read(self, windows: np.ndarray) -> Step:
+        """The mixture on arbitrary windows, each premise reading from scratch (exact analysis)."""
+        states = np.empty((len(windows), len(self.premises)), dtype=np.intp)
+        loglik = np.empty((len(windows), len(self.premises)))
+        for s, p in enumerate(self.premises):
+            states[:, s], loglik[:, s] = p.automaton.read(windows)
+        return self.combine(states, loglik)
+
+    def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:
+        """(R, labels): amplitude summed over the premises of each population label."""
+        return np.exp(log_amplitude) @ self.membership
+
+
+class SlidingReader:
+    """``log mu_s(w)`` and the final state of one premise, kept up to date as the window slides.
+
+    Reading token ``t`` in state ``q`` is the transfer ``q -> (next[q, t], log emit[q, t])``;
+    transfers compose associatively, so a two-stack queue keeps the composition of the window's
+    transfers with amortised O(1) compositions per appended or deleted token (instead of
+    re-reading all ``L`` tokens):
+
+    - the *back* stack is the composition of the tokens appended since the last rebuild, kept
+      as a whole function of the entry state: ``back_state[r, q]``, ``back_logw[r, q]``;
+    - the *front* stack holds, for each remaining old token ``j``, the composition of tokens
+      ``j ..`` (up to the rebuild point) evaluated at the start state: ``front_state[j, r]``,
+      ``front_logw[j, r]``;
+    - a read composes the two: ``q = back_state[front_state[head]]``, weights added;
+    - deleting advances ``head``; when it runs past the front, the front is rebuilt from the
+      current window in one backward pass and the back is reset to the identity.
+
+    Every replicate deletes the same number of tokens at the same step, so the stacks flip
+    together and all operations stay vectorised over replicates.
+    """
+
+    def __init__(self, automaton: Automaton, window: np.ndarray):
+        self.automaton = automaton
+        self.rows = np.arange(window.shape[0])
+        self.rebuild(window)
+
+    def rebuild(self, window: np.ndarray) -> None:
+        a = self.automaton
+        n_rows, length = window.shape
+        identity = np.tile(np.arange(a.n_states), (n_rows, 1))
+        fs, fw = identity, np.zeros(identity.shape)
+        self.front_state = np.empty((length, n_rows), dtype=np.intp)
+        self.front_logw = np.empty((length, n_rows))
+        for j in range(length - 1, -1, -1):
+            t = window[:, j]
+            moved = a.step_state[:, t].T  # (R, Q): state after token j from each entry state
+            fw = a.step_logp[:, t].T + np.take_along_axis(fw, moved, axis=1)
+            fs = np.take_along_axis(fs, moved, axis=1)
+            self.front_state[j] = fs[:, a.start]
+            self.front_logw[j] = fw[:, a.start]
+        self.head = 0
+        self.back_state = identity.copy()
+        self.back_logw = np.zeros(identity.shape)
+
+    def push(self, tokens: np.ndarray) -> None:
+        """Compose the transfer of the appended token (one per replicate) onto the back."""
+        column = tokens[:, None]
+        self.back_logw += self.automaton.step_logp[self.back_state, column]
+        self.back_state = self.automaton.step_state[self.back_state, column]
+
+    def pop(self, count: int, window: np.ndarray) -> None:
+        """Forget the ``count`` oldest tokens; ``window`` is the window after the deletion."""
+        self.head += count
+        if self.head > len(self.front_state):
+            self.rebuild(window)
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        """(final state, log-likelihood) of each replicate's current window."""
+        if self.head < len(self.front_state):
+            entry, weight = self.front_state[self.head], self.front_logw[self.head]
+        else:
+            entry, weight = np.full(len(self.rows), self.automaton.start), 0.0
+        return self.back_state[self.rows, entry], weight + self.back_logw[self.rows, entry]
+
+
+@dataclass
+class Compiled:
+    """A validated scenario turned into arrays: what both the simulator and the analyser run."""
+
+    scenario: Scenario
+    tokens: list[str]
+    premises: list[Premise]
+    mixture: Mixture
+    criteria: list
+    memory: int  # deleted tokens that the criteria need to see (``periodic``)
+    window: np.ndarray  # the initial page-state
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    def label(self, window: np.ndarray) -> str:
+        """A page-state as text: tokens joined by single spaces, pads included (``"N N F U"``)."""
+        names = self.tokens + [self.scenario.vocabulary.pad, "<start>"]
+        return " ".join(names[t] for t in window)
+
+
+def compile_scenario(scenario: Scenario) -> Compiled:
+    """Compile premises, mixture and criteria; reject a prompt impossible under every premise."""
+    tokens = list(scenario.vocabulary.tokens)
+    index = {t: i for i, t in enumerate(tokens)}
+    premises = build_premises(scenario)
+    mixture = Mixture(premises, len(tokens), scenario.sampling.temperature)
+    ctx = scenario.context
+    criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length, ctx.deletion)
+    window = initial_window([index[t] for t in ctx.prompt], ctx.length, len(tokens), ctx.deletion)
+    compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window)
+    if mixture.read(window[None]).impossible[0]:
+        raise ScenarioError(
+            "context.prompt",
+            f"the initial window '{compiled.label(window)}' has probability 0 under every premise; "
+            "change the prompt or give some premise a law that can print it",
+        )
+    return compiled

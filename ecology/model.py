@@ -1,0 +1,189 @@
+"""The Mesa model: premises and simulacra as agents on one shared context, R replicates at once.
+
+One step of the dynamic language model (SCIENCE.md §1, §3), for every replicate together:
+
+1. the mixture samples the next token from ``p_T(. | w)`` (computed at the end of the last step);
+2. the context appends it and every premise observes it (its likelihood gains one factor);
+3. the context applies its deletion rule and every premise forgets the deleted tokens;
+4. amplitudes update (Bayes on the new window) and the mixture forms the next-token law;
+5. absorption criteria are checked and the DataCollector records the step.
+
+Step 0 records the initial window. Replicates are rows of numpy arrays held by the agents;
+nothing loops over replicates in Python. The model is seeded the Mesa way (``rng=``): the
+same scenario and seed give the same numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+
+from .absorption import WindowOnly
+from .context import Context
+from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
+from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
+from .simulacra import Premise as PremiseSpec
+
+RASTER_REPLICATES = 32  # replicates whose windows are kept for the raster plot
+
+
+class ImpossibleWindow(ScenarioError):
+    """A window reached at run time has probability zero under every premise."""
+
+
+class Premise(mesa.Agent):
+    """A premise ``s``: per replicate, its automaton state and ``log mu_s(window)``."""
+
+    def __init__(self, model: "EcologyModel", spec: PremiseSpec):
+        super().__init__(model)
+        self.spec = spec
+        self.reader = SlidingReader(spec.automaton, model.context.window)
+        self.state, self.log_likelihood = self.reader.read()
+        self.log_amplitude = np.zeros(model.replicates)
+
+    def observe(self, tokens: np.ndarray) -> None:
+        self.reader.push(tokens)
+
+    def forget(self, count: int) -> None:
+        if count:
+            self.reader.pop(count, self.model.context.window)
+        self.state, self.log_likelihood = self.reader.read()
+
+
+class Simulacrum(mesa.Agent):
+    """A cast member; its automaton state in each replicate is a component of its premise's."""
+
+    def __init__(self, model: "EcologyModel", name: str, premise: Premise, member: int):
+        super().__init__(model)
+        self.name = name
+        self.premise = premise
+        self.member = member
+
+    @property
+    def state(self) -> np.ndarray:
+        """(R,) index of this simulacrum's own automaton state in each replicate."""
+        return self.premise.spec.automaton.members[self.member][self.premise.state]
+
+
+def resolve(scenario: Scenario | str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """A scenario object from a path or an object, with dotted-path overrides applied."""
+    if isinstance(scenario, (str, Path)):
+        return load(scenario, overrides)
+    if overrides:
+        return validate(apply_overrides(to_table(scenario), overrides))
+    return scenario
+
+
+class EcologyModel(mesa.Model):
+    """R replicates of the dynamic language model of a scenario.
+
+    ``EcologyModel(scenario, rng=None, steps=None, replicates=None, **overrides)``: ``scenario``
+    is a path or a :class:`Scenario`; other keyword arguments are dotted scenario paths
+    (``**{"context.length": 16}``), which is how ``mesa.batch_run`` passes its parameters.
+    ``rng`` defaults to the scenario's ``run.seed``.
+    """
+
+    def __init__(self, scenario: Scenario | str | Path, rng=None, steps: int | None = None,
+                 replicates: int | None = None, **overrides):
+        extra = {key.replace("__", "."): value for key, value in overrides.items()}
+        if steps is not None:
+            extra["run.steps"] = steps
+        if replicates is not None:
+            extra["run.replicates"] = replicates
+        self.config = resolve(scenario, extra)
+        super().__init__(rng=self.config.run.seed if rng is None else rng)
+        self.compiled: Compiled = compile_scenario(self.config)
+        self.n_steps = self.config.run.steps
+        self.replicates = self.config.run.replicates
+        self.mixture = self.compiled.mixture
+        ctx = self.config.context
+        self.context = Context(self.compiled.window, self.replicates, ctx.length, ctx.deletion,
+                               self.compiled.n_tokens, self.compiled.memory)
+
+        self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
+        for agent in self.premise_agents:
+            for i, name in enumerate(agent.spec.cast):
+                Simulacrum(self, name, agent, i)
+
+        self.criteria = self.compiled.criteria
+        for c in self.criteria:
+            if isinstance(c, WindowOnly):
+                c.start(self.context.last(ctx.length))
+        self.absorbed_at = np.full((len(self.criteria), self.replicates), -1)
+        self.raster = []
+        self.rows = np.arange(self.replicates)
+        self.token = self.left = self.surprisal = None
+        self._update()
+        self.datacollector = mesa.DataCollector(
+            model_reporters={key: (lambda m, key=key: m.observables[key]) for key in self.observables}
+        )
+        self.datacollector.collect(self)
+        self.running = self.n_steps > 0
+
+    @property
+    def premises(self) -> mesa.agent.AgentSet:
+        return self.agents_by_type[Premise]
+
+    def step(self) -> None:
+        token = sample(self.current.log_p, self.rng.random(self.replicates))
+        self.token = token
+        self.surprisal = -self.current.log_mu[self.rows, token]
+        self.left = self.context.append(token)
+        self.premises.do("observe", token)
+        self.premises.do("forget", self.context.delete())
+        self._update()
+        self.datacollector.collect(self)
+        self.running = self.steps < self.n_steps
+
+    def _update(self) -> None:
+        """Bayes on the current windows, the next-token law, criteria and observables."""
+        states = np.stack([a.state for a in self.premise_agents], axis=1)
+        loglik = np.stack([a.log_likelihood for a in self.premise_agents], axis=1)
+        step = self.mixture.combine(states, loglik)
+        if step.impossible.any():
+            r = int(np.flatnonzero(step.impossible)[0])
+            raise ImpossibleWindow(
+                "", f"step {self.steps}, replicate {r}: the window '{self.compiled.label(self.context.window[r])}' "
+                "has probability 0 under every premise (deletion made the premises misread it); "
+                "give some premise a softmax floor (eps/slip) or change the deletion rule",
+            )
+        for s, agent in enumerate(self.premise_agents):
+            agent.log_amplitude = step.log_amplitude[:, s]
+        self.current = step
+        self.population = self.mixture.population_amplitudes(step.log_amplitude)
+        self.holding = self._criteria_hold()
+        first = self.holding & (self.absorbed_at < 0)
+        self.absorbed_at[first] = self.steps
+        if len(self.raster) <= self.n_steps:
+            self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
+        self.observables = self._observables()
+
+    def _criteria_hold(self) -> np.ndarray:
+        out = np.zeros((len(self.criteria), self.replicates), dtype=bool)
+        for i, c in enumerate(self.criteria):
+            if isinstance(c, WindowOnly) and self.token is not None:
+                out[i] = c.update(self.token, self.left)
+            elif isinstance(c, WindowOnly):
+                out[i] = c.outside == 0
+            else:
+                out[i] = c.holds(self.context.extended, self.population)
+        return out
+
+    def _observables(self) -> dict[str, float]:
+        obs: dict[str, float] = {}
+        for j, label in enumerate(self.mixture.labels):
+            column = self.population[:, j]
+            q10, q90 = np.quantile(column, [0.1, 0.9])
+            obs[f"{label}_mean"] = float(column.mean())
+            obs[f"{label}_q10"] = float(q10)
+            obs[f"{label}_q90"] = float(q90)
+        obs["entropy"] = float(entropy(self.current.log_p).mean())
+        obs["surprisal"] = float("nan") if self.surprisal is None else float(self.surprisal.mean())
+        obs["free_energy"] = float(self.current.free_energy.mean())
+        for i, c in enumerate(self.criteria):
+            obs[f"absorbed_{c.name}"] = float(np.mean(self.absorbed_at[i] >= 0))
+            obs[f"holding_{c.name}"] = float(np.mean(self.holding[i]))
+        return obs

@@ -1,0 +1,82 @@
+"""Figures of a run: population dynamics, absorption curves, and a raster of one window.
+
+Every function takes plain tables (what a run directory holds), so plots can be redrawn from
+files without re-running. Matplotlib's non-interactive Agg backend is used throughout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+
+def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path: Path) -> None:
+    """Mean amplitude per population label over steps, with the 10%–90% band over replicates."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label in labels:
+        line = ax.plot(steps.index, steps[f"{label}_mean"], label=label)[0]
+        ax.fill_between(steps.index, steps[f"{label}_q10"], steps[f"{label}_q90"], color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("step (tokens generated)")
+    ax.set_ylabel("amplitude (posterior of the premise)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{title}: population dynamics (mean, band = 10%–90% of replicates)")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def absorption_curves(curves: dict[str, list[float]], title: str, path: Path, exact: dict[str, list[float]] | None = None) -> None:
+    """Fraction of replicates absorbed at or before each step, per criterion (exact overlaid)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, curve in curves.items():
+        line = ax.step(np.arange(len(curve)), curve, where="post", label=f"{name} (simulated)")[0]
+        if exact and name in exact:
+            ax.plot(np.arange(len(exact[name])), exact[name], "--", color=line.get_color(), label=f"{name} (exact chain)")
+    if not curves:
+        ax.text(0.5, 0.5, "no absorption criteria in this scenario", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("step (tokens generated)")
+    ax.set_ylabel("fraction of replicates absorbed")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{title}: absorption curves")
+    if curves:
+        ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path) -> None:
+    """One replicate's window over time: x = step, y = position in the window, colour = token."""
+    names = tokens + [pad]
+    colours = plt.get_cmap("tab10" if len(tokens) <= 10 else "tab20")(np.arange(len(tokens)) % 20)
+    cmap = ListedColormap(np.vstack([colours, [[0.85, 0.85, 0.85, 1.0]]]))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.imshow(raster.T, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
+              origin="lower", extent=(-0.5, raster.shape[0] - 0.5, -0.5, raster.shape[1] - 0.5))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(names))]
+    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="token")
+    ax.set_xlabel("step (tokens generated)")
+    ax.set_ylabel("position in window (0 = oldest)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_plots(directory: Path, summary: dict, steps: pd.DataFrame, raster: np.ndarray, tokens: list[str], pad: str,
+              replicate: int, exact_curves: dict | None = None) -> None:
+    """All plots of a run directory."""
+    name = summary["scenario"]
+    labels = list(summary["populations"])
+    population_dynamics(steps, labels, name, directory / "populations.png")
+    curves = {k: v["curve"] for k, v in summary["absorption"].items()}
+    absorption_curves(curves, name, directory / "absorption.png", exact_curves)
+    window_raster(raster, tokens, pad, f"{name}: window of replicate {replicate} over time", directory / "raster.png")

@@ -1,0 +1,511 @@
+"""The scenario file format: pydantic models, loading, ``--set`` overrides, one-line errors.
+
+A scenario is a TOML file (read with :mod:`tomllib`) that declares a vocabulary ``T`` with a pad
+token ``N``, a context window of length ``k`` with its deletion rule, simulacra (automata),
+premises (mixture components ``mu_s`` with priors), populations of premises drawn from a
+template, and named absorption criteria. Every key is documented in ``docs/scenarios.md``;
+``ecology schema`` prints the JSON Schema generated from the models below.
+
+Validation happens in two passes: pydantic checks types and ranges, then :func:`check` checks
+the cross-references (tokens, states, cast members, labels). Either pass raises
+:class:`ScenarioError`, whose message is one line: ``FILE: field.path: what is wrong; fix``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+PROBABILITY_TOLERANCE = 1e-9
+
+
+class ScenarioError(ValueError):
+    """A scenario problem, reported to the user as one line naming the file and the field."""
+
+    def __init__(self, path: str, message: str, source: str | None = None):
+        self.path = path
+        self.message = message
+        self.source = source
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        field = f"{self.path}: " if self.path else ""
+        return f"{where}{field}{self.message}"
+
+    def located(self, source: str) -> "ScenarioError":
+        return ScenarioError(self.path, self.message, source)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Token = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Vocabulary(Strict):
+    """``tokens``: the tokens that can be generated, in order; ``pad``: fills short windows."""
+
+    tokens: list[Token] = Field(min_length=1)
+    pad: Token = "N"
+
+
+class Context(Strict):
+    """The window: length ``k``, deletion rule, and the prompt that starts it (after pads)."""
+
+    length: int = Field(ge=1, description="k, the number of tokens the window holds")
+    deletion: Literal["fifo", "none"] = Field(
+        "fifo",
+        description='"fifo": once full, each step deletes the oldest token; '
+        '"none": nothing is ever deleted (unbounded window)',
+    )
+    prompt: list[Token] = Field(default_factory=list)
+
+
+class Sampling(Strict):
+    """Sampling temperature: probabilities ``p^(1/T)`` renormalised; ``T = 0`` is greedy."""
+
+    temperature: float = Field(1.0, ge=0.0)
+
+
+class Run(Strict):
+    steps: int = Field(200, ge=0)
+    replicates: int = Field(1000, ge=1)
+    seed: int = 0
+
+
+class State(Strict):
+    """One automaton state: ``emit`` (token -> probability), ``on`` (observed token -> state)."""
+
+    emit: dict[str, Probability]
+    on: dict[str, str] = Field(default_factory=dict)
+
+
+class AutomatonSpec(Strict):
+    """A general simulacrum: named states, each with an emission law and transitions."""
+
+    kind: Literal["automaton"] = "automaton"
+    start: str
+    states: dict[str, State] = Field(min_length=1)
+
+
+class ConstantSpec(Strict):
+    """Prints ``token`` with probability ``1 - eps``; the other tokens share ``eps`` equally."""
+
+    kind: Literal["constant"]
+    token: Token
+    eps: Probability = 0.0
+
+
+class IidSpec(Strict):
+    """Prints tokens independently with the fixed probabilities ``probs``."""
+
+    kind: Literal["iid"]
+    probs: dict[str, Probability]
+
+
+class CoinSpec(Strict):
+    """A coin: ``heads`` with probability ``p``, ``tails`` with ``1 - p``."""
+
+    kind: Literal["coin"]
+    heads: Token
+    tails: Token
+    p: Probability = 0.5
+
+
+class CycleSpec(Strict):
+    """Recites ``sequence`` in a loop; slips to any other token with probability ``slip``.
+
+    On observing a token it moves to the position after that token's next occurrence in the
+    cycle (so it re-synchronises after a slip); tokens not in the cycle leave it in place.
+    """
+
+    kind: Literal["cycle"]
+    sequence: list[Token] = Field(min_length=1)
+    slip: Probability = 0.0
+
+
+class WaluigiSpec(Strict):
+    """Hides behind ``mask`` (probability ``p``) until ``reveal`` appears, then prints ``reveal``.
+
+    While hiding it prints ``mask`` with probability ``p`` and ``reveal`` with ``1 - p``. Once a
+    ``reveal`` token has been observed it prints ``reveal`` with probability ``1 - eps`` and the
+    other tokens share ``eps`` (a softmax floor).
+    """
+
+    kind: Literal["waluigi"]
+    mask: Token
+    reveal: Token
+    p: Probability = 0.9
+    eps: Probability = 0.0
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "automaton")
+    return getattr(value, "kind", "automaton")
+
+
+SimulacrumSpec = Annotated[
+    Union[
+        Annotated[AutomatonSpec, Tag("automaton")],
+        Annotated[ConstantSpec, Tag("constant")],
+        Annotated[IidSpec, Tag("iid")],
+        Annotated[CoinSpec, Tag("coin")],
+        Annotated[CycleSpec, Tag("cycle")],
+        Annotated[WaluigiSpec, Tag("waluigi")],
+    ],
+    Discriminator(_kind_of),
+]
+
+SIMULACRUM_KINDS = ("automaton", "constant", "iid", "coin", "cycle", "waluigi")
+PARAMETERISED_KINDS = {
+    "constant": ("eps",),
+    "coin": ("p",),
+    "cycle": ("slip",),
+    "waluigi": ("p", "eps"),
+}
+
+
+class Turns(Strict):
+    """How several cast members take turns: ``every = n`` tokens, or ``after = "<token>"``."""
+
+    every: int | None = Field(None, ge=1)
+    after: Token | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "Turns":
+        if (self.every is None) == (self.after is None):
+            raise ValueError("give exactly one of 'every' or 'after'")
+        return self
+
+
+class PremiseSpec(Strict):
+    """A premise: its prior, its cast (simulacrum names) and, for several, their turns."""
+
+    prior: float = Field(gt=0.0)
+    cast: list[str] = Field(min_length=1)
+    turns: Turns | None = None
+    population: str | None = Field(
+        None, description="label to aggregate amplitude under (default: the premise name)"
+    )
+
+
+class Distribution(Strict):
+    """Where a population's parameter comes from.
+
+    ``uniform`` (low, high), ``loguniform`` (low, high > 0), ``beta`` (a, b) or explicit
+    ``values`` (cycled through ``count`` members).
+    """
+
+    kind: Literal["uniform", "loguniform", "beta", "values"]
+    low: float | None = None
+    high: float | None = None
+    a: float | None = Field(None, gt=0.0)
+    b: float | None = Field(None, gt=0.0)
+    values: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "Distribution":
+        need = {
+            "uniform": ("low", "high"),
+            "loguniform": ("low", "high"),
+            "beta": ("a", "b"),
+            "values": ("values",),
+        }[self.kind]
+        missing = [name for name in need if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"{self.kind} needs {', '.join(missing)}")
+        if self.kind in ("uniform", "loguniform") and not self.low < self.high:
+            raise ValueError("needs low < high")
+        if self.kind == "loguniform" and self.low <= 0:
+            raise ValueError("loguniform needs low > 0")
+        if self.kind == "values" and not self.values:
+            raise ValueError("values must not be empty")
+        return self
+
+
+class PopulationSpec(Strict):
+    """``count`` premises built from ``template`` with ``parameter`` drawn from ``distribution``.
+
+    The members share the label (the table's name) and split ``prior`` equally. ``draw =
+    "quantiles"`` (default) takes the distribution's quantiles at ``(i + 1/2) / count``, which is
+    deterministic; ``"random"`` draws with the population's own ``seed``.
+    """
+
+    prior: float = Field(gt=0.0)
+    count: int = Field(ge=1)
+    template: SimulacrumSpec
+    parameter: str
+    distribution: Distribution
+    draw: Literal["quantiles", "random"] = "quantiles"
+    seed: int = 0
+
+
+class Criterion(Strict):
+    """An absorption criterion: exactly one of the forms below.
+
+    - ``window_only = [tokens]``: the window is full and its last ``k`` tokens are all in the set.
+    - ``population = "label"`` with ``above = x``: that label's amplitude exceeds ``x``.
+    - ``periodic = P``: the page-state equals the page-state ``d`` steps earlier for some
+      ``1 <= d <= P`` (absorbing states and short orbits).
+    """
+
+    window_only: list[Token] | None = Field(None, min_length=1)
+    population: str | None = None
+    above: Probability | None = None
+    periodic: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Criterion":
+        forms = [self.window_only is not None, self.population is not None, self.periodic is not None]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of 'window_only', 'population' or 'periodic'")
+        if self.population is not None and self.above is None:
+            raise ValueError("'population' needs 'above' (an amplitude threshold)")
+        if self.population is None and self.above is not None:
+            raise ValueError("'above' goes with 'population'")
+        return self
+
+    @property
+    def form(self) -> str:
+        if self.window_only is not None:
+            return "window_only"
+        return "population" if self.population is not None else "periodic"
+
+
+class Scenario(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    vocabulary: Vocabulary
+    context: Context
+    sampling: Sampling = Field(default_factory=Sampling)
+    run: Run = Field(default_factory=Run)
+    simulacra: dict[str, SimulacrumSpec] = Field(default_factory=dict)
+    premises: dict[str, PremiseSpec] = Field(default_factory=dict)
+    populations: dict[str, PopulationSpec] = Field(default_factory=dict)
+    absorption: dict[str, Criterion] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overrides and the cross-reference checks
+
+
+def _pydantic_error(err: ValidationError) -> ScenarioError:
+    first = err.errors()[0]
+    loc = [str(x) for x in first["loc"]]
+    # A tagged union inserts its tag after the simulacrum (or template) key: not a file key.
+    path = ".".join(
+        part
+        for i, part in enumerate(loc)
+        if not (part in SIMULACRUM_KINDS and i > 0 and (loc[i - 1] == "template" or loc[i - 2 : i - 1] == ["simulacra"]))
+    )
+    kind = first["type"]
+    msg = first["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        msg = "unknown key; see docs/scenarios.md or `ecology schema` for the keys allowed here"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind == "union_tag_invalid":
+        msg = (
+            f"unknown kind {first['input'].get('kind')!r}; use one of {', '.join(SIMULACRUM_KINDS)}"
+        )
+    return ScenarioError(path, msg)
+
+
+def parse_value(text: str) -> Any:
+    """Read an override value as TOML (``8``, ``0.5``, ``true``, ``"fifo"``, ``["F"]``); bare
+    words fall back to strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """Return a copy of the raw scenario table with each dotted path set to its value.
+
+    Paths may create keys that the file omits (``sampling.temperature``); whether the result is
+    valid is decided by the validation that follows.
+    """
+    data = copy.deepcopy(data)
+    for path, value in overrides.items():
+        keys = path.split(".")
+        if not all(keys):
+            raise ScenarioError(path, "empty key in dotted path (--set)")
+        node = data
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ScenarioError(
+                    ".".join(keys[: i + 1]), f"is a value, not a table: cannot set {path} (--set)"
+                )
+            node = child
+        if isinstance(node.get(keys[-1]), dict):
+            raise ScenarioError(path, "is a table; --set takes a path to a scalar or list")
+        node[keys[-1]] = value
+    return data
+
+
+def validate(data: dict) -> Scenario:
+    """Validate a raw table into a :class:`Scenario` (types, ranges, then cross-references)."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise _pydantic_error(err) from None
+    check(scenario)
+    return scenario
+
+
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ScenarioError("", "file not found", str(path)) from None
+    except IsADirectoryError:
+        raise ScenarioError("", "is a directory, not a scenario file", str(path)) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError("", f"not valid TOML: {err}", str(path)) from None
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, override and validate a scenario file; errors name the file."""
+    data = read_toml(path)
+    try:
+        return validate(apply_overrides(data, overrides or {}))
+    except ScenarioError as err:
+        raise err.located(str(path)) from None
+
+
+def to_table(scenario: Scenario) -> dict:
+    """The scenario as a plain table (for the resolved copy written next to results)."""
+    return scenario.model_dump(mode="json", exclude_none=True)
+
+
+def schema() -> dict:
+    return Scenario.model_json_schema()
+
+
+def check(s: Scenario) -> None:
+    """Cross-reference checks that pydantic's per-field validation cannot express."""
+    tokens = s.vocabulary.tokens
+    pad = s.vocabulary.pad
+    if len(set(tokens)) != len(tokens):
+        dup = next(t for t in tokens if tokens.count(t) > 1)
+        raise ScenarioError("vocabulary.tokens", f"token {dup!r} is listed twice")
+    if pad in tokens:
+        raise ScenarioError("vocabulary.pad", f"pad {pad!r} is also a token; choose a pad outside the vocabulary")
+    known = set(tokens)
+
+    def token(path: str, t: str, what: str = "token") -> None:
+        if t == pad:
+            raise ScenarioError(path, f"the pad {pad!r} is never generated or observed; use a vocabulary token")
+        if t not in known:
+            raise ScenarioError(path, f"unknown {what} {t!r}; the vocabulary is {tokens}")
+
+    for i, t in enumerate(s.context.prompt):
+        token(f"context.prompt[{i}]", t)
+
+    def law(path: str, probs: dict[str, float]) -> None:
+        for t in probs:
+            token(f"{path}.{t}", t)
+        total = sum(probs.values())
+        if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+            raise ScenarioError(path, f"probabilities sum to {total:.12g}, not 1")
+
+    def simulacrum(path: str, spec) -> None:
+        if isinstance(spec, AutomatonSpec):
+            if spec.start not in spec.states:
+                raise ScenarioError(f"{path}.start", f"unknown state {spec.start!r}; states are {list(spec.states)}")
+            for name, state in spec.states.items():
+                law(f"{path}.states.{name}.emit", state.emit)
+                for t, target in state.on.items():
+                    token(f"{path}.states.{name}.on.{t}", t)
+                    if target not in spec.states:
+                        raise ScenarioError(
+                            f"{path}.states.{name}.on.{t}",
+                            f"unknown state {target!r}; states are {list(spec.states)}",
+                        )
+        elif isinstance(spec, ConstantSpec):
+            token(f"{path}.token", spec.token)
+            if spec.eps > 0 and len(tokens) == 1:
+                raise ScenarioError(f"{path}.eps", "a floor needs at least two tokens in the vocabulary")
+        elif isinstance(spec, IidSpec):
+            law(f"{path}.probs", spec.probs)
+        elif isinstance(spec, CoinSpec):
+            token(f"{path}.heads", spec.heads)
+            token(f"{path}.tails", spec.tails)
+            if spec.heads == spec.tails:
+                raise ScenarioError(f"{path}.tails", "heads and tails must differ")
+        elif isinstance(spec, CycleSpec):
+            for i, t in enumerate(spec.sequence):
+                token(f"{path}.sequence[{i}]", t)
+            if spec.slip > 0 and len(tokens) == 1:
+                raise ScenarioError(f"{path}.slip", "a slip needs at least two tokens in the vocabulary")
+        elif isinstance(spec, WaluigiSpec):
+            token(f"{path}.mask", spec.mask)
+            token(f"{path}.reveal", spec.reveal)
+            if spec.mask == spec.reveal:
+                raise ScenarioError(f"{path}.reveal", "mask and reveal must differ")
+
+    for name, spec in s.simulacra.items():
+        simulacrum(f"simulacra.{name}", spec)
+
+    if not s.premises and not s.populations:
+        raise ScenarioError("premises", "no premises: declare at least one [premises.NAME] or [populations.NAME]")
+    labels: set[str] = set()
+    for name, premise in s.premises.items():
+        for i, member in enumerate(premise.cast):
+            if member not in s.simulacra:
+                raise ScenarioError(
+                    f"premises.{name}.cast[{i}]",
+                    f"unknown simulacrum {member!r}; declared simulacra are {list(s.simulacra)}",
+                )
+        if premise.turns is not None and premise.turns.after is not None:
+            token(f"premises.{name}.turns.after", premise.turns.after)
+        labels.add(premise.population or name)
+    for name, pop in s.populations.items():
+        path = f"populations.{name}"
+        simulacrum(f"{path}.template", pop.template)
+        kind = _kind_of(pop.template)
+        allowed = PARAMETERISED_KINDS.get(kind, ())
+        if pop.parameter not in allowed:
+            raise ScenarioError(
+                f"{path}.parameter",
+                f"{pop.parameter!r} is not a numeric parameter of kind {kind!r}; use one of {list(allowed)}",
+            )
+        d = pop.distribution
+        bounds = d.values if d.kind == "values" else [d.low, d.high] if d.kind != "beta" else []
+        if any(not 0.0 <= v <= 1.0 for v in bounds):
+            raise ScenarioError(f"{path}.distribution", f"{pop.parameter!r} is a probability: its values must lie in [0, 1]")
+        if name in s.premises:
+            raise ScenarioError(path, f"a premise is also named {name!r}; population names must differ from premise names")
+        labels.add(name)
+    for name, crit in s.absorption.items():
+        path = f"absorption.{name}"
+        if crit.window_only is not None:
+            for i, t in enumerate(crit.window_only):
+                token(f"{path}.window_only[{i}]", t)
+        if crit.population is not None and crit.population not in labels:
+            raise ScenarioError(f"{path}.population", f"unknown population label {crit.population!r}; labels are {sorted(labels)}")
+    if not math.isfinite(s.sampling.temperature):
+        raise ScenarioError("sampling.temperature", "must be finite")
