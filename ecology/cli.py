@@ -14,7 +14,7 @@ from pathlib import Path
 from . import scenario as scn
 
 
-class UsageError(Exception):
+class UsageError(scn.UserError):
     pass
 
 
@@ -110,12 +110,10 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .results import OutputExists
-
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (UsageError, scn.ScenarioError, OutputExists) as err:
+    except scn.UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -29,12 +29,21 @@ GREEDY_TIE = 1e-12  # log-probabilities within this of the maximum count as ties
 
 
 def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    """``log sum exp x`` along ``axis``; all ``-inf`` gives ``-inf`` (no warning, no NaN)."""
-    top = np.max(x, axis=axis, keepdims=True)
+    """``log sum exp x`` along ``axis``; all ``-inf`` gives ``-inf`` (no warning, no NaN).
+
+    The reduced axes here are short (premises, tokens) and the others long (replicates), so the
+    reduction runs as a loop of element-wise operations over the short axis.
+    """
+    slices = np.moveaxis(x, axis, 0)
+    top = slices[0].copy()
+    for part in slices[1:]:
+        np.maximum(top, part, out=top)
     safe = np.where(np.isfinite(top), top, 0.0)
+    total = np.zeros(top.shape)
+    for part in slices:
+        total += np.exp(part - safe)
     with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - safe), axis=axis, keepdims=True)) + safe
-    return np.squeeze(out, axis=axis)
+        return np.log(total) + safe
 
 
 def tempered(log_mu: np.ndarray, temperature: float) -> np.ndarray:
@@ -93,23 +102,24 @@ class Mixture:
         self.membership = np.array([[p.label == label for label in self.labels] for p in premises], dtype=float)
 
     def combine(self, states: np.ndarray, loglik: np.ndarray) -> Step:
-        """Bayes and mixing (module docstring) from each premise's final state and likelihood."""
-        log_joint = self.log_prior + loglik
-        log_z = logsumexp(log_joint, axis=1)
+        """Bayes and mixing (module docstring) from each premise's final state and likelihood.
+
+        ``states`` and ``loglik`` are premise-major, shape (S, R).
+        """
+        log_joint = self.log_prior[:, None] + loglik
+        log_z = logsumexp(log_joint, axis=0)
         with np.errstate(invalid="ignore"):
-            log_amp = log_joint - log_z[:, None]
-        terms = np.stack(
-            [p.automaton.emit_logp[states[:, s]] for s, p in enumerate(self.premises)], axis=1
-        )  # (R, S, V)
-        log_mu = logsumexp(log_amp[:, :, None] + terms, axis=1)
-        return Step(log_amp, log_mu, tempered(log_mu, self.temperature), -log_z)
+            log_amp = log_joint - log_z
+        terms = np.stack([log_amp[s][:, None] + p.automaton.emit_logp[states[s]] for s, p in enumerate(self.premises)])
+        log_mu = logsumexp(terms, axis=0)
+        return Step(log_amp.T, log_mu, tempered(log_mu, self.temperature), -log_z)
 
     def read(self, windows: np.ndarray) -> Step:
         """The mixture on arbitrary windows, each premise reading from scratch (exact analysis)."""
-        states = np.empty((len(windows), len(self.premises)), dtype=np.intp)
-        loglik = np.empty((len(windows), len(self.premises)))
+        states = np.empty((len(self.premises), len(windows)), dtype=np.intp)
+        loglik = np.empty((len(self.premises), len(windows)))
         for s, p in enumerate(self.premises):
-            states[:, s], loglik[:, s] = p.automaton.read(windows)
+            states[s], loglik[s] = p.automaton.read(windows)
         return self.combine(states, loglik)
 
     def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:

@@ -140,8 +140,8 @@ class EcologyModel(mesa.Model):
 
     def _update(self) -> None:
         """Bayes on the current windows, the next-token law, criteria and observables."""
-        states = np.stack([a.state for a in self.premise_agents], axis=1)
-        loglik = np.stack([a.log_likelihood for a in self.premise_agents], axis=1)
+        states = np.stack([a.state for a in self.premise_agents])
+        loglik = np.stack([a.log_likelihood for a in self.premise_agents])
         step = self.mixture.combine(states, loglik)
         if step.impossible.any():
             r = int(np.flatnonzero(step.impossible)[0])

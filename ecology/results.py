@@ -35,10 +35,10 @@ import tomli_w
 
 from . import plots
 from .model import RASTER_REPLICATES, EcologyModel
-from .scenario import Scenario, to_table
+from .scenario import Scenario, UserError, to_table
 
 
-class OutputExists(Exception):
+class OutputExists(UserError):
     """The requested output directory already exists (runs never overwrite)."""
 
 

@@ -32,7 +32,11 @@ from pydantic import (
 PROBABILITY_TOLERANCE = 1e-9
 
 
-class ScenarioError(ValueError):
+class UserError(Exception):
+    """An error caused by the user's input: reported as one line, exit status 2."""
+
+
+class ScenarioError(UserError, ValueError):
     """A scenario problem, reported to the user as one line naming the file and the field."""
 
     def __init__(self, path: str, message: str, source: str | None = None):
@@ -131,6 +135,8 @@ class CoinSpec(Strict):
 class CycleSpec(Strict):
     """Recites ``sequence`` in a loop; slips to any other token with probability ``slip``.
 
+    It may be entered anywhere (a deleted window can start mid-cycle): before its first token
+    it prints the cycle's distinct tokens with equal probability (other tokens share ``slip``).
     On observing a token it moves to the position after that token's next occurrence in the
     cycle (so it re-synchronises after a slip); tokens not in the cycle leave it in place.
     """

@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .scenario import (
     AutomatonSpec,
@@ -127,14 +126,19 @@ def compile_simulacrum(spec, tokens: list[str]) -> Machine:
     if isinstance(spec, CycleSpec):
         seq = [index[t] for t in spec.sequence]
         n = len(seq)
-        emit = np.stack([_floor(seq[q], spec.slip, size) for q in range(n)])
-        nxt = stay(n)
-        for q in range(n):
-            for t in set(seq):
-                # next occurrence of t at or after position q, then the position after it
-                d = next(d for d in range(n) if seq[(q + d) % n] == t)
-                nxt[q, t] = (q + d + 1) % n
-        return Machine(tuple(f"at{q}" for q in range(n)), emit, nxt, 0)
+        members = sorted(set(seq))
+        # state n is "not yet in phase": the first token read picks the phase
+        begin = np.full(size, spec.slip / (size - len(members)) if size > len(members) else 0.0)
+        begin[members] = (1.0 - spec.slip if size > len(members) else 1.0) / len(members)
+        emit = np.stack([_floor(seq[q], spec.slip, size) for q in range(n)] + [begin])
+        nxt = stay(n + 1)
+        for q in range(n + 1):
+            for t in members:
+                # the position after the next occurrence of t (from the cycle's start when not in phase)
+                at = 0 if q == n else q
+                d = next(d for d in range(n) if seq[(at + d) % n] == t)
+                nxt[q, t] = (at + d + 1) % n
+        return Machine(tuple(f"at{q}" for q in range(n)) + ("begin",), emit, nxt, n)
     if isinstance(spec, WaluigiSpec):
         emit = np.zeros((2, size))
         emit[0, index[spec.mask]] = spec.p
@@ -203,6 +207,8 @@ def population_values(pop: PopulationSpec) -> np.ndarray:
         return d.low + (d.high - d.low) * u
     if d.kind == "loguniform":
         return np.exp(np.log(d.low) + (np.log(d.high) - np.log(d.low)) * u)
+    from scipy import stats  # imported here: scipy.stats is slow to import
+
     return stats.beta(d.a, d.b).ppf(u)
 
 
