@@ -1,4 +1,4 @@
-"""The ``ecology`` command line: ``run``, ``validate``, ``schema``.
+"""The ``ecology`` command line: ``run``, ``analyze``, ``validate``, ``schema``.
 
 Every user error (bad scenario, bad flag, existing output directory) is one line on stderr and
 exit status 2, with no traceback.
@@ -60,6 +60,21 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def exact_overlay(s: scn.Scenario, max_states: int) -> dict | None:
+    """Exact absorption curves for ``run --exact``, or None (with a note) when out of reach."""
+    from .dynamics import compile_scenario
+    from .exact import build_chain, criterion_curves
+
+    try:
+        compiled = compile_scenario(s)
+        chain = build_chain(compiled, max_states)
+        curves = criterion_curves(compiled, chain, s.run.steps, max_states)
+    except scn.UserError as err:
+        print(f"note: no exact overlay: {err}", file=sys.stderr)
+        return None
+    return {name: c["absorbed"] for name, c in curves.items()}
+
+
 def cmd_run(args) -> int:
     from .results import fresh_directory, simulate, summarize, write_run
 
@@ -71,7 +86,10 @@ def cmd_run(args) -> int:
         raise err.located(args.file) from None
     summary = summarize(result)
     summary["output"] = str(target)
-    write_run(result, target, summary)
+    exact = exact_overlay(s, args.max_states) if args.exact else None
+    if exact is not None:
+        summary["exact"] = {name: {"curve": curve, "fraction": curve[-1]} for name, curve in exact.items()}
+    write_run(result, target, summary, exact)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -83,6 +101,135 @@ def cmd_run(args) -> int:
         print(f"  amplitude '{label}' at the end: mean {p['amplitude_final_mean']:.4f} "
               f"(10%-90%: {p['amplitude_final_q10']:.4f}-{p['amplitude_final_q90']:.4f})")
     return 0
+
+
+def cmd_analyze(args) -> int:
+    from .dynamics import compile_scenario
+    from .exact import analyze, build_chain
+    from .results import fresh_directory
+
+    s = scn.load(args.file, parse_sets(args.set))
+    out = fresh_directory(args.out, s.name) if args.out else None
+    export = fresh_directory(args.export, s.name) if args.export else None
+    try:
+        compiled = compile_scenario(s)
+        chain = build_chain(compiled, args.max_states)
+        report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain)
+    except scn.ScenarioError as err:
+        raise err.located(args.file) from None
+    if export:
+        write_export(export, chain, args.power)
+        report["export"] = str(export)
+    if out:
+        write_analysis(out, report, chain)
+        report["output"] = str(out)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_report(report, chain)
+    return 0
+
+
+POWER_EXPORT_LIMIT = 5000  # T^n is exported whole only for chains up to this many states
+
+
+def write_export(target: Path, chain, power: int | None) -> None:
+    import scipy.sparse as sp
+
+    from .results import write_atomically
+
+    def fill(d: Path) -> None:
+        sp.save_npz(d / "transition.npz", chain.chain.P)
+        (d / "states.txt").write_text("\n".join(chain.labels()) + "\n")
+        if power is not None and chain.chain.n_states <= POWER_EXPORT_LIMIT:
+            sp.save_npz(d / f"power_{power}.npz", chain.chain.power(power))
+
+    write_atomically(target, fill)
+
+
+NETWORK_LIMIT = 64  # the transition network is drawn for chains up to this many states
+
+
+def write_analysis(target: Path, report: dict, chain) -> None:
+    from . import plots
+    from .results import write_atomically
+
+    def fill(d: Path) -> None:
+        (d / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        name = report["scenario"]
+        plots.eigenvalue_plane(report["eigenvalues_complex"], name, d / "eigenvalues.png")
+        plots.stationary_mass(report["closed_classes"], name, d / "stationary.png")
+        if "curves" in report:
+            plots.exact_curves(report["curves"], name, d / "curves.png")
+        if chain.chain.n_states <= NETWORK_LIMIT:
+            plots.transition_network(chain.chain.P, chain.labels(), name, d / "network.png")
+
+    write_atomically(target, fill)
+
+
+MATRIX_PRINT_LIMIT = 16
+
+
+def print_matrix(title: str, M, labels: list[str]) -> None:
+    width = max(len(x) for x in labels)
+    print(f"{title} (row = from, column = to; columns in row order)")
+    for label, row in zip(labels, M.toarray()):
+        print(f"  {label:>{width}}  " + " ".join(f"{x:7.4f}" if x else "      ." for x in row))
+
+
+def print_report(r: dict, chain) -> None:
+    print(f"{r['scenario']}: {r['n_states']:,} page-states, {r['n_transitions']:,} transitions, "
+          f"initial window '{r['initial_state']}'")
+    print(f"closed classes ({len(r['closed_classes'])}):")
+    for i, c in enumerate(r["closed_classes"]):
+        what = f"absorbing state '{c['absorbing_state']}'" if c["absorbing_state"] else f"{c['size']:,} states"
+        print(f"  [{i}] {what}, period {c['period']}, probability of ending here {c['probability']:.6g}")
+        if c["states"] and not c["absorbing_state"]:
+            print("      " + " | ".join(c["states"]))
+        top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
+        print(f"      stationary (top): {top}")
+    print(f"expected steps until a closed class is entered: {r['expected_absorption_time']:.6g}")
+    print("largest eigenvalue moduli: " + ", ".join(f"{x:.6g}" for x in r["eigenvalues"]))
+    if "metastable" in r:
+        m = r["metastable"]
+        print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
+        for c in m["classes"]:
+            exit_time = "never (closed)" if c["exit_time"] is None else f"{c['exit_time']:.6g}"
+            print(f"  {c['size']:,} states, most likely '{c['likely_state']}', max escape per step "
+                  f"{c['max_escape']:.3g}, expected exit time from there {exit_time}")
+    if "curves" in r:
+        h = r["horizon"]
+        for name, c in r["curves"].items():
+            print(f"criterion '{name}' at t = {h}: holds {c['holding'][-1]:.6g}, held at or before {c['absorbed'][-1]:.6g}")
+    if chain.chain.n_states <= MATRIX_PRINT_LIMIT:
+        labels = chain.labels()
+        print_matrix("T", chain.chain.P, labels)
+        if "power" in r:
+            print_matrix(f"T^{r['power']['n']}", chain.chain.power(r["power"]["n"]), labels)
+    elif "power" in r:
+        top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r["power"]["from_initial"][:8])
+        print(f"T^{r['power']['n']} from the initial window (top): {top}")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {value}")
+    return value
 
 
 def build_parser() -> Parser:
@@ -97,7 +244,23 @@ def build_parser() -> Parser:
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
     p.add_argument("--out", help="output directory (must not exist); default runs/NAME-TIMESTAMP")
     p.add_argument("--json", action="store_true", help="print only the summary JSON")
+    p.add_argument("--exact", action="store_true", help="overlay the exact chain's absorption curves")
+    p.add_argument("--max-states", type=positive_int, default=200_000, help="state budget of --exact")
     p.set_defaults(func=cmd_run)
+
+    from .exact import DEFAULT_MAX_STATES
+
+    p = sub.add_parser("analyze", help="build the exact page-state Markov chain and analyse it")
+    p.add_argument("file")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES)
+    p.add_argument("--tolerance", type=probability, help="metastable classes: ignore transitions below this")
+    p.add_argument("--horizon", type=natural, help="exact criterion curves for t = 0 .. H")
+    p.add_argument("--power", type=natural, help="report (and export) T^n")
+    p.add_argument("--export", help="write transition.npz and states.txt to this new directory")
+    p.add_argument("--out", help="write report.json and plots to this new directory")
+    p.add_argument("--json", action="store_true", help="print only the report JSON")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("validate", help="check a scenario file")
     p.add_argument("file")

@@ -80,3 +80,80 @@ def run_plots(directory: Path, summary: dict, steps: pd.DataFrame, raster: np.nd
     curves = {k: v["curve"] for k, v in summary["absorption"].items()}
     absorption_curves(curves, name, directory / "absorption.png", exact_curves)
     window_raster(raster, tokens, pad, f"{name}: window of replicate {replicate} over time", directory / "raster.png")
+
+
+def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> None:
+    """The computed eigenvalues of T in the complex plane, with the unit circle."""
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    theta = np.linspace(0, 2 * np.pi, 400)
+    ax.plot(np.cos(theta), np.sin(theta), color="0.7", lw=1)
+    values = np.array(eigenvalues).reshape(-1, 2)
+    ax.scatter(values[:, 0], values[:, 1], zorder=3)
+    ax.set_xlabel("real part")
+    ax.set_ylabel("imaginary part")
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.1, 1.1)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_title(f"{title}: largest eigenvalues of T")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
+    """Stationary mass of the top page-states of each closed class (weighted by the
+    probability of ending in that class from the initial window)."""
+    rows = [(f"[{i}] {s['state']}", cls["probability"] * s["mass"]) for i, cls in enumerate(classes)
+            for s in cls["stationary_top"]]
+    rows.sort(key=lambda r: -r[1])
+    rows = rows[:20][::-1]
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(rows) + 1)))
+    ax.barh([r[0] for r in rows], [r[1] for r in rows])
+    ax.set_xlabel("long-run probability from the initial window ([i] = closed class i)")
+    ax.set_title(f"{title}: stationary mass of the top page-states")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def transition_network(P, labels: list[str], title: str, path: Path) -> None:
+    """The chain drawn as a directed graph with labelled states and edge probabilities."""
+    import networkx as nx
+
+    coo = P.tocoo()
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(P.shape[0]))
+    for i, j, p in zip(coo.row, coo.col, coo.data):
+        graph.add_edge(int(i), int(j), p=float(p))
+    size = max(6.0, 1.1 * np.sqrt(P.shape[0]) * 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    pos = nx.kamada_kawai_layout(graph) if P.shape[0] > 1 else {0: (0, 0)}
+    nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#cfe2f3", node_size=900)
+    compact = all(len(token) == 1 for label in labels for token in label.split())
+    names = {i: labels[i].replace(" ", "") if compact else labels[i].replace(" ", "\n") for i in graph}
+    nx.draw_networkx_labels(graph, pos, names, ax=ax, font_size=7)
+    nx.draw_networkx_edges(graph, pos, ax=ax, arrows=True, node_size=900, connectionstyle="arc3,rad=0.12")
+    nx.draw_networkx_edge_labels(graph, pos, {(i, j): f"{d['p']:.3g}" for i, j, d in graph.edges(data=True)},
+                                 ax=ax, font_size=6, connectionstyle="arc3,rad=0.12")
+    ax.set_title(f"{title}: transition network ({P.shape[0]} page-states, pads shown as the pad token)")
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def exact_curves(curves: dict, title: str, path: Path) -> None:
+    """Exact probability that each criterion holds at step t, and has held at or before t."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, c in curves.items():
+        line = ax.plot(c["absorbed"], label=f"{name}: held at or before t")[0]
+        ax.plot(c["holding"], ":", color=line.get_color(), label=f"{name}: holds at t")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("probability (exact chain)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{title}: exact absorption curves")
+    if curves:
+        ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,221 @@
+"""The exact page-state chain: closed forms, a peer (QuantEcon), hard numerics, and simulation."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from ecology.cli import main
+from ecology.dynamics import compile_scenario
+from ecology.exact import MarkovChain, analyze, build_chain, criterion_curves, gth, stationary
+from ecology.model import EcologyModel
+from ecology.scenario import validate
+
+from .conftest import SCENARIOS, table
+
+ALPHA, P = 0.9, 0.9
+
+
+def stay(n):
+    """P(F next | window of n F's), SCIENCE.md §4."""
+    return (ALPHA + (1 - ALPHA) * P ** (n + 1)) / (ALPHA + (1 - ALPHA) * P**n)
+
+
+def toy_chain(toy, k):
+    toy["context"]["length"] = k
+    compiled = compile_scenario(validate(toy))
+    return compiled, build_chain(compiled)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6])
+def test_toy_against_closed_forms(toy, k):
+    compiled, pc = toy_chain(toy, k)
+    labels = pc.labels()
+    index = {label: i for i, label in enumerate(labels)}
+    P_ = pc.chain.P
+    # pages of n F's (n < k, padded) move to n + 1 F's with the closed-form probability
+    for n in range(k):
+        page = " ".join(["N"] * (k - n) + ["F"] * n)
+        nxt = " ".join(["N"] * (k - n - 1) + ["F"] * (n + 1))
+        assert np.isclose(P_[index[page], index[nxt]], stay(n), rtol=1e-12)
+    all_f = " ".join(["F"] * k)
+    assert np.isclose(P_[index[all_f], index[all_f]], stay(k), rtol=1e-12)  # n >= k: constant
+    report = analyze(compiled, chain=pc)
+    # one closed class, the absorbing U^k, reached with probability 1: the seed's claim
+    assert len(report["closed_classes"]) == 1
+    assert report["closed_classes"][0]["absorbing_state"] == " ".join(["U"] * k)
+    assert np.isclose(report["closed_classes"][0]["probability"], 1.0)
+    assert report["stationary"] == [{"state": " ".join(["U"] * k), "mass": 1.0}]
+    # spectrum: 1 (U^k), stay(k) (the all-F self-loop), and 0 for the transient DAG of the rest
+    eig = report["eigenvalues"]
+    assert np.isclose(eig[0], 1.0) and np.isclose(eig[1], stay(k), rtol=1e-9)
+    assert np.allclose(eig[2:], 0.0, atol=1e-6)
+    # expected time: E[first U] = sum_{m<k} S(m) + S(k) / (1 - stay(k)), then k - 1 more steps
+    S = [ALPHA + (1 - ALPHA) * P**m for m in range(k + 1)]
+    expected = sum(S[:k]) + S[k] / (1 - stay(k)) + k - 1
+    assert np.isclose(report["expected_absorption_time"], expected, rtol=1e-9)
+
+
+def test_toy_state_count_and_power(toy):
+    compiled, pc = toy_chain(toy, 3)
+    assert pc.chain.n_states == 10  # N N N, N N F, N N U, N F F, N F U, N U U, F F F, F F U, F U U, U U U
+    T3 = pc.chain.power(3).toarray()
+    assert np.allclose(T3, np.linalg.matrix_power(pc.chain.P.toarray(), 3))
+    # after k steps every original token is gone: rows of T^k depend only on... the chain, not on pads
+    assert np.allclose(T3.sum(axis=1), 1.0)
+
+
+def random_chain(rng, n, density=0.3, periodic_blocks=False):
+    """A random sparse stochastic matrix, optionally with a deterministic cycle (periodic class)."""
+    M = rng.random((n, n)) * (rng.random((n, n)) < density)
+    if periodic_blocks:
+        cycle = n // 3
+        M[:cycle] = 0
+        for i in range(cycle):
+            M[i, (i + 1) % cycle] = 1.0  # a closed class of period `cycle`
+    M[M.sum(axis=1) == 0, -1] = 1.0
+    return M / M.sum(axis=1, keepdims=True)
+
+
+def peer_cases():
+    rng = np.random.default_rng(4)
+    cases = {}
+    for name, overrides in [("waluigi", {"context": {"length": 3}}), ("dog", {}), ("zeros", {"context": {"length": 4}}),
+                            ("waluigi_soft", {"context": {"length": 4}})]:
+        data = copy.deepcopy(table(name))
+        for section, values in overrides.items():
+            data[section].update(values)
+        cases[name] = build_chain(compile_scenario(validate(data))).chain.P.toarray()
+    for i in range(4):
+        cases[f"random{i}"] = random_chain(rng, 12 + 3 * i, periodic_blocks=bool(i % 2))
+    return cases
+
+
+PEER = peer_cases()
+
+
+@pytest.mark.parametrize("name", list(PEER))
+def test_agrees_with_quantecon(name):
+    qe = pytest.importorskip("quantecon")
+    dense = PEER[name]
+    ours = MarkovChain(sp.csr_matrix(dense))
+    theirs = qe.MarkovChain(dense)
+    ours_classes = sorted(tuple(c.tolist()) for c in ours.recurrent_classes)
+    their_classes = sorted(tuple(sorted(c.tolist())) for c in theirs.recurrent_classes)
+    assert ours_classes == their_classes
+    for members, period in zip(ours.recurrent_classes, ours.periods):
+        assert period == qe.MarkovChain(dense[np.ix_(members, members)]).period
+    theirs_pi = sorted((tuple(np.flatnonzero(pi > 0)), tuple(pi)) for pi in theirs.stationary_distributions)
+    ours_pi = sorted((tuple(np.flatnonzero(pi > 0)), tuple(pi)) for pi in ours.stationary_distributions)
+    for (s1, p1), (s2, p2) in zip(ours_pi, theirs_pi):
+        assert np.allclose(p1, p2, atol=1e-12)
+
+
+def nearly_decomposable(rng, blocks, size, coupling):
+    n = blocks * size
+    M = np.zeros((n, n))
+    for b in range(blocks):
+        sl = slice(b * size, (b + 1) * size)
+        M[sl, sl] = rng.random((size, size)) + 0.01
+    M /= M.sum(axis=1, keepdims=True)
+    for b in range(blocks):  # leave each block with probability `coupling` from one state
+        i = b * size
+        M[i] *= 1 - coupling
+        M[i, ((b + 1) % blocks) * size] += coupling
+    return M
+
+
+@pytest.mark.parametrize("coupling, method", [(1e-6, "dense"), (1e-8, "dense"), (1e-12, "dense"),
+                                              (1e-6, "sparse"), (1e-8, "sparse")])
+def test_nearly_decomposable_stationary_distributions(coupling, method):
+    """Escape probabilities down to 1e-12 (GTH, used for classes up to 400 states) and 1e-8
+    (sparse LU with refinement, used above that) agree with the dense reference to 1e-8."""
+    rng = np.random.default_rng(9)
+    M = nearly_decomposable(rng, blocks=4, size=25, coupling=coupling)
+    qe = pytest.importorskip("quantecon")
+    reference = qe.MarkovChain(M).stationary_distributions[0]
+    pi = stationary(sp.csr_matrix(M), method=method)
+    assert np.all(pi >= 0) and np.isclose(pi.sum(), 1.0, atol=1e-14)
+    assert np.allclose(pi, reference, atol=1e-8, rtol=0)
+    assert np.allclose(pi @ M, pi, atol=1e-12)
+    assert np.allclose(gth(M), reference, atol=1e-12)
+
+
+def test_exact_curves_match_simulation():
+    """Toy, soft toy (population criterion) and dog (periodic, extended chain) against 4000 replicates.
+
+    Each curve point is a binomial proportion over 4000 replicates (sd at most 0.0079); 5 sd.
+    """
+    for name, steps in [("waluigi", 150), ("waluigi_soft", 150), ("dog", 30)]:
+        data = copy.deepcopy(table(name))
+        data["run"].update(steps=steps, replicates=4000, seed=99)
+        s = validate(data)
+        compiled = compile_scenario(s)
+        curves = criterion_curves(compiled, build_chain(compiled), steps, 100_000)
+        model = EcologyModel(s)
+        while model.running:
+            model.step()
+        df = model.datacollector.get_model_vars_dataframe()
+        for c in compiled.criteria:
+            for kind, column in (("absorbed", f"absorbed_{c.name}"), ("holding", f"holding_{c.name}")):
+                exact = np.array(curves[c.name][kind])
+                sd = np.sqrt(exact * (1 - exact) / 4000)
+                assert np.all(np.abs(df[column].to_numpy() - exact) <= 5 * sd + 1e-9), (name, c.name, kind)
+
+
+def test_metastable_classes_of_the_soft_toy():
+    data = copy.deepcopy(table("waluigi_soft"))
+    data["context"]["length"] = 6
+    compiled = compile_scenario(validate(data))
+    report = analyze(compiled, tolerance=0.02)
+    # with floors nothing is strictly absorbing: one closed class holding every full window
+    assert len(report["closed_classes"]) == 1 and report["closed_classes"][0]["size"] == 2**6
+    meta = report["metastable"]["classes"]
+    likely = {m["likely_state"] for m in meta}
+    assert "U U U U U U" in likely and "F F F F F F" in likely
+    for m in meta:  # a single sticky page each: exit time = 1 / escape probability
+        assert len(meta) == 2 and 0 < m["max_escape"] < 0.02
+        assert np.isclose(m["exit_time"], 1 / m["max_escape"], rtol=1e-9)
+
+
+def test_cli_analyze_json_export_and_plots(tmp_path, capsys):
+    out, export = tmp_path / "out", tmp_path / "export"
+    code = main(["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=3", "--horizon", "20",
+                 "--power", "3", "--tolerance", "1e-4", "--json", "--out", str(out), "--export", str(export)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("n_states", "initial_state", "closed_classes", "expected_absorption_time", "stationary",
+                "eigenvalues", "metastable", "curves", "power"):
+        assert key in report
+    assert report["initial_state"] == "N N N"
+    P_ = sp.load_npz(export / "transition.npz")
+    states = (export / "states.txt").read_text().splitlines()
+    assert P_.shape == (10, 10) and len(states) == 10 and states[0] == "N N N"
+    assert np.allclose(np.asarray(P_.sum(axis=1)).ravel(), 1.0)
+    assert (export / "power_3.npz").is_file()
+    for name in ("report.json", "eigenvalues.png", "stationary.png", "curves.png", "network.png"):
+        assert (out / name).is_file(), name
+
+
+def test_cli_analyze_errors(tmp_path, capsys):
+    toy = str(SCENARIOS / "waluigi.toml")
+    assert main(["analyze", toy, "--max-states", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than 20 page-states" in err and "--max-states" in err
+    assert main(["analyze", toy, "--set", "context.deletion=none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "context.deletion" in err and "infinite" in err
+    assert main(["analyze", toy, "--tolerance", "2"]) == 2
+    assert "strictly between 0 and 1" in capsys.readouterr().err
+
+
+def test_run_exact_overlay(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(SCENARIOS / "waluigi.toml"), "--steps", "40", "--replicates", "500",
+                 "--exact", "--json", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    exact = summary["exact"]["revealed"]["curve"]
+    assert len(exact) == 41 and exact[0] == 0.0
+    assert abs(exact[-1] - summary["absorption"]["revealed"]["fraction"]) < 0.05
