@@ -13,8 +13,10 @@ probability of moving from page-state ``i`` to ``j`` in one step):
 - Each closed class ``C`` has a unique stationary distribution ``pi_C = pi_C P_CC``,
   ``sum pi_C = 1``; every stationary distribution of the chain is a mixture of these.
   Small classes are solved by the GTH algorithm (subtraction-free, accurate for nearly
-  decomposable chains); large ones by a sparse LU solve of
-  ``pi_R (I - P_RR) = P_{0R}`` with one state ``0`` of the class fixed to 1, then normalised.
+  decomposable chains); medium ones by a sparse LU solve of
+  ``pi_R (I - P_RR) = P_{0R}`` with one state ``0`` of the class fixed to 1, then normalised;
+  large ones (where LU fills in: page-state graphs are de Bruijn-like expanders) as the
+  dominant left eigenvector of ``P_CC`` by the implicitly restarted Arnoldi method (ARPACK).
 - From a transient start ``x``, with ``Q`` the transient-to-transient block, the expected visits
   are ``v = e_x (I - Q)^{-1}``; the expected time to enter a closed class is ``sum v`` and the
   probability of ending in closed class ``C`` is ``v P_{T,C} 1``.
@@ -46,7 +48,8 @@ from .dynamics import Compiled
 from .scenario import ScenarioError, UserError
 
 DEFAULT_MAX_STATES = 2_500_000
-DENSE_LIMIT = 400  # classes up to this size use dense GTH; larger ones sparse LU
+DENSE_LIMIT = 400  # classes up to this size use dense GTH,
+LU_LIMIT = 5000  # up to this size sparse LU, larger ones the Arnoldi method (LU fills in)
 DENSE_EIGEN_LIMIT = 1500
 
 
@@ -84,6 +87,13 @@ def stationary(P: sp.csr_matrix, method: str = "auto") -> np.ndarray:
         return np.ones(1)
     if method == "dense" or (method == "auto" and n <= DENSE_LIMIT):
         return gth(P.toarray())
+    if method == "arnoldi" or (method == "auto" and n > LU_LIMIT):
+        try:
+            _, vectors = spla.eigs(P.T.tocsr(), k=1, which="LM", v0=np.full(n, 1.0 / n), tol=0, maxiter=100 * n)
+        except spla.ArpackNoConvergence:
+            return stationary(P, "sparse")
+        pi = np.clip(np.real(vectors[:, 0]) * np.sign(np.real(vectors[:, 0]).sum()), 0.0, None)
+        return pi / pi.sum()
     # pi_R (I - P_RR) = pi_0 P_0R with pi_0 = 1, i.e. (I - P_RR)^T pi_R^T = P_0R^T
     rest = (sp.identity(n - 1, format="csc") - P[1:, 1:]).T.tocsc()
     rhs = P[0, 1:].toarray().ravel()
@@ -205,18 +215,32 @@ class MarkovChain:
         return 0.0 if visits is None else float(visits.sum())
 
     def eigenvalues(self, count: int = 6) -> np.ndarray:
-        """The ``count`` eigenvalues of largest modulus (complex), by decreasing modulus."""
-        n = self.n_states
-        if n <= DENSE_EIGEN_LIMIT:
-            values = np.linalg.eigvals(self.P.toarray())
-        else:
+        """The ``count`` eigenvalues of largest modulus (complex), by decreasing modulus.
+
+        Ordered by communication class, ``P`` is block triangular, so its spectrum is the union
+        of the spectra of the classes' diagonal blocks: a one-state class contributes ``P[i, i]``,
+        a small class its dense spectrum, a large one its ``count`` largest by ARPACK.
+        """
+        labels = self._classes[0]
+        sizes = np.bincount(labels)
+        single = sizes[labels] == 1
+        values = [self.P.diagonal()[single].astype(complex)]
+        order = np.argsort(labels, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        for c in np.flatnonzero(sizes > 1):
+            members = order[bounds[c] : bounds[c + 1]]
+            block = self.P[members][:, members]
+            if len(members) <= DENSE_EIGEN_LIMIT:
+                values.append(np.linalg.eigvals(block.toarray()))
+                continue
             try:
-                values = spla.eigs(self.P.T.tocsr(), k=min(count, n - 2), which="LM", return_eigenvectors=False,
-                                   tol=1e-10, maxiter=50 * n)
+                values.append(spla.eigs(block.T.tocsr(), k=min(count, len(members) - 2), which="LM",
+                                        ncv=min(len(members) - 1, max(4 * count, 60)), tol=1e-10,
+                                        v0=np.ones(len(members)), return_eigenvectors=False))
             except spla.ArpackNoConvergence as err:
-                values = err.eigenvalues
-        values = values[np.argsort(-np.abs(values), kind="stable")]
-        return values[:count]
+                values.append(err.eigenvalues)
+        values = np.concatenate(values)
+        return values[np.argsort(-np.abs(values), kind="stable")][:count]
 
     def propagate(self, start: int, steps: int) -> np.ndarray:
         """(steps + 1, n) distributions ``e_start P^t`` for t = 0 .. steps."""

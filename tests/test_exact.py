@@ -128,10 +128,11 @@ def nearly_decomposable(rng, blocks, size, coupling):
 
 
 @pytest.mark.parametrize("coupling, method", [(1e-6, "dense"), (1e-8, "dense"), (1e-12, "dense"),
-                                              (1e-6, "sparse"), (1e-8, "sparse")])
+                                              (1e-6, "sparse"), (1e-8, "sparse"), (1e-6, "arnoldi"),
+                                              (1e-8, "arnoldi")])
 def test_nearly_decomposable_stationary_distributions(coupling, method):
     """Escape probabilities down to 1e-12 (GTH, used for classes up to 400 states) and 1e-8
-    (sparse LU with refinement, used above that) agree with the dense reference to 1e-8."""
+    (sparse LU with refinement, and Arnoldi, used above that) agree with the dense reference to 1e-8."""
     rng = np.random.default_rng(9)
     M = nearly_decomposable(rng, blocks=4, size=25, coupling=coupling)
     qe = pytest.importorskip("quantecon")
