@@ -1,4 +1,4 @@
-"""The ``ecology`` command line: ``run``, ``analyze``, ``validate``, ``schema``.
+"""The ``ecology`` command line: ``run``, ``analyze``, ``sweep``, ``plot``, ``validate``, ``schema``.
 
 Every user error (bad scenario, bad flag, existing output directory) is one line on stderr and
 exit status 2, with no traceback.
@@ -211,6 +211,79 @@ def print_report(r: dict, chain) -> None:
         print(f"T^{r['power']['n']} from the initial window (top): {top}")
 
 
+def cmd_sweep(args) -> int:
+    import os
+
+    from . import sweep
+    from .results import fresh_directory
+
+    workers = args.workers or os.cpu_count() or 1
+    if args.resume:
+        if args.grid or args.file:
+            raise UsageError("--resume DIR takes the plan from DIR: give no FILE and no --grid")
+        target = Path(args.resume)
+        plan = sweep.load_plan(target)
+    else:
+        if not args.file:
+            raise UsageError("sweep: give a scenario FILE (or --resume DIR)")
+        grids = dict(sweep.parse_grid(g) for g in args.grid or [])
+        overrides = {path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps))
+                     if value is not None}
+        try:
+            plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, args.max_states)
+        except scn.ScenarioError as err:
+            raise err.located(args.file) from None
+        target = fresh_directory(args.out, f"sweep-{plan.name}")
+        sweep.start_directory(target, plan)
+    outcome = sweep.execute(target, plan, workers, args.scheduler, sys.stderr.isatty() and not args.json)
+    draw_sweep(target, plan)
+    if args.json:
+        print(json.dumps(outcome))
+    else:
+        print(f"sweep of {plan.name}: {outcome['done']}/{outcome['points']} points done "
+              f"({outcome['ran']} run now) -> {target}/results.csv")
+        for f in outcome["failed"]:
+            print(f"  failed point {f['index']} {f['params']}: {f['error']}")
+        if outcome["interrupted"]:
+            print(f"  interrupted ({outcome['interrupted']}): resume with  ecology sweep --resume {target}")
+    if outcome["interrupted"]:
+        return 130
+    return 1 if outcome["failed"] else 0
+
+
+def draw_sweep(directory: Path, plan) -> list[Path]:
+    import pandas as pd
+
+    from . import plots, sweep
+
+    rows = pd.read_csv(sweep.write_table(directory)) if sweep.finished_rows(directory) else pd.DataFrame()
+    return plots.sweep_plots(directory, rows, plan.grid, list(plan.base.get("absorption", {})),
+                             sweep.labels_of(plan.base), plan.name)
+
+
+def cmd_plot(args) -> int:
+    import pandas as pd
+
+    from . import plots, sweep
+
+    directory = Path(args.directory)
+    if (directory / "sweep.json").is_file():
+        written = draw_sweep(directory, sweep.load_plan(directory))
+        print(f"{directory}: redrew {len(written)} sweep plots")
+        return 0
+    if not (directory / "summary.json").is_file():
+        raise UsageError(f"{directory}: neither a run directory (summary.json) nor a sweep directory (sweep.json)")
+    summary = json.loads((directory / "summary.json").read_text())
+    table = scn.read_toml(directory / "scenario.toml")
+    steps = pd.read_csv(directory / "steps.csv", index_col="step")
+    raster = pd.read_csv(directory / "raster.csv", index_col="step").to_numpy()
+    exact = {k: v["curve"] for k, v in summary.get("exact", {}).items()} or None
+    plots.run_plots(directory, summary, steps, raster, table["vocabulary"]["tokens"],
+                    table["vocabulary"].get("pad", "N"), summary.get("raster_replicate", 0), exact)
+    print(f"{directory}: redrew the run plots")
+    return 0
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -261,6 +334,25 @@ def build_parser() -> Parser:
     p.add_argument("--out", help="write report.json and plots to this new directory")
     p.add_argument("--json", action="store_true", help="print only the report JSON")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("sweep", help="run a grid of scenario variants on all cores or a Dask cluster")
+    p.add_argument("file", nargs="?")
+    p.add_argument("--grid", action="append", metavar="PATH=VALUES",
+                   help="v1,v2,... or START:STOP:STEP or START:STOP:*FACTOR; several --grid form a product")
+    p.add_argument("--replicates", type=positive_int)
+    p.add_argument("--steps", type=natural)
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler, or 'local' to start one")
+    p.add_argument("--exact", action="store_true", help="add the exact chain's figures where it is small enough")
+    p.add_argument("--max-states", type=positive_int, default=200_000, help="state budget of --exact")
+    p.add_argument("--out", help="output directory (must not exist); default runs/sweep-NAME-TIMESTAMP")
+    p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep")
+    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="redraw the plots of a run or sweep directory")
+    p.add_argument("directory")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("validate", help="check a scenario file")
     p.add_argument("file")

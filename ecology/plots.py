@@ -6,6 +6,7 @@ files without re-running. Matplotlib's non-interactive Agg backend is used throu
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -157,3 +158,100 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _axis_values(values: list) -> tuple[np.ndarray, list[str], bool]:
+    """Positions, tick labels and whether to use a log axis for a swept parameter's values."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric:
+        x = np.array(values, dtype=float)
+        log = bool(np.all(x > 0) and x.max() / x.min() >= 8)
+        return x, [str(v) for v in values], log
+    return np.arange(len(values), dtype=float), [str(v) for v in values], False
+
+
+def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str]) -> list[tuple[str, str, str | None, str | None]]:
+    """(column, axis label, band low column, band high column) for each plotted metric."""
+    metrics = []
+    for c in criteria:
+        metrics.append((f"{c}_fraction", f"'{c}': fraction absorbed", f"{c}_fraction_lo", f"{c}_fraction_hi"))
+        metrics.append((f"{c}_time_mean", f"'{c}': mean absorption time (steps)", f"{c}_time_mean_lo", f"{c}_time_mean_hi"))
+    for label in labels:
+        metrics.append((f"{label}_amplitude_final_mean", f"'{label}': final mean amplitude", None, None))
+    return [m for m in metrics if m[0] in rows]
+
+
+def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], criteria: list[str], labels: list[str],
+                title: str) -> list[Path]:
+    """Plots chosen by the grid's shape: lines with 95% bands (one parameter), heatmaps (two),
+    faceted lines (more)."""
+    metrics = sweep_metrics(rows, criteria, labels)
+    params = list(grid)
+    written = []
+    if rows.empty or not metrics:
+        return written
+    if len(params) == 1:
+        p = params[0]
+        values = [v for v in grid[p] if v in set(rows[p])]
+        x, ticks, log = _axis_values(values)
+        fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.6 * len(metrics)), squeeze=False)
+        for ax, (col, name, lo, hi) in zip(axes[:, 0], metrics):
+            table = rows.set_index(p).reindex(values)
+            ax.plot(x, table[col], marker="o")
+            if lo:
+                ax.fill_between(x, table[lo], table[hi], alpha=0.25, label="95% interval")
+                ax.legend(loc="best", fontsize=8)
+            ax.set_ylabel(name, fontsize=8)
+            ax.set_xlabel(p)
+            if log:
+                ax.set_xscale("log")
+            ax.set_xticks(x, ticks)
+        fig.suptitle(f"{title}: sweep over {p}")
+        fig.tight_layout()
+        written.append(directory / "sweep.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    elif len(params) == 2:
+        p, q = params
+        for col, name, _, _ in metrics:
+            table = rows.pivot_table(index=q, columns=p, values=col, aggfunc="first").reindex(index=grid[q], columns=grid[p])
+            fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(grid[p]), 1.5 + 0.6 * len(grid[q])))
+            image = ax.imshow(table.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(grid[p])), [str(v) for v in grid[p]])
+            ax.set_yticks(range(len(grid[q])), [str(v) for v in grid[q]])
+            ax.set_xlabel(p)
+            ax.set_ylabel(q)
+            fig.colorbar(image, ax=ax, label=name)
+            ax.set_title(f"{title}: {name}", fontsize=9)
+            fig.tight_layout()
+            written.append(directory / f"heatmap_{col}.png")
+            fig.savefig(written[-1], dpi=110)
+            plt.close(fig)
+    else:
+        p, q, rest = params[0], params[1], params[2:]
+        facets = list(itertools.product(*(grid[r] for r in rest)))
+        x, ticks, log = _axis_values(grid[p])
+        for col, name, lo, hi in metrics:
+            fig, axes = plt.subplots(1, len(facets), figsize=(4 * len(facets), 3.4), squeeze=False, sharey=True)
+            for ax, facet in zip(axes[0], facets):
+                sub = rows
+                for r, v in zip(rest, facet):
+                    sub = sub[sub[r] == v]
+                for v in grid[q]:
+                    line = sub[sub[q] == v].set_index(p).reindex(grid[p])
+                    ax.plot(x, line[col], marker="o", label=f"{q} = {v}")
+                    if lo:
+                        ax.fill_between(x, line[lo], line[hi], alpha=0.15)
+                ax.set_title(", ".join(f"{r} = {v}" for r, v in zip(rest, facet)), fontsize=8)
+                ax.set_xlabel(p)
+                if log:
+                    ax.set_xscale("log")
+                ax.set_xticks(x, ticks)
+            axes[0, 0].set_ylabel(name, fontsize=8)
+            axes[0, -1].legend(fontsize=7, loc="best")
+            fig.suptitle(f"{title}: {name}")
+            fig.tight_layout()
+            written.append(directory / f"facets_{col}.png")
+            fig.savefig(written[-1], dpi=110)
+            plt.close(fig)
+    return written

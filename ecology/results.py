@@ -111,6 +111,7 @@ def summarize(result: RunResult) -> dict:
         "replicates": s.run.replicates,
         "seed": s.run.seed,
         "seconds": round(result.seconds, 3),
+        "raster_replicate": result.raster_replicate,
         "absorption": {name: absorption_stats(at, s.run.steps) for name, at in result.absorbed_at.items()},
         "populations": {
             label: {

@@ -295,6 +295,15 @@ class Criterion(Strict):
         return "population" if self.population is not None else "periodic"
 
 
+class SweepSpec(Strict):
+    """A study declared in the file: ``grid`` maps dotted paths to lists or range strings
+    (see ``ecology sweep``); ``replicates`` and ``steps`` override ``[run]`` for the sweep."""
+
+    grid: dict[str, list[Any] | str] = Field(default_factory=dict)
+    replicates: int | None = Field(None, ge=1)
+    steps: int | None = Field(None, ge=0)
+
+
 class Scenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -306,6 +315,7 @@ class Scenario(Strict):
     premises: dict[str, PremiseSpec] = Field(default_factory=dict)
     populations: dict[str, PopulationSpec] = Field(default_factory=dict)
     absorption: dict[str, Criterion] = Field(default_factory=dict)
+    sweep: SweepSpec | None = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,391 @@
+"""Parameter sweeps: grids of scenario overrides, run on all cores or on a Dask cluster.
+
+A sweep is the Cartesian product of one or more grids ``path = values`` over the dotted paths of
+a scenario. Each grid point is a full run (all replicates) and yields one row of the results
+table. Values are written as
+
+- ``v1,v2,...``: a list (each value read as TOML: ``8``, ``0.5``, ``"fifo"``, bare words as
+  strings);
+- ``START:STOP:STEP``: an arithmetic range, STOP included when reached (``0.1:0.9:0.2``);
+- ``START:STOP:*FACTOR``: a geometric range (``2:64:*2`` gives 2, 4, 8, 16, 32, 64).
+
+Reproducibility: a point's seed is derived from the scenario's ``run.seed`` and the point's
+parameters alone (SHA-256 of both), never from the order of the points or the worker, so
+a sweep gives identical rows with any number of workers and on Dask.
+
+Durability: the plan is written first (``sweep.json``), and each finished point at once, as
+``points/INDEX.json`` (written to a temporary name, then renamed). A point that raises is
+recorded in ``failed/INDEX.json`` with its error; an interrupted sweep keeps every finished
+point, and ``--resume DIR`` runs only the points that have no row yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .scenario import Scenario, ScenarioError, UserError, apply_overrides, parse_value, to_table, validate
+
+Z95 = 1.959963984540054
+
+
+# ---------------------------------------------------------------------------------------------
+# Grids
+
+
+def parse_values(text: str) -> list:
+    """Values of one grid (module docstring for the syntax)."""
+    text = text.strip()
+    parts = text.split(":")
+    if len(parts) == 3 and all(p.strip() for p in parts):
+        start, stop = parse_value(parts[0]), parse_value(parts[1])
+        step_text = parts[2].strip()
+        geometric = step_text.startswith("*")
+        step = parse_value(step_text[1:] if geometric else step_text)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, stop, step)):
+            raise UserError(f"range {text!r}: START, STOP and STEP must be numbers")
+        values = []
+        integral = all(isinstance(x, int) for x in (start, stop, step))
+        if geometric:
+            if not (start > 0 and step > 1 and stop >= start):
+                raise UserError(f"geometric range {text!r}: needs 0 < START <= STOP and FACTOR > 1")
+            x = start
+            while x <= stop * (1 + 1e-12):
+                values.append(x)
+                x = x * step
+        else:
+            if step == 0 or (stop - start) / step < 0:
+                raise UserError(f"range {text!r}: STEP must be non-zero and point from START to STOP")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            values = [start + i * step for i in range(count)]
+        return [int(v) if integral else round(float(v), 12) for v in values]
+    values = [parse_value(v) for v in text.split(",")]
+    if any(isinstance(v, str) and not v for v in values):
+        raise UserError(f"grid {text!r}: empty value")
+    return values
+
+
+def parse_grid(spec: str) -> tuple[str, list]:
+    """``path=values`` from ``--grid``."""
+    path, sep, values = spec.partition("=")
+    if not sep or not path.strip() or not values.strip():
+        raise UserError(f"--grid {spec!r}: expected dotted.path=values, e.g. --grid context.length=2:64:*2")
+    return path.strip(), parse_values(values)
+
+
+def grid_from_table(table: dict) -> dict[str, list]:
+    """The ``[sweep]`` table of a scenario file: ``grid = { "path" = [values] or "range" }``."""
+    grid = {}
+    for path, values in table.get("grid", {}).items():
+        try:
+            grid[path] = list(values) if isinstance(values, list) else parse_values(str(values))
+        except UserError as err:
+            raise ScenarioError(f"sweep.grid.{path}", str(err)) from None
+        if not grid[path]:
+            raise ScenarioError(f"sweep.grid.{path}", "no values")
+    return grid
+
+
+def labels_of(table: dict) -> list[str]:
+    """Population labels of a scenario table, in the order the mixture uses."""
+    labels = [spec.get("population") or name for name, spec in table.get("premises", {}).items()]
+    return list(dict.fromkeys(labels + list(table.get("populations", {}))))
+
+
+def point_seed(seed: int, params: dict[str, Any]) -> int:
+    """A 63-bit seed from the scenario seed and the point's parameters only."""
+    text = json.dumps([seed, sorted(params.items())], sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+@dataclass
+class Plan:
+    """Everything needed to run (or resume) a sweep."""
+
+    name: str
+    base: dict  # the scenario table with fixed overrides applied (no [sweep] table)
+    grid: dict[str, list]
+    points: list[dict]  # {"index", "params", "seed"}
+    exact: bool
+    max_states: int
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "base": self.base, "grid": self.grid, "points": self.points,
+                "exact": self.exact, "max_states": self.max_states}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Plan":
+        return cls(data["name"], data["base"], data["grid"], data["points"], data["exact"], data["max_states"])
+
+
+def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool, max_states: int) -> Plan:
+    """Validate the base scenario and every grid point before anything runs."""
+    table = dict(table)
+    sweep_table = table.pop("sweep", {}) or {}
+    grid = grid_from_table(sweep_table)
+    grid.update(grids)
+    if not grid:
+        raise UserError("no grid: give --grid path=values or a [sweep] table with grid = {...}")
+    fixed = {f"run.{k}": sweep_table[k] for k in ("replicates", "steps") if k in sweep_table}
+    fixed.update(overrides)
+    base = to_table(validate(apply_overrides(table, fixed)))
+    seed = base["run"]["seed"]
+    points = []
+    for index, combo in enumerate(itertools.product(*grid.values())):
+        params = dict(zip(grid, combo))
+        try:
+            validate(apply_overrides(base, params))
+        except ScenarioError as err:
+            raise ScenarioError(err.path, f"{err.message} (grid point {params})") from None
+        points.append({"index": index, "params": params, "seed": point_seed(seed, params)})
+    return Plan(base["name"], base, grid, points, exact, max_states)
+
+
+# ---------------------------------------------------------------------------------------------
+# One point
+
+
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def time_statistics(times: np.ndarray) -> dict:
+    """Mean with a normal 95% interval; median with the distribution-free order-statistic interval."""
+    n = len(times)
+    out = dict.fromkeys(("time_mean", "time_mean_lo", "time_mean_hi", "time_median", "time_median_lo",
+                         "time_median_hi"), math.nan)
+    if n == 0:
+        return out
+    mean = float(times.mean())
+    half = Z95 * float(times.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    ordered = np.sort(times)
+    lo = max(0, int(math.floor(n / 2 - Z95 * math.sqrt(n) / 2)))
+    hi = min(n - 1, int(math.ceil(n / 2 + Z95 * math.sqrt(n) / 2)))
+    out.update(time_mean=mean, time_mean_lo=mean - half, time_mean_hi=mean + half,
+               time_median=float(np.median(times)), time_median_lo=float(ordered[lo]),
+               time_median_hi=float(ordered[hi]))
+    return out
+
+
+def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
+    """Run one grid point; returns its row (parameters first, then figures)."""
+    from .results import simulate
+
+    scenario = validate(apply_overrides(base, {**point["params"], "run.seed": point["seed"]}))
+    result = simulate(scenario)
+    row: dict[str, Any] = {"point": point["index"], **point["params"], "seed": point["seed"]}
+    reps = scenario.run.replicates
+    for name, at in result.absorbed_at.items():
+        hit = at[at >= 0]
+        row[f"{name}_fraction"] = len(hit) / reps
+        row[f"{name}_fraction_lo"], row[f"{name}_fraction_hi"] = wilson(len(hit), reps)
+        row.update({f"{name}_{k}": v for k, v in time_statistics(hit.astype(float)).items()})
+    for label, amplitude in result.final_amplitudes.items():
+        row[f"{label}_amplitude_final_mean"] = float(amplitude.mean())
+    if exact:
+        row.update(exact_figures(scenario, max_states))
+    return row
+
+
+def exact_figures(scenario: Scenario, max_states: int) -> dict:
+    from .dynamics import compile_scenario
+    from .exact import analyze
+
+    try:
+        report = analyze(compile_scenario(scenario), max_states)
+    except UserError as err:
+        return {"exact_note": str(err)}
+    row = {"exact_n_states": report["n_states"], "exact_expected_absorption_time": report["expected_absorption_time"]}
+    for i, c in enumerate(report["closed_classes"]):
+        row[f"exact_class{i}"] = c["absorbing_state"] or f"{c['size']} states, period {c['period']}"
+        row[f"exact_class{i}_probability"] = c["probability"]
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a plan
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def start_directory(target: Path, plan: Plan) -> None:
+    """Create a sweep directory with its plan (the directory must not exist)."""
+    target.mkdir(parents=True)
+    (target / "points").mkdir()
+    (target / "failed").mkdir()
+    write_json_atomically(target / "sweep.json", plan.to_json())
+    import tomli_w
+
+    (target / "scenario.toml").write_text(tomli_w.dumps(plan.base))
+
+
+def load_plan(directory: Path) -> Plan:
+    try:
+        return Plan.from_json(json.loads((directory / "sweep.json").read_text()))
+    except FileNotFoundError:
+        raise UserError(f"{directory}: not a sweep directory (no sweep.json)") from None
+
+
+def finished_rows(directory: Path) -> list[dict]:
+    rows = [json.loads(p.read_text()) for p in (directory / "points").glob("*.json")]
+    return sorted(rows, key=lambda r: r["point"])
+
+
+def failures(directory: Path) -> list[dict]:
+    return sorted((json.loads(p.read_text()) for p in (directory / "failed").glob("*.json")), key=lambda r: r["index"])
+
+
+def write_table(directory: Path) -> Path:
+    """Assemble ``results.csv`` (one row per finished point, in grid order) atomically."""
+    import pandas as pd
+
+    path = directory / "results.csv"
+    tmp = path.with_name(f".results.csv.tmp-{os.getpid()}")
+    pd.DataFrame(finished_rows(directory)).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _raise_interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: bool) -> dict:
+    """Run the plan's missing points; finished rows go to disk as they complete."""
+    done = {r["point"] for r in finished_rows(directory)}
+    todo = [p for p in plan.points if p["index"] not in done]
+    for p in todo:
+        (directory / "failed" / f"{p['index']}.json").unlink(missing_ok=True)
+    bar = _progress(progress, len(plan.points), len(done))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    ran = 0
+
+    def finished(point: dict, row: dict | None, error: str | None) -> None:
+        nonlocal ran
+        if row is not None:
+            write_json_atomically(directory / "points" / f"{point['index']}.json", row)
+            ran += 1
+        else:
+            write_json_atomically(directory / "failed" / f"{point['index']}.json",
+                                  {"index": point["index"], "params": point["params"], "error": error})
+        if bar:
+            bar[0].advance(bar[1])
+
+    interrupted = None
+    try:
+        if scheduler:
+            _run_dask(plan, todo, scheduler, workers, finished)
+        elif workers == 1:
+            for point in todo:
+                try:
+                    row = run_point(plan.base, point, plan.exact, plan.max_states)
+                except Exception as err:  # a failing point is recorded, the sweep goes on
+                    finished(point, None, f"{type(err).__name__}: {err}")
+                else:
+                    finished(point, row, None)
+        else:
+            _run_processes(plan, todo, workers, finished)
+    except (KeyboardInterrupt, Interrupted) as err:
+        interrupted = str(err) or "KeyboardInterrupt"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if bar:
+            bar[0].stop()
+        write_table(directory)
+    fails = failures(directory)
+    return {"output": str(directory), "points": len(plan.points), "done": len(finished_rows(directory)),
+            "ran": ran, "failed": fails, "interrupted": interrupted}
+
+
+def _progress(enabled: bool, total: int, completed: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} pts/s"),
+                   TimeRemainingColumn(), transient=True)
+    task = bar.add_task("points", total=total, completed=completed)
+    bar.start()
+    return bar, task
+
+
+def _run_processes(plan: Plan, todo: list[dict], workers: int, finished) -> None:
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(run_point, plan.base, p, plan.exact, plan.max_states): p for p in todo}
+        try:
+            while pending:
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in ready:
+                    point = pending.pop(future)
+                    try:
+                        row = future.result()
+                    except BrokenProcessPool:
+                        finished(point, None, "BrokenProcessPool: a worker process died (killed or out of memory)")
+                    except Exception as err:
+                        finished(point, None, f"{type(err).__name__}: {err}")
+                    else:
+                        finished(point, row, None)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finished) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise UserError("--scheduler needs Dask: pip install 'simulacra-ecology[distributed]'") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
+    try:
+        client = Client(cluster if cluster else scheduler, timeout=30)
+    except OSError as err:
+        raise UserError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+    try:
+        futures = {client.submit(run_point, plan.base, p, plan.exact, plan.max_states, pure=False,
+                                 key=f"point-{p['index']}-{p['seed']}"): p for p in todo}
+        for future in as_completed(futures):
+            point = futures[future]
+            try:
+                row = future.result()
+            except Exception as err:
+                finished(point, None, f"{type(err).__name__}: {err}")
+            else:
+                finished(point, row, None)
+    finally:
+        client.close()
+        if cluster:
+            cluster.close()
