@@ -99,7 +99,7 @@ class Mixture:
         prior = np.array([p.prior for p in premises], dtype=float)
         self.log_prior = np.log(prior / prior.sum())
         self.labels = list(dict.fromkeys(p.label for p in premises))
-        self.membership = np.array([[p.label == label for label in self.labels] for p in premises], dtype=float)
+        self.members = [np.array([s for s, p in enumerate(premises) if p.label == label]) for label in self.labels]
 
     def combine(self, states: np.ndarray, loglik: np.ndarray) -> Step:
         """Bayes and mixing (module docstring) from each premise's final state and likelihood.
@@ -124,7 +124,8 @@ class Mixture:
 
     def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:
         """(R, labels): amplitude summed over the premises of each population label."""
-        return np.exp(log_amplitude) @ self.membership
+        amplitude = np.exp(log_amplitude)
+        return np.stack([amplitude[:, members].sum(axis=1) for members in self.members], axis=1)
 
 
 class SlidingReader:

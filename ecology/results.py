@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
-from . import plots
 from .model import RASTER_REPLICATES, EcologyModel
 from .scenario import Scenario, UserError, to_table
 
@@ -169,6 +168,8 @@ def write_atomically(target: Path, fill) -> Path:
 
 
 def write_run(result: RunResult, target: Path, summary: dict, exact_curves: dict | None = None) -> Path:
+    from . import plots
+
     def fill(d: Path) -> None:
         (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         result.steps.to_csv(d / "steps.csv")

@@ -302,6 +302,7 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
                                   {"index": point["index"], "params": point["params"], "error": error})
         if bar:
             bar[0].advance(bar[1])
+            bar[0].refresh()
 
     interrupted = None
     try:
@@ -334,17 +335,26 @@ def _progress(enabled: bool, total: int, completed: int):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # no refresh thread (auto_refresh=False): worker processes may be forked while it is shown
     bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} pts/s"),
-                   TimeRemainingColumn(), transient=True)
+                   TimeRemainingColumn(), transient=True, auto_refresh=False)
     task = bar.add_task("points", total=total, completed=completed)
     bar.start()
+    bar.refresh()
     return bar, task
 
 
 def _run_processes(plan: Plan, todo: list[dict], workers: int, finished) -> None:
+    """Worker processes are forked where the platform allows and no other thread runs (they
+    inherit the imported modules, which saves seconds of start-up per worker), spawned elsewhere."""
     import multiprocessing
+    import threading
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from . import results  # noqa: F401  (imported before forking, see above)
+
+    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    method = "fork" if forkable else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
         pending = {pool.submit(run_point, plan.base, p, plan.exact, plan.max_states): p for p in todo}
         try:
             while pending:

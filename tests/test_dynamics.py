@@ -113,6 +113,6 @@ def test_long_windows_stay_finite(toy):
 
 def test_population_amplitudes_sum_by_label():
     m = Mixture.__new__(Mixture)
-    m.membership = np.array([[1, 0], [0, 1], [0, 1]], dtype=float)
+    m.members = [np.array([0]), np.array([1, 2])]
     amps = m.population_amplitudes(np.log(np.array([[0.2, 0.3, 0.5]])))
     assert np.allclose(amps, [[0.2, 0.8]])

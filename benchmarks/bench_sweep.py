@@ -1,0 +1,41 @@
+"""Wall time of a 16-point sweep of the toy (2,000 replicates, 400 steps per point) with 1 and
+2 worker processes, and the ratio. Each configuration runs `ecology sweep` in a fresh process
+into a temporary directory, so process start-up and result writing are included.
+
+Usage: python benchmarks/bench_sweep.py [--workers 1 2] [--replicates 2000]
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOY = Path(__file__).resolve().parent.parent / "scenarios" / "waluigi.toml"
+GRID = ["--grid", "context.length=2:16:*2", "--grid", "premises.luigi.prior=0.5,0.7,0.9,0.99"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--replicates", type=int, default=2000)
+    args = parser.parse_args()
+    print(f"16-point sweep of waluigi.toml, {args.replicates} replicates x 400 steps per point")
+    times = {}
+    for w in args.workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ecology", "sweep", str(TOY), *GRID, "--replicates",
+                            str(args.replicates), "--workers", str(w), "--out", f"{tmp}/sweep", "--json"],
+                           check=True, stdout=subprocess.DEVNULL)
+            times[w] = time.perf_counter() - began
+        print(f"workers {w}: {times[w]:7.2f} s wall  ({16 / times[w]:.2f} points/s)")
+    base = min(times)
+    for w in args.workers:
+        if w != base:
+            print(f"speed-up {base} -> {w} workers: {times[base] / times[w]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
