@@ -325,7 +325,7 @@ class PageChain:
     windows: np.ndarray  # (n, memory + k) page-states (with ``memory`` deleted tokens first)
     chain: MarkovChain
     memory: int = 0
-    depth: int = 0  # breadth-first layers needed to reach every state
+    depth: int = 0  # the largest number of steps needed to reach a page-state from the initial one
     initial: int = 0  # states are numbered in breadth-first order from the initial window
 
     def label(self, i: int) -> str:
@@ -461,6 +461,7 @@ def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance:
         "n_states": mc.n_states,
         "n_transitions": int(mc.P.nnz),
         "initial_state": pc.label(x),
+        "depth": pc.depth,
         "closed_classes": classes,
         "expected_absorption_time": mc.expected_absorption_time(x),
         "stationary": None,

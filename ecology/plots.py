@@ -18,6 +18,12 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 
+def _save(fig, path: Path, dpi: int = 120) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path: Path) -> None:
     """Mean amplitude per population label over steps, with the 10%–90% band over replicates."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -29,9 +35,7 @@ def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"{title}: population dynamics (mean, band = 10%–90% of replicates)")
     ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def absorption_curves(curves: dict[str, list[float]], title: str, path: Path, exact: dict[str, list[float]] | None = None) -> None:
@@ -49,9 +53,7 @@ def absorption_curves(curves: dict[str, list[float]], title: str, path: Path, ex
     ax.set_title(f"{title}: absorption curves")
     if curves:
         ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path) -> None:
@@ -67,9 +69,7 @@ def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, p
     ax.set_xlabel("step (tokens generated)")
     ax.set_ylabel("position in window (0 = oldest)")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def run_plots(directory: Path, summary: dict, steps: pd.DataFrame, raster: np.ndarray, tokens: list[str], pad: str,
@@ -96,9 +96,7 @@ def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> 
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-1.1, 1.1)
     ax.set_title(f"{title}: largest eigenvalues of T")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
@@ -112,9 +110,7 @@ def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
     ax.barh([r[0] for r in rows], [r[1] for r in rows])
     ax.set_xlabel("long-run probability from the initial window ([i] = closed class i)")
     ax.set_title(f"{title}: stationary mass of the top page-states")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def transition_network(P, labels: list[str], title: str, path: Path) -> None:
@@ -138,9 +134,7 @@ def transition_network(P, labels: list[str], title: str, path: Path) -> None:
                                  ax=ax, font_size=6, connectionstyle="arc3,rad=0.12")
     ax.set_title(f"{title}: transition network ({P.shape[0]} page-states, pads shown as the pad token)")
     ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def exact_curves(curves: dict, title: str, path: Path) -> None:
@@ -155,9 +149,7 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     ax.set_title(f"{title}: exact absorption curves")
     if curves:
         ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _axis_values(values: list) -> tuple[np.ndarray, list[str], bool]:
@@ -207,10 +199,8 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 ax.set_xscale("log")
             ax.set_xticks(x, ticks)
         fig.suptitle(f"{title}: sweep over {p}")
-        fig.tight_layout()
         written.append(directory / "sweep.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        _save(fig, written[-1], dpi=110)
     elif len(params) == 2:
         p, q = params
         for col, name, _, _ in metrics:
@@ -223,10 +213,8 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
             ax.set_ylabel(q)
             fig.colorbar(image, ax=ax, label=name)
             ax.set_title(f"{title}: {name}", fontsize=9)
-            fig.tight_layout()
             written.append(directory / f"heatmap_{col}.png")
-            fig.savefig(written[-1], dpi=110)
-            plt.close(fig)
+            _save(fig, written[-1], dpi=110)
     else:
         p, q, rest = params[0], params[1], params[2:]
         facets = list(itertools.product(*(grid[r] for r in rest)))
@@ -250,8 +238,6 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
             axes[0, 0].set_ylabel(name, fontsize=8)
             axes[0, -1].legend(fontsize=7, loc="best")
             fig.suptitle(f"{title}: {name}")
-            fig.tight_layout()
             written.append(directory / f"facets_{col}.png")
-            fig.savefig(written[-1], dpi=110)
-            plt.close(fig)
+            _save(fig, written[-1], dpi=110)
     return written

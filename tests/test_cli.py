@@ -9,7 +9,7 @@ import tomli_w
 
 from ecology.cli import main
 
-from .conftest import SCENARIOS, table
+from .conftest import SCENARIOS, misread, table
 
 
 def write(tmp_path, data, name="bad.toml"):
@@ -142,13 +142,7 @@ def test_run_writes_everything_and_never_overwrites(tmp_path, capsys):
 
 
 def test_runtime_impossible_window_through_the_cli(tmp_path, capsys):
-    data = {
-        "name": "misread", "vocabulary": {"tokens": ["a", "b"]}, "context": {"length": 3},
-        "run": {"steps": 10, "replicates": 4},
-        "simulacra": {"alt": {"start": "x", "states": {"x": {"emit": {"a": 1.0}, "on": {"a": "y"}},
-                                                          "y": {"emit": {"b": 1.0}, "on": {"b": "x"}}}}},
-        "premises": {"alt": {"prior": 1.0, "cast": ["alt"]}},
-    }
+    data = misread()
     path = write(tmp_path, data)
     assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

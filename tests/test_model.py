@@ -9,7 +9,7 @@ import pytest
 from ecology.model import EcologyModel, ImpossibleWindow, Premise, Simulacrum
 from ecology.scenario import validate
 
-from .conftest import SCENARIOS, table
+from .conftest import SCENARIOS, misread, table
 
 
 def stay_all_f(n, alpha, p):
@@ -106,15 +106,7 @@ def test_datacollector_columns_and_absorption(toy):
 
 
 def test_runtime_impossible_window_names_window_step_and_replicate():
-    bad = {
-        "name": "misread",
-        "vocabulary": {"tokens": ["a", "b"]},
-        "context": {"length": 3},
-        "run": {"steps": 10, "replicates": 4},
-        "simulacra": {"alt": {"start": "x", "states": {"x": {"emit": {"a": 1.0}, "on": {"a": "y"}},
-                                                          "y": {"emit": {"b": 1.0}, "on": {"b": "x"}}}}},
-        "premises": {"alt": {"prior": 1.0, "cast": ["alt"]}},
-    }
+    bad = misread()
     m = EcologyModel(validate(bad))
     with pytest.raises(ImpossibleWindow, match=r"step 4, replicate 0: the window 'b a b'"):
         while m.running:

@@ -15,7 +15,7 @@ import tomli_w
 from ecology.cli import main
 from ecology.sweep import parse_values, point_seed
 
-from .conftest import SCENARIOS, table
+from .conftest import SCENARIOS, misread
 
 TOY = str(SCENARIOS / "waluigi.toml")
 SMALL = ["--replicates", "200", "--steps", "40"]
@@ -97,14 +97,7 @@ def test_identical_rows_with_one_worker_two_workers_and_dask(tmp_path, dask_clus
 
 
 def misread_scenario(tmp_path):
-    data = {
-        "name": "misread", "vocabulary": {"tokens": ["a", "b"]}, "context": {"length": 3},
-        "run": {"steps": 10, "replicates": 4},
-        "simulacra": {"alt": {"start": "x", "states": {"x": {"emit": {"a": 1.0}, "on": {"a": "y"}},
-                                                          "y": {"emit": {"b": 1.0}, "on": {"b": "x"}}}}},
-        "premises": {"alt": {"prior": 1.0, "cast": ["alt"]}},
-        "sweep": {"grid": {"run.steps": [2, 10]}},
-    }
+    data = {**misread(), "sweep": {"grid": {"run.steps": [2, 10]}}}
     path = tmp_path / "misread.toml"
     path.write_text(tomli_w.dumps(data))
     return path
