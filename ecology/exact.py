@@ -337,11 +337,27 @@ class PageChain:
     @cached_property
     def population_amplitudes(self) -> np.ndarray:
         """(n, labels) amplitude of each population label on each page-state."""
-        step = self.compiled.mixture.read(self.windows[:, self.memory :])
-        return self.compiled.mixture.population_amplitudes(step.log_amplitude)
+        mixture, windows = self.compiled.mixture, self.windows[:, self.memory :]
+        return np.concatenate([mixture.population_amplitudes(mixture.read(windows[i : i + CHUNK]).log_amplitude)
+                               for i in range(0, len(windows), CHUNK)])
 
     def holds(self, criterion) -> np.ndarray:
         return criterion.holds(self.windows, self.population_amplitudes)
+
+
+CHUNK = 32_768  # windows per call of the mixture while enumerating (bounds its temporaries)
+
+
+def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.ndarray:
+    """(rows, V) sampling law on page-states reached in ``depth`` steps; impossible ones are errors."""
+    step = compiled.mixture.read(windows)
+    if step.impossible.any():
+        bad = windows[np.flatnonzero(step.impossible)[0]]
+        raise ScenarioError(
+            "", f"the page-state '{compiled.label(bad)}', reachable in {depth} steps, has probability 0 under "
+            "every premise (deletion made the premises misread it); give some premise a softmax floor",
+        )
+    return np.exp(step.log_p)
 
 
 def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory: int = 0) -> PageChain:
@@ -360,7 +376,6 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     V = compiled.n_tokens
     base = V + 2
     start = np.concatenate([np.full(memory, V + 1), compiled.window]).astype(np.uint8 if base <= 256 else np.int32)
-    mixture = compiled.mixture
 
     known_keys = _keys(start[None], base)
     known_ids = np.array([0])
@@ -370,14 +385,8 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     sources, targets, probs = [], [], []
     depth = 0
     while len(frontier):
-        step = mixture.read(frontier[:, memory:])
-        if step.impossible.any():
-            bad = frontier[np.flatnonzero(step.impossible)[0], memory:]
-            raise ScenarioError(
-                "", f"the page-state '{compiled.label(bad)}', reachable in {depth} steps, has probability 0 under "
-                "every premise (deletion made the premises misread it); give some premise a softmax floor",
-            )
-        p = np.exp(step.log_p)
+        p = np.concatenate([next_token_law(compiled, frontier[i : i + CHUNK, memory:], depth)
+                            for i in range(0, len(frontier), CHUNK)])
         src, tok = np.nonzero(p > 0)
         succ = np.concatenate([frontier[src, 1:], tok[:, None].astype(frontier.dtype)], axis=1)
         keys = _keys(succ, base)
