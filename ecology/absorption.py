@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .context import repeats
 from .scenario import Criterion
 
 
@@ -57,15 +58,10 @@ class Periodic:
         self.memory = memory  # deleted-token columns before the page-state in ``extended``
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
-        rows, width = extended.shape
+        """On extended page-states (``fifo`` only; a window that never deletes never repeats)."""
         if not self.fifo:
-            return np.zeros(rows, dtype=bool)
-        m = self.memory
-        now = extended[:, m:]
-        out = np.zeros(rows, dtype=bool)
-        for d in range(1, self.period + 1):
-            out |= np.all(now == extended[:, m - d : width - d], axis=1)
-        return out
+            return np.zeros(len(extended), dtype=bool)
+        return repeats(extended, self.period, self.memory)
 
 
 def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], labels: list[str], length: int, deletion: str):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .absorption import build_criteria
-from .context import initial_window
+from .context import DeletionRule, after_reset, initial_window
 from .scenario import Scenario, ScenarioError
 from .simulacra import Automaton, Premise, build_premises
 
@@ -92,10 +92,11 @@ class Step:
 class Mixture:
     """Priors, emission tables and temperature of a scenario's premises."""
 
-    def __init__(self, premises: list[Premise], n_tokens: int, temperature: float):
+    def __init__(self, premises: list[Premise], n_tokens: int, temperature: float, reset: int | None = None):
         self.premises = premises
         self.n_tokens = n_tokens
         self.temperature = temperature
+        self.reset = reset  # premises read only what follows the last reset token
         prior = np.array([p.prior for p in premises], dtype=float)
         self.log_prior = np.log(prior / prior.sum())
         self.labels = list(dict.fromkeys(p.label for p in premises))
@@ -115,12 +116,19 @@ class Mixture:
         return Step(log_amp.T, log_mu, tempered(log_mu, self.temperature), -log_z)
 
     def read(self, windows: np.ndarray) -> Step:
-        """The mixture on arbitrary windows, each premise reading from scratch (exact analysis)."""
+        """The mixture on arbitrary windows, each premise reading from scratch: O(L)."""
+        states, loglik = self.likelihoods(windows)
+        return self.combine(states, loglik)
+
+    def likelihoods(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, R) final states and ``log mu_s(w)``, reading after the last reset token if any."""
+        if self.reset is not None:
+            windows = after_reset(windows, self.reset, self.n_tokens)
         states = np.empty((len(self.premises), len(windows)), dtype=np.intp)
         loglik = np.empty((len(self.premises), len(windows)))
         for s, p in enumerate(self.premises):
             states[s], loglik[s] = p.automaton.read(windows)
-        return self.combine(states, loglik)
+        return states, loglik
 
     def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:
         """(R, labels): amplitude summed over the premises of each population label."""
@@ -204,6 +212,7 @@ class Compiled:
     criteria: list
     memory: int  # deleted tokens that the criteria need to see (``periodic``)
     window: np.ndarray  # the initial page-state
+    rule: DeletionRule
 
     @property
     def n_tokens(self) -> int:
@@ -220,11 +229,12 @@ def compile_scenario(scenario: Scenario) -> Compiled:
     tokens = list(scenario.vocabulary.tokens)
     index = {t: i for i, t in enumerate(tokens)}
     premises = build_premises(scenario)
-    mixture = Mixture(premises, len(tokens), scenario.sampling.temperature)
     ctx = scenario.context
+    mixture = Mixture(premises, len(tokens), scenario.sampling.temperature, index.get(ctx.reset))
     criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length, ctx.deletion)
     window = initial_window([index[t] for t in ctx.prompt], ctx.length, len(tokens), ctx.deletion)
-    compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window)
+    rule = DeletionRule.of(ctx, index, len(tokens))
+    compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window, rule)
     if mixture.read(window[None]).impossible[0]:
         raise ScenarioError(
             "context.prompt",

@@ -367,11 +367,16 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     the ``periodic`` criterion); the next-token law reads only the page-state.
     """
     ctx = compiled.scenario.context
-    if ctx.deletion != "fifo":
+    if ctx.deletion == "none":
         raise ScenarioError(
             "context.deletion",
-            f"'{ctx.deletion}' never deletes, so every step makes a new, longer page-state and the chain is "
-            "infinite; analyze a finite window (deletion = \"fifo\")",
+            "'none' never deletes, so every step makes a new, longer page-state and the chain is "
+            "infinite; analyze a finite window (deletion = \"fifo\", \"block\" or \"message\")",
+        )
+    if memory and not compiled.rule.sliding:
+        raise ScenarioError(
+            "absorption", "exact curves of a 'periodic' criterion need deletion = \"fifo\" without a pinned prefix "
+            "(under other rules the page-state d steps earlier is not a function of the deleted tokens)",
         )
     V = compiled.n_tokens
     base = V + 2
@@ -388,7 +393,8 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
         p = np.concatenate([next_token_law(compiled, frontier[i : i + CHUNK, memory:], depth)
                             for i in range(0, len(frontier), CHUNK)])
         src, tok = np.nonzero(p > 0)
-        succ = np.concatenate([frontier[src, 1:], tok[:, None].astype(frontier.dtype)], axis=1)
+        grown = np.concatenate([frontier[src], tok[:, None].astype(frontier.dtype)], axis=1)
+        succ = grown[:, 1:] if compiled.rule.sliding else compiled.rule.apply(grown)
         keys = _keys(succ, base)
         sources.append(frontier_ids[src])
         targets.append(keys)

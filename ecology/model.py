@@ -21,8 +21,8 @@ from typing import Any
 import mesa
 import numpy as np
 
-from .absorption import WindowOnly
-from .context import Context
+from .absorption import Periodic, WindowOnly
+from .context import Context, after_reset
 from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
@@ -35,19 +35,27 @@ class ImpossibleWindow(ScenarioError):
 
 
 class Premise(mesa.Agent):
-    """A premise ``s``: per replicate, its automaton state and ``log mu_s(window)``."""
+    """A premise ``s``: per replicate, its automaton state and ``log mu_s(window)``.
+
+    Under ``fifo`` and ``none`` it keeps its likelihood with a :class:`SlidingReader` (O(1) per
+    step); under the other deletion rules, or with a reset token, it re-reads the window (O(k)).
+    """
 
     def __init__(self, model: "EcologyModel", spec: PremiseSpec):
         super().__init__(model)
         self.spec = spec
-        self.reader = SlidingReader(spec.automaton, model.context.window)
-        self.state, self.log_likelihood = self.reader.read()
+        self.reader = SlidingReader(spec.automaton, model.context.window) if model.sliding else None
+        self.forget(0)
         self.log_amplitude = np.zeros(model.replicates)
 
     def observe(self, tokens: np.ndarray) -> None:
-        self.reader.push(tokens)
+        if self.reader:
+            self.reader.push(tokens)
 
     def forget(self, count: int) -> None:
+        if not self.reader:
+            self.state, self.log_likelihood = self.spec.automaton.read(self.model.visible())
+            return
         if count:
             self.reader.pop(count, self.model.context.window)
         self.state, self.log_likelihood = self.reader.read()
@@ -100,8 +108,9 @@ class EcologyModel(mesa.Model):
         self.replicates = self.config.run.replicates
         self.mixture = self.compiled.mixture
         ctx = self.config.context
-        self.context = Context(self.compiled.window, self.replicates, ctx.length, ctx.deletion,
+        self.context = Context(self.compiled.window, self.replicates, self.compiled.rule,
                                self.compiled.n_tokens, self.compiled.memory)
+        self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
 
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
         for agent in self.premise_agents:
@@ -161,15 +170,23 @@ class EcologyModel(mesa.Model):
             self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
         self.observables = self._observables()
 
+    def visible(self) -> np.ndarray:
+        """What the premises read: the window after its last reset token (if any)."""
+        window = self.context.window
+        return window if self.mixture.reset is None else after_reset(window, self.mixture.reset, self.compiled.n_tokens)
+
     def _criteria_hold(self) -> np.ndarray:
         out = np.zeros((len(self.criteria), self.replicates), dtype=bool)
+        incremental = self.compiled.rule.sliding
         for i, c in enumerate(self.criteria):
-            if isinstance(c, WindowOnly) and self.token is not None:
+            if isinstance(c, WindowOnly) and incremental and self.token is not None:
                 out[i] = c.update(self.token, self.left)
-            elif isinstance(c, WindowOnly):
+            elif isinstance(c, WindowOnly) and incremental:
                 out[i] = c.outside == 0
+            elif isinstance(c, Periodic):
+                out[i] = self.context.repeats(c.period)
             else:
-                out[i] = c.holds(self.context.extended, self.population)
+                out[i] = c.holds(self.context.window, self.population)
         return out
 
     def _observables(self) -> dict[str, float]:

@@ -73,11 +73,17 @@ class Context(Strict):
     """The window: length ``k``, deletion rule, and the prompt that starts it (after pads)."""
 
     length: int = Field(ge=1, description="k, the number of tokens the window holds")
-    deletion: Literal["fifo", "none"] = Field(
+    deletion: Literal["fifo", "none", "block", "message"] = Field(
         "fifo",
         description='"fifo": once full, each step deletes the oldest token; '
-        '"none": nothing is ever deleted (unbounded window)',
+        '"none": nothing is ever deleted (unbounded window); '
+        '"block": once full, delete the oldest `block` tokens at once; '
+        '"message": once full, delete the oldest whole message (up to and including `delimiter`)',
     )
+    block: int | None = Field(None, ge=1, description='B, tokens deleted at once by "block"')
+    delimiter: Token | None = Field(None, description='the token that ends a message, for "message"')
+    pinned: int = Field(0, ge=0, description="the first m prompt tokens (a system prompt) are never deleted")
+    reset: Token | None = Field(None, description="an end-of-text token: premises read only what follows its last occurrence")
     prompt: list[Token] = Field(default_factory=list)
 
 
@@ -438,8 +444,20 @@ def check(s: Scenario) -> None:
         if t not in known:
             raise ScenarioError(path, f"unknown {what} {t!r}; the vocabulary is {tokens}")
 
-    for i, t in enumerate(s.context.prompt):
+    ctx = s.context
+    for i, t in enumerate(ctx.prompt):
         token(f"context.prompt[{i}]", t)
+    if ctx.deletion == "block" and ctx.block is None:
+        raise ScenarioError("context.block", 'deletion = "block" needs block = B (tokens deleted at once)')
+    if ctx.deletion == "block" and ctx.block > ctx.length - ctx.pinned:
+        raise ScenarioError("context.block", f"deletes more than the {ctx.length - ctx.pinned} deletable positions")
+    if ctx.deletion == "message" and ctx.delimiter is None:
+        raise ScenarioError("context.delimiter", 'deletion = "message" needs delimiter = "<token that ends a message>"')
+    for key in ("delimiter", "reset"):
+        if getattr(ctx, key) is not None:
+            token(f"context.{key}", getattr(ctx, key))
+    if ctx.pinned > len(ctx.prompt) or (ctx.pinned and ctx.pinned >= ctx.length):
+        raise ScenarioError("context.pinned", f"pins {ctx.pinned} tokens: needs a prompt at least that long and a longer window")
 
     def law(path: str, probs: dict[str, float]) -> None:
         for t in probs:

@@ -99,7 +99,7 @@ def test_bad_scenarios_fail_with_one_line(case, tmp_path, capsys):
 @pytest.mark.parametrize("sets, expected", [
     (["premises.luigi.prior=-1"], "premises.luigi.prior: Input should be greater than 0"),
     (["context.length=zero"], "context.length: Input should be a valid integer"),
-    (["context.deletion=sideways"], "context.deletion: Input should be 'fifo' or 'none'"),
+    (["context.deletion=sideways"], "context.deletion: Input should be 'fifo', 'none', 'block' or 'message'"),
     (["context=3"], "context: is a table"),
     (["novalue"], "--set 'novalue': expected dotted.path=value"),
 ])
