@@ -64,6 +64,13 @@ class DeletionRule:
         (what the simulator's O(1) sliding reader needs)."""
         return self.kind == "none" or (self.kind == "fifo" and self.pinned == 0)
 
+    def successor(self, windows: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The page-states after appending ``tokens`` (one per row) and deleting."""
+        grown = np.concatenate([windows, tokens[:, None].astype(windows.dtype)], axis=1)
+        if self.kind == "none":
+            return grown
+        return grown[:, 1:] if self.sliding else self.apply(grown)
+
     def apply(self, grown: np.ndarray) -> np.ndarray:
         """(R, k + 1) windows after an append -> (R, k) canonical windows after deletion."""
         rows, width = grown.shape
@@ -155,18 +162,23 @@ class Context:
         return self.buf[:, self.end - self.length - 1].copy()
 
     def delete(self) -> int:
-        """Apply the deletion rule after an append; return how many oldest tokens every replicate
-        deleted (-1 when replicates may differ: readers must then re-read)."""
+        """Apply the deletion rule after an append; return how many oldest positions every
+        replicate dropped (-1 when replicates may differ: readers must then re-read). Sets
+        ``deleted_tokens``, the (R,) number of real tokens (not pads) deleted."""
+        pad = self.before_start - 1
         if not self.rule.sliding:
             if self.memory:
                 self.history = ([self.array] + self.history)[: self.memory]
+            held = np.sum(self.grown < pad, axis=1)
             self.array, self.grown = self.rule.apply(self.grown), None
+            self.deleted_tokens = held - np.sum(self.array < pad, axis=1)
             return -1
+        count = 0
         if self.rule.kind == "fifo" and self.end - self.start > self.length:
             count = self.end - self.start - self.length
             self.start += count
-            return count
-        return 0
+        self.deleted_tokens = np.sum(self.buf[:, self.start - count : self.start] < pad, axis=1)
+        return count
 
     def repeats(self, period: int) -> np.ndarray:
         """Whether each page-state equals the one ``d`` steps earlier for some ``d <= period``."""

@@ -130,6 +130,23 @@ class Mixture:
             states[s], loglik[s] = p.automaton.read(windows)
         return states, loglik
 
+    def drift(self, windows: np.ndarray, step: Step, rule: DeletionRule) -> np.ndarray:
+        """(R, labels) exact expected one-step change of each population's amplitude (Remark 9):
+
+            drift_s(w) = sum_t p_T(t | w) alpha_s(w') - alpha_s(w),   w' = delete(append(w, t)).
+
+        With no deletion and T = 1 this is zero (conservation of expected evidence: amplitudes
+        are martingales); deletion removes evidence and makes it non-zero.
+        """
+        rows = len(windows)
+        expected = np.zeros((rows, len(self.labels)))
+        p = np.exp(step.log_p)
+        for t in range(self.n_tokens):
+            after = self.read(rule.successor(windows, np.full(rows, t)))
+            amplitude = np.nan_to_num(self.population_amplitudes(after.log_amplitude))
+            expected += p[:, t : t + 1] * amplitude
+        return expected - self.population_amplitudes(step.log_amplitude)
+
     def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:
         """(R, labels): amplitude summed over the premises of each population label."""
         amplitude = np.exp(log_amplitude)

@@ -124,6 +124,8 @@ class EcologyModel(mesa.Model):
         self.absorbed_at = np.full((len(self.criteria), self.replicates), -1)
         self.raster = []
         self.rows = np.arange(self.replicates)
+        self.credit = np.zeros((self.replicates, len(self.mixture.labels)))
+        self.deleted = np.zeros(self.replicates)
         self.token = self.left = self.surprisal = None
         self._update()
         self.datacollector = mesa.DataCollector(
@@ -140,9 +142,11 @@ class EcologyModel(mesa.Model):
         token = sample(self.current.log_p, self.rng.random(self.replicates))
         self.token = token
         self.surprisal = -self.current.log_mu[self.rows, token]
+        self.credit_token(token)
         self.left = self.context.append(token)
         self.premises.do("observe", token)
         self.premises.do("forget", self.context.delete())
+        self.deleted += self.context.deleted_tokens
         self._update()
         self.datacollector.collect(self)
         self.running = self.steps < self.n_steps
@@ -164,11 +168,20 @@ class EcologyModel(mesa.Model):
         self.current = step
         self.population = self.mixture.population_amplitudes(step.log_amplitude)
         self.holding = self._criteria_hold()
+        if self.config.run.drift:
+            self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule)
         first = self.holding & (self.absorbed_at < 0)
         self.absorbed_at[first] = self.steps
         if len(self.raster) <= self.n_steps:
             self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
         self.observables = self._observables()
+
+    def credit_token(self, token: np.ndarray) -> None:
+        """Token ledger: credit the printed token to premises by their responsibility
+        ``alpha_s mu_s(t | w) / mu(t | w)`` (it sums to 1 over premises), summed per population."""
+        log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents], axis=1)
+        log_mu = self.current.log_mu[self.rows, token][:, None]
+        self.credit += self.mixture.population_amplitudes(self.current.log_amplitude + log_emit - log_mu)
 
     def visible(self) -> np.ndarray:
         """What the premises read: the window after its last reset token (if any)."""
@@ -200,6 +213,12 @@ class EcologyModel(mesa.Model):
         obs["entropy"] = float(entropy(self.current.log_p).mean())
         obs["surprisal"] = float("nan") if self.surprisal is None else float(self.surprisal.mean())
         obs["free_energy"] = float(self.current.free_energy.mean())
+        obs["ledger_generated"] = float(self.steps)
+        obs["ledger_deleted"] = float(self.deleted.mean())
+        for j, label in enumerate(self.mixture.labels):
+            obs[f"credit_{label}"] = float(self.credit[:, j].mean())
+            if self.config.run.drift:
+                obs[f"drift_{label}"] = float(self.drift[:, j].mean())
         for i, c in enumerate(self.criteria):
             obs[f"absorbed_{c.name}"] = float(np.mean(self.absorbed_at[i] >= 0))
             obs[f"holding_{c.name}"] = float(np.mean(self.holding[i]))

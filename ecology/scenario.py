@@ -97,6 +97,7 @@ class Run(Strict):
     steps: int = Field(200, ge=0)
     replicates: int = Field(1000, ge=1)
     seed: int = 0
+    drift: bool = Field(False, description="record the exact expected one-step amplitude change (costs V re-reads per step)")
 
 
 class State(Strict):
