@@ -149,8 +149,8 @@ class Mixture:
 
     def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:
         """(R, labels): amplitude summed over the premises of each population label."""
-        amplitude = np.exp(log_amplitude)
-        return np.stack([amplitude[:, members].sum(axis=1) for members in self.members], axis=1)
+        amplitude = np.exp(log_amplitude.T)  # premise-major: each premise's row is contiguous
+        return np.stack([amplitude[members].sum(axis=0) for members in self.members], axis=1)
 
 
 class SlidingReader:

@@ -179,9 +179,9 @@ class EcologyModel(mesa.Model):
     def credit_token(self, token: np.ndarray) -> None:
         """Token ledger: credit the printed token to premises by their responsibility
         ``alpha_s mu_s(t | w) / mu(t | w)`` (it sums to 1 over premises), summed per population."""
-        log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents], axis=1)
-        log_mu = self.current.log_mu[self.rows, token][:, None]
-        self.credit += self.mixture.population_amplitudes(self.current.log_amplitude + log_emit - log_mu)
+        log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents])
+        log_mu = self.current.log_mu[self.rows, token]
+        self.credit += self.mixture.population_amplitudes((self.current.log_amplitude.T + log_emit - log_mu).T)
 
     def visible(self) -> np.ndarray:
         """What the premises read: the window after its last reset token (if any)."""
