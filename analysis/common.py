@@ -1,0 +1,76 @@
+"""Shared helpers of the studies: scenarios from `scenarios/` with overrides, runs through the
+Python API, figures with labelled axes, and the record each study returns to the report."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ecology.dynamics import compile_scenario  # noqa: E402
+from ecology.exact import analyze, build_chain  # noqa: E402
+from ecology.model import EcologyModel  # noqa: E402
+from ecology.scenario import apply_overrides, read_toml, validate  # noqa: E402
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@dataclass
+class Study:
+    """What a study hands to the report: a finding in one sentence, figures, a table."""
+
+    number: int
+    title: str
+    finding: str
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (file name, caption)
+    table: list[dict] = field(default_factory=list)
+    notes: str = ""
+
+
+def scenario(name: str, **overrides):
+    """A shipped scenario with dotted-path overrides (``context__length=4`` or a dict)."""
+    table = read_toml(SCENARIOS / f"{name}.toml")
+    return validate(apply_overrides(table, {k.replace("__", "."): v for k, v in overrides.items()}))
+
+
+def from_table(table: dict):
+    return validate(copy.deepcopy(table))
+
+
+def simulate(s):
+    """Run a scenario; returns the model (agents, absorbed_at) and its per-step table."""
+    model = EcologyModel(s)
+    while model.running:
+        model.step()
+    return model, model.datacollector.get_model_vars_dataframe()
+
+
+def chain(s, max_states: int = 400_000):
+    compiled = compile_scenario(s)
+    return compiled, build_chain(compiled, max_states)
+
+
+def report(s, **kwargs) -> dict:
+    compiled, pc = chain(s)
+    return analyze(compiled, chain=pc, **kwargs)
+
+
+def figure(out: Path, name: str, draw, size=(7, 4.2)) -> str:
+    fig, ax = plt.subplots(figsize=size)
+    draw(fig, ax)
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def fmt(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "∞" if x is not None and np.isinf(x) else "—"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)

@@ -1,0 +1,48 @@
+"""Study 1 — Deletion matters (Remark 1): the toy with `none` versus `fifo`.
+
+With an unbounded window the process is the Bayesian mixture itself: a waluigi is revealed only
+if the waluigi premise was "the truth", so P(revealed by step N) = (1 - alpha)(1 - p^(N - k + 1))
+(the criterion needs the last k tokens to be U) tends to the prior 1 - alpha. With a finite
+window, deletion forgets the evidence for luigi and the probability tends to 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common import Study, figure, fmt, report, scenario, simulate
+
+
+def run(out, quick: bool) -> Study:
+    steps, reps = (300, 1000) if quick else (1500, 4000)
+    alpha, p, k = 0.9, 0.9, 8
+    curves, rows = {}, []
+    for deletion in ("none", "fifo"):
+        s = scenario("waluigi", run__steps=steps, run__replicates=reps, context__deletion=deletion)
+        _, df = simulate(s)
+        curves[deletion] = df["absorbed_revealed"].to_numpy()
+    n = np.arange(steps + 1)
+    closed = np.where(n >= k, (1 - alpha) * (1 - p ** np.maximum(n - k + 1, 0)), 0.0)
+    exact = np.array(report(scenario("waluigi", context__deletion="fifo"), horizon=steps)["curves"]["revealed"]["absorbed"])
+    for t in sorted({10, 50, 100, steps // 2, steps}):
+        rows.append({"step": t, "none (simulated)": fmt(curves["none"][t]), "none (closed form)": fmt(closed[t]),
+                     "fifo (simulated)": fmt(curves["fifo"][t]), "fifo (exact chain)": fmt(exact[t])})
+
+    def draw(fig, ax):
+        ax.plot(n, curves["none"], label="deletion = none (simulated)")
+        ax.plot(n, closed, "--", label="none: (1-α)(1-p^(N-k+1)) → 1-α")
+        ax.plot(n, curves["fifo"], label="deletion = fifo (simulated)")
+        ax.plot(n, exact, ":", label="fifo: exact chain")
+        ax.set_xlabel("step N (tokens generated)")
+        ax.set_ylabel("P(waluigi revealed: last k tokens all U)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8)
+
+    name = figure(out, "s01_deletion.png", draw)
+    finding = (f"With an unbounded window the waluigi is revealed with probability {fmt(curves['none'][-1], 3)} "
+               f"after {steps} steps, its prior 1-α = {1 - alpha:g} (closed form {fmt(closed[-1], 3)}); "
+               f"with a finite window (k = {k}, fifo) it is {fmt(curves['fifo'][-1], 3)} and tends to 1 "
+               f"(exact chain: {fmt(exact[-1], 3)}).")
+    return Study(1, "Deletion matters (Remark 1)", finding,
+                 [(name, f"Fraction of {reps} replicates revealed by step N, toy (α = 0.9, p = 0.9, k = 8), "
+                         "under no deletion and fifo deletion, with the closed form and the exact chain.")], rows)

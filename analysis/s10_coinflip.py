@@ -1,0 +1,58 @@
+"""Study 10 — Semiotic coin flip: a mixture of fair coins and repeaters latches onto a run after
+a few identical tokens. A repeater prints the token it last saw with probability q (its first
+token is fair). Latching probability = P(next token continues the run | a run of n identical
+tokens), read exactly from the mixture, and checked by simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common import Study, figure, fmt, from_table, simulate
+
+Q = 0.95
+
+
+def table(k: int) -> dict:
+    repeater = {"start": "fresh", "states": {
+        "fresh": {"emit": {"H": 0.5, "T": 0.5}, "on": {"H": "sawH", "T": "sawT"}},
+        "sawH": {"emit": {"H": Q, "T": 1 - Q}, "on": {"T": "sawT"}},
+        "sawT": {"emit": {"H": 1 - Q, "T": Q}, "on": {"H": "sawH"}}}}
+    return {"name": "semiotic", "vocabulary": {"tokens": ["H", "T"]}, "context": {"length": k},
+            "run": {"steps": 200, "replicates": 2000, "seed": 10},
+            "simulacra": {"coin": {"kind": "coin", "heads": "H", "tails": "T", "p": 0.5}, "repeater": repeater},
+            "premises": {"fair": {"prior": 0.9, "cast": ["coin"]}, "repeater": {"prior": 0.1, "cast": ["repeater"]}},
+            "absorption": {"latched": {"population": "repeater", "above": 0.99}}}
+
+
+def run(out, quick: bool) -> Study:
+    from ecology.dynamics import compile_scenario
+
+    k = 12
+    s = from_table(table(k))
+    compiled = compile_scenario(s)
+    ns = np.arange(0, k + 1)
+    windows = np.array([[2] * (k - n) + [0] * n for n in ns])  # pads then a run of n H's
+    step = compiled.mixture.read(windows)
+    latch = np.exp(step.log_p[:, 0])
+    latch[0] = np.nan  # no run yet
+    model, df = simulate(s)
+    rows = [{"run length n": int(n), "P(continue | run of n)": fmt(float(latch[n]), 5),
+             "repeater amplitude": fmt(float(np.exp(step.log_amplitude[n, 1])), 5)} for n in ns[1:]]
+    n_half = int(ns[1:][np.argmax(latch[1:] > 0.75)])
+
+    def draw(fig, ax):
+        ax.plot(ns[1:], latch[1:], marker="o", label="P(next token continues the run)")
+        ax.plot(ns, np.exp(step.log_amplitude[:, 1]), marker="s", label="repeater amplitude")
+        ax.set_xlabel("run length n (identical tokens at the end of the window)")
+        ax.set_ylabel("probability")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8)
+
+    name = figure(out, "s10_coinflip.png", draw)
+    finding = (f"With 90% fair coins and 10% repeaters (q = {Q}), a run of 1 continues with probability "
+               f"{fmt(float(latch[1]), 3)}, a run of {n_half} already with {fmt(float(latch[n_half]), 3)} and a run of {k} with "
+               f"{fmt(float(latch[k]), 4)}: the mixture latches; {fmt(float(df['absorbed_latched'].iloc[-1]), 3)} of "
+               f"replicates made the repeater certain (> 0.99) within {s.run.steps} steps.")
+    return Study(10, "Semiotic coin flip", finding,
+                 [(name, "Exact probability that a run of n identical tokens continues, and the repeater's amplitude "
+                         "on such a window (k = 12).")], rows)

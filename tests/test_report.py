@@ -1,0 +1,20 @@
+"""The studies build into a report (quick mode, as in CI)."""
+
+import re
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_quick_report_builds_every_study(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "report.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (tmp_path / "REPORT.md").read_text()
+    sections = re.findall(r"^## (\d+)\. ", text, flags=re.M)
+    assert sections == [str(i) for i in range(1, 11)]
+    assert text.count("**Finding.**") == 10
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", text):
+        assert (tmp_path / figure).is_file(), figure
+    assert "nan" not in text.lower().replace("nans", "")
