@@ -1,5 +1,5 @@
 """Study 7 — Decomposition is not unique (Remark 10). "Alice tosses a coin": written as three
-premises (a fair coin and two biased coins) and as one premise whose automaton counts heads and
+premises (scenarios/alice_coins.toml: a fair coin and two biased coins) and as one premise whose automaton counts heads and
 tails and prints the same posterior predictive. The token dynamics are identical (the exact
 transition matrices agree to rounding); the amplitude stories differ (one premise always has
 amplitude 1)."""
@@ -10,42 +10,29 @@ import itertools
 
 import numpy as np
 
-from common import Study, chain, figure, fmt, from_table, simulate
+from common import SCENARIOS, Study, chain, figure, fmt, from_table, simulate
+from ecology.scenario import read_toml
 
-K = 6
-COINS = {"fair": (0.5, 0.5), "heads_biased": (0.8, 0.25), "tails_biased": (0.2, 0.25)}  # (P(H), prior)
-
-
-def three_premises() -> dict:
-    table = {"name": "coin3", "vocabulary": {"tokens": ["H", "T"]}, "context": {"length": K, "deletion": "fifo"},
-             "run": {"steps": 60, "replicates": 2000, "seed": 4}, "simulacra": {}, "premises": {}}
-    for name, (p, prior) in COINS.items():
-        table["simulacra"][name] = {"kind": "coin", "heads": "H", "tails": "T", "p": p}
-        table["premises"][name] = {"prior": prior, "cast": [name]}
-    return table
-
-
-def one_premise() -> dict:
-    """One automaton over (heads, tails) counts emitting the three-coin posterior predictive."""
+def one_premise(table: dict) -> dict:
+    """The same law as one automaton over (heads, tails) counts (up to k), emitting the
+    three-coin posterior predictive; built from the three-coin file's coins and priors."""
+    k = table["context"]["length"]
+    coins = [(table["simulacra"][spec["cast"][0]]["p"], spec["prior"]) for spec in table["premises"].values()]
     states = {}
-    for h, t in itertools.product(range(K + 1), repeat=2):
-        if h + t > K:
+    for h, t in itertools.product(range(k + 1), repeat=2):
+        if h + t > k:
             continue
-        post = np.array([prior * p**h * (1 - p) ** t for p, prior in COINS.values()])
-        post /= post.sum()
-        heads = float(post @ np.array([p for p, _ in COINS.values()]))
-        on = {}
-        if h + t < K:
-            on = {"H": f"h{h + 1}t{t}", "T": f"h{h}t{t + 1}"}
+        post = np.array([prior * p**h * (1 - p) ** t for p, prior in coins])
+        heads = float(post @ np.array([p for p, _ in coins]) / post.sum())
+        on = {"H": f"h{h + 1}t{t}", "T": f"h{h}t{t + 1}"} if h + t < k else {}
         states[f"h{h}t{t}"] = {"emit": {"H": heads, "T": 1.0 - heads}, "on": on}
-    table = three_premises()
-    table.update(name="coin1", simulacra={"alice": {"start": "h0t0", "states": states}},
-                 premises={"alice": {"prior": 1.0, "cast": ["alice"]}})
-    return table
+    return {**table, "name": "alice_one", "simulacra": {"alice": {"start": "h0t0", "states": states}},
+            "premises": {"alice": {"prior": 1.0, "cast": ["alice"]}}}
 
 
 def run(out, quick: bool) -> Study:
-    s3, s1 = from_table(three_premises()), from_table(one_premise())
+    table = read_toml(SCENARIOS / "alice_coins.toml")
+    s3, s1 = from_table(table), from_table(one_premise(table))
     _, c3 = chain(s3)
     _, c1 = chain(s1)
     same_states = c3.labels() == c1.labels()
@@ -54,14 +41,14 @@ def run(out, quick: bool) -> Study:
     _, d1 = simulate(s1)
     rows = [{"decomposition": "three coins", "page-states": c3.chain.n_states, "mean entropy of next token":
              fmt(float(d3["entropy"].mean()), 6), "final mean amplitudes": ", ".join(
-                 f"{n} {fmt(d3[f'{n}_mean'].iloc[-1], 3)}" for n in COINS)},
+                 f"{n} {fmt(d3[f'{n}_mean'].iloc[-1], 3)}" for n in s3.premises)},
             {"decomposition": "one premise", "page-states": c1.chain.n_states, "mean entropy of next token":
              fmt(float(d1["entropy"].mean()), 6), "final mean amplitudes": f"alice {fmt(d1['alice_mean'].iloc[-1], 3)}"}]
 
     entropy_gap = float(np.abs(d3["entropy"] - d1["entropy"]).max())
 
     def draw(fig, ax):
-        for n in COINS:
+        for n in s3.premises:
             ax.plot(d3[f"{n}_mean"], label=f"three premises: {n}")
         ax.plot(d1["alice_mean"], "k--", label="one premise: alice")
         ax.set_xlabel("step")

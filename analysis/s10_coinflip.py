@@ -1,34 +1,20 @@
 """Study 10 — Semiotic coin flip: a mixture of fair coins and repeaters latches onto a run after
 a few identical tokens. A repeater prints the token it last saw with probability q (its first
 token is fair). Latching probability = P(next token continues the run | a run of n identical
-tokens), read exactly from the mixture, and checked by simulation."""
+tokens), read exactly from the mixture of scenarios/semiotic.toml, and checked by simulation."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from common import Study, figure, fmt, from_table, simulate
-
-Q = 0.95
-
-
-def table(k: int) -> dict:
-    repeater = {"start": "fresh", "states": {
-        "fresh": {"emit": {"H": 0.5, "T": 0.5}, "on": {"H": "sawH", "T": "sawT"}},
-        "sawH": {"emit": {"H": Q, "T": 1 - Q}, "on": {"T": "sawT"}},
-        "sawT": {"emit": {"H": 1 - Q, "T": Q}, "on": {"H": "sawH"}}}}
-    return {"name": "semiotic", "vocabulary": {"tokens": ["H", "T"]}, "context": {"length": k},
-            "run": {"steps": 200, "replicates": 2000, "seed": 10},
-            "simulacra": {"coin": {"kind": "coin", "heads": "H", "tails": "T", "p": 0.5}, "repeater": repeater},
-            "premises": {"fair": {"prior": 0.9, "cast": ["coin"]}, "repeater": {"prior": 0.1, "cast": ["repeater"]}},
-            "absorption": {"latched": {"population": "repeater", "above": 0.99}}}
-
+from common import Study, figure, fmt, scenario, simulate
 
 def run(out, quick: bool) -> Study:
     from ecology.dynamics import compile_scenario
 
-    k = 12
-    s = from_table(table(k))
+    s = scenario("semiotic")
+    k = s.context.length
+    q = s.simulacra["repeater"].states["sawH"].emit["H"]
     compiled = compile_scenario(s)
     ns = np.arange(0, k + 1)
     windows = np.array([[2] * (k - n) + [0] * n for n in ns])  # pads then a run of n H's
@@ -49,7 +35,7 @@ def run(out, quick: bool) -> Study:
         ax.legend(fontsize=8)
 
     name = figure(out, "s10_coinflip.png", draw)
-    finding = (f"With 90% fair coins and 10% repeaters (q = {Q}), a run of 1 continues with probability "
+    finding = (f"With 90% fair coins and 10% repeaters (q = {q}), a run of 1 continues with probability "
                f"{fmt(float(latch[1]), 3)}, a run of {n_half} already with {fmt(float(latch[n_half]), 3)} and a run of {k} with "
                f"{fmt(float(latch[k]), 4)}: the mixture latches; {fmt(float(df['absorbed_latched'].iloc[-1]), 3)} of "
                f"replicates made the repeater certain (> 0.99) within {s.run.steps} steps.")

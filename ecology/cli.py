@@ -219,16 +219,17 @@ def cmd_sweep(args) -> int:
 
     workers = args.workers or os.cpu_count() or 1
     if args.resume:
-        if args.grid or args.file:
-            raise UsageError("--resume DIR takes the plan from DIR: give no FILE and no --grid")
+        if args.grid or args.file or args.set:
+            raise UsageError("--resume DIR takes the plan from DIR: give no FILE, --grid or --set")
         target = Path(args.resume)
         plan = sweep.load_plan(target)
     else:
         if not args.file:
             raise UsageError("sweep: give a scenario FILE (or --resume DIR)")
         grids = dict(sweep.parse_grid(g) for g in args.grid or [])
-        overrides = {path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps))
-                     if value is not None}
+        overrides = parse_sets(args.set)
+        overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps))
+                          if value is not None})
         try:
             plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, args.max_states)
         except scn.ScenarioError as err:
@@ -339,6 +340,7 @@ def build_parser() -> Parser:
     p.add_argument("file", nargs="?")
     p.add_argument("--grid", action="append", metavar="PATH=VALUES",
                    help="v1,v2,... or START:STOP:STEP or START:STOP:*FACTOR; several --grid form a product")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="a fixed override for every point")
     p.add_argument("--replicates", type=positive_int)
     p.add_argument("--steps", type=natural)
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")

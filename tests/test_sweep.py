@@ -141,6 +141,17 @@ def test_killed_sweep_keeps_finished_points_and_resumes(tmp_path, capsys):
     pd.testing.assert_frame_equal(rows(out), rows(reference))
 
 
+def test_sweep_over_deletion_policies(tmp_path, capsys):
+    out = tmp_path / "policies"
+    assert main(["sweep", str(SCENARIOS / "chat.toml"), "--grid", "context.deletion=fifo,message,block",
+                 "--set", "context.delimiter=/", "--set", "context.block=3", "--set", "context.length=6",
+                 *SMALL, "--workers", "1", "--exact", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    table_ = rows(out)
+    assert list(table_["context.deletion"]) == ["fifo", "message", "block"]
+    assert table_["exact_n_states"].nunique() == 3  # each rule has its own page-state chain
+
+
 def test_plot_shapes_and_redraw(tmp_path, capsys):
     one = tmp_path / "one"
     assert main(["sweep", TOY, "--grid", "context.length=2,4", *SMALL, "--workers", "1", "--out", str(one), "--json"]) == 0
