@@ -62,7 +62,7 @@ def run(out, quick: bool) -> Study:
               f"{fmt(r['expected_absorption_time'], 6)}.\n")
     lam2 = r["eigenvalues"][1]
     finding = (f"For k = {k} the chain gives the closed-form stay probabilities to {worst:.1e} (n >= {k}: s_k = "
-               f"{fmt(stay(k), 8)}); the second eigenvalue is exactly s_k ({fmt(lam2, 8)}), and the unique "
+               f"{fmt(stay(k), 8)}); the second eigenvalue is s_k to {abs(lam2 - stay(k)):.1e} ({fmt(lam2, 8)}), and the unique "
                f"stationary distribution puts mass {fmt(pi[0]['mass'])} on U^{k}.")
     return Study(3, "The toy and its exercises (Remark 6.B/6.C)", finding,
                  [("s03_network_k2.png", "Transition network of the toy for k = 2: page-states with their edge "

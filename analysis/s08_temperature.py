@@ -37,8 +37,9 @@ def run(out, quick: bool) -> Study:
     cold, hot = fig_rows[0], fig_rows[-1]
     finding = (f"Heating from T = {temps[0]} to {temps[-1]} raises the entropy of the sampling law from "
                f"{fmt(cold['mean entropy (nats)'], 3)} to {fmt(hot['mean entropy (nats)'], 3)} nats and the fraction "
-               f"revealed within {steps} steps from {fmt(cold['revealed by the end'], 3)} to {fmt(hot['revealed by the end'], 3)}: "
-               "high temperature explores (and finds the waluigi sooner), low temperature settles.")
+               f"revealed within {steps} steps from {fmt(cold['revealed by the end'], 3)} to {fmt(hot['revealed by the end'], 3)}"
+               + (": high temperature explores (and finds the waluigi sooner), low temperature settles."
+                  if hot["revealed by the end"] > cold["revealed by the end"] else "."))
     return Study(8, "Temperature", finding,
                  [(name, f"Softened toy (k = 8), {reps} replicates x {steps} steps per temperature: fraction with the "
                          "window all U by the end, mean entropy of the sampling law, mean free energy of the window.")], rows)
