@@ -10,7 +10,7 @@ from common import Study, figure, fmt, report, scenario, simulate
 def run(out, quick: bool) -> Study:
     reps = 500 if quick else 2000
     rows, curves = [], {}
-    cases = [("zeros", {}, None), ("dog", {}, None), ("bitstrings", {"context__length": 8 if quick else 10}, 1e-2)]
+    cases = [("zeros", {}, None), ("dog", {}, None), ("bitstrings", {"context__length": 8 if quick else 10, "run__steps": 300 if quick else 2000}, 1e-2)]
     for name, overrides, tolerance in cases:
         s = scenario(name, run__replicates=reps, **overrides)
         r = report(s, tolerance=tolerance) if tolerance else report(s)
