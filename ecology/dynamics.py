@@ -131,7 +131,7 @@ class Mixture:
         return states, loglik
 
     def drift(self, windows: np.ndarray, step: Step, rule: DeletionRule) -> np.ndarray:
-        """(R, labels) exact expected one-step change of each population's amplitude (Remark 9):
+        """(R, S) exact expected one-step change of each premise's amplitude (Remark 9):
 
             drift_s(w) = sum_t p_T(t | w) alpha_s(w') - alpha_s(w),   w' = delete(append(w, t)).
 
@@ -139,13 +139,12 @@ class Mixture:
         are martingales); deletion removes evidence and makes it non-zero.
         """
         rows = len(windows)
-        expected = np.zeros((rows, len(self.labels)))
+        expected = np.zeros((rows, len(self.premises)))
         p = np.exp(step.log_p)
         for t in range(self.n_tokens):
             after = self.read(rule.successor(windows, np.full(rows, t)))
-            amplitude = np.nan_to_num(self.population_amplitudes(after.log_amplitude))
-            expected += p[:, t : t + 1] * amplitude
-        return expected - self.population_amplitudes(step.log_amplitude)
+            expected += p[:, t : t + 1] * np.nan_to_num(np.exp(after.log_amplitude))
+        return expected - np.exp(step.log_amplitude)
 
     def population_amplitudes(self, log_amplitude: np.ndarray) -> np.ndarray:
         """(R, labels): amplitude summed over the premises of each population label."""

@@ -217,8 +217,11 @@ class EcologyModel(mesa.Model):
         obs["ledger_deleted"] = float(self.deleted.mean())
         for j, label in enumerate(self.mixture.labels):
             obs[f"credit_{label}"] = float(self.credit[:, j].mean())
-            if self.config.run.drift:
-                obs[f"drift_{label}"] = float(self.drift[:, j].mean())
+        if self.config.run.drift:  # per premise, and per population label where it differs
+            for s, premise in enumerate(self.compiled.premises):
+                obs[f"drift_{premise.name}"] = float(self.drift[:, s].mean())
+            for j, label in enumerate(self.mixture.labels):
+                obs.setdefault(f"drift_{label}", float(self.drift[:, self.mixture.members[j]].sum(axis=1).mean()))
         for i, c in enumerate(self.criteria):
             obs[f"absorbed_{c.name}"] = float(np.mean(self.absorbed_at[i] >= 0))
             obs[f"holding_{c.name}"] = float(np.mean(self.holding[i]))

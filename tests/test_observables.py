@@ -25,7 +25,7 @@ def test_no_deletion_means_zero_drift_for_random_scenarios(seed):
     windows = rng.integers(3, size=(200, int(rng.integers(1, 12))))
     step = c.mixture.read(windows)
     drift = c.mixture.drift(windows, step, c.rule)
-    assert np.abs(drift).max() < 1e-12
+    assert drift.shape == (200, 3) and np.abs(drift).max() < 1e-12
     # the same windows under fifo lose evidence: the drift is not zero
     table_["context"]["deletion"] = "fifo"
     table_["context"]["length"] = windows.shape[1]
@@ -46,6 +46,15 @@ def test_leading_three_is_expected_to_help_bitstrings():
     data["context"]["deletion"] = "none"
     model = EcologyModel(validate(data))
     assert abs(model.datacollector.get_model_vars_dataframe().iloc[0]["drift_bitstrings"]) < 1e-12
+
+
+def test_drift_per_premise_and_per_population():
+    data = copy.deepcopy(table("coins"))
+    data["run"].update(steps=5, replicates=100, drift=True)
+    df = EcologyModel(validate(data)).datacollector.get_model_vars_dataframe()
+    members = [f"drift_biased[{i}]" for i in range(8)]
+    assert np.allclose(df[members].sum(axis=1), df["drift_biased"])
+    assert np.allclose(df["drift_biased"], -df["drift_fair"], atol=1e-12)  # amplitudes sum to one
 
 
 def test_token_ledger_balances(toy):
