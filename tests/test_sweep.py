@@ -96,6 +96,15 @@ def test_identical_rows_with_one_worker_two_workers_and_dask(tmp_path, dask_clus
     assert summary["absorption"]["revealed"]["fraction"] == one.loc[0, "revealed_fraction"]
 
 
+def test_local_dask_cluster_gives_the_same_rows(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    grid = ["--grid", "context.length=2,4", *SMALL]
+    for name, extra in [("local", ["--scheduler", "local", "--workers", "2"]), ("plain", ["--workers", "1"])]:
+        assert main(["sweep", TOY, *grid, *extra, "--out", str(tmp_path / name), "--json"]) == 0
+        capsys.readouterr()
+    pd.testing.assert_frame_equal(rows(tmp_path / "local"), rows(tmp_path / "plain"))
+
+
 def misread_scenario(tmp_path):
     data = {**misread(), "sweep": {"grid": {"run.steps": [2, 10]}}}
     path = tmp_path / "misread.toml"
