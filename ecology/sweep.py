@@ -379,7 +379,8 @@ def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finish
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise UserError("--scheduler needs Dask: pip install 'simulacra-ecology[distributed]'") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
+    cluster = (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+               if scheduler == "local" else None)
     try:
         client = Client(cluster if cluster else scheduler, timeout=30)
     except OSError as err:
