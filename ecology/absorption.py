@@ -51,20 +51,18 @@ class PopulationAbove:
 
 
 class Periodic:
-    def __init__(self, name: str, period: int, fifo: bool, memory: int):
+    def __init__(self, name: str, period: int, memory: int):
         self.name = name
         self.period = period
-        self.fifo = fifo
         self.memory = memory  # deleted-token columns before the page-state in ``extended``
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
-        """On extended page-states (``fifo`` only; a window that never deletes never repeats)."""
-        if not self.fifo:
-            return np.zeros(len(extended), dtype=bool)
+        """On extended page-states of a ``fifo`` window (the exact analyser's extended chain; the
+        simulator asks its context, :meth:`ecology.context.Context.repeats`, under any rule)."""
         return repeats(extended, self.period, self.memory)
 
 
-def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], labels: list[str], length: int, deletion: str):
+def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], labels: list[str], length: int):
     """Compile the scenario's named criteria; returns (criteria, memory needed)."""
     memory = max([c.periodic for c in criteria.values() if c.periodic is not None], default=0)
     out = []
@@ -74,5 +72,5 @@ def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], 
         elif c.population is not None:
             out.append(PopulationAbove(name, labels.index(c.population), c.above))
         else:
-            out.append(Periodic(name, c.periodic, deletion == "fifo", memory))
+            out.append(Periodic(name, c.periodic, memory))
     return out, memory

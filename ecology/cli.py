@@ -257,7 +257,10 @@ def draw_sweep(directory: Path, plan) -> list[Path]:
 
     from . import plots, sweep
 
-    rows = pd.read_csv(sweep.write_table(directory)) if sweep.finished_rows(directory) else pd.DataFrame()
+    try:  # results.csv is current: execute() wrote it, cmd_plot rewrites it from the points
+        rows = pd.read_csv(directory / "results.csv")
+    except pd.errors.EmptyDataError:  # no finished point
+        rows = pd.DataFrame()
     return plots.sweep_plots(directory, rows, plan.grid, list(plan.base.get("absorption", {})),
                              sweep.labels_of(plan.base), plan.name)
 
@@ -269,7 +272,9 @@ def cmd_plot(args) -> int:
 
     directory = Path(args.directory)
     if (directory / "sweep.json").is_file():
-        written = draw_sweep(directory, sweep.load_plan(directory))
+        plan = sweep.load_plan(directory)
+        sweep.write_table(directory)
+        written = draw_sweep(directory, plan)
         print(f"{directory}: redrew {len(written)} sweep plots")
         return 0
     if not (directory / "summary.json").is_file():

@@ -120,10 +120,13 @@ class Mixture:
         states, loglik = self.likelihoods(windows)
         return self.combine(states, loglik)
 
+    def visible(self, windows: np.ndarray) -> np.ndarray:
+        """What the premises read: the windows after their last reset token (if any)."""
+        return windows if self.reset is None else after_reset(windows, self.reset, self.n_tokens)
+
     def likelihoods(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(S, R) final states and ``log mu_s(w)``, reading after the last reset token if any."""
-        if self.reset is not None:
-            windows = after_reset(windows, self.reset, self.n_tokens)
+        windows = self.visible(windows)
         states = np.empty((len(self.premises), len(windows)), dtype=np.intp)
         loglik = np.empty((len(self.premises), len(windows)))
         for s, p in enumerate(self.premises):
@@ -247,7 +250,7 @@ def compile_scenario(scenario: Scenario) -> Compiled:
     premises = build_premises(scenario)
     ctx = scenario.context
     mixture = Mixture(premises, len(tokens), scenario.sampling.temperature, index.get(ctx.reset))
-    criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length, ctx.deletion)
+    criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length)
     window = initial_window([index[t] for t in ctx.prompt], ctx.length, len(tokens), ctx.deletion)
     rule = DeletionRule.of(ctx, index, len(tokens))
     compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window, rule)

@@ -22,7 +22,7 @@ import mesa
 import numpy as np
 
 from .absorption import Periodic, WindowOnly
-from .context import Context, after_reset
+from .context import Context
 from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
@@ -54,7 +54,7 @@ class Premise(mesa.Agent):
 
     def forget(self, count: int) -> None:
         if not self.reader:
-            self.state, self.log_likelihood = self.spec.automaton.read(self.model.visible())
+            self.state, self.log_likelihood = self.spec.automaton.read(self.model.visible)
             return
         if count:
             self.reader.pop(count, self.model.context.window)
@@ -111,6 +111,7 @@ class EcologyModel(mesa.Model):
         self.context = Context(self.compiled.window, self.replicates, self.compiled.rule,
                                self.compiled.n_tokens, self.compiled.memory)
         self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
+        self.visible = None if self.sliding else self.mixture.visible(self.context.window)
 
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
         for agent in self.premise_agents:
@@ -145,7 +146,10 @@ class EcologyModel(mesa.Model):
         self.credit_token(token)
         self.left = self.context.append(token)
         self.premises.do("observe", token)
-        self.premises.do("forget", self.context.delete())
+        deleted = self.context.delete()
+        if not self.sliding:  # what the re-reading premises read, computed once for all of them
+            self.visible = self.mixture.visible(self.context.window)
+        self.premises.do("forget", deleted)
         self.deleted += self.context.deleted_tokens
         self._update()
         self.datacollector.collect(self)
@@ -182,11 +186,6 @@ class EcologyModel(mesa.Model):
         log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents])
         log_mu = self.current.log_mu[self.rows, token]
         self.credit += self.mixture.population_amplitudes((self.current.log_amplitude.T + log_emit - log_mu).T)
-
-    def visible(self) -> np.ndarray:
-        """What the premises read: the window after its last reset token (if any)."""
-        window = self.context.window
-        return window if self.mixture.reset is None else after_reset(window, self.mixture.reset, self.compiled.n_tokens)
 
     def _criteria_hold(self) -> np.ndarray:
         out = np.zeros((len(self.criteria), self.replicates), dtype=bool)
