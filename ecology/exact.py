@@ -226,17 +226,21 @@ class MarkovChain:
             recurrent[c] = True
         return np.flatnonzero(~recurrent)
 
+    @cached_property
+    def _transient_solver(self):
+        """LU factors of ``(I - Q)^T`` over the transient states, shared by every start."""
+        t = self._transient
+        return spla.splu((sp.identity(len(t), format="csc") - self.P[t][:, t]).T.tocsc())
+
     def _visits(self, start: int) -> np.ndarray | None:
         """Expected visits to each transient state from ``start`` (None if start is recurrent)."""
         t = self._transient
         where = np.searchsorted(t, start)
         if where >= len(t) or t[where] != start:
             return None
-        Q = self.P[t][:, t]
-        A = (sp.identity(len(t), format="csc") - Q).T.tocsc()
         e = np.zeros(len(t))
         e[where] = 1.0
-        return spla.splu(A).solve(e)
+        return self._transient_solver.solve(e)
 
     def absorption_probabilities(self, start: int) -> np.ndarray:
         """Probability of ending in each closed class, from state ``start``."""
