@@ -256,6 +256,52 @@ class MarkovChain:
         visits = self._visits(start)
         return 0.0 if visits is None else float(visits.sum())
 
+    def _reach(self, sources: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+        """Bool mask of the states that can reach ``sources`` (mask) along edges of ``P``,
+        moving only through states of ``within`` (mask; all states when None)."""
+        reverse = self.P.T.tocsr()
+        seen = sources.copy()
+        frontier = np.flatnonzero(sources)
+        while len(frontier):
+            nxt = np.zeros(self.n_states, dtype=bool)
+            nxt[reverse[frontier].indices] = True
+            if within is not None:
+                nxt &= within
+            nxt &= ~seen
+            seen |= nxt
+            frontier = np.flatnonzero(nxt)
+        return seen
+
+    def hitting_probabilities(self, target: np.ndarray) -> np.ndarray:
+        """``u(i) = P(the chain started at i ever enters target)`` (bool mask), solving
+        ``u = 1`` on the target, ``u = 0`` where the target is unreachable and
+        ``(I - P_RR) u_R = P_{R,target} 1`` on the rest ``R``."""
+        target = np.asarray(target, dtype=bool)
+        u = target.astype(float)
+        rest = self._reach(target) & ~target
+        if rest.any():
+            r = np.flatnonzero(rest)
+            A = (sp.identity(len(r), format="csc") - self.P[r][:, r]).tocsc()
+            b = np.asarray(self.P[r][:, target].sum(axis=1)).ravel()
+            u[r] = np.clip(spla.splu(A).solve(b), 0.0, 1.0)
+        return u
+
+    def expected_hitting_times(self, target: np.ndarray) -> np.ndarray:
+        """``h(i) = E[steps until the chain started at i enters target]`` (bool mask): 0 on the
+        target, ``inf`` where the target is missed with positive probability (a state that can
+        reach, avoiding the target, a state from which the target is unreachable), and
+        ``(I - P_SS) h_S = 1`` on the other states ``S``."""
+        target = np.asarray(target, dtype=bool)
+        h = np.where(target, 0.0, np.inf)
+        lost = ~self._reach(target)
+        lost = self._reach(lost, within=~target)
+        sure = ~target & ~lost
+        if sure.any():
+            s = np.flatnonzero(sure)
+            A = (sp.identity(len(s), format="csc") - self.P[s][:, s]).tocsc()
+            h[s] = spla.splu(A).solve(np.ones(len(s)))
+        return h
+
     def eigenvalues(self, count: int = 6) -> np.ndarray:
         """The ``count`` eigenvalues of largest modulus (complex), by decreasing modulus.
 
