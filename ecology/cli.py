@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -35,23 +36,26 @@ def parse_sets(pairs: list[str]) -> dict:
 
 def run_overrides(args) -> dict:
     out = parse_sets(args.set)
-    for flag, path in (("steps", "run.steps"), ("replicates", "run.replicates"), ("seed", "run.seed")):
+    for flag, path in (("steps", "run.steps"), ("replicates", "run.replicates"), ("seed", "run.seed"),
+                       ("max_memory", "run.max_memory_gib")):
         if getattr(args, flag, None) is not None:
             out[path] = getattr(args, flag)
     return out
 
 
 def cmd_validate(args) -> int:
+    from .budget import GIB, check_run
     from .dynamics import compile_scenario
 
-    s = scn.load(args.file, parse_sets(args.set))
+    s = scn.load(args.file, run_overrides(args))
     try:
+        memory = check_run(s)
         compiled = compile_scenario(s)
     except scn.ScenarioError as err:
         raise err.located(args.file) from None
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
           f"{len(compiled.premises)} premises in {len(compiled.mixture.labels)} populations, "
-          f"{len(compiled.criteria)} absorption criteria")
+          f"{len(compiled.criteria)} absorption criteria; a run needs about {memory / GIB:.2g} GiB")
     return 0
 
 
@@ -228,7 +232,8 @@ def cmd_sweep(args) -> int:
             raise UsageError("sweep: give a scenario FILE (or --resume DIR)")
         grids = dict(sweep.parse_grid(g) for g in args.grid or [])
         overrides = parse_sets(args.set)
-        overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps))
+        overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps),
+                                                                ("run.max_memory_gib", args.max_memory))
                           if value is not None})
         try:
             plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, args.max_states)
@@ -304,6 +309,13 @@ def natural(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
 def probability(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -325,6 +337,7 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print only the summary JSON")
     p.add_argument("--exact", action="store_true", help="overlay the exact chain's absorption curves")
     p.add_argument("--max-states", type=positive_int, default=200_000, help="state budget of --exact")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of the simulation (default 8)")
     p.set_defaults(func=cmd_run)
 
     from .exact import DEFAULT_MAX_STATES
@@ -348,6 +361,7 @@ def build_parser() -> Parser:
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="a fixed override for every point")
     p.add_argument("--replicates", type=positive_int)
     p.add_argument("--steps", type=natural)
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of each point's run (default 8)")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler, or 'local' to start one")
     p.add_argument("--exact", action="store_true", help="add the exact chain's figures where it is small enough")
@@ -364,6 +378,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("validate", help="check a scenario file")
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of a run (default 8)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
@@ -381,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory; lower run.replicates, context.length or run.steps (or the --max-memory budget "
+              "you raised)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .absorption import build_criteria
+from .budget import check_compile
 from .context import DeletionRule, after_reset, initial_window
 from .scenario import Scenario, ScenarioError
 from .simulacra import Automaton, Premise, build_premises
@@ -47,15 +48,23 @@ def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def tempered(log_mu: np.ndarray, temperature: float) -> np.ndarray:
-    """Log of the sampling law ``p_T`` from ``log mu`` (rows are windows)."""
+    """Log of the sampling law ``p_T`` from ``log mu`` (rows are windows).
+
+    Computed as ``z = (log mu - max log mu) / T``, ``log p_T = z - logsumexp(z)``: the largest
+    entry of ``z`` is exactly 0, so no temperature down to the smallest positive float overflows
+    to NaN; as ``T -> 0`` the law tends to the uniform law on the exact maximisers (greedy). At
+    ``T = 0`` exactly it is greedy with ties to the first token (within ``GREEDY_TIE``).
+    """
     if temperature == 1.0:
         return log_mu
+    top = log_mu.max(axis=1, keepdims=True)
     if temperature == 0.0:
-        best = np.argmax(log_mu >= log_mu.max(axis=1, keepdims=True) - GREEDY_TIE, axis=1)
+        best = np.argmax(log_mu >= top - GREEDY_TIE, axis=1)
         out = np.full_like(log_mu, -np.inf)
         out[np.arange(len(out)), best] = 0.0
         return out
-    z = log_mu / temperature
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.where(log_mu == top, 0.0, (log_mu - np.where(np.isfinite(top), top, 0.0)) / temperature)
     return z - logsumexp(z, axis=1)[:, None]
 
 
@@ -245,6 +254,7 @@ class Compiled:
 
 def compile_scenario(scenario: Scenario) -> Compiled:
     """Compile premises, mixture and criteria; reject a prompt impossible under every premise."""
+    check_compile(scenario)
     tokens = list(scenario.vocabulary.tokens)
     index = {t: i for i, t in enumerate(tokens)}
     premises = build_premises(scenario)

@@ -22,6 +22,7 @@ import mesa
 import numpy as np
 
 from .absorption import Periodic, WindowOnly
+from .budget import check_run
 from .context import Context
 from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
@@ -32,6 +33,10 @@ RASTER_REPLICATES = 32  # replicates whose windows are kept for the raster plot
 
 class ImpossibleWindow(ScenarioError):
     """A window reached at run time has probability zero under every premise."""
+
+
+class NotANumber(ScenarioError):
+    """A computed law or amplitude is NaN: stop rather than write it."""
 
 
 class Premise(mesa.Agent):
@@ -102,6 +107,7 @@ class EcologyModel(mesa.Model):
         if replicates is not None:
             extra["run.replicates"] = replicates
         self.config = resolve(scenario, extra)
+        check_run(self.config)
         super().__init__(rng=self.config.run.seed if rng is None else rng)
         self.compiled: Compiled = compile_scenario(self.config)
         self.n_steps = self.config.run.steps
@@ -166,6 +172,13 @@ class EcologyModel(mesa.Model):
                 "", f"step {self.steps}, replicate {r}: the window '{self.compiled.label(self.context.window[r])}' "
                 "has probability 0 under every premise (deletion made the premises misread it); "
                 "give some premise a softmax floor (eps/slip) or change the deletion rule",
+            )
+        broken = np.isnan(step.log_p).any(axis=1) | np.isnan(step.log_amplitude).any(axis=1)
+        if broken.any():
+            r = int(np.flatnonzero(broken)[0])
+            raise NotANumber(
+                "", f"step {self.steps}, replicate {r}: the mixture on window '{self.compiled.label(self.context.window[r])}' "
+                "is not a number (NaN); nothing was written. Please report this scenario as a bug",
             )
         for s, agent in enumerate(self.premise_agents):
             agent.log_amplitude = step.log_amplitude[:, s]

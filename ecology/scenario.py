@@ -14,7 +14,10 @@ the cross-references (tokens, states, cast members, labels). Either pass raises
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -55,11 +58,21 @@ class ScenarioError(UserError, ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict validation: no coercion (``true`` is not 1, ``"4"`` is not 4), no NaN or infinity,
+    no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-Token = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+NAME_RULE = "letters, digits, '_' and '-', starting with a letter, digit or '_', at most 64 characters"
+# Names become file names (runs/NAME-..., plot files named after criteria and labels) and the
+# segments of dotted --set paths, so they are one safe path component without dots.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+# Tokens: printable, no whitespace (page-state labels separate tokens by spaces).
+Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+# Upper bounds that keep every count an exact int64 (the resource estimate below bounds memory).
+MAX_COUNT = 2**53
 
 
 class Vocabulary(Strict):
@@ -72,7 +85,7 @@ class Vocabulary(Strict):
 class Context(Strict):
     """The window: length ``k``, deletion rule, and the prompt that starts it (after pads)."""
 
-    length: int = Field(ge=1, description="k, the number of tokens the window holds")
+    length: int = Field(ge=1, le=MAX_COUNT, description="k, the number of tokens the window holds")
     deletion: Literal["fifo", "none", "block", "message"] = Field(
         "fifo",
         description='"fifo": once full, each step deletes the oldest token; '
@@ -80,9 +93,9 @@ class Context(Strict):
         '"block": once full, delete the oldest `block` tokens at once; '
         '"message": once full, delete the oldest whole message (up to and including `delimiter`)',
     )
-    block: int | None = Field(None, ge=1, description='B, tokens deleted at once by "block"')
+    block: int | None = Field(None, ge=1, le=MAX_COUNT, description='B, tokens deleted at once by "block"')
     delimiter: Token | None = Field(None, description='the token that ends a message, for "message"')
-    pinned: int = Field(0, ge=0, description="the first m prompt tokens (a system prompt) are never deleted")
+    pinned: int = Field(0, ge=0, le=MAX_COUNT, description="the first m prompt tokens (a system prompt) are never deleted")
     reset: Token | None = Field(None, description="an end-of-text token: premises read only what follows its last occurrence")
     prompt: list[Token] = Field(default_factory=list)
 
@@ -94,10 +107,12 @@ class Sampling(Strict):
 
 
 class Run(Strict):
-    steps: int = Field(200, ge=0)
-    replicates: int = Field(1000, ge=1)
-    seed: int = 0
+    steps: int = Field(200, ge=0, le=MAX_COUNT)
+    replicates: int = Field(1000, ge=1, le=MAX_COUNT)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     drift: bool = Field(False, description="record the exact expected one-step amplitude change (costs V re-reads per step)")
+    max_memory_gib: float = Field(
+        8.0, gt=0.0, description="refuse a simulation whose estimated memory exceeds this (GiB; flag --max-memory)")
 
 
 class State(Strict):
@@ -198,7 +213,7 @@ PARAMETERISED_KINDS = {
 class Turns(Strict):
     """How several cast members take turns: ``every = n`` tokens, or ``after = "<token>"``."""
 
-    every: int | None = Field(None, ge=1)
+    every: int | None = Field(None, ge=1, le=MAX_COUNT)
     after: Token | None = None
 
     @model_validator(mode="after")
@@ -212,9 +227,9 @@ class PremiseSpec(Strict):
     """A premise: its prior, its cast (simulacrum names) and, for several, their turns."""
 
     prior: float = Field(gt=0.0)
-    cast: list[str] = Field(min_length=1)
+    cast: list[Name] = Field(min_length=1)
     turns: Turns | None = None
-    population: str | None = Field(
+    population: Name | None = Field(
         None, description="label to aggregate amplitude under (default: the premise name)"
     )
 
@@ -262,12 +277,12 @@ class PopulationSpec(Strict):
     """
 
     prior: float = Field(gt=0.0)
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=MAX_COUNT)
     template: SimulacrumSpec
     parameter: str
     distribution: Distribution
     draw: Literal["quantiles", "random"] = "quantiles"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
 class Criterion(Strict):
@@ -280,9 +295,9 @@ class Criterion(Strict):
     """
 
     window_only: list[Token] | None = Field(None, min_length=1)
-    population: str | None = None
+    population: Name | None = None
     above: Probability | None = None
-    periodic: int | None = Field(None, ge=1)
+    periodic: int | None = Field(None, ge=1, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _one_form(self) -> "Criterion":
@@ -307,21 +322,21 @@ class SweepSpec(Strict):
     (see ``ecology sweep``); ``replicates`` and ``steps`` override ``[run]`` for the sweep."""
 
     grid: dict[str, list[Any] | str] = Field(default_factory=dict)
-    replicates: int | None = Field(None, ge=1)
-    steps: int | None = Field(None, ge=0)
+    replicates: int | None = Field(None, ge=1, le=MAX_COUNT)
+    steps: int | None = Field(None, ge=0, le=MAX_COUNT)
 
 
 class Scenario(Strict):
-    name: str = Field(min_length=1)
+    name: Name
     description: str = ""
     vocabulary: Vocabulary
     context: Context
     sampling: Sampling = Field(default_factory=Sampling)
     run: Run = Field(default_factory=Run)
-    simulacra: dict[str, SimulacrumSpec] = Field(default_factory=dict)
-    premises: dict[str, PremiseSpec] = Field(default_factory=dict)
-    populations: dict[str, PopulationSpec] = Field(default_factory=dict)
-    absorption: dict[str, Criterion] = Field(default_factory=dict)
+    simulacra: dict[Name, SimulacrumSpec] = Field(default_factory=dict)
+    premises: dict[Name, PremiseSpec] = Field(default_factory=dict)
+    populations: dict[Name, PopulationSpec] = Field(default_factory=dict)
+    absorption: dict[Name, Criterion] = Field(default_factory=dict)
     sweep: SweepSpec | None = None
 
 
@@ -329,26 +344,54 @@ class Scenario(Strict):
 # Loading, overrides and the cross-reference checks
 
 
+def _toml_repr(value: Any) -> str:
+    """A value as it would be written in TOML (for error messages)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (dict, list)):
+        return "a table" if isinstance(value, dict) else "a list"
+    return repr(value)
+
+
 def _pydantic_error(err: ValidationError) -> ScenarioError:
     first = err.errors()[0]
     loc = [str(x) for x in first["loc"]]
     # A tagged union inserts its tag after the simulacrum (or template) key: not a file key.
-    path = ".".join(
+    parts = [
         part
         for i, part in enumerate(loc)
         if not (part in SIMULACRUM_KINDS and i > 0 and (loc[i - 1] == "template" or loc[i - 2 : i - 1] == ["simulacra"]))
-    )
+    ]
+    is_key = parts[-1:] == ["[key]"]
+    path = ".".join(parts[:-2] if is_key else parts)
     kind = first["type"]
     msg = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
     if kind == "extra_forbidden":
         msg = "unknown key; see docs/scenarios.md or `ecology schema` for the keys allowed here"
     elif kind == "missing":
         msg = "required key is missing"
     elif kind == "union_tag_invalid":
-        msg = (
-            f"unknown kind {first['input'].get('kind')!r}; use one of {', '.join(SIMULACRUM_KINDS)}"
-        )
+        msg = f"unknown kind {value.get('kind')!r}; use one of {', '.join(SIMULACRUM_KINDS)}"
+    elif kind == "string_pattern_mismatch" and "A-Za-z0-9_" in str(first.get("ctx", {}).get("pattern")):
+        msg = f"name {value!r} is not allowed: names use {NAME_RULE}"
+    elif kind == "string_pattern_mismatch" or kind == "string_too_long" and "64" in msg:
+        msg = f"token {value!r} is not allowed: tokens are 1 to 64 printable characters without whitespace"
+    elif kind == "finite_number":
+        msg = f"must be a finite number, got {_toml_repr(value)}"
+    elif kind.endswith("_type") or kind == "int_from_float":
+        hint = {"bool_type": "true or false", "int_type": "a whole number", "int_from_float": "a whole number",
+                "float_type": "a number", "string_type": "a quoted string"}.get(kind)
+        msg = f"{msg}, got {_toml_repr(value)}" + (f"; write {hint} (values are never converted)" if hint else "")
+    if is_key:
+        path = f"{path}.{parts[-2]}" if path else parts[-2]
     return ScenarioError(path, msg)
+
+
+NAMED_TABLES = {"simulacra": "simulacrum", "premises": "premise", "populations": "population",
+                "absorption": "criterion"}
 
 
 def parse_value(text: str) -> Any:
@@ -363,7 +406,8 @@ def parse_value(text: str) -> Any:
 def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
     """Return a copy of the raw scenario table with each dotted path set to its value.
 
-    Paths may create keys that the file omits (``sampling.temperature``); whether the result is
+    Paths may create keys that the file omits (``sampling.temperature``), but not a new named
+    entry (``premises.typo.prior`` when there is no premise ``typo``); whether the result is
     valid is decided by the validation that follows.
     """
     data = copy.deepcopy(data)
@@ -371,6 +415,10 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
         keys = path.split(".")
         if not all(keys):
             raise ScenarioError(path, "empty key in dotted path (--set)")
+        if keys[0] in NAMED_TABLES and len(keys) > 2 and keys[1] not in (data.get(keys[0]) or {}):
+            known = list(data.get(keys[0]) or {})
+            raise ScenarioError(path, f"there is no {NAMED_TABLES[keys[0]]} {keys[1]!r} to set (--set); "
+                                      f"{keys[0]} are {known}")
         node = data
         for i, key in enumerate(keys[:-1]):
             child = node.get(key)
@@ -397,17 +445,69 @@ def validate(data: dict) -> Scenario:
     return scenario
 
 
+MAX_FILE_BYTES = 16 * 2**20  # a scenario is a small text file; anything larger is a mistake
+MAX_DEPTH = 24  # tables and lists nested deeper than this are not a scenario
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed TOML value (iterative: a hostile file cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def read_toml(path: str | Path) -> dict:
+    """Parse a scenario file: a regular UTF-8 file of at most ``MAX_FILE_BYTES`` holding TOML
+    nested at most ``MAX_DEPTH`` deep. Opened without blocking, so a FIFO or a device is refused
+    instead of hanging or filling memory."""
     path = Path(path)
+    where = str(path)
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ScenarioError("", "file not found", str(path)) from None
+        raise ScenarioError("", "file not found", where) from None
     except IsADirectoryError:
-        raise ScenarioError("", "is a directory, not a scenario file", str(path)) from None
+        raise ScenarioError("", "is a directory, not a scenario file", where) from None
+    except OSError as err:
+        raise ScenarioError("", f"cannot open: {err.strerror}", where) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ScenarioError("", "is a directory, not a scenario file", where)
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError("", "is not a regular file (a pipe, socket or device); give a scenario file", where)
+        if info.st_size > MAX_FILE_BYTES:
+            raise ScenarioError("", f"is {info.st_size:,} bytes; a scenario file is at most {MAX_FILE_BYTES:,}", where)
+        chunks, size = [], 0
+        while chunk := os.read(fd, 2**20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:
+                raise ScenarioError("", f"is larger than {MAX_FILE_BYTES:,} bytes; not a scenario file", where)
+        raw = b"".join(chunks)
+    except OSError as err:
+        raise ScenarioError("", f"cannot read: {err.strerror}", where) from None
+    finally:
+        os.close(fd)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScenarioError("", f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save it as UTF-8", where) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ScenarioError("", f"not valid TOML: {err}", str(path)) from None
+        raise ScenarioError("", f"not valid TOML: {err}", where) from None
+    except RecursionError:
+        raise ScenarioError("", f"nested more than {MAX_DEPTH} levels deep; not a scenario", where) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ScenarioError("", f"nested more than {MAX_DEPTH} levels deep; not a scenario", where)
+    return data
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:

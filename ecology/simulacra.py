@@ -236,7 +236,7 @@ def build_premises(scenario: Scenario) -> list[Premise]:
                     label,
                     pop.prior / pop.count,
                     (member,),
-                    compile_premise(PremiseSpec(prior=1.0, cast=[member]), [compile_simulacrum(spec, tokens)], tokens),
+                    compile_premise(PremiseSpec.model_construct(prior=1.0, cast=[member], turns=None), [compile_simulacrum(spec, tokens)], tokens),
                 )
             )
     return premises

@@ -1,0 +1,126 @@
+"""Up-front estimates of what a scenario will cost, checked before anything is computed.
+
+A scenario can ask for more than any machine has (10^9 replicates, a window of 10^8 tokens, a
+product automaton of 10^9 states, a ``periodic`` memory of 10^9 steps). Rather than fail after
+minutes with an out-of-memory crash or hang, these estimates refuse such input at once with one
+line naming the fields that drive the size and the flag that raises the budget.
+
+Memory of a simulation (bytes), for R replicates, window length k (k + steps under
+``deletion = "none"``), V tokens, premises s with product automata of Q_s states, a ``periodic``
+memory of P steps, n steps, C criteria and L population labels (every array the simulator
+allocates, see :mod:`ecology.context`, :class:`ecology.dynamics.SlidingReader`,
+:class:`ecology.model.EcologyModel`):
+
+    context        R (2 (P + k) + 64) b                 (b = bytes per token)
+    readers        sum_s R (16 k + 48 Q_s)              (two-stack queues and their rebuild)
+    automata       sum_s 16 Q_s (V + 1)
+    mixture        24 S R + 24 S R V                    (joint, amplitudes, per-premise laws)
+    records        n (4 L + 2 C + S + 8) 120 + 32 k n b (DataCollector rows; the raster)
+
+The estimate is an upper bound up to small constants (a factor 1.5 is added); it is compared
+with ``run.max_memory_gib`` (the ``--max-memory`` flag).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .scenario import AutomatonSpec, CycleSpec, Scenario, ScenarioError, WaluigiSpec
+
+MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
+MAX_PREMISES = 100_000  # premises after populations are expanded (one Mesa agent each)
+SAFETY = 1.5
+GIB = 2**30
+
+
+def machine_states(spec) -> int:
+    """States of one simulacrum's automaton (see :func:`ecology.simulacra.compile_simulacrum`)."""
+    if isinstance(spec, AutomatonSpec):
+        return len(spec.states)
+    if isinstance(spec, CycleSpec):
+        return len(spec.sequence) + 1
+    if isinstance(spec, WaluigiSpec):
+        return 2
+    return 1
+
+
+def premise_states(scenario: Scenario, cast: list[str], every: int | None) -> int:
+    """Upper bound on a premise's product states: speakers x turn counter x members' states."""
+    bound = math.prod(machine_states(scenario.simulacra[c]) for c in cast)
+    if len(cast) > 1:
+        bound *= len(cast) * (every or 1)
+    return bound
+
+
+def automaton_sizes(scenario: Scenario) -> list[int]:
+    """Product-state bounds of every premise (populations expanded); refuses what is too big."""
+    sizes = []
+    for name, premise in scenario.premises.items():
+        every = premise.turns.every if premise.turns else None
+        bound = premise_states(scenario, premise.cast, every)
+        if bound > MAX_AUTOMATON_STATES:
+            raise ScenarioError(
+                f"premises.{name}", f"its cast and turns make up to {bound:,} automaton states (more than "
+                f"{MAX_AUTOMATON_STATES:,}); use fewer cast members or states, or a smaller turns.every")
+        sizes.append(bound)
+    count = len(sizes) + sum(pop.count for pop in scenario.populations.values())
+    if count > MAX_PREMISES:
+        raise ScenarioError("populations", f"{count:,} premises after populations are expanded (more than "
+                            f"{MAX_PREMISES:,}); lower the populations' count")
+    for pop in scenario.populations.values():
+        sizes += [machine_states(pop.template)] * pop.count
+    return sizes
+
+
+def run_bytes(scenario: Scenario) -> tuple[float, str]:
+    """Estimated peak memory of simulating the scenario, and the fields that drive it."""
+    sizes = automaton_sizes(scenario)
+    ctx, run = scenario.context, scenario.run
+    R, n, V, S = run.replicates, run.steps, len(scenario.vocabulary.tokens), len(sizes)
+    k = ctx.length + (n if ctx.deletion == "none" else 0)
+    P = max([c.periodic for c in scenario.absorption.values() if c.periodic], default=0)
+    L = len({p.population or name for name, p in scenario.premises.items()} | set(scenario.populations))
+    C = len(scenario.absorption)
+    b = 1 if V + 2 <= 256 else 2 if V + 2 <= 2**16 else 4
+    parts = {
+        "run.replicates x context.length": R * (2 * (P + k) + 64) * b + sum(R * (16 * k + 48 * q) for q in sizes),
+        "premises (automaton states x tokens)": sum(16 * q * (V + 1) for q in sizes),
+        "run.replicates x premises x tokens": 24 * S * R * (V + 1),
+        "run.steps": n * (4 * L + 2 * C + S + 8) * 120 + 32 * k * (n + 1) * b,
+    }
+    if P:
+        parts["run.replicates x periodic memory"] = R * k * P * b if not _sliding(scenario) else 0
+    if run.drift:
+        parts["run.replicates x context.length (drift)"] = 16 * R * (k + 1) * max(S, 1)
+    total = SAFETY * sum(parts.values())
+    return total, max(parts, key=parts.get)
+
+
+def _sliding(scenario: Scenario) -> bool:
+    ctx = scenario.context
+    return ctx.deletion == "none" or (ctx.deletion == "fifo" and ctx.pinned == 0)
+
+
+def check_compile(scenario: Scenario) -> None:
+    """What compiling needs, whatever is done next: bounded automata and premise counts, and an
+    initial window (and a few copies of it) within the memory budget."""
+    automaton_sizes(scenario)
+    window = 64 * scenario.context.length
+    if window > scenario.run.max_memory_gib * GIB:
+        raise ScenarioError(
+            "context.length", f"a window of {scenario.context.length:,} tokens needs about {window / GIB:,.3g} GiB "
+            f"per copy, more than the budget of {scenario.run.max_memory_gib:g} GiB; shorten it, or raise the budget "
+            "with --max-memory GIB (run.max_memory_gib)")
+
+
+def check_run(scenario: Scenario) -> float:
+    """Refuse a simulation whose estimated memory exceeds ``run.max_memory_gib``; return the
+    estimate in bytes."""
+    total, driver = run_bytes(scenario)
+    limit = scenario.run.max_memory_gib * GIB
+    if total > limit:
+        raise ScenarioError(
+            "run", f"simulating needs about {total / GIB:,.3g} GiB (mostly {driver}), more than the budget of "
+            f"{scenario.run.max_memory_gib:g} GiB; lower those, or raise the budget with --max-memory GIB "
+            "(run.max_memory_gib) if the machine has the memory")
+    return total
