@@ -462,6 +462,17 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def validate_sweep(data: Any) -> SweepSpec | None:
+    """Validate a ``[sweep]`` table on its own (as strictly as the rest: unknown keys are errors)."""
+    if data is None:
+        return None
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as err:
+        inner = _pydantic_error(err)
+        raise ScenarioError(f"sweep.{inner.path}" if inner.path else "sweep", inner.message) from None
+
+
 def read_toml(path: str | Path) -> dict:
     """Parse a scenario file: a regular UTF-8 file of at most ``MAX_FILE_BYTES`` holding TOML
     nested at most ``MAX_DEPTH`` deep. Opened without blocking, so a FIFO or a device is refused

@@ -28,6 +28,7 @@ import math
 import os
 import signal
 import time
+import tomllib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from .scenario import Scenario, ScenarioError, UserError, apply_overrides, parse_value, to_table, validate
+from .budget import check_run
+from .scenario import (Scenario, ScenarioError, SweepSpec, UserError, apply_overrides, parse_value, to_table,
+                       validate, validate_sweep)
 
 Z95 = 1.959963984540054
 
@@ -45,8 +48,21 @@ Z95 = 1.959963984540054
 # Grids
 
 
+MAX_GRID_VALUES = 10_000  # values in one grid
+MAX_POINTS = 100_000  # points in a sweep (the product of its grids)
+
+
+def _range_count(text: str, count: float) -> int:
+    if not count <= MAX_GRID_VALUES:
+        raise UserError(f"range {text!r} has {count:,.0f} values, more than {MAX_GRID_VALUES:,}; use a coarser STEP or FACTOR")
+    return int(count)
+
+
 def parse_values(text: str) -> list:
-    """Values of one grid (module docstring for the syntax)."""
+    """Values of one grid (module docstring for the syntax). A list is read as the items of a
+    TOML array (so list values work: ``["F"],["U","F"]``), else split at commas with bare words
+    kept as strings; a range is checked for finite bounds and at most ``MAX_GRID_VALUES`` values
+    before any is generated."""
     text = text.strip()
     parts = text.split(":")
     if len(parts) == 3 and all(p.strip() for p in parts):
@@ -56,24 +72,28 @@ def parse_values(text: str) -> list:
         step = parse_value(step_text[1:] if geometric else step_text)
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, stop, step)):
             raise UserError(f"range {text!r}: START, STOP and STEP must be numbers")
-        values = []
+        if not all(math.isfinite(x) for x in (start, stop, step)):
+            raise UserError(f"range {text!r}: START, STOP and STEP must be finite numbers")
         integral = all(isinstance(x, int) for x in (start, stop, step))
         if geometric:
             if not (start > 0 and step > 1 and stop >= start):
                 raise UserError(f"geometric range {text!r}: needs 0 < START <= STOP and FACTOR > 1")
-            x = start
-            while x <= stop * (1 + 1e-12):
-                values.append(x)
-                x = x * step
+            count = _range_count(text, math.floor(math.log(stop / start) / math.log(step) + 1e-9) + 1)
+            values = [start * step**i for i in range(count)]
         else:
             if step == 0 or (stop - start) / step < 0:
                 raise UserError(f"range {text!r}: STEP must be non-zero and point from START to STOP")
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            count = _range_count(text, math.floor((stop - start) / step + 1e-9) + 1)
             values = [start + i * step for i in range(count)]
         return [int(v) if integral else round(float(v), 12) for v in values]
-    values = [parse_value(v) for v in text.split(",")]
-    if any(isinstance(v, str) and not v for v in values):
+    try:
+        values = tomllib.loads(f"v = [{text}]")["v"]
+    except tomllib.TOMLDecodeError:
+        values = [parse_value(v) for v in text.split(",")]
+    if any(isinstance(v, str) and not v.strip() for v in values) or not values:
         raise UserError(f"grid {text!r}: empty value")
+    if len(values) > MAX_GRID_VALUES:
+        raise UserError(f"grid {text!r} has {len(values):,} values, more than {MAX_GRID_VALUES:,}")
     return values
 
 
@@ -85,16 +105,18 @@ def parse_grid(spec: str) -> tuple[str, list]:
     return path.strip(), parse_values(values)
 
 
-def grid_from_table(table: dict) -> dict[str, list]:
+def grid_from_table(sweep: SweepSpec | None) -> dict[str, list]:
     """The ``[sweep]`` table of a scenario file: ``grid = { "path" = [values] or "range" }``."""
     grid = {}
-    for path, values in table.get("grid", {}).items():
+    for path, values in (sweep.grid if sweep else {}).items():
         try:
-            grid[path] = list(values) if isinstance(values, list) else parse_values(str(values))
+            grid[path] = list(values) if isinstance(values, list) else parse_values(values)
         except UserError as err:
             raise ScenarioError(f"sweep.grid.{path}", str(err)) from None
         if not grid[path]:
             raise ScenarioError(f"sweep.grid.{path}", "no values")
+        if len(grid[path]) > MAX_GRID_VALUES:
+            raise ScenarioError(f"sweep.grid.{path}", f"{len(grid[path]):,} values, more than {MAX_GRID_VALUES:,}")
     return grid
 
 
@@ -132,13 +154,17 @@ class Plan:
 
 def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool, max_states: int) -> Plan:
     """Validate the base scenario and every grid point before anything runs."""
-    table = dict(table)
-    sweep_table = table.pop("sweep", {}) or {}
-    grid = grid_from_table(sweep_table)
+    sweep_spec = validate_sweep(table.get("sweep"))
+    table = {key: value for key, value in table.items() if key != "sweep"}
+    grid = grid_from_table(sweep_spec)
     grid.update(grids)
     if not grid:
         raise UserError("no grid: give --grid path=values or a [sweep] table with grid = {...}")
-    fixed = {f"run.{k}": sweep_table[k] for k in ("replicates", "steps") if k in sweep_table}
+    size = math.prod(len(values) for values in grid.values())
+    if size > MAX_POINTS:
+        raise UserError(f"the grid has {size:,} points, more than {MAX_POINTS:,}; sweep fewer values")
+    fixed = {f"run.{k}": getattr(sweep_spec, k) for k in ("replicates", "steps")
+             if sweep_spec and getattr(sweep_spec, k) is not None}
     fixed.update(overrides)
     base = to_table(validate(apply_overrides(table, fixed)))
     seed = base["run"]["seed"]
@@ -146,7 +172,7 @@ def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool,
     for index, combo in enumerate(itertools.product(*grid.values())):
         params = dict(zip(grid, combo))
         try:
-            validate(apply_overrides(base, params))
+            check_run(validate(apply_overrides(base, params)))
         except ScenarioError as err:
             raise ScenarioError(err.path, f"{err.message} (grid point {params})") from None
         points.append({"index": index, "params": params, "seed": point_seed(seed, params)})
