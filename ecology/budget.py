@@ -29,6 +29,7 @@ from .scenario import AutomatonSpec, CycleSpec, Scenario, ScenarioError, Waluigi
 
 MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
 MAX_PREMISES = 100_000  # premises after populations are expanded (one Mesa agent each)
+MAX_AUTOMATON_CELLS = 20_000_000  # sum over premises of states x tokens (each cell is a step of that walk)
 SAFETY = 1.5
 GIB = 2**30
 
@@ -69,6 +70,10 @@ def automaton_sizes(scenario: Scenario) -> list[int]:
                             f"{MAX_PREMISES:,}); lower the populations' count")
     for pop in scenario.populations.values():
         sizes += [machine_states(pop.template)] * pop.count
+    cells = sum(sizes) * len(scenario.vocabulary.tokens)
+    if cells > MAX_AUTOMATON_CELLS:
+        raise ScenarioError("premises", f"the premises' automata have {cells:,} (state, token) transitions to compile "
+                            f"(more than {MAX_AUTOMATON_CELLS:,}); use fewer tokens, states or premises")
     return sizes
 
 
