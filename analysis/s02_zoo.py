@@ -16,7 +16,7 @@ def run(out, quick: bool) -> Study:
         r = report(s, tolerance=tolerance) if tolerance else report(s)
         _, df = simulate(s)
         crit = list(s.absorption)[0]
-        curves[name] = df[f"absorbed_{crit}"].to_numpy()
+        curves[name] = df[f"reached_{crit}"].to_numpy()
         classes = "; ".join(
             f"{c['absorbing_state'] and 'absorbing ' + repr(c['absorbing_state']) or str(c['size']) + ' states'} "
             f"(period {c['period']}, P = {fmt(c['probability'], 3)})" for c in r["closed_classes"])

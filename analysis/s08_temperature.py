@@ -14,7 +14,7 @@ def run(out, quick: bool) -> Study:
     rows, fig_rows = [], []
     for T in temps:
         model, df = simulate(scenario("waluigi_soft", sampling__temperature=T, run__steps=steps, run__replicates=reps))
-        at = model.absorbed_at[0]
+        at = model.reached_at[0]
         hit = at[at >= 0]
         row = {"temperature": T, "revealed by the end": float(np.mean(at >= 0)),
                "mean absorption time": float(hit.mean()) if len(hit) else float("nan"),
