@@ -303,6 +303,10 @@ def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], st
     return [(col, name, lo, hi, exact if exact in rows else None) for col, name, lo, hi, exact in metrics if col in rows]
 
 
+def _unit(column: str) -> str:
+    return "steps" if "restricted_mean" in column else "amplitude" if "amplitude" in column else "fraction"
+
+
 def _annotate(ax, values: np.ndarray, image) -> None:
     """Write each heatmap cell's value in it, dark on light cells and light on dark ones."""
     finite = values[np.isfinite(values)]
@@ -330,7 +334,8 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
     if len(params) == 1:
         p = params[0]
         values = [v for v in grid[p] if v in set(rows[p])]
-        fig, axes = plt.subplots(len(metrics), 1, figsize=(6.0, 1.9 * len(metrics) + 0.6), squeeze=False, sharex=True)
+        fig, axes = plt.subplots(len(metrics), 1, figsize=(6.0, 1.7 * len(metrics) + 0.6), squeeze=False, sharex=True,
+                                 gridspec_kw={"hspace": 0.45})
         table = rows.set_index(p).reindex(values)
         for ax, (col, name, lo, hi, exact) in zip(axes[:, 0], metrics):
             x = _ticks(ax, "x", values, kinds[p])
@@ -339,10 +344,13 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 ax.fill_between(x, table[lo], table[hi], alpha=0.25, label="95% interval")
             if exact:
                 ax.plot(x, table[exact], "kx", ms=5, label="exact chain")
-            ax.set_ylabel(name)
+            ax.set_title(name.replace("\n", " "), fontsize=8, loc="left")
+            ax.set_ylabel(_unit(col))
         axes[-1, 0].set_xlabel(esc(p))
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        axes[0, 0].set_title(f"{esc(title)}: sweep over {esc(p)} ({kinds[p]} grid)")
+        height = fig.get_size_inches()[1]
+        fig.subplots_adjust(top=1 - 0.55 / height)
+        fig.suptitle(f"{esc(title)}: sweep over {esc(p)} ({kinds[p]} grid)", y=1 - 0.12 / height)
         written.append(directory / "sweep.png")
         _save(fig, written[-1])
     elif len(params) == 2:
@@ -381,7 +389,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                         ax.plot(x, line[exact], "kx", ms=4)
                 ax.set_title(", ".join(f"{esc(r)} = {esc(v)}" for r, v in zip(rest, facet)), fontsize=8)
                 ax.set_xlabel(esc(p))
-            axes[0, 0].set_ylabel(name)
+            axes[0, 0].set_ylabel(_unit(col))
             axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
             fig.suptitle(f"{esc(title)}: {name.replace(chr(10), ' ')}" + (" (crosses: exact chain)" if exact else ""))
             written.append(directory / f"facets_{col}.png")

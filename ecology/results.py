@@ -320,3 +320,62 @@ def speaker_table(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame({"step": np.repeat(np.arange(1, steps + 1), reps), "replicate": np.tile(np.arange(reps), steps),
                          "token": tokens[result.printed.ravel()] if steps else [],
                          "speaker": labels[result.speakers.ravel()] if steps else []})
+
+
+@dataclass
+class Run:
+    """What :func:`ecology.run` returns: the summary and the run's tables as DataFrames.
+
+    - ``summary``: the dict written to ``summary.json``;
+    - ``steps``: one row per step (``steps.csv``); ``replicates``: one row per replicate;
+      ``premises``: one row per premise (prior, drawn parameter, final amplitude);
+    - ``criteria``: one row per criterion: reached (with interval, censored count, restricted
+      mean, median) and holding at the end, and the exact figures when asked for;
+    - ``result``: the :class:`RunResult` (arrays); :meth:`save` writes a run directory.
+    """
+
+    result: RunResult
+    summary: dict
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        return self.result.steps
+
+    @property
+    def replicates(self) -> pd.DataFrame:
+        return replicate_table(self.result)
+
+    @property
+    def premises(self) -> pd.DataFrame:
+        return premise_table(self.result)
+
+    @property
+    def criteria(self) -> pd.DataFrame:
+        rows = {}
+        for name, c in self.summary["criteria"].items():
+            row = {k: v for k, v in c.items() if not isinstance(v, (list, dict))}
+            row.update({f"exact_{k}": v for k, v in c.get("exact", {}).items() if not isinstance(v, list)})
+            rows[name] = row
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("criterion")
+
+    def save(self, out: str | Path | None = None) -> Path:
+        """Write the run directory (``out`` must not exist; default ``runs/NAME-TIMESTAMP``)."""
+        target = fresh_directory(out, self.summary["scenario"])
+        return write_run(self.result, target, {**self.summary, "output": str(target)})
+
+
+def run(scenario, exact: bool = False, max_states: int = 200_000, **overrides) -> Run:
+    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`."""
+    from .model import resolve
+
+    paths = {key.replace("__", "."): value for key, value in overrides.items()}
+    for short in ("steps", "replicates", "seed"):
+        if short in paths:
+            paths[f"run.{short}"] = paths.pop(short)
+    s = resolve(scenario, paths)
+    result = simulate(s)
+    summary = summarize(result)
+    if exact:
+        for name, figures in exact_criteria(s, max_states).items():
+            summary["criteria"][name]["exact"] = figures
+    return Run(result, summary)

@@ -24,7 +24,7 @@ horizon); ``T`` is the first step at which a criterion holds (*reached*), observ
 - :func:`restricted_mean`: the restricted mean time ``E[min(T, N)] = sum_{t=0}^{N-1} S(t)``
   (the area under the KM curve up to the horizon) with its standard error
   ``sum_j A_j^2 d_j / (r_j (r_j - d_j))``, ``A_j`` the area under ``S`` from event step ``j`` to
-  ``N``. It is a lower bound of ``E[T]`` and equals it when ``S(N) = 0``; it is *not* the mean
+  ``N``; its 95% interval is ``mean -+ 1.96 se`` clipped to ``[0, N]``. It is a lower bound of ``E[T]`` and equals it when ``S(N) = 0``; it is *not* the mean
   over the replicates that happened to reach the event (that mean, conditional on ``T <= N``, is
   reported only as ``time_mean_given_reached``).
 
@@ -153,8 +153,8 @@ def time_to_event(times: np.ndarray, horizon: int) -> dict:
         "censored": km.censored,
         "restricted_mean": rmst,
         "restricted_mean_se": se,
-        "restricted_mean_lo": rmst - Z95 * se,
-        "restricted_mean_hi": rmst + Z95 * se,
+        "restricted_mean_lo": max(rmst - Z95 * se, 0.0),  # E[min(T, N)] lies in [0, N]
+        "restricted_mean_hi": min(rmst + Z95 * se, float(horizon)),
         "time_mean_given_reached": float(hit.mean()) if len(hit) else None,
     }
     out.update(median_time(km))

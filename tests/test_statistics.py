@@ -292,3 +292,17 @@ def test_user_text_with_dollars_draws(tmp_path):
     write_run(result, tmp_path / "run", summarize(result))
     assert (tmp_path / "run" / "reaching.png").is_file()
     assert plots.esc("$x$") == r"\$x\$"
+
+
+def test_python_entry_point_returns_dataframes(tmp_path):
+    import ecology
+
+    from .conftest import SCENARIOS
+
+    r = ecology.run(SCENARIOS / "waluigi.toml", context__length=4, replicates=300, steps=60, exact=True)
+    assert isinstance(r.steps, pd.DataFrame) and len(r.steps) == 61 and len(r.replicates) == 300
+    assert list(r.premises["premise"]) == ["luigi", "waluigi"]
+    row = r.criteria.loc["revealed"]
+    assert row["exact_closed"] and abs(row["reached"] - row["exact_reached_by_horizon"]) < 5 * math.sqrt(0.25 / 300)
+    saved = r.save(tmp_path / "run")
+    assert json.loads((saved / "summary.json").read_text())["criteria"]["revealed"]["reached"] == row["reached"]
