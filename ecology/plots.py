@@ -111,8 +111,9 @@ def reaching_curves(criteria: dict, title: str, path: Path) -> None:
         ax.step(t, c["holding_curve"], where="post", color=colour, lw=1.0, ls=":", label=f"'{esc(name)}' holding at t (simulated)")
         exact = c.get("exact")
         if exact:
-            ax.plot(t, exact["reached_curve"], color="k", lw=0.9, ls="--", label=f"'{esc(name)}' reached by t (exact chain)")
-            ax.plot(t, exact["holding_curve"], color="0.35", lw=0.9, ls="-.", label=f"'{esc(name)}' holding at t (exact chain)")
+            dark = tuple(0.55 * np.asarray(colour[:3]))  # the criterion's colour, darkened
+            ax.plot(t, exact["reached_curve"], color=dark, lw=1.0, ls="--", label=f"'{esc(name)}' reached by t (exact chain)")
+            ax.plot(t, exact["holding_curve"], color=dark, lw=1.0, ls="-.", label=f"'{esc(name)}' holding at t (exact chain)")
     if not criteria:
         ax.text(0.5, 0.5, "no criteria in this scenario", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("step t (tokens generated)")

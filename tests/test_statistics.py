@@ -96,6 +96,12 @@ def test_censored_times_agree_with_the_exact_chain(toy):
     exact = exact_criteria(s, 100_000)["revealed"]
     assert math.isclose(exact["expected_hitting_time"], closed_form_expected_hitting_time(0.9, 0.9, 16), rel_tol=1e-9)
     assert math.isclose(exact["expected_hitting_time"], 485.524, abs_tol=1e-3) and exact["closed"]
+    # the README's settings (luigi prior 0.99 beside the waluigi's 0.1: alpha = 0.99 / 1.09) give 533.86
+    readme = copy.deepcopy(toy)
+    readme["premises"]["luigi"]["prior"] = 0.99
+    other = exact_criteria(validate(readme), 100_000)["revealed"]["expected_hitting_time"]
+    assert math.isclose(other, closed_form_expected_hitting_time(0.99 / 1.09, 0.9, 16), rel_tol=1e-9)
+    assert math.isclose(other, 533.863, abs_tol=1e-3)
     summary = summarize(simulate(s))
     c = summary["criteria"]["revealed"]
     # the restricted mean estimates E[min(T, N)]; its standard error comes from the 4000 replicates
