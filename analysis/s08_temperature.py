@@ -37,8 +37,9 @@ def run(out, quick: bool) -> Study:
         ax2 = ax.twinx()
         ax2.plot(x, [r["entropy"] for r in fig_rows], "k:", marker="s", label="mean entropy of p_T (nats)")
         ax2.set_ylabel("mean entropy of the sampling law (nats)")
-        ax.legend(loc="upper left", fontsize=8)
-        ax2.legend(loc="upper right", fontsize=8)
+        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
 
     name = figure(out, "s08_temperature.png", draw)
     cold, hot = fig_rows[0], fig_rows[-1]

@@ -304,6 +304,8 @@ def cmd_plot(args) -> int:
     if not (directory / "summary.json").is_file():
         raise UsageError(f"{directory}: neither a run directory (summary.json) nor a sweep directory (sweep.json)")
     summary = json.loads((directory / "summary.json").read_text())
+    if "criteria" not in summary:
+        raise UsageError(f"{directory}: written by an older version (no 'criteria' in summary.json); run it again")
     table = scn.read_toml(directory / "scenario.toml")
     steps = pd.read_csv(directory / "steps.csv", index_col="step")
     raster = pd.read_csv(directory / "raster.csv", index_col="step").to_numpy()

@@ -222,18 +222,21 @@ class EcologyModel(mesa.Model):
     def _observables(self) -> dict[str, float]:
         """One row of ``steps.csv`` (column names are documented in docs/outputs.md)."""
         obs: dict[str, float] = {}
-        quantiles = np.quantile(self.population, QUANTILES, axis=0)
+        amplitudes = self.amplitudes
+        premise_quantiles = np.quantile(amplitudes, QUANTILES, axis=0)
+        if all(len(m) == 1 for m in self.mixture.members):  # each population is one premise
+            quantiles = premise_quantiles[:, [m[0] for m in self.mixture.members]]
+        else:
+            quantiles = np.quantile(self.population, QUANTILES, axis=0)
         for j, label in enumerate(self.mixture.labels):
             column = self.population[:, j]
             obs[f"{label}_mean"] = float(column.mean())
             obs[f"{label}_q10"], obs[f"{label}_q50"], obs[f"{label}_q90"] = map(float, quantiles[:, j])
             obs[f"{label}_majority"] = float(np.mean(above(column, MAJORITY)))
             obs[f"{label}_certain"] = float(np.mean(above(column, CERTAIN)))
-        amplitudes = self.amplitudes
-        quantiles = np.quantile(amplitudes, QUANTILES, axis=0)
         for s, premise in enumerate(self.compiled.premises):
             obs[f"premise_{premise.name}_mean"] = float(amplitudes[:, s].mean())
-            for q, value in zip(QUANTILES, quantiles[:, s]):
+            for q, value in zip(QUANTILES, premise_quantiles[:, s]):
                 obs[f"premise_{premise.name}_q{round(100 * q)}"] = float(value)
         obs["entropy"] = float(entropy(self.current.log_p).mean())
         obs["surprisal"] = float("nan") if self.surprisal is None else float(self.surprisal.mean())

@@ -49,7 +49,9 @@ def wilson(successes, n, z: float = Z95):
         p = successes / n
         centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
         half = z * np.sqrt(np.clip(p * (1 - p) / n + z**2 / (4 * n * n), 0.0, None)) / (1 + z**2 / n)
-    lo, hi = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # at 0 or n successes the interval ends exactly at 0 or 1 (not a rounding error away)
+    lo = np.where(successes <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    hi = np.where(successes >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
     if lo.ndim == 0:
         return float(lo), float(hi)
     return lo, hi

@@ -312,3 +312,18 @@ def test_python_entry_point_returns_dataframes(tmp_path):
     assert row["exact_closed"] and abs(row["reached"] - row["exact_reached_by_horizon"]) < 5 * math.sqrt(0.25 / 300)
     saved = r.save(tmp_path / "run")
     assert json.loads((saved / "summary.json").read_text())["criteria"]["revealed"]["reached"] == row["reached"]
+
+
+def test_sweep_row_carries_censoring_safe_and_exact_figures():
+    from ecology.sweep import run_point
+    from ecology.scenario import to_table
+
+    toy = table("waluigi")
+    toy["run"].update(steps=80, replicates=400)
+    row = run_point(to_table(validate(toy)), {"index": 0, "params": {"context.length": 3}, "seed": 5}, True, 10_000)
+    assert "revealed_time_mean" not in row and "revealed_fraction" not in row
+    assert row["revealed_exact_closed"] is True
+    assert math.isfinite(row["revealed_exact_expected_hitting_time"])
+    se = row["revealed_restricted_mean_se"]
+    assert abs(row["revealed_restricted_mean"] - row["revealed_exact_restricted_mean"]) <= 5 * se
+    assert row["revealed_censored"] == round((1 - row["revealed_reached"]) * 400)
