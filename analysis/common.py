@@ -1,5 +1,8 @@
 """Shared helpers of the studies: scenarios from `scenarios/` with overrides, runs through the
-Python API, figures with labelled axes, and the record each study returns to the report."""
+Python API, figures with labelled axes, and the record each study returns to the report.
+
+Every simulated headline figure is printed with its 95% interval (:func:`proportion`,
+:func:`interval`, from :mod:`ecology.statistics`); exact figures are printed as they are."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np  # noqa: E402
 from ecology.dynamics import compile_scenario  # noqa: E402
 from ecology.exact import analyze, build_chain  # noqa: E402
 from ecology.model import EcologyModel  # noqa: E402
+from ecology.statistics import time_to_event, wilson  # noqa: E402,F401
 from ecology.scenario import apply_overrides, read_toml, validate  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -44,7 +48,7 @@ def from_table(table: dict):
 
 
 def simulate(s):
-    """Run a scenario; returns the model (agents, absorbed_at) and its per-step table."""
+    """Run a scenario; returns the model (agents, reached_at) and its per-step table."""
     model = EcologyModel(s)
     while model.running:
         model.step()
@@ -74,3 +78,14 @@ def fmt(x, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "∞" if x is not None and np.isinf(x) else "—"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def interval(value, lo, hi, digits: int = 3) -> str:
+    """``value [lo, hi]``: a figure with its 95% interval."""
+    return f"{fmt(value, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def proportion(fraction: float, n: int, digits: int = 3) -> str:
+    """A sample fraction over ``n`` replicates with its 95% Wilson interval."""
+    lo, hi = wilson(round(fraction * n), n)
+    return interval(float(fraction), lo, hi, digits)

@@ -1,7 +1,11 @@
 """Build analysis/REPORT.md: run every study (s01 ... s10) through the Python API and write
 their findings, figures and tables. Every number in the report comes from this run.
 
-Usage: python analysis/report.py [--quick] [--out DIR]   (default DIR: analysis/)
+Usage: python analysis/report.py [--quick] [--out DIR]
+
+The full report goes to analysis/ (REPORT.md and figures/, committed); ``--quick`` (small
+samples, for CI) goes to analysis/quick/ by default and refuses to write into analysis/ itself,
+so it never overwrites the committed full report.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ STUDIES = ["s01_deletion", "s02_zoo", "s03_toy", "s04_sticky", "s05_floors", "s0
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """A markdown table whose columns are the union of every row's keys (in first-seen order)."""
     if not rows:
         return ""
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(key for row in rows for key in row))
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -61,9 +66,13 @@ def build(out: Path, quick: bool) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small samples: a few minutes at most")
-    parser.add_argument("--out", default=str(HERE), help="directory for REPORT.md and figures/")
+    parser.add_argument("--out", help="directory for REPORT.md and figures/ (default: analysis/, "
+                                      "or analysis/quick/ with --quick)")
     args = parser.parse_args()
-    print(build(Path(args.out), args.quick))
+    out = Path(args.out) if args.out else HERE / "quick" if args.quick else HERE
+    if args.quick and out.resolve() == HERE:
+        parser.error("--quick never writes into analysis/ (the committed full report); give another --out")
+    print(build(out, args.quick))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import Study, figure, fmt, report, scenario, simulate
+from common import Study, figure, fmt, proportion, report, scenario, simulate
 
 
 def run(out, quick: bool) -> Study:
@@ -20,13 +20,14 @@ def run(out, quick: bool) -> Study:
     for deletion in ("none", "fifo"):
         s = scenario("waluigi", run__steps=steps, run__replicates=reps, context__deletion=deletion)
         _, df = simulate(s)
-        curves[deletion] = df["absorbed_revealed"].to_numpy()
+        curves[deletion] = df["reached_revealed"].to_numpy()
     n = np.arange(steps + 1)
     closed = np.where(n >= k, (1 - alpha) * (1 - p ** np.maximum(n - k + 1, 0)), 0.0)
     exact = np.array(report(scenario("waluigi", context__deletion="fifo"), horizon=steps)["curves"]["revealed"]["absorbed"])
     for t in sorted({10, 50, 100, steps // 2, steps}):
-        rows.append({"step": t, "none (simulated)": fmt(curves["none"][t]), "none (closed form)": fmt(closed[t]),
-                     "fifo (simulated)": fmt(curves["fifo"][t]), "fifo (exact chain)": fmt(exact[t])})
+        rows.append({"step": t, "none (simulated, 95% interval)": proportion(curves["none"][t], reps),
+                     "none (closed form)": fmt(closed[t]),
+                     "fifo (simulated, 95% interval)": proportion(curves["fifo"][t], reps), "fifo (exact chain)": fmt(exact[t])})
 
     def draw(fig, ax):
         ax.plot(n, curves["none"], label="deletion = none (simulated)")
@@ -39,10 +40,10 @@ def run(out, quick: bool) -> Study:
         ax.legend(fontsize=8)
 
     name = figure(out, "s01_deletion.png", draw)
-    finding = (f"With an unbounded window the waluigi is revealed with probability {fmt(curves['none'][-1], 3)} "
-               f"after {steps} steps, its prior 1-α = {1 - alpha:g} (closed form {fmt(closed[-1], 3)}); "
-               f"with a finite window (k = {k}, fifo) it is {fmt(curves['fifo'][-1], 3)} and tends to 1 "
-               f"(exact chain: {fmt(exact[-1], 3)}).")
+    finding = (f"With an unbounded window the waluigi is revealed in a fraction {proportion(curves['none'][-1], reps)} "
+               f"(95% interval, {reps} replicates) of the runs after {steps} steps, its prior 1-α = {1 - alpha:g} "
+               f"(closed form {fmt(closed[-1], 4)}); with a finite window (k = {k}, fifo) in "
+               f"{proportion(curves['fifo'][-1], reps)}, tending to 1 (exact chain: {fmt(exact[-1], 4)}).")
     return Study(1, "Deletion matters (Remark 1)", finding,
                  [(name, f"Fraction of {reps} replicates revealed by step N, toy (α = 0.9, p = 0.9, k = 8), "
                          "under no deletion and fifo deletion, with the closed form and the exact chain.")], rows)

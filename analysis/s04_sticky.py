@@ -10,13 +10,14 @@ import scipy.sparse as sp
 from scipy.sparse import linalg as spla
 
 from common import Study, chain, figure, fmt, report, scenario
+from ecology.absorption import above
 
 
 def basin_exit_time(s) -> float:
     """Expected steps from U^k until the waluigi's amplitude first drops to 1/2 or below:
     tau = (I - P_BB)^-1 1 over the basin B = {waluigi amplitude > 1/2}."""
     compiled, pc = chain(s)
-    basin = np.flatnonzero(pc.population_amplitudes[:, compiled.mixture.labels.index("waluigi")] > 0.5)
+    basin = np.flatnonzero(above(pc.population_amplitudes[:, compiled.mixture.labels.index("waluigi")], 0.5))
     block = pc.chain.P[basin][:, basin]
     if np.allclose(np.asarray(block.sum(axis=1)).ravel(), 1.0):
         return float("inf")

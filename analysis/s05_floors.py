@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import Study, chain, figure, fmt, scenario
+from ecology.absorption import TIE_TOLERANCE, above
 from ecology.exact import analyze
 
 
@@ -21,11 +22,13 @@ def run(out, quick: bool) -> Study:
             r = analyze(compiled, chain=pc, tolerance=min(0.5, 20 * eps))
             pi = pc.chain.stationary_distributions[0]
             walu = pc.population_amplitudes[:, compiled.mixture.labels.index("waluigi")]
-            basin[eps, k] = float(pi[walu > 0.5].sum())
+            basin[eps, k] = float(pi[above(walu, 0.5)].sum())  # the tie rule of every threshold
+            ties = int(np.sum(np.abs(walu - 0.5) <= TIE_TOLERANCE))
             u = " ".join(["U"] * k)
             escape[eps, k] = next((m["exit_time"] for m in r["metastable"]["classes"] if m["likely_state"] == u), np.nan)
             rows.append({"eps": eps, "k": k, "closed classes": len(r["closed_classes"]),
                          "stationary mass of waluigi basin": fmt(basin[eps, k], 5),
+                         "page-states at amplitude 1/2 exactly (ties, outside the basin)": ties,
                          "exit time from U^k (steps)": fmt(escape[eps, k], 5)})
 
     def draw(fig, ax):

@@ -1,12 +1,19 @@
-"""Absorption criteria: which page-states count as "absorbed" (the user's choice, Remark 5).
+"""Criteria: which page-states count as "absorbed" (the user's choice, Remark 5).
 
-Each criterion is a predicate on a batch of page-states, shared by the simulator (which records
-the first step at which it holds: the absorption time) and by the exact analyser (which sums the
-probability of the states where it holds):
+Each criterion is a predicate on a batch of page-states, shared by the simulator and by the
+exact analyser. Two different things are reported for each: the criterion is *reached* at the
+first step at which it holds (the first hitting time ``T``; "reached by t" means ``T <= t``),
+and it is *holding* at step ``t`` when it holds on the page-state of step ``t``. The two agree
+only when the criterion's set of page-states is closed (never left once entered); the exact
+analyser says whether it is.
 
 - ``window_only = [tokens]``: the last ``k`` positions hold only those tokens (so no pad: the
   window is full). Under ``deletion = "none"`` this looks at the most recent ``k`` tokens.
-- ``population = "label"``, ``above = x``: the label's total amplitude is greater than ``x``.
+- ``population = "label"``, ``above = x``: the label's total amplitude is greater than ``x``
+  by more than ``TIE_TOLERANCE`` (see :func:`above`): amplitudes within ``1e-12`` of the
+  threshold count as *at* it, so an exact tie (e.g. amplitude 1/2 computed as 0.5000000000000001
+  by one reader and 0.4999999999999999 by another) is decided the same way by the simulator,
+  the exact analyser and the studies, whatever the rounding.
 - ``periodic = P``: the page-state equals the page-state ``d`` steps earlier for some
   ``1 <= d <= P``; this needs the ``P`` most recently deleted tokens (the *extended* window,
   ``memory = P`` columns before the page-state). A window that never deletes never repeats.
@@ -40,6 +47,14 @@ class WindowOnly:
         return self.outside == 0
 
 
+TIE_TOLERANCE = 1e-12  # amplitudes closer than this to a threshold are ties (not above it)
+
+
+def above(amplitude: np.ndarray, threshold: float) -> np.ndarray:
+    """The tie rule of every threshold: ``amplitude > threshold + TIE_TOLERANCE``."""
+    return amplitude > threshold + TIE_TOLERANCE
+
+
 class PopulationAbove:
     def __init__(self, name: str, label: int, above: float):
         self.name = name
@@ -47,7 +62,7 @@ class PopulationAbove:
         self.above = above
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
-        return amplitudes[:, self.label] > self.above
+        return above(amplitudes[:, self.label], self.above)
 
 
 class Periodic:

@@ -64,19 +64,44 @@ def cmd_schema(args) -> int:
     return 0
 
 
-def exact_overlay(s: scn.Scenario, max_states: int) -> dict | None:
-    """Exact absorption curves for ``run --exact``, or None (with a note) when out of reach."""
-    from .dynamics import compile_scenario
-    from .exact import build_chain, criterion_curves
+def exact_figures(s: scn.Scenario, max_states: int) -> dict | None:
+    """The exact chain's figures per criterion for ``run --exact``, or None (with a note) when
+    the chain is out of reach."""
+    from .results import exact_criteria
 
     try:
-        compiled = compile_scenario(s)
-        chain = build_chain(compiled, max_states)
-        curves = criterion_curves(compiled, chain, s.run.steps, max_states)
+        return exact_criteria(s, max_states)
     except scn.UserError as err:
-        print(f"note: no exact overlay: {err}", file=sys.stderr)
+        print(f"note: no exact figures: {err}", file=sys.stderr)
         return None
-    return {name: c["absorbed"] for name, c in curves.items()}
+
+
+def _interval(lo, hi, digits: int = 4) -> str:
+    return f"95% {lo:.{digits}f}-{hi:.{digits}f}"
+
+
+def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicates: int) -> None:
+    """Reached and holding, separately, with intervals (and the exact chain beside them)."""
+    print(f"  criterion '{name}':")
+    print(f"    reached by step {steps}: {c['reached']:.4f} ({_interval(c['reached_lo'], c['reached_hi'])}), "
+          f"not reached (censored) {c['censored']} of {replicates}")
+    print(f"    holding at step {steps}: {c['holding_final']:.4f} ({_interval(c['holding_final_lo'], c['holding_final_hi'])})")
+    print(f"    restricted mean time to reach, E[min(T, {steps})]: {c['restricted_mean']:.2f} "
+          f"({_interval(c['restricted_mean_lo'], c['restricted_mean_hi'], 2)})")
+    if c["time_median"] is None:
+        print(f"    median time to reach: not estimable (fewer than half reached it by step {steps})")
+    else:
+        hi = "beyond the horizon" if c["time_median_hi"] is None else str(c["time_median_hi"])
+        print(f"    median time to reach: {c['time_median']} (95% {c['time_median_lo']}-{hi})")
+    if c["time_mean_given_reached"] is not None:
+        print(f"    mean time given reached by step {steps}: {c['time_mean_given_reached']:.2f} "
+              "(conditional on reaching; not the expected time)")
+    if exact:
+        expected = "infinite (may never be reached)" if exact["expected_hitting_time"] is None \
+            else f"{exact['expected_hitting_time']:.6g}"
+        print(f"    exact chain: E[T] = {expected}; P(reached by {steps}) = {exact['reached_by_horizon']:.6g}; "
+              f"E[min(T, {steps})] = {exact['restricted_mean']:.6g}; "
+              f"set closed (holding once reached): {'yes' if exact['closed'] else 'no'}")
 
 
 def cmd_run(args) -> int:
@@ -90,20 +115,19 @@ def cmd_run(args) -> int:
         raise err.located(args.file) from None
     summary = summarize(result)
     summary["output"] = str(target)
-    exact = exact_overlay(s, args.max_states) if args.exact else None
-    if exact is not None:
-        summary["exact"] = {name: {"curve": curve, "fraction": curve[-1]} for name, curve in exact.items()}
-    write_run(result, target, summary, exact)
+    exact = exact_figures(s, args.max_states) if args.exact else None
+    for name, figures in (exact or {}).items():
+        summary["criteria"][name]["exact"] = figures
+    write_run(result, target, summary)
     if args.json:
         print(json.dumps(summary))
         return 0
     print(f"{s.name}: {s.run.replicates} replicates x {s.run.steps} steps in {result.seconds:.2f} s -> {target}")
-    for name, a in summary["absorption"].items():
-        times = "" if a["time_mean"] is None else f", time mean {a['time_mean']:.1f}, median {a['time_median']:.1f}"
-        print(f"  absorbed '{name}': {a['fraction']:.4f}{times}")
+    for name, c in summary["criteria"].items():
+        print_criterion(name, c, c.get("exact"), s.run.steps, s.run.replicates)
     for label, p in summary["populations"].items():
         print(f"  amplitude '{label}' at the end: mean {p['amplitude_final_mean']:.4f} "
-              f"(10%-90%: {p['amplitude_final_q10']:.4f}-{p['amplitude_final_q90']:.4f})")
+              f"(10%-50%-90%: {p['amplitude_final_q10']:.4f}-{p['amplitude_final_q50']:.4f}-{p['amplitude_final_q90']:.4f})")
     return 0
 
 
@@ -267,7 +291,7 @@ def draw_sweep(directory: Path, plan) -> list[Path]:
     except pd.errors.EmptyDataError:  # no finished point
         rows = pd.DataFrame()
     return plots.sweep_plots(directory, rows, plan.grid, list(plan.base.get("absorption", {})),
-                             sweep.labels_of(plan.base), plan.name)
+                             sweep.labels_of(plan.base), plan.name, plan.kinds, plan.base["run"]["steps"])
 
 
 def cmd_plot(args) -> int:
@@ -285,12 +309,15 @@ def cmd_plot(args) -> int:
     if not (directory / "summary.json").is_file():
         raise UsageError(f"{directory}: neither a run directory (summary.json) nor a sweep directory (sweep.json)")
     summary = json.loads((directory / "summary.json").read_text())
+    if "criteria" not in summary:
+        raise UsageError(f"{directory}: written by an older version (no 'criteria' in summary.json); run it again")
     table = scn.read_toml(directory / "scenario.toml")
     steps = pd.read_csv(directory / "steps.csv", index_col="step")
     raster = pd.read_csv(directory / "raster.csv", index_col="step").to_numpy()
-    exact = {k: v["curve"] for k, v in summary.get("exact", {}).items()} or None
+    trajectories = pd.read_csv(directory / "trajectories.csv")
+    speakers = pd.read_csv(directory / "speakers.csv", keep_default_na=False)
     plots.run_plots(directory, summary, steps, raster, table["vocabulary"]["tokens"],
-                    table["vocabulary"].get("pad", "N"), summary.get("raster_replicate", 0), exact)
+                    table["vocabulary"].get("pad", "N"), summary.get("raster_replicate", 0), trajectories, speakers)
     print(f"{directory}: redrew the run plots")
     return 0
 
@@ -345,7 +372,8 @@ def build_parser() -> Parser:
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
     p.add_argument("--out", help="output directory (must not exist); default runs/NAME-TIMESTAMP")
     p.add_argument("--json", action="store_true", help="print only the summary JSON")
-    p.add_argument("--exact", action="store_true", help="overlay the exact chain's absorption curves")
+    p.add_argument("--exact", action="store_true",
+                   help="add the exact chain's expected hitting time and P(reached by N) beside the simulated ones")
     p.add_argument("--max-states", type=positive_int, default=200_000, help="state budget of --exact")
     p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of the simulation (default 8)")
     p.set_defaults(func=cmd_run)

@@ -6,9 +6,13 @@ One step of the dynamic language model (SCIENCE.md §1, §3), for every replicat
 2. the context appends it and every premise observes it (its likelihood gains one factor);
 3. the context applies its deletion rule and every premise forgets the deleted tokens;
 4. amplitudes update (Bayes on the new window) and the mixture forms the next-token law;
-5. absorption criteria are checked and the DataCollector records the step.
+5. criteria are checked (reached: first step each holds; holding: holds now) and the
+   DataCollector records the step.
 
-Step 0 records the initial window. Replicates are rows of numpy arrays held by the agents;
+Step 0 records the initial window. Besides the per-step table the model keeps, for the first
+``RASTER_REPLICATES`` replicates, the window, the population amplitudes, the printed token and
+the population most responsible for it (largest ``alpha_s mu_s(t | w) / mu(t | w)`` summed over
+the population's premises) at every step. Replicates are rows of numpy arrays held by the agents;
 nothing loops over replicates in Python. The model is seeded the Mesa way (``rng=``): the
 same scenario and seed give the same numbers.
 """
@@ -21,14 +25,16 @@ from typing import Any
 import mesa
 import numpy as np
 
-from .absorption import Periodic, WindowOnly
+from .absorption import Periodic, WindowOnly, above
 from .budget import check_run
 from .context import Context
 from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
 
-RASTER_REPLICATES = 32  # replicates whose windows are kept for the raster plot
+RASTER_REPLICATES = 32  # replicates whose windows, amplitudes and speakers are kept for the plots
+MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
+QUANTILES = (0.1, 0.5, 0.9)
 
 
 class ImpossibleWindow(ScenarioError):
@@ -128,8 +134,11 @@ class EcologyModel(mesa.Model):
         for c in self.criteria:
             if isinstance(c, WindowOnly):
                 c.start(self.context.last(ctx.length))
-        self.absorbed_at = np.full((len(self.criteria), self.replicates), -1)
+        self.reached_at = np.full((len(self.criteria), self.replicates), -1)
         self.raster = []
+        self.trajectories = []  # (steps + 1) x (RASTER_REPLICATES, labels) population amplitudes
+        self.printed = []  # steps x (RASTER_REPLICATES,) token printed at each step
+        self.speakers = []  # steps x (RASTER_REPLICATES,) population most responsible for it
         self.rows = np.arange(self.replicates)
         self.credit = np.zeros((self.replicates, len(self.mixture.labels)))
         self.deleted = np.zeros(self.replicates)
@@ -187,10 +196,11 @@ class EcologyModel(mesa.Model):
         self.holding = self._criteria_hold()
         if self.config.run.drift:
             self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule)
-        first = self.holding & (self.absorbed_at < 0)
-        self.absorbed_at[first] = self.steps
+        first = self.holding & (self.reached_at < 0)
+        self.reached_at[first] = self.steps
         if len(self.raster) <= self.n_steps:
             self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
+            self.trajectories.append(self.population[:RASTER_REPLICATES].copy())
         self.observables = self._observables()
 
     def credit_token(self, token: np.ndarray) -> None:
@@ -198,7 +208,10 @@ class EcologyModel(mesa.Model):
         ``alpha_s mu_s(t | w) / mu(t | w)`` (it sums to 1 over premises), summed per population."""
         log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents])
         log_mu = self.current.log_mu[self.rows, token]
-        self.credit += self.mixture.population_amplitudes((self.current.log_amplitude.T + log_emit - log_mu).T)
+        responsibility = self.mixture.population_amplitudes((self.current.log_amplitude.T + log_emit - log_mu).T)
+        self.credit += responsibility
+        self.printed.append(token[:RASTER_REPLICATES].copy())
+        self.speakers.append(np.argmax(responsibility[:RASTER_REPLICATES], axis=1))
 
     def _criteria_hold(self) -> np.ndarray:
         out = np.zeros((len(self.criteria), self.replicates), dtype=bool)
@@ -214,14 +227,30 @@ class EcologyModel(mesa.Model):
                 out[i] = c.holds(self.context.window, self.population)
         return out
 
+    @property
+    def amplitudes(self) -> np.ndarray:
+        """(R, S) amplitude ``alpha_s(w)`` of every premise on the current windows."""
+        return np.exp(self.current.log_amplitude)
+
     def _observables(self) -> dict[str, float]:
+        """One row of ``steps.csv`` (column names are documented in docs/outputs.md)."""
         obs: dict[str, float] = {}
+        amplitudes = self.amplitudes
+        premise_quantiles = np.quantile(amplitudes, QUANTILES, axis=0)
+        if all(len(m) == 1 for m in self.mixture.members):  # each population is one premise
+            quantiles = premise_quantiles[:, [m[0] for m in self.mixture.members]]
+        else:
+            quantiles = np.quantile(self.population, QUANTILES, axis=0)
         for j, label in enumerate(self.mixture.labels):
             column = self.population[:, j]
-            q10, q90 = np.quantile(column, [0.1, 0.9])
             obs[f"{label}_mean"] = float(column.mean())
-            obs[f"{label}_q10"] = float(q10)
-            obs[f"{label}_q90"] = float(q90)
+            obs[f"{label}_q10"], obs[f"{label}_q50"], obs[f"{label}_q90"] = map(float, quantiles[:, j])
+            obs[f"{label}_majority"] = float(np.mean(above(column, MAJORITY)))
+            obs[f"{label}_certain"] = float(np.mean(above(column, CERTAIN)))
+        for s, premise in enumerate(self.compiled.premises):
+            obs[f"premise_{premise.name}_mean"] = float(amplitudes[:, s].mean())
+            for q, value in zip(QUANTILES, premise_quantiles[:, s]):
+                obs[f"premise_{premise.name}_q{round(100 * q)}"] = float(value)
         obs["entropy"] = float(entropy(self.current.log_p).mean())
         obs["surprisal"] = float("nan") if self.surprisal is None else float(self.surprisal.mean())
         obs["free_energy"] = float(self.current.free_energy.mean())
@@ -235,6 +264,6 @@ class EcologyModel(mesa.Model):
             for j, label in enumerate(self.mixture.labels):
                 obs.setdefault(f"drift_{label}", float(self.drift[:, self.mixture.members[j]].sum(axis=1).mean()))
         for i, c in enumerate(self.criteria):
-            obs[f"absorbed_{c.name}"] = float(np.mean(self.absorbed_at[i] >= 0))
+            obs[f"reached_{c.name}"] = float(np.mean(self.reached_at[i] >= 0))
             obs[f"holding_{c.name}"] = float(np.mean(self.holding[i]))
         return obs

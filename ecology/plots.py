@@ -1,12 +1,31 @@
-"""Figures of a run: population dynamics, absorption curves, and a raster of one window.
+"""Figures of a run and of a sweep: what a researcher needs to see, at the size a paper prints.
+
+Run figures (:func:`run_plots`):
+
+- ``populations.png``: winner-take-all dynamics as the *distribution* over replicates: per
+  step, the fraction of replicates in which each population holds more than 1/2 of the
+  amplitude (stacked: at most one population can) and more than 0.99 (lines), and below it the
+  amplitude trajectories of a few individual replicates;
+- ``reaching.png``: per criterion, P(reached by step t) (Kaplan–Meier, with its 95% band) and
+  the fraction holding at step t, with the exact chain's curves overlaid when known;
+- ``raster.png``: one replicate's window over time (colour = token);
+- ``speakers.png``: for the first replicates, the token printed at each step and the population
+  most responsible for it (largest ``alpha_s mu_s(t|w) / mu(t|w)`` summed over its premises).
+
+Sweep figures (:func:`sweep_plots`) follow the grid's shape and its kind (log axis for
+geometric grids, linear for arithmetic ones); time figures are the censoring-safe restricted
+mean ``E[min(T, N)]``, labelled as such.
 
 Every function takes plain tables (what a run directory holds), so plots can be redrawn from
-files without re-running. Matplotlib's non-interactive Agg backend is used throughout.
+files without re-running. User text (names, tokens, labels) goes through :func:`esc`, so that a
+``$`` in it is printed, never parsed as mathtext. Matplotlib's non-interactive Agg backend is
+used throughout.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import matplotlib
@@ -17,70 +36,159 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+plt.rcParams["text.usetex"] = False  # user text is escaped for mathtext, not for LaTeX
+PAPER = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
+         "xtick.labelsize": 8, "ytick.labelsize": 8}
+plt.rcParams.update(PAPER)
+SHOWN_TRAJECTORIES = 4  # individual replicates drawn under the population dynamics
+SHOWN_SPEAKERS = 16  # replicates in the speakers raster
+MAX_TICKS = 8
 
-def _save(fig, path: Path, dpi: int = 120) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+
+def esc(text) -> str:
+    """User text made literal for matplotlib: ``$`` escaped, so mathtext never parses it."""
+    return str(text).replace("$", r"\$")
+
+
+def _save(fig, path: Path, dpi: int = 150) -> None:
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
-def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path: Path) -> None:
-    """Mean amplitude per population label over steps, with the 10%–90% band over replicates."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label in labels:
-        line = ax.plot(steps.index, steps[f"{label}_mean"], label=label)[0]
-        ax.fill_between(steps.index, steps[f"{label}_q10"], steps[f"{label}_q90"], color=line.get_color(), alpha=0.2)
+def _colours(n: int) -> np.ndarray:
+    return plt.get_cmap("tab10" if n <= 10 else "tab20")(np.arange(n) % 20)
+
+
+def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path: Path,
+                        trajectories: pd.DataFrame | None = None) -> None:
+    """Stacked fraction of replicates in which each population holds > 1/2 of the amplitude
+    (the rest: no majority), lines for > 0.99, and a few replicates' trajectories below."""
+    colours = _colours(len(labels))
+    shown = [] if trajectories is None else sorted(trajectories["replicate"].unique())[:SHOWN_TRAJECTORIES]
+    fig = plt.figure(figsize=(7.0, 4.8 if shown else 3.2))
+    grid = fig.add_gridspec(2 if shown else 1, max(len(shown), 1), height_ratios=[2.2, 1] if shown else [1],
+                            hspace=0.45, wspace=0.08)
+    ax = fig.add_subplot(grid[0, :])
+    x = steps.index.to_numpy()
+    majority = np.array([steps[f"{label}_majority"].to_numpy() for label in labels])
+    none = np.clip(1.0 - majority.sum(axis=0), 0.0, 1.0)
+    ax.stackplot(x, *majority, none, colors=[*colours, (0.88, 0.88, 0.88, 1.0)], step="post", alpha=0.55,
+                 labels=[f"{esc(label)} > 1/2" for label in labels] + ["no majority"])
+    for label, colour in zip(labels, colours):
+        ax.step(x, steps[f"{label}_certain"], where="post", color=colour, lw=1.4, label=f"{esc(label)} > 0.99")
+    ax.set_xlim(x[0], x[-1] if len(x) > 1 else 1)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("step (tokens generated)")
-    ax.set_ylabel("amplitude (posterior of the premise)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{title}: population dynamics (mean, band = 10%–90% of replicates)")
-    ax.legend(loc="best")
+    ax.set_ylabel("fraction of replicates")
+    ax.set_title(f"{esc(title)}: which population holds the amplitude (share of replicates)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="population amplitude", frameon=False)
+    for i, replicate in enumerate(shown):
+        sub = fig.add_subplot(grid[1, i])
+        one = trajectories[trajectories["replicate"] == replicate]
+        for label, colour in zip(labels, colours):
+            sub.plot(one["step"], one[label], color=colour, lw=1.0)
+        sub.set_ylim(-0.03, 1.03)
+        sub.set_title(f"replicate {replicate}", fontsize=8)
+        sub.set_xlabel("step", fontsize=8)
+        sub.locator_params(axis="x", nbins=3)
+        if i:
+            sub.set_yticklabels([])
+        else:
+            sub.set_ylabel("amplitude")
     _save(fig, path)
 
 
-def absorption_curves(curves: dict[str, list[float]], title: str, path: Path, exact: dict[str, list[float]] | None = None) -> None:
-    """Fraction of replicates absorbed at or before each step, per criterion (exact overlaid)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, curve in curves.items():
-        line = ax.step(np.arange(len(curve)), curve, where="post", label=f"{name} (simulated)")[0]
-        if exact and name in exact:
-            ax.plot(np.arange(len(exact[name])), exact[name], "--", color=line.get_color(), label=f"{name} (exact chain)")
-    if not curves:
-        ax.text(0.5, 0.5, "no absorption criteria in this scenario", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("step (tokens generated)")
-    ax.set_ylabel("fraction of replicates absorbed")
+def reaching_curves(criteria: dict, title: str, path: Path) -> None:
+    """Per criterion: P(reached by t) (Kaplan–Meier, 95% band), fraction holding at t, and the
+    exact chain's two curves where the summary has them."""
+    fig, ax = plt.subplots(figsize=(7.0, 3.4))
+    colours = _colours(max(len(criteria), 1))
+    for (name, c), colour in zip(criteria.items(), colours):
+        t = np.arange(len(c["reached_curve"]))
+        ax.fill_between(t, c["reached_curve_lo"], c["reached_curve_hi"], step="post", color=colour, alpha=0.25, lw=0)
+        ax.step(t, c["reached_curve"], where="post", color=colour, lw=1.4,
+                label=f"'{esc(name)}' reached by t (simulated, 95% band)")
+        ax.step(t, c["holding_curve"], where="post", color=colour, lw=1.0, ls=":", label=f"'{esc(name)}' holding at t (simulated)")
+        exact = c.get("exact")
+        if exact:
+            dark = tuple(0.55 * np.asarray(colour[:3]))  # the criterion's colour, darkened
+            ax.plot(t, exact["reached_curve"], color=dark, lw=1.0, ls="--", label=f"'{esc(name)}' reached by t (exact chain)")
+            ax.plot(t, exact["holding_curve"], color=dark, lw=1.0, ls="-.", label=f"'{esc(name)}' holding at t (exact chain)")
+    if not criteria:
+        ax.text(0.5, 0.5, "no criteria in this scenario", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("step t (tokens generated)")
+    ax.set_ylabel("fraction of replicates")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{title}: absorption curves")
-    if curves:
-        ax.legend(loc="best")
+    ax.set_title(f"{esc(title)}: criteria reached (first hit) and holding")
+    if criteria:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, path)
+
+
+def _token_map(tokens: list[str], pad: str | None):
+    names = tokens + ([pad] if pad is not None else [])
+    colours = _colours(len(tokens))
+    if pad is not None:
+        colours = np.vstack([colours, [[0.85, 0.85, 0.85, 1.0]]])
+    return names, ListedColormap(colours)
 
 
 def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path) -> None:
     """One replicate's window over time: x = step, y = position in the window, colour = token."""
-    names = tokens + [pad]
-    colours = plt.get_cmap("tab10" if len(tokens) <= 10 else "tab20")(np.arange(len(tokens)) % 20)
-    cmap = ListedColormap(np.vstack([colours, [[0.85, 0.85, 0.85, 1.0]]]))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    names, cmap = _token_map(tokens, pad)
+    fig, ax = plt.subplots(figsize=(7.0, 3.2))
     ax.imshow(raster.T, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
               origin="lower", extent=(-0.5, raster.shape[0] - 0.5, -0.5, raster.shape[1] - 0.5))
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(names))]
-    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="token")
+    ax.legend(handles, [esc(n) for n in names], loc="upper left", bbox_to_anchor=(1.01, 1.0), title="token", frameon=False)
     ax.set_xlabel("step (tokens generated)")
     ax.set_ylabel("position in window (0 = oldest)")
-    ax.set_title(title)
+    ax.set_title(esc(title))
+    _save(fig, path)
+
+
+def speakers_raster(speakers: pd.DataFrame, tokens: list[str], labels: list[str], title: str, path: Path) -> None:
+    """For the first replicates: the token printed at each step (top) and the population most
+    responsible for it, ``argmax_population sum_s alpha_s mu_s(t|w) / mu(t|w)`` (bottom)."""
+    fig, axes = plt.subplots(2, 1, figsize=(7.0, 4.6), sharex=True)
+    if speakers.empty:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no steps", ha="center", va="center", transform=ax.transAxes)
+        _save(fig, path)
+        return
+    shown = sorted(speakers["replicate"].unique())[:SHOWN_SPEAKERS]
+    sub = speakers[speakers["replicate"].isin(shown)]
+    steps = int(sub["step"].max())
+    for ax, column, names, legend in ((axes[0], "token", tokens, "token printed"),
+                                      (axes[1], "speaker", labels, "most responsible")):
+        index = {name: i for i, name in enumerate(names)}
+        grid = np.full((len(shown), steps), np.nan)
+        grid[sub["replicate"].map({r: i for i, r in enumerate(shown)}).to_numpy(), sub["step"].to_numpy() - 1] = \
+            sub[column].astype(str).map(index).to_numpy(dtype=float)
+        palette = _colours(len(names)) if column == "token" else plt.get_cmap("Dark2")(np.arange(len(names)) % 8)
+        cmap = ListedColormap(palette)
+        ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
+                  origin="lower", extent=(0.5, steps + 0.5, -0.5, len(shown) - 0.5))
+        handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(names))]
+        ax.legend(handles, [esc(n) for n in names], loc="upper left", bbox_to_anchor=(1.01, 1.0), title=legend,
+                  frameon=False)
+        ax.set_ylabel("replicate")
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[0].set_title(f"{esc(title)}: who is speaking (token printed, and the population most responsible)")
+    axes[1].set_xlabel("step (tokens generated)")
     _save(fig, path)
 
 
 def run_plots(directory: Path, summary: dict, steps: pd.DataFrame, raster: np.ndarray, tokens: list[str], pad: str,
-              replicate: int, exact_curves: dict | None = None) -> None:
+              replicate: int, trajectories: pd.DataFrame | None = None, speakers: pd.DataFrame | None = None) -> None:
     """All plots of a run directory."""
     name = summary["scenario"]
     labels = list(summary["populations"])
-    population_dynamics(steps, labels, name, directory / "populations.png")
-    curves = {k: v["curve"] for k, v in summary["absorption"].items()}
-    absorption_curves(curves, name, directory / "absorption.png", exact_curves)
+    population_dynamics(steps, labels, name, directory / "populations.png", trajectories)
+    reaching_curves(summary["criteria"], name, directory / "reaching.png")
     window_raster(raster, tokens, pad, f"{name}: window of replicate {replicate} over time", directory / "raster.png")
+    if speakers is not None:
+        speakers_raster(speakers, tokens, labels, name, directory / "speakers.png")
 
 
 def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> None:
@@ -152,32 +260,74 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     _save(fig, path)
 
 
-def _axis_values(values: list) -> tuple[np.ndarray, list[str], bool]:
-    """Positions, tick labels and whether to use a log axis for a swept parameter's values."""
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if numeric:
-        x = np.array(values, dtype=float)
-        log = bool(np.all(x > 0) and x.max() / x.min() >= 8)
-        return x, [str(v) for v in values], log
-    return np.arange(len(values), dtype=float), [str(v) for v in values], False
+def _ticks(ax, axis: str, values: list, kind: str) -> np.ndarray:
+    """Positions of a swept parameter's values on ``axis`` ('x' or 'y'), its scale from the grid
+    kind (log for geometric grids, linear for arithmetic ones, one slot per value for categories)
+    and at most ``MAX_TICKS`` labelled ticks, so that labels never overlap."""
+    if kind == "categorical":
+        positions = np.arange(len(values), dtype=float)
+    else:
+        positions = np.array(values, dtype=float)
+    if kind == "geometric":
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    every = max(1, math.ceil(len(values) / MAX_TICKS))
+    chosen = list(range(0, len(values), every))
+    labels = [esc(f"{v:g}" if isinstance(v, float) else v) for v in values]
+    setter = ax.set_xticks if axis == "x" else ax.set_yticks
+    setter(positions[chosen], [labels[i] for i in chosen])
+    if axis == "x":
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        if max(len(labels[i]) for i in chosen) * len(chosen) > 48:
+            plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    else:
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    return positions
 
 
-def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str]) -> list[tuple[str, str, str | None, str | None]]:
-    """(column, axis label, band low column, band high column) for each plotted metric."""
+def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], steps: int | None = None
+                  ) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    """(column, axis label, band low column, band high column, exact column) per plotted metric.
+    Time is the restricted mean ``E[min(T, N)]`` (censoring-safe), never a mean over the
+    replicates that happened to reach the criterion."""
+    horizon = f"N = {steps}" if steps is not None else "N"
     metrics = []
     for c in criteria:
-        metrics.append((f"{c}_fraction", f"'{c}': fraction absorbed", f"{c}_fraction_lo", f"{c}_fraction_hi"))
-        metrics.append((f"{c}_time_mean", f"'{c}': mean absorption time (steps)", f"{c}_time_mean_lo", f"{c}_time_mean_hi"))
+        c_ = esc(c)
+        metrics.append((f"{c}_reached", f"'{c_}': P(reached by {horizon})", f"{c}_reached_lo", f"{c}_reached_hi",
+                        f"{c}_exact_reached_by_horizon"))
+        metrics.append((f"{c}_restricted_mean", f"'{c_}': restricted mean time\nto reach, E[min(T, {horizon})]",
+                        f"{c}_restricted_mean_lo", f"{c}_restricted_mean_hi", f"{c}_exact_restricted_mean"))
+        metrics.append((f"{c}_holding_final", f"'{c_}': holding at {horizon}", f"{c}_holding_final_lo",
+                        f"{c}_holding_final_hi", None))
     for label in labels:
-        metrics.append((f"{label}_amplitude_final_mean", f"'{label}': final mean amplitude", None, None))
-    return [m for m in metrics if m[0] in rows]
+        metrics.append((f"{label}_amplitude_final_mean", f"'{esc(label)}': final mean amplitude", None, None, None))
+    return [(col, name, lo, hi, exact if exact in rows else None) for col, name, lo, hi, exact in metrics if col in rows]
+
+
+def _unit(column: str) -> str:
+    return "steps" if "restricted_mean" in column else "amplitude" if "amplitude" in column else "fraction"
+
+
+def _annotate(ax, values: np.ndarray, image) -> None:
+    """Write each heatmap cell's value in it, dark on light cells and light on dark ones."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return
+    middle = (np.nanmin(finite) + np.nanmax(finite)) / 2
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
+                    color="white" if v < middle else "black")
 
 
 def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], criteria: list[str], labels: list[str],
-                title: str) -> list[Path]:
-    """Plots chosen by the grid's shape: lines with 95% bands (one parameter), heatmaps (two),
-    faceted lines (more)."""
-    metrics = sweep_metrics(rows, criteria, labels)
+                title: str, kinds: dict[str, str] | None = None, steps: int | None = None) -> list[Path]:
+    """Plots chosen by the grid's shape: lines with 95% bands (one parameter), annotated
+    heatmaps (two), faceted lines (more); exact values drawn as black crosses where known."""
+    from .sweep import grid_kind
+
+    kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
+    metrics = sweep_metrics(rows, criteria, labels, steps)
     params = list(grid)
     written = []
     if rows.empty or not metrics:
@@ -185,59 +335,64 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
     if len(params) == 1:
         p = params[0]
         values = [v for v in grid[p] if v in set(rows[p])]
-        x, ticks, log = _axis_values(values)
-        fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.6 * len(metrics)), squeeze=False)
-        for ax, (col, name, lo, hi) in zip(axes[:, 0], metrics):
-            table = rows.set_index(p).reindex(values)
-            ax.plot(x, table[col], marker="o")
+        fig, axes = plt.subplots(len(metrics), 1, figsize=(6.0, 1.7 * len(metrics) + 0.6), squeeze=False, sharex=True,
+                                 gridspec_kw={"hspace": 0.45})
+        table = rows.set_index(p).reindex(values)
+        for ax, (col, name, lo, hi, exact) in zip(axes[:, 0], metrics):
+            x = _ticks(ax, "x", values, kinds[p])
+            ax.plot(x, table[col], marker="o", ms=3, label="simulated")
             if lo:
                 ax.fill_between(x, table[lo], table[hi], alpha=0.25, label="95% interval")
-                ax.legend(loc="best", fontsize=8)
-            ax.set_ylabel(name, fontsize=8)
-            ax.set_xlabel(p)
-            if log:
-                ax.set_xscale("log")
-            ax.set_xticks(x, ticks)
-        fig.suptitle(f"{title}: sweep over {p}")
+            if exact:
+                ax.plot(x, table[exact], "kx", ms=5, label="exact chain")
+            ax.set_title(name.replace("\n", " "), fontsize=8, loc="left")
+            ax.set_ylabel(_unit(col))
+        axes[-1, 0].set_xlabel(esc(p))
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        height = fig.get_size_inches()[1]
+        fig.subplots_adjust(top=1 - 0.55 / height)
+        fig.suptitle(f"{esc(title)}: sweep over {esc(p)} ({kinds[p]} grid)", y=1 - 0.12 / height)
         written.append(directory / "sweep.png")
-        _save(fig, written[-1], dpi=110)
+        _save(fig, written[-1])
     elif len(params) == 2:
         p, q = params
-        for col, name, _, _ in metrics:
+        for col, name, _, _, _ in metrics:
             table = rows.pivot_table(index=q, columns=p, values=col, aggfunc="first").reindex(index=grid[q], columns=grid[p])
-            fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(grid[p]), 1.5 + 0.6 * len(grid[q])))
-            image = ax.imshow(table.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="viridis")
-            ax.set_xticks(range(len(grid[p])), [str(v) for v in grid[p]])
-            ax.set_yticks(range(len(grid[q])), [str(v) for v in grid[q]])
-            ax.set_xlabel(p)
-            ax.set_ylabel(q)
+            values = table.to_numpy(dtype=float)
+            fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(grid[p]), 1.4 + 0.45 * len(grid[q])))
+            image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
+            _annotate(ax, values, image)
+            _ticks(ax, "x", grid[p], "categorical")
+            _ticks(ax, "y", grid[q], "categorical")
+            ax.set_xlabel(esc(p))
+            ax.set_ylabel(esc(q))
             fig.colorbar(image, ax=ax, label=name)
-            ax.set_title(f"{title}: {name}", fontsize=9)
+            note = " (censoring-safe)" if "restricted_mean" in col else ""
+            ax.set_title(f"{esc(title)}: {name.replace(chr(10), ' ')}{note}", fontsize=8)
             written.append(directory / f"heatmap_{col}.png")
-            _save(fig, written[-1], dpi=110)
+            _save(fig, written[-1])
     else:
         p, q, rest = params[0], params[1], params[2:]
         facets = list(itertools.product(*(grid[r] for r in rest)))
-        x, ticks, log = _axis_values(grid[p])
-        for col, name, lo, hi in metrics:
-            fig, axes = plt.subplots(1, len(facets), figsize=(4 * len(facets), 3.4), squeeze=False, sharey=True)
+        for col, name, lo, hi, exact in metrics:
+            fig, axes = plt.subplots(1, len(facets), figsize=(2.8 * len(facets) + 1.5, 2.8), squeeze=False, sharey=True)
             for ax, facet in zip(axes[0], facets):
                 sub = rows
                 for r, v in zip(rest, facet):
                     sub = sub[sub[r] == v]
+                x = _ticks(ax, "x", grid[p], kinds[p])
                 for v in grid[q]:
                     line = sub[sub[q] == v].set_index(p).reindex(grid[p])
-                    ax.plot(x, line[col], marker="o", label=f"{q} = {v}")
+                    ax.plot(x, line[col], marker="o", ms=3, label=f"{esc(q)} = {esc(v)}")
                     if lo:
                         ax.fill_between(x, line[lo], line[hi], alpha=0.15)
-                ax.set_title(", ".join(f"{r} = {v}" for r, v in zip(rest, facet)), fontsize=8)
-                ax.set_xlabel(p)
-                if log:
-                    ax.set_xscale("log")
-                ax.set_xticks(x, ticks)
-            axes[0, 0].set_ylabel(name, fontsize=8)
-            axes[0, -1].legend(fontsize=7, loc="best")
-            fig.suptitle(f"{title}: {name}")
+                    if exact:
+                        ax.plot(x, line[exact], "kx", ms=4)
+                ax.set_title(", ".join(f"{esc(r)} = {esc(v)}" for r, v in zip(rest, facet)), fontsize=8)
+                ax.set_xlabel(esc(p))
+            axes[0, 0].set_ylabel(_unit(col))
+            axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+            fig.suptitle(f"{esc(title)}: {name.replace(chr(10), ' ')}" + (" (crosses: exact chain)" if exact else ""))
             written.append(directory / f"facets_{col}.png")
-            _save(fig, written[-1], dpi=110)
+            _save(fig, written[-1])
     return written

@@ -1,17 +1,25 @@
 """Running a scenario and what a run leaves behind: tables, ``summary.json``, plots.
 
-A run directory holds
+A run directory holds (every column and key is documented in ``docs/outputs.md``)
 
-- ``summary.json``: scenario name, steps, replicates, seed; per absorption criterion the
-  fraction of replicates absorbed, the mean and median absorption time over absorbed
-  replicates and the ``curve`` (``steps + 1`` entries: fraction absorbed at or before step t,
-  step 0 being the initial window); per population label the final amplitude (mean, 10% and 90%
-  quantiles over replicates);
+- ``summary.json``: scenario name, steps, replicates, seed; per criterion (``criteria``) the
+  time-to-event figures of :func:`ecology.statistics.time_to_event` for *reached* (Kaplan–Meier
+  curve of P(reached by t) with its 95% band, censored count, restricted mean time within the
+  horizon, median only when the curve crosses 1/2) and the fraction *holding* at the last step
+  with its Wilson interval; with ``--exact``, the exact chain's figures beside them (``exact``:
+  expected hitting time, P(reached by N), restricted mean, whether the set is closed); per
+  population label and per premise the final amplitude (mean and quantiles over replicates),
+  and for population members their drawn parameter and prior;
 - ``steps.csv``: one row per step (the DataCollector's table);
-- ``replicates.csv``: one row per replicate: absorption step per criterion (empty if never)
-  and final amplitude per population;
-- ``scenario.toml``: the resolved scenario (overrides applied);
-- ``raster.csv``: the window of the replicate shown in the raster plot, one row per step;
+- ``replicates.csv``: one row per replicate: first step each criterion held (empty if never),
+  whether it holds at the end, final amplitude per population and per premise;
+- ``premises.csv``: one row per premise: population, prior, drawn parameter, final amplitude
+  and the fraction of replicates in which it ends with the largest amplitude;
+- ``scenario.toml``: the resolved scenario (overrides applied; population members listed in a
+  comment);
+- ``raster.csv`` (the window of the replicate shown in the raster plot, one row per step),
+  ``trajectories.csv`` (population amplitudes of the first replicates per step) and
+  ``speakers.csv`` (token printed and population most responsible, first replicates per step);
 - the plots of :mod:`ecology.plots`.
 
 Directories are written under a temporary name and renamed into place when complete, so a
@@ -33,8 +41,10 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
+from .absorption import Periodic
 from .model import RASTER_REPLICATES, EcologyModel
 from .scenario import Scenario, UserError, to_table
+from .statistics import time_to_event, wilson
 
 
 class OutputExists(UserError):
@@ -46,11 +56,22 @@ class RunResult:
     scenario: Scenario
     tokens: list[str]
     steps: pd.DataFrame
-    absorbed_at: dict[str, np.ndarray]  # criterion -> (R,) first step it held, -1 if never
+    reached_at: dict[str, np.ndarray]  # criterion -> (R,) first step it held, -1 if never
+    holding_final: dict[str, np.ndarray]  # criterion -> (R,) whether it holds at the last step
     final_amplitudes: dict[str, np.ndarray]  # label -> (R,)
+    premise_amplitudes: np.ndarray  # (R, S) final amplitude of every premise
+    premises: list  # ecology.simulacra.Premise, in the mixture's order
+    priors: np.ndarray  # (S,) normalised priors
     raster: np.ndarray  # (steps + 1, k) windows of one replicate
     raster_replicate: int
+    trajectories: np.ndarray  # (steps + 1, RASTER_REPLICATES, labels) population amplitudes
+    printed: np.ndarray  # (steps, RASTER_REPLICATES) token printed at each step
+    speakers: np.ndarray  # (steps, RASTER_REPLICATES) population index most responsible for it
     seconds: float
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.final_amplitudes)
 
 
 def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
@@ -68,42 +89,63 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
     else:
         while model.running:
             model.step()
-    absorbed = {c.name: model.absorbed_at[i] for i, c in enumerate(model.criteria)}
+    reached = {c.name: model.reached_at[i] for i, c in enumerate(model.criteria)}
+    holding = {c.name: model.holding[i].copy() for i, c in enumerate(model.criteria)}
     finals = {label: model.population[:, j] for j, label in enumerate(model.mixture.labels)}
     raster = np.stack(model.raster)
-    chosen = pick_raster_replicate(next(iter(absorbed.values()), None))
+    chosen = pick_raster_replicate(next(iter(reached.values()), None))
+    shown = min(RASTER_REPLICATES, model.replicates)
+    empty = np.zeros((0, shown), dtype=int)
     return RunResult(
         scenario, model.compiled.tokens, model.datacollector.get_model_vars_dataframe().rename_axis("step"),
-        absorbed, finals, raster[:, chosen], chosen, time.perf_counter() - began,
+        reached, holding, finals, model.amplitudes, model.compiled.premises, np.exp(model.mixture.log_prior),
+        raster[:, chosen], chosen, np.stack(model.trajectories),
+        np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
+        time.perf_counter() - began,
     )
 
 
-def pick_raster_replicate(absorbed_at: np.ndarray | None) -> int:
-    """Among the recorded replicates, the one absorbed closest to their median time (else 0)."""
-    if absorbed_at is None:
+def pick_raster_replicate(reached_at: np.ndarray | None) -> int:
+    """Among the recorded replicates, the one that reached the first criterion closest to their
+    median time (else 0)."""
+    if reached_at is None:
         return 0
-    times = absorbed_at[:RASTER_REPLICATES]
+    times = reached_at[:RASTER_REPLICATES]
     hit = np.flatnonzero(times >= 0)
     if not len(hit):
         return 0
     return int(hit[np.argmin(np.abs(times[hit] - np.median(times[hit])))])
 
 
-def absorption_stats(absorbed_at: np.ndarray, steps: int) -> dict:
-    """Fraction absorbed, mean/median time over absorbed replicates, and the curve."""
-    hit = absorbed_at[absorbed_at >= 0]
-    counts = np.bincount(hit, minlength=steps + 1)[: steps + 1]
-    return {
-        "fraction": float(len(hit) / len(absorbed_at)),
-        "time_mean": float(hit.mean()) if len(hit) else None,
-        "time_median": float(np.median(hit)) if len(hit) else None,
-        "curve": (np.cumsum(counts) / len(absorbed_at)).tolist(),
-    }
+def criterion_summary(reached_at: np.ndarray, holding_final: np.ndarray, steps: int) -> dict:
+    """Reached (time-to-event figures and the KM curve with its band) and holding at the end."""
+    from .statistics import kaplan_meier
+
+    out = time_to_event(reached_at, steps)
+    holding = int(np.sum(holding_final))
+    out["holding_final"] = holding / len(holding_final)
+    out["holding_final_lo"], out["holding_final_hi"] = wilson(holding, len(holding_final))
+    km = kaplan_meier(reached_at, steps)
+    out["reached_curve"] = km.reached.tolist()
+    out["reached_curve_lo"] = (1.0 - km.upper).tolist()
+    out["reached_curve_hi"] = (1.0 - km.lower).tolist()
+    return out
+
+
+def quantiles(a: np.ndarray) -> dict:
+    q10, q50, q90 = np.quantile(a, [0.1, 0.5, 0.9])
+    return {"amplitude_final_mean": float(a.mean()), "amplitude_final_q10": float(q10),
+            "amplitude_final_q50": float(q50), "amplitude_final_q90": float(q90)}
 
 
 def summarize(result: RunResult) -> dict:
     s = result.scenario
     last = result.steps.iloc[-1]
+    holding_curves = {name: result.steps[f"holding_{name}"].tolist() for name in result.reached_at}
+    criteria = {}
+    for name, at in result.reached_at.items():
+        criteria[name] = criterion_summary(at, result.holding_final[name], s.run.steps)
+        criteria[name]["holding_curve"] = holding_curves[name]
     return {
         "scenario": s.name,
         "steps": s.run.steps,
@@ -111,15 +153,9 @@ def summarize(result: RunResult) -> dict:
         "seed": s.run.seed,
         "seconds": round(result.seconds, 3),
         "raster_replicate": result.raster_replicate,
-        "absorption": {name: absorption_stats(at, s.run.steps) for name, at in result.absorbed_at.items()},
-        "populations": {
-            label: {
-                "amplitude_final_mean": float(a.mean()),
-                "amplitude_final_q10": float(np.quantile(a, 0.1)),
-                "amplitude_final_q90": float(np.quantile(a, 0.9)),
-            }
-            for label, a in result.final_amplitudes.items()
-        },
+        "criteria": criteria,
+        "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},
+        "premises": premise_table(result).set_index("premise").to_dict(orient="index"),
         "final": {key: _number(last[key]) for key in ("entropy", "surprisal", "free_energy")},
     }
 
@@ -131,11 +167,91 @@ def _number(x) -> float | None:
 
 def replicate_table(result: RunResult) -> pd.DataFrame:
     table = pd.DataFrame(index=pd.RangeIndex(result.scenario.run.replicates, name="replicate"))
-    for name, at in result.absorbed_at.items():
-        table[f"absorbed_step_{name}"] = pd.Series(at, dtype="Int64").mask(at < 0)
+    for name, at in result.reached_at.items():
+        table[f"reached_step_{name}"] = pd.Series(at, dtype="Int64").mask(at < 0)
+        table[f"holding_end_{name}"] = result.holding_final[name].astype(int)
     for label, a in result.final_amplitudes.items():
         table[f"amplitude_{label}"] = a
+    for s, premise in enumerate(result.premises):
+        table[f"premise_amplitude_{premise.name}"] = result.premise_amplitudes[:, s]
     return table
+
+
+def premise_table(result: RunResult) -> pd.DataFrame:
+    """One row per premise: population, normalised prior, drawn parameter (population members),
+    final amplitude (mean and quantiles over replicates) and the fraction of replicates in which
+    it ends with the largest amplitude of all premises (with its Wilson interval)."""
+    amplitudes = result.premise_amplitudes
+    top = np.bincount(np.argmax(amplitudes, axis=1), minlength=amplitudes.shape[1])
+    n = amplitudes.shape[0]
+    rows = []
+    for s, p in enumerate(result.premises):
+        lo, hi = wilson(int(top[s]), n)
+        rows.append({"premise": p.name, "population": p.label, "prior": float(result.priors[s]),
+                     "parameter": p.parameter, "value": p.value, **quantiles(amplitudes[:, s]),
+                     "largest_final": top[s] / n, "largest_final_lo": lo, "largest_final_hi": hi})
+    return pd.DataFrame(rows)
+
+
+def resolved_toml(scenario: Scenario, premises: list, priors: np.ndarray) -> str:
+    """The resolved scenario as TOML, population members (drawn parameter, prior) in a comment."""
+    lines = []
+    for s, p in enumerate(premises):
+        if p.parameter is not None:
+            lines.append(f"#   {p.name}: {p.parameter} = {p.value:.12g}, prior = {priors[s]:.12g}")
+    head = "# population members as drawn (normalised priors):\n" + "\n".join(lines) + "\n\n" if lines else ""
+    return head + tomli_w.dumps(to_table(scenario))
+
+
+def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = None) -> dict:
+    """The exact chain's figures per criterion, from the initial window ``x`` with ``h`` the
+    criterion's set (bool mask of page-states):
+
+    - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
+      the set is missed with positive probability), ``reached_ever``: P(T < infinity);
+    - ``reached_by_horizon`` and ``reached_curve``: ``P(T <= t)``, ``t = 0 .. N``;
+      ``restricted_mean``: ``E[min(T, N)] = sum_{t<N} P(T > t)``;
+    - ``holding_curve``: ``P(the criterion holds at t) = e_x P^t h``;
+    - ``closed``: no transition leaves the set (once reached, it holds forever).
+
+    Raises :class:`UserError` when the chain is out of reach (too many states, deletion none).
+    """
+    from .dynamics import compile_scenario
+    from .exact import build_chain
+
+    horizon = scenario.run.steps if horizon is None else horizon
+    compiled = compile_scenario(scenario)
+    chains = {}
+    out = {}
+    for c in compiled.criteria:
+        memory = compiled.memory if isinstance(c, Periodic) else 0
+        if memory not in chains:
+            chains[memory] = build_chain(compiled, max_states, memory)
+        pc = chains[memory]
+        mc, x = pc.chain, pc.initial
+        h = pc.holds(c)
+        curve = mc.hitting_curve(x, h, horizon)
+        PT = mc.P.T.tocsr()
+        dist = np.zeros(mc.n_states)
+        dist[x] = 1.0
+        holding = np.empty(horizon + 1)
+        for t in range(horizon + 1):
+            holding[t] = dist[h].sum()
+            if t < horizon:
+                dist = PT @ dist
+        expected = float(mc.expected_hitting_times(h)[x])
+        leaving = mc.P[np.flatnonzero(h)][:, np.flatnonzero(~h)].sum() if h.any() else 0.0
+        out[c.name] = {
+            "n_states": mc.n_states,
+            "expected_hitting_time": expected if np.isfinite(expected) else None,
+            "reached_ever": float(mc.hitting_probabilities(h)[x]),
+            "reached_by_horizon": float(curve[-1]),
+            "restricted_mean": float(np.sum(1.0 - curve[:horizon])),
+            "closed": bool(h.any() and leaving == 0),
+            "reached_curve": curve.tolist(),
+            "holding_curve": holding.tolist(),
+        }
+    return out
 
 
 def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs") -> Path:
@@ -167,17 +283,99 @@ def write_atomically(target: Path, fill) -> Path:
     return target
 
 
-def write_run(result: RunResult, target: Path, summary: dict, exact_curves: dict | None = None) -> Path:
+def write_run(result: RunResult, target: Path, summary: dict) -> Path:
     from . import plots
 
     def fill(d: Path) -> None:
         (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         result.steps.to_csv(d / "steps.csv")
         replicate_table(result).to_csv(d / "replicates.csv")
-        (d / "scenario.toml").write_text(tomli_w.dumps(to_table(result.scenario)))
+        premise_table(result).to_csv(d / "premises.csv", index=False)
+        (d / "scenario.toml").write_text(resolved_toml(result.scenario, result.premises, result.priors))
         raster = pd.DataFrame(result.raster, columns=[f"pos{i}" for i in range(result.raster.shape[1])])
         raster.rename_axis("step").to_csv(d / "raster.csv")
-        plots.run_plots(d, summary, result.steps, result.raster, result.tokens,
-                        result.scenario.vocabulary.pad, result.raster_replicate, exact_curves)
+        trajectory_table(result).to_csv(d / "trajectories.csv", index=False)
+        speaker_table(result).to_csv(d / "speakers.csv", index=False)
+        plots.run_plots(d, summary, result.steps, result.raster, result.tokens, result.scenario.vocabulary.pad,
+                        result.raster_replicate, trajectory_table(result), speaker_table(result))
 
     return write_atomically(target, fill)
+
+
+def trajectory_table(result: RunResult) -> pd.DataFrame:
+    """Long table (step, replicate, one column per population) of the first replicates."""
+    steps, reps, _ = result.trajectories.shape
+    table = pd.DataFrame({"step": np.repeat(np.arange(steps), reps), "replicate": np.tile(np.arange(reps), steps)})
+    for j, label in enumerate(result.labels):
+        table[label] = result.trajectories[:, :, j].ravel()
+    return table
+
+
+def speaker_table(result: RunResult) -> pd.DataFrame:
+    """Long table (step, replicate, token, speaker) for the first replicates: the token printed
+    at each step (1 ..) and the population most responsible for it."""
+    steps, reps = result.printed.shape
+    labels = np.array(result.labels, dtype=object)
+    tokens = np.array(result.tokens, dtype=object)
+    return pd.DataFrame({"step": np.repeat(np.arange(1, steps + 1), reps), "replicate": np.tile(np.arange(reps), steps),
+                         "token": tokens[result.printed.ravel()] if steps else [],
+                         "speaker": labels[result.speakers.ravel()] if steps else []})
+
+
+@dataclass
+class Run:
+    """What :func:`ecology.run` returns: the summary and the run's tables as DataFrames.
+
+    - ``summary``: the dict written to ``summary.json``;
+    - ``steps``: one row per step (``steps.csv``); ``replicates``: one row per replicate;
+      ``premises``: one row per premise (prior, drawn parameter, final amplitude);
+    - ``criteria``: one row per criterion: reached (with interval, censored count, restricted
+      mean, median) and holding at the end, and the exact figures when asked for;
+    - ``result``: the :class:`RunResult` (arrays); :meth:`save` writes a run directory.
+    """
+
+    result: RunResult
+    summary: dict
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        return self.result.steps
+
+    @property
+    def replicates(self) -> pd.DataFrame:
+        return replicate_table(self.result)
+
+    @property
+    def premises(self) -> pd.DataFrame:
+        return premise_table(self.result)
+
+    @property
+    def criteria(self) -> pd.DataFrame:
+        rows = {}
+        for name, c in self.summary["criteria"].items():
+            row = {k: v for k, v in c.items() if not isinstance(v, (list, dict))}
+            row.update({f"exact_{k}": v for k, v in c.get("exact", {}).items() if not isinstance(v, list)})
+            rows[name] = row
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("criterion")
+
+    def save(self, out: str | Path | None = None) -> Path:
+        """Write the run directory (``out`` must not exist; default ``runs/NAME-TIMESTAMP``)."""
+        target = fresh_directory(out, self.summary["scenario"])
+        return write_run(self.result, target, {**self.summary, "output": str(target)})
+
+
+def run(scenario, exact: bool = False, max_states: int = 200_000, **overrides) -> Run:
+    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`."""
+    from .model import resolve
+
+    paths = {key.replace("__", "."): value for key, value in overrides.items()}
+    for short in ("steps", "replicates", "seed"):
+        if short in paths:
+            paths[f"run.{short}"] = paths.pop(short)
+    s = resolve(scenario, paths)
+    result = simulate(s)
+    summary = summarize(result)
+    if exact:
+        for name, figures in exact_criteria(s, max_states).items():
+            summary["criteria"][name]["exact"] = figures
+    return Run(result, summary)

@@ -271,9 +271,12 @@ class Distribution(Strict):
 class PopulationSpec(Strict):
     """``count`` premises built from ``template`` with ``parameter`` drawn from ``distribution``.
 
-    The members share the label (the table's name) and split ``prior`` equally. ``draw =
-    "quantiles"`` (default) takes the distribution's quantiles at ``(i + 1/2) / count``, which is
-    deterministic; ``"random"`` draws with the population's own ``seed``.
+    The members share the label (the table's name) and split ``prior`` equally, or, with
+    ``weights`` (a distribution of positive numbers), in proportion to weights drawn from it:
+    member ``i`` gets ``prior * w_i / sum_j w_j``. ``draw = "quantiles"`` (default) takes each
+    distribution's quantiles at ``(i + 1/2) / count``, which is deterministic (member ``i`` gets
+    the ``i``-th quantile of both); ``"random"`` draws with the population's own ``seed``
+    (the weights from an independent stream of the same seed).
     """
 
     prior: float = Field(gt=0.0)
@@ -281,6 +284,7 @@ class PopulationSpec(Strict):
     template: SimulacrumSpec
     parameter: str
     distribution: Distribution
+    weights: Distribution | None = None
     draw: Literal["quantiles", "random"] = "quantiles"
     seed: int = Field(0, ge=0, le=2**63 - 1)
 
@@ -643,6 +647,10 @@ def check(s: Scenario) -> None:
         bounds = d.values if d.kind == "values" else [d.low, d.high] if d.kind != "beta" else []
         if any(not 0.0 <= v <= 1.0 for v in bounds):
             raise ScenarioError(f"{path}.distribution", f"{pop.parameter!r} is a probability: its values must lie in [0, 1]")
+        w = pop.weights
+        if w is not None:
+            if (w.kind == "values" and min(w.values) <= 0) or (w.kind == "uniform" and w.low < 0):
+                raise ScenarioError(f"{path}.weights", "weights are relative priors: values must be > 0 (uniform: low >= 0)")
         if name in s.premises:
             raise ScenarioError(path, f"a premise is also named {name!r}; population names must differ from premise names")
         labels.add(name)

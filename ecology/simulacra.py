@@ -85,6 +85,8 @@ class Premise:
     prior: float
     cast: tuple[str, ...]
     automaton: Automaton
+    parameter: str | None = None  # for a population member: the drawn parameter's name ...
+    value: float | None = None  # ... and its value
 
 
 def _floor(index: int, eps: float, size: int) -> np.ndarray:
@@ -194,15 +196,16 @@ def compile_premise(spec: PremiseSpec, machines: list[Machine], tokens: list[str
     return Automaton(step_state, step_logp, 0, members)
 
 
-def population_values(pop: PopulationSpec) -> np.ndarray:
-    """The ``count`` parameter values of a population's members (see :class:`PopulationSpec`)."""
-    d = pop.distribution
+def population_values(pop: PopulationSpec, d=None, stream: int = 0) -> np.ndarray:
+    """The ``count`` values drawn from ``d`` (default: the population's parameter distribution)
+    for its members (see :class:`PopulationSpec`); ``stream`` separates independent random draws."""
+    d = pop.distribution if d is None else d
     if d.kind == "values":
         return np.resize(np.asarray(d.values, dtype=float), pop.count)
     if pop.draw == "quantiles":
         u = (np.arange(pop.count) + 0.5) / pop.count
     else:
-        u = np.random.default_rng(pop.seed).random(pop.count)
+        u = np.random.default_rng([pop.seed, stream] if stream else pop.seed).random(pop.count)
     if d.kind == "uniform":
         return d.low + (d.high - d.low) * u
     if d.kind == "loguniform":
@@ -227,6 +230,8 @@ def build_premises(scenario: Scenario) -> list[Premise]:
         for name, spec in scenario.premises.items()
     ]
     for label, pop in scenario.populations.items():
+        weights = np.ones(pop.count) if pop.weights is None else population_values(pop, pop.weights, stream=1)
+        priors = pop.prior * weights / weights.sum()
         for i, value in enumerate(population_values(pop)):
             spec = pop.template.model_copy(update={pop.parameter: float(value)})
             member = f"{label}[{i}]"
@@ -234,9 +239,11 @@ def build_premises(scenario: Scenario) -> list[Premise]:
                 Premise(
                     member,
                     label,
-                    pop.prior / pop.count,
+                    float(priors[i]),
                     (member,),
                     compile_premise(PremiseSpec.model_construct(prior=1.0, cast=[member], turns=None), [compile_simulacrum(spec, tokens)], tokens),
+                    pop.parameter,
+                    float(value),
                 )
             )
     return premises

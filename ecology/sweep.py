@@ -41,9 +41,6 @@ from .budget import check_run
 from .scenario import (Scenario, ScenarioError, SweepSpec, UserError, apply_overrides, parse_value, to_table,
                        validate, validate_sweep)
 
-Z95 = 1.959963984540054
-
-
 # ---------------------------------------------------------------------------------------------
 # Grids
 
@@ -132,6 +129,23 @@ def point_seed(seed: int, params: dict[str, Any]) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
+def grid_kind(values: list) -> str:
+    """How a grid's values are spaced, which decides its plot axis: ``"geometric"`` (numbers > 0
+    in constant ratio, at least 3 of them: ``START:STOP:*FACTOR`` or a list such as
+    ``0.001,0.01,0.1``; log axis), ``"arithmetic"`` (other numbers: linear axis) or
+    ``"categorical"`` (anything else: one tick per value, in grid order)."""
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "categorical"
+    x = np.array(values, dtype=float)
+    if len(x) >= 3 and np.all(x > 0):
+        ratios = x[1:] / x[:-1]
+        differences = np.diff(x)
+        geometric = np.allclose(ratios, ratios[0], rtol=1e-9) and not np.isclose(ratios[0], 1.0)
+        if geometric and not np.allclose(differences, differences[0], rtol=1e-9):
+            return "geometric"
+    return "arithmetic"
+
+
 @dataclass
 class Plan:
     """Everything needed to run (or resume) a sweep."""
@@ -142,14 +156,20 @@ class Plan:
     points: list[dict]  # {"index", "params", "seed"}
     exact: bool
     max_states: int
+    kinds: dict[str, str] | None = None  # path -> grid_kind (decides the plots' axis scales)
+
+    def __post_init__(self):
+        if self.kinds is None:
+            self.kinds = {path: grid_kind(values) for path, values in self.grid.items()}
 
     def to_json(self) -> dict:
-        return {"name": self.name, "base": self.base, "grid": self.grid, "points": self.points,
+        return {"name": self.name, "base": self.base, "grid": self.grid, "kinds": self.kinds, "points": self.points,
                 "exact": self.exact, "max_states": self.max_states}
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
-        return cls(data["name"], data["base"], data["grid"], data["points"], data["exact"], data["max_states"])
+        return cls(data["name"], data["base"], data["grid"], data["points"], data["exact"], data["max_states"],
+                   data.get("kinds"))
 
 
 def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool, max_states: int) -> Plan:
@@ -183,47 +203,29 @@ def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool,
 # One point
 
 
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def time_statistics(times: np.ndarray) -> dict:
-    """Mean with a normal 95% interval; median with the distribution-free order-statistic interval."""
-    n = len(times)
-    out = dict.fromkeys(("time_mean", "time_mean_lo", "time_mean_hi", "time_median", "time_median_lo",
-                         "time_median_hi"), math.nan)
-    if n == 0:
-        return out
-    mean = float(times.mean())
-    half = Z95 * float(times.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-    ordered = np.sort(times)
-    lo = max(0, int(math.floor(n / 2 - Z95 * math.sqrt(n) / 2)))
-    hi = min(n - 1, int(math.ceil(n / 2 + Z95 * math.sqrt(n) / 2)))
-    out.update(time_mean=mean, time_mean_lo=mean - half, time_mean_hi=mean + half,
-               time_median=float(np.median(times)), time_median_lo=float(ordered[lo]),
-               time_median_hi=float(ordered[hi]))
-    return out
-
-
 def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
-    """Run one grid point; returns its row (parameters first, then figures)."""
+    """Run one grid point; returns its row (parameters first, then figures).
+
+    Per criterion ``C`` (columns ``C_...``, see docs/outputs.md): the time-to-event figures of
+    :func:`ecology.statistics.time_to_event` (reached by the horizon with its Wilson interval,
+    censored count, restricted mean ``E[min(T, N)]`` with its interval, median with its interval
+    when the KM curve crosses 1/2, the mean given reached), the fraction holding at the end with
+    its interval and, with ``exact``, the exact chain's ``E[T]``, P(reached by N), restricted mean
+    and whether the set is closed. Per population the final mean amplitude.
+    """
     from .results import simulate
+    from .statistics import time_to_event, wilson
 
     scenario = validate(apply_overrides(base, {**point["params"], "run.seed": point["seed"]}))
     result = simulate(scenario)
     row: dict[str, Any] = {"point": point["index"], **point["params"], "seed": point["seed"]}
-    reps = scenario.run.replicates
-    for name, at in result.absorbed_at.items():
-        hit = at[at >= 0]
-        row[f"{name}_fraction"] = len(hit) / reps
-        row[f"{name}_fraction_lo"], row[f"{name}_fraction_hi"] = wilson(len(hit), reps)
-        row.update({f"{name}_{k}": v for k, v in time_statistics(hit.astype(float)).items()})
+    steps = scenario.run.steps
+    for name, at in result.reached_at.items():
+        figures = time_to_event(at, steps)
+        row.update({f"{name}_{k}": v for k, v in figures.items() if k not in ("n", "horizon")})
+        holding = int(result.holding_final[name].sum())
+        row[f"{name}_holding_final"] = holding / len(at)
+        row[f"{name}_holding_final_lo"], row[f"{name}_holding_final_hi"] = wilson(holding, len(at))
     for label, amplitude in result.final_amplitudes.items():
         row[f"{label}_amplitude_final_mean"] = float(amplitude.mean())
     if exact:
@@ -232,17 +234,26 @@ def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
 
 
 def exact_figures(scenario: Scenario, max_states: int) -> dict:
+    """The exact chain's columns of a row (``exact_note`` says why when it is out of reach)."""
     from .dynamics import compile_scenario
     from .exact import analyze
+    from .results import exact_criteria
 
     try:
         report = analyze(compile_scenario(scenario), max_states)
+        criteria = exact_criteria(scenario, max_states)
     except UserError as err:
         return {"exact_note": str(err)}
     row = {"exact_n_states": report["n_states"], "exact_expected_absorption_time": report["expected_absorption_time"]}
     for i, c in enumerate(report["closed_classes"]):
         row[f"exact_class{i}"] = c["absorbing_state"] or f"{c['size']} states, period {c['period']}"
         row[f"exact_class{i}_probability"] = c["probability"]
+    for name, c in criteria.items():
+        expected = c["expected_hitting_time"]
+        row[f"{name}_exact_expected_hitting_time"] = math.inf if expected is None else expected
+        row[f"{name}_exact_reached_by_horizon"] = c["reached_by_horizon"]
+        row[f"{name}_exact_restricted_mean"] = c["restricted_mean"]
+        row[f"{name}_exact_closed"] = c["closed"]
     return row
 
 

@@ -126,13 +126,13 @@ def test_run_writes_everything_and_never_overwrites(tmp_path, capsys):
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     for name in ("summary.json", "steps.csv", "replicates.csv", "scenario.toml", "raster.csv",
-                 "populations.png", "absorption.png", "raster.png"):
+                 "populations.png", "reaching.png", "raster.png", "premises.csv", "speakers.png"):
         assert (out / name).is_file(), name
     assert summary == json.loads((out / "summary.json").read_text())
-    assert {"scenario", "steps", "replicates", "seed", "absorption", "populations"} <= set(summary)
-    revealed = summary["absorption"]["revealed"]
-    assert len(revealed["curve"]) == 51 and revealed["curve"][0] == 0.0
-    assert revealed["curve"][-1] == revealed["fraction"]
+    assert {"scenario", "steps", "replicates", "seed", "criteria", "populations", "premises"} <= set(summary)
+    revealed = summary["criteria"]["revealed"]
+    assert len(revealed["reached_curve"]) == 51 and revealed["reached_curve"][0] == 0.0
+    assert revealed["reached_curve"][-1] == revealed["reached"]
     assert set(summary["populations"]) == {"luigi", "waluigi"}
     assert "prior = 0.5" in (out / "scenario.toml").read_text()
     before = (out / "summary.json").read_text()

@@ -67,7 +67,8 @@ def test_policies_simulation_matches_exact_chain(policy):
         for kind in ("absorbed", "holding"):
             exact = np.array(c[kind])
             sd = np.sqrt(exact * (1 - exact) / 4000)
-            assert np.all(np.abs(df[f"{kind}_{name}"].to_numpy() - exact) <= 5 * sd + 1e-9), (policy, name, kind)
+            column = f"{'reached' if kind == 'absorbed' else kind}_{name}"  # exact.py's "absorbed" = reached by t
+            assert np.all(np.abs(df[column].to_numpy() - exact) <= 5 * sd + 1e-9), (policy, name, kind)
 
 
 def test_rereading_and_sliding_readers_give_the_same_run(toy):
@@ -81,7 +82,7 @@ def test_rereading_and_sliding_readers_give_the_same_run(toy):
     for m in (sliding, rereading):
         while m.running:
             m.step()
-    assert np.array_equal(sliding.absorbed_at, rereading.absorbed_at)
+    assert np.array_equal(sliding.reached_at, rereading.reached_at)
     assert np.array_equal(sliding.context.window, rereading.context.window)
 
 
@@ -95,7 +96,7 @@ def test_periodic_criterion_under_block_deletion():
     model = EcologyModel(validate(data))
     while model.running:
         model.step()
-    caught = model.absorbed_at[0] >= 0
+    caught = model.reached_at[0] >= 0
     tale = np.exp(model.premise_agents[1].log_amplitude) > 0.5
     assert np.array_equal(caught, tale)
     assert abs(caught.mean() - 3 / 7) < 5 * np.sqrt((3 / 7) * (4 / 7) / 2000)

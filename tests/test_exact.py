@@ -160,7 +160,7 @@ def test_exact_curves_match_simulation():
             model.step()
         df = model.datacollector.get_model_vars_dataframe()
         for c in compiled.criteria:
-            for kind, column in (("absorbed", f"absorbed_{c.name}"), ("holding", f"holding_{c.name}")):
+            for kind, column in (("absorbed", f"reached_{c.name}"), ("holding", f"holding_{c.name}")):
                 exact = np.array(curves[c.name][kind])
                 sd = np.sqrt(exact * (1 - exact) / 4000)
                 assert np.all(np.abs(df[column].to_numpy() - exact) <= 5 * sd + 1e-9), (name, c.name, kind)
@@ -217,9 +217,9 @@ def test_run_exact_overlay(tmp_path, capsys):
     assert main(["run", str(SCENARIOS / "waluigi.toml"), "--steps", "40", "--replicates", "500",
                  "--exact", "--json", "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    exact = summary["exact"]["revealed"]["curve"]
+    exact = summary["criteria"]["revealed"]["exact"]["reached_curve"]
     assert len(exact) == 41 and exact[0] == 0.0
-    assert abs(exact[-1] - summary["absorption"]["revealed"]["fraction"]) < 0.05
+    assert abs(exact[-1] - summary["criteria"]["revealed"]["reached"]) < 0.05
 
 
 def test_stationary_of_a_nearly_decomposable_page_chain():

@@ -45,7 +45,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(toy):
         m = EcologyModel(validate(toy), rng=seed)
         while m.running:
             m.step()
-        return m.datacollector.get_model_vars_dataframe(), m.absorbed_at.copy()
+        return m.datacollector.get_model_vars_dataframe(), m.reached_at.copy()
     a, b, c = run(1), run(1), run(2)
     assert a[0].equals(b[0]) and np.array_equal(a[1], b[1])
     assert not np.array_equal(a[1], c[1])
@@ -97,12 +97,12 @@ def test_datacollector_columns_and_absorption(toy):
     df = m.datacollector.get_model_vars_dataframe()
     assert len(df) == 51
     for col in ("luigi_mean", "luigi_q10", "luigi_q90", "waluigi_mean", "entropy", "surprisal",
-                "free_energy", "absorbed_revealed", "holding_revealed"):
+                "free_energy", "reached_revealed", "holding_revealed"):
         assert col in df
-    assert np.all(np.diff(df["absorbed_revealed"]) >= 0)
-    assert df["absorbed_revealed"].iloc[-1] == np.mean(m.absorbed_at[0] >= 0)
+    assert np.all(np.diff(df["reached_revealed"]) >= 0)
+    assert df["reached_revealed"].iloc[-1] == np.mean(m.reached_at[0] >= 0)
     # the toy's U^k is absorbing: once revealed, always holding
-    assert np.allclose(df["absorbed_revealed"], df["holding_revealed"])
+    assert np.allclose(df["reached_revealed"], df["holding_revealed"])
 
 
 def test_runtime_impossible_window_names_window_step_and_replicate():
@@ -128,10 +128,10 @@ def test_batch_run_with_scenario_overrides():
     assert sorted(r["context.length"] for r in results) == [2, 6]
     for r in results:
         assert r["Step"] == 30
-        assert 0.0 <= r["absorbed_revealed"] <= 1.0
+        assert 0.0 <= r["reached_revealed"] <= 1.0
     short = next(r for r in results if r["context.length"] == 2)
     long = next(r for r in results if r["context.length"] == 6)
-    assert short["absorbed_revealed"] > long["absorbed_revealed"]  # a shorter window reveals sooner
+    assert short["reached_revealed"] > long["reached_revealed"]  # a shorter window reveals sooner
 
 
 def test_population_labels_aggregate_members():

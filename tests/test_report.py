@@ -18,3 +18,9 @@ def test_quick_report_builds_every_study(tmp_path):
     for figure in re.findall(r"\]\((figures/[^)]+)\)", text):
         assert (tmp_path / figure).is_file(), figure
     assert "nan" not in text.lower().replace("nans", "")
+
+
+def test_quick_report_never_writes_over_the_committed_full_report():
+    proc = subprocess.run([sys.executable, str(ROOT / "analysis" / "report.py"), "--quick", "--out", str(ROOT / "analysis")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "never writes into analysis/" in proc.stderr

@@ -86,14 +86,14 @@ def test_identical_rows_with_one_worker_two_workers_and_dask(tmp_path, dask_clus
     assert len(one) == 6 and sorted(one["context.length"].unique()) == [2, 4, 8]
     pd.testing.assert_frame_equal(one, rows(outs["two"]))
     pd.testing.assert_frame_equal(one, rows(outs["dask"]))
-    assert (outs["one"] / "heatmap_revealed_fraction.png").is_file()
+    assert (outs["one"] / "heatmap_revealed_reached.png").is_file()
     # a point's row equals a plain run of that point with its derived seed
     seed, length, prior = (one.loc[0, c] for c in ("seed", "context.length", "premises.luigi.prior"))
     run_dir = tmp_path / "single"
     assert main(["run", TOY, *SMALL, "--seed", str(seed), "--set", f"context.length={length}",
                  "--set", f"premises.luigi.prior={prior}", "--out", str(run_dir), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["absorption"]["revealed"]["fraction"] == one.loc[0, "revealed_fraction"]
+    assert summary["criteria"]["revealed"]["reached"] == one.loc[0, "revealed_reached"]
 
 
 def test_local_dask_cluster_gives_the_same_rows(tmp_path, capsys):
@@ -168,7 +168,7 @@ def test_plot_shapes_and_redraw(tmp_path, capsys):
     three = tmp_path / "three"
     assert main(["sweep", TOY, "--grid", "context.length=2,4", "--grid", "premises.luigi.prior=0.5,0.9",
                  "--grid", "sampling.temperature=0.5,1.0", *SMALL, "--workers", "1", "--out", str(three), "--json"]) == 0
-    assert (three / "facets_revealed_fraction.png").is_file()
+    assert (three / "facets_revealed_reached.png").is_file()
     (one / "sweep.png").unlink()
     assert main(["plot", str(one)]) == 0
     assert (one / "sweep.png").is_file()

@@ -1,0 +1,29 @@
+"""simulacra-ecology: premises and simulacra competing for amplitude on a finite context window.
+
+The entry point for notebooks is :func:`run`::
+
+    import ecology
+    r = ecology.run("scenarios/waluigi.toml", context__length=16, replicates=2000, exact=True)
+    r.criteria      # per criterion: reached (KM, censored, restricted mean, median), holding, exact
+    r.steps         # one row per step;  r.replicates: one row per replicate;  r.premises: per premise
+    r.summary       # the dict of summary.json;  r.save("runs/k16") writes a run directory
+
+Imports stay light: the simulator is loaded when :func:`run` is first called.
+"""
+
+from __future__ import annotations
+
+
+def run(scenario, exact: bool = False, max_states: int = 200_000, **overrides):
+    """Simulate ``scenario`` (a TOML path or a :class:`ecology.scenario.Scenario`) and return an
+    :class:`ecology.results.Run` (summary and pandas DataFrames).
+
+    ``overrides`` are dotted scenario paths written with ``__`` for the dots
+    (``context__length=16``, ``premises__luigi__prior=0.99``); ``steps``, ``replicates`` and
+    ``seed`` are short for ``run__steps`` etc. ``exact=True`` adds the exact chain's figures per
+    criterion (expected hitting time, P(reached by N), restricted mean, closed) within
+    ``max_states`` page-states.
+    """
+    from .results import run as _run
+
+    return _run(scenario, exact=exact, max_states=max_states, **overrides)
