@@ -327,6 +327,11 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
     from .sweep import grid_kind
 
     kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
+    # list values (a swept prompt) are drawn by their text, as results.csv holds them
+    listed = [p for p, values in grid.items() if any(isinstance(v, (list, dict)) for v in values)]
+    if listed:
+        grid = {p: [str(v) for v in values] if p in listed else values for p, values in grid.items()}
+        rows = rows.assign(**{p: rows[p].astype(str) for p in listed if p in rows})
     metrics = sweep_metrics(rows, criteria, labels, steps)
     params = list(grid)
     written = []
