@@ -155,7 +155,7 @@ def summarize(result: RunResult) -> dict:
         "raster_replicate": result.raster_replicate,
         "criteria": criteria,
         "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},
-        "premises": premise_table(result).set_index("premise").to_dict(orient="index"),
+        "premises": {row.pop("premise"): row for row in premise_rows(result)},
         "final": {key: _number(last[key]) for key in ("entropy", "surprisal", "free_energy")},
     }
 
@@ -178,6 +178,11 @@ def replicate_table(result: RunResult) -> pd.DataFrame:
 
 
 def premise_table(result: RunResult) -> pd.DataFrame:
+    """:func:`premise_rows` as a DataFrame (``premises.csv``)."""
+    return pd.DataFrame(premise_rows(result))
+
+
+def premise_rows(result: RunResult) -> list[dict]:
     """One row per premise: population, normalised prior, drawn parameter (population members),
     final amplitude (mean and quantiles over replicates) and the fraction of replicates in which
     it ends with the largest amplitude of all premises (with its Wilson interval)."""
@@ -189,8 +194,8 @@ def premise_table(result: RunResult) -> pd.DataFrame:
         lo, hi = wilson(int(top[s]), n)
         rows.append({"premise": p.name, "population": p.label, "prior": float(result.priors[s]),
                      "parameter": p.parameter, "value": p.value, **quantiles(amplitudes[:, s]),
-                     "largest_final": top[s] / n, "largest_final_lo": lo, "largest_final_hi": hi})
-    return pd.DataFrame(rows)
+                     "largest_final": float(top[s] / n), "largest_final_lo": lo, "largest_final_hi": hi})
+    return rows
 
 
 def resolved_toml(scenario: Scenario, premises: list, priors: np.ndarray) -> str:

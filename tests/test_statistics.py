@@ -204,6 +204,8 @@ def test_premise_amplitudes_sum_to_population_amplitudes_and_members_are_listed(
     assert "biased[7]: p = 0.92" in resolved
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert math.isclose(summary["premises"]["biased[3]"]["value"], 0.02 + 0.96 * 3.5 / 8)
+    assert summary["premises"]["fair"]["value"] is None
+    json.dumps(summary, allow_nan=False)  # valid JSON: no NaN anywhere
 
 
 def test_population_members_may_draw_their_prior():
