@@ -163,12 +163,12 @@ def test_console_prints_reached_and_holding(tmp_path, capsys):
 
     from .conftest import SCENARIOS
 
-    assert main(["run", str(SCENARIOS / "chat.toml"), "--steps", "60", "--replicates", "200", "--set",
-                 "context.length=4", "--exact", "--out", str(tmp_path / "run")]) == 0
+    assert main(["run", str(SCENARIOS / "waluigi.toml"), "--steps", "30", "--replicates", "200", "--set",
+                 "context.length=3", "--exact", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "reached by step 60" in out and "holding at step 60" in out and "restricted mean" in out
-    assert "exact chain: E[T]" in out and "set closed" in out
-    assert "mean time given reached by step 60" in out
+    assert "reached by step 30" in out and "holding at step 30" in out and "restricted mean" in out
+    assert "exact chain: E[T]" in out and "P(holding at 30)" in out and "set closed" in out
+    assert "mean time given reached by step 30" in out
 
 
 # ---------------------------------------------------------------------------------------------
