@@ -329,3 +329,14 @@ def test_sweep_row_carries_censoring_safe_and_exact_figures():
     se = row["revealed_restricted_mean_se"]
     assert abs(row["revealed_restricted_mean"] - row["revealed_exact_restricted_mean"]) <= 5 * se
     assert row["revealed_censored"] == round((1 - row["revealed_reached"]) * 400)
+
+
+def test_who_is_speaking_credits_u_to_the_waluigi(toy):
+    from ecology.results import speaker_table
+
+    toy["run"].update(steps=60, replicates=64)
+    table_ = speaker_table(simulate(validate(toy)))
+    assert len(table_) == 60 * 32 and set(table_.columns) >= {"token", "speaker", "speaker_premise"}
+    printed_u = table_[table_["token"] == "U"]
+    assert len(printed_u) and set(printed_u["speaker"]) == {"waluigi"}  # luigi never prints U
+    assert (table_["speaker"] == table_["speaker_premise"]).all()  # one premise per population here
