@@ -100,7 +100,7 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
         expected = "infinite (may never be reached)" if exact["expected_hitting_time"] is None \
             else f"{exact['expected_hitting_time']:.6g}"
         print(f"    exact chain: E[T] = {expected}; P(reached by {steps}) = {exact['reached_by_horizon']:.6g}; "
-              f"E[min(T, {steps})] = {exact['restricted_mean']:.6g}; "
+              f"P(holding at {steps}) = {exact['holding_curve'][-1]:.6g}; E[min(T, {steps})] = {exact['restricted_mean']:.6g}; "
               f"set closed (holding once reached): {'yes' if exact['closed'] else 'no'}")
 
 

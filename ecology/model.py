@@ -139,6 +139,7 @@ class EcologyModel(mesa.Model):
         self.trajectories = []  # (steps + 1) x (RASTER_REPLICATES, labels) population amplitudes
         self.printed = []  # steps x (RASTER_REPLICATES,) token printed at each step
         self.speakers = []  # steps x (RASTER_REPLICATES,) population most responsible for it
+        self.premise_speakers = []  # steps x (RASTER_REPLICATES,) premise most responsible for it
         self.rows = np.arange(self.replicates)
         self.credit = np.zeros((self.replicates, len(self.mixture.labels)))
         self.deleted = np.zeros(self.replicates)
@@ -208,10 +209,12 @@ class EcologyModel(mesa.Model):
         ``alpha_s mu_s(t | w) / mu(t | w)`` (it sums to 1 over premises), summed per population."""
         log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents])
         log_mu = self.current.log_mu[self.rows, token]
-        responsibility = self.mixture.population_amplitudes((self.current.log_amplitude.T + log_emit - log_mu).T)
+        log_responsibility = (self.current.log_amplitude.T + log_emit - log_mu).T  # (R, S)
+        responsibility = self.mixture.population_amplitudes(log_responsibility)
         self.credit += responsibility
         self.printed.append(token[:RASTER_REPLICATES].copy())
         self.speakers.append(np.argmax(responsibility[:RASTER_REPLICATES], axis=1))
+        self.premise_speakers.append(np.argmax(log_responsibility[:RASTER_REPLICATES], axis=1))
 
     def _criteria_hold(self) -> np.ndarray:
         out = np.zeros((len(self.criteria), self.replicates), dtype=bool)

@@ -397,7 +397,8 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 ax.set_xlabel(esc(p))
             axes[0, 0].set_ylabel(_unit(col))
             axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-            fig.suptitle(f"{esc(title)}: {name.replace(chr(10), ' ')}" + (" (crosses: exact chain)" if exact else ""))
+            fig.suptitle(f"{esc(title)}: {name.replace(chr(10), ' ')}" + (" (crosses: exact chain)" if exact else ""),
+                         y=1.04)
             written.append(directory / f"facets_{col}.png")
             _save(fig, written[-1])
     return written

@@ -67,6 +67,7 @@ class RunResult:
     trajectories: np.ndarray  # (steps + 1, RASTER_REPLICATES, labels) population amplitudes
     printed: np.ndarray  # (steps, RASTER_REPLICATES) token printed at each step
     speakers: np.ndarray  # (steps, RASTER_REPLICATES) population index most responsible for it
+    premise_speakers: np.ndarray  # (steps, RASTER_REPLICATES) premise index most responsible for it
     seconds: float
 
     @property
@@ -101,7 +102,7 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
         reached, holding, finals, model.amplitudes, model.compiled.premises, np.exp(model.mixture.log_prior),
         raster[:, chosen], chosen, np.stack(model.trajectories),
         np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
-        time.perf_counter() - began,
+        np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
     )
 
 
@@ -155,7 +156,7 @@ def summarize(result: RunResult) -> dict:
         "raster_replicate": result.raster_replicate,
         "criteria": criteria,
         "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},
-        "premises": premise_table(result).set_index("premise").to_dict(orient="index"),
+        "premises": {row.pop("premise"): row for row in premise_rows(result)},
         "final": {key: _number(last[key]) for key in ("entropy", "surprisal", "free_energy")},
     }
 
@@ -178,6 +179,11 @@ def replicate_table(result: RunResult) -> pd.DataFrame:
 
 
 def premise_table(result: RunResult) -> pd.DataFrame:
+    """:func:`premise_rows` as a DataFrame (``premises.csv``)."""
+    return pd.DataFrame(premise_rows(result))
+
+
+def premise_rows(result: RunResult) -> list[dict]:
     """One row per premise: population, normalised prior, drawn parameter (population members),
     final amplitude (mean and quantiles over replicates) and the fraction of replicates in which
     it ends with the largest amplitude of all premises (with its Wilson interval)."""
@@ -189,8 +195,8 @@ def premise_table(result: RunResult) -> pd.DataFrame:
         lo, hi = wilson(int(top[s]), n)
         rows.append({"premise": p.name, "population": p.label, "prior": float(result.priors[s]),
                      "parameter": p.parameter, "value": p.value, **quantiles(amplitudes[:, s]),
-                     "largest_final": top[s] / n, "largest_final_lo": lo, "largest_final_hi": hi})
-    return pd.DataFrame(rows)
+                     "largest_final": float(top[s] / n), "largest_final_lo": lo, "largest_final_hi": hi})
+    return rows
 
 
 def resolved_toml(scenario: Scenario, premises: list, priors: np.ndarray) -> str:
@@ -312,14 +318,17 @@ def trajectory_table(result: RunResult) -> pd.DataFrame:
 
 
 def speaker_table(result: RunResult) -> pd.DataFrame:
-    """Long table (step, replicate, token, speaker) for the first replicates: the token printed
-    at each step (1 ..) and the population most responsible for it."""
+    """Long table (step, replicate, token, speaker, speaker_premise) for the first replicates: the
+    token printed at each step (1 ..), the population most responsible for it and the premise
+    most responsible for it (largest ``alpha_s mu_s(t|w) / mu(t|w)``)."""
     steps, reps = result.printed.shape
     labels = np.array(result.labels, dtype=object)
+    names = np.array([p.name for p in result.premises], dtype=object)
     tokens = np.array(result.tokens, dtype=object)
     return pd.DataFrame({"step": np.repeat(np.arange(1, steps + 1), reps), "replicate": np.tile(np.arange(reps), steps),
                          "token": tokens[result.printed.ravel()] if steps else [],
-                         "speaker": labels[result.speakers.ravel()] if steps else []})
+                         "speaker": labels[result.speakers.ravel()] if steps else [],
+                         "speaker_premise": names[result.premise_speakers.ravel()] if steps else []})
 
 
 @dataclass

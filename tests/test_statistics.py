@@ -163,12 +163,12 @@ def test_console_prints_reached_and_holding(tmp_path, capsys):
 
     from .conftest import SCENARIOS
 
-    assert main(["run", str(SCENARIOS / "chat.toml"), "--steps", "60", "--replicates", "200", "--set",
-                 "context.length=4", "--exact", "--out", str(tmp_path / "run")]) == 0
+    assert main(["run", str(SCENARIOS / "waluigi.toml"), "--steps", "30", "--replicates", "200", "--set",
+                 "context.length=3", "--exact", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "reached by step 60" in out and "holding at step 60" in out and "restricted mean" in out
-    assert "exact chain: E[T]" in out and "set closed" in out
-    assert "mean time given reached by step 60" in out
+    assert "reached by step 30" in out and "holding at step 30" in out and "restricted mean" in out
+    assert "exact chain: E[T]" in out and "P(holding at 30)" in out and "set closed" in out
+    assert "mean time given reached by step 30" in out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +204,8 @@ def test_premise_amplitudes_sum_to_population_amplitudes_and_members_are_listed(
     assert "biased[7]: p = 0.92" in resolved
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert math.isclose(summary["premises"]["biased[3]"]["value"], 0.02 + 0.96 * 3.5 / 8)
+    assert summary["premises"]["fair"]["value"] is None
+    json.dumps(summary, allow_nan=False)  # valid JSON: no NaN anywhere
 
 
 def test_population_members_may_draw_their_prior():
@@ -332,3 +334,14 @@ def test_sweep_row_carries_censoring_safe_and_exact_figures():
     se = row["revealed_restricted_mean_se"]
     assert abs(row["revealed_restricted_mean"] - row["revealed_exact_restricted_mean"]) <= 5 * se
     assert row["revealed_censored"] == round((1 - row["revealed_reached"]) * 400)
+
+
+def test_who_is_speaking_credits_u_to_the_waluigi(toy):
+    from ecology.results import speaker_table
+
+    toy["run"].update(steps=60, replicates=64)
+    table_ = speaker_table(simulate(validate(toy)))
+    assert len(table_) == 60 * 32 and set(table_.columns) >= {"token", "speaker", "speaker_premise"}
+    printed_u = table_[table_["token"] == "U"]
+    assert len(printed_u) and set(printed_u["speaker"]) == {"waluigi"}  # luigi never prints U
+    assert (table_["speaker"] == table_["speaker_premise"]).all()  # one premise per population here
