@@ -140,9 +140,33 @@ class Structure:
 
     family: str
     machine: Machine  # emit is the current/default law; next and start are fixed
+    _tokens: list[str]
     spec: object | None = None  # the parameterised spec (constant, cycle, waluigi); None for free tables
     params: tuple[str, ...] = ()
     counts: sp.csr_matrix | None = None  # (N, Q * V) emission counts on the training data
+    counts_t: sp.csr_matrix | None = None  # its transpose, for the statistics S
+    cells: dict = field(default_factory=dict)  # param -> (mask, E at 0, E at 1) on the cells it moves
+
+    def __post_init__(self):
+        """Each parameter moves its own cells linearly: ``E = E(0) + x (E(1) - E(0))`` there."""
+        if self.spec is None:
+            return
+        tokens = self.tokens
+        for name in self.params:
+            low = compile_simulacrum(self.spec.model_copy(update={name: 0.0}), tokens).emit
+            high = compile_simulacrum(self.spec.model_copy(update={name: 1.0}), tokens).emit
+            mask = low != high
+            self.cells[name] = (mask, low[mask], high[mask])
+
+    @property
+    def tokens(self) -> list[str]:
+        return self._tokens
+
+    def emit_at(self, values: dict) -> np.ndarray:
+        emit = self.machine.emit.copy()
+        for name, (mask, low, high) in self.cells.items():
+            emit[mask] = low + values[name] * (high - low)
+        return emit
 
     @property
     def n_params(self) -> int:
@@ -206,7 +230,7 @@ def structures(family: str, tokens: list[str], k: int) -> list[Structure]:
     """The candidate structures of one family for a vocabulary and window length."""
     V = len(tokens)
     if family in ("iid", "markov1", "markov2"):
-        return [Structure(family, markov_machine({"iid": 0, "markov1": 1, "markov2": 2}[family], V))]
+        return [Structure(family, markov_machine({"iid": 0, "markov1": 1, "markov2": 2}[family], V), tokens)]
     if family == "constant":
         specs = [ConstantSpec(kind="constant", token=t, eps=0.01 if V > 1 else 0.0) for t in tokens]
         params = ("eps",) if V > 1 else ()
@@ -222,7 +246,7 @@ def structures(family: str, tokens: list[str], k: int) -> list[Structure]:
         params = ("p", "eps")
     else:
         raise DecomposeError(f"--family: unknown family {family!r}; use one or more of {', '.join(FAMILIES)}")
-    return [Structure(family, compile_simulacrum(spec, tokens), spec, params) for spec in specs]
+    return [Structure(family, compile_simulacrum(spec, tokens), tokens, spec, params) for spec in specs]
 
 
 def weighted_log(S: np.ndarray, E: np.ndarray) -> float:
@@ -249,10 +273,7 @@ class Component:
         """``log q(y_n)`` per row of the emission counts."""
         with np.errstate(divide="ignore"):
             log_emit = np.log(self.emit).ravel()
-        coo = counts.tocoo()
-        out = np.zeros(counts.shape[0])
-        np.add.at(out, coo.row, coo.data * log_emit[coo.col])
-        return out
+        return counts @ log_emit  # only stored (positive) counts multiply: 0 log 0 never arises
 
 
 def fit_parameter(S: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
@@ -278,13 +299,10 @@ def m_step(structure: Structure, S: np.ndarray, tokens: list[str]) -> tuple[Comp
         totals = S.sum(axis=1, keepdims=True)
         emit = np.where(totals > 0, S / np.where(totals > 0, totals, 1.0), 1.0 / V)
         return Component(structure, emit), weighted_log(S, emit)
-    spec = structure.spec
-    values = {name: getattr(spec, name) for name in structure.params}
-    for name in structure.params:  # each parameter acts on its own states: one pass is the joint optimum
-        low = compile_simulacrum(spec.model_copy(update={**values, name: 0.0}), tokens).emit
-        high = compile_simulacrum(spec.model_copy(update={**values, name: 1.0}), tokens).emit
-        values[name] = fit_parameter(S, low, high)
-    emit = compile_simulacrum(spec.model_copy(update=values), tokens).emit
+    values = {}
+    for name, (mask, low, high) in structure.cells.items():  # each parameter moves its own cells
+        values[name] = fit_parameter(S[mask], low, high)
+    emit = structure.emit_at(values)
     return Component(structure, emit, values), weighted_log(S, emit)
 
 
@@ -315,6 +333,7 @@ def prepare(families: list[str], tokens: list[str], k: int, data: Storylines) ->
     for family in families:
         for structure in structures(family, tokens, k):
             structure.counts = emission_counts(structure.machine, data.tokens, len(tokens))
+            structure.counts_t = structure.counts.T.tocsr()
             out.append(structure)
     return out
 
@@ -323,7 +342,7 @@ def best_component(candidates: list[Structure], resp: np.ndarray, data: Storylin
     weight = data.weight * resp
     best, best_value = None, -math.inf
     for structure in candidates:
-        S = structure.counts.T @ weight
+        S = structure.counts_t @ weight
         component, value = m_step(structure, S, tokens)
         if best is None or value > best_value + 1e-12 * max(1.0, abs(best_value)):
             best, best_value = component, value

@@ -1,0 +1,158 @@
+"""`ecology decompose`: EM recovers known mixtures, the written scenario reproduces the fitted
+law, the trivial decompositions reproduce mu, determinism, one-line errors."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from ecology.cli import main
+from ecology.decompose import (
+    Request,
+    decompose,
+    emission_counts,
+    exact_storylines,
+    fit_mixture,
+    fit_table,
+    fitting_scenario,
+    sample_storylines,
+    summary,
+)
+from ecology.dynamics import compile_scenario, logsumexp
+from ecology.scenario import load, validate
+
+from .conftest import SCENARIOS
+
+
+def iid_and_cycle() -> dict:
+    """An i.i.d. premise and a cycle with slip on three tokens."""
+    return {
+        "name": "iid_cycle", "vocabulary": {"tokens": ["a", "b", "c"]}, "context": {"length": 4},
+        "run": {"steps": 20, "replicates": 50, "seed": 3},
+        "simulacra": {"noise": {"kind": "iid", "probs": {"a": 0.5, "b": 0.3, "c": 0.2}},
+                      "loop": {"kind": "cycle", "sequence": ["a", "b", "c"], "slip": 0.05}},
+        "premises": {"noise": {"prior": 0.6, "cast": ["noise"]}, "loop": {"prior": 0.4, "cast": ["loop"]}},
+    }
+
+
+def exact_fit(scenario, families, K, restarts=3, seed=0):
+    data = exact_storylines(compile_scenario(fitting_scenario(scenario)))
+    return fit_mixture(families, K, data, list(scenario.vocabulary.tokens), scenario.context.length, seed, restarts)
+
+
+def test_em_recovers_alices_three_coins():
+    """Exact data (all 2^7 storylines weighted by their probability): the maximum is the truth,
+    and EM reaches it to 1e-3 in the biases and priors (it converges slowly: the three binomial
+    mixtures of 7 tosses are close)."""
+    s = load(SCENARIOS / "alice_coins.toml")
+    fit = exact_fit(s, ["iid"], 3)
+    heads = np.array([c.emit[0, 0] for c in fit.components])
+    order = np.argsort(heads)
+    assert fit.converged
+    np.testing.assert_allclose(heads[order], [0.2, 0.5, 0.8], atol=1e-3)
+    np.testing.assert_allclose(fit.prior[order], [0.25, 0.5, 0.25], atol=1e-3)
+
+
+def test_em_recovers_an_iid_and_a_cycle():
+    s = validate(iid_and_cycle())
+    fit = exact_fit(s, ["iid", "cycle"], 2)
+    families = {c.family: (c, p) for c, p in zip(fit.components, fit.prior)}
+    assert set(families) == {"iid", "cycle"}
+    cycle, p_cycle = families["cycle"]
+    noise, p_noise = families["iid"]
+    assert cycle.structure.spec.sequence == ["a", "b", "c"]
+    assert cycle.values["slip"] == pytest.approx(0.05, abs=1e-4)
+    np.testing.assert_allclose(noise.emit[0], [0.5, 0.3, 0.2], atol=1e-4)
+    assert (p_noise, p_cycle) == (pytest.approx(0.6, abs=1e-4), pytest.approx(0.4, abs=1e-4))
+
+
+def test_em_on_samples_recovers_coins_within_sampling_error():
+    """2000 sampled storylines: a bias of 0.5 is estimated from ~1000 storylines x 7 tosses, so its
+    standard error is below 0.01; mixture estimates are noisier, 0.06 is a loose bound."""
+    s = load(SCENARIOS / "alice_coins.toml")
+    data = sample_storylines(s, 2000, 11)
+    fit = fit_mixture(["iid"], 3, data, ["H", "T"], 6, 0, 3)
+    heads = np.sort([c.emit[0, 0] for c in fit.components])
+    np.testing.assert_allclose(heads, [0.2, 0.5, 0.8], atol=0.06)
+
+
+def test_written_scenario_reproduces_the_fitted_next_token_law():
+    """The fitted law computed inside EM, ``sum_j pi_j q_j(w t) / sum_j pi_j q_j(w)`` from the
+    emission counts, equals the written scenario's ``mu(t | w)`` from Mixture.read, on every window."""
+    s = validate(iid_and_cycle())
+    fit = exact_fit(s, ["iid", "cycle"], 2, restarts=2)
+    written = compile_scenario(validate(fit_table(s, fit, ["iid", "cycle"])))
+    V, k = 3, 4
+    windows = np.array([[V] * (k - n) + list(h) for n in range(k + 1)
+                        for h in itertools.product(range(V), repeat=n)])
+    law = np.exp(written.mixture.read(windows).log_mu)
+
+    def log_joint(seqs):
+        ll = np.stack([c.log_likelihood(emission_counts(c.structure.machine, seqs, V)) for c in fit.components], axis=1)
+        return logsumexp(np.log(fit.prior)[None, :] + ll, axis=1)
+
+    inside = np.stack([np.exp(log_joint(np.column_stack([windows, np.full(len(windows), t)])) - log_joint(windows))
+                       for t in range(V)], axis=1)
+    np.testing.assert_allclose(law, inside, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def alice_report():
+    s = load(SCENARIOS / "alice_coins.toml")
+    return summary(decompose(s, Request(["iid"], [1, 3], restarts=2, storylines=400)))
+
+
+def test_kl_is_zero_for_mu_itself_and_the_trivial_decompositions(alice_report):
+    rows = {row["decomposition"]: row for row in alice_report["table"]}
+    assert rows["input"]["kl_mean"] == 0.0
+    for name in ("single premise mu", "one premise per storyline", "fit K=3"):
+        assert abs(rows[name]["kl_mean"]) < 1e-8, name
+    # same token law, different stories
+    held = {rows[n]["heldout_loglik"] for n in ("input", "single premise mu", "one premise per storyline")}
+    assert max(held) - min(held) < 1e-12
+    assert rows["single premise mu"]["amplitude_entropy"] == 0.0
+    assert rows["one premise per storyline"]["amplitude_entropy"] > rows["input"]["amplitude_entropy"] + 0.1
+    assert rows["fit K=1"]["defect_max"] == 0.0 and rows["input"]["defect_max"] > 0.01
+    assert rows["fit K=1"]["kl_mean"] > 0.01
+
+
+def test_deterministic_with_a_seed():
+    s = load(SCENARIOS / "alice_coins.toml")
+    request = dict(storylines=300, restarts=2, data="samples", length=10)
+    a = summary(decompose(s, Request(["iid"], [2], seed=5, **request)))
+    b = summary(decompose(s, Request(["iid"], [2], seed=5, **request)))
+    c = summary(decompose(s, Request(["iid"], [2], seed=6, **request)))
+    assert json.dumps(a["table"]) == json.dumps(b["table"])
+    assert json.dumps(a["fits"]) == json.dumps(b["fits"])
+    assert json.dumps(a["fits"]) != json.dumps(c["fits"])
+
+
+def test_cli_writes_a_runnable_decomposition(tmp_path, capsys):
+    out = tmp_path / "dec"
+    assert main(["decompose", str(SCENARIOS / "alice_coins.toml"), "--family", "iid", "--components", "1:2",
+                 "--restarts", "2", "--compare", str(SCENARIOS / "alice_coins.toml"), "--out", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [row["decomposition"] for row in report["table"]]
+    assert names == ["fit K=1", "fit K=2", "input", "single premise mu", "one premise per storyline",
+                     "compare alice_coins.toml"]
+    for file in ("fitted_k1.toml", "fitted_k2.toml", "single.toml", "storylines.toml", "report.json", "report.txt",
+                 "table.csv", "stories.png", "comparison.png"):
+        assert (out / file).is_file(), file
+    assert main(["validate", str(out / "fitted_k2.toml")]) == 0
+    assert main(["run", str(out / "fitted_k2.toml"), "--steps", "5", "--replicates", "10",
+                 "--out", str(tmp_path / "run"), "--json"]) == 0
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--family", "iid,plumber", "--components", "2"], "--family: unknown family 'plumber'"),
+    (["--family", "iid", "--components", "70"], "--components: K = 70 needs at least 139 free parameters"),
+    (["--family", "iid", "--components", "3:1"], "--components: '3:1': need 1 <= K1 <= K2"),
+])
+def test_bad_requests_fail_with_one_line(argv, expected, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["decompose", str(SCENARIOS / "alice_coins.toml"), *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {expected}"), err
+    assert not out.exists()
