@@ -34,7 +34,8 @@ maximises it from several seeded random starts (responsibilities drawn from a fl
     (closed form); otherwise a bounded 1-D maximisation on ``[0, 1]``;
   * discrete structure (``constant``'s token, ``cycle``'s sequence, ``waluigi``'s mask and
     reveal tokens, and the family itself when several are allowed): the candidate with the
-    largest ``sum S log E`` (ties to the family listed first, then the fewer parameters).
+    largest ``sum S log E``; candidates within a relative ``TIE = 1e-9`` of it tie, and the one
+    with fewer free parameters (then the family listed first) is kept.
 
 The columns of the comparison (``compare``) are computed for any decomposition through its
 compiled scenario, i.e. through :meth:`ecology.dynamics.Mixture.read`; see ``docs/decompose.md``.
@@ -71,6 +72,7 @@ TRIVIAL_SEQUENCES = 4096  # the two trivial decompositions need V^(k+1) at most 
 CYCLE_CANDIDATES = 2000  # cycles of period 1, 2, ... are tried while their number stays below this
 MAX_ITERATIONS = 2000
 TOLERANCE = 1e-11  # EM stops when the log-likelihood per unit weight gains less than this
+TIE = 1e-9  # M-step candidates within this relative gap tie (the one with fewer parameters is kept)
 TOP_LABELS = 6  # amplitude stories show the largest premises, the others summed
 
 
@@ -328,14 +330,16 @@ class Fit:
 
 
 def prepare(families: list[str], tokens: list[str], k: int, data: Storylines) -> list[Structure]:
-    """Every candidate structure of the chosen families, with its emission counts on ``data``."""
+    """Every candidate structure of the chosen families, with its emission counts on ``data``,
+    fewest parameters first (stable in the order the families were given): the M-step keeps
+    the first of candidates that tie."""
     out = []
     for family in families:
         for structure in structures(family, tokens, k):
             structure.counts = emission_counts(structure.machine, data.tokens, len(tokens))
             structure.counts_t = structure.counts.T.tocsr()
             out.append(structure)
-    return out
+    return sorted(out, key=lambda structure: structure.n_params)
 
 
 def best_component(candidates: list[Structure], resp: np.ndarray, data: Storylines, tokens: list[str]) -> Component:
@@ -344,7 +348,7 @@ def best_component(candidates: list[Structure], resp: np.ndarray, data: Storylin
     for structure in candidates:
         S = structure.counts_t @ weight
         component, value = m_step(structure, S, tokens)
-        if best is None or value > best_value + 1e-12 * max(1.0, abs(best_value)):
+        if best is None or value > best_value + TIE * max(1.0, abs(best_value)):
             best, best_value = component, value
     return best
 
@@ -607,7 +611,12 @@ def columns(reference: Compiled, candidate: Compiled, visits: Visits, held_out: 
     amp = np.exp(got.log_amplitude)
     with np.errstate(invalid="ignore", divide="ignore"):
         amp_entropy = -np.sum(np.where(amp > 0, amp * got.log_amplitude, 0.0), axis=1)
-    drift = candidate.mixture.drift(visits.windows, got, fifo_rule(candidate, visits.windows.shape[1]))
+    k = reference.scenario.context.length
+    if visits.windows.shape[1] == k:
+        drift = candidate.mixture.drift(visits.windows, got, fifo_rule(candidate, k))
+    else:  # deletion "none": the defect is taken on the last k tokens, as a fifo window would hold them
+        last = visits.windows[:, -k:]
+        drift = candidate.mixture.drift(last, candidate.mixture.read(last), fifo_rule(candidate, k))
     defect = 0.5 * np.abs(drift).sum(axis=1)
 
     heldout = -candidate.mixture.read(held_out.tokens).free_energy
@@ -713,6 +722,8 @@ def decompose(scenario: Scenario, request: Request) -> dict:
     tokens = list(scenario.vocabulary.tokens)
     V, k = len(tokens), scenario.context.length
     seed = scenario.run.seed if request.seed is None else request.seed
+    if seed < 0:
+        raise DecomposeError(f"--seed: {seed}: must be at least 0")
     length = request.length or 4 * k
     if length < 1:
         raise DecomposeError("--length: must be at least 1")
@@ -772,7 +783,10 @@ def decompose(scenario: Scenario, request: Request) -> dict:
 
     rows = []
     for d in decompositions:
-        candidate = compile_scenario(validate(d["table"]))
+        try:
+            candidate = compile_scenario(validate(d["table"]))
+        except UserError as err:
+            raise DecomposeError(f"decomposition '{d['name']}' does not compile: {err}") from None
         row = {"decomposition": d["name"], **columns(compiled, candidate, visits, held, train, d["params"])}
         row["bic"] = bic(row, request.storylines)
         rows.append(row)
@@ -822,13 +836,22 @@ def summary(result: dict) -> dict:
                    "windows": len(visits.weight), "count": visits.count},
         "trivial": result["trivial_note"] or "built",
         "fits": fits,
-        "table": [{key: value for key, value in row.items() if key != "n_for_bic"} for row in result["rows"]],
+        "table": [{key: json_number(value) for key, value in row.items() if key != "n_for_bic"} for row in result["rows"]],
     }
+
+
+def json_number(x):
+    """Infinite floats as the strings "inf" / "-inf" (JSON has no infinity); anything else as is."""
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
 
 
 def fmt(x, digits: int = 4) -> str:
     if x is None:
         return "—"
+    if isinstance(x, str):
+        return x
     if isinstance(x, float) and math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
@@ -852,6 +875,19 @@ def text_table(report: dict) -> str:
     return "\n".join(out)
 
 
+def component_text(simulacrum: dict) -> str:
+    """A fitted simulacrum in one line: its parameters, or each state's law (4 digits)."""
+    def laws(table: dict) -> str:
+        return "{" + ", ".join(f"{t}: {p:.4g}" for t, p in table.items()) + "}"
+
+    if "states" in simulacrum:
+        return "; ".join(f"{name} {laws(state['emit'])}" for name, state in simulacrum["states"].items())
+    if "probs" in simulacrum:
+        return laws(simulacrum["probs"])
+    return ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                     for k, v in simulacrum.items() if k != "kind")
+
+
 def describe(report: dict) -> str:
     """The text report: data, fits, table, and how to read it."""
     d, v = report["data"], report["visits"]
@@ -869,8 +905,7 @@ def describe(report: dict) -> str:
         lines.append(f"K = {K}: log-likelihood {fit['log_likelihood']:.8g} ({state} in {fit['iterations']} iterations, "
                      f"best of {len(fit['restart_log_likelihoods'])} restarts)")
         for c in fit["components"]:
-            params = {k: v for k, v in c["simulacrum"].items() if k not in ("kind", "states")}
-            lines.append(f"  prior {c['prior']:.4f}  {c['family']}: {json.dumps(params)}")
+            lines.append(f"  prior {c['prior']:.4f}  {c['family']}: {component_text(c['simulacrum'])}")
     lines += ["", text_table(report), "",
               "No column is the answer: E[KL] and held-out log-likelihood measure the token law (every exact "
               "decomposition ties), params and BIC the description length, the defect how far amplitudes are from "

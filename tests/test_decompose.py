@@ -156,3 +156,65 @@ def test_bad_requests_fail_with_one_line(argv, expected, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {expected}"), err
     assert not out.exists()
+
+
+def two_constants(eps: float) -> dict:
+    return {
+        "name": "two_constants", "vocabulary": {"tokens": ["F", "U"]}, "context": {"length": 5},
+        "simulacra": {"f": {"kind": "constant", "token": "F", "eps": eps},
+                      "u": {"kind": "constant", "token": "U", "eps": eps}},
+        "premises": {"f": {"prior": 0.7, "cast": ["f"]}, "u": {"prior": 0.3, "cast": ["u"]}},
+    }
+
+
+def test_floors_of_1e_300_fit_without_underflow_or_nan():
+    """Storylines with one slip have probability ~1e-300 and two slips underflow to 0. The fit
+    stays finite, the priors come back, and the written scenario's next-token law equals mu's to
+    1e-12 on every window of probability above e^-100. (Windows of probability ~1e-300 carry no
+    weight in the likelihood, so the fit does not pin mu down there: a window with one F and one U
+    is explained by whichever floor the fit kept.)"""
+    s = validate(two_constants(1e-300))
+    fit = exact_fit(s, ["constant"], 2)
+    assert np.isfinite(fit.log_likelihood) and np.all(np.isfinite(fit.prior))
+    assert sorted(fit.prior) == [pytest.approx(0.3, abs=1e-9), pytest.approx(0.7, abs=1e-9)]
+    written = compile_scenario(validate(fit_table(s, fit, ["constant"])))
+    windows = np.array([[2] * (5 - n) + list(h) for n in range(6) for h in itertools.product(range(2), repeat=n)])
+    truth = compile_scenario(s).mixture.read(windows)
+    got = written.mixture.read(windows)
+    assert not np.isnan(got.log_mu[np.isfinite(got.free_energy)]).any()
+    fine = truth.free_energy < 100
+    np.testing.assert_allclose(np.exp(got.log_mu[fine]), np.exp(truth.log_mu[fine]), atol=1e-12)
+
+
+def test_identical_premises_tie_without_nan():
+    """Two identical fair coins are one coin: K = 2 reaches the K = 1 likelihood, finite, with
+    both components the fair coin (the split between them is arbitrary)."""
+    table = load(SCENARIOS / "alice_coins.toml").model_dump(mode="json", exclude_none=True)
+    for name in ("heads_biased", "tails_biased"):
+        table["simulacra"][name]["p"] = 0.5
+    s = validate(table)
+    one, two = exact_fit(s, ["iid"], 1), exact_fit(s, ["iid"], 2)
+    assert two.log_likelihood == pytest.approx(one.log_likelihood, abs=1e-10)  # rounding of logsumexp
+    # splitting the fair coin into 0.5 +- d costs O(d^2) at most in log-likelihood, so EM's stopping
+    # rule (gain below 1e-11) leaves d of order 1e-4
+    np.testing.assert_allclose([c.emit[0, 0] for c in two.components], 0.5, atol=2e-3)
+    assert np.all(np.isfinite(two.prior)) and two.prior.sum() == pytest.approx(1.0)
+
+
+def test_markov_premises_are_recovered():
+    """A fair coin and a repeater (an order-1 Markov premise) from the semiotic-style mixture:
+    markov1 recovers the repeater's stay probability and its prior."""
+    data = {
+        "name": "repeat", "vocabulary": {"tokens": ["H", "T"]}, "context": {"length": 5},
+        "simulacra": {"fair": {"kind": "coin", "heads": "H", "tails": "T"},
+                      "rep": {"start": "s", "states": {"s": {"emit": {"H": 0.5, "T": 0.5}, "on": {"H": "h", "T": "t"}},
+                                                        "h": {"emit": {"H": 0.9, "T": 0.1}, "on": {"T": "t"}},
+                                                        "t": {"emit": {"H": 0.1, "T": 0.9}, "on": {"H": "h"}}}}},
+        "premises": {"fair": {"prior": 0.6, "cast": ["fair"]}, "rep": {"prior": 0.4, "cast": ["rep"]}},
+    }
+    fit = exact_fit(validate(data), ["iid", "markov1"], 2)
+    families = {c.family: (c, p) for c, p in zip(fit.components, fit.prior)}
+    assert set(families) == {"iid", "markov1"}
+    rep, prior = families["markov1"]
+    np.testing.assert_allclose(rep.emit[1:], [[0.9, 0.1], [0.1, 0.9]], atol=1e-4)
+    assert prior == pytest.approx(0.4, abs=1e-4)
