@@ -53,7 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .context import DeletionRule
-from .dynamics import Compiled, Mixture, compile_scenario, logsumexp
+from .dynamics import Compiled, compile_scenario, logsumexp
 from .scenario import (
     ConstantSpec,
     CycleSpec,
@@ -142,7 +142,7 @@ class Structure:
 
     family: str
     machine: Machine  # emit is the current/default law; next and start are fixed
-    _tokens: list[str]
+    tokens: list[str]
     spec: object | None = None  # the parameterised spec (constant, cycle, waluigi); None for free tables
     params: tuple[str, ...] = ()
     counts: sp.csr_matrix | None = None  # (N, Q * V) emission counts on the training data
@@ -153,16 +153,11 @@ class Structure:
         """Each parameter moves its own cells linearly: ``E = E(0) + x (E(1) - E(0))`` there."""
         if self.spec is None:
             return
-        tokens = self.tokens
         for name in self.params:
-            low = compile_simulacrum(self.spec.model_copy(update={name: 0.0}), tokens).emit
-            high = compile_simulacrum(self.spec.model_copy(update={name: 1.0}), tokens).emit
+            low = compile_simulacrum(self.spec.model_copy(update={name: 0.0}), self.tokens).emit
+            high = compile_simulacrum(self.spec.model_copy(update={name: 1.0}), self.tokens).emit
             mask = low != high
             self.cells[name] = (mask, low[mask], high[mask])
-
-    @property
-    def tokens(self) -> list[str]:
-        return self._tokens
 
     def emit_at(self, values: dict) -> np.ndarray:
         emit = self.machine.emit.copy()
@@ -293,7 +288,7 @@ def fit_parameter(S: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     return float(result.x)
 
 
-def m_step(structure: Structure, S: np.ndarray, tokens: list[str]) -> tuple[Component, float]:
+def m_step(structure: Structure, S: np.ndarray) -> tuple[Component, float]:
     """The component of this structure maximising ``sum S log E`` and that maximum."""
     Q, V = structure.machine.emit.shape
     S = S.reshape(Q, V)
@@ -342,26 +337,27 @@ def prepare(families: list[str], tokens: list[str], k: int, data: Storylines) ->
     return sorted(out, key=lambda structure: structure.n_params)
 
 
-def best_component(candidates: list[Structure], resp: np.ndarray, data: Storylines, tokens: list[str]) -> Component:
+def best_component(candidates: list[Structure], resp: np.ndarray, data: Storylines) -> Component:
+    """The M-step of one premise: the best candidate structure with its best parameters."""
     weight = data.weight * resp
     best, best_value = None, -math.inf
     for structure in candidates:
         S = structure.counts_t @ weight
-        component, value = m_step(structure, S, tokens)
+        component, value = m_step(structure, S)
         if best is None or value > best_value + TIE * max(1.0, abs(best_value)):
             best, best_value = component, value
     return best
 
 
-def em(candidates: list[Structure], K: int, data: Storylines, tokens: list[str], rng: np.random.Generator,
-       restart: int) -> tuple[list[Component], np.ndarray, float, int, bool]:
+def em(candidates: list[Structure], K: int, data: Storylines,
+       rng: np.random.Generator) -> tuple[list[Component], np.ndarray, float, int, bool]:
     """One EM run from responsibilities drawn from a flat Dirichlet."""
     resp = rng.dirichlet(np.ones(K), size=len(data.weight))
     previous = -math.inf
     total = data.total
     converged = False
     for iteration in range(1, MAX_ITERATIONS + 1):
-        components = [best_component(candidates, resp[:, j], data, tokens) for j in range(K)]
+        components = [best_component(candidates, resp[:, j], data) for j in range(K)]
         mass = data.weight @ resp
         prior = mass / mass.sum()
         with np.errstate(divide="ignore"):
@@ -385,7 +381,7 @@ def fit_mixture(families: list[str], K: int, data: Storylines, tokens: list[str]
     runs = []
     for r in range(restarts):
         rng = np.random.default_rng(np.random.SeedSequence([seed, K, r]))
-        runs.append((*em(candidates, K, data, tokens, rng, r), r))
+        runs.append((*em(candidates, K, data, rng), r))
     finals = [run[2] for run in runs]
     components, prior, value, iterations, converged, r = max(runs, key=lambda run: run[2])
     if not np.isfinite(value):
@@ -534,11 +530,6 @@ def free_parameters(scenario: Scenario) -> int:
 def storyline_parameters(scenario: Scenario) -> int:
     """The per-storyline decomposition is fixed by its priors: premises - 1."""
     return len(scenario.premises) - 1
-
-
-def single_parameters(scenario: Scenario) -> int:
-    """One premise: its automaton's next-token laws, states x (V - 1)."""
-    return free_parameters(scenario)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -758,7 +749,7 @@ def decompose(scenario: Scenario, request: Request) -> dict:
         single = single_premise_table(scenario, compiled)
         stories = storyline_table(scenario, compiled)
         decompositions.append({"name": "single premise mu", "kind": "single", "table": single,
-                               "params": single_parameters(validate(single))})
+                               "params": free_parameters(validate(single))})
         decompositions.append({"name": "one premise per storyline", "kind": "storylines", "table": stories,
                                "params": storyline_parameters(validate(stories))})
     for path, other in request.compare:
