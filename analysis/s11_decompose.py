@@ -137,8 +137,8 @@ def run(out, quick: bool) -> Study:
         f"defect for K = 1..5 is {', '.join(fmt(rows[f'fit K={K}']['defect_mean'], 3) for K in range(1, 6))}. "
         f"On the soft waluigi, {wal_text}; BIC for K = 1, 2, 3: "
         f"{', '.join(fmt(wbics[K], 6) for K in (1, 2, 3))}. On the seed's hard toy (scenarios/waluigi.toml, luigi "
-        f"prints only F) EM's K = 2 is {hard_text}, with E[KL] {fmt(hard_kl, 2)} from mu: there a luigi is a waluigi "
-        f"with p = 1, and the likelihood cannot tell them apart.")
+        f"prints only F) EM's K = 2 is {hard_text}, with E[KL] {fmt(hard_kl, 2)} from mu: a waluigi with p = 1 and "
+        f"eps = 0 prints exactly luigi's law, and EM moves toward that boundary instead of choosing the constant.")
     table = [row_of(rows[name]) for name in rows]
     table += [row_of({**row, "decomposition": f"waluigi_soft: {row['decomposition']}"}) for row in wreport["table"]]
     notes = ("Log-likelihood per storyline is the exact expected log-likelihood of a storyline of k + 1 = 7 tokens "
