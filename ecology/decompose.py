@@ -29,9 +29,9 @@ maximises it from several seeded random starts (responsibilities drawn from a fl
   * free tables (``iid``, ``markov1``, ``markov2``): ``E[q, t] = S[q, t] / sum_u S[q, u]``;
   * one parameter ``x`` entering each emission linearly, ``E(x) = E(0) + x (E(1) - E(0))``
     (``constant``'s floor ``eps``, ``cycle``'s ``slip``, ``waluigi``'s ``p`` and ``eps``, which
-    act on disjoint states): when every cell is proportional to ``1 - x``, to ``x`` or constant,
+    act on disjoint states): every cell it moves is proportional to ``1 - x`` or to ``x``, so
     ``x = B / (A + B)`` with ``A``, ``B`` the statistics on the ``1 - x`` and ``x`` cells
-    (closed form); otherwise a bounded 1-D maximisation on ``[0, 1]``;
+    (closed form);
   * discrete structure (``constant``'s token, ``cycle``'s sequence, ``waluigi``'s mask and
     reveal tokens, and the family itself when several are allowed): the candidate with the
     largest ``sum S log E``; candidates within a relative ``TIE = 1e-9`` of it tie, and the one
@@ -274,18 +274,15 @@ class Component:
 
 
 def fit_parameter(S: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """The ``x`` in [0, 1] maximising ``sum S log(low + x (high - low))`` (module docstring)."""
-    down = (low > 0) & (high == 0)
-    up = (low == 0) & (high > 0)
-    fixed = low == high
-    if np.all(down | up | fixed | (S == 0)):
-        a, b = S[down].sum(), S[up].sum()
-        return float(b / (a + b)) if a + b > 0 else 0.5
-    from scipy.optimize import minimize_scalar
-
-    result = minimize_scalar(lambda x: -weighted_log(S, low + x * (high - low)), bounds=(0.0, 1.0),
-                             method="bounded", options={"xatol": 1e-12})
-    return float(result.x)
+    """The ``x`` in [0, 1] maximising ``sum S log(low + x (high - low))`` over the cells a
+    parameter moves. In every family each such cell is proportional to ``1 - x`` (``high = 0``)
+    or to ``x`` (``low = 0``), so the maximiser of ``A log(1 - x) + B log x`` is ``B / (A + B)``
+    (module docstring); 1/2 when the premise has no weight on these cells."""
+    down, up = high == 0, low == 0
+    if not np.all(down | up):
+        raise ValueError("a parameter enters an emission cell other than as x or 1 - x")
+    a, b = S[down].sum(), S[up].sum()
+    return float(b / (a + b)) if a + b > 0 else 0.5
 
 
 def m_step(structure: Structure, S: np.ndarray) -> tuple[Component, float]:
