@@ -159,12 +159,6 @@ class Structure:
             mask = low != high
             self.cells[name] = (mask, low[mask], high[mask])
 
-    def emit_at(self, values: dict) -> np.ndarray:
-        emit = self.machine.emit.copy()
-        for name, (mask, low, high) in self.cells.items():
-            emit[mask] = low + values[name] * (high - low)
-        return emit
-
     @property
     def n_params(self) -> int:
         """Free continuous parameters (what BIC counts)."""
@@ -273,31 +267,14 @@ class Component:
         return counts @ log_emit  # only stored (positive) counts multiply: 0 log 0 never arises
 
 
-def fit_parameter(S: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """The ``x`` in [0, 1] maximising ``sum S log(low + x (high - low))`` over the cells a
-    parameter moves. In every family each such cell is proportional to ``1 - x`` (``high = 0``)
-    or to ``x`` (``low = 0``), so the maximiser of ``A log(1 - x) + B log x`` is ``B / (A + B)``
-    (module docstring); 1/2 when the premise has no weight on these cells."""
-    down, up = high == 0, low == 0
-    if not np.all(down | up):
-        raise ValueError("a parameter enters an emission cell other than as x or 1 - x")
-    a, b = S[down].sum(), S[up].sum()
-    return float(b / (a + b)) if a + b > 0 else 0.5
-
-
 def m_step(structure: Structure, S: np.ndarray) -> tuple[Component, float]:
-    """The component of this structure maximising ``sum S log E`` and that maximum."""
+    """A free table's M-step: ``E[q, t] = S[q, t] / sum_u S[q, u]`` (uniform where ``S[q]`` is 0),
+    and the maximum ``sum S log E``."""
     Q, V = structure.machine.emit.shape
     S = S.reshape(Q, V)
-    if structure.spec is None:
-        totals = S.sum(axis=1, keepdims=True)
-        emit = np.where(totals > 0, S / np.where(totals > 0, totals, 1.0), 1.0 / V)
-        return Component(structure, emit), weighted_log(S, emit)
-    values = {}
-    for name, (mask, low, high) in structure.cells.items():  # each parameter moves its own cells
-        values[name] = fit_parameter(S[mask], low, high)
-    emit = structure.emit_at(values)
-    return Component(structure, emit, values), weighted_log(S, emit)
+    totals = S.sum(axis=1, keepdims=True)
+    emit = np.where(totals > 0, S / np.where(totals > 0, totals, 1.0), 1.0 / V)
+    return Component(structure, emit), weighted_log(S, emit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,32 +298,96 @@ class Fit:
         return sum(c.structure.n_params for c in self.components) + len(self.components) - 1
 
 
-def prepare(families: list[str], tokens: list[str], k: int, data: Storylines) -> list[Structure]:
+@dataclass
+class Candidates:
+    """The candidate structures of one family, whose M-steps are solved together: their
+    emission counts are stacked into one matrix, so the statistics ``S`` of every candidate come
+    from one product, and the closed-form parameters from sums over each candidate's cells."""
+
+    family: str
+    structures: list[Structure]
+    counts_t: sp.csr_matrix  # (all cells, N): the candidates' transposed counts, stacked
+    offsets: np.ndarray  # candidate i owns cells offsets[i] .. offsets[i + 1]
+    owner: np.ndarray  # (all cells,) the candidate owning each cell
+    base: np.ndarray  # (all cells,) default emissions (cells no parameter moves keep them)
+    moved: dict  # parameter -> (cells, E at 0, E at 1)
+
+    @classmethod
+    def of(cls, family: str, structures: list[Structure]) -> "Candidates":
+        sizes = np.array([st.machine.emit.size for st in structures])
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        moved = {}
+        for name in structures[0].params:
+            cells, low, high = [], [], []
+            for i, st in enumerate(structures):
+                mask, lo, hi = st.cells[name]
+                if not np.all((lo == 0) | (hi == 0)):
+                    raise ValueError(f"{family}: {name} enters an emission cell other than as x or 1 - x")
+                cells.append(offsets[i] + np.flatnonzero(mask.ravel()))
+                low.append(lo)
+                high.append(hi)
+            moved[name] = (np.concatenate(cells), np.concatenate(low), np.concatenate(high))
+        return cls(family, structures, sp.vstack([st.counts_t for st in structures]).tocsr(), offsets,
+                   np.repeat(np.arange(len(structures)), sizes),
+                   np.concatenate([st.machine.emit.ravel() for st in structures]), moved)
+
+    @property
+    def n_params(self) -> int:
+        return self.structures[0].n_params
+
+    def solve(self, weight: np.ndarray) -> tuple[Component, float]:
+        """The best candidate of this family for the weights ``omega_n r_nj``, and its value."""
+        S = self.counts_t @ weight
+        if self.structures[0].spec is None:
+            return m_step(self.structures[0], S)
+        n = len(self.structures)
+        emit = self.base.copy()
+        values = {}
+        for name, (cells, low, high) in self.moved.items():
+            owner, stats = self.owner[cells], S[cells]
+            a = np.bincount(owner, np.where(high == 0, stats, 0.0), minlength=n)
+            b = np.bincount(owner, np.where(low == 0, stats, 0.0), minlength=n)
+            total = a + b
+            x = np.where(total > 0, b / np.where(total > 0, total, 1.0), 0.5)
+            emit[cells] = low + x[owner] * (high - low)
+            values[name] = x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(S > 0, S * np.log(emit), 0.0)
+        score = np.bincount(self.owner, terms, minlength=n)
+        best = float(score.max())
+        i = int(np.argmax(score >= best - TIE * max(1.0, abs(best)))) if np.isfinite(best) else 0
+        st = self.structures[i]
+        own = emit[self.offsets[i] : self.offsets[i + 1]].reshape(st.machine.emit.shape)
+        return Component(st, own, {name: float(x[i]) for name, x in values.items()}), float(score[i])
+
+
+def prepare(families: list[str], tokens: list[str], k: int, data: Storylines) -> list[Candidates]:
     """Every candidate structure of the chosen families, with its emission counts on ``data``,
-    fewest parameters first (stable in the order the families were given): the M-step keeps
-    the first of candidates that tie."""
+    grouped by family, fewest parameters first (stable in the order the families were given):
+    the M-step keeps the first of candidates that tie."""
     out = []
     for family in families:
-        for structure in structures(family, tokens, k):
+        found = structures(family, tokens, k)
+        for structure in found:
             structure.counts = emission_counts(structure.machine, data.tokens, len(tokens))
             structure.counts_t = structure.counts.T.tocsr()
-            out.append(structure)
-    return sorted(out, key=lambda structure: structure.n_params)
+        if found:
+            out.append(Candidates.of(family, found))
+    return sorted(out, key=lambda group: group.n_params)
 
 
-def best_component(candidates: list[Structure], resp: np.ndarray, data: Storylines) -> Component:
+def best_component(candidates: list[Candidates], resp: np.ndarray, data: Storylines) -> Component:
     """The M-step of one premise: the best candidate structure with its best parameters."""
     weight = data.weight * resp
     best, best_value = None, -math.inf
-    for structure in candidates:
-        S = structure.counts_t @ weight
-        component, value = m_step(structure, S)
+    for group in candidates:
+        component, value = group.solve(weight)
         if best is None or value > best_value + TIE * max(1.0, abs(best_value)):
             best, best_value = component, value
     return best
 
 
-def em(candidates: list[Structure], K: int, data: Storylines,
+def em(candidates: list[Candidates], K: int, data: Storylines,
        rng: np.random.Generator) -> tuple[list[Component], np.ndarray, float, int, bool]:
     """One EM run from responsibilities drawn from a flat Dirichlet."""
     resp = rng.dirichlet(np.ones(K), size=len(data.weight))
