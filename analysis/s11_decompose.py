@@ -89,6 +89,7 @@ def run(out, quick: bool) -> Study:
         ax.plot(K, [rows[f"fit K={j}"]["defect_mean"] for j in K], marker="o", label="defect mean")
         ax.plot(K, [rows[f"fit K={j}"]["defect_max"] for j in K], marker="s", label="defect max")
         ax.set_xlabel("K (i.i.d. premises fitted)")
+        ax.set_xticks(K)
         ax.set_ylabel("martingale defect under fifo (TV per step)")
         twin = ax.twinx()
         twin.plot(K, [bics[j] for j in K], "k--", marker="^", label="BIC")

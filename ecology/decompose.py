@@ -1015,6 +1015,8 @@ def draw_comparison(rows: list[dict], title: str, path: Path) -> None:
     b.set_xlabel("K (premises fitted)")
     b.set_ylabel("martingale defect (fifo)")
     b.legend()
+    for ax in (a, b):
+        ax.set_xticks(K)
     fig.suptitle(f"{title}: fitted decompositions")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
