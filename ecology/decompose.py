@@ -848,7 +848,8 @@ def summary(result: dict) -> dict:
     for K, fit in result["fits"].items():
         fits[str(K)] = {
             "log_likelihood": fit.log_likelihood, "iterations": fit.iterations, "converged": fit.converged,
-            "best_restart": fit.restart, "restart_log_likelihoods": fit.restarts, "params": fit.n_params,
+            "best_restart": fit.restart, "restart_log_likelihoods": [json_number(x) for x in fit.restarts],
+            "params": fit.n_params,
             "components": [{"family": c.family, "prior": float(p),
                             "simulacrum": component_table(c, list(s.vocabulary.tokens))}
                            for c, p in zip(fit.components, fit.prior)],

@@ -225,3 +225,22 @@ def test_markov_premises_are_recovered():
     rep, prior = families["markov1"]
     np.testing.assert_allclose(rep.emit[1:], [[0.9, 0.1], [0.1, 0.9]], atol=1e-4)
     assert prior == pytest.approx(0.4, abs=1e-4)
+
+
+def test_markov2_premise_is_written_and_reproduces_mu():
+    """A single order-2 premise (its law depends on the last two tokens) is in the markov2 family:
+    K = 1 recovers it, and the written automaton's next-token law equals mu on every window."""
+    states = {"start": {"emit": {"a": 0.5, "b": 0.5}, "on": {"a": "a", "b": "b"}},
+              "a": {"emit": {"a": 0.3, "b": 0.7}, "on": {"a": "aa", "b": "ab"}},
+              "b": {"emit": {"a": 0.6, "b": 0.4}, "on": {"a": "ba", "b": "bb"}}}
+    law = {"aa": 0.1, "ab": 0.8, "ba": 0.35, "bb": 0.95}
+    for ctx, p_a in law.items():
+        states[ctx] = {"emit": {"a": p_a, "b": 1.0 - p_a}, "on": {"a": ctx[1] + "a", "b": ctx[1] + "b"}}
+    s = validate({"name": "order2", "vocabulary": {"tokens": ["a", "b"]}, "context": {"length": 5},
+                  "simulacra": {"m": {"start": "start", "states": states}},
+                  "premises": {"m": {"prior": 1.0, "cast": ["m"]}}})
+    fit = exact_fit(s, ["markov2"], 1, restarts=1)
+    written = compile_scenario(validate(fit_table(s, fit, ["markov2"])))
+    windows = np.array([[2] * (5 - n) + list(h) for n in range(6) for h in itertools.product(range(2), repeat=n)])
+    np.testing.assert_allclose(np.exp(written.mixture.read(windows).log_mu),
+                               np.exp(compile_scenario(s).mixture.read(windows).log_mu), atol=1e-12)
