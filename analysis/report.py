@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 STUDIES = ["s01_deletion", "s02_zoo", "s03_toy", "s04_sticky", "s05_floors", "s06_martingale",
-           "s07_decomposition", "s08_temperature", "s09_policies", "s10_coinflip"]
+           "s07_decomposition", "s08_temperature", "s09_policies", "s10_coinflip", "s11_decompose"]
 
 
 def markdown_table(rows: list[dict]) -> str:

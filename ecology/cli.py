@@ -322,6 +322,32 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_decompose(args) -> int:
+    from .decompose import Request, decompose, describe, parse_components, parse_families, summary, write_report
+    from .results import fresh_directory
+
+    families = parse_families(args.family)
+    components = parse_components(args.components)
+    s = scn.load(args.file, parse_sets(args.set))
+    compare = [(path, scn.load(path)) for path in args.compare or []]
+    target = fresh_directory(args.out, f"decompose-{s.name}")
+    request = Request(families, components, args.storylines, args.length, args.seed, args.restarts, args.data,
+                      args.max_states, compare)
+    try:
+        result = decompose(s, request)
+    except scn.ScenarioError as err:
+        raise err.located(args.file) from None
+    report = summary(result)
+    report["output"] = str(target)
+    write_report(target, result, report)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(describe(report))
+        print(f"-> {target}")
+    return 0
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -408,6 +434,23 @@ def build_parser() -> Parser:
     p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("decompose", help="fit mixtures of premises to a scenario's static model and compare decompositions")
+    p.add_argument("file")
+    p.add_argument("--family", required=True, help="comma-separated: iid, constant, markov1, markov2, cycle, waluigi")
+    p.add_argument("--components", required=True, metavar="K|K1:K2", help="number of premises, or an inclusive range")
+    p.add_argument("--storylines", type=positive_int, default=2000, help="sampled storylines (and BIC's n)")
+    p.add_argument("--length", type=positive_int, help="steps along which the columns and stories are taken (default 4k)")
+    p.add_argument("--seed", type=int, help="default: the scenario's run.seed")
+    p.add_argument("--restarts", type=positive_int, default=5, help="seeded EM restarts per K")
+    p.add_argument("--data", choices=["auto", "exact", "samples"], default="auto",
+                   help="exact: all storylines weighted by their probability (when V^(k+1) <= 65536); samples: sampled")
+    p.add_argument("--max-states", type=positive_int, default=50_000, help="state budget of the exact visit law")
+    p.add_argument("--compare", action="append", metavar="FILE", help="a decomposition of the same mu to add to the table")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
+    p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP")
+    p.add_argument("--json", action="store_true", help="print only the report JSON")
+    p.set_defaults(func=cmd_decompose)
 
     p = sub.add_parser("plot", help="redraw the plots of a run or sweep directory")
     p.add_argument("directory")
