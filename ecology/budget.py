@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .scenario import AutomatonSpec, CycleSpec, Scenario, ScenarioError, WaluigiSpec
+from .scenario import Scenario, ScenarioError
 
 MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
 MAX_PREMISES = 100_000  # premises after populations are expanded (one Mesa agent each)
@@ -34,20 +34,9 @@ SAFETY = 1.5
 GIB = 2**30
 
 
-def machine_states(spec) -> int:
-    """States of one simulacrum's automaton (see :func:`ecology.simulacra.compile_simulacrum`)."""
-    if isinstance(spec, AutomatonSpec):
-        return len(spec.states)
-    if isinstance(spec, CycleSpec):
-        return len(spec.sequence) + 1
-    if isinstance(spec, WaluigiSpec):
-        return 2
-    return 1
-
-
 def premise_states(scenario: Scenario, cast: list[str], every: int | None) -> int:
     """Upper bound on a premise's product states: speakers x turn counter x members' states."""
-    bound = math.prod(machine_states(scenario.simulacra[c]) for c in cast)
+    bound = math.prod(scenario.simulacra[c].n_states for c in cast)
     if len(cast) > 1:
         bound *= len(cast) * (every or 1)
     return bound
@@ -69,7 +58,7 @@ def automaton_sizes(scenario: Scenario) -> list[int]:
         raise ScenarioError("populations", f"{count:,} premises after populations are expanded (more than "
                             f"{MAX_PREMISES:,}); lower the populations' count")
     for pop in scenario.populations.values():
-        sizes += [machine_states(pop.template)] * pop.count
+        sizes += [pop.template.n_states] * pop.count
     cells = sum(sizes) * len(scenario.vocabulary.tokens)
     if cells > MAX_AUTOMATON_CELLS:
         raise ScenarioError("premises", f"the premises' automata have {cells:,} (state, token) transitions to compile "

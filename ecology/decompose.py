@@ -54,17 +54,8 @@ import scipy.sparse as sp
 
 from .context import DeletionRule
 from .dynamics import Compiled, compile_scenario, logsumexp
-from .scenario import (
-    ConstantSpec,
-    CycleSpec,
-    Scenario,
-    UserError,
-    WaluigiSpec,
-    apply_overrides,
-    to_table,
-    validate,
-)
-from .simulacra import Machine, compile_simulacrum
+from .scenario import Scenario, UserError, apply_overrides, to_table, validate
+from .simulacra import ConstantSpec, CycleSpec, Machine, WaluigiSpec
 
 FAMILIES = ("iid", "constant", "markov1", "markov2", "cycle", "waluigi")
 EXACT_SEQUENCES = 1 << 16  # exact fitting data when V^(k+1) is at most this
@@ -154,8 +145,8 @@ class Structure:
         if self.spec is None:
             return
         for name in self.params:
-            low = compile_simulacrum(self.spec.model_copy(update={name: 0.0}), self.tokens).emit
-            high = compile_simulacrum(self.spec.model_copy(update={name: 1.0}), self.tokens).emit
+            low = self.spec.model_copy(update={name: 0.0}).machine(self.tokens).emit
+            high = self.spec.model_copy(update={name: 1.0}).machine(self.tokens).emit
             mask = low != high
             self.cells[name] = (mask, low[mask], high[mask])
 
@@ -237,7 +228,7 @@ def structures(family: str, tokens: list[str], k: int) -> list[Structure]:
         params = ("p", "eps")
     else:
         raise DecomposeError(f"--family: unknown family {family!r}; use one or more of {', '.join(FAMILIES)}")
-    return [Structure(family, compile_simulacrum(spec, tokens), tokens, spec, params) for spec in specs]
+    return [Structure(family, spec.machine(tokens), tokens, spec, params) for spec in specs]
 
 
 def weighted_log(S: np.ndarray, E: np.ndarray) -> float:

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -32,47 +30,18 @@ from pydantic import (
     model_validator,
 )
 
-PROBABILITY_TOLERANCE = 1e-9
-
-
-class UserError(Exception):
-    """An error caused by the user's input: reported as one line, exit status 2."""
-
-
-class ScenarioError(UserError, ValueError):
-    """A scenario problem, reported to the user as one line naming the file and the field."""
-
-    def __init__(self, path: str, message: str, source: str | None = None):
-        self.path = path
-        self.message = message
-        self.source = source
-        super().__init__(self.line())
-
-    def line(self) -> str:
-        where = f"{self.source}: " if self.source else ""
-        field = f"{self.path}: " if self.path else ""
-        return f"{where}{field}{self.message}"
-
-    def located(self, source: str) -> "ScenarioError":
-        return ScenarioError(self.path, self.message, source)
-
-
-class Strict(BaseModel):
-    """Strict validation: no coercion (``true`` is not 1, ``"4"`` is not 4), no NaN or infinity,
-    no unknown keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-NAME_RULE = "letters, digits, '_' and '-', starting with a letter, digit or '_', at most 64 characters"
-# Names become file names (runs/NAME-..., plot files named after criteria and labels) and the
-# segments of dotted --set paths, so they are one safe path component without dots.
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
-# Tokens: printable, no whitespace (page-state labels separate tokens by spaces).
-Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-# Upper bounds that keep every count an exact int64 (the resource estimate below bounds memory).
-MAX_COUNT = 2**53
+from .fields import (  # noqa: F401  (UserError and ScenarioError are used from here across the package)
+    MAX_COUNT,
+    NAME_RULE,
+    Name,
+    Probability,
+    References,
+    ScenarioError,
+    Strict,
+    Token,
+    UserError,
+)
+from .simulacra import KINDS
 
 
 class Vocabulary(Strict):
@@ -115,99 +84,20 @@ class Run(Strict):
         8.0, gt=0.0, description="refuse a simulation whose estimated memory exceeds this (GiB; flag --max-memory)")
 
 
-class State(Strict):
-    """One automaton state: ``emit`` (token -> probability), ``on`` (observed token -> state)."""
-
-    emit: dict[str, Probability]
-    on: dict[str, str] = Field(default_factory=dict)
-
-
-class AutomatonSpec(Strict):
-    """A general simulacrum: named states, each with an emission law and transitions."""
-
-    kind: Literal["automaton"] = "automaton"
-    start: str
-    states: dict[str, State] = Field(min_length=1)
-
-
-class ConstantSpec(Strict):
-    """Prints ``token`` with probability ``1 - eps``; the other tokens share ``eps`` equally."""
-
-    kind: Literal["constant"]
-    token: Token
-    eps: Probability = 0.0
-
-
-class IidSpec(Strict):
-    """Prints tokens independently with the fixed probabilities ``probs``."""
-
-    kind: Literal["iid"]
-    probs: dict[str, Probability]
-
-
-class CoinSpec(Strict):
-    """A coin: ``heads`` with probability ``p``, ``tails`` with ``1 - p``."""
-
-    kind: Literal["coin"]
-    heads: Token
-    tails: Token
-    p: Probability = 0.5
-
-
-class CycleSpec(Strict):
-    """Recites ``sequence`` in a loop; slips to any other token with probability ``slip``.
-
-    It may be entered anywhere (a deleted window can start mid-cycle): before its first token
-    it prints the cycle's distinct tokens with equal probability (other tokens share ``slip``).
-    On observing a token it moves to the position after that token's next occurrence in the
-    cycle (so it re-synchronises after a slip); tokens not in the cycle leave it in place.
-    """
-
-    kind: Literal["cycle"]
-    sequence: list[Token] = Field(min_length=1)
-    slip: Probability = 0.0
-
-
-class WaluigiSpec(Strict):
-    """Hides behind ``mask`` (probability ``p``) until ``reveal`` appears, then prints ``reveal``.
-
-    While hiding it prints ``mask`` with probability ``p`` and ``reveal`` with ``1 - p``. Once a
-    ``reveal`` token has been observed it prints ``reveal`` with probability ``1 - eps`` and the
-    other tokens share ``eps`` (a softmax floor).
-    """
-
-    kind: Literal["waluigi"]
-    mask: Token
-    reveal: Token
-    p: Probability = 0.9
-    eps: Probability = 0.0
-
-
 def _kind_of(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "automaton")
     return getattr(value, "kind", "automaton")
 
 
+# The simulacrum kinds registered in ecology/simulacra.py, as one tagged union keyed by ``kind``.
 SimulacrumSpec = Annotated[
-    Union[
-        Annotated[AutomatonSpec, Tag("automaton")],
-        Annotated[ConstantSpec, Tag("constant")],
-        Annotated[IidSpec, Tag("iid")],
-        Annotated[CoinSpec, Tag("coin")],
-        Annotated[CycleSpec, Tag("cycle")],
-        Annotated[WaluigiSpec, Tag("waluigi")],
-    ],
+    Union[tuple(Annotated[cls, Tag(name)] for name, cls in KINDS.items())],
     Discriminator(_kind_of),
 ]
 
-SIMULACRUM_KINDS = ("automaton", "constant", "iid", "coin", "cycle", "waluigi")
-PARAMETERISED_KINDS = {
-    "constant": ("eps",),
-    "coin": ("p",),
-    "cycle": ("slip",),
-    "waluigi": ("p", "eps"),
-}
+SIMULACRUM_KINDS = tuple(KINDS)
+PARAMETERISED_KINDS = {name: cls.parameters for name, cls in KINDS.items() if cls.parameters}
 
 
 class Turns(Strict):
@@ -552,13 +442,8 @@ def check(s: Scenario) -> None:
         raise ScenarioError("vocabulary.tokens", f"token {dup!r} is listed twice")
     if pad in tokens:
         raise ScenarioError("vocabulary.pad", f"pad {pad!r} is also a token; choose a pad outside the vocabulary")
-    known = set(tokens)
-
-    def token(path: str, t: str, what: str = "token") -> None:
-        if t == pad:
-            raise ScenarioError(path, f"the pad {pad!r} is never generated or observed; use a vocabulary token")
-        if t not in known:
-            raise ScenarioError(path, f"unknown {what} {t!r}; the vocabulary is {tokens}")
+    refs = References(tokens, pad)
+    token = refs.token
 
     ctx = s.context
     for i, t in enumerate(ctx.prompt):
@@ -575,50 +460,8 @@ def check(s: Scenario) -> None:
     if ctx.pinned > len(ctx.prompt) or (ctx.pinned and ctx.pinned >= ctx.length):
         raise ScenarioError("context.pinned", f"pins {ctx.pinned} tokens: needs a prompt at least that long and a longer window")
 
-    def law(path: str, probs: dict[str, float]) -> None:
-        for t in probs:
-            token(f"{path}.{t}", t)
-        total = sum(probs.values())
-        if abs(total - 1.0) > PROBABILITY_TOLERANCE:
-            raise ScenarioError(path, f"probabilities sum to {total:.12g}, not 1")
-
-    def simulacrum(path: str, spec) -> None:
-        if isinstance(spec, AutomatonSpec):
-            if spec.start not in spec.states:
-                raise ScenarioError(f"{path}.start", f"unknown state {spec.start!r}; states are {list(spec.states)}")
-            for name, state in spec.states.items():
-                law(f"{path}.states.{name}.emit", state.emit)
-                for t, target in state.on.items():
-                    token(f"{path}.states.{name}.on.{t}", t)
-                    if target not in spec.states:
-                        raise ScenarioError(
-                            f"{path}.states.{name}.on.{t}",
-                            f"unknown state {target!r}; states are {list(spec.states)}",
-                        )
-        elif isinstance(spec, ConstantSpec):
-            token(f"{path}.token", spec.token)
-            if spec.eps > 0 and len(tokens) == 1:
-                raise ScenarioError(f"{path}.eps", "a floor needs at least two tokens in the vocabulary")
-        elif isinstance(spec, IidSpec):
-            law(f"{path}.probs", spec.probs)
-        elif isinstance(spec, CoinSpec):
-            token(f"{path}.heads", spec.heads)
-            token(f"{path}.tails", spec.tails)
-            if spec.heads == spec.tails:
-                raise ScenarioError(f"{path}.tails", "heads and tails must differ")
-        elif isinstance(spec, CycleSpec):
-            for i, t in enumerate(spec.sequence):
-                token(f"{path}.sequence[{i}]", t)
-            if spec.slip > 0 and len(tokens) == 1:
-                raise ScenarioError(f"{path}.slip", "a slip needs at least two tokens in the vocabulary")
-        elif isinstance(spec, WaluigiSpec):
-            token(f"{path}.mask", spec.mask)
-            token(f"{path}.reveal", spec.reveal)
-            if spec.mask == spec.reveal:
-                raise ScenarioError(f"{path}.reveal", "mask and reveal must differ")
-
     for name, spec in s.simulacra.items():
-        simulacrum(f"simulacra.{name}", spec)
+        spec.check(f"simulacra.{name}", refs)
 
     if not s.premises and not s.populations:
         raise ScenarioError("premises", "no premises: declare at least one [premises.NAME] or [populations.NAME]")
@@ -635,7 +478,7 @@ def check(s: Scenario) -> None:
         labels.add(premise.population or name)
     for name, pop in s.populations.items():
         path = f"populations.{name}"
-        simulacrum(f"{path}.template", pop.template)
+        pop.template.check(f"{path}.template", refs)
         kind = _kind_of(pop.template)
         allowed = PARAMETERISED_KINDS.get(kind, ())
         if pop.parameter not in allowed:

@@ -23,20 +23,15 @@ For that sum the automaton carries ``step_logp[q, t]`` and ``step_state[q, t]`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from .scenario import (
-    AutomatonSpec,
-    CoinSpec,
-    ConstantSpec,
-    CycleSpec,
-    IidSpec,
-    PopulationSpec,
-    PremiseSpec,
-    Scenario,
-    WaluigiSpec,
-)
+from .fields import Probability, References, ScenarioError, Strict, Token
+
+if TYPE_CHECKING:  # the scenario format is built on the kinds below, not the other way round
+    from .scenario import PopulationSpec, Scenario, Turns
 
 
 @dataclass(frozen=True)
@@ -96,44 +91,184 @@ def _floor(index: int, eps: float, size: int) -> np.ndarray:
     return law
 
 
-def compile_simulacrum(spec, tokens: list[str]) -> Machine:
-    """Compile any simulacrum kind to its :class:`Machine`."""
-    size = len(tokens)
-    index = {t: i for i, t in enumerate(tokens)}
-    stay = lambda n: np.tile(np.arange(n)[:, None], (1, size))  # noqa: E731
+def _stay(states: int, size: int) -> np.ndarray:
+    """Transitions that keep every state on every token."""
+    return np.tile(np.arange(states)[:, None], (1, size))
 
-    if isinstance(spec, AutomatonSpec):
-        names = tuple(spec.states)
+
+# ---------------------------------------------------------------------------------------------
+# Simulacrum kinds: one class each, registered under its ``kind`` name. A kind is the pydantic
+# model of its table in the scenario file; it checks its references to the vocabulary
+# (``check``), says how many automaton states it has (``n_states``, for the budgets) and compiles
+# to a :class:`Machine` (``machine``). ``parameters`` names the numbers a population may draw.
+# Adding a kind is adding one class here (and its documentation in docs/scenarios.md).
+
+
+class SimulacrumKind(Strict):
+    kind: str
+    parameters: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, path: str, refs: References) -> None:
+        """Cross-reference checks against the vocabulary; raise :class:`ScenarioError`."""
+
+    @property
+    def n_states(self) -> int:
+        return 1
+
+    def machine(self, tokens: list[str]) -> Machine:
+        raise NotImplementedError
+
+
+KINDS: dict[str, type[SimulacrumKind]] = {}
+
+
+def register(name: str):
+    """Class decorator: register a simulacrum kind under ``name``."""
+
+    def add(cls: type[SimulacrumKind]) -> type[SimulacrumKind]:
+        KINDS[name] = cls
+        return cls
+
+    return add
+
+
+class State(Strict):
+    """One automaton state: ``emit`` (token -> probability), ``on`` (observed token -> state)."""
+
+    emit: dict[str, Probability]
+    on: dict[str, str] = Field(default_factory=dict)
+
+
+@register("automaton")
+class AutomatonSpec(SimulacrumKind):
+    """A general simulacrum: named states, each with an emission law and transitions."""
+
+    kind: Literal["automaton"] = "automaton"
+    start: str
+    states: dict[str, State] = Field(min_length=1)
+
+    def check(self, path: str, refs: References) -> None:
+        if self.start not in self.states:
+            raise ScenarioError(f"{path}.start", f"unknown state {self.start!r}; states are {list(self.states)}")
+        for name, state in self.states.items():
+            refs.law(f"{path}.states.{name}.emit", state.emit)
+            for t, target in state.on.items():
+                refs.token(f"{path}.states.{name}.on.{t}", t)
+                if target not in self.states:
+                    raise ScenarioError(f"{path}.states.{name}.on.{t}",
+                                        f"unknown state {target!r}; states are {list(self.states)}")
+
+    @property
+    def n_states(self) -> int:
+        return len(self.states)
+
+    def machine(self, tokens: list[str]) -> Machine:
+        index = {t: i for i, t in enumerate(tokens)}
+        names = tuple(self.states)
         where = {n: i for i, n in enumerate(names)}
-        emit = np.zeros((len(names), size))
-        nxt = stay(len(names))
-        for q, state in enumerate(spec.states.values()):
+        emit = np.zeros((len(names), len(tokens)))
+        nxt = _stay(len(names), len(tokens))
+        for q, state in enumerate(self.states.values()):
             for t, p in state.emit.items():
                 emit[q, index[t]] = p
             for t, target in state.on.items():
                 nxt[q, index[t]] = where[target]
-        return Machine(names, emit, nxt, where[spec.start])
-    if isinstance(spec, ConstantSpec):
-        return Machine(("on",), _floor(index[spec.token], spec.eps, size)[None], stay(1), 0)
-    if isinstance(spec, IidSpec):
-        emit = np.zeros((1, size))
-        for t, p in spec.probs.items():
-            emit[0, index[t]] = p
-        return Machine(("on",), emit, stay(1), 0)
-    if isinstance(spec, CoinSpec):
-        emit = np.zeros((1, size))
-        emit[0, index[spec.heads]] = spec.p
-        emit[0, index[spec.tails]] = 1.0 - spec.p
-        return Machine(("on",), emit, stay(1), 0)
-    if isinstance(spec, CycleSpec):
-        seq = [index[t] for t in spec.sequence]
+        return Machine(names, emit, nxt, where[self.start])
+
+
+@register("constant")
+class ConstantSpec(SimulacrumKind):
+    """Prints ``token`` with probability ``1 - eps``; the other tokens share ``eps`` equally."""
+
+    kind: Literal["constant"]
+    token: Token
+    eps: Probability = 0.0
+    parameters: ClassVar[tuple[str, ...]] = ("eps",)
+
+    def check(self, path: str, refs: References) -> None:
+        refs.token(f"{path}.token", self.token)
+        if self.eps > 0 and len(refs.tokens) == 1:
+            raise ScenarioError(f"{path}.eps", "a floor needs at least two tokens in the vocabulary")
+
+    def machine(self, tokens: list[str]) -> Machine:
+        return Machine(("on",), _floor(tokens.index(self.token), self.eps, len(tokens))[None], _stay(1, len(tokens)), 0)
+
+
+@register("iid")
+class IidSpec(SimulacrumKind):
+    """Prints tokens independently with the fixed probabilities ``probs``."""
+
+    kind: Literal["iid"]
+    probs: dict[str, Probability]
+
+    def check(self, path: str, refs: References) -> None:
+        refs.law(f"{path}.probs", self.probs)
+
+    def machine(self, tokens: list[str]) -> Machine:
+        emit = np.zeros((1, len(tokens)))
+        for t, p in self.probs.items():
+            emit[0, tokens.index(t)] = p
+        return Machine(("on",), emit, _stay(1, len(tokens)), 0)
+
+
+@register("coin")
+class CoinSpec(SimulacrumKind):
+    """A coin: ``heads`` with probability ``p``, ``tails`` with ``1 - p``."""
+
+    kind: Literal["coin"]
+    heads: Token
+    tails: Token
+    p: Probability = 0.5
+    parameters: ClassVar[tuple[str, ...]] = ("p",)
+
+    def check(self, path: str, refs: References) -> None:
+        refs.token(f"{path}.heads", self.heads)
+        refs.token(f"{path}.tails", self.tails)
+        if self.heads == self.tails:
+            raise ScenarioError(f"{path}.tails", "heads and tails must differ")
+
+    def machine(self, tokens: list[str]) -> Machine:
+        emit = np.zeros((1, len(tokens)))
+        emit[0, tokens.index(self.heads)] = self.p
+        emit[0, tokens.index(self.tails)] = 1.0 - self.p
+        return Machine(("on",), emit, _stay(1, len(tokens)), 0)
+
+
+@register("cycle")
+class CycleSpec(SimulacrumKind):
+    """Recites ``sequence`` in a loop; slips to any other token with probability ``slip``.
+
+    It may be entered anywhere (a deleted window can start mid-cycle): before its first token
+    it prints the cycle's distinct tokens with equal probability (other tokens share ``slip``).
+    On observing a token it moves to the position after that token's next occurrence in the
+    cycle (so it re-synchronises after a slip); tokens not in the cycle leave it in place.
+    """
+
+    kind: Literal["cycle"]
+    sequence: list[Token] = Field(min_length=1)
+    slip: Probability = 0.0
+    parameters: ClassVar[tuple[str, ...]] = ("slip",)
+
+    def check(self, path: str, refs: References) -> None:
+        for i, t in enumerate(self.sequence):
+            refs.token(f"{path}.sequence[{i}]", t)
+        if self.slip > 0 and len(refs.tokens) == 1:
+            raise ScenarioError(f"{path}.slip", "a slip needs at least two tokens in the vocabulary")
+
+    @property
+    def n_states(self) -> int:
+        return len(self.sequence) + 1
+
+    def machine(self, tokens: list[str]) -> Machine:
+        size = len(tokens)
+        seq = [tokens.index(t) for t in self.sequence]
         n = len(seq)
         members = sorted(set(seq))
         # state n is "not yet in phase": the first token read picks the phase
-        begin = np.full(size, spec.slip / (size - len(members)) if size > len(members) else 0.0)
-        begin[members] = (1.0 - spec.slip if size > len(members) else 1.0) / len(members)
-        emit = np.stack([_floor(seq[q], spec.slip, size) for q in range(n)] + [begin])
-        nxt = stay(n + 1)
+        begin = np.full(size, self.slip / (size - len(members)) if size > len(members) else 0.0)
+        begin[members] = (1.0 - self.slip if size > len(members) else 1.0) / len(members)
+        emit = np.stack([_floor(seq[q], self.slip, size) for q in range(n)] + [begin])
+        nxt = _stay(n + 1, size)
         for q in range(n + 1):
             for t in members:
                 # the position after the next occurrence of t (from the cycle's start when not in phase)
@@ -141,23 +276,52 @@ def compile_simulacrum(spec, tokens: list[str]) -> Machine:
                 d = next(d for d in range(n) if seq[(at + d) % n] == t)
                 nxt[q, t] = (at + d + 1) % n
         return Machine(tuple(f"at{q}" for q in range(n)) + ("begin",), emit, nxt, n)
-    if isinstance(spec, WaluigiSpec):
+
+
+@register("waluigi")
+class WaluigiSpec(SimulacrumKind):
+    """Hides behind ``mask`` (probability ``p``) until ``reveal`` appears, then prints ``reveal``.
+
+    While hiding it prints ``mask`` with probability ``p`` and ``reveal`` with ``1 - p``. Once a
+    ``reveal`` token has been observed it prints ``reveal`` with probability ``1 - eps`` and the
+    other tokens share ``eps`` (a softmax floor).
+    """
+
+    kind: Literal["waluigi"]
+    mask: Token
+    reveal: Token
+    p: Probability = 0.9
+    eps: Probability = 0.0
+    parameters: ClassVar[tuple[str, ...]] = ("p", "eps")
+
+    def check(self, path: str, refs: References) -> None:
+        refs.token(f"{path}.mask", self.mask)
+        refs.token(f"{path}.reveal", self.reveal)
+        if self.mask == self.reveal:
+            raise ScenarioError(f"{path}.reveal", "mask and reveal must differ")
+
+    @property
+    def n_states(self) -> int:
+        return 2
+
+    def machine(self, tokens: list[str]) -> Machine:
+        size = len(tokens)
+        mask, reveal = tokens.index(self.mask), tokens.index(self.reveal)
         emit = np.zeros((2, size))
-        emit[0, index[spec.mask]] = spec.p
-        emit[0, index[spec.reveal]] += 1.0 - spec.p
-        emit[1] = _floor(index[spec.reveal], spec.eps, size)
-        nxt = stay(2)
-        nxt[:, index[spec.reveal]] = 1
+        emit[0, mask] = self.p
+        emit[0, reveal] += 1.0 - self.p
+        emit[1] = _floor(reveal, self.eps, size)
+        nxt = _stay(2, size)
+        nxt[:, reveal] = 1
         return Machine(("hiding", "revealed"), emit, nxt, 0)
-    raise TypeError(f"unknown simulacrum spec {type(spec).__name__}")
 
 
-def compile_premise(spec: PremiseSpec, machines: list[Machine], tokens: list[str]) -> Automaton:
+def compile_premise(machines: list[Machine], tokens: list[str], turns: Turns | None = None) -> Automaton:
     """Build the reachable part of the product automaton of a premise's cast (module docstring)."""
     size = len(tokens)
     m = len(machines)
-    every = spec.turns.every if spec.turns and spec.turns.every else None
-    after = tokens.index(spec.turns.after) if spec.turns and spec.turns.after else None
+    every = turns.every if turns and turns.every else None
+    after = tokens.index(turns.after) if turns and turns.after else None
     if m == 1:
         every = after = None
 
@@ -218,14 +382,14 @@ def population_values(pop: PopulationSpec, d=None, stream: int = 0) -> np.ndarra
 def build_premises(scenario: Scenario) -> list[Premise]:
     """All premises of a scenario, populations expanded, each with its compiled automaton."""
     tokens = scenario.vocabulary.tokens
-    machines = {name: compile_simulacrum(spec, tokens) for name, spec in scenario.simulacra.items()}
+    machines = {name: spec.machine(tokens) for name, spec in scenario.simulacra.items()}
     premises = [
         Premise(
             name,
             spec.population or name,
             spec.prior,
             tuple(spec.cast),
-            compile_premise(spec, [machines[c] for c in spec.cast], tokens),
+            compile_premise([machines[c] for c in spec.cast], tokens, spec.turns),
         )
         for name, spec in scenario.premises.items()
     ]
@@ -241,7 +405,7 @@ def build_premises(scenario: Scenario) -> list[Premise]:
                     label,
                     float(priors[i]),
                     (member,),
-                    compile_premise(PremiseSpec.model_construct(prior=1.0, cast=[member], turns=None), [compile_simulacrum(spec, tokens)], tokens),
+                    compile_premise([spec.machine(tokens)], tokens),
                     pop.parameter,
                     float(value),
                 )

@@ -1,0 +1,73 @@
+"""Building blocks shared by the scenario format and its extension points: the one-line user
+errors, the strict pydantic base, the name, token and probability types, and the checker of
+references to the vocabulary that every kind uses in its own validation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROBABILITY_TOLERANCE = 1e-9  # a declared law must sum to 1 within this
+MAX_COUNT = 2**53  # every count stays an exact int64 (the budgets bound memory far below it)
+
+
+class UserError(Exception):
+    """An error caused by the user's input: reported as one line, exit status 2."""
+
+
+class ScenarioError(UserError, ValueError):
+    """A scenario problem, reported to the user as one line naming the file and the field."""
+
+    def __init__(self, path: str, message: str, source: str | None = None):
+        self.path = path
+        self.message = message
+        self.source = source
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        field = f"{self.path}: " if self.path else ""
+        return f"{where}{field}{self.message}"
+
+    def located(self, source: str) -> "ScenarioError":
+        """The same error tagged with the file it came from (done once, where the file is known)."""
+        return self if self.source else type(self)(self.path, self.message, source)
+
+
+class Strict(BaseModel):
+    """Strict validation: no coercion (``true`` is not 1, ``"4"`` is not 4), no NaN or infinity,
+    no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+NAME_RULE = "letters, digits, '_' and '-', starting with a letter, digit or '_', at most 64 characters"
+# Names become file names (runs/NAME-..., plot files named after criteria and labels) and the
+# segments of dotted --set paths, so they are one safe path component without dots.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+# Tokens: printable, no whitespace (page-state labels separate tokens by spaces).
+Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class References:
+    """Checks a scenario's references to its vocabulary (tokens, laws over tokens)."""
+
+    def __init__(self, tokens: list[str], pad: str):
+        self.tokens = tokens
+        self.pad = pad
+        self.known = set(tokens)
+
+    def token(self, path: str, t: str, what: str = "token") -> None:
+        if t == self.pad:
+            raise ScenarioError(path, f"the pad {self.pad!r} is never generated or observed; use a vocabulary token")
+        if t not in self.known:
+            raise ScenarioError(path, f"unknown {what} {t!r}; the vocabulary is {self.tokens}")
+
+    def law(self, path: str, probs: dict[str, float]) -> None:
+        for t in probs:
+            self.token(f"{path}.{t}", t)
+        total = sum(probs.values())
+        if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+            raise ScenarioError(path, f"probabilities sum to {total:.12g}, not 1")
