@@ -21,29 +21,100 @@ analyser says whether it is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
 import numpy as np
+from pydantic import Field
 
 from .context import repeats
-from .scenario import Criterion
+from .fields import MAX_COUNT, Name, Probability, References, ScenarioError, Token
+
+if TYPE_CHECKING:  # the scenario's [absorption.NAME] table is built from the forms below
+    from .scenario import Criterion
 
 
-class WindowOnly:
-    def __init__(self, name: str, tokens: list[int], length: int, n_tokens: int):
+class CriterionForm:
+    """A named predicate on page-states; one registered class per form of ``[absorption.NAME]``.
+
+    ``fields`` are the keys the form adds to ``[absorption.NAME]`` (pydantic definitions; the
+    first is the key that selects the form), ``validate_spec`` and ``check`` its own validation
+    (alone, then against the vocabulary and labels), ``from_spec`` builds it from the validated
+    table. ``holds(extended, amplitudes)`` evaluates it on a batch of page-states (what the exact
+    analyser calls); the simulator calls ``start(model)`` once and ``observe(model)`` after every
+    step, which default to ``holds`` on the model's current windows and may keep an incremental
+    form instead. Adding a form is adding one class here (and its documentation).
+    """
+
+    key: ClassVar[str]
+    fields: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def validate_spec(cls, spec: "Criterion") -> None:
+        """Checks of the form's own keys; raise ValueError."""
+
+    @classmethod
+    def check(cls, path: str, spec: "Criterion", refs: References, labels: set[str]) -> None:
+        """Cross-reference checks; raise :class:`ScenarioError`."""
+
+    def __init__(self, name: str):
         self.name = name
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def start(self, model) -> None:
+        """Prepare the simulator's form on the initial windows."""
+
+    def observe(self, model) -> np.ndarray:
+        """(R,) whether the criterion holds on each replicate's current window."""
+        return self.holds(model.context.window, model.population)
+
+
+FORMS: dict[str, type[CriterionForm]] = {}
+
+
+def form(cls: type[CriterionForm]) -> type[CriterionForm]:
+    """Class decorator: register a criterion form under its ``key``."""
+    FORMS[cls.key] = cls
+    return cls
+
+
+@form
+class WindowOnly(CriterionForm):
+    """The last ``k`` positions hold only the listed tokens (so the window is full)."""
+
+    key = "window_only"
+    fields = {"window_only": (list[Token] | None, Field(None, min_length=1))}
+
+    @classmethod
+    def check(cls, path: str, spec: "Criterion", refs: References, labels: set[str]) -> None:
+        for i, t in enumerate(spec.window_only):
+            refs.token(f"{path}.window_only[{i}]", t)
+
+    def __init__(self, name: str, tokens: list[int], length: int, n_tokens: int):
+        super().__init__(name)
         self.length = length
         self.allowed = np.zeros(n_tokens + 2, dtype=bool)
         self.allowed[tokens] = True
 
+    @classmethod
+    def from_spec(cls, name: str, spec: Criterion, setting: "Setting") -> "WindowOnly":
+        return cls(name, [setting.token_index[t] for t in spec.window_only], setting.length, len(setting.token_index))
+
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
         return np.all(self.allowed[extended[:, -self.length :]], axis=1)
 
-    # Incremental form for the simulator: count the disallowed tokens among the last k.
-    def start(self, last: np.ndarray) -> None:
-        self.outside = np.sum(~self.allowed[last], axis=1)
+    # Incremental form for the sliding simulator: count the disallowed tokens among the last k.
+    def start(self, model) -> None:
+        self.outside = np.sum(~self.allowed[model.context.last(self.length)], axis=1)
 
-    def update(self, entered: np.ndarray, left: np.ndarray) -> np.ndarray:
-        self.outside += ~self.allowed[entered]
-        self.outside -= ~self.allowed[left]
+    def observe(self, model) -> np.ndarray:
+        if not model.compiled.rule.sliding:
+            return self.holds(model.context.window, model.population)
+        if model.token is not None:
+            self.outside += ~self.allowed[model.token]
+            self.outside -= ~self.allowed[model.left]
         return self.outside == 0
 
 
@@ -55,37 +126,75 @@ def above(amplitude: np.ndarray, threshold: float) -> np.ndarray:
     return amplitude > threshold + TIE_TOLERANCE
 
 
-class PopulationAbove:
+@form
+class PopulationAbove(CriterionForm):
+    """A population label's amplitude is above a threshold (the tie rule of :func:`above`)."""
+
+    key = "population"
+    fields = {"population": (Name | None, None), "above": (Probability | None, None)}
+
+    @classmethod
+    def validate_spec(cls, spec: "Criterion") -> None:
+        if spec.above is None:
+            raise ValueError("'population' needs 'above' (an amplitude threshold)")
+
+    @classmethod
+    def check(cls, path: str, spec: "Criterion", refs: References, labels: set[str]) -> None:
+        if spec.population not in labels:
+            raise ScenarioError(f"{path}.population", f"unknown population label {spec.population!r}; "
+                                f"labels are {sorted(labels)}")
+
     def __init__(self, name: str, label: int, above: float):
-        self.name = name
+        super().__init__(name)
         self.label = label
         self.above = above
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Criterion, setting: "Setting") -> "PopulationAbove":
+        return cls(name, setting.labels.index(spec.population), spec.above)
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
         return above(amplitudes[:, self.label], self.above)
 
 
-class Periodic:
+@form
+class Periodic(CriterionForm):
+    """The page-state equals the one ``d`` steps earlier for some ``1 <= d <= P``."""
+
+    key = "periodic"
+    fields = {"periodic": (int | None, Field(None, ge=1, le=MAX_COUNT))}
+
     def __init__(self, name: str, period: int, memory: int):
-        self.name = name
+        super().__init__(name)
         self.period = period
         self.memory = memory  # deleted-token columns before the page-state in ``extended``
 
+    @classmethod
+    def from_spec(cls, name: str, spec: Criterion, setting: "Setting") -> "Periodic":
+        return cls(name, spec.periodic, setting.memory)
+
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
-        """On extended page-states of a ``fifo`` window (the exact analyser's extended chain; the
-        simulator asks its context, :meth:`ecology.context.Context.repeats`, under any rule)."""
+        """On extended page-states of a ``fifo`` window (the exact analyser's extended chain)."""
         return repeats(extended, self.period, self.memory)
+
+    def observe(self, model) -> np.ndarray:
+        """The simulator asks its context, which remembers earlier page-states under any rule."""
+        return model.context.repeats(self.period)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What criteria are compiled against: token indices, population labels, window length and
+    the deleted-token memory the ``periodic`` criteria need."""
+
+    token_index: dict[str, int]
+    labels: list[str]
+    length: int
+    memory: int
 
 
 def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], labels: list[str], length: int):
     """Compile the scenario's named criteria; returns (criteria, memory needed)."""
     memory = max([c.periodic for c in criteria.values() if c.periodic is not None], default=0)
-    out = []
-    for name, c in criteria.items():
-        if c.window_only is not None:
-            out.append(WindowOnly(name, [token_index[t] for t in c.window_only], length, len(token_index)))
-        elif c.population is not None:
-            out.append(PopulationAbove(name, labels.index(c.population), c.above))
-        else:
-            out.append(Periodic(name, c.periodic, memory))
-    return out, memory
+    setting = Setting(token_index, labels, length, memory)
+    return [FORMS[c.form].from_spec(name, c, setting) for name, c in criteria.items()], memory

@@ -25,7 +25,7 @@ from typing import Any
 import mesa
 import numpy as np
 
-from .absorption import Periodic, WindowOnly, above
+from .absorption import above
 from .budget import check_run
 from .context import Context
 from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
@@ -119,7 +119,6 @@ class EcologyModel(mesa.Model):
         self.n_steps = self.config.run.steps
         self.replicates = self.config.run.replicates
         self.mixture = self.compiled.mixture
-        ctx = self.config.context
         self.context = Context(self.compiled.window, self.replicates, self.compiled.rule,
                                self.compiled.n_tokens, self.compiled.memory)
         self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
@@ -132,8 +131,7 @@ class EcologyModel(mesa.Model):
 
         self.criteria = self.compiled.criteria
         for c in self.criteria:
-            if isinstance(c, WindowOnly):
-                c.start(self.context.last(ctx.length))
+            c.start(self)
         self.reached_at = np.full((len(self.criteria), self.replicates), -1)
         self.raster = []
         self.trajectories = []  # (steps + 1) x (RASTER_REPLICATES, labels) population amplitudes
@@ -218,16 +216,8 @@ class EcologyModel(mesa.Model):
 
     def _criteria_hold(self) -> np.ndarray:
         out = np.zeros((len(self.criteria), self.replicates), dtype=bool)
-        incremental = self.compiled.rule.sliding
         for i, c in enumerate(self.criteria):
-            if isinstance(c, WindowOnly) and incremental and self.token is not None:
-                out[i] = c.update(self.token, self.left)
-            elif isinstance(c, WindowOnly) and incremental:
-                out[i] = c.outside == 0
-            elif isinstance(c, Periodic):
-                out[i] = self.context.repeats(c.period)
-            else:
-                out[i] = c.holds(self.context.window, self.population)
+            out[i] = c.observe(self)
         return out
 
     @property

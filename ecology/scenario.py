@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     Discriminator,
+    create_model,
     Field,
     Tag,
     ValidationError,
@@ -41,6 +42,7 @@ from .fields import (  # noqa: F401  (UserError and ScenarioError are used from 
     Token,
     UserError,
 )
+from .absorption import FORMS
 from .simulacra import KINDS
 
 
@@ -179,36 +181,31 @@ class PopulationSpec(Strict):
     seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
-class Criterion(Strict):
-    """An absorption criterion: exactly one of the forms below.
-
-    - ``window_only = [tokens]``: the window is full and its last ``k`` tokens are all in the set.
-    - ``population = "label"`` with ``above = x``: that label's amplitude exceeds ``x``.
-    - ``periodic = P``: the page-state equals the page-state ``d`` steps earlier for some
-      ``1 <= d <= P`` (absorbing states and short orbits).
-    """
-
-    window_only: list[Token] | None = Field(None, min_length=1)
-    population: Name | None = None
-    above: Probability | None = None
-    periodic: int | None = Field(None, ge=1, le=MAX_COUNT)
+class CriterionTable(Strict):
+    """An ``[absorption.NAME]`` table: exactly one of the forms registered in
+    :mod:`ecology.absorption` (their keys are added by :data:`Criterion` below)."""
 
     @model_validator(mode="after")
-    def _one_form(self) -> "Criterion":
-        forms = [self.window_only is not None, self.population is not None, self.periodic is not None]
-        if sum(forms) != 1:
-            raise ValueError("give exactly one of 'window_only', 'population' or 'periodic'")
-        if self.population is not None and self.above is None:
-            raise ValueError("'population' needs 'above' (an amplitude threshold)")
-        if self.population is None and self.above is not None:
-            raise ValueError("'above' goes with 'population'")
+    def _one_form(self) -> "CriterionTable":
+        chosen = [key for key in FORMS if getattr(self, key) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"give exactly one of {', '.join(repr(k) for k in FORMS)}")
+        FORMS[chosen[0]].validate_spec(self)
+        own = set(FORMS[chosen[0]].fields)
+        stray = [key for cls in FORMS.values() for key in cls.fields if key not in own and getattr(self, key) is not None]
+        if stray:
+            raise ValueError(f"{stray[0]!r} goes with {next(k for k, c in FORMS.items() if stray[0] in c.fields)!r}")
         return self
 
     @property
     def form(self) -> str:
-        if self.window_only is not None:
-            return "window_only"
-        return "population" if self.population is not None else "periodic"
+        return next(key for key in FORMS if getattr(self, key) is not None)
+
+
+Criterion = create_model(
+    "Criterion", __base__=CriterionTable, __doc__=CriterionTable.__doc__,
+    **{name: definition for cls in FORMS.values() for name, definition in cls.fields.items()},
+)
 
 
 class SweepSpec(Strict):
@@ -498,11 +495,6 @@ def check(s: Scenario) -> None:
             raise ScenarioError(path, f"a premise is also named {name!r}; population names must differ from premise names")
         labels.add(name)
     for name, crit in s.absorption.items():
-        path = f"absorption.{name}"
-        if crit.window_only is not None:
-            for i, t in enumerate(crit.window_only):
-                token(f"{path}.window_only[{i}]", t)
-        if crit.population is not None and crit.population not in labels:
-            raise ScenarioError(f"{path}.population", f"unknown population label {crit.population!r}; labels are {sorted(labels)}")
+        FORMS[crit.form].check(f"absorption.{name}", crit, refs, labels)
     if not math.isfinite(s.sampling.temperature):
         raise ScenarioError("sampling.temperature", "must be finite")
