@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .context import DeletionRule
+from .context import DeletionRule, Fifo
 from .dynamics import Compiled, compile_scenario, logsumexp
 from .scenario import Scenario, UserError, apply_overrides, to_table, validate
 from .simulacra import ConstantSpec, CycleSpec, Machine, WaluigiSpec
@@ -613,7 +613,7 @@ def sampled_visits(windows: np.ndarray) -> Visits:
 
 def fifo_rule(compiled: Compiled, width: int) -> DeletionRule:
     """Plain fifo at the window's width: the rule under which Remark 9's defect is measured."""
-    return DeletionRule("fifo", width, compiled.n_tokens)
+    return Fifo(width, compiled.n_tokens)
 
 
 def columns(reference: Compiled, candidate: Compiled, visits: Visits, held_out: Storylines, train: Storylines,

@@ -22,7 +22,7 @@ import numpy as np
 
 from .absorption import build_criteria
 from .budget import check_compile
-from .context import DeletionRule, after_reset, initial_window
+from .context import DeletionRule, after_reset, deletion_rule
 from .scenario import Scenario, ScenarioError
 from .simulacra import Automaton, Premise, build_premises
 
@@ -261,8 +261,8 @@ def compile_scenario(scenario: Scenario) -> Compiled:
     ctx = scenario.context
     mixture = Mixture(premises, len(tokens), scenario.sampling.temperature, index.get(ctx.reset))
     criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length)
-    window = initial_window([index[t] for t in ctx.prompt], ctx.length, len(tokens), ctx.deletion)
-    rule = DeletionRule.of(ctx, index, len(tokens))
+    rule = deletion_rule(ctx, index, len(tokens))
+    window = rule.initial_window([index[t] for t in ctx.prompt])
     compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window, rule)
     if mixture.read(window[None]).impossible[0]:
         raise ScenarioError(

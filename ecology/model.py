@@ -27,7 +27,6 @@ import numpy as np
 
 from .absorption import above
 from .budget import check_run
-from .context import Context
 from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
@@ -119,8 +118,8 @@ class EcologyModel(mesa.Model):
         self.n_steps = self.config.run.steps
         self.replicates = self.config.run.replicates
         self.mixture = self.compiled.mixture
-        self.context = Context(self.compiled.window, self.replicates, self.compiled.rule,
-                               self.compiled.n_tokens, self.compiled.memory)
+        self.context = self.compiled.rule.windows(self.compiled.window, self.replicates, self.compiled.n_tokens,
+                                                  self.compiled.memory)
         self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
         self.visible = None if self.sliding else self.mixture.visible(self.context.window)
 

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 
-from ecology.context import DeletionRule, after_reset
+from ecology.context import Block, Fifo, Message, after_reset
 from ecology.dynamics import compile_scenario
 from ecology.exact import build_chain, criterion_curves
 from ecology.model import EcologyModel
@@ -23,13 +23,13 @@ def grow(windows, token):
 
 def test_rules_by_hand():
     w = [[0, 1, 3, 2, 2, 3], [N, N, 0, 1, 3, 2], [0, 1, 1, 1, 1, 1]]
-    message = DeletionRule("message", 6, N, delimiter=3, pinned=1).apply(grow(w, 5))
+    message = Message(6, N, pinned=1, delimiter=3).apply(grow(w, 5))
     assert message.tolist() == [[N, 0, 2, 2, 3, 5], [N, 0, 1, 3, 2, 5], [0, 1, 1, 1, 1, 5]]
-    block = DeletionRule("block", 6, N, block=3).apply(grow(w, 5))
+    block = Block(6, N, block=3).apply(grow(w, 5))
     assert block.tolist() == [[N, N, 2, 2, 3, 5], [N, 0, 1, 3, 2, 5], [N, N, 1, 1, 1, 5]]
-    pinned = DeletionRule("fifo", 6, N, pinned=2).apply(grow(w, 5))
+    pinned = Fifo(6, N, pinned=2).apply(grow(w, 5))
     assert pinned.tolist() == [[0, 1, 2, 2, 3, 5], [N, 0, 1, 3, 2, 5], [0, 1, 1, 1, 1, 5]]
-    fifo = DeletionRule("fifo", 6, N).apply(grow(w, 5))
+    fifo = Fifo(6, N).apply(grow(w, 5))
     assert fifo.tolist() == [row[1:] + [5] for row in w]
 
 
