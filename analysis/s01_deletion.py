@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import Study, figure, fmt, proportion, report, scenario, simulate
+from ecology.observables import Criteria
 
 
 def run(out, quick: bool) -> Study:
@@ -20,7 +21,7 @@ def run(out, quick: bool) -> Study:
     for deletion in ("none", "fifo"):
         s = scenario("waluigi", run__steps=steps, run__replicates=reps, context__deletion=deletion)
         _, df = simulate(s)
-        curves[deletion] = df["reached_revealed"].to_numpy()
+        curves[deletion] = df[Criteria.column("reached", "revealed")].to_numpy()
     n = np.arange(steps + 1)
     closed = np.where(n >= k, (1 - alpha) * (1 - p ** np.maximum(n - k + 1, 0)), 0.0)
     exact = np.array(report(scenario("waluigi", context__deletion="fifo"), horizon=steps)["curves"]["revealed"]["absorbed"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import Study, figure, fmt, proportion, report, scenario, simulate, wilson
+from ecology.observables import Criteria
 
 
 def run(out, quick: bool) -> Study:
@@ -18,8 +19,8 @@ def run(out, quick: bool) -> Study:
         r = report(s, tolerance=tolerance) if tolerance else report(s)
         _, df = simulate(s)
         crit = list(s.absorption)[0]
-        curves[name] = df[f"reached_{crit}"].to_numpy()
-        holding = float(df[f"holding_{crit}"].iloc[-1])
+        curves[name] = df[Criteria.column("reached", crit)].to_numpy()
+        holding = float(df[Criteria.column("holding", crit)].iloc[-1])
         classes = "; ".join(
             f"{c['absorbing_state'] and 'absorbing ' + repr(c['absorbing_state']) or str(c['size']) + ' states'} "
             f"(period {c['period']}, P = {fmt(c['probability'], 3)})" for c in r["closed_classes"])

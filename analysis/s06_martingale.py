@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import Study, figure, fmt, scenario, simulate
+from ecology.observables import Drift
 
 
 def run(out, quick: bool) -> Study:
@@ -15,7 +16,7 @@ def run(out, quick: bool) -> Study:
     for deletion in ("none", "fifo"):
         s = scenario("waluigi", context__deletion=deletion, run__steps=steps, run__replicates=reps, run__drift=True)
         _, df = simulate(s)
-        series[deletion] = df["drift_waluigi"].to_numpy()
+        series[deletion] = df[Drift.column("waluigi")].to_numpy()
         rows.append({"window": f"toy, deletion = {deletion}", "max |mean drift of waluigi| over steps":
                      fmt(float(np.abs(series[deletion]).max()), 3)})
     remark = {}

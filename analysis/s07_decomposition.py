@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 
 from common import SCENARIOS, Study, chain, figure, fmt, from_table, interval, simulate
+from ecology.observables import Entropy, PopulationAmplitude
 from ecology.scenario import read_toml
 
 def one_premise(table: dict) -> dict:
@@ -43,17 +44,17 @@ def run(out, quick: bool) -> Study:
     half = 1.959963984540054 * fair.std(ddof=1) / np.sqrt(len(fair))
     fair_final = interval(float(fair.mean()), float(fair.mean() - half), float(fair.mean() + half))
     rows = [{"decomposition": "three coins", "page-states": c3.chain.n_states, "mean entropy of next token":
-             fmt(float(d3["entropy"].mean()), 6), "final mean amplitudes": ", ".join(
-                 f"{n} {fmt(d3[f'{n}_mean'].iloc[-1], 3)}" for n in s3.premises)},
+             fmt(float(d3[Entropy.column()].mean()), 6), "final mean amplitudes": ", ".join(
+                 f"{n} {fmt(d3[PopulationAmplitude.column(n)].iloc[-1], 3)}" for n in s3.premises)},
             {"decomposition": "one premise", "page-states": c1.chain.n_states, "mean entropy of next token":
-             fmt(float(d1["entropy"].mean()), 6), "final mean amplitudes": f"alice {fmt(d1['alice_mean'].iloc[-1], 3)}"}]
+             fmt(float(d1[Entropy.column()].mean()), 6), "final mean amplitudes": f"alice {fmt(d1[PopulationAmplitude.column('alice')].iloc[-1], 3)}"}]
 
-    entropy_gap = float(np.abs(d3["entropy"] - d1["entropy"]).max())
+    entropy_gap = float(np.abs(d3[Entropy.column()] - d1[Entropy.column()]).max())
 
     def draw(fig, ax):
         for n in s3.premises:
-            ax.plot(d3[f"{n}_mean"], label=f"three premises: {n}")
-        ax.plot(d1["alice_mean"], "k--", label="one premise: alice")
+            ax.plot(d3[PopulationAmplitude.column(n)], label=f"three premises: {n}")
+        ax.plot(d1[PopulationAmplitude.column("alice")], "k--", label="one premise: alice")
         ax.set_xlabel("step")
         ax.set_ylabel("mean amplitude")
         ax.set_ylim(-0.02, 1.02)

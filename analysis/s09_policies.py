@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import Study, chain, figure, fmt, proportion, scenario, simulate
+from ecology.observables import Criteria
 from ecology.exact import criterion_curves
 
 POLICIES = {
@@ -36,7 +37,7 @@ def run(out, quick: bool) -> Study:
         rows.append({"policy": name, "page-states": pc.chain.n_states,
                      "P(waluigi certain at t = H), exact": fmt(exact["holding"][-1], 4),
                      "P(ever certain by H), exact": fmt(exact["absorbed"][-1], 4),
-                     "ever certain by H, simulated (95% interval)": proportion(float(df["reached_waluigi_certain"].iloc[-1]), reps),
+                     "ever certain by H, simulated (95% interval)": proportion(float(df[Criteria.column("reached", "waluigi_certain")].iloc[-1]), reps),
                      "largest waluigi amplitude on any page-state, exact": fmt(ceiling, 4)})
         ceilings[name] = ceiling
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import Study, figure, fmt, proportion, scenario, simulate
+from ecology.observables import Criteria
 
 def run(out, quick: bool) -> Study:
     from ecology.dynamics import compile_scenario
@@ -37,7 +38,7 @@ def run(out, quick: bool) -> Study:
     name = figure(out, "s10_coinflip.png", draw)
     finding = (f"With 90% fair coins and 10% repeaters (q = {q}), a run of 1 continues with probability "
                f"{fmt(float(latch[1]), 3)}, a run of {n_half} already with {fmt(float(latch[n_half]), 3)} and a run of {k} with "
-               f"{fmt(float(latch[k]), 4)}: the mixture latches; {proportion(float(df['reached_latched'].iloc[-1]), s.run.replicates)} "
+               f"{fmt(float(latch[k]), 4)}: the mixture latches; {proportion(float(df[Criteria.column('reached', 'latched')].iloc[-1]), s.run.replicates)} "
                f"(95% interval) of {s.run.replicates} replicates made the repeater certain (> 0.99) within {s.run.steps} steps.")
     return Study(10, "Semiotic coin flip", finding,
                  [(name, "Exact probability that a run of n identical tokens continues, and the repeater's amplitude "

@@ -25,15 +25,14 @@ from typing import Any
 import mesa
 import numpy as np
 
-from .absorption import above
+from . import observables
 from .budget import check_run
-from .dynamics import Compiled, SlidingReader, compile_scenario, entropy, sample
+from .dynamics import Compiled, SlidingReader, compile_scenario, sample
+from .observables import QUANTILES
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
 
 RASTER_REPLICATES = 32  # replicates whose windows, amplitudes and speakers are kept for the plots
-MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
-QUANTILES = (0.1, 0.5, 0.9)
 
 
 class ImpossibleWindow(ScenarioError):
@@ -199,7 +198,8 @@ class EcologyModel(mesa.Model):
         if len(self.raster) <= self.n_steps:
             self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
             self.trajectories.append(self.population[:RASTER_REPLICATES].copy())
-        self.observables = self._observables()
+        self.premise_quantiles = np.quantile(self.amplitudes, QUANTILES, axis=0)
+        self.observables = observables.record(self)
 
     def credit_token(self, token: np.ndarray) -> None:
         """Token ledger: credit the printed token to premises by their responsibility
@@ -223,39 +223,3 @@ class EcologyModel(mesa.Model):
     def amplitudes(self) -> np.ndarray:
         """(R, S) amplitude ``alpha_s(w)`` of every premise on the current windows."""
         return np.exp(self.current.log_amplitude)
-
-    def _observables(self) -> dict[str, float]:
-        """One row of ``steps.csv`` (column names are documented in docs/outputs.md)."""
-        obs: dict[str, float] = {}
-        amplitudes = self.amplitudes
-        premise_quantiles = np.quantile(amplitudes, QUANTILES, axis=0)
-        if all(len(m) == 1 for m in self.mixture.members):  # each population is one premise
-            quantiles = premise_quantiles[:, [m[0] for m in self.mixture.members]]
-        else:
-            quantiles = np.quantile(self.population, QUANTILES, axis=0)
-        for j, label in enumerate(self.mixture.labels):
-            column = self.population[:, j]
-            obs[f"{label}_mean"] = float(column.mean())
-            obs[f"{label}_q10"], obs[f"{label}_q50"], obs[f"{label}_q90"] = map(float, quantiles[:, j])
-            obs[f"{label}_majority"] = float(np.mean(above(column, MAJORITY)))
-            obs[f"{label}_certain"] = float(np.mean(above(column, CERTAIN)))
-        for s, premise in enumerate(self.compiled.premises):
-            obs[f"premise_{premise.name}_mean"] = float(amplitudes[:, s].mean())
-            for q, value in zip(QUANTILES, premise_quantiles[:, s]):
-                obs[f"premise_{premise.name}_q{round(100 * q)}"] = float(value)
-        obs["entropy"] = float(entropy(self.current.log_p).mean())
-        obs["surprisal"] = float("nan") if self.surprisal is None else float(self.surprisal.mean())
-        obs["free_energy"] = float(self.current.free_energy.mean())
-        obs["ledger_generated"] = float(self.steps)
-        obs["ledger_deleted"] = float(self.deleted.mean())
-        for j, label in enumerate(self.mixture.labels):
-            obs[f"credit_{label}"] = float(self.credit[:, j].mean())
-        if self.config.run.drift:  # per premise, and per population label where it differs
-            for s, premise in enumerate(self.compiled.premises):
-                obs[f"drift_{premise.name}"] = float(self.drift[:, s].mean())
-            for j, label in enumerate(self.mixture.labels):
-                obs.setdefault(f"drift_{label}", float(self.drift[:, self.mixture.members[j]].sum(axis=1).mean()))
-        for i, c in enumerate(self.criteria):
-            obs[f"reached_{c.name}"] = float(np.mean(self.reached_at[i] >= 0))
-            obs[f"holding_{c.name}"] = float(np.mean(self.holding[i]))
-        return obs

@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from .observables import Certain, Majority  # noqa: E402
 
 plt.rcParams["text.usetex"] = False  # user text is escaped for mathtext, not for LaTeX
 PAPER = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -70,12 +71,12 @@ def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path
                             hspace=0.45, wspace=0.08)
     ax = fig.add_subplot(grid[0, :])
     x = steps.index.to_numpy()
-    majority = np.array([steps[f"{label}_majority"].to_numpy() for label in labels])
+    majority = np.array([steps[Majority.column(label)].to_numpy() for label in labels])
     none = np.clip(1.0 - majority.sum(axis=0), 0.0, 1.0)
     ax.stackplot(x, *majority, none, colors=[*colours, (0.88, 0.88, 0.88, 1.0)], step="post", alpha=0.55,
                  labels=[f"{esc(label)} > 1/2" for label in labels] + ["no majority"])
     for label, colour in zip(labels, colours):
-        ax.step(x, steps[f"{label}_certain"], where="post", color=colour, lw=1.4, label=f"{esc(label)} > 0.99")
+        ax.step(x, steps[Certain.column(label)], where="post", color=colour, lw=1.4, label=f"{esc(label)} > 0.99")
     ax.set_xlim(x[0], x[-1] if len(x) > 1 else 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("step (tokens generated)")

@@ -43,6 +43,7 @@ import tomli_w
 
 from .absorption import Periodic
 from .model import RASTER_REPLICATES, EcologyModel
+from .observables import Criteria
 from .scenario import Scenario, UserError, to_table
 from .statistics import time_to_event, wilson
 
@@ -142,7 +143,7 @@ def quantiles(a: np.ndarray) -> dict:
 def summarize(result: RunResult) -> dict:
     s = result.scenario
     last = result.steps.iloc[-1]
-    holding_curves = {name: result.steps[f"holding_{name}"].tolist() for name in result.reached_at}
+    holding_curves = {name: result.steps[Criteria.column("holding", name)].tolist() for name in result.reached_at}
     criteria = {}
     for name, at in result.reached_at.items():
         criteria[name] = criterion_summary(at, result.holding_final[name], s.run.steps)

@@ -473,6 +473,11 @@ def check(s: Scenario) -> None:
         if premise.turns is not None and premise.turns.after is not None:
             token(f"premises.{name}.turns.after", premise.turns.after)
         labels.add(premise.population or name)
+    for name, premise in s.premises.items():
+        label = premise.population or name
+        if label != name and label in s.premises and (s.premises[label].population or label) == label:
+            raise ScenarioError(f"premises.{name}.population", f"label {label!r} is also a premise's own name; a label "
+                                "equal to a premise name must hold that premise alone (columns are named after both)")
     for name, pop in s.populations.items():
         path = f"populations.{name}"
         pop.template.check(f"{path}.template", refs)
