@@ -411,6 +411,13 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
             "interrupted": signals.received[0] if signals.received else None, "error": error}
 
 
+def format_rate(points_per_second: float | None) -> str:
+    """The progress bar's rate: points per minute to 3 significant digits, "--" until known."""
+    if points_per_second is None or not math.isfinite(points_per_second):
+        return "-- points/min"
+    return f"{60 * points_per_second:.3g} points/min"
+
+
 def _progress(enabled: bool, total: int, completed: int):
     if not enabled:
         return None
@@ -419,10 +426,7 @@ def _progress(enabled: bool, total: int, completed: int):
 
     class Rate(ProgressColumn):
         def render(self, task) -> Text:
-            speed = task.finished_speed or task.speed
-            if speed is None:
-                return Text("-- points/min", style="progress.data.speed")
-            return Text(f"{60 * speed:.3g} points/min", style="progress.data.speed")
+            return Text(format_rate(task.finished_speed or task.speed), style="progress.data.speed")
 
     # no refresh thread (auto_refresh=False): worker processes may be forked while it is shown
     bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
