@@ -76,6 +76,11 @@ class Signals:
                 signal.signal(signum, self._handle)
         return self
 
+    def reinstall(self) -> None:
+        """Install the handlers again (after a library such as Dask replaced them)."""
+        for signum in self._previous:
+            signal.signal(signum, self._handle)
+
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous if previous is not None else signal.SIG_DFL)

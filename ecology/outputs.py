@@ -22,7 +22,6 @@ Every file and directory the tool writes goes through this module, with these ru
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import re
@@ -388,7 +387,3 @@ def clean_tree(root: Path) -> tuple[list[Path], list[Path]]:
         gone = {p.name for p in stale + busy}
         dirs[:] = [d for d in dirs if d not in gone]
     return removed, live
-
-
-def is_disk_full(err: OSError) -> bool:
-    return err.errno in (errno.ENOSPC, errno.EDQUOT)

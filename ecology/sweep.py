@@ -604,6 +604,7 @@ def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finish
         if cluster:
             cluster.close()
         raise UserError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+    signals.reinstall()  # starting a cluster may reset SIGINT's handler
     if client.dashboard_link:
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
     futures = {}
