@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -239,18 +240,24 @@ def print_report(r: dict, chain) -> None:
         print(f"T^{r['power']['n']} from the initial window (top): {top}")
 
 
-def cmd_sweep(args) -> int:
-    import os
+RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--replicates", "replicates"),
+                ("--steps", "steps"), ("--exact", "exact"), ("--max-states", "max_states"), ("--out", "out"))
 
-    from . import sweep
+
+def cmd_sweep(args) -> int:
+    from . import outputs, sweep
     from .results import fresh_directory
 
-    workers = args.workers or os.cpu_count() or 1
+    if args.scheduler:
+        sweep.check_scheduler(args.scheduler)
     if args.resume:
-        if args.grid or args.file or args.set:
-            raise UsageError("--resume DIR takes the plan from DIR: give no FILE, --grid or --set")
+        given = [flag for flag, attr in RESUME_FIXED if getattr(args, attr) is not None and getattr(args, attr) is not False]
+        if given:
+            raise UsageError(f"--resume DIR runs the plan in DIR/sweep.json unchanged; {', '.join(given)} cannot "
+                             "apply (start a new sweep to change the plan)")
         target = Path(args.resume)
         plan = sweep.load_plan(target)
+        lock = sweep.open_directory(target)
     else:
         if not args.file:
             raise UsageError("sweep: give a scenario FILE (or --resume DIR)")
@@ -259,14 +266,22 @@ def cmd_sweep(args) -> int:
         overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps),
                                                                 ("run.max_memory_gib", args.max_memory))
                           if value is not None})
+        max_states = args.max_states or DEFAULT_SWEEP_MAX_STATES
         try:
-            plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, args.max_states)
+            plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, max_states)
         except scn.ScenarioError as err:
             raise err.located(args.file) from None
         target = fresh_directory(args.out, f"sweep-{plan.name}")
-        sweep.start_directory(target, plan)
-    outcome = sweep.execute(target, plan, workers, args.scheduler, sys.stderr.isatty() and not args.json)
-    draw_sweep(target, plan)
+        try:
+            lock = sweep.start_directory(target, plan)
+        finally:
+            outputs.release(target)
+    with lock:
+        outcome = sweep.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
+                                sys.stderr.isatty() and not args.json)
+        stopped = outcome["interrupted"] or outcome["error"]
+        if not stopped:
+            draw_sweep(target, plan)
     if args.json:
         print(json.dumps(outcome))
     else:
@@ -274,50 +289,72 @@ def cmd_sweep(args) -> int:
               f"({outcome['ran']} run now) -> {target}/results.csv")
         for f in outcome["failed"]:
             print(f"  failed point {f['index']} {f['params']}: {f['error']}")
-        if outcome["interrupted"]:
-            print(f"  interrupted ({outcome['interrupted']}): resume with  ecology sweep --resume {target}")
+    if stopped:
+        why = f"interrupted by {outcome['interrupted']}" if outcome["interrupted"] else f"error: {outcome['error']}"
+        print(f"{why}; {outcome['done']}/{outcome['points']} points kept; resume with: "
+              f"ecology sweep --resume {target}", file=sys.stderr)
     if outcome["interrupted"]:
-        return 130
-    return 1 if outcome["failed"] else 0
+        from .interrupts import exit_status
+
+        return exit_status(outcome["interrupted"].split()[0])
+    return 1 if outcome["failed"] or outcome["error"] else 0
+
+
+DEFAULT_SWEEP_MAX_STATES = 200_000
 
 
 def draw_sweep(directory: Path, plan) -> list[Path]:
     import pandas as pd
 
-    from . import plots, sweep
+    from . import outputs, plots, sweep
 
     try:  # results.csv is current: execute() wrote it, cmd_plot rewrites it from the points
         rows = pd.read_csv(directory / "results.csv")
     except pd.errors.EmptyDataError:  # no finished point
         rows = pd.DataFrame()
-    return plots.sweep_plots(directory, rows, plan.grid, list(plan.base.get("absorption", {})),
-                             sweep.labels_of(plan.base), plan.name, plan.kinds, plan.base["run"]["steps"])
+    return outputs.replace_files_from(directory, lambda tmp: plots.sweep_plots(
+        tmp, rows, plan.grid, list(plan.base.get("absorption", {})), sweep.labels_of(plan.base), plan.name, plan.kinds,
+        plan.base["run"]["steps"]))
 
 
 def cmd_plot(args) -> int:
+    """Redraw the plots of a run or sweep directory: drawn into a temporary directory inside it,
+    then moved over the old plots (a symlink planted in the directory is replaced, not followed)."""
     import pandas as pd
 
-    from . import plots, sweep
+    from . import outputs, plots, sweep
 
     directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory")
+    outputs.remove_leftovers(directory)
     if (directory / "sweep.json").is_file():
         plan = sweep.load_plan(directory)
-        sweep.write_table(directory)
+        sweep.write_table(directory, plan)
         written = draw_sweep(directory, plan)
         print(f"{directory}: redrew {len(written)} sweep plots")
         return 0
     if not (directory / "summary.json").is_file():
         raise UsageError(f"{directory}: neither a run directory (summary.json) nor a sweep directory (sweep.json)")
-    summary = json.loads((directory / "summary.json").read_text())
-    if "criteria" not in summary:
-        raise UsageError(f"{directory}: written by an older version (no 'criteria' in summary.json); run it again")
-    table = scn.read_toml(directory / "scenario.toml")
-    steps = pd.read_csv(directory / "steps.csv", index_col="step")
-    raster = pd.read_csv(directory / "raster.csv", index_col="step").to_numpy()
-    trajectories = pd.read_csv(directory / "trajectories.csv")
-    speakers = pd.read_csv(directory / "speakers.csv", keep_default_na=False)
-    plots.run_plots(directory, summary, steps, raster, table["vocabulary"]["tokens"],
-                    table["vocabulary"].get("pad", "N"), summary.get("raster_replicate", 0), trajectories, speakers)
+    try:
+        summary = json.loads((directory / "summary.json").read_bytes())
+        if "criteria" not in summary:
+            raise UsageError(f"{directory}: written by an older version (no 'criteria' in summary.json); run it again")
+        table = scn.read_toml(directory / "scenario.toml")
+        steps = pd.read_csv(directory / "steps.csv", index_col="step")
+        raster = pd.read_csv(directory / "raster.csv", index_col="step").to_numpy()
+        trajectories = pd.read_csv(directory / "trajectories.csv")
+        speakers = pd.read_csv(directory / "speakers.csv", keep_default_na=False)
+        tokens, pad = table["vocabulary"]["tokens"], table["vocabulary"].get("pad", "N")
+    except (ValueError, KeyError, TypeError, AttributeError, OSError, pd.errors.ParserError) as err:
+        raise UsageError(f"{directory}: not a readable run directory ({type(err).__name__}: {err})") from None
+
+    def render(tmp: Path) -> list[Path]:
+        plots.run_plots(tmp, summary, steps, raster, tokens, pad, summary.get("raster_replicate", 0), trajectories,
+                        speakers)
+        return sorted(tmp.iterdir())
+
+    outputs.replace_files_from(directory, render)
     print(f"{directory}: redrew the run plots")
     return 0
 
@@ -345,6 +382,21 @@ def cmd_decompose(args) -> int:
     else:
         print(describe(report))
         print(f"-> {target}")
+    return 0
+
+
+def cmd_clean(args) -> int:
+    from . import outputs
+
+    root = Path(args.directory)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a directory")
+    removed, live = outputs.clean_tree(root)
+    for path in removed:
+        print(f"removed {path}")
+    for path in live:
+        print(f"kept {path} (the process writing it still runs)")
+    print(f"{root}: removed {len(removed)} leftovers of stopped processes, kept {len(live)}")
     return 0
 
 
@@ -429,9 +481,11 @@ def build_parser() -> Parser:
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler, or 'local' to start one")
     p.add_argument("--exact", action="store_true", help="add the exact chain's figures where it is small enough")
-    p.add_argument("--max-states", type=positive_int, default=200_000, help="state budget of --exact")
+    p.add_argument("--max-states", type=positive_int,
+                   help=f"state budget of --exact (default {DEFAULT_SWEEP_MAX_STATES:,})")
     p.add_argument("--out", help="output directory (must not exist); default runs/sweep-NAME-TIMESTAMP")
-    p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep")
+    p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep (its plan "
+                   "unchanged: no FILE, --grid, --set, --replicates, --steps, --exact, --max-states, --out)")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_sweep)
 
@@ -456,6 +510,11 @@ def build_parser() -> Parser:
     p.add_argument("directory")
     p.set_defaults(func=cmd_plot)
 
+    p = sub.add_parser("clean", help="remove what stopped processes left behind (.NAME.partial-PID "
+                       "directories, .FILE.tmp-PID files, unheld lock files) under a directory")
+    p.add_argument("directory")
+    p.set_defaults(func=cmd_clean)
+
     p = sub.add_parser("validate", help="check a scenario file")
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
@@ -468,19 +527,41 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. SIGTERM is handled like Ctrl-C (SIGINT): the command stops, removes what
+    it had half-written, and exits with 128 + the signal's number (at once: from the command
+    line, an interrupted process skips the interpreter's slow tear-down)."""
+    status = _main(argv)
+    if argv is None and status > 128:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
+    from . import outputs
+    from .interrupts import Signals, exit_status
+
     try:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
+        with Signals(raising=True):
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except scn.UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        name = str(err) or "SIGINT"
+        print(f"error: interrupted by {name}; nothing was written half-way", file=sys.stderr)
+        return exit_status(name)
     except MemoryError:
         print("error: out of memory; lower run.replicates, context.length or run.steps (or the --max-memory budget "
               "you raised)", file=sys.stderr)
         return 2
+    except OSError as err:  # an output that failed while writing (disk full, ...); nothing half-written stays
+        print(f"error: {outputs.describe(err)}", file=sys.stderr)
+        return 2
+    finally:
+        outputs.release()
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +39,13 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
+from . import outputs
 from .absorption import Periodic
 from .model import RASTER_REPLICATES, EcologyModel
 from .observables import Criteria
-from .scenario import Scenario, UserError, to_table
+from .outputs import write_atomically  # noqa: F401  (used by cli)
+from .scenario import Scenario, to_table
 from .statistics import time_to_event, wilson
-
-
-class OutputExists(UserError):
-    """The requested output directory already exists (runs never overwrite)."""
 
 
 @dataclass
@@ -262,32 +258,21 @@ def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = No
 
 
 def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs") -> Path:
-    """The directory a run will be written to; it must not exist yet."""
-    if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(root) / f"{name}-{stamp}"
-        target, n = base, 1
-        while target.exists():
-            n += 1
-            target = base.with_name(f"{base.name}-{n}")
-        return target
-    target = Path(out)
-    if target.exists():
-        raise OutputExists(f"{target}: already exists; runs never overwrite, choose a new --out directory")
-    return target
-
-
-def write_atomically(target: Path, fill) -> Path:
-    """Call ``fill(tmp_dir)`` and rename the temporary directory to ``target`` once it is done."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        fill(tmp)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    """The directory a run will be written to, checked (it must not exist; type, name length,
+    writability of its location) and claimed for this process before anything is computed, so
+    a second process aiming at it is refused at once (:mod:`ecology.outputs`)."""
+    if out is not None:
+        return outputs.claim(Path(out))
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, n = base, 1
+    while True:
+        if not os.path.lexists(target):
+            try:
+                return outputs.claim(target)
+            except outputs.Busy:  # another run chose the same name this second
+                pass
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
 
 
 def write_run(result: RunResult, target: Path, summary: dict) -> Path:

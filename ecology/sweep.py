@@ -17,6 +17,12 @@ Durability: the plan is written first (``sweep.json``), and each finished point 
 ``points/INDEX.json`` (written to a temporary name, then renamed). A point that raises is
 recorded in ``failed/INDEX.json`` with its error; an interrupted sweep keeps every finished
 point, and ``--resume DIR`` runs only the points that have no row yet.
+
+Interrupts and faults: SIGINT or SIGTERM stops a sweep within about a second, keeping every
+point finished before and during the stop (workers are killed, not waited for); workers die
+with the parent, also when it is killed outright; a point that cannot be written (disk full)
+stops the sweep with what is on disk kept. The directory is locked (``.lock``) while points
+run, so two ``--resume``s of one directory cannot both run (:mod:`ecology.outputs`).
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ import itertools
 import json
 import math
 import os
+import shutil
 import signal
+import sys
 import time
 import tomllib
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +44,12 @@ from typing import Any
 import numpy as np
 
 from .budget import check_run
+from .interrupts import Interrupted, Signals, become_worker
+from .outputs import (Claim, OutputError, describe, lock_sweep, new_directory, remove_leftovers,
+                      write_file_atomically)
 from .scenario import (Scenario, ScenarioError, SweepSpec, UserError, apply_overrides, parse_value, to_table,
                        validate, validate_sweep)
+
 
 # ---------------------------------------------------------------------------------------------
 # Grids
@@ -168,6 +178,20 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
+        """The plan of ``sweep.json``; raises ``ValueError`` naming what is malformed."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in ("name", "base", "grid", "points", "exact", "max_states") if k not in data]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        shapes = {"name": str, "base": dict, "grid": dict, "points": list, "exact": bool, "max_states": int}
+        for key, kind in shapes.items():
+            if not isinstance(data[key], kind):
+                raise ValueError(f"'{key}' must be {kind.__name__}")
+        for i, point in enumerate(data["points"]):
+            if not (isinstance(point, dict) and point.get("index") == i and isinstance(point.get("params"), dict)
+                    and isinstance(point.get("seed"), int)):
+                raise ValueError(f"points[{i}] must be {{index: {i}, params: {{...}}, seed: int}}")
         return cls(data["name"], data["base"], data["grid"], data["points"], data["exact"], data["max_states"],
                    data.get("kinds"))
 
@@ -261,10 +285,13 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
 # Running a plan
 
 
+
+STOP_GRACE = 0.5  # seconds to collect the rows of points that finish after an interrupt
+POLL = 0.1  # seconds between the parent's looks at its workers and at the interrupt flag
+
+
 def write_json_atomically(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    write_file_atomically(path, json.dumps(data, indent=1, default=_jsonable) + "\n")
 
 
 def _jsonable(x):
@@ -273,145 +300,336 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def start_directory(target: Path, plan: Plan) -> None:
-    """Create a sweep directory with its plan (the directory must not exist)."""
-    target.mkdir(parents=True)
-    (target / "points").mkdir()
-    (target / "failed").mkdir()
-    write_json_atomically(target / "sweep.json", plan.to_json())
+def start_directory(target: Path, plan: Plan) -> Claim:
+    """Create a sweep directory with its plan (the directory must not exist), whole or not at
+    all; returns the directory's lock, held."""
     import tomli_w
 
-    (target / "scenario.toml").write_text(tomli_w.dumps(plan.base))
+    tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
+    lock = None
+    try:
+        new_directory(tmp)
+        new_directory(tmp / "points")
+        new_directory(tmp / "failed")
+        lock = lock_sweep(tmp)
+        write_json_atomically(tmp / "sweep.json", plan.to_json())
+        write_file_atomically(tmp / "scenario.toml", tomli_w.dumps(plan.base))
+        os.rename(tmp, target)
+    except BaseException as err:
+        if lock:
+            lock.release()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise OutputError(f"cannot create the sweep directory {target}: {describe(err)}") from None
+        raise
+    return lock
+
+
+def open_directory(directory: Path) -> Claim:
+    """Lock an existing sweep directory for ``--resume`` and remove the leftovers of dead processes."""
+    lock = lock_sweep(directory)
+    for where in (directory, directory / "points", directory / "failed"):
+        remove_leftovers(where)
+    return lock
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
+        why = describe(err) if isinstance(err, OSError) else f"not valid JSON ({err})"
+        raise UserError(f"{path}: {why}") from None
 
 
 def load_plan(directory: Path) -> Plan:
+    path = Path(directory) / "sweep.json"
+    if not path.is_file():
+        raise UserError(f"{directory}: not a sweep directory (no sweep.json)")
     try:
-        return Plan.from_json(json.loads((directory / "sweep.json").read_text()))
-    except FileNotFoundError:
-        raise UserError(f"{directory}: not a sweep directory (no sweep.json)") from None
+        return Plan.from_json(_read_json(path))
+    except ValueError as err:
+        raise UserError(f"{path}: not a sweep plan: {err}") from None
 
 
-def finished_rows(directory: Path) -> list[dict]:
-    rows = [json.loads(p.read_text()) for p in (directory / "points").glob("*.json")]
-    return sorted(rows, key=lambda r: r["point"])
+def _records(directory: Path, key: str, plan: Plan | None) -> list[dict]:
+    """The JSON files of ``directory`` (``points/`` or ``failed/``), checked, ordered by ``key``."""
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        record = _read_json(path)
+        index = record.get(key) if isinstance(record, dict) else None
+        if not isinstance(index, int) or path.stem != str(index) or (plan and not 0 <= index < len(plan.points)):
+            raise UserError(f"{path}: not a point of this sweep (expected '{key}' = {path.stem}); "
+                            "delete the file to run that point again")
+        records.append(record)
+    return sorted(records, key=lambda r: r[key])
 
 
-def failures(directory: Path) -> list[dict]:
-    return sorted((json.loads(p.read_text()) for p in (directory / "failed").glob("*.json")), key=lambda r: r["index"])
+def finished_rows(directory: Path, plan: Plan | None = None) -> list[dict]:
+    return _records(Path(directory) / "points", "point", plan)
 
 
-def write_table(directory: Path) -> Path:
+def failures(directory: Path, plan: Plan | None = None) -> list[dict]:
+    return _records(Path(directory) / "failed", "index", plan)
+
+
+def write_table(directory: Path, plan: Plan | None = None) -> Path:
     """Assemble ``results.csv`` (one row per finished point, in grid order) atomically."""
     import pandas as pd
 
-    path = directory / "results.csv"
-    tmp = path.with_name(f".results.csv.tmp-{os.getpid()}")
-    pd.DataFrame(finished_rows(directory)).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    path = Path(directory) / "results.csv"
+    write_file_atomically(path, pd.DataFrame(finished_rows(directory, plan)).to_csv(index=False))
     return path
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _raise_interrupt(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
+class WriteFailed(Exception):
+    """Writing a finished point failed (disk full, ...): the sweep stops, keeping what is on disk."""
 
 
 def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: bool) -> dict:
-    """Run the plan's missing points; finished rows go to disk as they complete."""
-    done = {r["point"] for r in finished_rows(directory)}
+    """Run the plan's missing points; finished rows go to disk as they complete.
+
+    Stops on SIGINT or SIGTERM within about a second (:data:`STOP_GRACE` to collect the points
+    finishing meanwhile), and when a finished point cannot be written (disk full); every point
+    on disk is kept and ``--resume`` runs the rest. At most one worker per point to run."""
+    done = {r["point"] for r in finished_rows(directory, plan)}
     todo = [p for p in plan.points if p["index"] not in done]
     for p in todo:
         (directory / "failed" / f"{p['index']}.json").unlink(missing_ok=True)
+    workers = max(1, min(workers, len(todo)))
     bar = _progress(progress, len(plan.points), len(done))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     ran = 0
+    in_process = scheduler is not None or workers == 1  # the work runs in this process's main thread
+    error = None
 
-    def finished(point: dict, row: dict | None, error: str | None) -> None:
-        nonlocal ran
-        if row is not None:
-            write_json_atomically(directory / "points" / f"{point['index']}.json", row)
-            ran += 1
-        else:
-            write_json_atomically(directory / "failed" / f"{point['index']}.json",
-                                  {"index": point["index"], "params": point["params"], "error": error})
-        if bar:
-            bar[0].advance(bar[1])
-            bar[0].refresh()
+    with Signals(raising=in_process) as signals:
 
-    interrupted = None
-    try:
-        if scheduler:
-            _run_dask(plan, todo, scheduler, workers, finished)
-        elif workers == 1:
-            for point in todo:
+        def finished(point: dict, row: dict | None, failure: str | None) -> None:
+            nonlocal ran
+            with signals.protect():
                 try:
-                    row = run_point(plan.base, point, plan.exact, plan.max_states)
-                except Exception as err:  # a failing point is recorded, the sweep goes on
-                    finished(point, None, f"{type(err).__name__}: {err}")
-                else:
-                    finished(point, row, None)
-        else:
-            _run_processes(plan, todo, workers, finished)
-    except (KeyboardInterrupt, Interrupted) as err:
-        interrupted = str(err) or "KeyboardInterrupt"
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if bar:
-            bar[0].stop()
-        write_table(directory)
-    fails = failures(directory)
-    return {"output": str(directory), "points": len(plan.points), "done": len(finished_rows(directory)),
-            "ran": ran, "failed": fails, "interrupted": interrupted}
+                    if row is not None:
+                        write_json_atomically(directory / "points" / f"{point['index']}.json", row)
+                        ran += 1
+                    else:
+                        write_json_atomically(directory / "failed" / f"{point['index']}.json",
+                                              {"index": point["index"], "params": point["params"], "error": failure})
+                except OSError as err:
+                    raise WriteFailed(f"cannot write point {point['index']}: {describe(err)}") from None
+                if bar:
+                    bar[0].advance(bar[1])
+                    bar[0].refresh()
+
+        try:
+            if scheduler:
+                _run_dask(plan, todo, scheduler, workers, finished, signals)
+            elif workers == 1:
+                for point in todo:
+                    try:
+                        row = run_point(plan.base, point, plan.exact, plan.max_states)
+                    except Exception as err:  # a failing point is recorded, the sweep goes on
+                        finished(point, None, f"{type(err).__name__}: {err}")
+                    else:
+                        finished(point, row, None)
+            else:
+                _run_processes(plan, todo, workers, finished, signals)
+        except Interrupted:
+            pass  # recorded in signals.received
+        except WriteFailed as err:
+            error = str(err)
+        finally:
+            signals.raising = False  # from here on, signals are only recorded
+            if bar:
+                bar[0].stop()
+        try:
+            write_table(directory, plan)
+        except OSError as err:
+            error = error or f"cannot write results.csv: {describe(err)}"
+    return {"output": str(directory), "points": len(plan.points), "done": len(finished_rows(directory, plan)),
+            "ran": ran, "failed": failures(directory, plan),
+            "interrupted": signals.received[0] if signals.received else None, "error": error}
+
+
+def format_rate(points_per_second: float | None) -> str:
+    """The progress bar's rate: points per minute to 3 significant digits, "--" until known."""
+    if points_per_second is None or not math.isfinite(points_per_second):
+        return "-- points/min"
+    return f"{60 * points_per_second:.3g} points/min"
 
 
 def _progress(enabled: bool, total: int, completed: int):
     if not enabled:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(format_rate(task.finished_speed or task.speed), style="progress.data.speed")
 
     # no refresh thread (auto_refresh=False): worker processes may be forked while it is shown
-    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} pts/s"),
-                   TimeRemainingColumn(), transient=True, auto_refresh=False)
+    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
+                   transient=True, auto_refresh=False)
     task = bar.add_task("points", total=total, completed=completed)
     bar.start()
     bar.refresh()
     return bar, task
 
 
-def _run_processes(plan: Plan, todo: list[dict], workers: int, finished) -> None:
-    """Worker processes are forked where the platform allows and no other thread runs (they
-    inherit the imported modules, which saves seconds of start-up per worker), spawned elsewhere."""
-    import multiprocessing
-    import threading
+def _worker(conn, base: dict, exact: bool, max_states: int, parent: int) -> None:
+    """A worker process: run the points it is sent, one at a time, and send back each row."""
+    from .outputs import close_inherited_locks
 
-    from . import results  # noqa: F401  (imported before forking, see above)
-
-    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
-    method = "fork" if forkable else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
-        pending = {pool.submit(run_point, plan.base, p, plan.exact, plan.max_states): p for p in todo}
+    become_worker(parent)
+    close_inherited_locks()
+    while True:
         try:
-            while pending:
-                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in ready:
-                    point = pending.pop(future)
-                    try:
-                        row = future.result()
-                    except BrokenProcessPool:
-                        finished(point, None, "BrokenProcessPool: a worker process died (killed or out of memory)")
-                    except Exception as err:
-                        finished(point, None, f"{type(err).__name__}: {err}")
-                    else:
-                        finished(point, row, None)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            point = conn.recv()
+        except (EOFError, OSError):
+            return
+        if point is None:
+            return
+        try:
+            reply = ("row", run_point(base, point, exact, max_states))
+        except Exception as err:  # a failing point is recorded, the sweep goes on
+            reply = ("error", f"{type(err).__name__}: {err}")
+        conn.send(reply)
 
 
-def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finished) -> None:
+class _Workers:
+    """Worker processes, each fed one point at a time through its own pipe."""
+
+    def __init__(self, plan: Plan, count: int):
+        import multiprocessing
+        import threading
+
+        from . import results  # noqa: F401  (imported before forking, see _run_processes)
+
+        forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+        self.context = multiprocessing.get_context("fork" if forkable else "spawn")
+        self.plan = plan
+        self.idle: list = []
+        self.busy: dict = {}  # (process, conn) -> point
+        for _ in range(count):
+            self.idle.append(self._start())
+
+    def _start(self):
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_worker, args=(theirs, self.plan.base, self.plan.exact,
+                                                              self.plan.max_states, os.getpid()), daemon=True)
+        process.start()
+        theirs.close()
+        return process, ours
+
+    def assign(self, point: dict) -> None:
+        worker = self.idle.pop()
+        worker[1].send(point)
+        self.busy[worker] = point
+
+    def collect(self, timeout: float) -> list[tuple[dict, str, Any]]:
+        """Wait up to ``timeout`` for busy workers; returns (point, kind, payload) for each that
+        answered ("row" or "error") or died ("died": exit code)."""
+        from multiprocessing.connection import wait as wait_any
+
+        if not self.busy:
+            return []
+        handles = [conn for _, conn in self.busy] + [process.sentinel for process, _ in self.busy]
+        ready = set(wait_any(handles, timeout=timeout))
+        answers = []
+        for worker in list(self.busy):
+            process, conn = worker
+            if conn in ready or process.sentinel in ready:
+                try:
+                    kind, payload = conn.recv() if conn.poll() else ("died", None)
+                except (EOFError, OSError):
+                    kind, payload = "died", None
+                point = self.busy.pop(worker)
+                if kind == "died":
+                    process.join(1.0)
+                    conn.close()
+                    payload = process.exitcode
+                    self.idle.append(self._start())
+                else:
+                    self.idle.append(worker)
+                answers.append((point, kind, payload))
+        return answers
+
+    def close(self) -> None:
+        """Stop every worker now: busy ones are killed (their points stay to do), idle ones are
+        told to exit; nothing waits more than about a second."""
+        for process, _ in self.busy:
+            process.kill()
+        for process, conn in self.idle:
+            try:
+                conn.send(None)
+            except OSError:
+                process.kill()
+        deadline = time.monotonic() + 1.0
+        everyone = list(self.busy) + self.idle
+        for process, conn in everyone:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+            conn.close()
+        self.busy.clear()
+        self.idle.clear()
+
+
+def _run_processes(plan: Plan, todo: list[dict], workers: int, finished, signals: Signals) -> None:
+    """Worker processes are forked where the platform allows and no other thread runs (they
+    inherit the imported modules, which saves seconds of start-up per worker), spawned elsewhere.
+    A worker that dies (killed, out of memory) fails its point and is replaced; a worker
+    stopped by SIGINT or SIGTERM stops the sweep like an interrupt of the parent."""
+    queue = list(reversed(todo))
+    pool = _Workers(plan, workers)
+    try:
+        grace_ends = None
+        while queue or pool.busy:
+            if signals.requested:
+                if grace_ends is None:
+                    grace_ends = time.monotonic() + STOP_GRACE
+                if not pool.busy or len(signals.received) > 1 or time.monotonic() >= grace_ends:
+                    return
+            else:
+                while pool.idle and queue:
+                    pool.assign(queue.pop())
+            for point, kind, payload in pool.collect(POLL):
+                if kind == "row":
+                    finished(point, payload, None)
+                elif kind == "error":
+                    finished(point, None, payload)
+                elif payload in (-signal.SIGINT, -signal.SIGTERM):
+                    signals.received.append(f"{signal.Signals(-payload).name} (worker)")
+                elif not signals.requested:
+                    finished(point, None, f"the worker process died (exit code {payload}: killed, or out of memory)")
+    finally:
+        pool.close()
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Refuse a malformed or unreachable Dask scheduler address at once (one line), before any
+    directory is created; ``local`` starts a cluster on this machine."""
+    if scheduler == "local":
+        return
+    scheme, sep, rest = scheduler.partition("://")
+    if not sep:
+        scheme, rest = "tcp", scheduler
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if scheme not in ("tcp", "tls") or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT (or tls://HOST:PORT), or 'local'")
+    import socket
+
+    try:
+        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
+    except OSError as err:
+        raise UserError(f"--scheduler {scheduler}: cannot connect ({err.strerror or err})") from None
+
+
+SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler
+
+
+def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finished, signals: Signals) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -419,21 +637,39 @@ def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finish
     cluster = (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
                if scheduler == "local" else None)
     try:
-        client = Client(cluster if cluster else scheduler, timeout=30)
+        client = Client(cluster if cluster else scheduler, timeout=SCHEDULER_TIMEOUT)
     except OSError as err:
+        if cluster:
+            cluster.close()
         raise UserError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+    signals.reinstall()  # starting a cluster may reset SIGINT's handler
+    if client.dashboard_link:
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+    futures = {}
     try:
         futures = {client.submit(run_point, plan.base, p, plan.exact, plan.max_states, pure=False,
                                  key=f"point-{p['index']}-{p['seed']}"): p for p in todo}
         for future in as_completed(futures):
-            point = futures[future]
+            point = futures.pop(future)
             try:
                 row = future.result()
             except Exception as err:
                 finished(point, None, f"{type(err).__name__}: {err}")
             else:
                 finished(point, row, None)
+    except Interrupted:  # keep the points that finished meanwhile
+        for future, point in futures.items():
+            if future.status == "finished":
+                finished(point, future.result(timeout=STOP_GRACE), None)
+        raise
     finally:
-        client.close()
-        if cluster:
-            cluster.close()
+        signals.raising = False
+        stopping = signals.requested
+        if futures:
+            client.cancel(list(futures))
+        try:  # stopping: give up on a clean close after a few seconds (the cluster dies with us)
+            client.close(timeout=STOP_GRACE if stopping else None)
+            if cluster:
+                cluster.close(timeout=STOP_GRACE if stopping else None)
+        except TimeoutError:
+            pass

@@ -101,7 +101,8 @@ def test_local_dask_cluster_gives_the_same_rows(tmp_path, capsys):
     grid = ["--grid", "context.length=2,4", *SMALL]
     for name, extra in [("local", ["--scheduler", "local", "--workers", "2"]), ("plain", ["--workers", "1"])]:
         assert main(["sweep", TOY, *grid, *extra, "--out", str(tmp_path / name), "--json"]) == 0
-        capsys.readouterr()
+        err = capsys.readouterr().err
+        assert ("Dask dashboard: http" in err) == (name == "local")
     pd.testing.assert_frame_equal(rows(tmp_path / "local"), rows(tmp_path / "plain"))
 
 

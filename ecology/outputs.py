@@ -1,0 +1,389 @@
+"""Writing output safely: new directories, atomic files, locks, leftovers of killed processes.
+
+Every file and directory the tool writes goes through this module, with these rules:
+
+- **New directories appear whole or not at all.** A run (or analysis) directory ``NAME`` is
+  filled under the temporary name ``.NAME.partial-PID`` next to it and renamed into place when
+  complete; a sweep directory is set up the same way, then filled point by point.
+- **Files are replaced atomically.** A file ``F`` is written to ``.F.tmp-PID`` in the same
+  directory (created exclusively, never through a symlink) and renamed over ``F``; the rename
+  replaces a symlink planted at ``F`` instead of writing through it.
+- **Locks.** Before anything is computed, a writer of ``DIR/NAME`` holds ``DIR/.NAME.lock``
+  (``fcntl.flock``; the file holds the owner's pid), so a second process aiming at the same
+  output is refused at once; a sweep directory is locked through its own ``.lock`` file while
+  points run, so two ``--resume``s of one directory cannot both run.
+- **Leftovers.** The ``PID`` in ``.NAME.partial-PID`` and ``.F.tmp-PID`` names the owner: when
+  that process is gone (killed, or the disk filled up), the leftover is removed at the next start
+  in the same directory, or by ``ecology clean DIR``. Lock files nobody holds are removed too.
+- **Checked first.** Output locations are checked for type, name length and writability before
+  any computation; permissions follow the umask (directories ``0777 & ~umask``, files
+  ``0666 & ~umask``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .scenario import UserError
+
+PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
+SUFFIX_ROOM = len(".") + len(".partial-") + 10  # what the temporary name adds to NAME (pid up to 10 digits)
+NAME_ROOM = 64  # room kept for the names of files written inside a new directory
+
+_held_locks: dict[str, int] = {}  # path of a lock file -> the descriptor holding it (this process)
+
+
+class OutputError(UserError):
+    """An output location that cannot be used or written (one line, exit status 2)."""
+
+
+class Busy(OutputError):
+    """Another process holds the lock of this output."""
+
+
+def describe(err: OSError) -> str:
+    where = err.filename if err.filename is not None else ""
+    return f"{where}: {err.strerror or err}" if where else str(err.strerror or err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks before computing
+
+
+def check_new_directory(target: Path) -> Path:
+    """``target`` must not exist (not even as a dangling symlink); the nearest existing ancestor
+    must be a writable directory; every name must fit the file system's limits."""
+    if os.path.lexists(target):
+        what = "a dangling symlink" if target.is_symlink() and not target.exists() else "already exists"
+        raise OutputError(f"{target}: {what}; outputs never overwrite anything, choose a new output directory")
+    ancestor = target.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{target}: cannot be created, {ancestor} is not a directory")
+    name_max = _pathconf(ancestor, "PC_NAME_MAX", 255)
+    path_max = _pathconf(ancestor, "PC_PATH_MAX", 4096)
+    for part in target.relative_to(ancestor).parts:
+        if len(os.fsencode(part)) + SUFFIX_ROOM > name_max:
+            raise OutputError(f"{target}: the name {part[:40]!r}... is too long "
+                              f"(at most {name_max - SUFFIX_ROOM} bytes here)")
+    if len(os.fsencode(str(target))) + NAME_ROOM > path_max:
+        raise OutputError(f"{target}: the path is too long (at most {path_max - NAME_ROOM} bytes here)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only(ancestor) else "no permission to write"
+        raise OutputError(f"{target}: cannot be created in {ancestor} ({why})")
+    return target
+
+
+def _pathconf(path: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(path, name)
+    except (OSError, ValueError):
+        return default
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Locks
+
+
+class Claim:
+    """An exclusive ``flock`` on a lock file, taken without waiting; the file holds our pid.
+
+    ``remove_file``: unlink the lock file on release (used for ``.NAME.lock`` next to a new
+    directory). Taking such a lock re-checks after locking that the path still names the file
+    we locked, so a lock file removed by its previous owner cannot be shared by two processes.
+    """
+
+    def __init__(self, path: Path, busy_message: str, remove_file: bool):
+        self.path, self.remove_file, self.fd = path, remove_file, None
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            except OSError as err:
+                raise OutputError(f"cannot create the lock file {describe(err)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_pid(fd)
+                os.close(fd)
+                raise Busy(busy_message + (f" (pid {owner})" if owner else "")) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as err:
+            os.close(fd)
+            raise OutputError(f"cannot write the lock file {path}: {err.strerror}") from None
+        self.fd = fd
+        _held_locks[str(path)] = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        if self.remove_file:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        _held_locks.pop(str(self.path), None)
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> "Claim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text.isdigit() else None
+    except (OSError, ValueError):
+        return None
+
+
+def claim_new_directory(target: Path) -> Claim:
+    """Check ``target`` and lock ``.NAME.lock`` next to it before computing anything.
+
+    Creates the missing parent directories (this is the writability probe); removes leftovers
+    of dead processes in the parent; refuses if another process is writing ``target``."""
+    target = Path(target)
+    check_new_directory(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{target}: cannot create its parent directory ({describe(err)})") from None
+    remove_leftovers(target.parent)
+    claim = Claim(target.parent / f".{target.name}.lock",
+                  f"{target}: another ecology process is writing this output directory", remove_file=True)
+    if os.path.lexists(target):  # it finished while we were checking
+        claim.release()
+        check_new_directory(target)
+    return claim
+
+
+def lock_sweep(directory: Path) -> Claim:
+    """The lock of a sweep directory, held while its points run."""
+    return Claim(Path(directory) / ".lock", f"{directory}: a sweep is already running in this directory",
+                 remove_file=False)
+
+
+_claims: dict[str, Claim] = {}  # lock path -> claim of a new directory taken by this process
+
+
+def claim(target: Path) -> Path:
+    """:func:`claim_new_directory`, held until :func:`release` (or the end of the process)."""
+    taken = claim_new_directory(target)
+    _claims[str(taken.path)] = taken
+    return Path(target)
+
+
+def release(target: Path | None = None) -> None:
+    """Release the claim of ``target`` (all claims when None)."""
+    keys = list(_claims) if target is None else [str(Path(target).parent / f".{Path(target).name}.lock")]
+    for key in keys:
+        taken = _claims.pop(key, None)
+        if taken:
+            taken.release()
+
+
+def close_inherited_locks() -> None:
+    """In a forked worker: close the lock descriptors inherited from the parent, so that only
+    the parent holds its locks (a worker never writes outputs)."""
+    for fd in _held_locks.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_locks.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def new_directory(path: Path) -> None:
+    """``mkdir`` with the umask's permissions (``0777 & ~umask``)."""
+    os.mkdir(path, 0o777)
+
+
+def write_atomically(target: Path, fill) -> Path:
+    """Call ``fill(tmp_dir)`` and rename the temporary directory to ``target`` once it is done.
+
+    The temporary directory ``.NAME.partial-PID`` is removed if anything fails (an exception,
+    an interrupt, a full disk); an ``OSError`` becomes one line naming the file."""
+    target = Path(target)
+    lock_path = str(target.parent / f".{target.name}.lock")
+    own_claim = None if lock_path in _claims else claim_new_directory(target)
+    tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
+    try:
+        if os.path.lexists(tmp):  # left by an earlier process with our pid
+            _remove(tmp)
+        new_directory(tmp)
+        fill(tmp)
+        if os.path.lexists(target):
+            raise OutputError(f"{target}: appeared while writing; nothing was written")
+        os.rename(tmp, target)
+    except OSError as err:
+        _remove(tmp)
+        raise OutputError(f"writing {target} failed, nothing was written: {describe(err)}") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    finally:
+        if own_claim:
+            own_claim.release()
+        else:
+            release(target)
+    return target
+
+
+def write_file_atomically(path: Path, data: bytes | str) -> None:
+    """Write ``path`` whole or not at all: exclusive temporary file (never through a symlink),
+    flushed to disk, then renamed over ``path`` (replacing a symlink, never following it)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    payload = data.encode() if isinstance(data, str) else data
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileExistsError:  # left behind by an earlier process that had our pid
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def replace_files_from(directory: Path, render) -> list[Path]:
+    """Render files into a fresh temporary directory inside ``directory`` (``render(tmp)``
+    returns the paths it wrote) and move each over its namesake in ``directory`` with
+    ``os.replace``, so a symlink planted in ``directory`` is replaced, never followed."""
+    directory = Path(directory)
+    tmp = directory / f".render.partial-{os.getpid()}"
+    if os.path.lexists(tmp):
+        _remove(tmp)
+    new_directory(tmp)
+    try:
+        written = render(tmp)
+        moved = []
+        for path in written:
+            destination = directory / Path(path).name
+            if destination.is_dir() and not destination.is_symlink():
+                raise OutputError(f"{destination}: is a directory, cannot write a file there")
+            os.replace(path, destination)
+            moved.append(destination)
+        return moved
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Leftovers
+
+
+def process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def _lock_is_free(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def leftovers(directory: Path) -> tuple[list[Path], list[Path]]:
+    """Temporary entries in ``directory`` (not recursive): (stale, still owned by a live process)."""
+    stale, live = [], []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return stale, live
+    for entry in entries:
+        match = PARTIAL.match(entry.name) or TEMPORARY.match(entry.name)
+        if match:
+            (live if process_alive(int(match["pid"])) else stale).append(Path(entry.path))
+        elif LOCK.match(entry.name) and entry.is_file(follow_symlinks=False):
+            (stale if _lock_is_free(Path(entry.path)) else live).append(Path(entry.path))
+    return stale, live
+
+
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Remove the leftovers of dead processes in ``directory``; returns what was removed."""
+    stale, _ = leftovers(directory)
+    for path in stale:
+        _remove(path)
+    return stale
+
+
+def clean_tree(root: Path) -> tuple[list[Path], list[Path]]:
+    """``ecology clean``: leftovers of dead processes anywhere under ``root`` (symlinks are not
+    followed); returns (removed, left because their owner still runs)."""
+    removed, live = [], []
+    for here, dirs, _ in os.walk(root, followlinks=False):
+        stale, busy = leftovers(Path(here))
+        for path in stale:
+            _remove(path)
+        removed += stale
+        live += busy
+        gone = {p.name for p in stale + busy}
+        dirs[:] = [d for d in dirs if d not in gone]
+    return removed, live
