@@ -61,7 +61,7 @@ import scipy.sparse as sp
 from scipy.sparse import csgraph
 from scipy.sparse import linalg as spla
 
-DENSE_LIMIT = 1100  # dense GTH / elimination up to this many states (about 0.5 s at 1100)
+DENSE_LIMIT = 2500  # dense (blocked) GTH / elimination up to this many states (about 2 s at 2500)
 DENSE_EIGEN_LIMIT = 1500  # dense spectrum of a class up to this size
 BAND_WORK_LIMIT = 3e8  # banded elimination when n * bandwidth^2 is below this
 LU_LIMIT = 20_000  # sparse LU of a class above the band limit (fill-in of expander-like graphs grows fast)
@@ -78,18 +78,51 @@ class ChainError(ValueError):
 # Subtraction-free eliminations
 
 
+BLOCK = 96  # states eliminated per block in the dense eliminations (matrix products do the rest)
+
+
 def gth(P: np.ndarray) -> np.ndarray:
-    """Stationary law of an irreducible dense stochastic matrix by GTH elimination (module docstring)."""
+    """Stationary law of an irreducible dense stochastic matrix by GTH elimination (module docstring).
+
+    Blocked: censoring a block ``S`` of states from the remaining ones ``R`` replaces ``P_RR`` by
+    ``P_RR + P_RS N_S P_SR`` with ``N_S = (I - P_SS)^{-1}`` from the subtraction-free solve (its
+    pivots are sums of what leaves each state), so every operation stays on non-negative numbers;
+    then ``pi_S = pi_R P_RS N_S``. Masses are kept in log scale between blocks, so they may span
+    more than the float range."""
     A = np.array(P, dtype=float)
     n = len(A)
     np.fill_diagonal(A, 0.0)
+    if n <= BLOCK:
+        return _gth_small(A)
+    blocks = []
+    for k in range(0, n - BLOCK, BLOCK):
+        S, R = slice(k, k + BLOCK), slice(k + BLOCK, n)
+        N = _solve_dense(A[S, S], A[S, R].sum(axis=1), np.eye(BLOCK))
+        Y = A[R, S] @ N  # pi_S = pi_R Y
+        A[R, R] += Y @ A[S, R]
+        A[R, R][np.diag_indices(n - k - BLOCK)] = 0.0
+        blocks.append((S, Y))
+    last = slice(blocks[-1][0].stop, n)
+    pi_log = np.full(n, -np.inf)
+    pi_log[last] = np.log(_gth_small(A[last, last]))
+    for S, Y in reversed(blocks):
+        R = slice(S.stop, n)
+        top = pi_log[R].max()
+        with np.errstate(divide="ignore"):
+            pi_log[S] = top + np.log(np.exp(pi_log[R] - top) @ Y)
+    return _normalise_log(pi_log)
+
+
+def _gth_small(A: np.ndarray) -> np.ndarray:
+    """GTH one state at a time on a matrix with zero diagonal (log-scale back-substitution)."""
+    A = A.copy()
+    n = len(A)
     for k in range(n - 1):
-        scale = A[k, k + 1 :].sum()
-        A[k + 1 :, k] /= scale
+        A[k + 1 :, k] /= A[k, k + 1 :].sum()
         A[k + 1 :, k + 1 :] += np.outer(A[k + 1 :, k], A[k, k + 1 :])
     with np.errstate(divide="ignore"):
         logA = np.log(A)
-    y = np.full(n, -np.inf)  # log of the unnormalised masses: they may span more than the float range
+    y = np.full(n, -np.inf)
     y[-1] = 0.0
     for k in range(n - 2, -1, -1):
         y[k] = _logsumexp(y[k + 1 :] + logA[k + 1 :, k])
@@ -107,13 +140,37 @@ def _normalise_log(y: np.ndarray) -> np.ndarray:
 
 
 def _solve_dense(Q: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x = b + Q x`` (``Q, b, out >= 0``; ``out[i]`` = mass leaving the unknowns from ``i``),
-    by Gaussian elimination whose pivots are sums of what leaves a state: subtraction-free."""
+    """``x = b + Q x`` (``Q, b, out >= 0``; ``out[i]`` = mass leaving the unknowns from ``i``), by
+    Gaussian elimination whose pivots are sums of what leaves a state: subtraction-free. Blocked as
+    in :func:`gth`: ``x_S = N_S (b_S + Q_SR x_R)`` after ``Q_RR += Q_RS N_S Q_SR``."""
     A = np.array(Q, dtype=float)
     out = np.array(out, dtype=float)
     b = np.array(b, dtype=float).reshape(len(A), -1)
     n = len(A)
     np.fill_diagonal(A, 0.0)
+    if n <= BLOCK:
+        return _solve_small(A, out, b)
+    steps = []
+    for k in range(0, n, BLOCK):
+        S, R = slice(k, min(k + BLOCK, n)), slice(min(k + BLOCK, n), n)
+        leave = out[S] + A[S, R].sum(axis=1)
+        X = _solve_small(A[S, S], leave, np.hstack([A[S, R], out[S, None], b[S]]))
+        XR, Xout, Xb = X[:, : n - S.stop], X[:, n - S.stop], X[:, n - S.stop + 1 :]
+        A[R, R] += A[R, S] @ XR
+        A[R, R][np.diag_indices(n - S.stop)] = 0.0
+        out[R] += A[R, S] @ Xout
+        b[R] += A[R, S] @ Xb
+        steps.append((S, XR, Xb))
+    x = np.zeros_like(b)
+    for S, XR, Xb in reversed(steps):
+        x[S] = Xb + XR @ x[S.stop :]
+    return x
+
+
+def _solve_small(A: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_solve_dense` one state at a time (``A`` has zero diagonal; inputs not modified)."""
+    A, out, b = A.copy(), out.copy(), b.copy()
+    n = len(A)
     s = np.empty(n)
     for k in range(n):
         s[k] = A[k, k + 1 :].sum() + out[k]
