@@ -323,7 +323,15 @@ def _law_report(law: StationaryLaw) -> dict:
 def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> dict:
-    """The full report as a JSON-ready dict (see ``ecology analyze --help`` and the module docstring)."""
+    """The full report as a JSON-ready dict (see ``ecology analyze --help`` and the module docstring);
+    a question the numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    try:
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
+    except ChainError as err:
+        raise UserError(f"exact analysis: {err}") from None
+
+
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> dict:
     pc = chain or build_chain(compiled, max_states)
     mc = pc.chain
     x = pc.initial

@@ -94,11 +94,25 @@ def gth(P: np.ndarray) -> np.ndarray:
     np.fill_diagonal(A, 0.0)
     if n <= BLOCK:
         return _gth_small(A)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pi = _gth_blocked(A)
+    if pi is None:  # a block's censored masses left the float range: one state at a time, in log scale
+        A = np.array(P, dtype=float)
+        np.fill_diagonal(A, 0.0)
+        return _gth_small(A)
+    return pi
+
+
+def _gth_blocked(A: np.ndarray) -> np.ndarray | None:
+    """The blocked elimination of :func:`gth` in place on ``A`` (zero diagonal); None on overflow."""
+    n = len(A)
     blocks = []
     for k in range(0, n - BLOCK, BLOCK):
         S, R = slice(k, k + BLOCK), slice(k + BLOCK, n)
         N = _solve_dense(A[S, S], A[S, R].sum(axis=1), np.eye(BLOCK))
         Y = A[R, S] @ N  # pi_S = pi_R Y
+        if not np.all(np.isfinite(Y)):
+            return None
         A[R, R] += Y @ A[S, R]
         A[R, R][np.diag_indices(n - k - BLOCK)] = 0.0
         blocks.append((S, Y))
@@ -108,8 +122,9 @@ def gth(P: np.ndarray) -> np.ndarray:
     for S, Y in reversed(blocks):
         R = slice(S.stop, n)
         top = pi_log[R].max()
-        with np.errstate(divide="ignore"):
-            pi_log[S] = top + np.log(np.exp(pi_log[R] - top) @ Y)
+        pi_log[S] = top + np.log(np.exp(pi_log[R] - top) @ Y)
+    if not np.all(np.isfinite(A)) or np.isnan(pi_log).any():
+        return None
     return _normalise_log(pi_log)
 
 
@@ -199,71 +214,93 @@ def _bandwidth_order(Q: sp.csr_matrix) -> tuple[np.ndarray, int]:
 
 
 def _to_band(Q: sp.csr_matrix, width: int) -> np.ndarray:
-    """``B[i, width + j - i] = Q[i, j]`` (off-diagonal entries only)."""
+    """``B[i, width + j - i] = Q[i, j]`` (off-diagonal entries only), with ``width + 1`` zero rows
+    of padding below so that every step of the elimination sees a full ``width x width`` block."""
     coo = Q.tocoo()
     off = coo.row != coo.col
-    B = np.zeros((Q.shape[0], 2 * width + 1))
+    B = np.zeros((Q.shape[0] + width + 1, 2 * width + 1))
     np.add.at(B, (coo.row[off], width + coo.col[off] - coo.row[off]), coo.data[off])
     return B
 
 
 def _band_eliminate(B: np.ndarray, width: int, out: np.ndarray, b: np.ndarray | None, stop: int):
-    """Forward GTH-style elimination of states ``0 .. stop-1`` on band storage, in place.
+    """Forward GTH-style elimination of states ``0 .. stop-1`` on padded band storage, in place.
 
-    Returns the pivots ``s``; afterwards ``B[k + t, width - t]`` holds ``Q[k + t, k] / s[k]``."""
-    n = len(B)
+    Returns the pivots ``s``; afterwards ``B[k + t, width - t]`` holds ``Q[k + t, k] / s[k]``. In
+    the flat buffer ``B[k + t, w + u - t]`` sits at ``k (2w + 1) + w + 2 w t + u``, so the column
+    below pivot ``k``, the block it updates and that block's diagonal are the ``k``-th entries of
+    three strided views made once (``out`` and ``b`` carry ``width + 1`` padding rows too)."""
+    w = width
+    n = len(B) - w - 1
+    flat = B.reshape(-1)
+    item, stride = flat.itemsize, (2 * w + 1) * flat.itemsize
+    count = n
+    strided = np.lib.stride_tricks.as_strided
+    rows = strided(flat[w + 1 :], (count, w), (stride, item))
+    columns = strided(flat[3 * w :], (count, w), (stride, 2 * w * item))
+    blocks = strided(flat[3 * w + 1 :], (count, w, w), (stride, 2 * w * item, item))
+    diagonals = strided(flat[3 * w + 1 :], (count, w), (stride, stride))
     s = np.zeros(n)
     for k in range(stop):
-        m = min(width, n - 1 - k)
-        t = np.arange(1, m + 1)
-        row = B[k, width + 1 : width + 1 + m]
+        row = rows[k]
         s[k] = row.sum() + out[k]
         if s[k] <= 0:
             raise ChainError("the system is singular: a set of unknowns is never left")
-        rows = k + t
-        f = B[rows, width - t] / s[k]
-        B[rows, width - t] = f
-        if f.any():
-            B[rows[:, None], width + t[None, :] - t[:, None]] += f[:, None] * row[None, :]
-            B[rows, width] = 0.0
-            out[rows] += f * out[k]
+        column = columns[k]
+        column /= s[k]
+        if column.any():
+            blocks[k] += np.multiply.outer(column, row)
+            diagonals[k] = 0.0
+            out[k + 1 : k + 1 + w] += column * out[k]
             if b is not None:
-                b[rows] += f[:, None] * b[k]
+                b[k + 1 : k + 1 + w] += np.multiply.outer(column, b[k])
     return s
 
 
 def _solve_band(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
     """``x = b + Q x`` by the subtraction-free elimination on a band (``order`` from RCM)."""
-    Qp = Q[order][:, order].tocsr()
-    B = _to_band(Qp, width)
-    outp = np.array(out, dtype=float)[order]
-    bp = np.array(b, dtype=float).reshape(len(order), -1)[order]
-    n = len(order)
-    s = _band_eliminate(B, width, outp, bp, n)
+    n, w = len(order), width
+    B = _to_band(Q[order][:, order].tocsr(), w)
+    outp = np.zeros(n + w + 1)
+    outp[:n] = np.asarray(out, dtype=float)[order]
+    rhs = np.asarray(b, dtype=float).reshape(n, -1)
+    bp = np.zeros((n + w + 1, rhs.shape[1]))
+    bp[:n] = rhs[order]
+    s = _band_eliminate(B, w, outp, bp, n)
     x = np.zeros_like(bp)
     for k in range(n - 1, -1, -1):
-        m = min(width, n - 1 - k)
-        x[k] = (bp[k] + B[k, width + 1 : width + 1 + m] @ x[k + 1 : k + 1 + m]) / s[k]
-    result = np.empty_like(x)
-    result[order] = x
+        x[k] = (bp[k] + B[k, w + 1 :] @ x[k + 1 : k + 1 + w]) / s[k]
+    result = np.empty((n, rhs.shape[1]))
+    result[order] = x[:n]
     return result
 
 
 def _gth_band(P: sp.csr_matrix, order: np.ndarray, width: int) -> np.ndarray:
-    """GTH stationary law of an irreducible chain on a band (``order`` from RCM)."""
-    Pp = P[order][:, order].tocsr()
-    n = len(order)
-    B = _to_band(Pp, width)
-    _band_eliminate(B, width, np.zeros(n), None, n - 1)
-    with np.errstate(divide="ignore"):
-        y = np.full(n, -np.inf)  # log masses, as in gth
-        y[-1] = 0.0
-        for k in range(n - 2, -1, -1):
-            m = min(width, n - 1 - k)
-            t = np.arange(1, m + 1)
-            y[k] = _logsumexp(y[k + t] + np.log(B[k + t, width - t]))
+    """GTH stationary law of an irreducible chain on a band (``order`` from RCM).
+
+    Back-substitution ``x_k = sum_t x_{k+t} B[k+t, w-t]`` keeps the last ``width`` masses in one
+    floating scale and records ``log x_k``, so masses may span more than the float range."""
+    n, w = len(order), width
+    B = _to_band(P[order][:, order].tocsr(), w)
+    _band_eliminate(B, w, np.zeros(n + w + 1), None, n - 1)
+    flat = B.reshape(-1)
+    factors = np.lib.stride_tricks.as_strided(flat[3 * w :], (n, w), ((2 * w + 1) * flat.itemsize, 2 * w * flat.itemsize))
+    window = np.zeros(w)  # x_{k+1} .. x_{k+w} in the current scale exp(shift)
+    window[0] = 1.0
+    shift = 0.0
+    log_x = np.full(n, -np.inf)
+    log_x[n - 1] = 0.0
+    for k in range(n - 2, -1, -1):
+        value = float(factors[k] @ window)
+        window[1:] = window[:-1]
+        window[0] = value
+        if value > 0:
+            log_x[k] = math.log(value) + shift
+            if not 1e-100 < value < 1e100:
+                window /= value
+                shift += math.log(value)
     pi = np.empty(n)
-    pi[order] = _normalise_log(y)
+    pi[order] = _normalise_log(log_x)
     return pi
 
 
@@ -283,13 +320,14 @@ def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.nd
     Q.eliminate_zeros()
     out = np.asarray(rows[:, ~inside].sum(axis=1)).ravel()
     n = len(unknown)
-    if n <= DENSE_LIMIT:
-        return _solve_dense(Q.toarray(), out, b).reshape(np.shape(b))
     order, width = _bandwidth_order(Q)
+    narrow = n * max(width, 1) ** 2 <= min(BAND_WORK_LIMIT, n**3 / 50)
+    if n <= DENSE_LIMIT and not narrow:
+        return _solve_dense(Q.toarray(), out, b).reshape(np.shape(b))
     if n * width**2 <= BAND_WORK_LIMIT:
         return _solve_band(Q, out, b, order, width).reshape(np.shape(b))
     A = (sp.diags(_offdiagonal_row_sums(rows, unknown)) - Q).tocsc()
-    lu = spla.splu(A)
+    lu = _splu(A)
     x = lu.solve(np.asarray(b, dtype=float))
     x += lu.solve(np.asarray(b, dtype=float) - A @ x)
     return x
@@ -329,13 +367,14 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
     n = P.shape[0]
     if n == 1:
         return StationaryLaw(np.ones(1), "trivial", 0.0, "exact")
-    if method == "dense" or (method == "auto" and n <= DENSE_LIMIT):
+    order, width = _bandwidth_order(P)
+    narrow = n * width**2 <= min(BAND_WORK_LIMIT, n**3 / 50)
+    if method == "dense" or (method == "auto" and n <= DENSE_LIMIT and not narrow):
         dense = P.toarray()
         pi = gth(dense)
         flipped = gth(dense[::-1, ::-1])[::-1]
         return StationaryLaw(pi, "GTH (dense)", float(np.abs(pi - flipped).sum()), "two GTH eliminations agree")
     if method in ("auto", "band"):
-        order, width = _bandwidth_order(P)
         if method == "band" or n * width**2 <= BAND_WORK_LIMIT:
             pi = _gth_band(P, order, width)
             flipped = _gth_band(P, order[::-1], width)
@@ -351,7 +390,10 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
         return StationaryLaw(pi, "Arnoldi", _residual_bound(P, pi), "residual bound")
     candidates = [(x, name) for x, name in ((pi, "Arnoldi"),) if x is not None]
     if n <= LU_LIMIT:
-        candidates.append((_lu_stationary(P), "pinned LU"))
+        try:
+            candidates.append((_lu_stationary(P), "pinned LU"))
+        except ChainError:
+            pass
     if not candidates:
         raise ChainError("ARPACK did not converge and the class is too large for LU")
     pi, name = min(candidates, key=lambda c: _residual(P, c[0]))
@@ -412,6 +454,14 @@ def _pinned_solve(P: sp.csr_matrix, pin: int) -> np.ndarray:
     return pi / pi.sum()
 
 
+def _splu(A: sp.csc_matrix):
+    try:
+        return spla.splu(A)
+    except RuntimeError as err:
+        raise ChainError(f"a linear system of {A.shape[0]:,} unknowns is numerically singular ({err}): "
+                         "a nearly closed set too large for the subtraction-free elimination") from None
+
+
 def _offdiagonal_row_sums(rows: sp.csr_matrix, states: np.ndarray) -> np.ndarray:
     """``1 - P[i, i]`` for ``i`` in ``states``, summed from the other entries of row ``i`` (``rows = P[states]``)."""
     coo = rows.tocoo()
@@ -428,7 +478,7 @@ def _left_solve(P: sp.csr_matrix, states: np.ndarray, b: np.ndarray) -> np.ndarr
     Q.setdiag(0.0)
     Q.eliminate_zeros()
     A = (sp.diags(_offdiagonal_row_sums(rows, states)) - Q).T.tocsc()
-    lu = spla.splu(A)
+    lu = _splu(A)
     x = lu.solve(b)
     x += lu.solve(b - A @ x)
     return x
