@@ -192,6 +192,15 @@ def _time(x) -> str:
     return "infinite (the set may never be entered)" if x is None else f"{x:.6g}"
 
 
+def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
+    within = f"P(within {h['within']:,} steps) {h['probability_within']:.6g}"
+    if h["note"]:
+        print(f"{what} ({h['size']:,} page-states): {within}; expected time not computed: {h['note']}")
+        return
+    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}, "
+          f"{name} {probability:.6g}, {within}")
+
+
 def print_report(r: dict, chain) -> None:
     print(f"{r['scenario']}: {r['n_states']:,} page-states, {r['n_transitions']:,} transitions, "
           f"initial window '{r['initial_state']}'")
@@ -218,14 +227,13 @@ def print_report(r: dict, chain) -> None:
         print(f"expected steps until a closed class is entered: {r['expected_absorption_time']:.6g}")
     print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r["eigenvalues"]))
     for name, c in r["criteria"].items():
-        print(f"criterion '{name}' ({c['size']:,} page-states): expected steps to reach it {_time(c['expected_hitting_time'])}, "
-              f"P(ever) {c['probability']:.6g}, P(within {c['within']:,} steps) {c['probability_within']:.6g}")
+        print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
     if "hit" in r:
         h = r["hit"]
-        what = f"P('{h['target']}' before '{h['before']}') {h['probability_before']:.6g}" if h["before"] else \
-            f"P(ever) {h['probability']:.6g}"
-        print(f"hit '{h['target']}' ({h['size']:,} page-states): expected steps {_time(h['expected_hitting_time'])}, "
-              f"{what}, P(within {h['within']:,} steps) {h['probability_within']:.6g}")
+        if h["before"]:
+            print_hitting(f"hit '{h['target']}'", h, f"P(before '{h['before']}')", h.get("probability_before"))
+        else:
+            print_hitting(f"hit '{h['target']}'", h, "P(ever)", h.get("probability"))
     if "metastable" in r:
         m = r["metastable"]
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")

@@ -401,11 +401,15 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
     """From the initial state: ``E[time to enter A]`` (None when A may be missed), ``P(ever enter
     A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
     mc, x = pc.chain, pc.initial
-    out = {"size": int(A.sum()), "expected_hitting_time": _finite(mc.expected_hitting_times(A)[x])}
-    if B is None:
-        out["probability"] = float(mc.hitting_probabilities(A)[x])
-    else:
-        out["probability_before"] = float(mc.committor(A, B)[x])
+    out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
+    try:
+        out["expected_hitting_time"] = _finite(mc.expected_hitting_times(A)[x])
+        if B is None:
+            out["probability"] = float(mc.hitting_probabilities(A)[x])
+        else:
+            out["probability_before"] = float(mc.committor(A, B)[x])
+    except ChainError as err:  # the curve below is still exact
+        out.update(probability=None, probability_before=None, note=str(err))
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out

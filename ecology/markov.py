@@ -64,8 +64,10 @@ from scipy.sparse import linalg as spla
 DENSE_LIMIT = 2500  # dense (blocked) GTH / elimination up to this many states (about 2 s at 2500)
 DENSE_EIGEN_LIMIT = 1500  # dense spectrum of a class up to this size
 BAND_WORK_LIMIT = 3e8  # banded elimination when n * bandwidth^2 is below this
-LU_LIMIT = 20_000  # sparse LU of a class above the band limit (fill-in of expander-like graphs grows fast)
+LU_LIMIT = 8_000  # sparse LU above the band limit up to this size (page-state graphs fill in fast); GMRES above
 MFPT_LIMIT = 300  # mean first passage matrix (one elimination per column: n^4 / 3 flops)
+KRYLOV_WORK = 4e9  # flops allowed to one iterative solve
+KRYLOV_LIMIT = 70_000  # unknowns of an iterative solve (LGMRES slows down sharply above on page chains)
 TRUSTED_ERROR = 1e-6  # an L1 error estimate above this is reported as unreliable
 SEED = 20251123  # start vectors of ARPACK are random, but reproducible
 
@@ -320,6 +322,8 @@ def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.nd
     Q.eliminate_zeros()
     out = np.asarray(rows[:, ~inside].sum(axis=1)).ravel()
     n = len(unknown)
+    if csgraph.connected_components(Q, directed=True, connection="strong")[0] == n:
+        return _solve_acyclic(Q, out, np.asarray(b, dtype=float))
     order, width = _bandwidth_order(Q)
     narrow = n * max(width, 1) ** 2 <= min(BAND_WORK_LIMIT, n**3 / 50)
     if n <= DENSE_LIMIT and not narrow:
@@ -327,10 +331,53 @@ def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.nd
     if n * width**2 <= BAND_WORK_LIMIT:
         return _solve_band(Q, out, b, order, width).reshape(np.shape(b))
     A = (sp.diags(_offdiagonal_row_sums(rows, unknown)) - Q).tocsc()
-    lu = _splu(A)
-    x = lu.solve(np.asarray(b, dtype=float))
-    x += lu.solve(np.asarray(b, dtype=float) - A @ x)
+    rhs = np.asarray(b, dtype=float)
+    if n <= LU_LIMIT:
+        lu = _splu(A)
+        x = lu.solve(rhs)
+        return x + lu.solve(rhs - A @ x)
+    if n > KRYLOV_LIMIT:
+        raise ChainError(f"a linear system of {n:,} unknowns on an expander-like graph is beyond the direct solvers "
+                         f"(LU up to {LU_LIMIT:,}, iterative up to {KRYLOV_LIMIT:,} unknowns)")
+    return _krylov(A.tocsr(), rhs)
+
+
+def _solve_acyclic(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + Q x`` when ``Q`` (zero diagonal) has no cycle: by levels, each state after every
+    state it can move to, ``x_i = (b_i + sum_j Q[i, j] x_j) / (out_i + sum_j Q[i, j])`` (no subtraction)."""
+    n = Q.shape[0]
+    leave = np.asarray(Q.sum(axis=1)).ravel() + out
+    if (leave <= 0).any():
+        raise ChainError("the system is singular: a set of unknowns is never left")
+    pending = np.diff(Q.indptr).astype(np.int64)  # successors not yet solved
+    QT = Q.T.tocsr()
+    x = np.zeros(b.shape)
+    level = np.flatnonzero(pending == 0)
+    while len(level):
+        x[level] = (b[level] + Q[level] @ x) / (leave[level] if b.ndim == 1 else leave[level, None])
+        parents = QT[level].indices
+        np.subtract.at(pending, parents, 1)
+        level = np.unique(parents[pending[parents] == 0])
     return x
+
+
+def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
+    """LGMRES with a Jacobi preconditioner for systems too large for LU (page-state graphs fill
+    in), to a residual of 1e-11 relative to the right-hand side per column, within a work budget
+    of ``KRYLOV_WORK`` flops; refused (ChainError) when it does not get there."""
+    n = A.shape[0]
+    inverse_diagonal = 1.0 / A.diagonal()
+    M = spla.LinearOperator(A.shape, matvec=lambda v: inverse_diagonal * np.ravel(v), dtype=float)
+    iterations = max(20, int(KRYLOV_WORK // (2 * A.nnz + 60 * n)))
+    columns = rhs.reshape(n, -1)
+    out = np.empty_like(columns)
+    for j in range(columns.shape[1]):
+        x, _ = spla.lgmres(A, columns[:, j], rtol=1e-13, atol=0.0, maxiter=iterations, M=M)
+        if np.abs(columns[:, j] - A @ x).sum() > 1e-11 * max(np.abs(columns[:, j]).sum(), 1e-300):
+            raise ChainError(f"LGMRES did not solve a system of {n:,} unknowns within its work budget (a nearly "
+                             "closed set, or hitting times too long for an iterative solve)")
+        out[:, j] = x
+    return out.reshape(rhs.shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +444,20 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
     if not candidates:
         raise ChainError("ARPACK did not converge and the class is too large for LU")
     pi, name = min(candidates, key=lambda c: _residual(P, c[0]))
-    return StationaryLaw(pi, name, _residual_bound(P, pi), "residual bound")
+    bound = _residual_bound(P, pi)
+    if bound is not None:
+        return StationaryLaw(pi, name, bound, "residual bound")
+    return StationaryLaw(pi, name, _gap_estimate(P, pi), "residual / spectral gap (an estimate, not a bound)")
+
+
+def _gap_estimate(P: sp.csr_matrix, pi: np.ndarray) -> float | None:
+    """``||r||_1 / (1 - |lambda_2|)``: the first-order size of the error of an eigenvector whose
+    eigenvalue is separated from the rest of the spectrum by ``1 - |lambda_2|``."""
+    try:
+        second = float(np.sort(np.abs(_verified_eigs(P, 2, np.random.default_rng(SEED))))[0])
+    except ChainError:
+        return None
+    return _residual(P, pi) / (1.0 - second) if second < 1.0 else None
 
 
 def stationary(P: sp.csr_matrix, method: str = "auto") -> np.ndarray:
@@ -410,15 +470,8 @@ def _residual_bound(P: sp.csr_matrix, pi: np.ndarray) -> float | None:
     j = int(np.argmax(pi))
     rest = np.delete(np.arange(P.shape[0]), j)
     try:
-        if len(rest) <= LU_LIMIT or P.shape[0] * _bandwidth_order(P)[1] ** 2 <= BAND_WORK_LIMIT:
-            h = solve_leaving(P, rest, np.ones(len(rest)))
-        else:
-            Q = P[rest][:, rest]
-            h, info = spla.bicgstab(sp.identity(len(rest), format="csr") - Q, np.ones(len(rest)),
-                                    rtol=1e-10, maxiter=2000)
-            if info != 0:
-                return None
-    except (ChainError, RuntimeError):
+        h = solve_leaving(P, rest, np.ones(len(rest)))
+    except ChainError:
         return None
     M = float(h.max())
     if not np.isfinite(M) or M < 0:
@@ -687,15 +740,21 @@ class MarkovChain:
         return self.committor(target, np.zeros(self.n_states, dtype=bool))
 
     def committor(self, A, B) -> np.ndarray:
-        """``q(i) = P_i(enter A before B)`` for disjoint sets ``A``, ``B`` (1 on A, 0 on B)."""
+        """``q(i) = P_i(enter A before B)`` for disjoint sets ``A``, ``B`` (1 on A, 0 on B).
+
+        States from which no path avoiding ``A`` reaches ``B`` or a state that cannot reach ``A``
+        have ``q = 1`` exactly (found on the graph); the linear system covers only the others."""
         A, B = self._mask(A), self._mask(B)
         if (A & B).any():
             raise ChainError("the two sets of a committor must be disjoint")
         q = A.astype(float)
-        rest = self._reach(A, within=~B) & ~A & ~B
+        reach_A = self._reach(A, within=~B)
+        doubtful = self._reach(B | ~reach_A, within=~A) & ~A
+        q[~doubtful & ~A] = 1.0
+        rest = reach_A & doubtful & ~B
         if rest.any():
             r = np.flatnonzero(rest)
-            b = np.asarray(self.P[r][:, A].sum(axis=1)).ravel()
+            b = np.asarray(self.P[r][:, q == 1.0].sum(axis=1)).ravel()
             q[r] = np.clip(solve_leaving(self.P, r, b), 0.0, 1.0)
         return q
 
