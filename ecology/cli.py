@@ -195,7 +195,8 @@ def _time(x) -> str:
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
     within = f"P(within {h['within']:,} steps) {h['probability_within']:.6g}"
     if h["note"]:
-        print(f"{what} ({h['size']:,} page-states): {within}; expected time not computed: {h['note']}")
+        known = "" if probability is None else f"{name} {probability:.6g}, "
+        print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")
         return
     print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}, "
           f"{name} {probability:.6g}, {within}")
@@ -213,6 +214,9 @@ def print_report(r: dict, chain) -> None:
         acc = c["stationary_accuracy"]
         if c["absorbing_state"]:
             continue
+        if "kemeny_constant" in c:
+            print(f"      Kemeny's constant {c['kemeny_constant']:.6g}; longest mean first passage between two of "
+                  f"its states {c['max_mean_first_passage']:.6g} steps")
         if acc["trusted"]:
             top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
             print(f"      stationary (top): {top}  [{acc['method']}; L1 error estimate {acc['error_estimate']:.1e}]")

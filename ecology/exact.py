@@ -316,6 +316,18 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+PASSAGE_REPORT_LIMIT = 64  # classes up to this size get Kemeny's constant and the longest mean first passage
+
+
+def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
+    """Kemeny's constant and ``max_{i, j} E_i[time to hit j]`` of a small closed class."""
+    if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
+        return {}
+    inside = MarkovChain(mc.P[members][:, members])
+    return {"kemeny_constant": inside.kemeny_constant(),
+            "max_mean_first_passage": float(inside.mean_first_passage_times().max())}
+
+
 def _law_report(law: StationaryLaw) -> dict:
     return {"method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": law.trusted}
 
@@ -347,6 +359,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "probability": float(prob),
             "stationary_top": [{"state": pc.label(members[i]), "mass": float(law.pi[i])} for i in top],
             "stationary_accuracy": _law_report(law),
+            **_passage_report(mc, members),
         })
     eig = mc.eigenvalues(6)
     report = {
@@ -402,14 +415,13 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
     A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
     mc, x = pc.chain, pc.initial
     out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
+    key = "probability" if B is None else "probability_before"
+    out[key] = None
     try:
+        out[key] = float(mc.hitting_probabilities(A)[x] if B is None else mc.committor(A, B)[x])
         out["expected_hitting_time"] = _finite(mc.expected_hitting_times(A)[x])
-        if B is None:
-            out["probability"] = float(mc.hitting_probabilities(A)[x])
-        else:
-            out["probability_before"] = float(mc.committor(A, B)[x])
-    except ChainError as err:  # the curve below is still exact
-        out.update(probability=None, probability_before=None, note=str(err))
+    except ChainError as err:  # what was computed stays; the curve below is exact anyway
+        out["note"] = str(err)
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out

@@ -824,10 +824,10 @@ class MarkovChain:
         class its dense spectrum, a large one its ``count`` largest by verified ARPACK runs.
         """
         rng = np.random.default_rng(SEED)
-        values = []
+        singles = [m[0] for m in self.communication_classes if len(m) == 1]
+        values = [self.P.diagonal()[np.array(singles, dtype=np.int64)].astype(complex)]
         for members in self.communication_classes:
             if len(members) == 1:
-                values.append(np.array([self.P[members[0], members[0]]], dtype=complex))
                 continue
             block = self.P[members][:, members]
             if len(members) <= DENSE_EIGEN_LIMIT:
