@@ -67,7 +67,7 @@ BAND_WORK_LIMIT = 3e8  # banded elimination when n * bandwidth^2 is below this
 LU_LIMIT = 8_000  # sparse LU above the band limit up to this size (page-state graphs fill in fast); GMRES above
 MFPT_LIMIT = 300  # mean first passage matrix (one elimination per column: n^4 / 3 flops)
 KRYLOV_WORK = 4e9  # flops allowed to one iterative solve
-KRYLOV_LIMIT = 70_000  # unknowns of an iterative solve (LGMRES slows down sharply above on page chains)
+KRYLOV_LIMIT = 20_000  # unknowns of an iterative solve (LGMRES slows down sharply above on page chains)
 TRUSTED_ERROR = 1e-6  # an L1 error estimate above this is reported as unreliable
 SEED = 20251123  # start vectors of ARPACK are random, but reproducible
 
@@ -321,44 +321,71 @@ def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.nd
     Q.setdiag(0.0)
     Q.eliminate_zeros()
     out = np.asarray(rows[:, ~inside].sum(axis=1)).ravel()
-    n = len(unknown)
-    if csgraph.connected_components(Q, directed=True, connection="strong")[0] == n:
-        return _solve_acyclic(Q, out, np.asarray(b, dtype=float))
+    return _solve_system(Q, out, np.asarray(b, dtype=float))
+
+
+def _solve_system(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + Q x`` (``Q`` with zero diagonal, ``out`` = mass leaving the unknowns), class by
+    class: the strongly connected components of ``Q`` are solved after every component they can
+    move to, a one-state component by ``x_i = (b_i + sum_j Q[i, j] x_j) / (out_i + sum_j Q[i, j])``
+    (all of them at once, level by level), a larger one by :func:`_solve_irreducible` with what
+    it sends to solved components moved into its right-hand side."""
+    n = Q.shape[0]
+    n_comp, labels = csgraph.connected_components(Q, directed=True, connection="strong")
+    if n_comp == 1:
+        return _solve_irreducible(Q, out, b)
+    leave = np.asarray(Q.sum(axis=1)).ravel() + out
+    if (leave <= 0).any():
+        raise ChainError("the system is singular: a set of unknowns is never left")
+    coo = Q.tocoo()
+    cross = labels[coo.row] != labels[coo.col]
+    source, target = labels[coo.row[cross]], labels[coo.col[cross]]
+    pending = np.bincount(source, minlength=n_comp)  # edges to components not yet solved
+    by_target = np.argsort(target, kind="stable")
+    edge_bounds = np.searchsorted(target[by_target], np.arange(n_comp + 1))
+    members = np.argsort(labels, kind="stable")
+    member_bounds = np.searchsorted(labels[members], np.arange(n_comp + 1))
+    sizes = np.diff(member_bounds)
+    x = np.zeros(b.shape)
+    column = (lambda v: v) if b.ndim == 1 else (lambda v: v[:, None])
+    ready = np.flatnonzero(pending == 0)
+    while len(ready):
+        single = members[member_bounds[ready[sizes[ready] == 1]]]
+        x[single] = (b[single] + Q[single] @ x) / column(leave[single])
+        for c in ready[sizes[ready] > 1]:
+            m = members[member_bounds[c] : member_bounds[c + 1]]
+            outside = np.ones(n)
+            outside[m] = 0.0
+            rows = Q[m]
+            x[m] = _solve_irreducible(rows[:, m].tocsr(), out[m] + rows @ outside, b[m] + rows @ x)
+        starts, lengths = edge_bounds[ready], np.diff(edge_bounds)[ready]
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        parents = source[by_target[offsets]]
+        np.subtract.at(pending, parents, 1)
+        ready = np.unique(parents[pending[parents] == 0])
+    return x
+
+
+def _solve_irreducible(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + Q x`` on one strongly connected set: dense or banded subtraction-free elimination
+    where it fits, else sparse LU of ``diag(leave) - Q`` (the diagonal summed, not subtracted) with
+    one step of iterative refinement, else LGMRES."""
+    n = Q.shape[0]
     order, width = _bandwidth_order(Q)
     narrow = n * max(width, 1) ** 2 <= min(BAND_WORK_LIMIT, n**3 / 50)
     if n <= DENSE_LIMIT and not narrow:
         return _solve_dense(Q.toarray(), out, b).reshape(np.shape(b))
     if n * width**2 <= BAND_WORK_LIMIT:
         return _solve_band(Q, out, b, order, width).reshape(np.shape(b))
-    A = (sp.diags(_offdiagonal_row_sums(rows, unknown)) - Q).tocsc()
-    rhs = np.asarray(b, dtype=float)
+    A = (sp.diags(np.asarray(Q.sum(axis=1)).ravel() + out) - Q).tocsc()
     if n <= LU_LIMIT:
         lu = _splu(A)
-        x = lu.solve(rhs)
-        return x + lu.solve(rhs - A @ x)
+        x = lu.solve(b)
+        return x + lu.solve(b - A @ x)
     if n > KRYLOV_LIMIT:
         raise ChainError(f"a linear system of {n:,} unknowns on an expander-like graph is beyond the direct solvers "
                          f"(LU up to {LU_LIMIT:,}, iterative up to {KRYLOV_LIMIT:,} unknowns)")
-    return _krylov(A.tocsr(), rhs)
-
-
-def _solve_acyclic(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x = b + Q x`` when ``Q`` (zero diagonal) has no cycle: by levels, each state after every
-    state it can move to, ``x_i = (b_i + sum_j Q[i, j] x_j) / (out_i + sum_j Q[i, j])`` (no subtraction)."""
-    n = Q.shape[0]
-    leave = np.asarray(Q.sum(axis=1)).ravel() + out
-    if (leave <= 0).any():
-        raise ChainError("the system is singular: a set of unknowns is never left")
-    pending = np.diff(Q.indptr).astype(np.int64)  # successors not yet solved
-    QT = Q.T.tocsr()
-    x = np.zeros(b.shape)
-    level = np.flatnonzero(pending == 0)
-    while len(level):
-        x[level] = (b[level] + Q[level] @ x) / (leave[level] if b.ndim == 1 else leave[level, None])
-        parents = QT[level].indices
-        np.subtract.at(pending, parents, 1)
-        level = np.unique(parents[pending[parents] == 0])
-    return x
+    return _krylov(A.tocsr(), b)
 
 
 def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
@@ -895,16 +922,17 @@ class MarkovChain:
         return x
 
     def power(self, n: int) -> sp.csr_matrix:
-        """``P^n`` by repeated squaring."""
-        result = sp.identity(self.n_states, format="csr")
-        base = self.P
+        """``P^n`` by repeated squaring (dense for chains up to ``DENSE_LIMIT`` states, where powers fill in)."""
+        dense = self.n_states <= DENSE_LIMIT
+        result = np.eye(self.n_states) if dense else sp.identity(self.n_states, format="csr")
+        base = self.P.toarray() if dense else self.P
         while n:
             if n & 1:
                 result = result @ base
             n >>= 1
             if n:
                 base = base @ base
-        return result.tocsr()
+        return sp.csr_matrix(result)
 
     # -- metastability -----------------------------------------------------------------------
 
