@@ -76,6 +76,10 @@ class ChainError(ValueError):
     """A matrix that is not a finite stochastic matrix, or a question it cannot answer."""
 
 
+SINGULAR = ("the system is singular: a set of states is never left, or the probabilities of leaving it "
+            "multiply below the float range (about 1e-308)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Subtraction-free eliminations
 
@@ -192,7 +196,7 @@ def _solve_small(A: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
     for k in range(n):
         s[k] = A[k, k + 1 :].sum() + out[k]
         if s[k] <= 0:
-            raise ChainError("the system is singular: a set of unknowns is never left")
+            raise ChainError(SINGULAR)
         f = A[k + 1 :, k] / s[k]
         A[k + 1 :, k + 1 :] += np.outer(f, A[k, k + 1 :])
         out[k + 1 :] += f * out[k]
@@ -247,7 +251,7 @@ def _band_eliminate(B: np.ndarray, width: int, out: np.ndarray, b: np.ndarray | 
         row = rows[k]
         s[k] = row.sum() + out[k]
         if s[k] <= 0:
-            raise ChainError("the system is singular: a set of unknowns is never left")
+            raise ChainError(SINGULAR)
         column = columns[k]
         column /= s[k]
         if column.any():
@@ -336,7 +340,7 @@ def _solve_system(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarra
         return _solve_irreducible(Q, out, b)
     leave = np.asarray(Q.sum(axis=1)).ravel() + out
     if (leave <= 0).any():
-        raise ChainError("the system is singular: a set of unknowns is never left")
+        raise ChainError(SINGULAR)
     coo = Q.tocoo()
     cross = labels[coo.row] != labels[coo.col]
     source, target = labels[coo.row[cross]], labels[coo.col[cross]]

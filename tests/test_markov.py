@@ -263,3 +263,36 @@ def test_solve_leaving_refuses_a_closed_set():
 def test_validation_at_the_door(bad, message):
     with pytest.raises(ChainError, match=message):
         MarkovChain(bad)
+
+
+def test_class_by_class_solve_of_a_reducible_chain():
+    """Transient DAG parts, transient cycles and several closed classes: hitting times, committors
+    and hitting probabilities against dense numpy solves of the same systems."""
+    rng = np.random.default_rng(13)
+    n = 60
+    P = np.zeros((n, n))
+    for i in range(n):  # mostly forward moves (a DAG), with some cycles among 20..39, closed 50..59
+        targets = rng.choice(np.arange(min(i + 1, n - 1), n), size=3) if i < 20 else rng.choice(np.arange(20, n), size=3)
+        if i >= 50:
+            targets = rng.choice(np.arange(50, n), size=3)
+        if 40 <= i < 45:  # a second closed class, from which A is never entered
+            targets = rng.choice(np.arange(40, 45), size=3)
+        P[i, targets] += rng.random(3)
+        P[i, i] += 0.1
+    P /= P.sum(axis=1, keepdims=True)
+    mc = MarkovChain(P)
+    A = np.zeros(n, dtype=bool)
+    A[[45, 52]] = True  # a transient state and a state of the closed class 50..59
+    h = mc.expected_hitting_times(A)
+    finite = np.isfinite(h) & ~A
+    S = np.flatnonzero(finite)
+    assert len(S) >= 5 and np.isinf(h[40:45]).all()
+    assert np.allclose(h[S], np.linalg.solve(np.eye(len(S)) - P[np.ix_(S, S)], np.ones(len(S))), rtol=1e-10)
+    u = mc.hitting_probabilities(A)
+    absorbing = P.copy()
+    absorbing[A] = 0.0
+    absorbing[A, np.flatnonzero(A)] = 1.0
+    for _ in range(40):  # P_A^(2^40): the mass that will ever enter A has entered it
+        absorbing = absorbing @ absorbing
+    assert np.allclose(u, absorbing[:, A].sum(axis=1), atol=1e-10)
+    assert ((u > 0) & (u < 1)).sum() > 10 and np.all((u >= 0) & (u <= 1)) and np.all(u[40:45] == 0)
