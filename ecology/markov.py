@@ -36,8 +36,11 @@ Hitting analysis
     B)`` is the hitting probability of ``A`` in the chain where ``B`` is absorbing. Every such
     system ``x = b + Q x`` with ``b, Q >= 0`` and ``Q`` substochastic is solved by the same
     subtraction-free elimination (the diagonal ``1 - Q[k, k]`` is the sum of what leaves ``k``),
-    accurate to a few ulps per component even when times reach 1e45 (dense up to
-    ``DENSE_LIMIT`` unknowns, banded when narrow; sparse LU with iterative refinement beyond).
+    accurate to a few ulps per component even when times reach 1e45. Systems are solved class
+    by class over the condensation of ``Q`` (one-state classes level by level, vectorised); each
+    larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by sparse LU with
+    iterative refinement (``LU_LIMIT``) or LGMRES (``KRYLOV_LIMIT``), checked by their residual;
+    beyond, a :class:`ChainError` says so rather than returning a number.
     ``P_i(hit A by t) = 1 - (Q^t 1)(i)``. The mean first passage matrix ``M[i, j] = E_i[time to
     hit j]`` (``M[i, i] = 0``) has one such solve per column; *Kemeny's constant*
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
