@@ -227,6 +227,10 @@ def print_report(r: dict, chain) -> None:
     if r["initial_in_closed_class"]:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
               "the hitting times below are the informative ones)")
+    elif len(r["closed_classes"]) == 1 and r["closed_classes"][0]["size"] > 1:
+        print(f"expected steps until the closed class is entered: {r['expected_absorption_time']:.6g} (trivial here: "
+              f"one closed class of {r['closed_classes'][0]['size']:,} states, so nothing is absorbing; the hitting "
+              "times of the criteria below say where the chain goes)")
     else:
         print(f"expected steps until a closed class is entered: {r['expected_absorption_time']:.6g}")
     print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r["eigenvalues"]))
