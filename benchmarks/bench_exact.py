@@ -1,84 +1,207 @@
-"""Time and peak memory of the exact analyser on the softened toy (every page-state reachable).
+"""Accuracy, time and memory of the exact analyser against independent references.
 
-For k = 12, 16, 20 (2^(k+1) - 1 states: about 8k, 131k and 2M) it times building the chain and
-the full report (closed classes, periods, stationary distribution, absorption, top eigenvalues),
-each in a fresh process so that peak memory (ru_maxrss) is that stage's own. QuantEcon's
-MarkovChain (dense: recurrent classes and GTH stationary distributions) is timed on the sizes
-it can handle, for the ratio against our full report; numpy's dense eigvals (the spectrum our
-report includes, which QuantEcon does not compute) is timed beside it.
+1. Product-form birth–death chains (two wells; crossing the middle has probability `escape`
+   per step): the exact stationary law is `pi_{i+1} / pi_i = up_i / down_i`, in log space.
+   L1 error of `stationary_law`, its own error estimate, time and peak traced memory.
+2. QuantEcon's KMR chain (N = 2000, eps = 1e-3): product form as above.
+3. Dense GTH reference (QuantEcon's `gth_solve`) on page-state classes and on random nearly
+   decomposable chains: L1 distance of our answer to it.
+4. Expected hitting times at low temperature (up to ~1e44): relative error of ours and of a plain
+   sparse LU solve of `(I - Q) h = 1` against `mpmath` at 60 digits.
+5. The softened toy (waluigi_soft.toml) for k = 12, 16, 20 (2^(k+1) - 1 states, 2M at k = 20):
+   build and full-report time, each in a fresh process, and its peak RSS.
 
-Usage: python benchmarks/bench_exact.py [--lengths 10 12 16 20] [--quantecon-max 8191]
+Usage: python benchmarks/bench_exact.py [--lengths 12 16 20] [--skip-toy]
 """
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
-SOFT = Path(__file__).resolve().parent.parent / "scenarios" / "waluigi_soft.toml"
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ecology.markov import MarkovChain, stationary_law  # noqa: E402
+
+SOFT = ROOT / "scenarios" / "waluigi_soft.toml"
+
+
+def timed(fn, memory=True):
+    """(value, seconds, peak MiB of Python/numpy allocations): timed untraced, then traced again
+    for memory (tracing slows the small-array loops down several times)."""
+    t0 = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - t0
+    peak = float("nan")
+    if memory:
+        tracemalloc.start()
+        fn()
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return value, seconds, peak
+
+
+def birth_death(n, escape, rng):
+    up, down = rng.uniform(0.2, 0.5, n - 1), rng.uniform(0.2, 0.5, n - 1)
+    middle = slice(n // 2 - 2, n // 2 + 2)
+    up[middle] = down[middle] = escape
+    P = sp.diags([down, up], [-1, 1], shape=(n, n)).tolil()
+    P.setdiag(1.0 - np.asarray(P.sum(axis=1)).ravel())
+    log_pi = np.concatenate([[0.0], np.cumsum(np.log(up) - np.log(down))])
+    pi = np.exp(log_pi - log_pi.max())
+    return P.tocsr(), pi / pi.sum()
+
+
+def section_birth_death():
+    print("1. birth-death chains, exact product form (L1 error of pi; estimate = our own error estimate;\n"
+          "   peak MiB = traced numpy/Python allocations, measured once per size)")
+    print(f"{'states':>8} {'escape':>8} {'method':>14} {'L1 error':>10} {'estimate':>10} {'time s':>7} {'peak MiB':>9}")
+    for n in (2_000, 10_000, 100_000):
+        for escape in (1e-3, 1e-6, 1e-10):
+            P, exact = birth_death(n, escape, np.random.default_rng(n))
+            law, seconds, peak = timed(lambda: stationary_law(P), memory=escape == 1e-10)
+            print(f"{n:>8,} {escape:>8.0e} {law.method:>14} {np.abs(law.pi - exact).sum():>10.1e} "
+                  f"{law.error:>10.1e} {seconds:>7.2f} {'-' if np.isnan(peak) else f'{peak:.1f}':>9}")
+
+
+def section_kmr():
+    import quantecon.markov.tests.test_core as core
+
+    P = core.KMR_Markov_matrix_sequential(2000, 1 / 3, 1e-3)
+    log_pi = np.concatenate([[0.0], np.cumsum(np.log(np.diag(P, 1)) - np.log(np.diag(P, -1)))])
+    exact = np.exp(log_pi - log_pi.max())
+    exact /= exact.sum()
+    law, seconds, _ = timed(lambda: MarkovChain(P).stationary_laws[0], memory=False)
+    print(f"\n2. QuantEcon KMR(N = 2000, eps = 1e-3): {law.method}, L1 error {np.abs(law.pi - exact).sum():.1e} "
+          f"(estimate {law.error:.1e}), pi_N = {law.pi[-1]:.6f} (exact {exact[-1]:.6f}), {seconds:.2f} s")
+
+
+def section_dense_reference():
+    import quantecon as qe
+
+    from ecology.dynamics import compile_scenario
+    from ecology.exact import build_chain
+    from ecology.scenario import load
+
+    print("\n3. against QuantEcon's dense gth_solve (L1 distance)")
+    print(f"{'chain':>34} {'class':>7} {'method':>14} {'L1 vs GTH':>10} {'estimate':>10} {'ours s':>7} {'qe s':>7}")
+    cases = []
+    for k in (10, 11):
+        pc = build_chain(compile_scenario(load(str(SOFT), {"context.length": k})))
+        c = pc.chain.recurrent_classes[0]
+        cases.append((f"waluigi_soft k = {k}", pc.chain.P[c][:, c].tocsr()))
+    swap = {"name": "swap", "vocabulary": {"tokens": ["0", "1"], "pad": "N"}, "context": {"length": 11},
+            "run": {"steps": 5, "replicates": 2},
+            "simulacra": {"zero": {"kind": "constant", "token": "0", "eps": 0.01},
+                          "one": {"kind": "constant", "token": "1", "eps": 0.01}},
+            "premises": {"zero": {"prior": 0.5, "cast": ["zero"]}, "one": {"prior": 0.5, "cast": ["one"]}}}
+    from ecology.scenario import validate
+
+    pc = build_chain(compile_scenario(validate(swap)))
+    c = pc.chain.recurrent_classes[0]
+    cases.append(("two constant premises, k = 11", pc.chain.P[c][:, c].tocsr()))
+    rng = np.random.default_rng(1)
+    for coupling in (1e-6, 1e-10):
+        size, blocks = 500, 4
+        M = np.zeros((size * blocks, size * blocks))
+        for b in range(blocks):
+            sl = slice(b * size, (b + 1) * size)
+            M[sl, sl] = rng.random((size, size)) * (rng.random((size, size)) < 0.02) + np.eye(size) * 0.01
+        M /= M.sum(axis=1, keepdims=True)
+        for b in range(blocks):
+            i = b * size
+            M[i] *= 1 - coupling
+            M[i, ((b + 1) % blocks) * size] += coupling
+        cases.append((f"random 4 x 500 blocks, coupling {coupling:.0e}", sp.csr_matrix(M)))
+    for name, P in cases:
+        law, seconds, _ = timed(lambda: stationary_law(P), memory=False)
+        t0 = time.perf_counter()
+        reference = qe.markov.gth_solve(P.toarray())
+        qe_s = time.perf_counter() - t0
+        print(f"{name:>34} {P.shape[0]:>7,} {law.method:>14} {np.abs(law.pi - reference).sum():>10.1e} "
+              f"{law.error:>10.1e} {seconds:>7.2f} {qe_s:>7.2f}")
+
+
+def section_low_temperature():
+    import mpmath
+    from scipy.sparse import linalg as spla
+
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(11)
+    n, T = 12, 0.01
+    energy = rng.uniform(0.0, 0.3, (n, n))
+    energy[:, 0] = rng.uniform(1.0, 1.05, n)
+    W = np.exp(-energy / T) * (rng.random((n, n)) < 0.6)
+    W[np.arange(n - 1), np.arange(1, n)] = np.exp(-energy[np.arange(n - 1), np.arange(1, n)] / T)
+    W[n - 1, 0] = np.exp(-energy[n - 1, 0] / T)
+    np.fill_diagonal(W, 1.0)
+    P = W / W.sum(axis=1, keepdims=True)
+    target = np.zeros(n, dtype=bool)
+    target[0] = True
+    ours = MarkovChain(P).expected_hitting_times(target)[1:]
+    plain = spla.splu(sp.csc_matrix(np.eye(n - 1) - P[1:, 1:])).solve(np.ones(n - 1))
+    A = mpmath.matrix(n - 1, n - 1)
+    for i in range(1, n):
+        for j in range(1, n):
+            A[i - 1, j - 1] = -mpmath.mpf(P[i, j]) if i != j else mpmath.fsum(mpmath.mpf(P[i, m]) for m in range(n) if m != i)
+    reference = np.array([float(v) for v in mpmath.lu_solve(A, mpmath.matrix([1] * (n - 1)))])
+    print(f"\n4. expected hitting times at low temperature (T = {T}, n = {n}; max {reference.max():.2e} steps)")
+    print(f"   max relative error vs mpmath: subtraction-free {np.max(np.abs(ours / reference - 1)):.1e}, "
+          f"plain sparse LU of (I - Q) {np.max(np.abs(plain / reference - 1)):.1e}")
+
 
 CHILD = r"""
 import json, resource, sys, time
-import numpy as np
 from ecology.scenario import load
 from ecology.dynamics import compile_scenario
 from ecology.exact import analyze, build_chain
-k, quantecon = int(sys.argv[1]), sys.argv[2] == "1"
-compiled = compile_scenario(load(sys.argv[3], {"context.length": k}))
+k = int(sys.argv[1])
+compiled = compile_scenario(load(sys.argv[2], {"context.length": k}))
 t0 = time.perf_counter()
 chain = build_chain(compiled, max_states=5_000_000)
 t1 = time.perf_counter()
-mem_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-out = {"k": k, "states": chain.chain.n_states, "transitions": int(chain.chain.P.nnz),
-       "build_s": t1 - t0, "build_peak_gib": mem_build}
-if not quantecon:
-    report = analyze(compiled, chain=chain)
-    out["report_s"] = time.perf_counter() - t1
-    out["eigenvalues"] = report["eigenvalues"][:3]
-    out["closed_classes"] = len(report["closed_classes"])
-else:
-    import quantecon as qe
-    dense = chain.chain.P.toarray()
-    t2 = time.perf_counter()
-    mc = qe.MarkovChain(dense)
-    mc.recurrent_classes, mc.stationary_distributions
-    out["quantecon_s"] = time.perf_counter() - t2
-    t3 = time.perf_counter()
-    np.linalg.eigvals(dense)
-    out["dense_eig_s"] = time.perf_counter() - t3
-out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+report = analyze(compiled, chain=chain)
+out = {"k": k, "states": chain.chain.n_states, "build_s": t1 - t0, "report_s": time.perf_counter() - t1,
+       "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+       "eigenvalues": report["eigenvalues"][:3], "accuracy": report["closed_classes"][0]["stationary_accuracy"],
+       "revealed": report["criteria"]["revealed"]}
 print(json.dumps(out))
 """
 
 
-def child(k, quantecon):
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(k), "1" if quantecon else "0", str(SOFT)],
-                          capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)
+def section_toy(lengths):
+    print("\n5. softened toy (waluigi_soft.toml): full report, fresh process each; memory = peak RSS")
+    print(f"{'k':>3} {'states':>10} {'build s':>8} {'report s':>9} {'peak GiB':>9} {'pi method':>10} {'pi error est.':>13} "
+          f"{'E[T] to U^k':>12} {'|lambda_2|':>12}")
+    for k in lengths:
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(k), str(SOFT)], capture_output=True, text=True,
+                              check=True, cwd=ROOT)
+        r = json.loads(proc.stdout)
+        est = r["accuracy"]["error_estimate"]
+        hit = r["revealed"]["expected_hitting_time"]
+        print(f"{k:>3} {r['states']:>10,} {r['build_s']:>8.2f} {r['report_s']:>9.2f} {r['peak_gib']:>9.2f} "
+              f"{r['accuracy']['method']:>10} {'none' if est is None else f'{est:.1e}':>13} "
+              f"{'-' if hit is None else f'{hit:.6g}':>12} {r['eigenvalues'][1]:>12.10f}")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 12, 16, 20])
-    parser.add_argument("--quantecon-max", type=int, default=8191, help="largest chain given to QuantEcon (dense)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[12, 16, 20])
+    parser.add_argument("--skip-toy", action="store_true")
     args = parser.parse_args()
-    print("softened toy (waluigi_soft.toml); times in seconds, memory = peak RSS of the process")
-    print(f"{'k':>3} {'states':>10} {'build s':>8} {'report s':>9} {'total s':>8} {'peak GiB':>9} "
-          f"{'quantecon s':>12} {'ratio':>7} {'dense eig s':>12}")
-    for k in args.lengths:
-        ours = child(k, False)
-        total = ours["build_s"] + ours["report_s"]
-        qe_s, ratio, eig_s = "-", "-", "-"
-        if ours["states"] <= args.quantecon_max:
-            theirs = child(k, True)
-            qe_s = f"{theirs['quantecon_s']:.2f}"
-            ratio = f"{theirs['quantecon_s'] / total:.1f}x"
-            eig_s = f"{theirs['dense_eig_s']:.2f}"
-        print(f"{k:>3} {ours['states']:>10,} {ours['build_s']:>8.2f} {ours['report_s']:>9.2f} {total:>8.2f} "
-              f"{ours['peak_gib']:>9.2f} {qe_s:>12} {ratio:>7} {eig_s:>12}")
+    section_birth_death()
+    section_kmr()
+    section_dense_reference()
+    section_low_temperature()
+    if not args.skip_toy:
+        section_toy(args.lengths)
 
 
 if __name__ == "__main__":

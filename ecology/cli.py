@@ -137,17 +137,20 @@ def cmd_analyze(args) -> int:
     from .exact import analyze, build_chain
     from .results import fresh_directory
 
+    if args.before is not None and args.hit is None:
+        raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
     s = scn.load(args.file, parse_sets(args.set))
     out = fresh_directory(args.out, s.name) if args.out else None
     export = fresh_directory(args.export, s.name) if args.export else None
     try:
         compiled = compile_scenario(s)
         chain = build_chain(compiled, args.max_states)
-        report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain)
+        report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
+                         hit=args.hit, before=args.before, max_work=args.max_work)
     except scn.ScenarioError as err:
         raise err.located(args.file) from None
     if export:
-        write_export(export, chain, args.power)
+        write_export(export, chain, compiled, args.power, args.max_states)
         report["export"] = str(export)
     if out:
         write_analysis(out, report, chain)
@@ -159,18 +162,26 @@ def cmd_analyze(args) -> int:
     return 0
 
 
-POWER_EXPORT_LIMIT = 5000  # T^n is exported whole only for chains up to this many states
-
-
-def write_export(target: Path, chain, power: int | None) -> None:
+def write_export(target: Path, chain, compiled, power: int | None, max_states: int) -> None:
+    """``transition.npz``, ``states.txt``, PRISM explicit files (``chain.tra``, ``chain.lab`` with
+    one label per criterion, ``chain.sta``) and, for small chains, ``power_N.npz``."""
     import scipy.sparse as sp
 
+    from .exact import criterion_chain, write_prism
+    from .markov import DENSE_LIMIT
     from .results import write_atomically
+
+    labels = {}
+    for c in compiled.criteria:  # a periodic criterion lives on the extended chain: not labelled here
+        decided_on, mask = criterion_chain(compiled, chain, c, max_states)
+        if decided_on is chain:
+            labels[c.name] = mask
 
     def fill(d: Path) -> None:
         sp.save_npz(d / "transition.npz", chain.chain.P)
         (d / "states.txt").write_text("\n".join(chain.labels()) + "\n")
-        if power is not None and chain.chain.n_states <= POWER_EXPORT_LIMIT:
+        write_prism(d / "chain", chain, labels)
+        if power is not None and chain.chain.n_states <= DENSE_LIMIT:
             sp.save_npz(d / f"power_{power}.npz", chain.chain.power(power))
 
     write_atomically(target, fill)
@@ -206,6 +217,20 @@ def print_matrix(title: str, M, labels: list[str]) -> None:
         print(f"  {label:>{width}}  " + " ".join(f"{x:7.4f}" if x else "      ." for x in row))
 
 
+def _time(x) -> str:
+    return "infinite (the set may never be entered)" if x is None else f"{x:.6g}"
+
+
+def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
+    within = f"P(within {h['within']:,} steps) {h['probability_within']:.6g}"
+    if h["note"]:
+        known = "" if probability is None else f"{name} {probability:.6g}, "
+        print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")
+        return
+    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}, "
+          f"{name} {probability:.6g}, {within}")
+
+
 def print_report(r: dict, chain) -> None:
     print(f"{r['scenario']}: {r['n_states']:,} page-states, {r['n_transitions']:,} transitions, "
           f"initial window '{r['initial_state']}'")
@@ -215,17 +240,49 @@ def print_report(r: dict, chain) -> None:
         print(f"  [{i}] {what}, period {c['period']}, probability of ending here {c['probability']:.6g}")
         if c["states"] and not c["absorbing_state"]:
             print("      " + " | ".join(c["states"]))
-        top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
-        print(f"      stationary (top): {top}")
-    print(f"expected steps until a closed class is entered: {r['expected_absorption_time']:.6g}")
-    print("largest eigenvalue moduli: " + ", ".join(f"{x:.6g}" for x in r["eigenvalues"]))
+        acc = c["stationary_accuracy"]
+        if c["absorbing_state"]:
+            continue
+        if "kemeny_constant" in c:
+            print(f"      Kemeny's constant {c['kemeny_constant']:.6g}; longest mean first passage between two of "
+                  f"its states {c['max_mean_first_passage']:.6g} steps")
+        if acc["trusted"]:
+            top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
+            print(f"      stationary (top): {top}  [{acc['method']}; L1 error estimate {acc['error_estimate']:.1e}]")
+        else:
+            estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
+            print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
+                  f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+    if r["initial_in_closed_class"]:
+        print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
+              "the hitting times below are the informative ones)")
+    elif len(r["closed_classes"]) == 1 and r["closed_classes"][0]["size"] > 1:
+        print(f"expected steps until the closed class is entered: {r['expected_absorption_time']:.6g} (trivial here: "
+              f"one closed class of {r['closed_classes'][0]['size']:,} states, so nothing is absorbing; the hitting "
+              "times of the criteria below say where the chain goes)")
+    else:
+        print(f"expected steps until a closed class is entered: {r['expected_absorption_time']:.6g}")
+    print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r["eigenvalues"]))
+    for name, c in r["criteria"].items():
+        print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
+    if "hit" in r:
+        h = r["hit"]
+        if h["before"]:
+            print_hitting(f"hit '{h['target']}'", h, f"P(before '{h['before']}')", h.get("probability_before"))
+        else:
+            print_hitting(f"hit '{h['target']}'", h, "P(ever)", h.get("probability"))
     if "metastable" in r:
         m = r["metastable"]
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
-        for c in m["classes"]:
+        for i, c in enumerate(m["classes"]):
             exit_time = "never (closed)" if c["exit_time"] is None else f"{c['exit_time']:.6g}"
-            print(f"  {c['size']:,} states, most likely '{c['likely_state']}', max escape per step "
+            print(f"  <{i}> {c['size']:,} states, most likely '{c['likely_state']}', max escape per step "
                   f"{c['max_escape']:.3g}, expected exit time from there {exit_time}")
+            if c["exits_to"]:
+                into = ", ".join(f"{'no metastable class' if k == '-1' else f'<{k}>'} {p:.3g}"
+                                 for k, p in c["exit_class_probabilities"].items())
+                first = ", ".join(f"'{e['state']}' {e['probability']:.3g}" for e in c["exits_to"][:3])
+                print(f"      exits to: {into}; first states outside: {first}")
     if "curves" in r:
         h = r["horizon"]
         for name, c in r["curves"].items():
@@ -456,16 +513,22 @@ def build_parser() -> Parser:
     p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of the simulation (default 8)")
     p.set_defaults(func=cmd_run)
 
-    from .exact import DEFAULT_MAX_STATES
+    from .exact import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
 
     p = sub.add_parser("analyze", help="build the exact page-state Markov chain and analyse it")
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES)
+    p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES, help="state budget of the chain")
+    p.add_argument("--max-work", type=positive_int, default=DEFAULT_MAX_WORK,
+                   help="budget of sparse operations for curves, hitting-by-horizon and powers")
     p.add_argument("--tolerance", type=probability, help="metastable classes: ignore transitions below this")
     p.add_argument("--horizon", type=natural, help="exact criterion curves for t = 0 .. H")
     p.add_argument("--power", type=natural, help="report (and export) T^n")
-    p.add_argument("--export", help="write transition.npz and states.txt to this new directory")
+    p.add_argument("--hit", metavar="TARGET", help="hitting analysis of a criterion name, 'class:I', or page-states "
+                   "('U U U' or several separated by commas)")
+    p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
+    p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
+                   "to this new directory")
     p.add_argument("--out", help="write report.json and plots to this new directory")
     p.add_argument("--json", action="store_true", help="print only the report JSON")
     p.set_defaults(func=cmd_analyze)

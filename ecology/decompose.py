@@ -580,8 +580,14 @@ def exact_visits(compiled: Compiled, length: int, max_states: int) -> Visits:
     from .exact import build_chain
 
     chain = build_chain(compiled, max_states)
-    law_t = chain.chain.propagate(chain.initial, length - 1)
-    weight = law_t.mean(axis=0)
+    PT = chain.chain.P.T.tocsr()
+    law = np.zeros(chain.chain.n_states)
+    law[chain.initial] = 1.0
+    weight = law.copy()
+    for _ in range(length - 1):  # sum of e_x P^t, t = 0 .. L-1, one vector at a time
+        law = PT @ law
+        weight += law
+    weight /= length
     keep = weight > 0
     return Visits(chain.windows[keep, chain.memory:].astype(np.int64), weight[keep] / weight[keep].sum(), True,
                   chain.chain.n_states)

@@ -1,397 +1,57 @@
 """Exact analysis of the page-state Markov chain of a scenario (Remarks 4–6).
 
-Definitions, for a finite chain with row-stochastic transition matrix ``P`` (``P[i, j]`` is the
-probability of moving from page-state ``i`` to ``j`` in one step):
+With a finite window the dynamic model is a finite chain over page-states (SCIENCE.md §1). This
+module enumerates the page-states reachable from the initial window, breadth-first, with the
+simulator's own next-token law (:meth:`ecology.dynamics.Mixture.read`), so chain and simulation
+share one source of truth, and writes the scenario report. The mathematics of the chain (classes,
+stationary laws with error estimates, spectrum, hitting times, committors) lives in
+:mod:`ecology.markov`; docs/exact.md states it.
 
-- ``i`` *communicates* with ``j`` when each is reachable from the other; the communication
-  classes are the strongly connected components of the graph ``{i -> j : P[i, j] > 0}``.
-- A class is *closed* (recurrent) when no edge leaves it; the others are transient. A closed
-  class of one state is an *absorbing state* (``P[i, i] = 1``).
-- The *period* of a closed class is the gcd of the lengths of its cycles, computed as the gcd of
-  ``level(i) + 1 - level(j)`` over its edges ``i -> j``, with ``level`` the breadth-first
-  distance from any state of the class.
-- Each closed class ``C`` has a unique stationary distribution ``pi_C = pi_C P_CC``,
-  ``sum pi_C = 1``; every stationary distribution of the chain is a mixture of these.
-  Classes up to ``DENSE_LIMIT`` states are solved by the GTH algorithm (subtraction-free,
-  accurate for nearly decomposable chains). Larger ones are solved as the dominant left
-  eigenvector of ``P_CC`` by the implicitly restarted Arnoldi method (ARPACK); when its residual
-  ``||pi P - pi||_1`` is poor and the class is small enough for LU (page-state graphs are
-  de Bruijn-like expanders, so LU fills in), also by a sparse LU solve of
-  ``pi_R (I - P_RR) = pi_pin P_{pin,R}`` with one state fixed to 1 (solved twice: the second time
-  pinning the heaviest state of the first solution), keeping the smaller residual.
-- From a transient start ``x``, with ``Q`` the transient-to-transient block, the expected visits
-  are ``v = e_x (I - Q)^{-1}``; the expected time to enter a closed class is ``sum v`` and the
-  probability of ending in closed class ``C`` is ``v P_{T,C} 1``.
-- *Metastability* at tolerance ``D``: the closed classes of the chain once transitions of
-  probability below ``D`` are ignored; for each, the largest per-step escape probability
-  ``max_i sum_{j not in C} P[i, j]`` and the expected exit time ``tau`` from its most likely
-  state, where ``(I - P_CC) tau = 1``.
-- Criterion curves: ``P(criterion holds at t) = e_x P^t h`` and
-  ``P(it held at some s <= t)``, the latter by propagating the mass that has not yet met it.
+Report items, for the initial page-state ``x``:
 
-Page-states are enumerated breadth-first from the initial window with the simulator's own
-next-token law (:meth:`ecology.dynamics.Mixture.read`), so chain and simulation share one
-source of truth.
+- closed classes, their periods, the probability of ending in each, their stationary laws (with
+  the per-law L1 error estimate) and the expected time to enter a closed class;
+- for each criterion with holding set ``H``: the expected hitting time ``E_x[min{t : X_t in H}]``
+  (``inf`` when ``H`` is missed with positive probability) and ``P_x(H entered by the horizon)``
+  (the horizon is ``--horizon``, else the scenario's ``run.steps``);
+- metastable classes at tolerance ``D`` (closed classes once transitions below ``D`` are
+  ignored): escape per step, expected exit time from the most likely state, and where the chain
+  goes when it leaves (the exit law);
+- optional: a hitting query ``--hit A [--before B]`` (expected hitting time of ``A`` and
+  ``P(A before B)`` from the initial state), exact criterion curves up to ``--horizon`` and the
+  row of ``T^n`` (``--power``).
+
+Every computation whose size grows with a flag is estimated first (work ``steps x transitions``
+for curves and powers) and refused with one line naming the flag when over budget.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse import csgraph
-from scipy.sparse import linalg as spla
 
 from .absorption import Periodic
 from .dynamics import Compiled
+from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw
+from .markov import gth, stationary  # noqa: F401  (re-exported: the chain's API used to live here)
 from .scenario import ScenarioError, UserError
 
-DEFAULT_MAX_STATES = 2_500_000
-DENSE_LIMIT = 1100  # classes up to this size use dense GTH (about 0.6 s at 1024 states),
-DENSE_EIGEN_LIMIT = 1500
+DEFAULT_MAX_STATES = 2_500_000  # the one state budget of every exact computation (run, sweep, analyze)
+DEFAULT_MAX_WORK = 2 * 10**10  # sparse multiply-adds allowed for curves and powers (about a minute)
+MAX_TRANSITIONS_PER_STATE = 24  # transition budget: max_states x this (memory of the enumeration)
 
 
 class TooManyStates(UserError):
     """The chain would exceed the state budget."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Generic finite-chain analysis
-
-
-def gth(P: np.ndarray) -> np.ndarray:
-    """Stationary distribution of an irreducible dense stochastic matrix (Grassmann–Taksar–Heyman).
-
-    Eliminates states one by one using only additions, multiplications and divisions of
-    non-negative numbers, so it stays accurate when escape probabilities are tiny.
-    """
-    A = np.array(P, dtype=float)
-    n = len(A)
-    for k in range(n - 1):
-        scale = A[k, k + 1 :].sum()
-        A[k + 1 :, k] /= scale
-        A[k + 1 :, k + 1 :] += np.outer(A[k + 1 :, k], A[k, k + 1 :])
-    x = np.zeros(n)
-    x[-1] = 1.0
-    for k in range(n - 2, -1, -1):
-        x[k] = x[k + 1 :] @ A[k + 1 :, k]
-    return x / x.sum()
-
-
-def stationary(P: sp.csr_matrix, method: str = "auto") -> np.ndarray:
-    """Stationary distribution of an irreducible sparse stochastic matrix (module docstring)."""
-    n = P.shape[0]
-    if n == 1:
-        return np.ones(1)
-    if method == "dense" or (method == "auto" and n <= DENSE_LIMIT):
-        return gth(P.toarray())
-    if method == "sparse":
-        return _lu_stationary(P)
-    if method == "arnoldi":
-        return _arnoldi_stationary(P)
-    # auto, large class: the Arnoldi vector, unless its residual is poor; then the better of it and LU
-    pi = _arnoldi_stationary(P)
-    if pi is not None and (_residual(P, pi) <= RESIDUAL_OK or n > LU_LIMIT):
-        return pi
-    candidates = [x for x in (pi, _lu_stationary(P)) if x is not None]
-    return min(candidates, key=lambda x: _residual(P, x))
-
-
-RESIDUAL_OK = 1e-10
-LU_LIMIT = 20_000  # classes up to this size may fall back to sparse LU (fill-in grows fast above)
-
-
-def _residual(P: sp.csr_matrix, pi: np.ndarray) -> float:
-    """``|| pi P - pi ||_1``."""
-    return float(np.abs(P.T @ pi - pi).sum())
-
-
-def _arnoldi_stationary(P: sp.csr_matrix) -> np.ndarray | None:
-    n = P.shape[0]
-    try:
-        _, vectors = spla.eigs(P.T.tocsr(), k=1, which="LM", v0=np.full(n, 1.0 / n), tol=0, maxiter=100 * n)
-    except spla.ArpackNoConvergence:
-        return None
-    pi = np.clip(np.real(vectors[:, 0]) * np.sign(np.real(vectors[:, 0]).sum()), 0.0, None)
-    return pi / pi.sum()
-
-
-def _lu_stationary(P: sp.csr_matrix) -> np.ndarray:
-    # Pinning a state of tiny mass makes the solve ill-conditioned in nearly decomposable
-    # chains; pin again at the heaviest state of the first solution.
-    pi = _pinned_solve(P, 0)
-    heaviest = int(np.argmax(pi))
-    return pi if heaviest == 0 else _pinned_solve(P, heaviest)
-
-
-def _pinned_solve(P: sp.csr_matrix, pin: int) -> np.ndarray:
-    """``pi_R (I - P_RR) = pi_pin P_{pin,R}`` with ``pi_pin = 1`` (R: the other states), normalised."""
-    n = P.shape[0]
-    rest = np.delete(np.arange(n), pin)
-    A = (sp.identity(n - 1, format="csc") - P[rest][:, rest]).T.tocsc()
-    rhs = P[pin][:, rest].toarray().ravel()
-    solve = spla.splu(A)
-    x = solve.solve(rhs)
-    x += solve.solve(rhs - A @ x)  # one step of iterative refinement
-    pi = np.zeros(n)
-    pi[pin] = 1.0
-    pi[rest] = np.clip(x, 0.0, None)
-    return pi / pi.sum()
-
-
-def _gcd_period(P: sp.csr_matrix) -> int:
-    """Period of an irreducible chain: gcd of level(i) + 1 - level(j) over its edges."""
-    level = csgraph.shortest_path(P, unweighted=True, indices=0)
-    coo = P.tocoo()
-    diffs = np.abs(level[coo.row] + 1 - level[coo.col]).astype(np.int64)
-    return int(np.gcd.reduce(diffs)) if len(diffs) else 1
-
-
-def closed_classes_of(P: sp.csr_matrix) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(class label of each state, list of the closed classes' state indices)."""
-    n_classes, labels = csgraph.connected_components(P, directed=True, connection="strong")
-    coo = P.tocoo()
-    leaving = labels[coo.row] != labels[coo.col]
-    open_ = np.zeros(n_classes, dtype=bool)
-    open_[labels[coo.row[leaving]]] = True
-    order = np.argsort(labels, kind="stable")
-    bounds = np.searchsorted(labels[order], np.arange(n_classes + 1))
-    closed = [order[bounds[c] : bounds[c + 1]] for c in range(n_classes) if not open_[c]]
-    closed.sort(key=lambda members: members[0])
-    return labels, closed
-
-
-@dataclass
-class MarkovChain:
-    """A finite Markov chain given by a sparse row-stochastic matrix, with lazy textbook results.
-
-    ``MarkovChain(P).recurrent_classes``, ``.periods``, ``.stationary_distributions``,
-    ``.absorption_probabilities(x)``, ``.expected_absorption_time(x)``, ``.eigenvalues(k)``.
-    """
-
-    P: sp.csr_matrix
-
-    def __post_init__(self):
-        self.P = sp.csr_matrix(self.P, dtype=float)
-        self.P.eliminate_zeros()
-        rows = np.asarray(self.P.sum(axis=1)).ravel()
-        if self.P.shape[0] != self.P.shape[1] or not np.allclose(rows, 1.0, atol=1e-9):
-            raise ValueError("P must be square with rows summing to 1")
-        if (self.P.data < 0).any():
-            raise ValueError("P must be non-negative")
-
-    @property
-    def n_states(self) -> int:
-        return self.P.shape[0]
-
-    @cached_property
-    def _classes(self):
-        return closed_classes_of(self.P)
-
-    @property
-    def recurrent_classes(self) -> list[np.ndarray]:
-        """Closed communication classes (state indices, ascending), ordered by first state."""
-        return self._classes[1]
-
-    @cached_property
-    def periods(self) -> list[int]:
-        return [_gcd_period(self.P[c][:, c]) for c in self.recurrent_classes]
-
-    @property
-    def period(self) -> int:
-        """Period of the chain when irreducible (lcm of class periods otherwise)."""
-        return math.lcm(*self.periods)
-
-    @property
-    def is_aperiodic(self) -> bool:
-        return all(d == 1 for d in self.periods)
-
-    @cached_property
-    def stationary_distributions(self) -> list[np.ndarray]:
-        """One per closed class, each a full-length vector supported on its class."""
-        out = []
-        for c in self.recurrent_classes:
-            pi = np.zeros(self.n_states)
-            pi[c] = stationary(self.P[c][:, c])
-            out.append(pi)
-        return out
-
-    @cached_property
-    def _transient(self) -> np.ndarray:
-        recurrent = np.zeros(self.n_states, dtype=bool)
-        for c in self.recurrent_classes:
-            recurrent[c] = True
-        return np.flatnonzero(~recurrent)
-
-    @cached_property
-    def _transient_solver(self):
-        """LU factors of ``(I - Q)^T`` over the transient states, shared by every start."""
-        t = self._transient
-        return spla.splu((sp.identity(len(t), format="csc") - self.P[t][:, t]).T.tocsc())
-
-    def _visits(self, start: int) -> np.ndarray | None:
-        """Expected visits to each transient state from ``start`` (None if start is recurrent)."""
-        t = self._transient
-        where = np.searchsorted(t, start)
-        if where >= len(t) or t[where] != start:
-            return None
-        e = np.zeros(len(t))
-        e[where] = 1.0
-        return self._transient_solver.solve(e)
-
-    def absorption_probabilities(self, start: int) -> np.ndarray:
-        """Probability of ending in each closed class, from state ``start``."""
-        visits = self._visits(start)
-        classes = self.recurrent_classes
-        if visits is None:
-            return np.array([float(start in set(c.tolist())) for c in classes])
-        into = visits @ self.P[self._transient]
-        return np.array([into[c].sum() for c in classes])
-
-    def expected_absorption_time(self, start: int) -> float:
-        """Expected number of steps from ``start`` until a closed class is entered."""
-        visits = self._visits(start)
-        return 0.0 if visits is None else float(visits.sum())
-
-    def _reach(self, sources: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
-        """Bool mask of the states that can reach ``sources`` (mask) along edges of ``P``,
-        moving only through states of ``within`` (mask; all states when None)."""
-        reverse = self.P.T.tocsr()
-        seen = sources.copy()
-        frontier = np.flatnonzero(sources)
-        while len(frontier):
-            nxt = np.zeros(self.n_states, dtype=bool)
-            nxt[reverse[frontier].indices] = True
-            if within is not None:
-                nxt &= within
-            nxt &= ~seen
-            seen |= nxt
-            frontier = np.flatnonzero(nxt)
-        return seen
-
-    def hitting_probabilities(self, target: np.ndarray) -> np.ndarray:
-        """``u(i) = P(the chain started at i ever enters target)`` (bool mask), solving
-        ``u = 1`` on the target, ``u = 0`` where the target is unreachable and
-        ``(I - P_RR) u_R = P_{R,target} 1`` on the rest ``R``."""
-        target = np.asarray(target, dtype=bool)
-        u = target.astype(float)
-        rest = self._reach(target) & ~target
-        if rest.any():
-            r = np.flatnonzero(rest)
-            A = (sp.identity(len(r), format="csc") - self.P[r][:, r]).tocsc()
-            b = np.asarray(self.P[r][:, target].sum(axis=1)).ravel()
-            u[r] = np.clip(spla.splu(A).solve(b), 0.0, 1.0)
-        return u
-
-    def expected_hitting_times(self, target: np.ndarray) -> np.ndarray:
-        """``h(i) = E[steps until the chain started at i enters target]`` (bool mask): 0 on the
-        target, ``inf`` where the target is missed with positive probability (a state that can
-        reach, avoiding the target, a state from which the target is unreachable), and
-        ``(I - P_SS) h_S = 1`` on the other states ``S``."""
-        target = np.asarray(target, dtype=bool)
-        h = np.where(target, 0.0, np.inf)
-        lost = ~self._reach(target)
-        lost = self._reach(lost, within=~target)
-        sure = ~target & ~lost
-        if sure.any():
-            s = np.flatnonzero(sure)
-            A = (sp.identity(len(s), format="csc") - self.P[s][:, s]).tocsc()
-            h[s] = spla.splu(A).solve(np.ones(len(s)))
-        return h
-
-    def eigenvalues(self, count: int = 6) -> np.ndarray:
-        """The ``count`` eigenvalues of largest modulus (complex), by decreasing modulus.
-
-        Ordered by communication class, ``P`` is block triangular, so its spectrum is the union
-        of the spectra of the classes' diagonal blocks: a one-state class contributes ``P[i, i]``,
-        a small class its dense spectrum, a large one its ``count`` largest by ARPACK.
-        """
-        labels = self._classes[0]
-        sizes = np.bincount(labels)
-        single = sizes[labels] == 1
-        values = [self.P.diagonal()[single].astype(complex)]
-        order = np.argsort(labels, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        for c in np.flatnonzero(sizes > 1):
-            members = order[bounds[c] : bounds[c + 1]]
-            block = self.P[members][:, members]
-            if len(members) <= DENSE_EIGEN_LIMIT:
-                values.append(np.linalg.eigvals(block.toarray()))
-                continue
-            try:
-                values.append(spla.eigs(block.T.tocsr(), k=min(count, len(members) - 2), which="LM",
-                                        ncv=min(len(members) - 1, max(4 * count, 60)), tol=1e-10,
-                                        v0=np.ones(len(members)), return_eigenvectors=False))
-            except spla.ArpackNoConvergence as err:
-                values.append(err.eigenvalues)
-        values = np.concatenate(values)
-        return values[np.argsort(-np.abs(values), kind="stable")][:count]
-
-    def propagate(self, start: int, steps: int) -> np.ndarray:
-        """(steps + 1, n) distributions ``e_start P^t`` for t = 0 .. steps."""
-        out = np.zeros((steps + 1, self.n_states))
-        out[0, start] = 1.0
-        PT = self.P.T.tocsr()
-        for t in range(steps):
-            out[t + 1] = PT @ out[t]
-        return out
-
-    def hitting_curve(self, start: int, target: np.ndarray, steps: int) -> np.ndarray:
-        """P(the chain has been in ``target`` (bool mask) at some s <= t), t = 0 .. steps."""
-        PT = self.P.T.tocsr()
-        free = np.zeros(self.n_states)
-        free[start] = 1.0
-        hit = np.zeros(steps + 1)
-        hit[0] = free[target].sum()
-        free[target] = 0.0
-        for t in range(steps):
-            free = PT @ free
-            hit[t + 1] = hit[t] + free[target].sum()
-            free[target] = 0.0
-        return np.minimum(hit, 1.0)
-
-    def power(self, n: int) -> sp.csr_matrix:
-        """``P^n`` by repeated squaring."""
-        result = sp.identity(self.n_states, format="csr")
-        base = self.P
-        while n:
-            if n & 1:
-                result = result @ base
-            n >>= 1
-            if n:
-                base = base @ base
-        return result.tocsr()
-
-    def metastable(self, tolerance: float) -> list[dict]:
-        """Closed classes once transitions below ``tolerance`` are ignored (module docstring)."""
-        kept = self.P.multiply(self.P >= tolerance).tocsr()
-        kept.eliminate_zeros()
-        _, classes = closed_classes_of(kept)
-        out = []
-        for c in classes:
-            inside = np.zeros(self.n_states, dtype=bool)
-            inside[c] = True
-            block = self.P[c]
-            escape = np.asarray(block[:, ~inside].sum(axis=1)).ravel()
-            restricted = kept[c][:, c]
-            sums = np.asarray(restricted.sum(axis=1)).ravel()
-            if sums.min() > 0:
-                restricted = sp.diags(1.0 / sums) @ restricted
-                likely = c[int(np.argmax(stationary(restricted.tocsr())))]
-            else:  # a single state whose every kept transition leaves it
-                likely = c[0]
-            if escape.max() > 0:
-                A = (sp.identity(len(c), format="csc") - block[:, c]).tocsc()
-                tau = spla.splu(A).solve(np.ones(len(c)))
-                exit_time = float(tau[np.searchsorted(c, likely)])
-            else:
-                exit_time = math.inf
-            out.append({"states": c, "max_escape": float(escape.max()), "likely_state": int(likely),
-                        "exit_time": exit_time})
-        return out
+class TooMuchWork(UserError):
+    """A curve or power would exceed the work budget."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,13 +59,15 @@ class MarkovChain:
 
 
 def _keys(windows: np.ndarray, base: int) -> np.ndarray:
-    """Sortable keys of window rows: int64 codes when they fit, else raw bytes."""
+    """Keys of window rows that are equal exactly when the windows are: int64 codes when
+    ``base^width < 2^62``, else the rows' raw bytes in an integer type wide enough for ``base``."""
     width = windows.shape[1]
     if width * math.log2(base) < 62:
         powers = base ** np.arange(width - 1, -1, -1, dtype=np.int64)
         return windows.astype(np.int64) @ powers
-    rows = np.ascontiguousarray(windows.astype(np.uint8))
-    return rows.view(np.dtype((np.void, width))).ravel()
+    dtype = np.uint8 if base <= 2**8 else np.uint16 if base <= 2**16 else np.uint32
+    rows = np.ascontiguousarray(windows.astype(dtype))
+    return rows.view(np.dtype((np.void, width * rows.itemsize))).ravel()
 
 
 @dataclass
@@ -435,8 +97,17 @@ class PageChain:
     def holds(self, criterion) -> np.ndarray:
         return criterion.holds(self.windows, self.population_amplitudes)
 
+    def extended(self, max_states: int) -> PageChain:
+        """The chain whose states also carry the deleted tokens the criteria need (``periodic``)."""
+        if self.memory == self.compiled.memory:
+            return self
+        if "_extended" not in self.__dict__:
+            self.__dict__["_extended"] = build_chain(self.compiled, max_states, self.compiled.memory)
+        return self.__dict__["_extended"]
 
-CHUNK = 32_768  # windows per call of the mixture while enumerating (bounds its temporaries)
+
+CHUNK = 32_768  # windows per call of the mixture (bounds its temporaries)
+SUCCESSOR_CHUNK = 2**20  # successor windows generated at once while enumerating (bounds memory)
 
 
 def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.ndarray:
@@ -472,42 +143,56 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     V = compiled.n_tokens
     base = V + 2
     start = np.concatenate([np.full(memory, V + 1), compiled.window]).astype(np.uint8 if base <= 256 else np.int32)
+    max_transitions = max_states * MAX_TRANSITIONS_PER_STATE
 
     known_keys = _keys(start[None], base)
     known_ids = np.array([0])
     windows = [start[None]]
-    frontier, frontier_ids = start[None], np.array([0])
+    frontier = start[None]
+    frontier_start = 0  # id of the frontier's first row
     n = 1
+    n_transitions = 0
     sources, targets, probs = [], [], []
     depth = 0
+    rows_per_chunk = max(1, min(CHUNK, SUCCESSOR_CHUNK // V))
     while len(frontier):
-        p = np.concatenate([next_token_law(compiled, frontier[i : i + CHUNK, memory:], depth)
-                            for i in range(0, len(frontier), CHUNK)])
-        src, tok = np.nonzero(p > 0)
-        succ = compiled.rule.successor(frontier[src], tok)
-        keys = _keys(succ, base)
-        sources.append(frontier_ids[src])
-        targets.append(keys)
-        probs.append(p[src, tok])
-        unique, first = np.unique(keys, return_index=True)
-        pos = np.searchsorted(known_keys, unique)
-        seen = pos < len(known_keys)
-        seen[seen] = known_keys[pos[seen]] == unique[seen]
-        fresh = first[~seen]
-        if n + len(fresh) > max_states:
-            raise TooManyStates(
-                f"the chain has more than {max_states:,} page-states ({n + len(fresh):,} found after {depth + 1} "
-                "breadth-first steps); raise --max-states if memory allows, or shorten context.length"
-            )
-        frontier = succ[fresh]
-        frontier_ids = n + np.arange(len(fresh))
-        n += len(fresh)
+        fresh_windows = []
+        for lo in range(0, len(frontier), rows_per_chunk):
+            rows = frontier[lo : lo + rows_per_chunk]
+            p = next_token_law(compiled, rows[:, memory:], depth)
+            src, tok = np.nonzero(p > 0)
+            n_transitions += len(src)
+            if n_transitions > max_transitions:
+                raise TooManyStates(
+                    f"the chain has more than {max_transitions:,} transitions ({max_states:,} states x "
+                    f"{MAX_TRANSITIONS_PER_STATE}) after {n:,} page-states; raise --max-states if memory allows, "
+                    "or shorten context.length"
+                )
+            succ = compiled.rule.successor(rows[src], tok)
+            keys = _keys(succ, base)
+            sources.append(frontier_start + lo + src)
+            targets.append(keys)
+            probs.append(p[src, tok])
+            unique, first = np.unique(keys, return_index=True)
+            pos = np.searchsorted(known_keys, unique)
+            seen = pos < len(known_keys)
+            seen[seen] = known_keys[pos[seen]] == unique[seen]
+            fresh = first[~seen]
+            if n + len(fresh) > max_states:
+                raise TooManyStates(
+                    f"the chain has more than {max_states:,} page-states ({n + len(fresh):,} found after {depth + 1} "
+                    "breadth-first steps); raise --max-states if memory allows, or shorten context.length"
+                )
+            fresh_windows.append(succ[fresh])
+            merged = np.concatenate([known_keys, unique[~seen]])
+            order = np.argsort(merged, kind="stable")
+            known_keys = merged[order]
+            known_ids = np.concatenate([known_ids, n + np.arange(len(fresh))])[order]
+            n += len(fresh)
+        frontier_start += len(frontier)
+        frontier = np.concatenate(fresh_windows)
         windows.append(frontier)
-        merged = np.concatenate([known_keys, unique[~seen]])
-        order = np.argsort(merged, kind="stable")
-        known_keys = merged[order]
-        known_ids = np.concatenate([known_ids, frontier_ids])[order]
-        depth += 1 if len(fresh) else 0
+        depth += 1 if len(frontier) else 0
 
     rows = np.concatenate(sources)
     cols = known_ids[np.searchsorted(known_keys, np.concatenate(targets))]
@@ -521,44 +206,160 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
 
 TOP_STATES = 20
 FEW_STATES = 20
+TOP_EXITS = 5
 
 
-def criterion_curves(compiled: Compiled, chain: PageChain, horizon: int, max_states: int) -> dict:
-    """Exact ``holding`` and ``absorbed`` (held at or before t) curves for every criterion."""
+def _work_check(what: str, steps: int, nnz: int, max_work: int, flag: str) -> None:
+    if steps * nnz > max_work:
+        raise TooMuchWork(
+            f"{what} needs {steps:,} steps x {nnz:,} transitions = {steps * nnz:.3g} operations, over the budget "
+            f"of {max_work:.3g}; lower {flag} or raise --max-work"
+        )
+
+
+def criterion_curves(compiled: Compiled, chain: PageChain, horizon: int, max_states: int,
+                     max_work: int = DEFAULT_MAX_WORK) -> dict:
+    """Exact ``holding`` (``P(X_t in H)``) and ``absorbed`` (``H`` entered at some ``s <= t``)
+    curves for every criterion, t = 0 .. horizon, propagating two vectors (memory O(n + horizon))."""
     curves = {}
-    extended = None
     for c in compiled.criteria:
-        pc = chain
-        if isinstance(c, Periodic):
-            if extended is None:
-                extended = build_chain(compiled, max_states, compiled.memory)
-            pc = extended
-        h = pc.holds(c)
-        dist = pc.chain.propagate(pc.initial, horizon)
-        curves[c.name] = {
-            "holding": (dist @ h).tolist(),
-            "absorbed": pc.chain.hitting_curve(pc.initial, h, horizon).tolist(),
-        }
+        pc, h = criterion_chain(compiled, chain, c, max_states)
+        _work_check("the exact curves", horizon, 2 * pc.chain.P.nnz, max_work, "--horizon (or run.steps)")
+        PT = pc.chain.P.T.tocsr()
+        dist = np.zeros(pc.chain.n_states)
+        dist[pc.initial] = 1.0
+        holding = np.empty(horizon + 1)
+        holding[0] = dist[h].sum()
+        for t in range(horizon):
+            dist = PT @ dist
+            holding[t + 1] = dist[h].sum()
+        curves[c.name] = {"holding": np.clip(holding, 0.0, 1.0).tolist(),
+                          "absorbed": pc.chain.hitting_curve(pc.initial, h, horizon).tolist()}
     return curves
 
 
+def criterion_chain(compiled: Compiled, chain: PageChain, criterion, max_states: int) -> tuple[PageChain, np.ndarray]:
+    """The chain a criterion is decided on (the extended one for ``periodic``) and its holding mask."""
+    pc = chain
+    if isinstance(criterion, Periodic):
+        pc = chain.extended(max_states)
+    return pc, pc.holds(criterion)
+
+
+def hit_by(mc: MarkovChain, start: int, target: np.ndarray, steps: int, max_work: int, flag: str) -> float:
+    """``P_start(target entered at some t <= steps)``: by propagation when ``steps x transitions``
+    fits the work budget, else ``1 - e_start Q^steps 1`` by squaring the dense not-yet-entered block
+    ``Q`` (small chains), else refused naming ``flag``."""
+    if target[start]:
+        return 1.0
+    if steps * mc.P.nnz <= max_work:
+        return float(mc.hitting_curve(start, target, steps)[-1])
+    n = mc.n_states
+    if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
+        Q = mc.P.toarray()
+        Q[:, target] = 0.0
+        row = np.zeros(n)
+        row[start] = 1.0
+        while steps:
+            if steps & 1:
+                row = row @ Q
+            steps >>= 1
+            if steps:
+                Q = Q @ Q
+        return float(np.clip(1.0 - row.sum(), 0.0, 1.0))
+    _work_check("P(hit by horizon)", steps, mc.P.nnz, max_work, flag)
+    raise AssertionError("unreachable")
+
+
+def distribution_after(mc: MarkovChain, start: int, steps: int, max_work: int) -> np.ndarray:
+    """``e_start T^steps`` by propagation, or by squaring a dense ``T`` for small chains; refused
+    over the work budget naming ``--power``."""
+    if steps * mc.P.nnz <= max_work:
+        return mc.distribution_after(start, steps)
+    n = mc.n_states
+    if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
+        row = np.zeros(n)
+        row[start] = 1.0
+        return row @ mc.power(steps).toarray()
+    _work_check("T^n", steps, mc.P.nnz, max_work, "--power")
+    raise AssertionError("unreachable")
+
+
+def target_mask(compiled: Compiled, pc: PageChain, spec: str, max_states: int, flag: str) -> tuple[PageChain, np.ndarray]:
+    """A target set from its description: a criterion name, ``class:I`` (closed class I), or
+    page-state labels separated by commas (``"U U U, F U U"``)."""
+    for c in compiled.criteria:
+        if c.name == spec:
+            return criterion_chain(compiled, pc, c, max_states)
+    if spec.startswith("class:"):
+        index = spec[len("class:"):]
+        classes = pc.chain.recurrent_classes
+        if not index.isdigit() or int(index) >= len(classes):
+            raise UserError(f"{flag} {spec!r}: there are {len(classes)} closed classes, numbered from 0")
+        mask = np.zeros(pc.chain.n_states, dtype=bool)
+        mask[classes[int(index)]] = True
+        return pc, mask
+    labels = np.array(pc.labels())
+    mask = np.zeros(pc.chain.n_states, dtype=bool)
+    for label in spec.split(","):
+        label = " ".join(label.split())
+        found = labels == label
+        mask |= found
+        if not found.any():
+            names = ", ".join(c.name for c in compiled.criteria) or "none"
+            raise UserError(f"{flag} {spec!r}: '{label}' is neither a criterion ({names}), 'class:I', nor a reachable "
+                            f"page-state (tokens separated by spaces, e.g. '{pc.label(pc.initial)}')")
+    return pc, mask
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+PASSAGE_REPORT_LIMIT = 64  # classes up to this size get Kemeny's constant and the longest mean first passage
+
+
+def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
+    """Kemeny's constant and ``max_{i, j} E_i[time to hit j]`` of a small closed class."""
+    if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
+        return {}
+    inside = MarkovChain(mc.P[members][:, members])
+    return {"kemeny_constant": inside.kemeny_constant(),
+            "max_mean_first_passage": float(inside.mean_first_passage_times().max())}
+
+
+def _law_report(law: StationaryLaw) -> dict:
+    return {"method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": law.trusted}
+
+
 def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
-            horizon: int | None = None, power: int | None = None, chain: PageChain | None = None) -> dict:
-    """The full report as a JSON-ready dict (see ``ecology analyze --help``)."""
+            horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
+            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> dict:
+    """The full report as a JSON-ready dict (see ``ecology analyze --help`` and the module docstring);
+    a question the numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    try:
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
+    except ChainError as err:
+        raise UserError(f"exact analysis: {err}") from None
+
+
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> dict:
     pc = chain or build_chain(compiled, max_states)
     mc = pc.chain
     x = pc.initial
     absorb = mc.absorption_probabilities(x)
     classes = []
-    for members, period, pi, prob in zip(mc.recurrent_classes, mc.periods, mc.stationary_distributions, absorb):
-        top = members[np.argsort(-pi[members], kind="stable")][:TOP_STATES]
+    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, mc.stationary_laws, absorb):
+        top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
             "size": int(len(members)),
             "period": period,
             "absorbing_state": pc.label(members[0]) if len(members) == 1 else None,
             "states": [pc.label(i) for i in members] if len(members) <= FEW_STATES else None,
             "probability": float(prob),
-            "stationary_top": [{"state": pc.label(i), "mass": float(pi[i])} for i in top],
+            "stationary_top": [{"state": pc.label(members[i]), "mass": float(law.pi[i])} for i in top],
+            "stationary_accuracy": _law_report(law),
+            **_passage_report(mc, members),
         })
     eig = mc.eigenvalues(6)
     report = {
@@ -569,34 +370,129 @@ def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance:
         "depth": pc.depth,
         "closed_classes": classes,
         "expected_absorption_time": mc.expected_absorption_time(x),
+        "initial_in_closed_class": bool(x not in set(mc.transient_states.tolist())),
         "stationary": None,
         "eigenvalues": np.abs(eig).tolist(),
         "eigenvalues_complex": [[float(v.real), float(v.imag)] for v in eig],
     }
     if len(classes) == 1:
         report["stationary"] = classes[0]["stationary_top"]
+    within = horizon if horizon is not None else compiled.scenario.run.steps
+    flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
+    report["criteria"] = {}
+    for c in compiled.criteria:
+        cpc, mask = criterion_chain(compiled, pc, c, max_states)
+        report["criteria"][c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+    if hit is not None:
+        hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
+        B = None
+        if before is not None:
+            bpc, B = target_mask(compiled, pc, before, max_states, "--before")
+            if bpc is not hpc:
+                hpc = pc.extended(max_states)
+                A = target_mask(compiled, hpc, hit, max_states, "--hit")[1]
+                B = target_mask(compiled, hpc, before, max_states, "--before")[1]
+            if (A & B).any():
+                raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
+        report["hit"] = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
     if tolerance is not None:
-        report["metastable"] = {
-            "tolerance": tolerance,
-            "classes": [
-                {
-                    "size": int(len(m["states"])),
-                    "states": [pc.label(i) for i in m["states"]] if len(m["states"]) <= FEW_STATES else None,
-                    "max_escape": m["max_escape"],
-                    "likely_state": pc.label(m["likely_state"]),
-                    "exit_time": None if math.isinf(m["exit_time"]) else m["exit_time"],
-                }
-                for m in mc.metastable(tolerance)
-            ],
-        }
+        report["metastable"] = metastable_report(pc, tolerance)
     if horizon is not None:
         report["horizon"] = horizon
-        report["curves"] = criterion_curves(compiled, pc, horizon, max_states)
+        report["curves"] = criterion_curves(compiled, pc, horizon, max_states, max_work)
     if power is not None:
-        row = mc.propagate(x, power)[-1]
+        row = distribution_after(mc, x, power, max_work)
         top = np.argsort(-row, kind="stable")[:TOP_STATES]
         report["power"] = {
             "n": power,
             "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
         }
     return report
+
+
+def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, max_work: int, flag: str) -> dict:
+    """From the initial state: ``E[time to enter A]`` (None when A may be missed), ``P(ever enter
+    A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
+    mc, x = pc.chain, pc.initial
+    out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
+    key = "probability" if B is None else "probability_before"
+    out[key] = None
+    try:
+        out[key] = float(mc.hitting_probabilities(A)[x] if B is None else mc.committor(A, B)[x])
+        out["expected_hitting_time"] = _finite(mc.expected_hitting_times(A)[x])
+    except ChainError as err:  # what was computed stays; the curve below is exact anyway
+        out["note"] = str(err)
+    out["within"] = within
+    out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
+    return out
+
+
+def metastable_report(pc: PageChain, tolerance: float) -> dict:
+    """Metastable classes at ``tolerance`` with exit times and exit laws (labelled)."""
+    meta = pc.chain.metastable(tolerance)
+    home = np.full(pc.chain.n_states, -1)
+    for i, m in enumerate(meta):
+        home[m["states"]] = i
+    classes = []
+    for m in meta:
+        exits = sorted(m["exit_law"].items(), key=lambda kv: -kv[1])
+        into = {}
+        for state, p in m["exit_law"].items():
+            into[int(home[state])] = into.get(int(home[state]), 0.0) + p
+        classes.append({
+            "size": int(len(m["states"])),
+            "states": [pc.label(i) for i in m["states"]] if len(m["states"]) <= FEW_STATES else None,
+            "max_escape": m["max_escape"],
+            "likely_state": pc.label(m["likely_state"]),
+            "exit_time": _finite(m["exit_time"]),
+            "exits_to": [{"state": pc.label(s), "probability": p, "metastable_class": int(home[s])}
+                         for s, p in exits[:TOP_EXITS]],
+            "exit_class_probabilities": {str(k): v for k, v in sorted(into.items())},
+        })
+    return {"tolerance": tolerance, "classes": classes}
+
+
+def prism_identifier(name: str, taken: set[str]) -> str:
+    """``name`` made a PRISM identifier (``[A-Za-z_][A-Za-z0-9_]*``, not ``init``/``deadlock``), unique."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not ident or ident[0].isdigit():
+        ident = "_" + ident
+    base, i = ident, 1
+    while ident in taken or ident in ("init", "deadlock"):
+        ident, i = f"{base}_{i}", i + 1
+    taken.add(ident)
+    return ident
+
+
+def write_prism(prefix, pc: PageChain, labels: dict[str, np.ndarray]) -> dict[str, str]:
+    """PRISM explicit files ``PREFIX.tra`` (``n m`` then ``i j p`` rows), ``PREFIX.lab`` (label
+    declarations ``0="init" 1="deadlock" 2="NAME" ...`` then ``state: label ...``) and ``PREFIX.sta``
+    (``(w1,...,wk)`` then ``i:(t1,...,tk)``, tokens as indices, pad = V, deleted-token slot = V + 1).
+    Load with ``prism -importtrans PREFIX.tra -importlabels PREFIX.lab -importstates PREFIX.sta -dtmc``.
+    Returns the PRISM identifier of each criterion."""
+    from pathlib import Path
+
+    prefix = Path(prefix)
+    P = pc.chain.P.tocoo()
+    order = np.lexsort((P.col, P.row))
+    with open(prefix.with_suffix(".tra"), "w") as f:
+        f.write(f"{pc.chain.n_states} {P.nnz}\n")
+        for lo in range(0, P.nnz, CHUNK):
+            sel = order[lo : lo + CHUNK]
+            f.writelines(f"{i} {j} {p!r}\n" for i, j, p in zip(P.row[sel].tolist(), P.col[sel].tolist(), P.data[sel].tolist()))
+    taken: set[str] = set()
+    names = {name: prism_identifier(name, taken) for name in labels}
+    members: dict[int, list[int]] = {pc.initial: [0]}
+    for index, mask in enumerate(labels.values(), start=2):
+        for state in np.flatnonzero(mask).tolist():
+            members.setdefault(state, []).append(index)
+    with open(prefix.with_suffix(".lab"), "w") as f:
+        f.write(" ".join(['0="init"', '1="deadlock"'] + [f'{i}="{names[n]}"' for i, n in enumerate(labels, start=2)]) + "\n")
+        f.writelines(f"{state}: {' '.join(map(str, members[state]))}\n" for state in sorted(members))
+    width = pc.windows.shape[1]
+    with open(prefix.with_suffix(".sta"), "w") as f:
+        f.write("(" + ",".join(f"w{i + 1}" for i in range(width)) + ")\n")
+        for lo in range(0, pc.chain.n_states, CHUNK):
+            rows = pc.windows[lo : lo + CHUNK].tolist()
+            f.writelines(f"{lo + i}:({','.join(map(str, row))})\n" for i, row in enumerate(rows))
+    return names

@@ -239,3 +239,124 @@ def test_stationary_of_a_nearly_decomposable_page_chain():
         pi = stationary(block, method)
         assert np.allclose(pi, reference, atol=1e-8)
         assert np.abs(pi @ block - pi).sum() < 1e-10
+
+
+def test_page_keys_do_not_collide_with_300_tokens():
+    """Two printable tokens at indices 0 and 256 of a 300-token vocabulary collided in a uint8 key:
+    the truth at k = 8 is 2^9 - 1 = 511 page-states and one closed class of 2^8 full windows."""
+    tokens = [f"t{i}" for i in range(300)]
+    data = {"name": "wide", "vocabulary": {"tokens": tokens, "pad": "N"}, "context": {"length": 8},
+            "run": {"steps": 5, "replicates": 2},
+            "simulacra": {"coin": {"kind": "iid", "probs": {"t0": 0.5, "t256": 0.5}}},
+            "premises": {"coin": {"prior": 1.0, "cast": ["coin"]}}}
+    pc = build_chain(compile_scenario(validate(data)))
+    assert pc.chain.n_states == 511
+    assert [len(c) for c in pc.chain.recurrent_classes] == [256]
+    assert len(set(pc.labels())) == 511
+
+
+def test_state_budget_fires_before_memory_at_long_windows(toy):
+    from ecology.exact import TooManyStates
+
+    data = copy.deepcopy(table("waluigi_soft"))
+    data["context"]["length"] = 40
+    with pytest.raises(TooManyStates, match="--max-states"):
+        build_chain(compile_scenario(validate(data)), max_states=50_000)
+
+
+def test_criteria_hitting_times_agree_with_their_curves():
+    """E[T] = sum_t P(T > t): the exact expected hitting time of each criterion's set against the
+    tail sum of its exact hitting curve (soft toy, k = 5; the tail beyond 6000 steps is < 1e-12)."""
+    data = copy.deepcopy(table("waluigi_soft"))
+    data["context"]["length"] = 5
+    compiled = compile_scenario(validate(data))
+    pc = build_chain(compiled)
+    report = analyze(compiled, chain=pc, horizon=6000)
+    for name, c in report["criteria"].items():
+        curve = np.array(report["curves"][name]["absorbed"])
+        assert 1 - curve[-1] < 1e-12
+        assert np.isclose(c["expected_hitting_time"], np.sum(1 - curve), rtol=1e-9)
+        assert c["within"] == 6000 and np.isclose(c["probability_within"], curve[-1], rtol=1e-12)
+    # the toy's initial window is transient; soft: the closed class holds every full window
+    assert not report["initial_in_closed_class"] and report["expected_absorption_time"] == 5
+
+
+def test_huge_horizon_and_power_are_bounded(capsys):
+    toy = str(SCENARIOS / "waluigi_soft.toml")
+    assert main(["analyze", toy, "--horizon", "1000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--horizon" in err and "--max-work" in err
+    # a small chain answers P(hit by 1e9) and T^(1e9) by squaring, at once
+    assert main(["analyze", toy, "--set", "context.length=4", "--power", "1000000000", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert np.isclose(sum(s["probability"] for s in report["power"]["from_initial"]), 1.0)
+
+
+def test_hit_and_committor_from_the_cli(capsys):
+    toy = str(SCENARIOS / "waluigi.toml")
+    assert main(["analyze", toy, "--set", "context.length=3", "--hit", "U U U", "--before", "F F F", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # from N N N the toy reaches F F F unless a U comes first: P(U U U before F F F) = 1 - P(F F F first)
+    compiled = compile_scenario(validate(dict(table("waluigi"), context=dict(table("waluigi")["context"], length=3))))
+    pc = build_chain(compiled)
+    labels = pc.labels()
+    Pm = pc.chain.P.toarray()
+    path = ["N N N", "N N F", "N F F", "F F F"]
+    first_f = np.prod([Pm[labels.index(a), labels.index(b)] for a, b in zip(path, path[1:])])
+    assert np.isclose(report["hit"]["probability_before"], 1 - first_f, rtol=1e-12)
+    assert report["hit"]["expected_hitting_time"] == pytest.approx(report["expected_absorption_time"], rel=1e-12)
+    assert main(["analyze", toy, "--hit", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--hit" in err and "revealed" in err
+    assert main(["analyze", toy, "--before", "revealed"]) == 2
+
+
+def test_prism_export_round_trip(tmp_path, capsys):
+    export = tmp_path / "export"
+    assert main(["analyze", str(SCENARIOS / "waluigi_soft.toml"), "--set", "context.length=4",
+                 "--export", str(export), "--json"]) == 0
+    capsys.readouterr()
+    P_ = sp.load_npz(export / "transition.npz").tocsr()
+    lines = (export / "chain.tra").read_text().splitlines()
+    n, m = map(int, lines[0].split())
+    rows = np.array([line.split() for line in lines[1:]], dtype=float)
+    back = sp.csr_matrix((rows[:, 2], (rows[:, 0].astype(int), rows[:, 1].astype(int))), shape=(n, n))
+    assert m == P_.nnz and abs(back - P_).max() == 0.0
+    lab = (export / "chain.lab").read_text().splitlines()
+    declared = dict(item.split("=") for item in lab[0].split())
+    assert declared["0"] == '"init"' and '"revealed"' in declared.values() and '"waluigi_certain"' in declared.values()
+    revealed = next(k for k, v in declared.items() if v == '"revealed"')
+    labelled = {int(s.split(":")[0]) for s in lab[1:] if revealed in s.split(":")[1].split()}
+    states = (export / "states.txt").read_text().splitlines()
+    assert labelled == {states.index("U U U U")}
+    assert any(s.startswith("0:") and "0" in s.split(":")[1].split() for s in lab[1:])  # init = state 0
+    sta = (export / "chain.sta").read_text().splitlines()
+    assert sta[0] == "(w1,w2,w3,w4)" and len(sta) == n + 1 and sta[1] == "0:(2,2,2,2)"
+
+
+def test_metastable_exit_laws_of_the_soft_toy():
+    data = copy.deepcopy(table("waluigi_soft"))
+    data["context"]["length"] = 6
+    compiled = compile_scenario(validate(data))
+    report = analyze(compiled, tolerance=0.02)
+    for m in report["metastable"]["classes"]:
+        assert np.isclose(sum(e["probability"] for e in m["exits_to"]), 1.0)
+        page = m["likely_state"].split()
+        flipped = "U" if page[-1] == "F" else "F"
+        assert m["exits_to"][0]["state"] == " ".join(page[1:] + [flipped])  # a single sticky page leaves by one token
+
+
+def test_spectrum_of_page_chains_above_the_dense_limit():
+    """Issue 10's cases: two constant premises printing 0 or 1 (floor 0.01, priors 1/2, k = 11)
+    are symmetric under swapping the tokens, and the antisymmetric mode has |lambda_2| =
+    0.9999999991; the shipped semiotic scenario's third eigenvalue is 0.9152 (dense spectrum)."""
+    data = {"name": "swap", "vocabulary": {"tokens": ["0", "1"], "pad": "N"}, "context": {"length": 11},
+            "run": {"steps": 5, "replicates": 2},
+            "simulacra": {"zero": {"kind": "constant", "token": "0", "eps": 0.01},
+                          "one": {"kind": "constant", "token": "1", "eps": 0.01}},
+            "premises": {"zero": {"prior": 0.5, "cast": ["zero"]}, "one": {"prior": 0.5, "cast": ["one"]}}}
+    pc = build_chain(compile_scenario(validate(data)))
+    assert len(pc.chain.recurrent_classes[0]) == 2048
+    assert np.isclose(np.abs(pc.chain.eigenvalues(2))[1], 0.9999999991, rtol=0, atol=1e-10)
+    semiotic = build_chain(compile_scenario(validate(table("semiotic"))))
+    assert np.allclose(np.abs(semiotic.chain.eigenvalues(3)), [1.0, 0.9683, 0.9152], atol=1e-4)

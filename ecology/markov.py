@@ -1,0 +1,981 @@
+"""Finite discrete-time Markov chains: classes, stationary laws, spectra and hitting analysis.
+
+Generic: this module imports only numpy and scipy. Notation: a chain on states ``0 .. n-1`` with
+row-stochastic transition matrix ``P`` (``P[i, j]`` = probability of moving from ``i`` to ``j``).
+
+Structure
+    ``i`` *communicates* with ``j`` when each is reachable from the other; the *communication
+    classes* are the strongly connected components of ``{i -> j : P[i, j] > 0}``. A class is
+    *closed* (recurrent) when no edge leaves it, otherwise its states are *transient*. The
+    *period* of a closed class is the gcd of ``level(i) + 1 - level(j)`` over its edges, with
+    ``level`` the breadth-first distance from one of its states; its *cyclic classes* are the
+    sets ``{level = r mod period}``. The chain is *irreducible* when it is one class.
+
+Stationary laws
+    Each closed class ``C`` has one stationary law ``pi = pi P_CC``, ``sum pi = 1``. It is computed
+    by the Grassmann–Taksar–Heyman (GTH) elimination: states are censored one by one, and the
+    diagonal ``1 - P[k, k]`` of the censored chain is never formed by a subtraction but as the sum
+    of the off-diagonal entries of row ``k``. Every operation then adds, multiplies or divides
+    non-negative numbers, so each component is computed to a small relative error whatever the
+    escape probabilities (O'Cinneide 1993). Dense for classes up to ``DENSE_LIMIT`` states; on a
+    band (reverse Cuthill–McKee order) when the band is narrow (birth–death chains: the work is
+    ``n * bandwidth^2``); otherwise the dominant left eigenvector by implicitly restarted Arnoldi
+    from a seeded random start, checked against a sparse LU solve pinned at the heaviest state.
+    *Error estimate* (reported per law): for GTH, the L1 distance between two eliminations in
+    opposite orders; for the large-class path, the bound
+    ``||pi - pi~||_1 <= ||r||_1 (M + M (M + 1) / 2)`` with ``r = pi~ - pi~ P`` and
+    ``M = max_i E_i[time to hit j]`` for the heaviest state ``j`` (derived in docs/exact.md from
+    ``pi~_j - pi_j = -pi_j r h_j``). A tiny residual with a huge ``M`` (a nearly decomposable
+    class) gives a poor bound, and the report says so instead of printing digits.
+
+Hitting analysis
+    For a target set ``A``: ``u(i) = P_i(ever enter A)`` solves ``u = 1`` on ``A``, ``u = 0`` where
+    ``A`` is unreachable, ``u = P_SA 1 + P_SS u`` on the rest ``S``. The expected hitting time
+    ``h(i) = E_i[min{t >= 0 : X_t in A}]`` is ``0`` on ``A``, ``inf`` where ``A`` is missed with
+    positive probability, ``h = 1 + P_SS h`` on the others. The committor ``q(i) = P_i(A before
+    B)`` is the hitting probability of ``A`` in the chain where ``B`` is absorbing. Every such
+    system ``x = b + Q x`` with ``b, Q >= 0`` and ``Q`` substochastic is solved by the same
+    subtraction-free elimination (the diagonal ``1 - Q[k, k]`` is the sum of what leaves ``k``),
+    accurate to a few ulps per component even when times reach 1e45. Systems are solved class
+    by class over the condensation of ``Q`` (one-state classes level by level, vectorised); each
+    larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by sparse LU with
+    iterative refinement (``LU_LIMIT``) or LGMRES (``KRYLOV_LIMIT``), checked by their residual;
+    beyond, a :class:`ChainError` says so rather than returning a number.
+    ``P_i(hit A by t) = 1 - (Q^t 1)(i)``. The mean first passage matrix ``M[i, j] = E_i[time to
+    hit j]`` (``M[i, i] = 0``) has one such solve per column; *Kemeny's constant*
+    ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
+    part is ``N = (I - Q)^{-1}`` (expected visits), ``Q`` the transient-to-transient block.
+
+Mixing
+    The *relaxation time* of an irreducible aperiodic chain is ``1 / (1 - |lambda_2|)``; the
+    *mixing time* ``t_mix(eps) = min{t : max_i ||P^t(i, .) - pi||_TV <= eps}`` (computed exactly
+    by squaring for small chains; ``d(t)`` is non-increasing, so a bisection over the stored
+    powers finds it); the *entropy rate* is ``-sum_i pi_i sum_j P[i, j] log P[i, j]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse import csgraph
+from scipy.sparse import linalg as spla
+
+DENSE_LIMIT = 2500  # dense (blocked) GTH / elimination up to this many states (about 2 s at 2500)
+DENSE_EIGEN_LIMIT = 1500  # dense spectrum of a class up to this size
+BAND_WORK_LIMIT = 3e8  # banded elimination when n * bandwidth^2 is below this
+LU_LIMIT = 8_000  # sparse LU above the band limit up to this size (page-state graphs fill in fast); GMRES above
+MFPT_LIMIT = 300  # mean first passage matrix (one elimination per column: n^4 / 3 flops)
+KRYLOV_WORK = 4e9  # flops allowed to one iterative solve
+KRYLOV_LIMIT = 20_000  # unknowns of an iterative solve (LGMRES slows down sharply above on page chains)
+TRUSTED_ERROR = 1e-6  # an L1 error estimate above this is reported as unreliable
+SEED = 20251123  # start vectors of ARPACK are random, but reproducible
+
+
+class ChainError(ValueError):
+    """A matrix that is not a finite stochastic matrix, or a question it cannot answer."""
+
+
+SINGULAR = ("the system is singular: a set of states is never left, or the probabilities of leaving it "
+            "multiply below the float range (about 1e-308)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Subtraction-free eliminations
+
+
+BLOCK = 96  # states eliminated per block in the dense eliminations (matrix products do the rest)
+
+
+def gth(P: np.ndarray) -> np.ndarray:
+    """Stationary law of an irreducible dense stochastic matrix by GTH elimination (module docstring).
+
+    Blocked: censoring a block ``S`` of states from the remaining ones ``R`` replaces ``P_RR`` by
+    ``P_RR + P_RS N_S P_SR`` with ``N_S = (I - P_SS)^{-1}`` from the subtraction-free solve (its
+    pivots are sums of what leaves each state), so every operation stays on non-negative numbers;
+    then ``pi_S = pi_R P_RS N_S``. Masses are kept in log scale between blocks, so they may span
+    more than the float range."""
+    A = np.array(P, dtype=float)
+    n = len(A)
+    np.fill_diagonal(A, 0.0)
+    if n <= BLOCK:
+        return _gth_small(A)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pi = _gth_blocked(A)
+    if pi is None:  # a block's censored masses left the float range: one state at a time, in log scale
+        A = np.array(P, dtype=float)
+        np.fill_diagonal(A, 0.0)
+        return _gth_small(A)
+    return pi
+
+
+def _gth_blocked(A: np.ndarray) -> np.ndarray | None:
+    """The blocked elimination of :func:`gth` in place on ``A`` (zero diagonal); None on overflow."""
+    n = len(A)
+    blocks = []
+    for k in range(0, n - BLOCK, BLOCK):
+        S, R = slice(k, k + BLOCK), slice(k + BLOCK, n)
+        N = _solve_dense(A[S, S], A[S, R].sum(axis=1), np.eye(BLOCK))
+        Y = A[R, S] @ N  # pi_S = pi_R Y
+        if not np.all(np.isfinite(Y)):
+            return None
+        A[R, R] += Y @ A[S, R]
+        A[R, R][np.diag_indices(n - k - BLOCK)] = 0.0
+        blocks.append((S, Y))
+    last = slice(blocks[-1][0].stop, n)
+    pi_log = np.full(n, -np.inf)
+    pi_log[last] = np.log(_gth_small(A[last, last]))
+    for S, Y in reversed(blocks):
+        R = slice(S.stop, n)
+        top = pi_log[R].max()
+        pi_log[S] = top + np.log(np.exp(pi_log[R] - top) @ Y)
+    if not np.all(np.isfinite(A)) or np.isnan(pi_log).any():
+        return None
+    return _normalise_log(pi_log)
+
+
+def _gth_small(A: np.ndarray) -> np.ndarray:
+    """GTH one state at a time on a matrix with zero diagonal (log-scale back-substitution)."""
+    A = A.copy()
+    n = len(A)
+    for k in range(n - 1):
+        A[k + 1 :, k] /= A[k, k + 1 :].sum()
+        A[k + 1 :, k + 1 :] += np.outer(A[k + 1 :, k], A[k, k + 1 :])
+    with np.errstate(divide="ignore"):
+        logA = np.log(A)
+    y = np.full(n, -np.inf)
+    y[-1] = 0.0
+    for k in range(n - 2, -1, -1):
+        y[k] = _logsumexp(y[k + 1 :] + logA[k + 1 :, k])
+    return _normalise_log(y)
+
+
+def _logsumexp(v: np.ndarray) -> float:
+    top = v.max()
+    return top if not np.isfinite(top) else top + math.log(np.exp(v - top).sum())
+
+
+def _normalise_log(y: np.ndarray) -> np.ndarray:
+    x = np.exp(y - y.max())
+    return x / x.sum()
+
+
+def _solve_dense(Q: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + Q x`` (``Q, b, out >= 0``; ``out[i]`` = mass leaving the unknowns from ``i``), by
+    Gaussian elimination whose pivots are sums of what leaves a state: subtraction-free. Blocked as
+    in :func:`gth`: ``x_S = N_S (b_S + Q_SR x_R)`` after ``Q_RR += Q_RS N_S Q_SR``."""
+    A = np.array(Q, dtype=float)
+    out = np.array(out, dtype=float)
+    b = np.array(b, dtype=float).reshape(len(A), -1)
+    n = len(A)
+    np.fill_diagonal(A, 0.0)
+    if n <= BLOCK:
+        return _solve_small(A, out, b)
+    steps = []
+    for k in range(0, n, BLOCK):
+        S, R = slice(k, min(k + BLOCK, n)), slice(min(k + BLOCK, n), n)
+        leave = out[S] + A[S, R].sum(axis=1)
+        X = _solve_small(A[S, S], leave, np.hstack([A[S, R], out[S, None], b[S]]))
+        XR, Xout, Xb = X[:, : n - S.stop], X[:, n - S.stop], X[:, n - S.stop + 1 :]
+        A[R, R] += A[R, S] @ XR
+        A[R, R][np.diag_indices(n - S.stop)] = 0.0
+        out[R] += A[R, S] @ Xout
+        b[R] += A[R, S] @ Xb
+        steps.append((S, XR, Xb))
+    x = np.zeros_like(b)
+    for S, XR, Xb in reversed(steps):
+        x[S] = Xb + XR @ x[S.stop :]
+    return x
+
+
+def _solve_small(A: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_solve_dense` one state at a time (``A`` has zero diagonal; inputs not modified)."""
+    A, out, b = A.copy(), out.copy(), b.copy()
+    n = len(A)
+    s = np.empty(n)
+    for k in range(n):
+        s[k] = A[k, k + 1 :].sum() + out[k]
+        if s[k] <= 0:
+            raise ChainError(SINGULAR)
+        f = A[k + 1 :, k] / s[k]
+        A[k + 1 :, k + 1 :] += np.outer(f, A[k, k + 1 :])
+        out[k + 1 :] += f * out[k]
+        b[k + 1 :] += np.outer(f, b[k])
+        A[np.arange(k + 1, n), np.arange(k + 1, n)] = 0.0
+    x = np.zeros_like(b)
+    for k in range(n - 1, -1, -1):
+        x[k] = (b[k] + A[k, k + 1 :] @ x[k + 1 :]) / s[k]
+    return x
+
+
+def _bandwidth_order(Q: sp.csr_matrix) -> tuple[np.ndarray, int]:
+    """Reverse Cuthill–McKee order of the symmetrised pattern, and the bandwidth in that order."""
+    pattern = (abs(Q) + abs(Q.T)).tocsr()
+    order = csgraph.reverse_cuthill_mckee(pattern, symmetric_mode=True)
+    where = np.empty_like(order)
+    where[order] = np.arange(len(order))
+    coo = pattern.tocoo()
+    width = int(np.abs(where[coo.row] - where[coo.col]).max()) if coo.nnz else 0
+    return order, width
+
+
+def _to_band(Q: sp.csr_matrix, width: int) -> np.ndarray:
+    """``B[i, width + j - i] = Q[i, j]`` (off-diagonal entries only), with ``width + 1`` zero rows
+    of padding below so that every step of the elimination sees a full ``width x width`` block."""
+    coo = Q.tocoo()
+    off = coo.row != coo.col
+    B = np.zeros((Q.shape[0] + width + 1, 2 * width + 1))
+    np.add.at(B, (coo.row[off], width + coo.col[off] - coo.row[off]), coo.data[off])
+    return B
+
+
+def _band_eliminate(B: np.ndarray, width: int, out: np.ndarray, b: np.ndarray | None, stop: int):
+    """Forward GTH-style elimination of states ``0 .. stop-1`` on padded band storage, in place.
+
+    Returns the pivots ``s``; afterwards ``B[k + t, width - t]`` holds ``Q[k + t, k] / s[k]``. In
+    the flat buffer ``B[k + t, w + u - t]`` sits at ``k (2w + 1) + w + 2 w t + u``, so the column
+    below pivot ``k``, the block it updates and that block's diagonal are the ``k``-th entries of
+    three strided views made once (``out`` and ``b`` carry ``width + 1`` padding rows too)."""
+    w = width
+    n = len(B) - w - 1
+    flat = B.reshape(-1)
+    item, stride = flat.itemsize, (2 * w + 1) * flat.itemsize
+    count = n
+    strided = np.lib.stride_tricks.as_strided
+    rows = strided(flat[w + 1 :], (count, w), (stride, item))
+    columns = strided(flat[3 * w :], (count, w), (stride, 2 * w * item))
+    blocks = strided(flat[3 * w + 1 :], (count, w, w), (stride, 2 * w * item, item))
+    diagonals = strided(flat[3 * w + 1 :], (count, w), (stride, stride))
+    s = np.zeros(n)
+    for k in range(stop):
+        row = rows[k]
+        s[k] = row.sum() + out[k]
+        if s[k] <= 0:
+            raise ChainError(SINGULAR)
+        column = columns[k]
+        column /= s[k]
+        if column.any():
+            blocks[k] += np.multiply.outer(column, row)
+            diagonals[k] = 0.0
+            out[k + 1 : k + 1 + w] += column * out[k]
+            if b is not None:
+                b[k + 1 : k + 1 + w] += np.multiply.outer(column, b[k])
+    return s
+
+
+def _solve_band(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
+    """``x = b + Q x`` by the subtraction-free elimination on a band (``order`` from RCM)."""
+    n, w = len(order), width
+    B = _to_band(Q[order][:, order].tocsr(), w)
+    outp = np.zeros(n + w + 1)
+    outp[:n] = np.asarray(out, dtype=float)[order]
+    rhs = np.asarray(b, dtype=float).reshape(n, -1)
+    bp = np.zeros((n + w + 1, rhs.shape[1]))
+    bp[:n] = rhs[order]
+    s = _band_eliminate(B, w, outp, bp, n)
+    x = np.zeros_like(bp)
+    for k in range(n - 1, -1, -1):
+        x[k] = (bp[k] + B[k, w + 1 :] @ x[k + 1 : k + 1 + w]) / s[k]
+    result = np.empty((n, rhs.shape[1]))
+    result[order] = x[:n]
+    return result
+
+
+def _gth_band(P: sp.csr_matrix, order: np.ndarray, width: int) -> np.ndarray:
+    """GTH stationary law of an irreducible chain on a band (``order`` from RCM).
+
+    Back-substitution ``x_k = sum_t x_{k+t} B[k+t, w-t]`` keeps the last ``width`` masses in one
+    floating scale and records ``log x_k``, so masses may span more than the float range."""
+    n, w = len(order), width
+    B = _to_band(P[order][:, order].tocsr(), w)
+    _band_eliminate(B, w, np.zeros(n + w + 1), None, n - 1)
+    flat = B.reshape(-1)
+    factors = np.lib.stride_tricks.as_strided(flat[3 * w :], (n, w), ((2 * w + 1) * flat.itemsize, 2 * w * flat.itemsize))
+    window = np.zeros(w)  # x_{k+1} .. x_{k+w} in the current scale exp(shift)
+    window[0] = 1.0
+    shift = 0.0
+    log_x = np.full(n, -np.inf)
+    log_x[n - 1] = 0.0
+    for k in range(n - 2, -1, -1):
+        value = float(factors[k] @ window)
+        window[1:] = window[:-1]
+        window[0] = value
+        if value > 0:
+            log_x[k] = math.log(value) + shift
+            if not 1e-100 < value < 1e100:
+                window /= value
+                shift += math.log(value)
+    pi = np.empty(n)
+    pi[order] = _normalise_log(log_x)
+    return pi
+
+
+def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + P_SS x`` on the states ``S = unknown`` (index array), every one of which leaves
+    ``S`` with positive probability eventually; ``b >= 0`` of shape (|S|,) or (|S|, m).
+
+    Subtraction-free elimination (dense or banded) where it fits, else sparse LU of the matrix
+    ``diag(leave) - offdiag(P_SS)`` (its diagonal formed without subtraction) with one step of
+    iterative refinement."""
+    P = sp.csr_matrix(P)
+    inside = np.zeros(P.shape[0], dtype=bool)
+    inside[unknown] = True
+    rows = P[unknown]
+    Q = rows[:, unknown].tocsr()
+    Q.setdiag(0.0)
+    Q.eliminate_zeros()
+    out = np.asarray(rows[:, ~inside].sum(axis=1)).ravel()
+    return _solve_system(Q, out, np.asarray(b, dtype=float))
+
+
+def _solve_system(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + Q x`` (``Q`` with zero diagonal, ``out`` = mass leaving the unknowns), class by
+    class: the strongly connected components of ``Q`` are solved after every component they can
+    move to, a one-state component by ``x_i = (b_i + sum_j Q[i, j] x_j) / (out_i + sum_j Q[i, j])``
+    (all of them at once, level by level), a larger one by :func:`_solve_irreducible` with what
+    it sends to solved components moved into its right-hand side."""
+    n = Q.shape[0]
+    n_comp, labels = csgraph.connected_components(Q, directed=True, connection="strong")
+    if n_comp == 1:
+        return _solve_irreducible(Q, out, b)
+    leave = np.asarray(Q.sum(axis=1)).ravel() + out
+    if (leave <= 0).any():
+        raise ChainError(SINGULAR)
+    coo = Q.tocoo()
+    cross = labels[coo.row] != labels[coo.col]
+    source, target = labels[coo.row[cross]], labels[coo.col[cross]]
+    pending = np.bincount(source, minlength=n_comp)  # edges to components not yet solved
+    by_target = np.argsort(target, kind="stable")
+    edge_bounds = np.searchsorted(target[by_target], np.arange(n_comp + 1))
+    members = np.argsort(labels, kind="stable")
+    member_bounds = np.searchsorted(labels[members], np.arange(n_comp + 1))
+    sizes = np.diff(member_bounds)
+    x = np.zeros(b.shape)
+    column = (lambda v: v) if b.ndim == 1 else (lambda v: v[:, None])
+    ready = np.flatnonzero(pending == 0)
+    while len(ready):
+        single = members[member_bounds[ready[sizes[ready] == 1]]]
+        x[single] = (b[single] + Q[single] @ x) / column(leave[single])
+        for c in ready[sizes[ready] > 1]:
+            m = members[member_bounds[c] : member_bounds[c + 1]]
+            outside = np.ones(n)
+            outside[m] = 0.0
+            rows = Q[m]
+            x[m] = _solve_irreducible(rows[:, m].tocsr(), out[m] + rows @ outside, b[m] + rows @ x)
+        starts, lengths = edge_bounds[ready], np.diff(edge_bounds)[ready]
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        parents = source[by_target[offsets]]
+        np.subtract.at(pending, parents, 1)
+        ready = np.unique(parents[pending[parents] == 0])
+    return x
+
+
+def _solve_irreducible(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x = b + Q x`` on one strongly connected set: dense or banded subtraction-free elimination
+    where it fits, else sparse LU of ``diag(leave) - Q`` (the diagonal summed, not subtracted) with
+    one step of iterative refinement, else LGMRES."""
+    n = Q.shape[0]
+    order, width = _bandwidth_order(Q)
+    narrow = n * max(width, 1) ** 2 <= min(BAND_WORK_LIMIT, n**3 / 50)
+    if n <= DENSE_LIMIT and not narrow:
+        return _solve_dense(Q.toarray(), out, b).reshape(np.shape(b))
+    if n * width**2 <= BAND_WORK_LIMIT:
+        return _solve_band(Q, out, b, order, width).reshape(np.shape(b))
+    A = (sp.diags(np.asarray(Q.sum(axis=1)).ravel() + out) - Q).tocsc()
+    if n <= LU_LIMIT:
+        lu = _splu(A)
+        x = lu.solve(b)
+        return x + lu.solve(b - A @ x)
+    if n > KRYLOV_LIMIT:
+        raise ChainError(f"a linear system of {n:,} unknowns on an expander-like graph is beyond the direct solvers "
+                         f"(LU up to {LU_LIMIT:,}, iterative up to {KRYLOV_LIMIT:,} unknowns)")
+    return _krylov(A.tocsr(), b)
+
+
+def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
+    """LGMRES with a Jacobi preconditioner for systems too large for LU (page-state graphs fill
+    in), to a residual of 1e-11 relative to the right-hand side per column, within a work budget
+    of ``KRYLOV_WORK`` flops; refused (ChainError) when it does not get there."""
+    n = A.shape[0]
+    inverse_diagonal = 1.0 / A.diagonal()
+    M = spla.LinearOperator(A.shape, matvec=lambda v: inverse_diagonal * np.ravel(v), dtype=float)
+    iterations = max(20, int(KRYLOV_WORK // (2 * A.nnz + 60 * n)))
+    columns = rhs.reshape(n, -1)
+    out = np.empty_like(columns)
+    for j in range(columns.shape[1]):
+        x, _ = spla.lgmres(A, columns[:, j], rtol=1e-13, atol=0.0, maxiter=iterations, M=M)
+        if np.abs(columns[:, j] - A @ x).sum() > 1e-11 * max(np.abs(columns[:, j]).sum(), 1e-300):
+            raise ChainError(f"LGMRES did not solve a system of {n:,} unknowns within its work budget (a nearly "
+                             "closed set, or hitting times too long for an iterative solve)")
+        out[:, j] = x
+    return out.reshape(rhs.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stationary laws with an error estimate
+
+
+@dataclass(frozen=True)
+class StationaryLaw:
+    """A stationary law of one closed class, with how it was computed and an L1 error estimate.
+
+    ``error`` is ``None`` when no estimate could be formed; ``trusted`` is ``error <= TRUSTED_ERROR``."""
+
+    pi: np.ndarray
+    method: str
+    error: float | None
+    error_kind: str
+
+    @property
+    def trusted(self) -> bool:
+        return self.error is not None and self.error <= TRUSTED_ERROR
+
+
+def _residual(P: sp.csr_matrix, pi: np.ndarray) -> float:
+    """``|| pi P - pi ||_1``."""
+    return float(np.abs(P.T @ pi - pi).sum())
+
+
+def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
+    """Stationary law of an irreducible sparse stochastic matrix, with its error estimate.
+
+    ``method``: ``auto``, ``dense`` (GTH), ``band`` (GTH on an RCM band), ``arnoldi``, ``sparse``
+    (pinned LU); see the module docstring."""
+    P = sp.csr_matrix(P, dtype=float)
+    n = P.shape[0]
+    if n == 1:
+        return StationaryLaw(np.ones(1), "trivial", 0.0, "exact")
+    order, width = _bandwidth_order(P)
+    narrow = n * width**2 <= min(BAND_WORK_LIMIT, n**3 / 50)
+    if method == "dense" or (method == "auto" and n <= DENSE_LIMIT and not narrow):
+        dense = P.toarray()
+        pi = gth(dense)
+        flipped = gth(dense[::-1, ::-1])[::-1]
+        return StationaryLaw(pi, "GTH (dense)", float(np.abs(pi - flipped).sum()), "two GTH eliminations agree")
+    if method in ("auto", "band"):
+        if method == "band" or n * width**2 <= BAND_WORK_LIMIT:
+            pi = _gth_band(P, order, width)
+            flipped = _gth_band(P, order[::-1], width)
+            return StationaryLaw(pi, f"GTH (band {width})", float(np.abs(pi - flipped).sum()),
+                                 "two GTH eliminations agree")
+    if method == "sparse":
+        pi = _lu_stationary(P)
+        return StationaryLaw(pi, "pinned LU", _residual_bound(P, pi), "residual bound")
+    pi = _arnoldi_stationary(P)
+    if method == "arnoldi":
+        if pi is None:
+            raise ChainError("ARPACK did not converge")
+        return StationaryLaw(pi, "Arnoldi", _residual_bound(P, pi), "residual bound")
+    candidates = [(x, name) for x, name in ((pi, "Arnoldi"),) if x is not None]
+    if n <= LU_LIMIT:
+        try:
+            candidates.append((_lu_stationary(P), "pinned LU"))
+        except ChainError:
+            pass
+    if not candidates:
+        raise ChainError("ARPACK did not converge and the class is too large for LU")
+    pi, name = min(candidates, key=lambda c: _residual(P, c[0]))
+    bound = _residual_bound(P, pi)
+    if bound is not None:
+        return StationaryLaw(pi, name, bound, "residual bound")
+    return StationaryLaw(pi, name, _gap_estimate(P, pi), "residual / spectral gap (an estimate, not a bound)")
+
+
+def _gap_estimate(P: sp.csr_matrix, pi: np.ndarray) -> float | None:
+    """``||r||_1 / (1 - |lambda_2|)``: the first-order size of the error of an eigenvector whose
+    eigenvalue is separated from the rest of the spectrum by ``1 - |lambda_2|``."""
+    try:
+        second = float(np.sort(np.abs(_verified_eigs(P, 2, np.random.default_rng(SEED))))[0])
+    except ChainError:
+        return None
+    return _residual(P, pi) / (1.0 - second) if second < 1.0 else None
+
+
+def stationary(P: sp.csr_matrix, method: str = "auto") -> np.ndarray:
+    """Stationary law of an irreducible sparse stochastic matrix (see :func:`stationary_law`)."""
+    return stationary_law(P, method).pi
+
+
+def _residual_bound(P: sp.csr_matrix, pi: np.ndarray) -> float | None:
+    """``||r||_1 (M + M (M + 1) / 2)`` (module docstring), or None when ``M`` cannot be computed."""
+    j = int(np.argmax(pi))
+    rest = np.delete(np.arange(P.shape[0]), j)
+    try:
+        h = solve_leaving(P, rest, np.ones(len(rest)))
+    except ChainError:
+        return None
+    M = float(h.max())
+    if not np.isfinite(M) or M < 0:
+        return None
+    return _residual(P, pi) * (M + M * (M + 1) / 2)
+
+
+def _arnoldi_stationary(P: sp.csr_matrix) -> np.ndarray | None:
+    n = P.shape[0]
+    v0 = np.random.default_rng(SEED).random(n)
+    try:
+        _, vectors = spla.eigs(P.T.tocsr(), k=1, which="LM", v0=v0, ncv=min(n - 1, 40), tol=0, maxiter=100 * n)
+    except spla.ArpackNoConvergence:
+        return None
+    pi = np.clip(np.real(vectors[:, 0]) * np.sign(np.real(vectors[:, 0]).sum()), 0.0, None)
+    return pi / pi.sum()
+
+
+def _lu_stationary(P: sp.csr_matrix) -> np.ndarray:
+    """``pi_R = pi_j P_jR (I - P_RR)^{-1}`` pinned at ``j`` (first at state 0, then at the heaviest
+    state of that solution), with the diagonal of ``I - P_RR`` formed without subtraction."""
+    pi = _pinned_solve(P, 0)
+    heaviest = int(np.argmax(pi))
+    return pi if heaviest == 0 else _pinned_solve(P, heaviest)
+
+
+def _pinned_solve(P: sp.csr_matrix, pin: int) -> np.ndarray:
+    n = P.shape[0]
+    rest = np.delete(np.arange(n), pin)
+    pi = np.zeros(n)
+    pi[pin] = 1.0
+    pi[rest] = np.clip(_left_solve(P, rest, P[pin][:, rest].toarray().ravel()), 0.0, None)
+    return pi / pi.sum()
+
+
+def _splu(A: sp.csc_matrix):
+    try:
+        return spla.splu(A)
+    except RuntimeError as err:
+        raise ChainError(f"a linear system of {A.shape[0]:,} unknowns is numerically singular ({err}): "
+                         "a nearly closed set too large for the subtraction-free elimination") from None
+
+
+def _offdiagonal_row_sums(rows: sp.csr_matrix, states: np.ndarray) -> np.ndarray:
+    """``1 - P[i, i]`` for ``i`` in ``states``, summed from the other entries of row ``i`` (``rows = P[states]``)."""
+    coo = rows.tocoo()
+    off = coo.col != states[coo.row]
+    return np.bincount(coo.row[off], weights=coo.data[off], minlength=len(states))
+
+
+def _left_solve(P: sp.csr_matrix, states: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row vector ``x = b + x P_SS`` (``S = states``, left of every state eventually), by sparse LU
+    of ``(I - P_SS)^T`` whose diagonal ``1 - P[i, i]`` is the off-diagonal row sum of ``P``,
+    with one step of iterative refinement."""
+    rows = P[states].tocsr()
+    Q = rows[:, states].tocsr()
+    Q.setdiag(0.0)
+    Q.eliminate_zeros()
+    A = (sp.diags(_offdiagonal_row_sums(rows, states)) - Q).T.tocsc()
+    lu = _splu(A)
+    x = lu.solve(b)
+    x += lu.solve(b - A @ x)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes
+
+
+def _gcd_period(P: sp.csr_matrix) -> tuple[int, np.ndarray]:
+    """Period of an irreducible chain and the breadth-first level of each state."""
+    level = csgraph.shortest_path(P, unweighted=True, indices=0)
+    coo = P.tocoo()
+    diffs = np.abs(level[coo.row] + 1 - level[coo.col]).astype(np.int64)
+    return (int(np.gcd.reduce(diffs)) if len(diffs) else 1), level.astype(np.int64)
+
+
+def classes_of(P: sp.csr_matrix) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(class label of each state, member lists by label, closed flag by label)."""
+    n_classes, labels = csgraph.connected_components(P, directed=True, connection="strong")
+    coo = P.tocoo()
+    leaving = labels[coo.row] != labels[coo.col]
+    closed = np.ones(n_classes, dtype=bool)
+    closed[labels[coo.row[leaving]]] = False
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_classes + 1))
+    return labels, [order[bounds[c] : bounds[c + 1]] for c in range(n_classes)], closed
+
+
+def closed_classes_of(P: sp.csr_matrix) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(class label of each state, list of the closed classes' state indices, by first state)."""
+    labels, members, closed = classes_of(P)
+    out = [members[c] for c in np.flatnonzero(closed)]
+    out.sort(key=lambda m: m[0])
+    return labels, out
+
+
+def _verified_eigs(block: sp.csr_matrix, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Top ``count`` eigenvalues of a sparse block by ARPACK from random starts, each returned
+    pair checked (``||B^T v - lambda v|| <= 1e-8 ||v||``); the Krylov space grows until they are."""
+    n = block.shape[0]
+    k = min(count, n - 2)
+    BT = block.T.tocsr()
+    ncv = min(n - 1, max(2 * k + 1, 40))
+    while True:
+        try:
+            values, vectors = spla.eigs(BT, k=k, which="LM", ncv=ncv, tol=1e-12, v0=rng.random(n) - 0.5,
+                                        maxiter=max(1000, n))
+            residuals = np.linalg.norm(BT @ vectors - vectors * values, axis=0) / np.linalg.norm(vectors, axis=0)
+            if np.all(residuals <= 1e-8):
+                return values
+        except spla.ArpackNoConvergence:
+            pass
+        if ncv >= n - 1 or ncv >= 1000:
+            raise ChainError(f"ARPACK could not verify the top {k} eigenvalues of a class of {n} states")
+        ncv = min(n - 1, 2 * ncv)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chain
+
+
+class MarkovChain:
+    """A finite Markov chain given by a row-stochastic matrix, with lazily computed results.
+
+    Validated at the door (square, finite, non-negative, rows summing to 1 within 1e-9). Textbook
+    names: ``communication_classes``, ``recurrent_classes``, ``transient_states``, ``periods``,
+    ``cyclic_classes``, ``is_irreducible``, ``stationary_distributions`` (with
+    ``stationary_laws`` carrying error estimates), ``eigenvalues(k)``, ``hitting_probabilities``,
+    ``expected_hitting_times``, ``hitting_curve``, ``committor``, ``fundamental_matrix``,
+    ``mean_first_passage_times``, ``kemeny_constant``, ``relaxation_time``, ``mixing_time(eps)``,
+    ``entropy_rate``.
+    """
+
+    def __init__(self, P):
+        P = sp.csr_matrix(P, dtype=float)
+        if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] == 0:
+            raise ChainError(f"P must be a non-empty square matrix, got shape {P.shape}")
+        if not np.all(np.isfinite(P.data)) or (P.data < 0).any():
+            raise ChainError("P must have finite, non-negative entries")
+        P.eliminate_zeros()
+        rows = np.asarray(P.sum(axis=1)).ravel()
+        bad = np.flatnonzero(np.abs(rows - 1.0) > 1e-9)
+        if len(bad):
+            raise ChainError(f"row {bad[0]} of P sums to {rows[bad[0]]!r}, not 1")
+        self.P = P
+
+    @property
+    def n_states(self) -> int:
+        return self.P.shape[0]
+
+    # -- structure ---------------------------------------------------------------------------
+
+    @cached_property
+    def _classes(self):
+        return closed_classes_of(self.P)
+
+    @cached_property
+    def communication_classes(self) -> list[np.ndarray]:
+        """All communication classes (state indices, ascending), ordered by first state."""
+        return sorted(classes_of(self.P)[1], key=lambda m: m[0])
+
+    @property
+    def recurrent_classes(self) -> list[np.ndarray]:
+        """Closed communication classes (state indices, ascending), ordered by first state."""
+        return self._classes[1]
+
+    @cached_property
+    def transient_states(self) -> np.ndarray:
+        recurrent = np.zeros(self.n_states, dtype=bool)
+        for c in self.recurrent_classes:
+            recurrent[c] = True
+        return np.flatnonzero(~recurrent)
+
+    @property
+    def is_irreducible(self) -> bool:
+        return len(self.recurrent_classes) == 1 and len(self.recurrent_classes[0]) == self.n_states
+
+    @cached_property
+    def _periods_levels(self):
+        return [_gcd_period(self.P[c][:, c]) for c in self.recurrent_classes]
+
+    @property
+    def periods(self) -> list[int]:
+        return [d for d, _ in self._periods_levels]
+
+    @property
+    def period(self) -> int:
+        """Period of the chain when irreducible (lcm of the closed classes' periods otherwise)."""
+        return math.lcm(*self.periods)
+
+    @property
+    def is_aperiodic(self) -> bool:
+        return all(d == 1 for d in self.periods)
+
+    @cached_property
+    def cyclic_classes(self) -> list[list[np.ndarray]]:
+        """For each closed class, its ``period`` cyclic classes (state indices)."""
+        return [[c[level % d == r] for r in range(d)] for c, (d, level) in zip(self.recurrent_classes, self._periods_levels)]
+
+    # -- stationary laws ---------------------------------------------------------------------
+
+    @cached_property
+    def stationary_laws(self) -> list[StationaryLaw]:
+        """One :class:`StationaryLaw` per closed class (``pi`` restricted to the class)."""
+        return [stationary_law(self.P[c][:, c]) for c in self.recurrent_classes]
+
+    @cached_property
+    def stationary_distributions(self) -> list[np.ndarray]:
+        """One per closed class, each a full-length vector supported on its class."""
+        out = []
+        for c, law in zip(self.recurrent_classes, self.stationary_laws):
+            pi = np.zeros(self.n_states)
+            pi[c] = law.pi
+            out.append(pi)
+        return out
+
+    # -- absorption into closed classes -----------------------------------------------------
+
+    def _class_mask(self, index: int) -> np.ndarray:
+        mask = np.zeros(self.n_states, dtype=bool)
+        mask[self.recurrent_classes[index]] = True
+        return mask
+
+    def absorption_probabilities(self, start: int) -> np.ndarray:
+        """Probability of ending in each closed class, from state ``start``."""
+        probs = np.array([self.hitting_probabilities(self._class_mask(c))[start] for c in range(len(self.recurrent_classes))])
+        return probs
+
+    def expected_absorption_time(self, start: int) -> float:
+        """Expected number of steps from ``start`` until a closed class is entered."""
+        recurrent = np.ones(self.n_states, dtype=bool)
+        recurrent[self.transient_states] = False
+        return float(self.expected_hitting_times(recurrent)[start])
+
+    # -- hitting -----------------------------------------------------------------------------
+
+    def _reach(self, sources: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+        """Bool mask of the states that can reach ``sources`` (mask) along edges of ``P``,
+        moving only through states of ``within`` (mask; all states when None)."""
+        reverse = self.P.T.tocsr()
+        seen = sources.copy()
+        frontier = np.flatnonzero(sources)
+        while len(frontier):
+            nxt = np.zeros(self.n_states, dtype=bool)
+            nxt[reverse[frontier].indices] = True
+            if within is not None:
+                nxt &= within
+            nxt &= ~seen
+            seen |= nxt
+            frontier = np.flatnonzero(nxt)
+        return seen
+
+    def _mask(self, target) -> np.ndarray:
+        target = np.asarray(target)
+        if target.dtype != bool:
+            mask = np.zeros(self.n_states, dtype=bool)
+            mask[target.astype(np.int64)] = True
+            return mask
+        if target.shape != (self.n_states,):
+            raise ChainError(f"a state mask must have shape ({self.n_states},), got {target.shape}")
+        return target
+
+    def hitting_probabilities(self, target) -> np.ndarray:
+        """``u(i) = P_i(the chain ever enters target)`` (bool mask or state indices)."""
+        return self.committor(target, np.zeros(self.n_states, dtype=bool))
+
+    def committor(self, A, B) -> np.ndarray:
+        """``q(i) = P_i(enter A before B)`` for disjoint sets ``A``, ``B`` (1 on A, 0 on B).
+
+        States from which no path avoiding ``A`` reaches ``B`` or a state that cannot reach ``A``
+        have ``q = 1`` exactly (found on the graph); the linear system covers only the others."""
+        A, B = self._mask(A), self._mask(B)
+        if (A & B).any():
+            raise ChainError("the two sets of a committor must be disjoint")
+        q = A.astype(float)
+        reach_A = self._reach(A, within=~B)
+        doubtful = self._reach(B | ~reach_A, within=~A) & ~A
+        q[~doubtful & ~A] = 1.0
+        rest = reach_A & doubtful & ~B
+        if rest.any():
+            r = np.flatnonzero(rest)
+            b = np.asarray(self.P[r][:, q == 1.0].sum(axis=1)).ravel()
+            q[r] = np.clip(solve_leaving(self.P, r, b), 0.0, 1.0)
+        return q
+
+    def expected_hitting_times(self, target) -> np.ndarray:
+        """``h(i) = E_i[steps until target is entered]`` (bool mask or state indices): 0 on the
+        target, ``inf`` where the target is missed with positive probability."""
+        target = self._mask(target)
+        h = np.where(target, 0.0, np.inf)
+        lost = ~self._reach(target)
+        lost = self._reach(lost, within=~target)
+        sure = ~target & ~lost
+        if sure.any():
+            s = np.flatnonzero(sure)
+            h[s] = solve_leaving(self.P, s, np.ones(len(s)))
+        return h
+
+    def hitting_curve(self, start: int, target, steps: int) -> np.ndarray:
+        """``P_start(target entered at some s <= t)`` for t = 0 .. steps (mass that has not yet
+        entered is propagated; one vector, so memory is O(n + steps))."""
+        target = self._mask(target)
+        PT = self.P.T.tocsr()
+        free = np.zeros(self.n_states)
+        free[start] = 1.0
+        hit = np.zeros(steps + 1)
+        hit[0] = free[target].sum()
+        free[target] = 0.0
+        for t in range(steps):
+            free = PT @ free
+            hit[t + 1] = hit[t] + free[target].sum()
+            free[target] = 0.0
+        return np.minimum(hit, 1.0)
+
+    def fundamental_matrix(self) -> np.ndarray:
+        """``N = (I - Q)^{-1}`` over the transient states (``N[i, j]`` = expected visits to
+        ``transient_states[j]`` from ``transient_states[i]``), subtraction-free."""
+        t = self.transient_states
+        if len(t) > DENSE_LIMIT:
+            raise ChainError(f"the fundamental matrix is computed for up to {DENSE_LIMIT} transient states, not {len(t)}")
+        if not len(t):
+            return np.zeros((0, 0))
+        return solve_leaving(self.P, t, np.eye(len(t)))
+
+    def mean_first_passage_times(self) -> np.ndarray:
+        """``M[i, j] = E_i[time to hit j]`` for an irreducible chain, ``M[i, i] = 0``."""
+        if not self.is_irreducible:
+            raise ChainError("mean first passage times need an irreducible chain")
+        n = self.n_states
+        if n > MFPT_LIMIT:
+            raise ChainError(f"the mean first passage matrix is computed for up to {MFPT_LIMIT} states, not {n}")
+        M = np.zeros((n, n))
+        for j in range(n):
+            rest = np.delete(np.arange(n), j)
+            M[rest, j] = solve_leaving(self.P, rest, np.ones(n - 1))
+        return M
+
+    def kemeny_constant(self) -> float:
+        """``K = sum_j pi_j M[i, j]`` (the same for every start ``i``)."""
+        return float(self.mean_first_passage_times()[0] @ self.stationary_distributions[0])
+
+    # -- spectrum and mixing -----------------------------------------------------------------
+
+    def eigenvalues(self, count: int = 6) -> np.ndarray:
+        """The ``count`` eigenvalues of largest modulus (complex), by decreasing modulus.
+
+        Ordered by communication class, ``P`` is block triangular, so its spectrum is the union of
+        the spectra of the classes' diagonal blocks: a one-state class gives ``P[i, i]``, a small
+        class its dense spectrum, a large one its ``count`` largest by verified ARPACK runs.
+        """
+        rng = np.random.default_rng(SEED)
+        singles = [m[0] for m in self.communication_classes if len(m) == 1]
+        values = [self.P.diagonal()[np.array(singles, dtype=np.int64)].astype(complex)]
+        for members in self.communication_classes:
+            if len(members) == 1:
+                continue
+            block = self.P[members][:, members]
+            if len(members) <= DENSE_EIGEN_LIMIT:
+                values.append(np.linalg.eigvals(block.toarray()))
+            else:
+                values.append(_verified_eigs(block.tocsr(), count, rng))
+        values = np.concatenate(values)
+        return values[np.argsort(-np.abs(values), kind="stable")][:count]
+
+    def relaxation_time(self) -> float:
+        """``1 / (1 - |lambda_2|)`` of an irreducible chain (``inf`` when periodic)."""
+        if not self.is_irreducible:
+            raise ChainError("the relaxation time needs an irreducible chain")
+        if self.n_states == 1:
+            return 0.0
+        second = float(np.abs(self.eigenvalues(2))[1])
+        return math.inf if second >= 1.0 else 1.0 / (1.0 - second)
+
+    def mixing_time(self, eps: float = 0.25, max_steps: int = 2**40) -> int:
+        """``min{t : max_i ||P^t(i, .) - pi||_TV <= eps}`` of an irreducible aperiodic chain."""
+        if not self.is_irreducible or not self.is_aperiodic:
+            raise ChainError("the mixing time needs an irreducible aperiodic chain")
+        if self.n_states > DENSE_LIMIT:
+            raise ChainError(f"the mixing time is computed exactly for up to {DENSE_LIMIT} states, not {self.n_states}")
+        pi = self.stationary_distributions[0]
+
+        def distance(M):
+            return 0.5 * np.abs(M - pi).sum(axis=1).max()
+
+        powers = [self.P.toarray()]  # P^(2^i)
+        if distance(np.eye(self.n_states)) <= eps:
+            return 0
+        while distance(powers[-1]) > eps:
+            if 2 ** len(powers) > max_steps:
+                raise ChainError(f"the mixing time exceeds {max_steps} steps")
+            powers.append(powers[-1] @ powers[-1])
+        # d(2^(m-1)) > eps >= d(2^m): bisect t in (2^(m-1), 2^m] with the binary expansion
+        t, current = 2 ** (len(powers) - 2), powers[-2] if len(powers) > 1 else np.eye(self.n_states)
+        if len(powers) == 1:
+            return 1
+        for i in range(len(powers) - 3, -1, -1):
+            candidate = current @ powers[i]
+            if distance(candidate) > eps:
+                t, current = t + 2**i, candidate
+        return t + 1
+
+    def entropy_rate(self) -> float:
+        """``-sum_i pi_i sum_j P[i, j] log P[i, j]`` (nats per step) of an irreducible chain."""
+        if not self.is_irreducible:
+            raise ChainError("the entropy rate needs an irreducible chain")
+        coo = self.P.tocoo()
+        row_entropy = np.zeros(self.n_states)
+        np.add.at(row_entropy, coo.row, -coo.data * np.log(coo.data))
+        return float(self.stationary_distributions[0] @ row_entropy)
+
+    # -- powers ------------------------------------------------------------------------------
+
+    def distribution_after(self, start: int, steps: int) -> np.ndarray:
+        """``e_start P^steps``, one vector at a time (memory O(n))."""
+        x = np.zeros(self.n_states)
+        x[start] = 1.0
+        PT = self.P.T.tocsr()
+        for _ in range(steps):
+            x = PT @ x
+        return x
+
+    def power(self, n: int) -> sp.csr_matrix:
+        """``P^n`` by repeated squaring (dense for chains up to ``DENSE_LIMIT`` states, where powers fill in)."""
+        dense = self.n_states <= DENSE_LIMIT
+        result = np.eye(self.n_states) if dense else sp.identity(self.n_states, format="csr")
+        base = self.P.toarray() if dense else self.P
+        while n:
+            if n & 1:
+                result = result @ base
+            n >>= 1
+            if n:
+                base = base @ base
+        return sp.csr_matrix(result)
+
+    # -- metastability -----------------------------------------------------------------------
+
+    def metastable(self, tolerance: float) -> list[dict]:
+        """Closed classes once transitions below ``tolerance`` are ignored: for each, its states,
+        the largest per-step escape probability, the most likely state (stationary law of the kept
+        transitions), the expected exit time from it (``(I - P_CC) tau = 1``, subtraction-free) and
+        the exit law ``P(first state outside C = j)`` from it."""
+        kept = self.P.multiply(self.P >= tolerance).tocsr()
+        kept.eliminate_zeros()
+        _, classes = closed_classes_of(kept)
+        out = []
+        for c in classes:
+            inside = np.zeros(self.n_states, dtype=bool)
+            inside[c] = True
+            block = self.P[c]
+            escape = np.asarray(block[:, ~inside].sum(axis=1)).ravel()
+            restricted = kept[c][:, c]
+            sums = np.asarray(restricted.sum(axis=1)).ravel()
+            if sums.min() > 0:
+                restricted = sp.diags(1.0 / sums) @ restricted
+                likely_at = int(np.argmax(stationary(restricted.tocsr())))
+            else:  # a single state whose every kept transition leaves it
+                likely_at = 0
+            exits = {}
+            if escape.max() > 0:
+                tau = float(solve_leaving(self.P, c, np.ones(len(c)))[likely_at])
+                start = np.zeros(len(c))
+                start[likely_at] = 1.0
+                visits = np.clip(_left_solve(self.P, c, start), 0.0, None)  # e_x (I - P_CC)^{-1}
+                law = block[:, ~inside].T @ visits
+                law /= law.sum()
+                outside = np.flatnonzero(~inside)
+                exits = {int(outside[j]): float(law[j]) for j in np.flatnonzero(law > 0)}
+            else:
+                tau = math.inf
+            out.append({"states": c, "max_escape": float(escape.max()), "likely_state": int(c[likely_at]),
+                        "exit_time": tau, "exit_law": exits})
+        return out
