@@ -323,7 +323,9 @@ def cmd_sweep(args) -> int:
         overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps),
                                                                 ("run.max_memory_gib", args.max_memory))
                           if value is not None})
-        max_states = args.max_states or DEFAULT_SWEEP_MAX_STATES
+        from .exact import DEFAULT_MAX_STATES
+
+        max_states = args.max_states or DEFAULT_MAX_STATES
         try:
             plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, max_states)
         except scn.ScenarioError as err:
@@ -357,7 +359,6 @@ def cmd_sweep(args) -> int:
     return 1 if outcome["failed"] or outcome["error"] else 0
 
 
-DEFAULT_SWEEP_MAX_STATES = 200_000
 
 
 def draw_sweep(directory: Path, plan) -> list[Path]:
@@ -495,6 +496,8 @@ def _version() -> str:
 
 
 def build_parser() -> Parser:
+    from .exact import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
+
     parser = Parser(prog="ecology", description="Premises and simulacra competing for amplitude on a finite context window.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -509,11 +512,10 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print only the summary JSON")
     p.add_argument("--exact", action="store_true",
                    help="add the exact chain's expected hitting time and P(reached by N) beside the simulated ones")
-    p.add_argument("--max-states", type=positive_int, default=200_000, help="state budget of --exact")
+    p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES,
+                   help=f"state budget of --exact (default {DEFAULT_MAX_STATES:,})")
     p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of the simulation (default 8)")
     p.set_defaults(func=cmd_run)
-
-    from .exact import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
 
     p = sub.add_parser("analyze", help="build the exact page-state Markov chain and analyse it")
     p.add_argument("file")
@@ -545,7 +547,7 @@ def build_parser() -> Parser:
     p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler, or 'local' to start one")
     p.add_argument("--exact", action="store_true", help="add the exact chain's figures where it is small enough")
     p.add_argument("--max-states", type=positive_int,
-                   help=f"state budget of --exact (default {DEFAULT_SWEEP_MAX_STATES:,})")
+                   help=f"state budget of --exact (default {DEFAULT_MAX_STATES:,})")
     p.add_argument("--out", help="output directory (must not exist); default runs/sweep-NAME-TIMESTAMP")
     p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep (its plan "
                    "unchanged: no FILE, --grid, --set, --replicates, --steps, --exact, --max-states, --out)")
