@@ -311,6 +311,28 @@ def probability(text: str) -> float:
     return value
 
 
+def cmd_app(args) -> int:
+    """Serve the interactive page of a scenario with solara (``ecology.app``) until interrupted."""
+    import os
+    import subprocess
+
+    from .dynamics import compile_scenario
+
+    try:
+        compile_scenario(scn.load(args.file))
+    except scn.ScenarioError as err:
+        raise err if err.source else err.located(args.file) from None
+    try:
+        import solara  # noqa: F401  (the page needs the optional extra)
+    except ImportError:
+        raise UsageError("ecology app needs the 'app' extra: pip install 'simulacra-ecology[app]'") from None
+    env = {**os.environ, "ECOLOGY_SCENARIO": str(Path(args.file).resolve())}
+    command = [sys.executable, "-m", "solara", "run", "ecology.app", "--host", args.host, "--port", str(args.port),
+               "--production", "--no-open"]
+    print(f"serving {args.file} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    return subprocess.run(command, env=env).returncode
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="ecology", description="Premises and simulacra competing for amplitude on a finite context window.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -365,6 +387,12 @@ def build_parser() -> Parser:
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("app", help="open an interactive page (Mesa SolaraViz) for a scenario")
+    p.add_argument("file")
+    p.add_argument("--port", type=positive_int, default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     p.set_defaults(func=cmd_schema)
