@@ -316,33 +316,33 @@ def criteria_figure(model: PageModel) -> Figure:
 
 
 def network_figure(model: PageModel, replicate: int) -> Figure:
-    """The page-state network (edge width ~ probability); the replicate's page-state circled."""
+    """The page-state network (arrow darkness ~ transition probability); the replicate's page-state in red."""
     view = model.exact
-    fig = Figure(figsize=(5.6, 4.2), dpi=DPI)
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
     ax = fig.add_subplot()
     ax.set_axis_off()
     xy = view.layout()
     P = view.chain.chain.P.tocoo()
-    for i, j, p in zip(P.row, P.col, P.data):
-        if i != j:
-            ax.annotate("", xy=xy[j], xytext=xy[i],
-                        arrowprops={"arrowstyle": "-|>", "color": "#999999", "lw": 0.4 + 2.0 * p, "alpha": 0.6,
-                                    "shrinkA": 5, "shrinkB": 5})
+    moves = P.row != P.col
+    source, target, probability = xy[P.row[moves]], xy[P.col[moves]], P.data[moves]
+    shaft = (target - source) * 0.9  # stop short of the target node
+    ax.quiver(source[:, 0], source[:, 1], shaft[:, 0], shaft[:, 1], probability, cmap="Greys", clim=(-0.3, 1.0),
+              angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
     ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
     current = view.state_of(model.context.window[replicate])
     few = len(xy) <= 16
     stay = view.chain.chain.P.diagonal()
     for i, label in enumerate(view.labels):
         if few or i == current or i == view.chain.initial:
-            text = f"{label}  (stays: {stay[i]:.3g})" if stay[i] > 0 else label
+            text = f"{label} (loop {stay[i]:.2g})" if stay[i] > 0 else label
             ax.annotate(text, xy[i], fontsize=7, ha="center", va="bottom", xytext=(0, 8), textcoords="offset points")
     ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
     if current is not None:
         ax.scatter(*xy[current], s=260, c="#d62728", zorder=4, label=f"replicate {replicate} now")
     ax.legend(fontsize=7, loc="lower left")
-    ax.set_title(f"Page-state chain: {len(xy)} states, {view.chain.chain.P.nnz} transitions "
-                 "(arrow width ~ probability; 'stays' = self-loop)", fontsize=9)
+    ax.margins(0.15)
+    ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
     return fig
 
 
