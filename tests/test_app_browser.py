@@ -2,7 +2,7 @@
 
 Starts ``ecology app`` on a free loopback port, moves the context-length and a prior slider,
 presses Reset (controls apply on Reset, as in every Mesa page) and Step, and checks through the
-page that the run description, the window and every plot changed. Skipped only when
+page that the run description, the window and every plot changed; then plays and pauses. Skipped only when
 ``/usr/bin/chromium`` is absent (``.ci/run`` installs it: ``apt-get install -y chromium``).
 """
 
@@ -112,6 +112,15 @@ def test_controls_reset_and_step_change_the_page(server):
             after = plots(page)  # at k = 10 the chain exceeds the page's exact budget: no network
             expect(page.get_by_text("No page-state network")).to_be_visible()
             assert len(after) == 3 and all(a != b for a, b in zip(after, before))
+
+            page.get_by_role("button", name="▶").click()  # play until step 8 at least, then pause
+            page.wait_for_function("Number(document.querySelector('.ecology-window').dataset.step) >= 8", timeout=60_000)
+            page.get_by_role("button", name="❚❚").click()
+            expect(page.get_by_role("button", name="▶")).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(1500)
+            paused = window.get_attribute("data-step")
+            page.wait_for_timeout(1500)
+            assert window.get_attribute("data-step") == paused and int(paused) >= 8
             assert not errors
         finally:
             browser.close()
