@@ -235,8 +235,13 @@ def _prior_slider(label: str, prior: float) -> dict:
 
 def _figure() -> tuple[Figure, Any]:
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    fig.subplots_adjust(left=0.11, right=0.98, bottom=0.16, top=0.9)
+    fig.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
     return fig, fig.add_subplot()
+
+
+def _legend(ax) -> None:
+    """The legend beside the axes, where it hides no curve."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def _steps_axis(ax, model: PageModel) -> None:
@@ -270,8 +275,8 @@ def population_figure(model: PageModel) -> Figure:
         ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
     _steps_axis(ax, model)
     ax.set_ylabel("amplitude / fraction")
-    ax.set_title(f"Populations over {model.replicates} replicates (bands: 95% interval)", fontsize=10)
-    ax.legend(fontsize=7, loc="center right", ncol=1 if len(labels) < 3 else 2)
+    ax.set_title(f"Populations over {model.replicates} replicates (band: 95% interval)", fontsize=9)
+    _legend(ax)
     return fig
 
 
@@ -285,7 +290,7 @@ def amplitude_figure(model: PageModel, replicate: int) -> Figure:
     _steps_axis(ax, model)
     ax.set_ylabel("amplitude alpha_s")
     ax.set_title(f"Premise amplitudes in replicate {replicate}", fontsize=10)
-    ax.legend(fontsize=7, loc="center right", ncol=1 if len(model.premise_agents) < 6 else 2)
+    _legend(ax)
     return fig
 
 
@@ -307,9 +312,9 @@ def criteria_figure(model: PageModel) -> Figure:
         ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
     _steps_axis(ax, model)
     ax.set_ylabel("fraction of replicates")
-    ax.set_title("Absorption criteria: reached by t (solid), holding at t (dashed)", fontsize=10)
+    ax.set_title("Absorption: reached by t (solid), holding at t (dashed)", fontsize=9)
     if model.criteria:
-        ax.legend(fontsize=7, loc="center right")
+        _legend(ax)
     else:
         ax.text(0.5, 0.5, "this scenario declares no [absorption] criteria", ha="center", transform=ax.transAxes)
     return fig
@@ -331,7 +336,7 @@ def network_figure(model: PageModel, replicate: int) -> Figure:
               angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
     ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
     current = view.state_of(model.context.window[replicate])
-    few = len(xy) <= 16
+    few = len(xy) <= 10  # label every state only while the labels stay legible
     stay = view.chain.chain.P.diagonal()
     for i, label in enumerate(view.labels):
         if few or i == current or i == view.chain.initial:
