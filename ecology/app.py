@@ -59,7 +59,8 @@ chosen_replicate = solara.reactive(0)
 # Reading the model: the one place that knows the model's attribute names for criterion records
 
 
-REACHED = "absorbed"  # the model's word for "has held at some step <= t" (model.absorbed_at, absorbed_<c>)
+REACHED = "absorbed"  # the model's word for "has held at some step <= t" (observables absorbed_<c>)
+EXACT_REACHED = "absorbed"  # ecology.exact.criterion_curves' key for the same curve
 
 
 def criterion_history(model: EcologyModel) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -92,8 +93,9 @@ class ExactView:
         amplitude = self.chain.population_amplitudes  # (n, labels)
         self.mean = distribution @ amplitude
         self.above = {c: distribution @ (amplitude > c) for c in THRESHOLDS}
-        try:
-            self.criteria = criterion_curves(compiled, self.chain, horizon, EXACT_BUDGET)
+        try:  # per criterion: (reached, holding) at t = 0 .. horizon
+            self.criteria = {name: (np.asarray(c[EXACT_REACHED]), np.asarray(c["holding"]))
+                             for name, c in criterion_curves(compiled, self.chain, horizon, EXACT_BUDGET).items()}
         except UserError:  # a periodic criterion whose extended chain exceeds the budget
             self.criteria = {}
         windows = self.chain.windows[:, self.chain.memory:].astype(np.int64)
@@ -306,8 +308,8 @@ def criteria_figure(model: PageModel) -> Figure:
         ax.fill_between(t, low, high, color=colour, alpha=0.15, lw=0)
         exact = model.exact.criteria.get(name) if model.exact is not None else None
         if exact is not None:
-            ax.plot(exact["absorbed"], color="black", lw=0.8, alpha=0.6)
-            ax.plot(exact["holding"], color="black", lw=0.8, ls="--", alpha=0.6)
+            ax.plot(exact[0], color="black", lw=0.8, alpha=0.6)
+            ax.plot(exact[1], color="black", lw=0.8, ls="--", alpha=0.6)
     if model.exact is not None and model.exact.criteria:
         ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
     _steps_axis(ax, model)

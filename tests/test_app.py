@@ -72,9 +72,12 @@ def test_exact_overlay_agrees_with_the_simulation():
     while model.running:
         model.step()
     reached, _ = app.criterion_history(model)["revealed"]
-    exact = model.exact.criteria["revealed"]["absorbed"][30]
+    exact = model.exact.criteria["revealed"][0][30]
     sigma = np.sqrt(exact * (1 - exact) / model.replicates)
     assert abs(reached[-1] - exact) < 5 * sigma
+    waluigi = model.mixture.labels.index("waluigi")  # and P(alpha_waluigi > 1/2) at t = 30, likewise
+    exact = model.exact.above[0.5][30, waluigi]
+    assert abs(model.above[0.5][30][waluigi] - exact) < 5 * np.sqrt(exact * (1 - exact) / model.replicates)
     assert model.exact.state_of(model.context.window[0]) is not None
 
 
