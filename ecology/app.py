@@ -342,7 +342,7 @@ def network_figure(model: PageModel, replicate: int) -> Figure:
     stay = view.chain.chain.P.diagonal()
     for i, label in enumerate(view.labels):
         if few or i == current or i == view.chain.initial:
-            text = f"{label} (loop {stay[i]:.2g})" if stay[i] > 0 else label
+            text = f"{label} (loop {_probability(stay[i])})" if stay[i] > 0 else label
             ax.annotate(text, xy[i], fontsize=7, ha="center", va="bottom", xytext=(0, 8), textcoords="offset points")
     ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
     if current is not None:
@@ -351,6 +351,11 @@ def network_figure(model: PageModel, replicate: int) -> Figure:
     ax.margins(0.15)
     ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
     return fig
+
+
+def _probability(p: float) -> str:
+    """A probability in few digits that never rounds a near-certain one to 1 (``1 - 7.3e-04``)."""
+    return "1" if p == 1.0 else f"1 - {1 - p:.2g}" if p > 0.99 else f"{p:.2g}"
 
 
 def _colour_legend(items: list[tuple[str, str]]) -> str:
