@@ -340,10 +340,12 @@ def network_figure(model: PageModel, replicate: int) -> Figure:
     current = view.state_of(model.context.window[replicate])
     few = len(xy) <= 10  # label every state only while the labels stay legible
     stay = view.chain.chain.P.diagonal()
+    middle = (xy[:, 0].min() + xy[:, 0].max()) / 2
     for i, label in enumerate(view.labels):
         if few or i == current or i == view.chain.initial:
             text = f"{label} (loop {_probability(stay[i])})" if stay[i] > 0 else label
-            ax.annotate(text, xy[i], fontsize=7, ha="center", va="bottom", xytext=(0, 8), textcoords="offset points")
+            ax.annotate(text, xy[i], fontsize=7, ha="right" if xy[i, 0] > middle else "left", va="bottom",
+                        xytext=(0, 8), textcoords="offset points")  # labels run inward, never off the figure
     ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
     if current is not None:
         ax.scatter(*xy[current], s=260, c="#d62728", zorder=4, label=f"replicate {replicate} now")
