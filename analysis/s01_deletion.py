@@ -24,7 +24,7 @@ def run(out, quick: bool) -> Study:
         curves[deletion] = df[Criteria.column("reached", "revealed")].to_numpy()
     n = np.arange(steps + 1)
     closed = np.where(n >= k, (1 - alpha) * (1 - p ** np.maximum(n - k + 1, 0)), 0.0)
-    exact = np.array(report(scenario("waluigi", context__deletion="fifo"), horizon=steps)["curves"]["revealed"]["absorbed"])
+    exact = np.array(report(scenario("waluigi", context__deletion="fifo"), horizon=steps)["curves"]["revealed"]["reached"])
     for t in sorted({10, 50, 100, steps // 2, steps}):
         rows.append({"step": t, "none (simulated, 95% interval)": proportion(curves["none"][t], reps),
                      "none (closed form)": fmt(closed[t]),

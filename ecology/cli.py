@@ -495,6 +495,28 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def cmd_app(args) -> int:
+    """Serve the interactive page of a scenario with solara (``ecology.app``) until interrupted."""
+    import os
+    import subprocess
+
+    from .dynamics import compile_scenario
+
+    try:
+        compile_scenario(scn.load(args.file))
+    except scn.ScenarioError as err:
+        raise err if err.source else err.located(args.file) from None
+    try:
+        import solara  # noqa: F401  (the page needs the optional extra)
+    except ImportError:
+        raise UsageError("ecology app needs the 'app' extra: pip install 'simulacra-ecology[app]'") from None
+    env = {**os.environ, "ECOLOGY_SCENARIO": str(Path(args.file).resolve())}
+    command = [sys.executable, "-m", "solara", "run", "ecology.app", "--host", args.host, "--port", str(args.port),
+               "--production", "--no-open"]
+    print(f"serving {args.file} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    return subprocess.run(command, env=env).returncode
+
+
 def build_parser() -> Parser:
     from .exact import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
 
@@ -585,6 +607,12 @@ def build_parser() -> Parser:
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of a run (default 8)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("app", help="open an interactive page (Mesa SolaraViz) for a scenario")
+    p.add_argument("file")
+    p.add_argument("--port", type=positive_int, default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     p.set_defaults(func=cmd_schema)

@@ -234,7 +234,7 @@ def criterion_curves(compiled: Compiled, chain: PageChain, horizon: int, max_sta
             dist = PT @ dist
             holding[t + 1] = dist[h].sum()
         curves[c.name] = {"holding": np.clip(holding, 0.0, 1.0).tolist(),
-                          "absorbed": pc.chain.hitting_curve(pc.initial, h, horizon).tolist()}
+                          "reached": pc.chain.hitting_curve(pc.initial, h, horizon).tolist()}
     return curves
 
 

@@ -201,6 +201,16 @@ class EcologyModel(mesa.Model):
         self.premise_quantiles = np.quantile(self.amplitudes, QUANTILES, axis=0)
         self.observables = observables.record(self)
 
+    def responsibility(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """(rows, S, V) responsibility ``alpha_s(w) mu_s(t | w) / mu(t | w)`` of each premise for
+        each possible next token on the current windows (it sums to 1 over premises); rows default
+        to the first ``RASTER_REPLICATES`` replicates."""
+        rows = np.arange(min(self.replicates, RASTER_REPLICATES)) if rows is None else rows
+        log_emit = np.stack([a.spec.automaton.emit_logp[a.state[rows]] for a in self.premise_agents], axis=1)
+        with np.errstate(invalid="ignore"):
+            log_r = self.current.log_amplitude[rows][:, :, None] + log_emit - self.current.log_mu[rows][:, None, :]
+        return np.nan_to_num(np.exp(log_r))
+
     def credit_token(self, token: np.ndarray) -> None:
         """Token ledger: credit the printed token to premises by their responsibility
         ``alpha_s mu_s(t | w) / mu(t | w)`` (it sums to 1 over premises), summed per population."""

@@ -250,7 +250,7 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     """Exact probability that each criterion holds at step t, and has held at or before t."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, c in curves.items():
-        line = ax.plot(c["absorbed"], label=f"{name}: held at or before t")[0]
+        line = ax.plot(c["reached"], label=f"{name}: reached by t (held at some s <= t)")[0]
         ax.plot(c["holding"], ":", color=line.get_color(), label=f"{name}: holds at t")
     ax.set_xlabel("step t")
     ax.set_ylabel("probability (exact chain)")

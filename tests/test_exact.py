@@ -160,7 +160,7 @@ def test_exact_curves_match_simulation():
             model.step()
         df = model.datacollector.get_model_vars_dataframe()
         for c in compiled.criteria:
-            for kind, column in (("absorbed", f"reached_{c.name}"), ("holding", f"holding_{c.name}")):
+            for kind, column in (("reached", f"reached_{c.name}"), ("holding", f"holding_{c.name}")):
                 exact = np.array(curves[c.name][kind])
                 sd = np.sqrt(exact * (1 - exact) / 4000)
                 assert np.all(np.abs(df[column].to_numpy() - exact) <= 5 * sd + 1e-9), (name, c.name, kind)
@@ -273,7 +273,7 @@ def test_criteria_hitting_times_agree_with_their_curves():
     pc = build_chain(compiled)
     report = analyze(compiled, chain=pc, horizon=6000)
     for name, c in report["criteria"].items():
-        curve = np.array(report["curves"][name]["absorbed"])
+        curve = np.array(report["curves"][name]["reached"])
         assert 1 - curve[-1] < 1e-12
         assert np.isclose(c["expected_hitting_time"], np.sum(1 - curve), rtol=1e-9)
         assert c["within"] == 6000 and np.isclose(c["probability_within"], curve[-1], rtol=1e-12)

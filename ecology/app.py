@@ -1,0 +1,468 @@
+"""The interactive page: Mesa's SolaraViz over the simulator's own :class:`EcologyModel`.
+
+``ecology app FILE`` (or ``solara run app.py``) shows one scenario. The controls are generated
+from the scenario (:func:`controls`) and are dotted-path overrides (``context__length`` is
+``context.length``), applied when Reset rebuilds the model; Step / Play call the model's own
+``step()``. What the page draws, per step ``t`` (notation of SCIENCE.md):
+
+- population dynamics: over the R replicates, the mean amplitude of each population label and
+  the fractions of replicates where it holds more than 1/2 and more than 0.99, with 95% Wilson
+  bands for the fractions;
+- the per-premise amplitudes ``alpha_s(w_t)`` of one chosen replicate;
+- that replicate's window, each token drawn in its token's colour over a bar in the colour of
+  the premise most responsible for printing it: ``argmax_s alpha_s(w) mu_s(t | w) / mu(t | w)``,
+  evaluated on the window ``w`` the token was printed from (the responsibilities sum to 1);
+- the fraction of replicates for which each absorption criterion has held at some step
+  ``<= t`` ("reached") and holds at ``t`` ("holding");
+- for chains of at most :data:`EXACT_BUDGET` page-states, the exact curves from the initial
+  page-state ``x``: ``E[amplitude] = (e_x P^t) a``, ``P(amplitude > c) = (e_x P^t) 1[a > c]``,
+  holding ``(e_x P^t) h`` and reached (the hitting curve of ``h``), overlaid dashed in black;
+  and the page-state network with the chosen replicate's page-state circled.
+
+The per-step records the model does not keep (threshold fractions, the tracked replicates'
+amplitudes and speakers) are kept by :class:`PageModel`, a subclass that only records: its
+``step()`` is ``EcologyModel.step()`` followed by bookkeeping.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import solara
+from matplotlib.figure import Figure
+from mesa.visualization import SolaraViz
+
+from .absorption import above
+from .dynamics import compile_scenario
+from .exact import TooManyStates, build_chain, criterion_curves
+from .model import RASTER_REPLICATES, EcologyModel, resolve
+from .observables import Criteria
+from .scenario import PARAMETERISED_KINDS, Scenario, UserError
+from .statistics import wilson
+
+TRACKED = RASTER_REPLICATES  # replicates whose amplitudes and speakers are recorded (the model's own record)
+EXACT_BUDGET = 64  # page-states: the exact overlay and the network are drawn up to this size
+THRESHOLDS = (0.5, 0.99)  # amplitude levels whose fraction of replicates is plotted
+SCENARIO_ENV = "ECOLOGY_SCENARIO"
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f"]
+TOKEN_PALETTE = ["#a6cee3", "#fdbf6f", "#b2df8a", "#fb9a99", "#cab2d6", "#ffff99", "#8dd3c7", "#d9d9d9"]
+FIGSIZE = (5.6, 3.0)
+DPI = 80
+
+chosen_replicate = solara.reactive(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the model: the one place that knows the model's attribute names for criterion records
+
+
+def criterion_history(model: EcologyModel) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per criterion name: (reached fraction, holding fraction) at steps 0 .. t."""
+    records = model.datacollector.model_vars
+    return {c.name: (np.asarray(records[Criteria.column("reached", c.name)]),
+                     np.asarray(records[Criteria.column("holding", c.name)])) for c in model.criteria}
+
+
+def wilson_band(fraction: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score interval of binomial proportions ``fraction`` out of ``n``, elementwise."""
+    return wilson(np.asarray(fraction) * n, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model the page drives
+
+
+class ExactView:
+    """The exact chain of a small scenario: curves over the horizon, network layout, state lookup."""
+
+    def __init__(self, model: EcologyModel):
+        compiled = model.compiled
+        self.chain = build_chain(compiled, EXACT_BUDGET)
+        horizon = model.n_steps
+        distribution = np.empty((horizon + 1, self.chain.chain.n_states))  # e_x P^t, t = 0 .. H (n <= 64)
+        distribution[0] = np.eye(self.chain.chain.n_states)[self.chain.initial]
+        for t in range(horizon):
+            distribution[t + 1] = distribution[t] @ self.chain.chain.P
+        amplitude = self.chain.population_amplitudes  # (n, labels)
+        self.mean = distribution @ amplitude
+        self.above = {c: distribution @ above(amplitude, c) for c in THRESHOLDS}
+        try:  # per criterion: (reached, holding) at t = 0 .. horizon
+            self.criteria = {name: (np.asarray(c["reached"]), np.asarray(c["holding"]))
+                             for name, c in criterion_curves(compiled, self.chain, horizon, EXACT_BUDGET).items()}
+        except UserError:  # a periodic criterion whose extended chain exceeds the budget
+            self.criteria = {}
+        windows = self.chain.windows[:, self.chain.memory:].astype(np.int64)
+        self.index = {row.tobytes(): i for i, row in enumerate(windows)}
+        self.labels = self.chain.labels()
+        self._layout = None
+
+    def state_of(self, window: np.ndarray) -> int | None:
+        return self.index.get(np.asarray(window, dtype=np.int64).tobytes())
+
+    def layout(self) -> np.ndarray:
+        """(n, 2) node positions: a spring layout with a fixed seed, computed once."""
+        if self._layout is None:
+            import networkx as nx
+
+            graph = nx.from_scipy_sparse_array(self.chain.chain.P, create_using=nx.DiGraph)
+            positions = nx.spring_layout(graph, seed=0)
+            self._layout = np.array([positions[i] for i in range(self.chain.chain.n_states)])
+        return self._layout
+
+
+def exact_view(model: EcologyModel) -> tuple[ExactView | None, str]:
+    """The exact view, or None and the reason it is out of reach."""
+    try:
+        return ExactView(model), ""
+    except TooManyStates:
+        return None, (f"the page-state chain has more than {EXACT_BUDGET} states, the page's budget; shorten the "
+                      "context length, or use `ecology analyze` for large chains")
+    except UserError as err:
+        return None, str(err)
+
+
+class PageModel(EcologyModel):
+    """:class:`EcologyModel` plus the records the page draws; built from the page's controls.
+
+    ``source`` is the scenario file or object. ``prompt`` (tokens separated by spaces) and
+    ``seed`` (text) come from text boxes; every other keyword is a dotted-path override (``__``
+    for ``.``). Controls that make an invalid scenario do not crash the page: the scenario as
+    loaded is used instead and :attr:`input_error` says what was wrong. ``scenario`` is Mesa's
+    own experiment object (``mesa.experimental.scenarios.Scenario``), which SolaraViz's Reset
+    passes to any model that accepts it; the seed control decides the random stream instead.
+    """
+
+    def __init__(self, source: Scenario | str | Path, rng=None, prompt: str | None = None,
+                 seed: str | None = None, steps: int | None = None, scenario=None, **controls: Any):
+        overrides = dict(controls)
+        if steps is not None:
+            overrides["run__steps"] = steps
+        if prompt is not None:
+            overrides["context__prompt"] = prompt.split()
+        self.input_error = None
+        try:
+            if seed is not None and str(seed).strip():
+                overrides["run__seed"] = int(str(seed).strip())
+            compile_scenario(resolve(source, {k.replace("__", "."): v for k, v in overrides.items()}))
+        except ValueError as err:  # ScenarioError is a ValueError; so is int('x')
+            self.input_error = f"seed: not an integer: {seed!r}" if not isinstance(err, UserError) else str(err)
+            overrides = {}
+        super().__init__(source, rng=rng, **overrides)
+        self.tracked = min(self.replicates, TRACKED)
+        self.track_rows = np.arange(self.tracked)
+        self.above = {c: [] for c in THRESHOLDS}  # per step: (labels,) fraction of replicates above c
+        self.tracked_amplitudes = []  # per step: (tracked, S) premise amplitudes
+        self.exact, self.exact_note = exact_view(self)
+        self._record()
+
+    def step(self) -> None:
+        super().step()
+        self._record()
+
+    def _record(self) -> None:
+        for c in THRESHOLDS:
+            self.above[c].append(above(self.population, c).mean(axis=0))
+        self.tracked_amplitudes.append(np.exp(self.current.log_amplitude[self.track_rows]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls generated from the scenario
+
+
+def _slider(label: str, value: float, low: float, high: float, step: float, integer: bool = False) -> dict:
+    return {"type": "SliderInt" if integer else "SliderFloat", "label": label, "value": value,
+            "min": low, "max": high, "step": step}
+
+
+def controls(config: Scenario, scenario: Scenario | str | Path) -> dict[str, Any]:
+    """Mesa ``model_params`` for a scenario: one control per numeric or categorical knob.
+
+    Keys are :class:`PageModel` keywords: dotted scenario paths with ``__`` for ``.``, plus
+    ``prompt``, ``seed`` and ``steps``. ``source`` (the file or object) is a fixed parameter.
+    """
+    ctx, run = config.context, config.run
+    rules = ["fifo", "none"] + (["block"] if ctx.block else []) + (["message"] if ctx.delimiter else [])
+    params: dict[str, Any] = {"source": str(scenario) if isinstance(scenario, Path) else scenario}
+    params["context__length"] = _slider("context length k", ctx.length, 1, max(64, 2 * ctx.length), 1, True)
+    params["context__deletion"] = {"type": "Select", "label": "deletion rule", "value": ctx.deletion,
+                                   "values": list(dict.fromkeys([ctx.deletion, *rules]))}
+    temperature = config.sampling.temperature
+    params["sampling__temperature"] = _slider("temperature T", temperature, 0.0, max(3.0, 2 * temperature), 0.05)
+    for name, premise in config.premises.items():
+        params[f"premises__{name}__prior"] = _prior_slider(f"prior of premise {name}", premise.prior)
+    for name, population in config.populations.items():
+        params[f"populations__{name}__prior"] = _prior_slider(f"prior of population {name}", population.prior)
+    for name, spec in config.simulacra.items():
+        for parameter in PARAMETERISED_KINDS.get(spec.kind, ()):
+            params[f"simulacra__{name}__{parameter}"] = _slider(f"{name}: {parameter}", getattr(spec, parameter), 0.0, 1.0, 0.01)
+    for name, population in config.populations.items():
+        for parameter in PARAMETERISED_KINDS.get(population.template.kind, ()):
+            if parameter != population.parameter:  # that one is drawn from the distribution
+                params[f"populations__{name}__template__{parameter}"] = _slider(
+                    f"{name} (each): {parameter}", getattr(population.template, parameter), 0.0, 1.0, 0.01)
+    params["prompt"] = {"type": "InputText", "label": "prompt (tokens separated by spaces)", "value": " ".join(ctx.prompt)}
+    params["run__replicates"] = _slider("replicates R", run.replicates, 1, max(5000, run.replicates), 1, True)
+    params["steps"] = _slider("steps (horizon)", run.steps, 1, max(1000, run.steps), 1, True)
+    params["seed"] = {"type": "InputText", "label": "seed", "value": str(run.seed)}
+    return params
+
+
+def _prior_slider(label: str, prior: float) -> dict:
+    step = 0.01 if prior >= 0.01 else 10 ** np.floor(np.log10(prior))
+    return _slider(label, prior, step, max(1.0, prior), step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Components: each a function of the model, redrawn by SolaraViz after every step
+
+
+def _figure() -> tuple[Figure, Any]:
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    fig.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
+    return fig, fig.add_subplot()
+
+
+def _legend(ax) -> None:
+    """The legend beside the axes, where it hides no curve."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def _steps_axis(ax, model: PageModel) -> None:
+    """The whole horizon when exact curves are drawn over it; else a little beyond the current step."""
+    ax.set_xlim(0, max(model.n_steps if model.exact else min(model.n_steps, max(20, 1.25 * model.steps)), 1))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step t")
+    ax.grid(alpha=0.3)
+
+
+def population_figure(model: PageModel) -> Figure:
+    """Mean amplitude and fractions of replicates above 1/2 and 0.99, per population label."""
+    fig, ax = _figure()
+    t = np.arange(model.steps + 1)
+    labels = model.mixture.labels
+    records = model.datacollector.model_vars
+    styles = {0.5: ("--", "> 1/2"), 0.99: (":", "> 0.99")}
+    for j, label in enumerate(labels):
+        colour = PALETTE[j % len(PALETTE)]
+        ax.plot(t, records[f"{label}_mean"], color=colour, lw=2, label=f"{label}: mean")
+        for c in THRESHOLDS:
+            fraction = np.array([row[j] for row in model.above[c]])
+            ax.plot(t, fraction, color=colour, ls=styles[c][0], lw=1.3, label=f"{label}: fraction {styles[c][1]}")
+        low, high = wilson_band(np.array([row[j] for row in model.above[0.5]]), model.replicates)
+        ax.fill_between(t, low, high, color=colour, alpha=0.15, lw=0)
+        if model.exact is not None:
+            horizon = np.arange(len(model.exact.mean))
+            ax.plot(horizon, model.exact.mean[:, j], color="black", lw=0.8, ls="-", alpha=0.6)
+            ax.plot(horizon, model.exact.above[0.5][:, j], color="black", lw=0.8, ls="--", alpha=0.6)
+    if model.exact is not None:
+        ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
+    _steps_axis(ax, model)
+    ax.set_ylabel("amplitude / fraction")
+    ax.set_title(f"Populations over {model.replicates} replicates (band: 95% interval)", fontsize=9)
+    _legend(ax)
+    return fig
+
+
+def amplitude_figure(model: PageModel, replicate: int) -> Figure:
+    """``alpha_s(w_t)`` of every premise in one replicate."""
+    fig, ax = _figure()
+    amplitudes = np.array([row[replicate] for row in model.tracked_amplitudes])  # (t + 1, S)
+    t = np.arange(len(amplitudes))
+    for s, agent in enumerate(model.premise_agents):
+        ax.plot(t, amplitudes[:, s], color=PALETTE[s % len(PALETTE)], lw=1.6, label=agent.spec.name)
+    _steps_axis(ax, model)
+    ax.set_ylabel("amplitude alpha_s")
+    ax.set_title(f"Premise amplitudes in replicate {replicate}", fontsize=10)
+    _legend(ax)
+    return fig
+
+
+def criteria_figure(model: PageModel) -> Figure:
+    """Reached and holding fractions per absorption criterion (exact curves dashed black)."""
+    fig, ax = _figure()
+    t = np.arange(model.steps + 1)
+    for i, (name, (reached, holding)) in enumerate(criterion_history(model).items()):
+        colour = PALETTE[i % len(PALETTE)]
+        ax.plot(t, reached, color=colour, lw=2, label=f"{name}: reached")
+        ax.plot(t, holding, color=colour, lw=1.2, ls="--", label=f"{name}: holding")
+        low, high = wilson_band(reached, model.replicates)
+        ax.fill_between(t, low, high, color=colour, alpha=0.15, lw=0)
+        exact = model.exact.criteria.get(name) if model.exact is not None else None
+        if exact is not None:
+            ax.plot(exact[0], color="black", lw=0.8, alpha=0.6)
+            ax.plot(exact[1], color="black", lw=0.8, ls="--", alpha=0.6)
+    if model.exact is not None and model.exact.criteria:
+        ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
+    _steps_axis(ax, model)
+    ax.set_ylabel("fraction of replicates")
+    ax.set_title("Absorption: reached by t (solid), holding at t (dashed)", fontsize=9)
+    if model.criteria:
+        _legend(ax)
+    else:
+        ax.text(0.5, 0.5, "this scenario declares no [absorption] criteria", ha="center", transform=ax.transAxes)
+    return fig
+
+
+def network_figure(model: PageModel, replicate: int) -> Figure:
+    """The page-state network (arrow darkness ~ transition probability); the replicate's page-state in red."""
+    view = model.exact
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    xy = view.layout()
+    P = view.chain.chain.P.tocoo()
+    moves = P.row != P.col
+    source, target, probability = xy[P.row[moves]], xy[P.col[moves]], P.data[moves]
+    shaft = (target - source) * 0.9  # stop short of the target node
+    ax.quiver(source[:, 0], source[:, 1], shaft[:, 0], shaft[:, 1], probability, cmap="Greys", clim=(-0.3, 1.0),
+              angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
+    ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
+    current = view.state_of(model.context.window[replicate])
+    few = len(xy) <= 10  # label every state only while the labels stay legible
+    stay = view.chain.chain.P.diagonal()
+    middle = (xy[:, 0].min() + xy[:, 0].max()) / 2
+    for i, label in enumerate(view.labels):
+        if few or i == current or i == view.chain.initial:
+            text = f"{label} (loop {_probability(stay[i])})" if stay[i] > 0 else label
+            ax.annotate(text, xy[i], fontsize=7, ha="right" if xy[i, 0] > middle else "left", va="bottom",
+                        xytext=(0, 8), textcoords="offset points")  # labels run inward, never off the figure
+    ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
+    if current is not None:
+        ax.scatter(*xy[current], s=260, c="#d62728", zorder=4, label=f"replicate {replicate} now")
+    ax.legend(fontsize=7, loc="lower left")
+    ax.margins(0.15)
+    ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
+    return fig
+
+
+def _probability(p: float) -> str:
+    """A probability in few digits that never rounds a near-certain one to 1 (``1 - 7.3e-04``)."""
+    return "1" if p == 1.0 else f"1 - {1 - p:.2g}" if p > 0.99 else f"{p:.2g}"
+
+
+def _colour_legend(items: list[tuple[str, str]]) -> str:
+    return " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{colour};'
+                    f'border:1px solid #666;vertical-align:middle"></span> {html.escape(name)}' for name, colour in items)
+
+
+def window_html(model: PageModel, replicate: int) -> str:
+    """The replicate's window as boxes: token colour on top, most responsible premise below.
+
+    The generated tokens still in the window are the last ``min(t, n - pinned)`` of its ``n``
+    non-pad tokens (deletion removes the oldest unpinned tokens); the others came from the prompt.
+    """
+    compiled = model.compiled
+    names = compiled.tokens + [compiled.scenario.vocabulary.pad]
+    window = model.context.window[replicate]
+    n_tokens = int((window < compiled.n_tokens).sum())
+    generated = min(model.steps, n_tokens - model.config.context.pinned)
+    # the model's own record of the premise most responsible for each printed token (EcologyModel.credit_token)
+    speakers = [int(row[replicate]) for row in model.premise_speakers[len(model.premise_speakers) - generated:]] if generated else []
+    premises = [agent.spec.name for agent in model.premise_agents]
+    first_generated = len(window) - generated
+    boxes = []
+    for i, token in enumerate(window):
+        token = int(token)
+        colour = TOKEN_PALETTE[token % len(TOKEN_PALETTE)] if token < compiled.n_tokens else "#ffffff"
+        if i >= first_generated:
+            speaker = speakers[i - first_generated]
+            bar, who = PALETTE[speaker % len(PALETTE)], f"printed at step {model.steps - (len(window) - 1 - i)}, most responsible premise: {premises[speaker]}"
+        else:
+            bar, who = "#ffffff", "pad" if token >= compiled.n_tokens else "prompt token"
+        boxes.append(
+            f'<span class="ecology-token" title="{html.escape(who)}" style="display:inline-block;min-width:22px;'
+            f'margin:1px;text-align:center;font-family:monospace;font-size:14px;background:{colour};'
+            f'border:1px solid #888;border-bottom:6px solid {bar}">{html.escape(names[token])}</span>')
+    tokens_legend = _colour_legend([(t, TOKEN_PALETTE[i % len(TOKEN_PALETTE)]) for i, t in enumerate(compiled.tokens)])
+    premise_legend = _colour_legend([(p, PALETTE[s % len(PALETTE)]) for s, p in enumerate(premises)])
+    text = " ".join(names[int(t)] for t in window)
+    return (f'<div class="ecology-window" data-step="{model.steps}" data-replicate="{replicate}" '
+            f'data-window="{html.escape(text)}"><div style="line-height:1.9">{"".join(boxes)}</div>'
+            f'<div style="font-size:12px;margin-top:4px">box colour = token: {tokens_legend}</div>'
+            f'<div style="font-size:12px">bar under a generated token = the premise most responsible for printing it '
+            f'(largest alpha_s mu_s(t|w) / mu(t|w)): {premise_legend}; no bar = pad or prompt</div></div>')
+
+
+def describe(model: PageModel) -> str:
+    """The parameters the running model was built with, as HTML (Markdown would fetch KaTeX from a CDN)."""
+    cfg = model.config
+    ctx = cfg.context
+    priors = ", ".join(f"{name} {p.prior:g}" for name, p in [*cfg.premises.items(), *cfg.populations.items()])
+    exact = (f"exact chain: {model.exact.chain.chain.n_states} page-states (overlaid in black)" if model.exact
+             else f"no exact overlay ({model.exact_note})")
+    return (f"<p><b>{html.escape(cfg.name)}</b>: {html.escape(cfg.description)}</p>"
+            f"<p>Running: <b>step {model.steps} of {model.n_steps}</b>; k = {ctx.length} ({ctx.deletion}), "
+            f"T = {cfg.sampling.temperature:g}, priors: {html.escape(priors)}; prompt: {html.escape(' '.join(ctx.prompt)) or '(empty)'}; "
+            f"R = {model.replicates} replicates, seed {cfg.run.seed}; {html.escape(exact)}.</p>"
+            "<p>Changed a control on the left? Press <b>Reset</b> to rebuild the model with it.</p>")
+
+
+SHOW_SLIDER_VALUES = ".v-slider__thumb-label-container { display: block !important; } .v-slider { margin-top: 18px; }"
+
+
+def RunCard(model: PageModel):
+    with solara.Column() as main:
+        solara.Style(SHOW_SLIDER_VALUES)  # a slider shows its value at all times, not only while dragged
+        solara.HTML(unsafe_innerHTML=describe(model))
+        if model.input_error:
+            solara.Error(f"Controls not applied (the scenario as loaded runs instead): {model.input_error}")
+    return main
+
+
+def WindowCard(model: PageModel):
+    replicate = min(chosen_replicate.value, model.tracked - 1)
+    with solara.Column() as main:
+        solara.SliderInt(f"replicate shown (0 .. {model.tracked - 1})", value=replicate,
+                         on_value=chosen_replicate.set, min=0, max=model.tracked - 1)
+        solara.HTML(unsafe_innerHTML=f"<b>Window of replicate {replicate} at step {model.steps}</b> (oldest token first)")
+        solara.HTML(unsafe_innerHTML=window_html(model, replicate))
+    return main
+
+
+def PopulationPlot(model: PageModel):
+    return solara.FigureMatplotlib(population_figure(model), format="png")
+
+
+def AmplitudePlot(model: PageModel):
+    return solara.FigureMatplotlib(amplitude_figure(model, min(chosen_replicate.value, model.tracked - 1)), format="png")
+
+
+def CriteriaPlot(model: PageModel):
+    return solara.FigureMatplotlib(criteria_figure(model), format="png")
+
+
+def NetworkPlot(model: PageModel):
+    if model.exact is None:
+        return solara.HTML(unsafe_innerHTML=f"<b>No page-state network</b>: {html.escape(model.exact_note)}")
+    return solara.FigureMatplotlib(network_figure(model, min(chosen_replicate.value, model.tracked - 1)), format="png")
+
+
+COMPONENTS = [RunCard, WindowCard, PopulationPlot, AmplitudePlot, CriteriaPlot, NetworkPlot]
+
+
+def page(scenario: Scenario | str | Path, **overrides: Any):
+    """The SolaraViz page of a scenario (display it in a notebook cell, or serve it with solara)."""
+    if isinstance(scenario, Path):
+        scenario = str(scenario)
+    model = PageModel(scenario, **overrides)
+    if model.input_error:
+        raise UserError(model.input_error)
+    return SolaraViz(model, components=[(c, 0) for c in COMPONENTS], model_params=controls(model.config, scenario),
+                     name=f"simulacra-ecology: {model.config.name}", play_interval=50)
+
+
+def default_scenario() -> str:
+    """The scenario named by ``$ECOLOGY_SCENARIO``, else the toy shipped with the repository."""
+    return os.environ.get(SCENARIO_ENV) or str(Path(__file__).resolve().parent.parent / "scenarios" / "waluigi.toml")
+
+
+@solara.component
+def Page():
+    """Entry point of ``solara run ecology.app``: the page of :func:`default_scenario`."""
+    return page(default_scenario())
