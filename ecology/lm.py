@@ -652,24 +652,25 @@ class TransformerModel(SequenceModel):
         return self.config.n_ctx
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
-        """(B, n) ids (start token = V) -> (B, n, V) logits."""
+        """(B, n) ids (start token = V) -> (B, n, V) logits. Linear layers run on (B n, d)
+        matrices (one large matmul each, not B small ones)."""
         w, c = self.weights, self.config
-        n = ids.shape[1]
+        batch, n = ids.shape
         heads, d_head = c.n_head, c.d_model // c.n_head
-        x = w["wte"][ids] + w["wpe"][:n]
+        x = (w["wte"][ids] + w["wpe"][:n]).reshape(batch * n, c.d_model)
         causal = np.triu(np.full((n, n), -np.inf), k=1)
         for i in range(c.n_layer):
             h = layer_norm(x, w[f"l{i}.ln1.g"], w[f"l{i}.ln1.b"])
-            qkv = h @ w[f"l{i}.qkv.w"] + w[f"l{i}.qkv.b"]
-            q, k, v = (qkv[..., j * c.d_model : (j + 1) * c.d_model].reshape(len(ids), n, heads, d_head).transpose(0, 2, 1, 3)
-                       for j in range(3))
-            scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d_head) + causal
+            qkv = (h @ w[f"l{i}.qkv.w"] + w[f"l{i}.qkv.b"]).reshape(batch, n, 3, heads, d_head)
+            q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
+            scores = np.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(d_head) + causal
             attention = np.exp(log_softmax(scores))
-            mixed = (attention @ v).transpose(0, 2, 1, 3).reshape(len(ids), n, c.d_model)
+            mixed = np.einsum("bhqk,bhkd->bqhd", attention, v).reshape(batch * n, c.d_model)
             x = x + mixed @ w[f"l{i}.out.w"] + w[f"l{i}.out.b"]
             h = layer_norm(x, w[f"l{i}.ln2.g"], w[f"l{i}.ln2.b"])
             x = x + gelu(h @ w[f"l{i}.fc.w"] + w[f"l{i}.fc.b"]) @ w[f"l{i}.proj.w"] + w[f"l{i}.proj.b"]
-        return layer_norm(x, w["lnf.g"], w["lnf.b"]) @ w["unembed.w"] + w["unembed.b"]
+        logits = layer_norm(x, w["lnf.g"], w["lnf.b"]) @ w["unembed.w"] + w["unembed.b"]
+        return logits.reshape(batch, n, self.n_tokens)
 
     def forward(self, ids):
         start = np.full((len(ids), 1), self.n_tokens, dtype=np.int64)
