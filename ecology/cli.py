@@ -60,6 +60,27 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train the model of a training spec (see ``docs/models.md``) and save it."""
+    from .train import full_context_laws, train_from_spec
+
+    overrides = {key: value for key, value in (("seed", args.seed), ("steps", args.steps)) if value is not None}
+    log = None if args.json else (lambda line: print(line, file=sys.stderr))
+    summary = train_from_spec(Path(args.spec), args.out and Path(args.out), args.table and Path(args.table), overrides, log)
+    model, context = summary.pop("model"), summary.pop("context")
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"wrote {summary['out']} ({summary['kind']}, {summary['tokens']} training tokens, {summary['seconds']} s)")
+    if "table" in summary:
+        print(f"wrote {summary['table']} ({summary['table_rows']} contexts of at most {context} tokens)")
+    if model.n_tokens**context <= 81:
+        print(f"next-token law after each context of {context} tokens:")
+        for text, probs in full_context_laws(model, context):
+            print(f"  {text:>{2 * context}} -> " + "  ".join(f"{t}: {p:.4f}" for t, p in zip(model.tokens, probs)))
+    return 0
+
+
 def cmd_schema(args) -> int:
     print(json.dumps(scn.schema(), indent=2))
     return 0
@@ -613,6 +634,15 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=positive_int, default=8765)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.set_defaults(func=cmd_app)
+
+    p = sub.add_parser("train", help="train a transformer or n-gram model from a training spec (TOML)")
+    p.add_argument("spec", help="training spec, e.g. scenarios/models/babygpt.train.toml")
+    p.add_argument("--out", help="model file to write (.npz); default: the spec's 'out'")
+    p.add_argument("--table", help="also write every context's law as a CSV table; default: the spec's 'table'")
+    p.add_argument("--seed", type=int, help="override training.seed")
+    p.add_argument("--steps", type=positive_int, help="override training.steps")
+    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     p.set_defaults(func=cmd_schema)

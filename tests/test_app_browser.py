@@ -61,9 +61,21 @@ def slider(page, label: str):
     return thumb
 
 
-def plots(page) -> list[bytes]:
-    """Screenshots (PNG bytes) of the figures on the page, in page order."""
-    return [img.screenshot() for img in page.locator(".vue-grid-item img").all()]
+def plots(page, attempts: int = 10) -> list[bytes]:
+    """Screenshots (PNG bytes) of the figures on the page, in page order. The page re-renders a
+    figure by replacing its <img>, so an element can detach between finding and shooting it: the
+    whole set is taken again until it is taken from one stable page (the page settles within
+    seconds; ``attempts`` bounds the wait)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for _ in range(attempts):
+        try:
+            return [img.screenshot() for img in page.locator(".vue-grid-item img").all()]
+        except PlaywrightError as err:
+            if "not attached" not in str(err):
+                raise
+            page.wait_for_timeout(500)
+    raise AssertionError("the figures kept re-rendering: no stable screenshot")
 
 
 def shot(page, name: str) -> None:
