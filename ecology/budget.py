@@ -107,9 +107,36 @@ def check_compile(scenario: Scenario) -> None:
             "with --max-memory GIB (run.max_memory_gib)")
 
 
+MAX_RUN_WORK = 10**12  # elementary operations (about an hour of numpy on one core): beyond, a hang
+PER_CALL = 10**4  # the overhead of one numpy call, in elementary operations
+
+
+def check_work(scenario: Scenario) -> None:
+    """Refuse the two per-step costs that grow with a user's number rather than with the window:
+    a ``periodic`` criterion compares each page-state with the last P (``n P k R``), and
+    ``run.drift`` re-reads every window once per token (``n R V k S``)."""
+    ctx, run = scenario.context, scenario.run
+    k = ctx.length + (run.steps if ctx.deletion == "none" else 0)
+    for name, c in scenario.absorption.items():
+        # one vectorised comparison per earlier step: k R elements, and at least ~10^4 element-costs of overhead
+        work = run.steps * c.periodic * max(k * run.replicates, PER_CALL) if c.periodic else 0
+        if work > MAX_RUN_WORK:
+            raise ScenarioError(f"absorption.{name}.periodic", f"comparing each page-state with the last {c.periodic:,} "
+                                f"costs about {work:.2g} operations for this run (hours or more); use a shorter "
+                                "period, fewer steps or replicates")
+    if run.drift:
+        premises = len(scenario.premises) + sum(p.count for p in scenario.populations.values())
+        # per step, per token and premise, a read of the window column by column (one numpy call each)
+        work = run.steps * len(scenario.vocabulary.tokens) * k * premises * max(run.replicates, PER_CALL)
+        if work > MAX_RUN_WORK:
+            raise ScenarioError("run.drift", f"drift re-reads every window once per token: about {work:.2g} operations "
+                                "for this run (hours or more); turn it off or use fewer steps, replicates or tokens")
+
+
 def check_run(scenario: Scenario) -> float:
-    """Refuse a simulation whose estimated memory exceeds ``run.max_memory_gib``; return the
-    estimate in bytes."""
+    """Refuse a simulation whose estimated memory exceeds ``run.max_memory_gib``, or whose
+    per-step work cannot finish (:func:`check_work`); return the memory estimate in bytes."""
+    check_work(scenario)
     total, driver = run_bytes(scenario)
     limit = scenario.run.max_memory_gib * GIB
     if total > limit:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PROBABILITY_TOLERANCE = 1e-9  # a declared law must sum to 1 within this
 MAX_COUNT = 2**53  # every count stays an exact int64 (the budgets bound memory far below it)
@@ -46,8 +46,20 @@ NAME_RULE = "letters, digits, '_' and '-', starting with a letter, digit or '_',
 # Names become file names (runs/NAME-..., plot files named after criteria and labels) and the
 # segments of dotted --set paths, so they are one safe path component without dots.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+TOKEN_RULE = "tokens are 1 to 64 printable characters without whitespace"
+
+
+def _printable(token: str) -> str:
+    """Refuse invisible or layout characters (zero-width spaces, direction overrides, ...),
+    which ``str.isprintable`` rejects along with control characters."""
+    if not token.isprintable() or any(c.isspace() for c in token):
+        raise ValueError(f"token {token!r} is not allowed: {TOKEN_RULE}")
+    return token
+
+
 # Tokens: printable, no whitespace (page-state labels separate tokens by spaces).
-Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$"),
+                  AfterValidator(_printable)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 

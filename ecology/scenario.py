@@ -37,6 +37,7 @@ from .fields import (  # noqa: F401  (UserError and ScenarioError are used from 
     Name,
     Probability,
     References,
+    TOKEN_RULE,
     ScenarioError,
     Strict,
     Token,
@@ -269,7 +270,7 @@ def _pydantic_error(err: ValidationError) -> ScenarioError:
     elif kind == "string_pattern_mismatch" and "A-Za-z0-9_" in str(first.get("ctx", {}).get("pattern")):
         msg = f"name {value!r} is not allowed: names use {NAME_RULE}"
     elif kind == "string_pattern_mismatch" or kind == "string_too_long" and "64" in msg:
-        msg = f"token {value!r} is not allowed: tokens are 1 to 64 printable characters without whitespace"
+        msg = f"token {value!r} is not allowed: {TOKEN_RULE}"
     elif kind == "finite_number":
         msg = f"must be a finite number, got {_toml_repr(value)}"
     elif kind.endswith("_type") or kind == "int_from_float":
