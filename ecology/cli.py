@@ -161,8 +161,8 @@ def cmd_analyze(args) -> int:
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
     s = scn.load(args.file, parse_sets(args.set))
-    out = fresh_directory(args.out, s.name) if args.out else None
-    export = fresh_directory(args.export, s.name) if args.export else None
+    out = fresh_directory(args.out, s.name) if args.out is not None else None
+    export = fresh_directory(args.export, s.name) if args.export is not None else None
     try:
         compiled = compile_scenario(s)
         chain = build_chain(compiled, args.max_states)
@@ -307,7 +307,7 @@ def print_report(r: dict, chain) -> None:
     if "curves" in r:
         h = r["horizon"]
         for name, c in r["curves"].items():
-            print(f"criterion '{name}' at t = {h}: holds {c['holding'][-1]:.6g}, held at or before {c['absorbed'][-1]:.6g}")
+            print(f"criterion '{name}' at t = {h}: holds {c['holding'][-1]:.6g}, reached by t {c['reached'][-1]:.6g}")
     if chain.chain.n_states <= MATRIX_PRINT_LIMIT:
         labels = chain.labels()
         print_matrix("T", chain.chain.P, labels)
@@ -319,7 +319,7 @@ def print_report(r: dict, chain) -> None:
 
 
 RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--replicates", "replicates"),
-                ("--steps", "steps"), ("--exact", "exact"), ("--max-states", "max_states"), ("--out", "out"))
+                ("--steps", "steps"), ("--exact", "exact"), ("--max-states", "max_states"), ("--max-memory", "max_memory"), ("--out", "out"))
 
 
 def cmd_sweep(args) -> int:

@@ -219,7 +219,7 @@ def _work_check(what: str, steps: int, nnz: int, max_work: int, flag: str) -> No
 
 def criterion_curves(compiled: Compiled, chain: PageChain, horizon: int, max_states: int,
                      max_work: int = DEFAULT_MAX_WORK) -> dict:
-    """Exact ``holding`` (``P(X_t in H)``) and ``absorbed`` (``H`` entered at some ``s <= t``)
+    """Exact ``holding`` (``P(X_t in H)``) and ``reached`` (``H`` entered at some ``s <= t``)
     curves for every criterion, t = 0 .. horizon, propagating two vectors (memory O(n + horizon))."""
     curves = {}
     for c in compiled.criteria:

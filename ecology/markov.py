@@ -141,9 +141,10 @@ def _gth_small(A: np.ndarray) -> np.ndarray:
     """GTH one state at a time on a matrix with zero diagonal (log-scale back-substitution)."""
     A = A.copy()
     n = len(A)
-    for k in range(n - 1):
-        A[k + 1 :, k] /= A[k, k + 1 :].sum()
-        A[k + 1 :, k + 1 :] += np.outer(A[k + 1 :, k], A[k, k + 1 :])
+    with np.errstate(over="ignore", invalid="ignore"):  # infinities are reported by the caller's checks
+        for k in range(n - 1):
+            A[k + 1 :, k] /= A[k, k + 1 :].sum()
+            A[k + 1 :, k + 1 :] += np.outer(A[k + 1 :, k], A[k, k + 1 :])
     with np.errstate(divide="ignore"):
         logA = np.log(A)
     y = np.full(n, -np.inf)

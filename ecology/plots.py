@@ -204,21 +204,21 @@ def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> 
     ax.set_aspect("equal")
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-1.1, 1.1)
-    ax.set_title(f"{title}: largest eigenvalues of T")
+    ax.set_title(f"{esc(title)}: largest eigenvalues of T")
     _save(fig, path)
 
 
 def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
     """Stationary mass of the top page-states of each closed class (weighted by the
     probability of ending in that class from the initial window)."""
-    rows = [(f"[{i}] {s['state']}", cls["probability"] * s["mass"]) for i, cls in enumerate(classes)
+    rows = [(esc(f"[{i}] {s['state']}"), cls["probability"] * s["mass"]) for i, cls in enumerate(classes)
             for s in cls["stationary_top"]]
     rows.sort(key=lambda r: -r[1])
     rows = rows[:20][::-1]
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(rows) + 1)))
     ax.barh([r[0] for r in rows], [r[1] for r in rows])
     ax.set_xlabel("long-run probability from the initial window ([i] = closed class i)")
-    ax.set_title(f"{title}: stationary mass of the top page-states")
+    ax.set_title(f"{esc(title)}: stationary mass of the top page-states")
     _save(fig, path)
 
 
@@ -236,12 +236,12 @@ def transition_network(P, labels: list[str], title: str, path: Path) -> None:
     pos = nx.kamada_kawai_layout(graph) if P.shape[0] > 1 else {0: (0, 0)}
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#cfe2f3", node_size=900)
     compact = all(len(token) == 1 for label in labels for token in label.split())
-    names = {i: labels[i].replace(" ", "") if compact else labels[i].replace(" ", "\n") for i in graph}
+    names = {i: esc(labels[i].replace(" ", "") if compact else labels[i].replace(" ", "\n")) for i in graph}
     nx.draw_networkx_labels(graph, pos, names, ax=ax, font_size=7)
     nx.draw_networkx_edges(graph, pos, ax=ax, arrows=True, node_size=900, connectionstyle="arc3,rad=0.12")
     nx.draw_networkx_edge_labels(graph, pos, {(i, j): f"{d['p']:.3g}" for i, j, d in graph.edges(data=True)},
                                  ax=ax, font_size=6, connectionstyle="arc3,rad=0.12")
-    ax.set_title(f"{title}: transition network ({P.shape[0]} page-states, pads shown as the pad token)")
+    ax.set_title(f"{esc(title)}: transition network ({P.shape[0]} page-states, pads shown as the pad token)")
     ax.axis("off")
     _save(fig, path, dpi=110)
 
@@ -250,12 +250,12 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     """Exact probability that each criterion holds at step t, and has held at or before t."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, c in curves.items():
-        line = ax.plot(c["reached"], label=f"{name}: reached by t (held at some s <= t)")[0]
-        ax.plot(c["holding"], ":", color=line.get_color(), label=f"{name}: holds at t")
+        line = ax.plot(c["reached"], label=f"{esc(name)}: reached by t (held at some s <= t)")[0]
+        ax.plot(c["holding"], ":", color=line.get_color(), label=f"{esc(name)}: holds at t")
     ax.set_xlabel("step t")
     ax.set_ylabel("probability (exact chain)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{title}: exact absorption curves")
+    ax.set_title(f"{esc(title)}: exact reaching and holding curves")
     if curves:
         ax.legend(loc="best")
     _save(fig, path)

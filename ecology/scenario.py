@@ -278,7 +278,8 @@ def _pydantic_error(err: ValidationError) -> ScenarioError:
                 "float_type": "a number", "string_type": "a quoted string"}.get(kind)
         msg = f"{msg}, got {_toml_repr(value)}" + (f"; write {hint} (values are never converted)" if hint else "")
     if is_key:
-        path = f"{path}.{parts[-2]}" if path else parts[-2]
+        key = parts[-2] if parts[-2].isprintable() else repr(parts[-2])
+        path = f"{path}.{key}" if path else key
     return ScenarioError(path, msg)
 
 

@@ -85,7 +85,7 @@ def parse_values(text: str) -> list:
         if geometric:
             if not (start > 0 and step > 1 and stop >= start):
                 raise UserError(f"geometric range {text!r}: needs 0 < START <= STOP and FACTOR > 1")
-            count = _range_count(text, math.floor(math.log(stop / start) / math.log(step) + 1e-9) + 1)
+            count = _range_count(text, math.floor((math.log(stop) - math.log(start)) / math.log(step) + 1e-9) + 1)
             values = [start * step**i for i in range(count)]
         else:
             if step == 0 or (stop - start) / step < 0:

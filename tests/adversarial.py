@@ -193,14 +193,14 @@ def run_ok(out="out", steps=None, replicates=None, extra: Callable[[dict], str |
             s = load_summary(ctx, out)
         except Exception as err:  # noqa: BLE001 - any failure to read is a wrong result
             return f"summary.json unreadable: {err}"
-        for crit, a in s["absorption"].items():
-            if not 0.0 <= a["fraction"] <= 1.0:
-                return f"absorbed fraction of {crit} = {a['fraction']}"
-            if steps is not None and len(a["curve"]) != steps + 1:
-                return f"curve of {crit} has {len(a['curve'])} values for {steps} steps"
+        for crit, a in s["criteria"].items():
+            if not 0.0 <= a["reached"] <= 1.0:
+                return f"absorbed fraction of {crit} = {a['reached']}"
+            if steps is not None and len(a["reached_curve"]) != steps + 1:
+                return f"curve of {crit} has {len(a['reached_curve'])} values for {steps} steps"
         if replicates is not None and s["replicates"] != replicates:
             return f"summary says {s['replicates']} replicates, asked {replicates}"
-        for png in ("populations.png", "absorption.png", "raster.png"):
+        for png in ("populations.png", "reaching.png", "raster.png"):
             if not (ctx.work / out / png).is_file():
                 return f"{png} missing"
         return extra(s) if extra else None
@@ -208,8 +208,8 @@ def run_ok(out="out", steps=None, replicates=None, extra: Callable[[dict], str |
 
 
 def fraction_is(crit: str, value: float):
-    return run_ok(extra=lambda s: None if abs(s["absorption"][crit]["fraction"] - value) < 1e-12
-                  else f"absorbed fraction of {crit} = {s['absorption'][crit]['fraction']}, expected {value}")
+    return run_ok(extra=lambda s: None if abs(s["criteria"][crit]["reached"] - value) < 1e-12
+                  else f"absorbed fraction of {crit} = {s['criteria'][crit]['reached']}, expected {value}")
 
 
 def analyze_json(check: Callable[[dict], str | None]):
@@ -679,7 +679,7 @@ def output_cases():
     add("output", "default runs/ is a dangling symlink", ["run", "s.toml", "--replicates", "4", "--steps", "4"], "either",
         files={"s.toml": TOY}, setup=lambda c: os.symlink(c.root / "elsewhere", c.work / "runs"))
     # plot with planted symlinks
-    for png in ("populations.png", "absorption.png", "raster.png"):
+    for png in ("populations.png", "reaching.png", "raster.png"):
         add("plot", f"plot run with {png} -> victim", ["plot", "r"], "either",
             setup=lambda c, png=png: (c.work.joinpath("victim.txt").write_text(victim),
                                       copy_fixture("run", "r", plant={png: str(c.work / "victim.txt")})(c)),
@@ -742,8 +742,8 @@ def numeric_cases():
     def exact_matches_sim(ctx, stdout, stderr):
         try:
             s = load_summary(ctx)
-            sim = s["absorption"]["tails"]["fraction"]
-            ex = s["exact"]["tails"]["fraction"]
+            sim = s["criteria"]["tails"]["fraction"]
+            ex = s["criteria"]["tails"]["exact"]["reached_by_horizon"]
         except Exception as err:  # noqa: BLE001
             return f"no exact overlay: {err}"
         n = s["replicates"]
@@ -822,8 +822,8 @@ def valid_cases():
     add("valid", "k = 1", ["run", "s.toml", *R, "--set", "context.length=1"], "ok", files={"s.toml": TOY}, oracle=run_ok(steps=20))
     one = iid_scn({"A": 1.0}, k=3, steps=5, replicates=10)
     add("valid", "one token: absorbed by step k", ["run", "s.toml", *R], "ok", files={"s.toml": one},
-        oracle=run_ok(extra=lambda s: None if s["absorption"]["all"]["curve"] == [0, 0, 0, 1, 1, 1]
-                      else f"curve {s['absorption']['all']['curve']}, expected [0,0,0,1,1,1]"))
+        oracle=run_ok(extra=lambda s: None if s["criteria"]["all"]["reached_curve"] == [0, 0, 0, 1, 1, 1]
+                      else f"curve {s['criteria']['all']['reached_curve']}, expected [0,0,0,1,1,1]"))
     add("valid", "one token analyze: k + 1 states", ["analyze", "s.toml", "--json"], "ok", files={"s.toml": one},
         oracle=n_states_is(4, [1]))
     add("valid", "deletion none", ["run", "s.toml", *R, "--set", 'context.deletion="none"'], "ok", files={"s.toml": TOY},
@@ -850,7 +850,7 @@ def valid_cases():
         files={"s.toml": scn(context="length = 3\nprompt = [" + ", ".join(['"F"'] * 50) + "]")}, oracle=run_ok(steps=20))
     add("valid", "prompt U absorbs at once", ["run", "s.toml", *R], "ok",
         files={"s.toml": scn(context='length = 2\nprompt = ["U", "U"]')},
-        oracle=run_ok(extra=lambda s: None if s["absorption"]["revealed"]["curve"][0] == 1.0 else "U^k prompt not absorbed at step 0"))
+        oracle=run_ok(extra=lambda s: None if s["criteria"]["revealed"]["reached_curve"][0] == 1.0 else "U^k prompt not absorbed at step 0"))
     add("valid", "0 steps", ["run", "s.toml", *R, "--steps", "0"], "ok", files={"s.toml": TOY}, oracle=run_ok(steps=0))
     add("valid", "1 replicate", ["run", "s.toml", *R, "--replicates", "1"], "ok", files={"s.toml": TOY},
         oracle=run_ok(replicates=1))
@@ -861,7 +861,7 @@ def valid_cases():
         oracle=lambda c, o, e: None if strict_json(o)["replicates"] == 20 else "bad JSON summary")
     add("valid", "periodic 1 under none never holds", ["run", "s.toml", *R, "--set", 'context.deletion="none"'], "ok",
         files={"s.toml": TOY + "\n[absorption.still]\nperiodic = 1\n"},
-        oracle=run_ok(extra=lambda s: None if s["absorption"]["still"]["fraction"] == 0 else "periodic held under none"))
+        oracle=run_ok(extra=lambda s: None if s["criteria"]["still"]["reached"] == 0 else "periodic held under none"))
     add("valid", "analyze --export and --out", ["analyze", "s.toml", "--export", "ex", "--out", "out", "--power", "3"], "ok",
         files={"s.toml": TOY}, oracle=lambda c, o, e: None if (c.work / "ex" / "transition.npz").is_file()
         and (c.work / "out" / "report.json").is_file() else "export or report missing")
