@@ -209,11 +209,19 @@ FEW_STATES = 20
 TOP_EXITS = 5
 
 
+PER_CALL = 10**4  # a sparse product's fixed cost, in multiply-adds: a step of a small chain is not free
+
+
+def _steps_cost(steps: int, nnz: int) -> int:
+    """Multiply-adds of ``steps`` one-step propagations over ``nnz`` transitions."""
+    return steps * max(nnz, PER_CALL)
+
+
 def _work_check(what: str, steps: int, nnz: int, max_work: int, flag: str) -> None:
-    if steps * nnz > max_work:
+    if _steps_cost(steps, nnz) > max_work:
         raise TooMuchWork(
-            f"{what} needs {steps:,} steps x {nnz:,} transitions = {steps * nnz:.3g} operations, over the budget "
-            f"of {max_work:.3g}; lower {flag} or raise --max-work"
+            f"{what} needs {steps:,} steps over {nnz:,} transitions, about {_steps_cost(steps, nnz):.3g} operations, "
+            f"over the budget of {max_work:.3g}; lower {flag} or raise --max-work"
         )
 
 
@@ -252,7 +260,7 @@ def hit_by(mc: MarkovChain, start: int, target: np.ndarray, steps: int, max_work
     ``Q`` (small chains), else refused naming ``flag``."""
     if target[start]:
         return 1.0
-    if steps * mc.P.nnz <= max_work:
+    if _steps_cost(steps, mc.P.nnz) <= max_work:
         return float(mc.hitting_curve(start, target, steps)[-1])
     n = mc.n_states
     if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
@@ -274,7 +282,7 @@ def hit_by(mc: MarkovChain, start: int, target: np.ndarray, steps: int, max_work
 def distribution_after(mc: MarkovChain, start: int, steps: int, max_work: int) -> np.ndarray:
     """``e_start T^steps`` by propagation, or by squaring a dense ``T`` for small chains; refused
     over the work budget naming ``--power``."""
-    if steps * mc.P.nnz <= max_work:
+    if _steps_cost(steps, mc.P.nnz) <= max_work:
         return mc.distribution_after(start, steps)
     n = mc.n_states
     if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
