@@ -742,7 +742,7 @@ def numeric_cases():
     def exact_matches_sim(ctx, stdout, stderr):
         try:
             s = load_summary(ctx)
-            sim = s["criteria"]["tails"]["fraction"]
+            sim = s["criteria"]["tails"]["reached"]
             ex = s["criteria"]["tails"]["exact"]["reached_by_horizon"]
         except Exception as err:  # noqa: BLE001
             return f"no exact overlay: {err}"
