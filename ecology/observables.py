@@ -14,6 +14,7 @@ and ``A_L = sum_{s in L} alpha_s`` that of population label ``L``, per step:
 - amplitude of each premise: mean and quantiles of ``alpha_s``;
 - entropy of the sampling law ``-sum_t p_T log p_T``, surprisal ``-log mu(t|w)`` of the printed
   token, free energy ``-log sum_s prior_s mu_s(w)`` (means over replicates);
+- effective number of premises ``exp(-sum_s alpha_s log alpha_s)`` (mean over replicates);
 - token ledger: tokens generated, mean tokens deleted, and each population's mean credit
   ``sum over printed tokens of sum_{s in L} alpha_s mu_s(t|w) / mu(t|w)``;
 - drift (``run.drift = true``): mean exact expected one-step change of ``alpha_s`` and ``A_L``;
@@ -165,6 +166,20 @@ class FreeEnergy(ModelScalar):
 
     def record(self, model, row):
         row[self.key] = float(model.current.free_energy.mean())
+
+
+@observable
+class EffectivePremises(ModelScalar):
+    """``N_eff(w) = exp(-sum_s alpha_s log alpha_s)``: 1 when one premise holds all the amplitude,
+    ``S`` when the amplitude is spread evenly over ``S`` premises (the perplexity of the
+    amplitudes; how many premises the model is still "running" on this window)."""
+
+    key = "effective_premises"
+    unit = "premises"
+    description = "effective number of premises exp(entropy of the amplitudes alpha_s)"
+
+    def record(self, model, row):
+        row[self.key] = float(np.exp(entropy(model.current.log_amplitude)).mean())
 
 
 @observable

@@ -70,3 +70,20 @@ def test_token_ledger_balances(toy):
     assert df["ledger_deleted"].iloc[8] == 0 and df["ledger_deleted"].iloc[-1] == 50 - 8
     # a U is always credited to the waluigi (luigi never prints it)
     assert np.all(np.diff(df["credit_waluigi"]) >= -1e-12)
+
+
+def test_effective_number_of_premises():
+    """exp(entropy of the amplitudes): S at an even spread (the toy's priors are not even, so
+    compute it from them at step 0), 1 when one premise holds everything (the waluigi after a U
+    under a luigi that cannot print U)."""
+    data = copy.deepcopy(table("coins"))
+    data["run"].update(steps=3, replicates=40)
+    model = EcologyModel(validate(data))
+    a = np.exp(model.mixture.log_prior)
+    first = model.datacollector.get_model_vars_dataframe().iloc[0]
+    assert np.isclose(first["effective_premises"], np.exp(-np.sum(a * np.log(a))), rtol=1e-12)
+    toy = copy.deepcopy(table("waluigi"))
+    toy["context"]["prompt"] = ["U"]
+    toy["run"].update(steps=2, replicates=10)
+    df = EcologyModel(validate(toy)).datacollector.get_model_vars_dataframe()
+    assert np.allclose(df["effective_premises"], 1.0, atol=1e-12)
