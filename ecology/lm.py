@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenario import ScenarioError
+from .fields import ScenarioError
 
 KINDS = ("table", "ngram", "transformer", "onnx")
 PROBABILITY_TOLERANCE = 1e-9  # a "probs" table row must sum to 1 within this
@@ -111,6 +111,12 @@ class LanguageModel:
     def read_distinct(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`read` on distinct canonical windows."""
         raise NotImplementedError
+
+    def read_cost(self, length: int) -> float:
+        """Elementary operations of reading one window of ``length`` positions (an upper-bound
+        estimate for the budgets of :mod:`ecology.budget`): a code, a search and a law of ``V``
+        entries per position (context models)."""
+        return 64.0 * (length + 1) * (self.n_tokens + 1)
 
     def context_text(self, window: np.ndarray, upto: int) -> str:
         """The non-pad tokens of ``window[:upto]`` as the table writes them (space-separated)."""
@@ -671,6 +677,13 @@ class TransformerModel(SequenceModel):
             x = x + gelu(h @ w[f"l{i}.fc.w"] + w[f"l{i}.fc.b"]) @ w[f"l{i}.proj.w"] + w[f"l{i}.proj.b"]
         logits = layer_norm(x, w["lnf.g"], w["lnf.b"]) @ w["unembed.w"] + w["unembed.b"]
         return logits.reshape(batch, n, self.n_tokens)
+
+    def read_cost(self, length: int) -> float:
+        """Multiply-adds of one forward pass over ``n = length + 1`` positions: per layer
+        ``n (3 d^2 + d^2 + 2 d d_mlp) + 2 n^2 d`` (projections, MLP, attention), then ``n d V``."""
+        c, n = self.config, min(length, self.config.n_ctx) + 1
+        d = c.d_model
+        return float(c.n_layer * (n * (4 * d * d + 2 * d * c.d_mlp) + 2 * n * n * d) + n * d * self.n_tokens)
 
     def forward(self, ids):
         start = np.full((len(ids), 1), self.n_tokens, dtype=np.int64)
