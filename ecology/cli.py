@@ -348,7 +348,7 @@ def cmd_sweep(args) -> int:
 
         max_states = args.max_states or DEFAULT_MAX_STATES
         try:
-            plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, max_states)
+            plan = sweep.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states)
         except scn.ScenarioError as err:
             raise err.located(args.file) from None
         target = fresh_directory(args.out, f"sweep-{plan.name}")

@@ -157,6 +157,18 @@ class Mixture:
         log_next, loglik = self.likelihoods(windows)
         return self.combine(log_next, loglik)
 
+    def sequence_log_prob(self, sequences: np.ndarray) -> np.ndarray:
+        """``log P(y) = log sum_s prior_s mu_s(y_1 .. y_n)`` of each row of ``n`` tokens (a storyline
+        one token longer than the window, as :mod:`ecology.decompose` needs). Automaton premises
+        read the whole row (``-F(y)``); with model premises, whose context may hold only ``n - 1``
+        tokens, each premise reads ``y_1 .. y_{n-1}`` and adds ``log mu_s(y_n | y_1 .. y_{n-1})``."""
+        if all(p.automaton is not None for p in self.premises):
+            return -self.read(sequences).free_energy
+        laws, loglik = self.likelihoods(sequences[:, :-1])
+        rows, last = np.arange(len(sequences)), sequences[:, -1]
+        joint = np.stack([self.log_prior[s] + loglik[s] + laws[s][rows, last] for s in range(len(self.premises))])
+        return logsumexp(joint, axis=0)
+
     def visible(self, windows: np.ndarray) -> np.ndarray:
         """What the premises read: the windows after their last reset token (if any)."""
         return windows if self.reset is None else after_reset(windows, self.reset, self.n_tokens)

@@ -112,6 +112,11 @@ class LanguageModel:
         """:meth:`read` on distinct canonical windows."""
         raise NotImplementedError
 
+    @property
+    def n_parameters(self) -> int | None:
+        """Free parameters of the model (for model comparison); ``None`` when not knowable."""
+        return None
+
     def read_cost(self, length: int) -> float:
         """Elementary operations of reading one window of ``length`` positions (an upper-bound
         estimate for the budgets of :mod:`ecology.budget`): a code, a search and a law of ``V``
@@ -265,6 +270,11 @@ class TableModel(ContextModel):
             raise fail(f"a context of {longest} tokens is too long for this table format")
         codes = encode_contexts(contexts, len(tokens) + 1)
         return cls(tokens, source, np.array(table), codes, longest, field)
+
+    @property
+    def n_parameters(self) -> int:
+        """One law of ``V - 1`` free entries per context row."""
+        return len(self.codes) * (self.n_tokens - 1)
 
     def extend(self, code, token):
         longer = (code < 0) | (code >= self.limit)  # already ``longest`` tokens: not in the table
@@ -472,6 +482,11 @@ class NgramModel(ContextModel):
             counts.append((codes, n.astype(np.float64)))
         return cls(tokens, source, order, counts, smoothing, discount, k, field)
 
+    @property
+    def n_parameters(self) -> int:
+        """The stored counts (one per distinct i-gram, i = 1 .. n) and the smoothing constant."""
+        return sum(len(codes) for codes, _ in self.counts[1:]) + 1
+
     def continuation_counts(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``N1+(. g)`` for every ``i``-gram ``g``: distinct left extensions in the ``i+1``-grams."""
         longer, _ = self.counts[i + 1]
@@ -677,6 +692,10 @@ class TransformerModel(SequenceModel):
             x = x + gelu(h @ w[f"l{i}.fc.w"] + w[f"l{i}.fc.b"]) @ w[f"l{i}.proj.w"] + w[f"l{i}.proj.b"]
         logits = layer_norm(x, w["lnf.g"], w["lnf.b"]) @ w["unembed.w"] + w["unembed.b"]
         return logits.reshape(batch, n, self.n_tokens)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(int(w.size) for w in self.weights.values())
 
     def read_cost(self, length: int) -> float:
         """Multiply-adds of one forward pass over ``n = length + 1`` positions: per layer

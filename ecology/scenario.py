@@ -449,11 +449,17 @@ def anchor_model_files(data: dict, base: Path) -> dict:
     return data
 
 
+def read_scenario_table(path: str | Path) -> dict:
+    """A scenario file's raw table (:func:`read_toml`) with its model file names anchored to the
+    file's folder (:func:`anchor_model_files`)."""
+    return anchor_model_files(read_toml(path), Path(path).parent)
+
+
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read, override and validate a scenario file; errors name the file. Model file names in
     the file are relative to it (:func:`anchor_model_files`); those given in ``overrides`` are
     relative to the working directory."""
-    data = anchor_model_files(read_toml(path), Path(path).parent)
+    data = read_scenario_table(path)
     try:
         return validate(apply_overrides(data, overrides or {}))
     except ScenarioError as err:
