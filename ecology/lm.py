@@ -876,7 +876,8 @@ def resolve(spec: dict, key: str, base: Path, field: str) -> Path:
         raise ScenarioError(f"{field}.{key}", "expected a file name (relative to the scenario file)")
     path = Path(base) / name
     if not path.is_file():
-        raise ScenarioError(f"{field}.{key}", f"{name}: no such file (looked for {path})")
+        where = "" if Path(name).is_absolute() else f" (looked for {path})"
+        raise ScenarioError(f"{field}.{key}", f"{name}: no such file{where}")
     return path
 
 
