@@ -225,3 +225,16 @@ def test_model_premise_run_writes_everything(tmp_path, capsys):
         assert (out / name).is_file(), name
     # the resolved copy names the model's file absolutely: it runs from anywhere
     assert main(["validate", str(out / "scenario.toml")]) == 0
+
+
+def test_model_work_is_refused_up_front_naming_the_flag(capsys):
+    """A model premise is re-read every step (R x read_cost per step) and once per page-state of
+    the exact chain: both are estimated before anything runs."""
+    assert main(["validate", str(SCENARIOS / "pydoc_chars.toml"), "--set", "run.replicates=10000000",
+                 "--set", "run.steps=100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "re-read every window each step" in err and "--steps, --replicates" in err
+    assert main(["analyze", str(SCENARIOS / "trained_luigi.toml"), "--set", "context.length=20",
+                 "--max-work", "1000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2,097,151 page-states" in err and "raise it with --max-work" in err
