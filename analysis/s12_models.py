@@ -5,7 +5,8 @@ data, built exactly and checked by simulation.
     (scenarios/babygpt.toml); its 8-state chain, drawn, with the transitions of the contexts seen
     in training and of those never seen, beside the published figures of the original experiment.
 (b) A character transformer trained on the pydoc text reduced to 3 symbols (_, v, c), k = 4
-    (scenarios/pydoc_chars.toml): expected hitting times of 'c c c c' and 'v v v v' against the
+    (scenarios/pydoc_chars.toml), and a Kneser-Ney 5-gram on the same text in its place:
+    expected hitting times of 'c c c c' and 'v v v v' against the
     sampling temperature from 1 down to 0.1 (exact, tempered in log space; the T = 0.1 figure
     checked against a 50-digit solve), simulation beside the exact P(reached by N), and the
     loop the greedy model (T = 0) falls into.
@@ -16,6 +17,8 @@ data, built exactly and checked by simulation.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from common import Study, chain, figure, fmt, proportion, scenario, simulate
@@ -23,6 +26,8 @@ from common import Study, chain, figure, fmt, proportion, scenario, simulate
 PUBLISHED = {("1 0 1", "0 1 1"): 0.79, ("1 1 1", "1 1 1"): 0.45, ("1 1 1", "1 1 0"): 0.55, ("0 0 0", "0 0 1"): 0.73}
 TRAINING = "111101111011110"
 HIT = "E[steps to 'c c c c'] (exact)"
+NGRAM = {"premises.transformer.model.kind": "ngram",  # the pydoc 5-gram on the same reduced text, in place of the transformer
+         "premises.transformer.model.file": str(Path(__file__).resolve().parent.parent / "scenarios/models/pydoc3_ngram.npz")}
 
 
 def babygpt(out, quick: bool) -> tuple[list[dict], str, str]:
@@ -87,7 +92,10 @@ def hitting_times(pc, states: list[str]) -> dict[str, float]:
 
 
 def high_precision_hitting_time(pc, state: str) -> float:
-    """``E_x[time to hit state]`` from a 50-digit LU solve of ``(I - Q) h = 1`` (mpmath)."""
+    """``E_x[time to hit state]`` from a 50-digit LU solve of ``(I - Q) h = 1`` (mpmath), with the
+    diagonal of ``I - Q`` written as each state's probability of leaving itself,
+    ``sum_{j != i} P[i, j]``, rather than ``1 - P[i, i]``: at T = 0.1 leaving some states has
+    probability far below 1e-16, which ``1 - P[i, i]`` in float64 entries cannot hold."""
     import mpmath
 
     mpmath.mp.dps = 50
@@ -97,8 +105,10 @@ def high_precision_hitting_time(pc, state: str) -> float:
     P = pc.chain.P.toarray()
     A = mpmath.matrix(len(keep), len(keep))
     for a, i in enumerate(keep):
+        A[a, a] = mpmath.fsum(mpmath.mpf(float(P[i, j])) for j in range(len(labels)) if j != i)
         for b, j in enumerate(keep):
-            A[a, b] = (1 if a == b else 0) - mpmath.mpf(float(P[i, j]))
+            if a != b:
+                A[a, b] = -mpmath.mpf(float(P[i, j]))
     h = mpmath.lu_solve(A, mpmath.matrix([1] * len(keep)))
     return float(h[keep.index(pc.initial)])
 
@@ -107,7 +117,7 @@ def pydoc(out, quick: bool) -> tuple[list[dict], str, str]:
     temps = [1.0, 0.5, 0.2, 0.1] if quick else [1.0, 0.7, 0.5, 0.3, 0.2, 0.15, 0.1]
     steps, reps = (100, 300) if quick else (300, 2000)
     targets = ["c c c c", "v v v v"]
-    rows, curves = [], {t: [] for t in targets}
+    rows, curves, ngram_curve = [], {t: [] for t in targets}, []
     for T in temps:
         s = scenario("pydoc_chars", sampling__temperature=T, run__steps=steps, run__replicates=reps)
         compiled, pc = chain(s)
@@ -118,7 +128,12 @@ def pydoc(out, quick: bool) -> tuple[list[dict], str, str]:
         exact_by = float(pc.chain.hitting_curve(pc.initial, mask, steps)[-1])
         model, _ = simulate(s)
         simulated = float((model.reached_at[0] >= 0).mean())
+        ngram = scenario("pydoc_chars", sampling__temperature=T, **NGRAM)
+        _, npc = chain(ngram)
+        ngram_times = hitting_times(npc, targets)
+        ngram_curve.append(ngram_times["c c c c"])
         rows.append({"T": T, HIT: fmt(times["c c c c"], 5),
+                     "5-gram: E[steps to 'c c c c'] (exact)": fmt(ngram_times["c c c c"], 5),
                      "E[steps to 'v v v v'] (exact)": fmt(times["v v v v"], 5),
                      f"P('c c c c' by {steps}), exact": fmt(exact_by, 4),
                      f"simulated, {reps} replicates (95% interval)": proportion(simulated, reps)})
@@ -128,7 +143,8 @@ def pydoc(out, quick: bool) -> tuple[list[dict], str, str]:
 
     def draw(fig, ax):
         for t, marker in zip(targets, "os"):
-            ax.semilogy(temps, curves[t], marker=marker, label=f"E[steps to '{t}'] from '_ c v c' (exact)")
+            ax.semilogy(temps, curves[t], marker=marker, label=f"transformer: E[steps to '{t}'] from '_ c v c' (exact)")
+        ax.semilogy(temps, ngram_curve, "k--", marker="^", label="5-gram (Kneser-Ney): E[steps to 'c c c c'] (exact)")
         ax.set_xlabel("sampling temperature T")
         ax.set_ylabel("expected hitting time (steps, log scale)")
         ax.invert_xaxis()
@@ -143,8 +159,9 @@ def pydoc(out, quick: bool) -> tuple[list[dict], str, str]:
     likely = [pc1.label(m["likely_state"]) for m in meta]
     agree = "; ".join(f"'{t}': {curves[t][-1]:.10g} steps, 50-digit solve {check[t]:.10g} (relative difference "
                       f"{abs(check[t] - curves[t][-1]) / check[t]:.1e})" for t in targets)
-    note = (f"At T = {temps[-1]} the exact hitting times (float64, the tool) and a 50-digit LU solve of (I - Q) h = 1 "
-            f"on the same transition matrix: {agree}. Greedy decoding (T = 0) falls into the closed "
+    note = (f"At T = {temps[-1]} the exact hitting times (float64, the tool's subtraction-free solver) and a 50-digit "
+            f"LU solve of (I - Q) h = 1 on the same transition matrix (diagonal: each state's probability of leaving "
+            f"itself): {agree}. Greedy decoding (T = 0) falls into the closed "
             f"class{'es' if len(loops) > 1 else ''} {'; '.join(loops)}. At T = 1 the chain has one closed class of "
             f"{pc1.chain.n_states} states; ignoring transitions below 0.05 leaves {len(meta)} metastable "
             f"class{'es' if len(meta) != 1 else ''} (most likely states: {', '.join(likely)}).")
