@@ -55,9 +55,11 @@ def model_premises(scenario: Scenario) -> dict:
             for name, p in scenario.premises.items() if p.model is not None}
 
 
-def model_read_cost(scenario: Scenario) -> float:
-    """Elementary operations of reading one window with every model premise (``read_cost``)."""
-    return sum(m.read_cost(scenario.context.length) for m in model_premises(scenario).values())
+def model_read_cost(scenario: Scenario, length: int | None = None) -> float:
+    """Elementary operations of reading one window of ``length`` positions (default
+    ``context.length``) with every model premise (``read_cost``)."""
+    length = scenario.context.length if length is None else length
+    return sum(m.read_cost(length) for m in model_premises(scenario).values())
 
 
 def automaton_sizes(scenario: Scenario) -> list[int]:
@@ -146,7 +148,7 @@ def check_work(scenario: Scenario) -> None:
             raise ScenarioError(f"absorption.{name}.periodic", f"comparing each page-state with the last {c.periodic:,} "
                                 f"costs about {work:.2g} operations for this run (hours or more); use a shorter "
                                 "period, fewer steps or replicates")
-    models = model_read_cost(scenario)
+    models = model_read_cost(scenario, k)
     if models:
         # every step, each model premise re-reads every replicate's window
         work = run.steps * max(run.replicates * models, PER_CALL) * (1 + (len(scenario.vocabulary.tokens) if run.drift else 0))

@@ -560,3 +560,7 @@ def check_model(path: str, spec: dict, s: Scenario) -> None:
     if limit is not None and s.context.length > limit:
         raise ScenarioError("context.length", f"{s.context.length} is longer than the context of the model of "
                             f"{path.rsplit('.', 1)[0]} ({limit} tokens); use a context length of at most {limit}")
+    if limit is not None and s.context.deletion == "none" and len(s.context.prompt) + s.run.steps > limit:
+        raise ScenarioError("context.deletion", f"'none' grows the window to {len(s.context.prompt) + s.run.steps} tokens "
+                            f"in {s.run.steps} steps, longer than the context of the model of {path.rsplit('.', 1)[0]} "
+                            f"({limit} tokens); use a deleting rule or at most {limit - len(s.context.prompt)} steps")

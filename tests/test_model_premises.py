@@ -204,6 +204,9 @@ def test_model_errors_at_run_and_analyze_are_one_line(tmp_path, capsys):
     assert main(["validate", str(SCENARIOS / "babygpt.toml"), "--set", "context.length=5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "context.length: 5 is longer than the context of the model of premises.gpt" in err
+    assert main(["validate", str(SCENARIOS / "babygpt.toml"), "--set", "context.deletion=none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "context.deletion: 'none' grows the window to 203 tokens" in err, err
     # a table lacking a context the chain reaches: named, exit 2, nothing written
     (tmp_path / "short.csv").write_text("context,0,1\n,0.0,0.0\n1,0.0,0.0\n1 1,0.0,0.0\n1 1 1,0.0,1.0\n")
     path = write(tmp_path, babygpt(model={"kind": "table", "file": "short.csv"}))
