@@ -27,7 +27,7 @@ import numpy as np
 
 from . import observables
 from .budget import check_run
-from .dynamics import Compiled, SlidingReader, compile_scenario, sample
+from .dynamics import Compiled, PremiseLaws, SlidingReader, compile_scenario, sample
 from .observables import QUANTILES
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
@@ -105,20 +105,6 @@ class Simulacrum(mesa.Agent):
         return self.premise.spec.automaton.members[self.member][self.premise.state]
 
 
-class PremiseLawsOf:
-    """The premise agents' next-token laws as :meth:`Mixture.combine` takes them (indexable by
-    premise, each (R, V)), gathered one premise at a time."""
-
-    def __init__(self, agents: list[Premise]):
-        self.agents = agents
-
-    def __len__(self) -> int:
-        return len(self.agents)
-
-    def __getitem__(self, s: int) -> np.ndarray:
-        return self.agents[s].next_log_probs()
-
-
 def resolve(scenario: Scenario | str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """A scenario object from a path or an object, with dotted-path overrides applied."""
     if isinstance(scenario, (str, Path)):
@@ -158,6 +144,7 @@ class EcologyModel(mesa.Model):
         self.rereads = not self.sliding or any(p.automaton is None for p in self.compiled.premises)
         self.visible = self.mixture.visible(self.context.window) if self.rereads else None
 
+        self.no_state = np.zeros(self.replicates, dtype=np.intp)  # a model premise's row of the state array
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
         for agent in self.premise_agents:
             for i, name in enumerate(agent.spec.cast):
@@ -205,8 +192,11 @@ class EcologyModel(mesa.Model):
 
     def _update(self) -> None:
         """Bayes on the current windows, the next-token law, criteria and observables."""
-        loglik = np.stack([a.log_likelihood for a in self.premise_agents])
-        step = self.mixture.combine(PremiseLawsOf(self.premise_agents), loglik)
+        agents = self.premise_agents
+        states = np.stack([self.no_state if a.state is None else a.state for a in agents])
+        laws = PremiseLaws(self.compiled.premises, states, {s: a.law for s, a in enumerate(agents) if a.law is not None})
+        loglik = np.stack([a.log_likelihood for a in agents])
+        step = self.mixture.combine(laws, loglik)
         if step.impossible.any():
             r = int(np.flatnonzero(step.impossible)[0])
             raise ImpossibleWindow(
