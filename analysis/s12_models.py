@@ -47,7 +47,7 @@ def babygpt(out, quick: bool) -> tuple[list[dict], str, str]:
                          "published": fmt(PUBLISHED.get((a, b)), 2) if (a, b) in PUBLISHED else "",
                          "in the training string": empirical})
     law = pc.chain.stationary_laws[0].pi
-    model, _ = simulate(scenario("babygpt", run__steps=200 if quick else 2000, run__replicates=500 if quick else 4000))
+    model, _ = simulate(scenario("babygpt", run__steps=50 if quick else 2000, run__replicates=200 if quick else 4000))
     final = [" ".join(compiled.tokens[t] for t in w) for w in model.context.window]
     occupancy = {a: np.mean([f == a for f in final]) for a in labels}
     n = model.replicates
@@ -114,8 +114,8 @@ def high_precision_hitting_time(pc, state: str) -> float:
 
 
 def pydoc(out, quick: bool) -> tuple[list[dict], str, str]:
-    temps = [1.0, 0.5, 0.2, 0.1] if quick else [1.0, 0.7, 0.5, 0.3, 0.2, 0.15, 0.1]
-    steps, reps = (100, 300) if quick else (300, 2000)
+    temps = [1.0, 0.1] if quick else [1.0, 0.7, 0.5, 0.3, 0.2, 0.15, 0.1]
+    steps, reps = (60, 200) if quick else (300, 2000)
     targets = ["c c c c", "v v v v"]
     rows, curves, ngram_curve = [], {t: [] for t in targets}, []
     for T in temps:
@@ -169,7 +169,7 @@ def pydoc(out, quick: bool) -> tuple[list[dict], str, str]:
 
 
 def luigi(out, quick: bool) -> tuple[list[dict], str]:
-    steps, reps = (200, 500) if quick else (400, 4000)
+    steps, reps = (100, 200) if quick else (400, 4000)
     rows, curves = [], {}
     for name, title in [("trained_luigi", "trained luigi (add-k trigram) + waluigi"),
                         ("waluigi", "hand-written luigi (prints F) + waluigi")]:

@@ -143,7 +143,7 @@ def test_babygpt_exact_chain_is_the_trained_transformer_on_eight_states():
 def test_temperature_sweep_with_a_model_premise(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", str(SCENARIOS / "pydoc_chars.toml"), "--grid", "sampling.temperature=1,0.3",
-                 "--replicates", "200", "--steps", "50", "--workers", "1", "--exact", "--out", str(out), "--json"]) == 0
+                 "--replicates", "50", "--steps", "20", "--workers", "1", "--exact", "--out", str(out), "--json"]) == 0
     capsys.readouterr()
     import pandas as pd
 
