@@ -241,3 +241,18 @@ def test_model_work_is_refused_up_front_naming_the_flag(capsys):
                  "--max-work", "1000000000"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2,097,151 page-states" in err and "raise it with --max-work" in err
+
+
+def test_decompose_a_trained_model():
+    """decompose reads mu from the transformer premise (storylines of k + 1 = 4 tokens through its
+    3-token context: the last token's conditional after the first three); the single-premise
+    decomposition has the same law, and the input counts the transformer's weights."""
+    from ecology.decompose import Request, decompose, summary
+
+    report = summary(decompose(load(SCENARIOS / "babygpt.toml"), Request(["markov2"], [1], storylines=200, restarts=1)))
+    rows = {row["decomposition"]: row for row in report["table"]}
+    assert rows["input"]["params"] == sum(w.size for w in compile_scenario(load(SCENARIOS / "babygpt.toml"))
+                                          .premises[0].model.weights.values())
+    assert abs(rows["single premise mu"]["kl_mean"]) < 1e-12
+    assert rows["single premise mu"]["heldout_loglik"] == pytest.approx(rows["input"]["heldout_loglik"], abs=1e-12)
+    assert rows["fit K=1"]["kl_mean"] > 1e-3  # an order-2 Markov premise is not the transformer
