@@ -117,6 +117,10 @@ class LanguageModel:
         """Free parameters of the model (for model comparison); ``None`` when not knowable."""
         return None
 
+    def max_length(self) -> int | None:
+        """The longest context the model accepts (``None``: no limit)."""
+        return None
+
     def read_cost(self, length: int) -> float:
         """Elementary operations of reading one window of ``length`` positions (an upper-bound
         estimate for the budgets of :mod:`ecology.budget`): a code, a search and a law of ``V``
@@ -587,10 +591,6 @@ class SequenceModel(LanguageModel):
     grouped by their number of non-pad tokens ``m`` so each batch is dense (no padding mask)."""
 
     batch = 4096  # sequences per forward call
-
-    def max_length(self) -> int | None:
-        """The longest context the model accepts (``None``: no limit)."""
-        return None
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
         """(B, m + 1) start-prefixed token ids -> (B, m + 1, V) log-probabilities of the next token."""

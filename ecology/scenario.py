@@ -556,7 +556,7 @@ def check_model(path: str, spec: dict, s: Scenario) -> None:
     """Load a premise's model (cached; see :func:`ecology.lm.load_model`) and check that it can
     read the scenario's windows: a model with a bounded context must hold ``context.length``."""
     model = load_model(spec, list(s.vocabulary.tokens), ".", path)
-    limit = model.max_length() if hasattr(model, "max_length") else None
+    limit = model.max_length()
     if limit is not None and s.context.length > limit:
         raise ScenarioError("context.length", f"{s.context.length} is longer than the context of the model of "
                             f"{path.rsplit('.', 1)[0]} ({limit} tokens); use a context length of at most {limit}")
