@@ -20,7 +20,7 @@ from ecology.dynamics import compile_scenario  # noqa: E402
 from ecology.exact import analyze, build_chain  # noqa: E402
 from ecology.model import EcologyModel  # noqa: E402
 from ecology.statistics import time_to_event, wilson  # noqa: E402,F401
-from ecology.scenario import apply_overrides, read_toml, validate  # noqa: E402
+from ecology.scenario import apply_overrides, read_scenario_table, validate  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -39,7 +39,7 @@ class Study:
 
 def scenario(name: str, **overrides):
     """A shipped scenario with dotted-path overrides (``context__length=4`` or a dict)."""
-    table = read_toml(SCENARIOS / f"{name}.toml")
+    table = read_scenario_table(SCENARIOS / f"{name}.toml")
     return validate(apply_overrides(table, {k.replace("__", "."): v for k, v in overrides.items()}))
 
 

@@ -12,7 +12,9 @@ the best of ``--repeat`` timings.
 
 Then every page-state of the k = 4 chain (all canonical windows with 0 .. 4 tokens:
 1 + 27 + 27^2 + 27^3 + 27^4 = 551,881) is read in batches of ``--chain-batch``, as the exact
-analyser would.
+analyser would; and (``--chain-build``) the exact chain of a scenario whose one premise is the
+n-gram or the transformer is built end to end (``ecology.exact.build_chain``: enumeration, one
+model read per page-state, the sparse matrix).
 
 Usage: python benchmarks/bench_lm.py [--lengths 4 16 64] [--batches 1 256 16384] [--repeat 3]
 """
@@ -81,6 +83,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256, 16384])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chain-batch", type=int, default=65536)
+    parser.add_argument("--chain-build", action=argparse.BooleanOptionalAction, default=True,
+                        help="also build the exact chain of a one-model scenario (n-gram, transformer)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     began = time.perf_counter()
@@ -114,7 +118,30 @@ def main() -> None:
         seconds = best_time(read_all, 1)
         rows.append({"kind": kind, "chain_states": len(states), "chain_s": seconds})
         print(f"{kind:>12}: {seconds:8.2f} s ({len(states) / seconds:>10,.0f} windows/s)")
+    if args.chain_build:
+        for kind, model in (("ngram", counted), ("transformer", transformer(4))):
+            began = time.perf_counter()
+            pc = build_model_chain(model, Path(scratch.name))
+            seconds = time.perf_counter() - began
+            rows.append({"kind": kind, "chain_build_states": pc.chain.n_states, "chain_build_transitions": int(pc.chain.P.nnz),
+                         "chain_build_s": seconds})
+            print(f"{kind:>12}: ecology's exact chain of a one-premise scenario, {pc.chain.n_states:,} page-states, "
+                  f"{pc.chain.P.nnz:,} transitions, built in {seconds:.2f} s")
     print(json.dumps(rows))
+
+
+def build_model_chain(model, directory: Path):
+    """``build_chain`` of a scenario whose only premise is ``model`` (saved as ``.npz``), 27
+    tokens, k = 4, empty prompt: every context of 0 .. 4 tokens is a page-state."""
+    from ecology.dynamics import compile_scenario
+    from ecology.exact import build_chain
+    from ecology.scenario import validate
+
+    path = directory / f"{model.kind}.npz"
+    model.save(path)
+    scenario = validate({"name": "bench", "vocabulary": {"tokens": TOKENS, "pad": "<pad>"}, "context": {"length": 4},
+                         "premises": {"model": {"prior": 1.0, "model": {"kind": model.kind, "file": str(path)}}}})
+    return build_chain(compile_scenario(scenario))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,14 @@ allocates, see :mod:`ecology.context`, :class:`ecology.dynamics.SlidingReader`,
 
     context        R (2 (P + k) + 64) b                 (b = bytes per token)
     readers        sum_s R (16 k + 48 Q_s)              (two-stack queues and their rebuild)
-    automata       sum_s 16 Q_s (V + 1)
+    automata       sum_s 16 Q_s (V + 1)                (Q_s = 0 for a model premise)
     mixture        24 S R + 24 S R V                    (joint, amplitudes, per-premise laws)
     records        n (4 L + 2 C + S + 8) 120 + 32 k n b (DataCollector rows; the raster)
+
+A model premise (``model = {...}``) re-reads every replicate's window each step: its work per
+step is ``R x read_cost(k)`` (:meth:`ecology.lm.LanguageModel.read_cost`), refused with the
+per-step costs of :func:`check_work`; an exact chain reads each page-state once
+(:func:`check_model_reads`, against ``--max-work``).
 
 The estimate is an upper bound up to small constants (a factor 1.5 is added); it is compared
 with ``run.max_memory_gib`` (the ``--max-memory`` flag).
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+from .lm import load_model
 from .scenario import Scenario, ScenarioError
 
 MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
@@ -42,10 +48,28 @@ def premise_states(scenario: Scenario, cast: list[str], every: int | None) -> in
     return bound
 
 
+def model_premises(scenario: Scenario) -> dict:
+    """The loaded language model of every model premise, by premise name (cached loads)."""
+    tokens = list(scenario.vocabulary.tokens)
+    return {name: load_model(p.model, tokens, ".", f"premises.{name}.model")
+            for name, p in scenario.premises.items() if p.model is not None}
+
+
+def model_read_cost(scenario: Scenario, length: int | None = None) -> float:
+    """Elementary operations of reading one window of ``length`` positions (default
+    ``context.length``) with every model premise (``read_cost``)."""
+    length = scenario.context.length if length is None else length
+    return sum(m.read_cost(length) for m in model_premises(scenario).values())
+
+
 def automaton_sizes(scenario: Scenario) -> list[int]:
-    """Product-state bounds of every premise (populations expanded); refuses what is too big."""
+    """Product-state bounds of every premise (populations expanded; 0 for a model premise, which
+    has no automaton); refuses what is too big."""
     sizes = []
     for name, premise in scenario.premises.items():
+        if premise.model is not None:
+            sizes.append(0)
+            continue
         every = premise.turns.every if premise.turns else None
         bound = premise_states(scenario, premise.cast, every)
         if bound > MAX_AUTOMATON_STATES:
@@ -124,6 +148,14 @@ def check_work(scenario: Scenario) -> None:
             raise ScenarioError(f"absorption.{name}.periodic", f"comparing each page-state with the last {c.periodic:,} "
                                 f"costs about {work:.2g} operations for this run (hours or more); use a shorter "
                                 "period, fewer steps or replicates")
+    models = model_read_cost(scenario, k)
+    if models:
+        # every step, each model premise re-reads every replicate's window
+        work = run.steps * max(run.replicates * models, PER_CALL) * (1 + (len(scenario.vocabulary.tokens) if run.drift else 0))
+        if work > MAX_RUN_WORK:
+            raise ScenarioError("run", f"the model premises re-read every window each step{' (and once per token for drift)' if run.drift else ''}: "
+                                f"about {work:.2g} operations for this run (hours or more); use fewer steps or replicates "
+                                "(--steps, --replicates), a shorter context.length or a smaller model")
     if run.drift:
         premises = len(scenario.premises) + sum(p.count for p in scenario.populations.values())
         # per step, per token and premise, a read of the window column by column (one numpy call each)
@@ -145,3 +177,19 @@ def check_run(scenario: Scenario) -> float:
             f"{scenario.run.max_memory_gib:g} GiB; lower those, or raise the budget with --max-memory GIB "
             "(run.max_memory_gib) if the machine has the memory")
     return total
+
+
+def check_model_reads(scenario: Scenario, max_states: int, max_work: int) -> None:
+    """Refuse an exact chain whose model premises cannot be evaluated within ``max_work``
+    operations: the chain reads each page-state once, and there are at most
+    ``min(max_states, sum_{m <= k} V^m)`` page-states (windows of ``m`` real tokens after pads)."""
+    cost = model_read_cost(scenario)
+    if not cost:
+        return
+    V, k = len(scenario.vocabulary.tokens), scenario.context.length
+    states = min(max_states, sum(V**m for m in range(k + 1)) if k * math.log2(max(V, 2)) < 62 else max_states)
+    work = states * cost
+    if work > max_work:
+        raise ScenarioError("premises", f"evaluating the model premises on up to {states:,} page-states costs about "
+                            f"{work:.3g} operations, over the work budget of {max_work:.3g}; raise it with --max-work, "
+                            "or shorten context.length")

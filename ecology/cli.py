@@ -165,7 +165,7 @@ def cmd_analyze(args) -> int:
     export = fresh_directory(args.export, s.name) if args.export is not None else None
     try:
         compiled = compile_scenario(s)
-        chain = build_chain(compiled, args.max_states)
+        chain = build_chain(compiled, args.max_states, max_work=args.max_work)
         report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
                          hit=args.hit, before=args.before, max_work=args.max_work)
     except scn.ScenarioError as err:
@@ -348,7 +348,7 @@ def cmd_sweep(args) -> int:
 
         max_states = args.max_states or DEFAULT_MAX_STATES
         try:
-            plan = sweep.make_plan(scn.read_toml(args.file), grids, overrides, args.exact, max_states)
+            plan = sweep.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states)
         except scn.ScenarioError as err:
             raise err.located(args.file) from None
         target = fresh_directory(args.out, f"sweep-{plan.name}")

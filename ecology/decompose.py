@@ -53,6 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .context import DeletionRule, Fifo
+from .budget import model_premises
 from .dynamics import Compiled, compile_scenario, logsumexp
 from .scenario import Scenario, UserError, apply_overrides, to_table, validate
 from .simulacra import ConstantSpec, CycleSpec, Machine, WaluigiSpec
@@ -104,8 +105,8 @@ def exact_storylines(compiled: Compiled) -> Storylines:
     """All ``V^(k+1)`` sequences with ``P(y) = exp(-F(y))`` from the mixture; zero-weight rows dropped."""
     V, width = compiled.n_tokens, compiled.scenario.context.length + 1
     grid = np.array(list(itertools.product(range(V), repeat=width)), dtype=np.int64)
-    log_p = -np.concatenate([compiled.mixture.read(grid[i : i + 32768]).free_energy
-                             for i in range(0, len(grid), 32768)])
+    log_p = np.concatenate([compiled.mixture.sequence_log_prob(grid[i : i + 32768])
+                            for i in range(0, len(grid), 32768)])
     keep = np.isfinite(log_p)
     return Storylines(grid[keep], np.exp(log_p[keep]), True)
 
@@ -539,7 +540,8 @@ def storyline_table(scenario: Scenario, compiled: Compiled) -> dict:
 
 def free_parameters(scenario: Scenario) -> int:
     """Free parameters of a decomposition as its file states it: per premise its simulacra's
-    (automaton: states x (V - 1); iid: V - 1; coin, constant, cycle: 1; waluigi: 2), one per
+    (automaton: states x (V - 1); iid: V - 1; coin, constant, cycle: 1; waluigi: 2) or its
+    model's (``n_parameters``: table rows x (V - 1), n-gram counts, transformer weights), one per
     population member, and the priors (premises - 1). A deterministic law still counts its
     states: the count is of the table's entries, not of what the data pinned down."""
     V = len(scenario.vocabulary.tokens)
@@ -550,7 +552,12 @@ def free_parameters(scenario: Scenario) -> int:
             return len(spec.states) * (V - 1)
         return {"iid": V - 1, "coin": 1, "constant": 1, "cycle": 1, "waluigi": 2}[kind]
 
-    count = sum(of(scenario.simulacra[c]) for p in scenario.premises.values() for c in p.cast)
+    count = sum(of(scenario.simulacra[c]) for p in scenario.premises.values() for c in p.cast or ())
+    for name, model in model_premises(scenario).items():
+        if model.n_parameters is None:
+            raise DecomposeError(f"premises.{name}.model: the parameters of a {model.kind} model cannot be counted, "
+                                 "so its BIC is undefined; decompose a table, n-gram or transformer model")
+        count += model.n_parameters
     count += sum(p.count for p in scenario.populations.values())
     members = len(scenario.premises) + sum(p.count for p in scenario.populations.values())
     return count + members - 1
@@ -645,8 +652,8 @@ def columns(reference: Compiled, candidate: Compiled, visits: Visits, held_out: 
         drift = candidate.mixture.drift(last, candidate.mixture.read(last), fifo_rule(candidate, k))
     defect = 0.5 * np.abs(drift).sum(axis=1)
 
-    heldout = -candidate.mixture.read(held_out.tokens).free_energy
-    train_ll = -candidate.mixture.read(train.tokens).free_energy
+    heldout = candidate.mixture.sequence_log_prob(held_out.tokens)
+    train_ll = candidate.mixture.sequence_log_prob(train.tokens)
     if held_out.exact:
         held_mean = float(held_out.weight @ heldout) if np.all(np.isfinite(heldout)) else -math.inf
         held_se = 0.0

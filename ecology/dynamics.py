@@ -11,7 +11,10 @@ sum to one), everything here is computed in log space:
 :meth:`Mixture.combine` is the one place this is computed. The simulator feeds it the
 likelihoods kept up to date by :class:`SlidingReader`; the exact analyser feeds it likelihoods
 read from scratch by :meth:`Mixture.read`. Both readers compute the same sum
-``log mu_s(w) = sum_i log emit_s[q_i, w_i]`` (see :mod:`ecology.simulacra`).
+``log mu_s(w) = sum_i log emit_s[q_i, w_i]`` (see :mod:`ecology.simulacra`) for an automaton
+premise; a model premise (``automaton is None``) has ``log mu_s(w) = sum_i log mu_s(w_i | w_<i)``
+and ``log mu_s(. | w)`` from its model's batched ``read`` (:mod:`ecology.lm`), which both the
+simulator and the analyser call on the visible windows.
 """
 
 from __future__ import annotations
@@ -83,6 +86,27 @@ def sample(log_p: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.sum(cum <= (u * cum[:, -1])[:, None], axis=1)
 
 
+class PremiseLaws:
+    """``log mu_s(. | w)`` of every premise on a batch of R windows, indexable by premise (R, V).
+
+    An automaton premise's law is its emission row in its final state ``states[s]``, gathered
+    only when asked for (an (S, R, V) array is never held); a model premise's law is the (R, V)
+    array its model computed (``model_laws[s]``).
+    """
+
+    def __init__(self, premises: list[Premise], states: np.ndarray, model_laws: dict[int, np.ndarray]):
+        self.premises = premises
+        self.states = states  # (S, R) final automaton states (ignored for model premises)
+        self.model_laws = model_laws
+
+    def __len__(self) -> int:
+        return len(self.premises)
+
+    def __getitem__(self, s: int) -> np.ndarray:
+        automaton = self.premises[s].automaton
+        return self.model_laws[s] if automaton is None else automaton.emit_logp[self.states[s]]
+
+
 @dataclass
 class Step:
     """The mixture on a batch of windows: everything one step of the dynamics needs."""
@@ -111,36 +135,57 @@ class Mixture:
         self.labels = list(dict.fromkeys(p.label for p in premises))
         self.members = [np.array([s for s, p in enumerate(premises) if p.label == label]) for label in self.labels]
 
-    def combine(self, states: np.ndarray, loglik: np.ndarray) -> Step:
-        """Bayes and mixing (module docstring) from each premise's final state and likelihood.
+    def combine(self, log_next, loglik: np.ndarray) -> Step:
+        """Bayes and mixing (module docstring) from each premise's next-token law and likelihood.
 
-        ``states`` and ``loglik`` are premise-major, shape (S, R).
+        ``log_next[s]`` is premise ``s``'s ``log mu_s(. | w)``, shape (R, V) (a sequence over
+        premises, or an (S, R, V) array); ``loglik`` is ``log mu_s(w)``, premise-major (S, R).
+        Automaton and model premises enter the same way: the automaton's law is its emission row
+        in its final state, the model's is what it computed from the window.
         """
         log_joint = self.log_prior[:, None] + loglik
         log_z = logsumexp(log_joint, axis=0)
         with np.errstate(invalid="ignore"):
             log_amp = log_joint - log_z
-        terms = np.stack([log_amp[s][:, None] + p.automaton.emit_logp[states[s]] for s, p in enumerate(self.premises)])
+        terms = np.stack([log_amp[s][:, None] + log_next[s] for s in range(len(self.premises))])
         log_mu = logsumexp(terms, axis=0)
         return Step(log_amp.T, log_mu, tempered(log_mu, self.temperature), -log_z)
 
     def read(self, windows: np.ndarray) -> Step:
-        """The mixture on arbitrary windows, each premise reading from scratch: O(L)."""
-        states, loglik = self.likelihoods(windows)
-        return self.combine(states, loglik)
+        """The mixture on arbitrary windows, each premise reading from scratch: O(L) per window
+        (a model premise runs its model on the batch; identical windows are read once)."""
+        log_next, loglik = self.likelihoods(windows)
+        return self.combine(log_next, loglik)
+
+    def sequence_log_prob(self, sequences: np.ndarray) -> np.ndarray:
+        """``log P(y) = log sum_s prior_s mu_s(y_1 .. y_n)`` of each row of ``n`` tokens (a storyline
+        one token longer than the window, as :mod:`ecology.decompose` needs). Automaton premises
+        read the whole row (``-F(y)``); with model premises, whose context may hold only ``n - 1``
+        tokens, each premise reads ``y_1 .. y_{n-1}`` and adds ``log mu_s(y_n | y_1 .. y_{n-1})``."""
+        if all(p.automaton is not None for p in self.premises):
+            return -self.read(sequences).free_energy
+        laws, loglik = self.likelihoods(sequences[:, :-1])
+        rows, last = np.arange(len(sequences)), sequences[:, -1]
+        joint = np.stack([self.log_prior[s] + loglik[s] + laws[s][rows, last] for s in range(len(self.premises))])
+        return logsumexp(joint, axis=0)
 
     def visible(self, windows: np.ndarray) -> np.ndarray:
         """What the premises read: the windows after their last reset token (if any)."""
         return windows if self.reset is None else after_reset(windows, self.reset, self.n_tokens)
 
-    def likelihoods(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(S, R) final states and ``log mu_s(w)``, reading after the last reset token if any."""
+    def likelihoods(self, windows: np.ndarray) -> tuple[PremiseLaws, np.ndarray]:
+        """Each premise's ``log mu_s(. | w)`` (:class:`PremiseLaws`) and ``log mu_s(w)`` (S, R),
+        reading after the last reset token if any."""
         windows = self.visible(windows)
-        states = np.empty((len(self.premises), len(windows)), dtype=np.intp)
+        states = np.zeros((len(self.premises), len(windows)), dtype=np.intp)
         loglik = np.empty((len(self.premises), len(windows)))
+        model_laws = {}
         for s, p in enumerate(self.premises):
-            states[s], loglik[s] = p.automaton.read(windows)
-        return states, loglik
+            if p.automaton is None:
+                loglik[s], model_laws[s] = p.model.read(windows)
+            else:
+                states[s], loglik[s] = p.automaton.read(windows)
+        return PremiseLaws(self.premises, states, model_laws), loglik
 
     def drift(self, windows: np.ndarray, step: Step, rule: DeletionRule) -> np.ndarray:
         """(R, S) exact expected one-step change of each premise's amplitude (Remark 9):

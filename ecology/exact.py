@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .absorption import Periodic
+from .budget import check_model_reads
 from .dynamics import Compiled
 from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw
 from .markov import gth, stationary  # noqa: F401  (re-exported: the chain's API used to live here)
@@ -122,12 +123,15 @@ def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.nd
     return np.exp(step.log_p)
 
 
-def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory: int = 0) -> PageChain:
+def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory: int = 0,
+                max_work: int = DEFAULT_MAX_WORK) -> PageChain:
     """Enumerate the page-states reachable from the initial window and their transitions.
 
     With ``memory = m`` a state also carries the ``m`` most recently deleted tokens (needed by
-    the ``periodic`` criterion); the next-token law reads only the page-state.
+    the ``periodic`` criterion); the next-token law reads only the page-state. Model premises
+    read each page-state once; their work is checked against ``max_work`` first.
     """
+    check_model_reads(compiled.scenario, max_states, max_work)
     ctx = compiled.scenario.context
     if ctx.deletion == "none":
         raise ScenarioError(

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenario import ScenarioError
+from .fields import ScenarioError
 
 KINDS = ("table", "ngram", "transformer", "onnx")
 PROBABILITY_TOLERANCE = 1e-9  # a "probs" table row must sum to 1 within this
@@ -111,6 +111,21 @@ class LanguageModel:
     def read_distinct(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`read` on distinct canonical windows."""
         raise NotImplementedError
+
+    @property
+    def n_parameters(self) -> int | None:
+        """Free parameters of the model (for model comparison); ``None`` when not knowable."""
+        return None
+
+    def max_length(self) -> int | None:
+        """The longest context the model accepts (``None``: no limit)."""
+        return None
+
+    def read_cost(self, length: int) -> float:
+        """Elementary operations of reading one window of ``length`` positions (an upper-bound
+        estimate for the budgets of :mod:`ecology.budget`): a code, a search and a law of ``V``
+        entries per position (context models)."""
+        return 64.0 * (length + 1) * (self.n_tokens + 1)
 
     def context_text(self, window: np.ndarray, upto: int) -> str:
         """The non-pad tokens of ``window[:upto]`` as the table writes them (space-separated)."""
@@ -259,6 +274,11 @@ class TableModel(ContextModel):
             raise fail(f"a context of {longest} tokens is too long for this table format")
         codes = encode_contexts(contexts, len(tokens) + 1)
         return cls(tokens, source, np.array(table), codes, longest, field)
+
+    @property
+    def n_parameters(self) -> int:
+        """One law of ``V - 1`` free entries per context row."""
+        return len(self.codes) * (self.n_tokens - 1)
 
     def extend(self, code, token):
         longer = (code < 0) | (code >= self.limit)  # already ``longest`` tokens: not in the table
@@ -466,6 +486,11 @@ class NgramModel(ContextModel):
             counts.append((codes, n.astype(np.float64)))
         return cls(tokens, source, order, counts, smoothing, discount, k, field)
 
+    @property
+    def n_parameters(self) -> int:
+        """The stored counts (one per distinct i-gram, i = 1 .. n) and the smoothing constant."""
+        return sum(len(codes) for codes, _ in self.counts[1:]) + 1
+
     def continuation_counts(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``N1+(. g)`` for every ``i``-gram ``g``: distinct left extensions in the ``i+1``-grams."""
         longer, _ = self.counts[i + 1]
@@ -567,10 +592,6 @@ class SequenceModel(LanguageModel):
 
     batch = 4096  # sequences per forward call
 
-    def max_length(self) -> int | None:
-        """The longest context the model accepts (``None``: no limit)."""
-        return None
-
     def forward(self, ids: np.ndarray) -> np.ndarray:
         """(B, m + 1) start-prefixed token ids -> (B, m + 1, V) log-probabilities of the next token."""
         raise NotImplementedError
@@ -598,14 +619,28 @@ class SequenceModel(LanguageModel):
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation (as in GPT-2)."""
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    """GELU, tanh approximation (as in GPT-2): ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+    The cube is two products (``x**3`` calls ``pow``, about 30 times slower), in place."""
+    inner = x * x
+    inner *= 0.044715
+    inner += 1.0
+    inner *= x
+    inner *= math.sqrt(2.0 / math.pi)
+    np.tanh(inner, out=inner)
+    inner += 1.0
+    inner *= x
+    inner *= 0.5
+    return inner
 
 
 def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * gain + bias
+    """``(x - mean) / sqrt(var + eps) * gain + bias`` over the last axis."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    var = np.einsum("...i,...i->...", centred, centred)[..., None] / x.shape[-1]
+    centred /= np.sqrt(var + eps)
+    centred *= gain
+    centred += bias
+    return centred
 
 
 @dataclass(frozen=True)
@@ -663,14 +698,29 @@ class TransformerModel(SequenceModel):
             h = layer_norm(x, w[f"l{i}.ln1.g"], w[f"l{i}.ln1.b"])
             qkv = (h @ w[f"l{i}.qkv.w"] + w[f"l{i}.qkv.b"]).reshape(batch, n, 3, heads, d_head)
             q, k, v = (qkv[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
-            scores = np.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(d_head) + causal
-            attention = np.exp(log_softmax(scores))
-            mixed = np.einsum("bhqk,bhkd->bqhd", attention, v).reshape(batch * n, c.d_model)
+            scores = q @ k.transpose(0, 1, 3, 2)
+            scores *= 1.0 / math.sqrt(d_head)
+            scores += causal
+            scores -= scores.max(axis=-1, keepdims=True)  # the diagonal is never masked: finite
+            attention = np.exp(scores, out=scores)
+            attention /= attention.sum(axis=-1, keepdims=True)
+            mixed = (attention @ v).transpose(0, 2, 1, 3).reshape(batch * n, c.d_model)
             x = x + mixed @ w[f"l{i}.out.w"] + w[f"l{i}.out.b"]
             h = layer_norm(x, w[f"l{i}.ln2.g"], w[f"l{i}.ln2.b"])
             x = x + gelu(h @ w[f"l{i}.fc.w"] + w[f"l{i}.fc.b"]) @ w[f"l{i}.proj.w"] + w[f"l{i}.proj.b"]
         logits = layer_norm(x, w["lnf.g"], w["lnf.b"]) @ w["unembed.w"] + w["unembed.b"]
         return logits.reshape(batch, n, self.n_tokens)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(int(w.size) for w in self.weights.values())
+
+    def read_cost(self, length: int) -> float:
+        """Multiply-adds of one forward pass over ``n = length + 1`` positions: per layer
+        ``n (3 d^2 + d^2 + 2 d d_mlp) + 2 n^2 d`` (projections, MLP, attention), then ``n d V``."""
+        c, n = self.config, min(length, self.config.n_ctx) + 1
+        d = c.d_model
+        return float(c.n_layer * (n * (4 * d * d + 2 * d * c.d_mlp) + 2 * n * n * d) + n * d * self.n_tokens)
 
     def forward(self, ids):
         start = np.full((len(ids), 1), self.n_tokens, dtype=np.int64)
@@ -844,7 +894,8 @@ def resolve(spec: dict, key: str, base: Path, field: str) -> Path:
         raise ScenarioError(f"{field}.{key}", "expected a file name (relative to the scenario file)")
     path = Path(base) / name
     if not path.is_file():
-        raise ScenarioError(f"{field}.{key}", f"{name}: no such file (looked for {path})")
+        where = "" if Path(name).is_absolute() else f" (looked for {path})"
+        raise ScenarioError(f"{field}.{key}", f"{name}: no such file{where}")
     return path
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import observables
 from .budget import check_run
-from .dynamics import Compiled, SlidingReader, compile_scenario, sample
+from .dynamics import Compiled, PremiseLaws, SlidingReader, compile_scenario, sample
 from .observables import QUANTILES
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
@@ -44,16 +44,21 @@ class NotANumber(ScenarioError):
 
 
 class Premise(mesa.Agent):
-    """A premise ``s``: per replicate, its automaton state and ``log mu_s(window)``.
+    """A premise ``s``: per replicate, ``log mu_s(window)`` and what gives its next-token law.
 
-    Under ``fifo`` and ``none`` it keeps its likelihood with a :class:`SlidingReader` (O(1) per
-    step); under the other deletion rules, or with a reset token, it re-reads the window (O(k)).
+    An automaton premise keeps its automaton state: under ``fifo`` and ``none`` it keeps its
+    likelihood with a :class:`SlidingReader` (O(1) per step); under the other deletion rules, or
+    with a reset token, it re-reads the window (O(k)). A model premise (``spec.automaton is
+    None``) re-reads the visible windows with its model every step (O(k) per replicate, all
+    replicates in one batch, identical windows once) and keeps the law the model computed.
     """
 
     def __init__(self, model: "EcologyModel", spec: PremiseSpec):
         super().__init__(model)
         self.spec = spec
-        self.reader = SlidingReader(spec.automaton, model.context.window) if model.sliding else None
+        self.state = self.law = None
+        sliding = model.sliding and spec.automaton is not None
+        self.reader = SlidingReader(spec.automaton, model.context.window) if sliding else None
         self.forget(0)
         self.log_amplitude = np.zeros(model.replicates)
 
@@ -62,12 +67,27 @@ class Premise(mesa.Agent):
             self.reader.push(tokens)
 
     def forget(self, count: int) -> None:
+        if self.spec.automaton is None:
+            self.log_likelihood, self.law = self.spec.model.read(self.model.visible)
+            return
         if not self.reader:
             self.state, self.log_likelihood = self.spec.automaton.read(self.model.visible)
             return
         if count:
             self.reader.pop(count, self.model.context.window)
         self.state, self.log_likelihood = self.reader.read()
+
+    def next_log_probs(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(rows, V) ``log mu_s(. | w)`` on the current windows of the given replicates."""
+        if self.spec.automaton is None:
+            return self.law[rows]
+        return self.spec.automaton.emit_logp[self.state[rows]]
+
+    def log_prob_of(self, tokens: np.ndarray) -> np.ndarray:
+        """(R,) ``log mu_s(t_r | w_r)`` of one token per replicate."""
+        if self.spec.automaton is None:
+            return self.law[self.model.rows, tokens]
+        return self.spec.automaton.emit_logp[self.state, tokens]
 
 
 class Simulacrum(mesa.Agent):
@@ -120,8 +140,11 @@ class EcologyModel(mesa.Model):
         self.context = self.compiled.rule.windows(self.compiled.window, self.replicates, self.compiled.n_tokens,
                                                   self.compiled.memory)
         self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
-        self.visible = None if self.sliding else self.mixture.visible(self.context.window)
+        # the visible windows are materialised when some premise re-reads them every step
+        self.rereads = not self.sliding or any(p.automaton is None for p in self.compiled.premises)
+        self.visible = self.mixture.visible(self.context.window) if self.rereads else None
 
+        self.no_state = np.zeros(self.replicates, dtype=np.intp)  # a model premise's row of the state array
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
         for agent in self.premise_agents:
             for i, name in enumerate(agent.spec.cast):
@@ -159,7 +182,7 @@ class EcologyModel(mesa.Model):
         self.left = self.context.append(token)
         self.premises.do("observe", token)
         deleted = self.context.delete()
-        if not self.sliding:  # what the re-reading premises read, computed once for all of them
+        if self.rereads:  # what the re-reading premises read, computed once for all of them
             self.visible = self.mixture.visible(self.context.window)
         self.premises.do("forget", deleted)
         self.deleted += self.context.deleted_tokens
@@ -169,9 +192,11 @@ class EcologyModel(mesa.Model):
 
     def _update(self) -> None:
         """Bayes on the current windows, the next-token law, criteria and observables."""
-        states = np.stack([a.state for a in self.premise_agents])
-        loglik = np.stack([a.log_likelihood for a in self.premise_agents])
-        step = self.mixture.combine(states, loglik)
+        agents = self.premise_agents
+        states = np.stack([self.no_state if a.state is None else a.state for a in agents])
+        laws = PremiseLaws(self.compiled.premises, states, {s: a.law for s, a in enumerate(agents) if a.law is not None})
+        loglik = np.stack([a.log_likelihood for a in agents])
+        step = self.mixture.combine(laws, loglik)
         if step.impossible.any():
             r = int(np.flatnonzero(step.impossible)[0])
             raise ImpossibleWindow(
@@ -206,7 +231,7 @@ class EcologyModel(mesa.Model):
         each possible next token on the current windows (it sums to 1 over premises); rows default
         to the first ``RASTER_REPLICATES`` replicates."""
         rows = np.arange(min(self.replicates, RASTER_REPLICATES)) if rows is None else rows
-        log_emit = np.stack([a.spec.automaton.emit_logp[a.state[rows]] for a in self.premise_agents], axis=1)
+        log_emit = np.stack([a.next_log_probs(rows) for a in self.premise_agents], axis=1)
         with np.errstate(invalid="ignore"):
             log_r = self.current.log_amplitude[rows][:, :, None] + log_emit - self.current.log_mu[rows][:, None, :]
         return np.nan_to_num(np.exp(log_r))
@@ -214,7 +239,7 @@ class EcologyModel(mesa.Model):
     def credit_token(self, token: np.ndarray) -> None:
         """Token ledger: credit the printed token to premises by their responsibility
         ``alpha_s mu_s(t | w) / mu(t | w)`` (it sums to 1 over premises), summed per population."""
-        log_emit = np.stack([a.spec.automaton.emit_logp[a.state, token] for a in self.premise_agents])
+        log_emit = np.stack([a.log_prob_of(token) for a in self.premise_agents])
         log_mu = self.current.log_mu[self.rows, token]
         log_responsibility = (self.current.log_amplitude.T + log_emit - log_mu).T  # (R, S)
         responsibility = self.mixture.population_amplitudes(log_responsibility)

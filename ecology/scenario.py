@@ -44,6 +44,7 @@ from .fields import (  # noqa: F401  (UserError and ScenarioError are used from 
     UserError,
 )
 from .absorption import FORMS
+from .lm import SHIPPED_TEXTS, load_model
 from .simulacra import KINDS
 
 
@@ -117,14 +118,26 @@ class Turns(Strict):
 
 
 class PremiseSpec(Strict):
-    """A premise: its prior, its cast (simulacrum names) and, for several, their turns."""
+    """A premise: its prior and either its cast (simulacrum names; for several, their turns) or a
+    language model of the whole window (``model = {kind = ..., ...}``, see docs/models.md)."""
 
     prior: float = Field(gt=0.0)
-    cast: list[Name] = Field(min_length=1)
+    cast: list[Name] | None = Field(None, min_length=1)
+    model: dict[str, Any] | None = Field(
+        None, description="a language model as the premise's law: {kind = \"table\" | \"ngram\" | \"transformer\" | "
+        "\"onnx\", file = ..., ...}; file paths are relative to the scenario file")
     turns: Turns | None = None
     population: Name | None = Field(
         None, description="label to aggregate amplitude under (default: the premise name)"
     )
+
+    @model_validator(mode="after")
+    def _cast_or_model(self) -> "PremiseSpec":
+        if (self.cast is None) == (self.model is None):
+            raise ValueError("give exactly one of 'cast' (simulacra) or 'model' (a language model)")
+        if self.model is not None and self.turns is not None:
+            raise ValueError("'turns' takes turns among cast members; a model premise has no cast")
+        return self
 
 
 class Distribution(Strict):
@@ -414,9 +427,39 @@ def read_toml(path: str | Path) -> dict:
     return data
 
 
+MODEL_FILE_KEYS = ("file", "text")  # keys of a premise's model table that name files
+
+
+def anchor_model_files(data: dict, base: Path) -> dict:
+    """The raw table with the file names of premises' models (``file``, ``text`` unless a shipped
+    corpus) made absolute relative to ``base`` (the scenario file's folder), so the scenario
+    means the same from any working directory and in the resolved copy written with results."""
+    premises = data.get("premises")
+    if not isinstance(premises, dict):
+        return data
+    data = copy.deepcopy(data)
+    for premise in data["premises"].values():
+        model = premise.get("model") if isinstance(premise, dict) else None
+        if not isinstance(model, dict):
+            continue
+        for key in MODEL_FILE_KEYS:
+            name = model.get(key)
+            if isinstance(name, str) and name and not (key == "text" and name in SHIPPED_TEXTS):
+                model[key] = str((base / name).resolve()) if not Path(name).is_absolute() else name
+    return data
+
+
+def read_scenario_table(path: str | Path) -> dict:
+    """A scenario file's raw table (:func:`read_toml`) with its model file names anchored to the
+    file's folder (:func:`anchor_model_files`)."""
+    return anchor_model_files(read_toml(path), Path(path).parent)
+
+
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read, override and validate a scenario file; errors name the file."""
-    data = read_toml(path)
+    """Read, override and validate a scenario file; errors name the file. Model file names in
+    the file are relative to it (:func:`anchor_model_files`); those given in ``overrides`` are
+    relative to the working directory."""
+    data = read_scenario_table(path)
     try:
         return validate(apply_overrides(data, overrides or {}))
     except ScenarioError as err:
@@ -466,7 +509,9 @@ def check(s: Scenario) -> None:
         raise ScenarioError("premises", "no premises: declare at least one [premises.NAME] or [populations.NAME]")
     labels: set[str] = set()
     for name, premise in s.premises.items():
-        for i, member in enumerate(premise.cast):
+        if premise.model is not None:
+            check_model(f"premises.{name}.model", premise.model, s)
+        for i, member in enumerate(premise.cast or ()):
             if member not in s.simulacra:
                 raise ScenarioError(
                     f"premises.{name}.cast[{i}]",
@@ -505,3 +550,17 @@ def check(s: Scenario) -> None:
         FORMS[crit.form].check(f"absorption.{name}", crit, refs, labels)
     if not math.isfinite(s.sampling.temperature):
         raise ScenarioError("sampling.temperature", "must be finite")
+
+
+def check_model(path: str, spec: dict, s: Scenario) -> None:
+    """Load a premise's model (cached; see :func:`ecology.lm.load_model`) and check that it can
+    read the scenario's windows: a model with a bounded context must hold ``context.length``."""
+    model = load_model(spec, list(s.vocabulary.tokens), ".", path)
+    limit = model.max_length()
+    if limit is not None and s.context.length > limit:
+        raise ScenarioError("context.length", f"{s.context.length} is longer than the context of the model of "
+                            f"{path.rsplit('.', 1)[0]} ({limit} tokens); use a context length of at most {limit}")
+    if limit is not None and s.context.deletion == "none" and len(s.context.prompt) + s.run.steps > limit:
+        raise ScenarioError("context.deletion", f"'none' grows the window to {len(s.context.prompt) + s.run.steps} tokens "
+                            f"in {s.run.steps} steps, longer than the context of the model of {path.rsplit('.', 1)[0]} "
+                            f"({limit} tokens); use a deleting rule or at most {limit - len(s.context.prompt)} steps")

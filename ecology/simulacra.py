@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field
 
 from .fields import Probability, References, ScenarioError, Strict, Token
+from .lm import LanguageModel, load_model
 
 if TYPE_CHECKING:  # the scenario format is built on the kinds below, not the other way round
     from .scenario import PopulationSpec, Scenario, Turns
@@ -75,13 +76,18 @@ class Automaton:
 
 @dataclass(frozen=True)
 class Premise:
+    """A premise of the mixture. An automaton premise has a cast and its product ``automaton``;
+    a model premise (``automaton is None``) has no cast and a language ``model`` (see
+    :mod:`ecology.lm`) whose ``read(windows)`` gives ``log mu_s(w)`` and ``log mu_s(. | w)``."""
+
     name: str
     label: str  # population label that amplitude is aggregated under
     prior: float
     cast: tuple[str, ...]
-    automaton: Automaton
+    automaton: Automaton | None
     parameter: str | None = None  # for a population member: the drawn parameter's name ...
     value: float | None = None  # ... and its value
+    model: LanguageModel | None = None  # the language model of a model premise
 
 
 def _floor(index: int, eps: float, size: int) -> np.ndarray:
@@ -380,10 +386,14 @@ def population_values(pop: PopulationSpec, d=None, stream: int = 0) -> np.ndarra
 
 
 def build_premises(scenario: Scenario) -> list[Premise]:
-    """All premises of a scenario, populations expanded, each with its compiled automaton."""
+    """All premises of a scenario, populations expanded, each with its compiled automaton or its
+    loaded language model (model files are already absolute: see ``scenario.anchor_model_files``)."""
     tokens = scenario.vocabulary.tokens
     machines = {name: spec.machine(tokens) for name, spec in scenario.simulacra.items()}
     premises = [
+        Premise(name, spec.population or name, spec.prior, (), None,
+                model=load_model(spec.model, list(tokens), ".", f"premises.{name}.model"))
+        if spec.model is not None else
         Premise(
             name,
             spec.population or name,
