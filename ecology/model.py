@@ -25,7 +25,7 @@ from typing import Any
 import mesa
 import numpy as np
 
-from . import observables
+from . import kernel, observables
 from .budget import check_run
 from .dynamics import Compiled, SlidingReader, compile_scenario, sample
 from .observables import QUANTILES
@@ -53,8 +53,9 @@ class Premise(mesa.Agent):
     def __init__(self, model: "EcologyModel", spec: PremiseSpec):
         super().__init__(model)
         self.spec = spec
-        self.reader = SlidingReader(spec.automaton, model.context.window) if model.sliding else None
-        self.forget(0)
+        self.reader = SlidingReader(spec.automaton, model.context.window) if model.sliding and not model.kernel else None
+        if not model.kernel:  # under the compiled engine the model sets state and likelihood
+            self.forget(0)
         self.log_amplitude = np.zeros(model.replicates)
 
     def observe(self, tokens: np.ndarray) -> None:
@@ -121,6 +122,12 @@ class EcologyModel(mesa.Model):
                                                   self.compiled.memory)
         self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
         self.visible = None if self.sliding else self.mixture.visible(self.context.window)
+        # the engine that runs the step: the compiled kernel (ecology.kernel) or numpy (the reference)
+        self.engine, self.engine_note = kernel.choose(self.compiled, self.config.run.engine)
+        self.kernel = kernel.Engine(self.compiled, self.context.window, self.sliding) \
+            if self.engine == "compiled" else None
+        if self.kernel:
+            self.kernel_step = self.kernel.start_step(self.mixture.visible(self.context.window))
 
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
         for agent in self.premise_agents:
@@ -152,16 +159,21 @@ class EcologyModel(mesa.Model):
         return self.agents_by_type[Premise]
 
     def step(self) -> None:
-        token = sample(self.current.log_p, self.rng.random(self.replicates))
+        uniforms = self.rng.random(self.replicates)
+        token = self.kernel.sample(self.current.log_p, uniforms) if self.kernel else sample(self.current.log_p, uniforms)
         self.token = token
         self.surprisal = -self.current.log_mu[self.rows, token]
         self.credit_token(token)
         self.left = self.context.append(token)
-        self.premises.do("observe", token)
+        if not self.kernel:
+            self.premises.do("observe", token)
         deleted = self.context.delete()
         if not self.sliding:  # what the re-reading premises read, computed once for all of them
             self.visible = self.mixture.visible(self.context.window)
-        self.premises.do("forget", deleted)
+        if self.kernel:
+            self.kernel_step = self.kernel.advance(token, deleted, self.context.window, self.visible)
+        else:
+            self.premises.do("forget", deleted)
         self.deleted += self.context.deleted_tokens
         self._update()
         self.datacollector.collect(self)
@@ -169,9 +181,14 @@ class EcologyModel(mesa.Model):
 
     def _update(self) -> None:
         """Bayes on the current windows, the next-token law, criteria and observables."""
-        states = np.stack([a.state for a in self.premise_agents])
-        loglik = np.stack([a.log_likelihood for a in self.premise_agents])
-        step = self.mixture.combine(states, loglik)
+        if self.kernel:
+            step = self.kernel_step
+            for agent, state, log_likelihood in zip(self.premise_agents, self.kernel.states, self.kernel.loglik):
+                agent.state, agent.log_likelihood = state, log_likelihood
+        else:
+            states = np.stack([a.state for a in self.premise_agents])
+            loglik = np.stack([a.log_likelihood for a in self.premise_agents])
+            step = self.mixture.combine(states, loglik)
         if step.impossible.any():
             r = int(np.flatnonzero(step.impossible)[0])
             raise ImpossibleWindow(
