@@ -54,8 +54,6 @@ try:
 except ImportError:  # numba is a core dependency; without it every run falls back to numpy
     numba = None
 
-ENGINES = ("compiled", "numpy")
-
 
 def unsupported(compiled) -> str | None:
     """Why the compiled engine cannot run a compiled scenario (None if it can)."""
