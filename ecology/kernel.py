@@ -79,9 +79,12 @@ def choose(compiled, requested: str) -> tuple[str, str | None]:
 
 if numba is not None:
     jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+    inline = numba.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 else:  # pragma: no cover - only without numba, where nothing below is called
     def jit(f):
         return f
+
+    inline = jit
 
 
 @jit
@@ -102,7 +105,7 @@ def _sample(log_p, u, tokens):
         tokens[r] = count
 
 
-@jit
+@inline
 def _logsumexp(x):
     """``log sum exp x`` as :func:`ecology.dynamics.logsumexp` (max, shift, sum in order)."""
     top = x[0]
@@ -116,7 +119,7 @@ def _logsumexp(x):
     return np.log(total) + safe
 
 
-@jit
+@inline
 def _mix(r, states, loglik, step_logp, log_prior, temperature, greedy_tie,
          log_amp, log_mu, log_p, free_energy, joint, terms, z):
     """Bayes, mixing and tempering for replicate ``r`` (module docstring, step 3)."""
@@ -157,7 +160,7 @@ def _mix(r, states, loglik, step_logp, log_prior, temperature, greedy_tie,
         log_p[r, t] = z[t] - norm
 
 
-@jit
+@inline
 def _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state, front_logw,
                  back_state, back_logw, fs, fw, moved, weights):
     """Front stack of replicate ``r`` from its window (one backward pass), back = identity."""
@@ -306,6 +309,7 @@ class Engine:
             _rebuild(np.ascontiguousarray(window), self.step_state, self.step_logp, self.n_states, self.start,
                      self.front_state, self.front_logw, self.back_state, self.back_logw)
             self.head = 0
+            self.no_window = np.zeros((0, length), dtype=window.dtype)
 
     def _outputs(self, rows: int):
         S = len(self.start)
@@ -342,12 +346,11 @@ class Engine:
             return self.read(visible)
         self.head += deleted
         rebuild = self.head > self.front_state.shape[2]
-        if rebuild:
+        if rebuild:  # only fifo deletes while sliding: its windows keep the length k of the front
             self.head = 0
-            if window.shape[1] != self.front_state.shape[2]:  # never under fifo, whose length is k
-                raise AssertionError("a sliding window changed length at a rebuild")
         out = self._outputs(len(tokens))
-        _advance_sliding(tokens.astype(np.int64, copy=False), self.head, rebuild, np.ascontiguousarray(window),
+        read_from = np.ascontiguousarray(window) if rebuild else self.no_window  # read only to rebuild
+        _advance_sliding(tokens.astype(np.int64, copy=False), self.head, rebuild, read_from,
                          self.step_state, self.step_logp, self.n_states, self.start, self.front_state,
                          self.front_logw, self.back_state, self.back_logw, self.log_prior, self.temperature,
                          GREEDY_TIE, *out)
