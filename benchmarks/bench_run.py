@@ -7,7 +7,8 @@ by the DataCollector) under ``run.engine = "numpy"`` (the reference) and ``"comp
 numba kernel of ecology/kernel.py), and prints their ratio. Model construction (the initial
 two-stack build) is not timed. Both engines produce the same trajectories (tests/test_kernel.py).
 
-It also reports the kernel's one-time compile cost: ``kernel.warm_up()`` in a fresh process with
+It also reports which share of the compiled engine's step time is spent in the kernel, and
+the kernel's one-time compile cost: ``kernel.warm_up()`` in a fresh process with
 an empty numba cache (cold), then again in a fresh process reading that cache (what every later
 run and every sweep worker pays).
 
@@ -41,6 +42,26 @@ def rate(path, engine, replicates, steps, **overrides):
     return replicates * steps / (time.perf_counter() - began)
 
 
+def engine_share(path, replicates, steps, **overrides) -> float:
+    """Fraction of the compiled model's step time spent in the kernel (draw, likelihoods,
+    mixture); the rest is the numpy code both engines share (context, ledger, criteria,
+    observables, DataCollector)."""
+    model = EcologyModel(load(path, {**overrides, "run.replicates": replicates, "run.steps": steps}))
+    spent = 0.0
+    for name in ("sample", "advance"):
+        def timed(*args, _call=getattr(model.kernel, name)):
+            nonlocal spent
+            began = time.perf_counter()
+            out = _call(*args)
+            spent += time.perf_counter() - began
+            return out
+        setattr(model.kernel, name, timed)
+    began = time.perf_counter()
+    while model.running:
+        model.step()
+    return spent / (time.perf_counter() - began)
+
+
 def compile_cost() -> tuple[float, float]:
     """Seconds of kernel.warm_up() in a fresh process: with an empty cache, then with it filled."""
     code = "from ecology import kernel; print(kernel.warm_up())"
@@ -69,6 +90,9 @@ def main():
         fast = rate(path, "compiled", args.replicates, args.steps, **extra)
         shown = k if k is not None else load(path).context.length
         print(f"{path.name:<14} {shown:>5} {slow:>14,.0f} {fast:>14,.0f} {fast / slow:>6.2f}x")
+    share = engine_share(TOY, args.replicates, args.steps // 4, **{"context.length": 64})
+    print(f"compiled engine, toy at k = 64: {100 * share:.0f}% of the step time in the kernel, "
+          f"{100 * (1 - share):.0f}% in the shared numpy recording (ledger, criteria, observables)")
 
 
 if __name__ == "__main__":

@@ -272,6 +272,11 @@ def _advance_rereading(visible, step_state, step_logp, start, log_prior, tempera
 # ---------------------------------------------------------------------------------------------
 
 
+def as_tokens(tokens: np.ndarray) -> np.ndarray:
+    """Token arrays as contiguous int64, the one type the loops are compiled for."""
+    return np.ascontiguousarray(tokens, dtype=np.int64)
+
+
 class Engine:
     """The compiled engine's state for R replicates of a compiled scenario.
 
@@ -306,10 +311,10 @@ class Engine:
             self.front_logw = np.empty((rows, len(premises), length))
             self.back_state = np.empty((rows, len(premises), q_max), dtype=np.int64)
             self.back_logw = np.empty((rows, len(premises), q_max))
-            _rebuild(np.ascontiguousarray(window), self.step_state, self.step_logp, self.n_states, self.start,
+            _rebuild(as_tokens(window), self.step_state, self.step_logp, self.n_states, self.start,
                      self.front_state, self.front_logw, self.back_state, self.back_logw)
             self.head = 0
-            self.no_window = np.zeros((0, length), dtype=window.dtype)
+            self.no_window = np.zeros((0, length), dtype=np.int64)
 
     def _outputs(self, rows: int):
         S = len(self.start)
@@ -330,7 +335,7 @@ class Engine:
     def read(self, visible: np.ndarray) -> Step:
         """The mixture on the visible windows, every premise reading them from scratch."""
         out = self._outputs(visible.shape[0])
-        _advance_rereading(np.ascontiguousarray(visible), self.step_state, self.step_logp, self.start,
+        _advance_rereading(as_tokens(visible), self.step_state, self.step_logp, self.start,
                            self.log_prior, self.temperature, GREEDY_TIE, *out)
         return self._step(out)
 
@@ -349,8 +354,8 @@ class Engine:
         if rebuild:  # only fifo deletes while sliding: its windows keep the length k of the front
             self.head = 0
         out = self._outputs(len(tokens))
-        read_from = np.ascontiguousarray(window) if rebuild else self.no_window  # read only to rebuild
-        _advance_sliding(tokens.astype(np.int64, copy=False), self.head, rebuild, read_from,
+        read_from = as_tokens(window) if rebuild else self.no_window  # read only to rebuild
+        _advance_sliding(as_tokens(tokens), self.head, rebuild, read_from,
                          self.step_state, self.step_logp, self.n_states, self.start, self.front_state,
                          self.front_logw, self.back_state, self.back_logw, self.log_prior, self.temperature,
                          GREEDY_TIE, *out)
@@ -366,7 +371,7 @@ def warm_up() -> float:
     step_logp = np.zeros((1, 1, 2))
     one = np.ones(1, dtype=np.int64)
     zero = np.zeros(1, dtype=np.int64)
-    window = np.zeros((1, 2), dtype=np.uint8)
+    window = np.zeros((1, 2), dtype=np.int64)
     front_state = np.zeros((1, 1, 2), dtype=np.int64)
     front_logw = np.zeros((1, 1, 2))
     back_state = np.zeros((1, 1, 1), dtype=np.int64)

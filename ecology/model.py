@@ -14,7 +14,9 @@ Step 0 records the initial window. Besides the per-step table the model keeps, f
 the population most responsible for it (largest ``alpha_s mu_s(t | w) / mu(t | w)`` summed over
 the population's premises) at every step. Replicates are rows of numpy arrays held by the agents;
 nothing loops over replicates in Python. The model is seeded the Mesa way (``rng=``): the
-same scenario and seed give the same numbers.
+same scenario and seed give the same numbers. Steps 1, 2-3 (the premises' likelihoods) and the
+mixture of step 4 run on the engine of ``run.engine``: the compiled kernel of
+:mod:`ecology.kernel` or numpy (the reference), with the same uniforms and the same results.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Premise(mesa.Agent):
 
     Under ``fifo`` and ``none`` it keeps its likelihood with a :class:`SlidingReader` (O(1) per
     step); under the other deletion rules, or with a reset token, it re-reads the window (O(k)).
+    Under the compiled engine (:mod:`ecology.kernel`) the kernel does both and the model sets
+    ``state`` and ``log_likelihood`` from it.
     """
 
     def __init__(self, model: "EcologyModel", spec: PremiseSpec):
