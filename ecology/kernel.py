@@ -36,7 +36,8 @@ free energies and every observable computed from them agree to ~1e-15 relative (
 within a few ulps of a boundary of the cumulative law (probability ~1e-15 per draw).
 
 Everything after the step (the context's append and deletion, the token ledger, criteria,
-observables, drift) is the numpy engine's own code, run on the arrays this engine produces.
+observables) is the numpy engine's own code, run on the arrays this engine produces; drift
+(:meth:`ecology.dynamics.Mixture.drift`) re-reads its successor windows with this engine.
 Compilation is cached on disk (``cache=True``, in ``ecology/__pycache__``): the first run on a
 machine pays it (:func:`warm_up` measures it), later runs and a sweep's workers load it.
 """
@@ -292,6 +293,7 @@ class Engine:
         self.n_tokens = compiled.n_tokens
         self.temperature = float(mixture.temperature)
         self.log_prior = np.ascontiguousarray(mixture.log_prior, dtype=float)
+        self.visible = mixture.visible
         q_max = max(p.automaton.n_states for p in premises)
         width = self.n_tokens + 1
         self.step_state = np.zeros((len(premises), q_max, width), dtype=np.int64)
@@ -325,6 +327,14 @@ class Engine:
         states, loglik, log_amp, log_mu, log_p, free_energy = out
         self.states, self.loglik = states, loglik
         return Step(log_amp, log_mu, log_mu if self.temperature == 1.0 else log_p, free_energy)
+
+    def mixture_on(self, windows: np.ndarray) -> Step:
+        """The mixture on arbitrary windows, as :meth:`ecology.dynamics.Mixture.read` (premises
+        read after the last reset token); the engine's own state is left alone."""
+        out = self._outputs(windows.shape[0])
+        _advance_rereading(as_tokens(self.visible(windows)), self.step_state, self.step_logp, self.start,
+                           self.log_prior, self.temperature, GREEDY_TIE, *out)
+        return Step(out[2], out[3], out[3] if self.temperature == 1.0 else out[4], out[5])
 
     def sample(self, log_p: np.ndarray, u: np.ndarray) -> np.ndarray:
         """One token per replicate by inverse CDF from ``exp(log_p)`` with the uniforms ``u``."""

@@ -213,7 +213,8 @@ class EcologyModel(mesa.Model):
         self.population = self.mixture.population_amplitudes(step.log_amplitude)
         self.holding = self._criteria_hold()
         if self.config.run.drift:
-            self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule)
+            self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule,
+                                            self.kernel.mixture_on if self.kernel else None)
         first = self.holding & (self.reached_at < 0)
         self.reached_at[first] = self.steps
         if len(self.raster) <= self.n_steps:

@@ -90,6 +90,7 @@ def test_every_deletion_rule_same_under_both_engines(rule):
     data = short(table("chat"), steps=80)
     data["context"].update(RULES[rule])
     data["absorption"] = {"periodic": {"periodic": 3}, **data.get("absorption", {})}
+    data["run"]["drift"] = True
     assert_same_run(data)
 
 
