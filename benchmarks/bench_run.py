@@ -1,7 +1,8 @@
 """Replicate-steps per second of `ecology run`'s two engines side by side, and the compile cost.
 
-For the toy (waluigi.toml) at k = 8, 64, 512, 4096 and for chat.toml (two premises of two cast
-members each, k = 12), with 10,000 replicates, it times the whole model step as `ecology run`
+For the toy (waluigi.toml) at k = 8, 64, 512, 4096, for chat.toml (two premises of two cast
+members each, k = 12), and for the toy under block deletion (B = 2, a re-reading rule: O(k) per
+step) at k = 64 and 512, with 10,000 replicates, it times the whole model step as `ecology run`
 runs it (sampling, likelihoods, Bayes, mixture, ledger, criteria and every observable recorded
 by the DataCollector) under ``run.engine = "numpy"`` (the reference) and ``"compiled"`` (the
 numba kernel of ecology/kernel.py), and prints their ratio. Model construction (the initial
@@ -45,10 +46,10 @@ def rate(path, engine, replicates, steps, **overrides):
     return replicates * steps / (time.perf_counter() - began)
 
 
-def engine_share(path, replicates, steps, **overrides) -> float:
+def engine_share(path, replicates, steps, **overrides) -> tuple[float, float]:
     """Fraction of the compiled model's step time spent in the kernel (draw, likelihoods,
-    mixture); the rest is the numpy code both engines share (context, ledger, criteria,
-    observables, DataCollector)."""
+    mixture), and the kernel's own replicate-steps per second; the rest of the step is the
+    numpy code both engines share (context, ledger, criteria, observables, DataCollector)."""
     model = EcologyModel(load(path, {**overrides, "run.replicates": replicates, "run.steps": steps}))
     spent = 0.0
     for name in ("sample", "advance"):
@@ -62,7 +63,7 @@ def engine_share(path, replicates, steps, **overrides) -> float:
     began = time.perf_counter()
     while model.running:
         model.step()
-    return spent / (time.perf_counter() - began)
+    return spent / (time.perf_counter() - began), replicates * steps / spent
 
 
 def compile_cost() -> tuple[float, float]:
@@ -87,21 +88,25 @@ def main():
     rate(TOY, "compiled", 16, 4)  # load the cache in this process before timing
     print(f"{args.replicates} replicates x {args.steps} steps, one process, best of {args.repeats}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'scenario':<14} {'k':>5} {'numpy rs/s':>14} {'compiled rs/s':>14} {'ratio':>7}")
-    cases = [(TOY, k) for k in args.lengths] + [(CHAT, None)]
-    for path, k in cases:
-        extra = {} if k is None else {"context.length": k}
+    print(f"{'scenario':<14} {'deletion':<8} {'k':>5} {'numpy rs/s':>14} {'compiled rs/s':>14} {'ratio':>7}")
+    block = {"context.deletion": "block", "context.block": 2}
+    cases = [(TOY, k, {}) for k in args.lengths] + [(CHAT, None, {})] + [(TOY, k, block) for k in (64, 512)]
+    for path, k, rule in cases:
+        extra = {**rule, **({} if k is None else {"context.length": k})}
         best = {"numpy": 0.0, "compiled": 0.0}
         for _ in range(args.repeats):
             for engine in best:
                 best[engine] = max(best[engine], rate(path, engine, args.replicates, args.steps, **extra))
         slow, fast = best["numpy"], best["compiled"]
         shown = k if k is not None else load(path).context.length
-        print(f"{path.name:<14} {shown:>5} {slow:>14,.0f} {fast:>14,.0f} {fast / slow:>6.2f}x")
+        deletion = rule.get("context.deletion", "fifo")
+        print(f"{path.name:<14} {deletion:<8} {shown:>5} {slow:>14,.0f} {fast:>14,.0f} {fast / slow:>6.2f}x")
     print(f"load average {os.getloadavg()[0]:.2f}")
-    share = engine_share(TOY, args.replicates, args.steps // 4, **{"context.length": 64})
-    print(f"compiled engine, toy at k = 64: {100 * share:.0f}% of the step time in the kernel, "
-          f"{100 * (1 - share):.0f}% in the shared numpy recording (ledger, criteria, observables)")
+    for path in (TOY, CHAT):
+        share, kernel_rate = engine_share(path, args.replicates, args.steps // 2)
+        print(f"compiled engine, {path.name}: {100 * share:.0f}% of the step time in the kernel "
+              f"({kernel_rate:,.0f} rs/s alone), {100 * (1 - share):.0f}% in the shared numpy recording "
+              "(context, ledger, criteria, observables)")
 
 
 if __name__ == "__main__":

@@ -306,7 +306,6 @@ class Engine:
         self.start = np.array([p.automaton.start for p in premises], dtype=np.int64)
         self.sliding = sliding
         rows = window.shape[0]
-        self.deletes = compiled.rule.deletes_oldest
         if sliding:
             length = window.shape[1]
             self.front_state = np.empty((rows, len(premises), length), dtype=np.int64)
@@ -343,15 +342,12 @@ class Engine:
         return tokens
 
     def read(self, visible: np.ndarray) -> Step:
-        """The mixture on the visible windows, every premise reading them from scratch."""
+        """The mixture on the visible windows, every premise reading them from scratch (the
+        initial step, and every step of a re-reading rule)."""
         out = self._outputs(visible.shape[0])
         _advance_rereading(as_tokens(visible), self.step_state, self.step_logp, self.start,
                            self.log_prior, self.temperature, GREEDY_TIE, *out)
         return self._step(out)
-
-    def start_step(self, visible: np.ndarray) -> Step:
-        """The mixture on the initial windows (read from scratch; the stacks are built)."""
-        return self.read(visible)
 
     def advance(self, tokens: np.ndarray, deleted: int, window: np.ndarray, visible: np.ndarray | None) -> Step:
         """The mixture after the context appended ``tokens`` and deleted: under a sliding rule

@@ -131,7 +131,7 @@ class EcologyModel(mesa.Model):
         self.kernel = kernel.Engine(self.compiled, self.context.window, self.sliding) \
             if self.engine == "compiled" else None
         if self.kernel:
-            self.kernel_step = self.kernel.start_step(self.mixture.visible(self.context.window))
+            self.kernel_step = self.kernel.read(self.mixture.visible(self.context.window))
 
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
         for agent in self.premise_agents:
