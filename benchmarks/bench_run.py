@@ -1,72 +1,112 @@
-"""Replicate-steps per second of `ecology run`'s engine on the seed's toy (waluigi.toml).
+"""Replicate-steps per second of `ecology run`'s two engines side by side, and the compile cost.
 
-For k = 8, 64, 512 with 10,000 replicates, it times:
-- the model as shipped (EcologyModel: sliding-window likelihoods, DataCollector on);
-- the same model re-reading every window from scratch each step (O(k) per step): what the
-  two-stack reader saves;
-- the naive way: one Mesa model per replicate (timed on a subset, rate extrapolated).
+For the toy (waluigi.toml) at k = 8, 64, 512, 4096, for chat.toml (two premises of two cast
+members each, k = 12), and for the toy under block deletion (B = 2, a re-reading rule: O(k) per
+step) at k = 64 and 512, with 10,000 replicates, it times the whole model step as `ecology run`
+runs it (sampling, likelihoods, Bayes, mixture, ledger, criteria and every observable recorded
+by the DataCollector) under ``run.engine = "numpy"`` (the reference) and ``"compiled"`` (the
+numba kernel of ecology/kernel.py), and prints their ratio. Model construction (the initial
+two-stack build) is not timed. Both engines produce the same trajectories (tests/test_kernel.py).
 
-Usage: python benchmarks/bench_run.py [--replicates 10000] [--steps 600] [--lengths 8 64 512]
+It also reports which share of the compiled engine's step time is spent in the kernel, and
+the kernel's one-time compile cost: ``kernel.warm_up()`` in a fresh process with
+an empty numba cache (cold), then again in a fresh process reading that cache (what every later
+run and every sweep worker pays).
+
+On a shared machine each figure is the best of ``--repeats`` runs, the two engines interleaved
+(the load average is printed).
+
+Usage: python benchmarks/bench_run.py [--replicates 10000] [--steps 600] [--lengths 8 64 512 4096] [--repeats 3]
 """
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ecology.dynamics import sample
 from ecology.model import EcologyModel
 from ecology.scenario import load
 
-TOY = Path(__file__).resolve().parent.parent / "scenarios" / "waluigi.toml"
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ROOT / "scenarios" / "waluigi.toml"
+CHAT = ROOT / "scenarios" / "chat.toml"
 
 
-def timed_model(k, replicates, steps):
-    model = EcologyModel(load(TOY, {"context.length": k, "run.replicates": replicates, "run.steps": steps}))
+def rate(path, engine, replicates, steps, **overrides):
+    """Replicate-steps per second of the model's step loop (construction not timed)."""
+    model = EcologyModel(load(path, {**overrides, "run.replicates": replicates, "run.steps": steps,
+                                     "run.engine": engine}))
     began = time.perf_counter()
     while model.running:
         model.step()
+    assert model.engine == engine
     return replicates * steps / (time.perf_counter() - began)
 
 
-def timed_rereading(k, replicates, steps):
-    """The same dynamics, but every step re-reads all k tokens of every window."""
-    model = EcologyModel(load(TOY, {"context.length": k, "run.replicates": replicates, "run.steps": steps}))
-    mixture, context, rng = model.mixture, model.context, np.random.default_rng(0)
+def engine_share(path, replicates, steps, **overrides) -> tuple[float, float]:
+    """Fraction of the compiled model's step time spent in the kernel (draw, likelihoods,
+    mixture), and the kernel's own replicate-steps per second; the rest of the step is the
+    numpy code both engines share (context, ledger, criteria, observables, DataCollector)."""
+    model = EcologyModel(load(path, {**overrides, "run.replicates": replicates, "run.steps": steps}))
+    spent = 0.0
+    for name in ("sample", "advance"):
+        def timed(*args, _call=getattr(model.kernel, name)):
+            nonlocal spent
+            began = time.perf_counter()
+            out = _call(*args)
+            spent += time.perf_counter() - began
+            return out
+        setattr(model.kernel, name, timed)
     began = time.perf_counter()
-    step = mixture.read(context.window)
-    for _ in range(steps):
-        context.append(sample(step.log_p, rng.random(replicates)))
-        context.delete()
-        step = mixture.read(context.window)
-    return replicates * steps / (time.perf_counter() - began)
+    while model.running:
+        model.step()
+    return spent / (time.perf_counter() - began), replicates * steps / spent
 
 
-def timed_naive(k, replicates, steps):
-    scenario = load(TOY, {"context.length": k, "run.replicates": 1, "run.steps": steps})
-    began = time.perf_counter()
-    for r in range(replicates):
-        model = EcologyModel(scenario, rng=r)
-        while model.running:
-            model.step()
-    return replicates * steps / (time.perf_counter() - began)
+def compile_cost() -> tuple[float, float]:
+    """Seconds of kernel.warm_up() in a fresh process: with an empty cache, then with it filled."""
+    code = "from ecology import kernel; print(kernel.warm_up())"
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        cold, warm = (float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                           text=True).stdout) for _ in range(2))
+    return cold, warm
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--replicates", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[8, 64, 512])
-    parser.add_argument("--naive-replicates", type=int, default=20)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[8, 64, 512, 4096])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"toy waluigi.toml, {args.replicates} replicates x {args.steps} steps (one process)")
-    print(f"{'k':>5} {'model rs/s':>14} {'re-reading rs/s':>16} {'naive rs/s':>12} {'vs re-read':>11} {'vs naive':>9}")
-    for k in args.lengths:
-        fast = timed_model(k, args.replicates, args.steps)
-        reread = timed_rereading(k, args.replicates, args.steps)
-        naive = timed_naive(k, args.naive_replicates, args.steps)
-        print(f"{k:>5} {fast:>14,.0f} {reread:>16,.0f} {naive:>12,.0f} {fast / reread:>10.1f}x {fast / naive:>8.0f}x")
+    cold, warm = compile_cost()
+    print(f"kernel compile: {cold:.2f} s cold (empty cache), {warm:.2f} s loading the on-disk cache")
+    rate(TOY, "compiled", 16, 4)  # load the cache in this process before timing
+    print(f"{args.replicates} replicates x {args.steps} steps, one process, best of {args.repeats}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'scenario':<14} {'deletion':<8} {'k':>5} {'numpy rs/s':>14} {'compiled rs/s':>14} {'ratio':>7}")
+    block = {"context.deletion": "block", "context.block": 2}
+    cases = [(TOY, k, {}) for k in args.lengths] + [(CHAT, None, {})] + [(TOY, k, block) for k in (64, 512)]
+    for path, k, rule in cases:
+        extra = {**rule, **({} if k is None else {"context.length": k})}
+        best = {"numpy": 0.0, "compiled": 0.0}
+        for _ in range(args.repeats):
+            for engine in best:
+                best[engine] = max(best[engine], rate(path, engine, args.replicates, args.steps, **extra))
+        slow, fast = best["numpy"], best["compiled"]
+        shown = k if k is not None else load(path).context.length
+        deletion = rule.get("context.deletion", "fifo")
+        print(f"{path.name:<14} {deletion:<8} {shown:>5} {slow:>14,.0f} {fast:>14,.0f} {fast / slow:>6.2f}x")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    for path in (TOY, CHAT):
+        share, kernel_rate = engine_share(path, args.replicates, args.steps // 2)
+        print(f"compiled engine, {path.name}: {100 * share:.0f}% of the step time in the kernel "
+              f"({kernel_rate:,.0f} rs/s alone), {100 * (1 - share):.0f}% in the shared numpy recording "
+              "(context, ledger, criteria, observables)")
 
 
 if __name__ == "__main__":

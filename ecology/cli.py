@@ -15,6 +15,8 @@ from pathlib import Path
 
 from . import scenario as scn
 
+ENGINES = scn.ENGINES
+
 
 class UsageError(scn.UserError):
     pass
@@ -38,7 +40,7 @@ def parse_sets(pairs: list[str]) -> dict:
 def run_overrides(args) -> dict:
     out = parse_sets(args.set)
     for flag, path in (("steps", "run.steps"), ("replicates", "run.replicates"), ("seed", "run.seed"),
-                       ("max_memory", "run.max_memory_gib")):
+                       ("max_memory", "run.max_memory_gib"), ("engine", "run.engine")):
         if getattr(args, flag, None) is not None:
             out[path] = getattr(args, flag)
     return out
@@ -141,10 +143,13 @@ def cmd_run(args) -> int:
     for name, figures in (exact or {}).items():
         summary["criteria"][name]["exact"] = figures
     write_run(result, target, summary)
+    if result.engine_note:
+        print(f"note: {result.engine_note}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{s.name}: {s.run.replicates} replicates x {s.run.steps} steps in {result.seconds:.2f} s -> {target}")
+    print(f"{s.name}: {s.run.replicates} replicates x {s.run.steps} steps in {result.seconds:.2f} s "
+          f"({result.engine} engine) -> {target}")
     for name, c in summary["criteria"].items():
         print_criterion(name, c, c.get("exact"), s.run.steps, s.run.replicates)
     for label, p in summary["populations"].items():
@@ -319,7 +324,8 @@ def print_report(r: dict, chain) -> None:
 
 
 RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--replicates", "replicates"),
-                ("--steps", "steps"), ("--exact", "exact"), ("--max-states", "max_states"), ("--max-memory", "max_memory"), ("--out", "out"))
+                ("--steps", "steps"), ("--exact", "exact"), ("--max-states", "max_states"), ("--max-memory", "max_memory"),
+                ("--engine", "engine"), ("--out", "out"))
 
 
 def cmd_sweep(args) -> int:
@@ -342,7 +348,8 @@ def cmd_sweep(args) -> int:
         grids = dict(sweep.parse_grid(g) for g in args.grid or [])
         overrides = parse_sets(args.set)
         overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps),
-                                                                ("run.max_memory_gib", args.max_memory))
+                                                                ("run.max_memory_gib", args.max_memory),
+                                                                ("run.engine", args.engine))
                           if value is not None})
         from .exact import DEFAULT_MAX_STATES
 
@@ -558,6 +565,8 @@ def build_parser() -> Parser:
     p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES,
                    help=f"state budget of --exact (default {DEFAULT_MAX_STATES:,})")
     p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of the simulation (default 8)")
+    p.add_argument("--engine", choices=ENGINES, help="simulation engine (default: the scenario's run.engine, 'compiled'; "
+                   "'numpy' is the reference; both give the same trajectories)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("analyze", help="build the exact page-state Markov chain and analyse it")
@@ -586,6 +595,7 @@ def build_parser() -> Parser:
     p.add_argument("--replicates", type=positive_int)
     p.add_argument("--steps", type=natural)
     p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of each point's run (default 8)")
+    p.add_argument("--engine", choices=ENGINES, help="simulation engine of every point (default compiled; see 'run --engine')")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: all cores)")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler, or 'local' to start one")
     p.add_argument("--exact", action="store_true", help="add the exact chain's figures where it is small enough")

@@ -187,19 +187,21 @@ class Mixture:
                 states[s], loglik[s] = p.automaton.read(windows)
         return PremiseLaws(self.premises, states, model_laws), loglik
 
-    def drift(self, windows: np.ndarray, step: Step, rule: DeletionRule) -> np.ndarray:
+    def drift(self, windows: np.ndarray, step: Step, rule: DeletionRule, read=None) -> np.ndarray:
         """(R, S) exact expected one-step change of each premise's amplitude (Remark 9):
 
             drift_s(w) = sum_t p_T(t | w) alpha_s(w') - alpha_s(w),   w' = delete(append(w, t)).
 
         With no deletion and T = 1 this is zero (conservation of expected evidence: amplitudes
-        are martingales); deletion removes evidence and makes it non-zero.
+        are martingales); deletion removes evidence and makes it non-zero. ``read`` computes the
+        mixture on windows (default :meth:`read`; the compiled engine passes its own).
         """
+        read = read or self.read
         rows = len(windows)
         expected = np.zeros((rows, len(self.premises)))
         p = np.exp(step.log_p)
         for t in range(self.n_tokens):
-            after = self.read(rule.successor(windows, np.full(rows, t)))
+            after = read(rule.successor(windows, np.full(rows, t)))
             expected += p[:, t : t + 1] * np.nan_to_num(np.exp(after.log_amplitude))
         return expected - np.exp(step.log_amplitude)
 

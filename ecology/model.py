@@ -14,7 +14,9 @@ Step 0 records the initial window. Besides the per-step table the model keeps, f
 the population most responsible for it (largest ``alpha_s mu_s(t | w) / mu(t | w)`` summed over
 the population's premises) at every step. Replicates are rows of numpy arrays held by the agents;
 nothing loops over replicates in Python. The model is seeded the Mesa way (``rng=``): the
-same scenario and seed give the same numbers.
+same scenario and seed give the same numbers. Steps 1, 2-3 (the premises' likelihoods) and the
+mixture of step 4 run on the engine of ``run.engine``: the compiled kernel of
+:mod:`ecology.kernel` or numpy (the reference), with the same uniforms and the same results.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import mesa
 import numpy as np
 
-from . import observables
+from . import kernel, observables
 from .budget import check_run
 from .dynamics import Compiled, PremiseLaws, SlidingReader, compile_scenario, sample
 from .observables import QUANTILES
@@ -51,15 +53,18 @@ class Premise(mesa.Agent):
     with a reset token, it re-reads the window (O(k)). A model premise (``spec.automaton is
     None``) re-reads the visible windows with its model every step (O(k) per replicate, all
     replicates in one batch, identical windows once) and keeps the law the model computed.
+    Under the compiled engine (:mod:`ecology.kernel`, automaton premises only) the kernel does
+    the reading and the model sets ``state`` and ``log_likelihood`` from it.
     """
 
     def __init__(self, model: "EcologyModel", spec: PremiseSpec):
         super().__init__(model)
         self.spec = spec
         self.state = self.law = None
-        sliding = model.sliding and spec.automaton is not None
+        sliding = model.sliding and spec.automaton is not None and not model.kernel
         self.reader = SlidingReader(spec.automaton, model.context.window) if sliding else None
-        self.forget(0)
+        if not model.kernel:  # under the compiled engine the model sets state and likelihood
+            self.forget(0)
         self.log_amplitude = np.zeros(model.replicates)
 
     def observe(self, tokens: np.ndarray) -> None:
@@ -143,6 +148,12 @@ class EcologyModel(mesa.Model):
         # the visible windows are materialised when some premise re-reads them every step
         self.rereads = not self.sliding or any(p.automaton is None for p in self.compiled.premises)
         self.visible = self.mixture.visible(self.context.window) if self.rereads else None
+        # the engine that runs the step: the compiled kernel (ecology.kernel) or numpy (the reference)
+        self.engine, self.engine_note = kernel.choose(self.compiled, self.config.run.engine)
+        self.kernel = kernel.Engine(self.compiled, self.context.window, self.sliding) \
+            if self.engine == "compiled" else None
+        if self.kernel:
+            self.kernel_step = self.kernel.read(self.mixture.visible(self.context.window))
 
         self.no_state = np.zeros(self.replicates, dtype=np.intp)  # a model premise's row of the state array
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
@@ -175,16 +186,21 @@ class EcologyModel(mesa.Model):
         return self.agents_by_type[Premise]
 
     def step(self) -> None:
-        token = sample(self.current.log_p, self.rng.random(self.replicates))
+        uniforms = self.rng.random(self.replicates)
+        token = self.kernel.sample(self.current.log_p, uniforms) if self.kernel else sample(self.current.log_p, uniforms)
         self.token = token
         self.surprisal = -self.current.log_mu[self.rows, token]
         self.credit_token(token)
         self.left = self.context.append(token)
-        self.premises.do("observe", token)
+        if not self.kernel:
+            self.premises.do("observe", token)
         deleted = self.context.delete()
         if self.rereads:  # what the re-reading premises read, computed once for all of them
             self.visible = self.mixture.visible(self.context.window)
-        self.premises.do("forget", deleted)
+        if self.kernel:
+            self.kernel_step = self.kernel.advance(token, deleted, self.context.window, self.visible)
+        else:
+            self.premises.do("forget", deleted)
         self.deleted += self.context.deleted_tokens
         self._update()
         self.datacollector.collect(self)
@@ -193,10 +209,16 @@ class EcologyModel(mesa.Model):
     def _update(self) -> None:
         """Bayes on the current windows, the next-token law, criteria and observables."""
         agents = self.premise_agents
-        states = np.stack([self.no_state if a.state is None else a.state for a in agents])
-        laws = PremiseLaws(self.compiled.premises, states, {s: a.law for s, a in enumerate(agents) if a.law is not None})
-        loglik = np.stack([a.log_likelihood for a in agents])
-        step = self.mixture.combine(laws, loglik)
+        if self.kernel:
+            step = self.kernel_step
+            for agent, state, log_likelihood in zip(agents, self.kernel.states, self.kernel.loglik):
+                agent.state, agent.log_likelihood = state, log_likelihood
+        else:
+            states = np.stack([self.no_state if a.state is None else a.state for a in agents])
+            laws = PremiseLaws(self.compiled.premises, states,
+                               {s: a.law for s, a in enumerate(agents) if a.law is not None})
+            loglik = np.stack([a.log_likelihood for a in agents])
+            step = self.mixture.combine(laws, loglik)
         if step.impossible.any():
             r = int(np.flatnonzero(step.impossible)[0])
             raise ImpossibleWindow(
@@ -217,7 +239,8 @@ class EcologyModel(mesa.Model):
         self.population = self.mixture.population_amplitudes(step.log_amplitude)
         self.holding = self._criteria_hold()
         if self.config.run.drift:
-            self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule)
+            self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule,
+                                            self.kernel.mixture_on if self.kernel else None)
         first = self.holding & (self.reached_at < 0)
         self.reached_at[first] = self.steps
         if len(self.raster) <= self.n_steps:

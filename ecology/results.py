@@ -66,6 +66,8 @@ class RunResult:
     speakers: np.ndarray  # (steps, RASTER_REPLICATES) population index most responsible for it
     premise_speakers: np.ndarray  # (steps, RASTER_REPLICATES) premise index most responsible for it
     seconds: float
+    engine: str = "numpy"  # the engine that ran: "compiled" or "numpy" (ecology.kernel)
+    engine_note: str | None = None  # why the compiled engine was not used, when it was asked for
 
     @property
     def labels(self) -> list[str]:
@@ -100,6 +102,7 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
         raster[:, chosen], chosen, np.stack(model.trajectories),
         np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
         np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
+        model.engine, model.engine_note,
     )
 
 
@@ -150,6 +153,7 @@ def summarize(result: RunResult) -> dict:
         "replicates": s.run.replicates,
         "seed": s.run.seed,
         "seconds": round(result.seconds, 3),
+        "engine": result.engine,
         "raster_replicate": result.raster_replicate,
         "criteria": criteria,
         "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},

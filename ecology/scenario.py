@@ -79,10 +79,16 @@ class Sampling(Strict):
     temperature: float = Field(1.0, ge=0.0)
 
 
+ENGINES = ("compiled", "numpy")  # simulation engines (ecology.kernel; numpy is the reference)
+
+
 class Run(Strict):
     steps: int = Field(200, ge=0, le=MAX_COUNT)
     replicates: int = Field(1000, ge=1, le=MAX_COUNT)
     seed: int = Field(0, ge=0, le=2**63 - 1)
+    engine: Literal[ENGINES] = Field(
+        "compiled", description="simulation engine: 'compiled' (numba kernel; falls back to numpy where it cannot run "
+        "the scenario) or 'numpy' (the reference); both give the same trajectories (flag --engine)")
     drift: bool = Field(False, description="record the exact expected one-step amplitude change (costs V re-reads per step)")
     max_memory_gib: float = Field(
         8.0, gt=0.0, description="refuse a simulation whose estimated memory exceeds this (GiB; flag --max-memory)")

@@ -1,0 +1,199 @@
+"""The compiled engine (ecology.kernel) against the numpy engine, the reference.
+
+What is guaranteed and checked here, for the same scenario and seed:
+
+- tokens, rasters, speakers, first hitting times and criteria held: identical (``==``);
+- every column of ``steps.csv``, amplitude trajectories and final amplitudes: equal to 1e-12
+  (relative and absolute). The likelihood sums are the same additions in the same order; ``exp``
+  and ``log`` are numba's where numpy may use its own vectorised ones, so the last bit may differ
+  (in practice most runs below are bit for bit equal).
+
+Cold cost: the first run of this file on a machine compiles the kernel (about 10-20 s on a busy
+2-core machine; see ``benchmarks/bench_run.py``), later runs load it from the on-disk cache.
+"""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from ecology import kernel
+from ecology.cli import build_parser, main, run_overrides
+from ecology.dynamics import compile_scenario
+from ecology.model import EcologyModel
+from ecology.scenario import ENGINES, validate
+
+from .conftest import SCENARIOS, table
+from .test_dynamics import random_chat_scenario
+
+TOLERANCE = 1e-12
+
+
+def run(data: dict, engine: str) -> EcologyModel:
+    data = copy.deepcopy(data)
+    data.setdefault("run", {})["engine"] = engine
+    model = EcologyModel(validate(data))
+    while model.running:
+        model.step()
+    return model
+
+
+def assert_same_run(data: dict) -> EcologyModel:
+    """Run ``data`` under both engines and compare everything the model records."""
+    reference, compiled = run(data, "numpy"), run(data, "compiled")
+    assert reference.engine == "numpy" and compiled.engine == "compiled"
+    for name in ("printed", "speakers", "premise_speakers", "raster"):
+        assert np.array_equal(np.array(getattr(reference, name)), np.array(getattr(compiled, name))), name
+    assert np.array_equal(reference.reached_at, compiled.reached_at)
+    assert np.array_equal(reference.holding, compiled.holding)
+    assert np.array_equal(reference.context.window, compiled.context.window)
+    steps_a = reference.datacollector.get_model_vars_dataframe()
+    steps_b = compiled.datacollector.get_model_vars_dataframe()
+    assert list(steps_a.columns) == list(steps_b.columns)
+    np.testing.assert_allclose(steps_b.to_numpy(float), steps_a.to_numpy(float), rtol=TOLERANCE, atol=TOLERANCE)
+    np.testing.assert_allclose(np.array(compiled.trajectories), np.array(reference.trajectories),
+                               rtol=TOLERANCE, atol=TOLERANCE)
+    np.testing.assert_allclose(compiled.amplitudes, reference.amplitudes, rtol=TOLERANCE, atol=TOLERANCE)
+    np.testing.assert_allclose(compiled.credit, reference.credit, rtol=TOLERANCE, atol=TOLERANCE)
+    for a, b in zip(reference.premise_agents, compiled.premise_agents):
+        assert np.array_equal(a.state, b.state)
+        np.testing.assert_allclose(b.log_likelihood, a.log_likelihood, rtol=TOLERANCE, atol=TOLERANCE)
+    return compiled
+
+
+def short(data: dict, steps: int = 60, replicates: int = 64) -> dict:
+    data = copy.deepcopy(data)
+    data.setdefault("run", {}).update(steps=steps, replicates=replicates)
+    return data
+
+
+def has_model_premise(name: str) -> bool:
+    return any("model" in premise for premise in table(name)["premises"].values())
+
+
+SHIPPED = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if not has_model_premise(n)])
+def test_shipped_scenarios_same_under_both_engines(name):
+    assert_same_run(short(table(name)))
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if has_model_premise(n)])
+def test_shipped_model_scenarios_run_on_numpy_and_say_why(name):
+    """Scenarios with a trained model's premise run on the numpy engine when the compiled one is
+    asked for, with the reason."""
+    model = EcologyModel(SCENARIOS / f"{name}.toml", steps=3, replicates=4, **{"run.engine": "compiled"})
+    assert model.engine == "numpy" and "is a trained model" in model.engine_note
+
+
+RULES = {
+    "fifo": {},
+    "none": {"deletion": "none"},
+    "block": {"deletion": "block", "block": 4},
+    "message": {"deletion": "message", "delimiter": "/"},
+    "pinned": {"deletion": "fifo", "pinned": 2},
+    "reset": {"deletion": "fifo", "reset": "/"},
+    "pinned message": {"deletion": "message", "delimiter": "/", "pinned": 2},
+    "block reset": {"deletion": "block", "block": 3, "reset": "/"},
+}
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_every_deletion_rule_same_under_both_engines(rule):
+    data = short(table("chat"), steps=80)
+    data["context"].update(RULES[rule])
+    data["absorption"] = {"periodic": {"periodic": 3}, **data.get("absorption", {})}
+    data["run"]["drift"] = True
+    assert_same_run(data)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1e-300, 0.5, 2.0])
+def test_temperatures_same_under_both_engines(temperature):
+    data = short(table("waluigi_soft"))
+    data.setdefault("sampling", {})["temperature"] = temperature
+    assert_same_run(data)
+
+
+@pytest.mark.parametrize("length", [1, 2, 300])
+def test_window_lengths_same_under_both_engines(length):
+    data = short(table("waluigi_soft"), steps=2 * length + 20 if length < 300 else 700, replicates=16)
+    data["context"]["length"] = length
+    assert_same_run(data)
+
+
+def test_unbounded_window_long_run_same_under_both_engines():
+    data = short(table("chat"), steps=300, replicates=16)
+    data["context"]["deletion"] = "none"
+    assert_same_run(data)
+
+
+def test_drift_same_under_both_engines():
+    data = short(table("waluigi"), steps=30, replicates=32)
+    data["run"]["drift"] = True
+    assert_same_run(data)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_scenarios_same_under_both_engines(seed):
+    """Random multi-state premises with turns, under a random deletion rule and temperature."""
+    rng = np.random.default_rng(100 + seed)
+    data = copy.deepcopy(random_chat_scenario(rng).scenario.model_dump(exclude_none=True, by_alias=True))
+    data["context"].update([{}, {"deletion": "none"}, {"deletion": "block", "block": 2},
+                            {"deletion": "message", "delimiter": "c"}][seed])
+    data.setdefault("sampling", {})["temperature"] = [1.0, 0.7, 0.0, 1.5][seed]
+    data["absorption"] = {"only_a": {"window_only": ["a"]}, "duet_wins": {"population": "duet", "above": 0.9}}
+    assert_same_run(short(data, steps=100, replicates=48))
+
+
+def test_impossible_window_raises_under_both_engines():
+    from ecology.model import ImpossibleWindow
+
+    from .conftest import misread
+
+    for engine in ENGINES:
+        with pytest.raises(ImpossibleWindow, match="step 4"):
+            run(misread(), engine)
+
+
+def test_summary_says_which_engine_ran(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(SCENARIOS / "waluigi.toml"), "--steps", "5", "--replicates", "4", "--out", str(out)]) == 0
+    assert "(compiled engine)" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["engine"] == "compiled"
+
+
+def test_engine_flag_overrides_the_scenario():
+    for command in ("run", "sweep"):
+        args = build_parser().parse_args([command, "x.toml", "--engine", "numpy"])
+        assert args.engine == "numpy"
+    assert run_overrides(build_parser().parse_args(["run", "x.toml", "--engine", "numpy"]))["run.engine"] == "numpy"
+
+
+def test_fallback_to_numpy_is_reported(tmp_path, capsys, monkeypatch):
+    """Without numba every run falls back to numpy, says so on stderr and in summary.json."""
+    monkeypatch.setattr(kernel, "numba", None)
+    out = tmp_path / "run"
+    assert main(["run", str(SCENARIOS / "waluigi.toml"), "--steps", "10", "--replicates", "4",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "(numpy engine)" in captured.out
+    assert "running on numpy" in captured.err and "numba is not installed" in captured.err
+    assert json.loads((out / "summary.json").read_text())["engine"] == "numpy"
+
+
+def test_model_premises_fall_back_to_numpy():
+    """A premise without an automaton (a trained model's premise) is not run by the kernel."""
+    import dataclasses
+
+    compiled = compile_scenario(validate(table("waluigi")))
+    assert kernel.choose(compiled, "compiled") == ("compiled", None)
+    assert kernel.choose(compiled, "numpy") == ("numpy", None)
+    compiled.premises[1] = dataclasses.replace(compiled.premises[1], automaton=None)
+    engine, note = kernel.choose(compiled, "compiled")
+    assert engine == "numpy" and "premise 'waluigi'" in note
+
+
+def test_warm_up_compiles_or_loads_every_loop():
+    assert kernel.warm_up() >= 0.0
