@@ -318,7 +318,7 @@ def _gth_band(P: sp.csr_matrix, order: np.ndarray, width: int) -> np.ndarray:
 # Sparse block elimination (large classes that are neither small nor banded)
 
 
-ELIMINATION_BLOCK = 512  # states censored at once by the sparse block elimination
+ELIMINATION_BLOCK = 256  # states censored at once by the sparse block elimination
 METASTABLE_THRESHOLD = 1e-4  # transitions below this separate the metastable blocks of the elimination order
 FILL_LIMIT = 2 * 10**7  # entries (8 bytes each) the sparse block elimination may hold at once: about 160 MB
 FRONT_LIMIT = 6 * 10**6  # entries of one block's dense working matrices
@@ -327,6 +327,10 @@ ELIMINATION_WORK = 6 * 10**10  # flops of one sparse block elimination (about a 
 
 class TooMuchFill(ChainError):
     """The sparse block elimination would exceed its memory or work budget."""
+
+
+class OutOfRange(ChainError):
+    """A block's expected visits exceed the float range (smaller blocks may not)."""
 
 
 def elimination_blocks(Q: sp.csr_matrix, max_block: int = ELIMINATION_BLOCK) -> tuple[np.ndarray, np.ndarray]:
@@ -483,7 +487,10 @@ def solve_blocks(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.nda
     for k in range(len(bounds) - 1):
         lo, hi, A_SS, O, A_SO, I, A_IS = state.gather(k)
         leave = outp[lo:hi] + A_SO.sum(axis=1)
-        X = _solve_dense(A_SS, leave, np.hstack([A_SO, outp[lo:hi, None], rhs[lo:hi]]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = _solve_dense(A_SS, leave, np.hstack([A_SO, outp[lo:hi, None], rhs[lo:hi]]))
+        if not np.all(np.isfinite(X)):
+            raise OutOfRange("expected visits or times inside a block exceed the float range (about 1e308)")
         XO, Xout, Xb = X[:, : len(O)], X[:, len(O)], X[:, len(O) + 1 :]
         if len(I):
             outp[I] += A_IS @ Xout
@@ -516,7 +523,7 @@ def gth_blocks(P: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray) -> np.nd
             N = _solve_dense(A_SS, A_SO.sum(axis=1), np.eye(hi - lo))
             Y = A_IS @ N
             if not np.all(np.isfinite(Y)):
-                raise ChainError("a censored block's expected visits exceed the float range")
+                raise OutOfRange("a censored block's expected visits exceed the float range")
             if len(I):
                 state.push(k, I, O, Y @ A_SO)
             state.release(k)
@@ -724,12 +731,18 @@ def _block_law(P: sp.csr_matrix) -> StationaryLaw:
     Q = P.copy()
     Q.setdiag(0.0)
     Q.eliminate_zeros()
-    order, bounds = elimination_blocks(Q)
-    pi = gth_blocks(P, order, bounds)
-    pieces = [order[bounds[k] : bounds[k + 1]][::-1] for k in range(len(bounds) - 2, -1, -1)]
-    flipped = gth_blocks(P, np.concatenate(pieces), np.r_[0, np.cumsum([len(p) for p in pieces])])
-    return StationaryLaw(pi, f"GTH (sparse, {len(bounds) - 1} blocks)", float(np.abs(pi - flipped).sum()),
-                         "two GTH eliminations agree")
+    for size in (ELIMINATION_BLOCK, 16, 1):  # smaller blocks when a block's visits leave the float range
+        order, bounds = elimination_blocks(Q, size)
+        try:
+            pi = gth_blocks(P, order, bounds)
+            pieces = [order[bounds[k] : bounds[k + 1]][::-1] for k in range(len(bounds) - 2, -1, -1)]
+            flipped = gth_blocks(P, np.concatenate(pieces), np.r_[0, np.cumsum([len(p) for p in pieces])])
+        except OutOfRange:
+            if size == 1:
+                raise
+            continue
+        return StationaryLaw(pi, f"GTH (sparse, {len(bounds) - 1} blocks)", float(np.abs(pi - flipped).sum()),
+                             "two GTH eliminations agree")
 
 
 def _gap_estimate(P: sp.csr_matrix, pi: np.ndarray) -> float | None:
