@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from .absorption import Periodic
 from .dynamics import Compiled
-from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw
+from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, times_power
 from .markov import gth, stationary  # noqa: F401  (re-exported: the chain's API used to live here)
 from .scenario import ScenarioError, UserError
 
@@ -268,13 +268,7 @@ def hit_by(mc: MarkovChain, start: int, target: np.ndarray, steps: int, max_work
         Q[:, target] = 0.0
         row = np.zeros(n)
         row[start] = 1.0
-        while steps:
-            if steps & 1:
-                row = row @ Q
-            steps >>= 1
-            if steps:
-                Q = Q @ Q
-        return float(np.clip(1.0 - row.sum(), 0.0, 1.0))
+        return float(np.clip(1.0 - times_power(row, Q, steps).sum(), 0.0, 1.0))
     _work_check("P(hit by horizon)", steps, mc.P.nnz, max_work, flag)
     raise AssertionError("unreachable")
 
@@ -288,7 +282,7 @@ def distribution_after(mc: MarkovChain, start: int, steps: int, max_work: int) -
     if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
         row = np.zeros(n)
         row[start] = 1.0
-        return row @ mc.power(steps).toarray()
+        return times_power(row, mc.P.toarray(), steps)
     _work_check("T^n", steps, mc.P.nnz, max_work, "--power")
     raise AssertionError("unreachable")
 

@@ -543,6 +543,22 @@ def gth_blocks(P: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray) -> np.nd
     return pi
 
 
+def times_power(x, M, n: int):
+    """``x M^n`` by repeated squaring: writing ``n = sum_i 2^{b_i}``, ``x`` is multiplied by
+    ``M^(2^i)`` for each set bit ``i``, lowest first, while ``M`` is squared (``log2 n`` squarings
+    and at most as many products with ``x``; powers of one matrix commute, so the order of the
+    factors does not matter in exact arithmetic). ``x`` a row vector or a matrix (the identity gives
+    ``M^n``); ``M`` dense or sparse. The one implementation behind :meth:`MarkovChain.power`,
+    :func:`ecology.exact.hit_by` and :func:`ecology.exact.distribution_after`."""
+    while n:
+        if n & 1:
+            x = x @ M
+        n >>= 1
+        if n:
+            M = M @ M
+    return x
+
+
 def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``x = b + P_SS x`` on the states ``S = unknown`` (index array), every one of which leaves
     ``S`` with positive probability eventually; ``b >= 0`` of shape (|S|,) or (|S|, m).
@@ -1192,15 +1208,8 @@ class MarkovChain:
     def power(self, n: int) -> sp.csr_matrix:
         """``P^n`` by repeated squaring (dense for chains up to ``DENSE_LIMIT`` states, where powers fill in)."""
         dense = self.n_states <= DENSE_LIMIT
-        result = np.eye(self.n_states) if dense else sp.identity(self.n_states, format="csr")
-        base = self.P.toarray() if dense else self.P
-        while n:
-            if n & 1:
-                result = result @ base
-            n >>= 1
-            if n:
-                base = base @ base
-        return sp.csr_matrix(result)
+        identity = np.eye(self.n_states) if dense else sp.identity(self.n_states, format="csr")
+        return sp.csr_matrix(times_power(identity, self.P.toarray() if dense else self.P, n))
 
     # -- metastability -----------------------------------------------------------------------
 

@@ -431,3 +431,18 @@ def test_block_elimination_over_budget_is_refused_with_a_reason(monkeypatch):
         MarkovChain(P).expected_hitting_times(level == 0)
     with pytest.raises(markov.TooMuchFill, match="stationary law of 20,400 states"):
         stationary_law(P, "blocks")
+
+
+def test_times_power_against_numpy_matrix_power():
+    """``x M^n`` by squaring (the one helper behind power, hit_by, distribution_after) against
+    numpy's matrix_power, for dense and sparse M, a row and a matrix x, n = 0, 1, and odd/even n."""
+    from ecology.markov import times_power
+
+    rng = np.random.default_rng(4)
+    M = irreducible(rng, 40)
+    row = rng.random(40)
+    for n in (0, 1, 2, 7, 64, 1001):
+        reference = np.linalg.matrix_power(M, n)
+        assert np.allclose(times_power(row, M, n), row @ reference, rtol=1e-12, atol=1e-15)
+        assert np.allclose(times_power(np.eye(40), sp.csr_matrix(M), n), reference, rtol=1e-12, atol=1e-15)
+    assert np.allclose(MarkovChain(M).power(1001).toarray(), np.linalg.matrix_power(M, 1001), rtol=1e-12)
