@@ -380,3 +380,23 @@ def test_sparse_block_gth_on_a_nearly_decomposable_page_chain():
     assert sparse.method.startswith("GTH (sparse") and dense.method == "GTH (dense)"
     assert np.abs(sparse.pi - dense.pi).sum() < 1e-12 and sparse.error < 1e-12
     assert len(members) <= DENSE_LIMIT < 2 * len(members)
+
+
+def test_report_is_a_dataclass_with_the_json_keys(toy):
+    """analyze returns a Report; to_json is the dict of its fields in order, optional parts left
+    out until asked for; item access reads the same keys."""
+    from ecology.exact import Report
+
+    compiled, pc = toy_chain(toy, 3)
+    report = analyze(compiled, chain=pc)
+    assert isinstance(report, Report)
+    keys = ["scenario", "n_states", "n_transitions", "initial_state", "depth", "closed_classes",
+            "expected_absorption_time", "initial_in_closed_class", "stationary", "eigenvalues",
+            "eigenvalues_complex", "criteria"]
+    assert list(json.loads(report.to_json())) == keys == list(report.to_dict())
+    assert "curves" not in report and report.get("curves") is None and report["n_states"] == report.n_states
+    with pytest.raises(KeyError):
+        report["power"]
+    fuller = analyze(compiled, chain=pc, horizon=5, power=3, tolerance=0.1)
+    assert list(fuller.to_dict()) == keys + ["metastable", "horizon", "curves", "power"]
+    assert json.loads(fuller.to_json(indent=2))["power"]["n"] == 3
