@@ -17,12 +17,16 @@ Stationary laws
     diagonal ``1 - P[k, k]`` of the censored chain is never formed by a subtraction but as the sum
     of the off-diagonal entries of row ``k``. Every operation then adds, multiplies or divides
     non-negative numbers, so each component is computed to a small relative error whatever the
-    escape probabilities (O'Cinneide 1993). Dense for classes up to ``DENSE_LIMIT`` states; on a
-    band (reverse Cuthill–McKee order) when the band is narrow (birth–death chains: the work is
-    ``n * bandwidth^2``); otherwise the dominant left eigenvector by implicitly restarted Arnoldi
-    from a seeded random start, checked against a sparse LU solve pinned at the heaviest state.
+    escape probabilities (O'Cinneide 1993), in any elimination order. Dense for classes up to
+    ``DENSE_LIMIT`` states; on a band (reverse Cuthill–McKee order) when the band is narrow
+    (birth–death chains: the work is ``n * bandwidth^2``); otherwise by sparse block elimination
+    (:func:`gth_blocks`): metastable sets (components once transitions below
+    ``METASTABLE_THRESHOLD`` are dropped) censored block by block, ``P_IO += P_IS N_S P_SO`` touching
+    only the states ``I`` entering and ``O`` left to by the block ``S``, within fill and work budgets.
+    Over budget, the dominant left eigenvector by implicitly restarted Arnoldi from a seeded random
+    start, checked against a sparse LU solve pinned at the heaviest state.
     *Error estimate* (reported per law): for GTH, the L1 distance between two eliminations in
-    opposite orders; for the large-class path, the bound
+    opposite orders; for the last path, the bound
     ``||pi - pi~||_1 <= ||r||_1 (M + M (M + 1) / 2)`` with ``r = pi~ - pi~ P`` and
     ``M = max_i E_i[time to hit j]`` for the heaviest state ``j`` (derived in docs/exact.md from
     ``pi~_j - pi_j = -pi_j r h_j``). A tiny residual with a huge ``M`` (a nearly decomposable
@@ -38,9 +42,10 @@ Hitting analysis
     subtraction-free elimination (the diagonal ``1 - Q[k, k]`` is the sum of what leaves ``k``),
     accurate to a few ulps per component even when times reach 1e45. Systems are solved class
     by class over the condensation of ``Q`` (one-state classes level by level, vectorised); each
-    larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by sparse LU with
+    larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by the sparse block
+    elimination (:func:`solve_blocks`, any size within its budgets), else by sparse LU with
     iterative refinement (``LU_LIMIT``) or LGMRES (``KRYLOV_LIMIT``), checked by their residual;
-    beyond, a :class:`ChainError` says so rather than returning a number.
+    beyond, a :class:`ChainError` names the exceeded budget rather than returning a number.
     ``P_i(hit A by t) = 1 - (Q^t 1)(i)``. The mean first passage matrix ``M[i, j] = E_i[time to
     hit j]`` (``M[i, i] = 0``) has one such solve per column; *Kemeny's constant*
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
@@ -333,6 +338,15 @@ class OutOfRange(ChainError):
     """A block's expected visits exceed the float range (smaller blocks may not)."""
 
 
+def has_small_transitions(Q: sp.csr_matrix) -> bool:
+    """Whether some off-diagonal transition is below ``METASTABLE_THRESHOLD``: then the class may
+    be nearly decomposable, and the subtraction-free block elimination is tried first (a residual
+    says little there); otherwise the residual-checked solvers are tried first, being faster on
+    well connected classes."""
+    coo = Q.tocoo()
+    return bool(((coo.data < METASTABLE_THRESHOLD) & (coo.row != coo.col) & (coo.data > 0)).any())
+
+
 def elimination_blocks(Q: sp.csr_matrix, max_block: int = ELIMINATION_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """A fill-reducing elimination order, cut into blocks: ``(order, bounds)`` with block ``b`` the
     states ``order[bounds[b] : bounds[b + 1]]``.
@@ -620,9 +634,9 @@ def _solve_system(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarra
 
 
 def _solve_irreducible(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x = b + Q x`` on one strongly connected set: dense or banded subtraction-free elimination
-    where it fits, else sparse LU of ``diag(leave) - Q`` (the diagonal summed, not subtracted) with
-    one step of iterative refinement, else LGMRES."""
+    """``x = b + Q x`` on one strongly connected set: dense, banded or sparse block subtraction-free
+    elimination where it fits, else sparse LU of ``diag(leave) - Q`` (the diagonal summed, not
+    subtracted) with one step of iterative refinement, else LGMRES."""
     n = Q.shape[0]
     order, width = _bandwidth_order(Q)
     narrow = n * max(width, 1) ** 2 <= min(BAND_WORK_LIMIT, n**3 / 50)
@@ -630,19 +644,27 @@ def _solve_irreducible(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.n
         return _solve_dense(Q.toarray(), out, b).reshape(np.shape(b))
     if n * width**2 <= BAND_WORK_LIMIT:
         return _solve_band(Q, out, b, order, width).reshape(np.shape(b))
-    try:
-        return solve_blocks(Q, out, b)
-    except TooMuchFill as err:
-        too_much = str(err)
+    if has_small_transitions(Q) or n > KRYLOV_LIMIT:
+        try:
+            return solve_blocks(Q, out, b)
+        except TooMuchFill as err:
+            too_much = str(err)
+    else:
+        too_much = None
     A = (sp.diags(np.asarray(Q.sum(axis=1)).ravel() + out) - Q).tocsc()
-    if n <= LU_LIMIT:
-        lu = _splu(A)
-        x = lu.solve(b)
-        return x + lu.solve(b - A @ x)
-    if n > KRYLOV_LIMIT:
-        raise ChainError(f"{too_much}; sparse LU is used up to {LU_LIMIT:,} and LGMRES up to {KRYLOV_LIMIT:,} "
-                         "unknowns, so this system is not solved")
-    return _krylov(A.tocsr(), b)
+    try:
+        if n <= LU_LIMIT:
+            lu = _splu(A)
+            x = lu.solve(b)
+            return x + lu.solve(b - A @ x)
+        if n > KRYLOV_LIMIT:
+            raise ChainError(f"{too_much}; sparse LU is used up to {LU_LIMIT:,} and LGMRES up to {KRYLOV_LIMIT:,} "
+                             "unknowns, so this system is not solved")
+        return _krylov(A.tocsr(), b)
+    except ChainError:
+        if too_much is not None:
+            raise
+        return solve_blocks(Q, out, b)  # a well connected system the residual-checked solvers could not do
 
 
 def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
@@ -692,8 +714,11 @@ def _residual(P: sp.csr_matrix, pi: np.ndarray) -> float:
 def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
     """Stationary law of an irreducible sparse stochastic matrix, with its error estimate.
 
-    ``method``: ``auto``, ``dense`` (GTH), ``band`` (GTH on an RCM band), ``arnoldi``, ``sparse``
-    (pinned LU); see the module docstring."""
+    ``method``: ``auto``, ``dense`` (GTH), ``band`` (GTH on an RCM band), ``blocks`` (sparse block
+    GTH), ``arnoldi``, ``sparse`` (pinned LU), ``residual`` (the better of the last two); see the
+    module docstring. ``auto`` tries the block elimination first when some transition is below
+    ``METASTABLE_THRESHOLD`` (see :func:`has_small_transitions`), else after an untrusted
+    residual-checked law."""
     P = sp.csr_matrix(P, dtype=float)
     n = P.shape[0]
     if n == 1:
@@ -711,16 +736,24 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
             flipped = _gth_band(P, order[::-1], width)
             return StationaryLaw(pi, f"GTH (band {width})", float(np.abs(pi - flipped).sum()),
                                  "two GTH eliminations agree")
-    if method in ("auto", "blocks"):
+    if method == "blocks" or (method == "auto" and has_small_transitions(P)):
         try:
             return _block_law(P)
-        except TooMuchFill:
+        except ChainError:  # over budget, or visits beyond the float range even one state at a time
             if method == "blocks":
                 raise
+    elif method == "auto":  # well connected: the residual bound is good unless proven otherwise
+        law = stationary_law(P, "residual")
+        if law.trusted:
+            return law
+        try:
+            return _block_law(P)
+        except ChainError:
+            return law
     if method == "sparse":
         pi = _lu_stationary(P)
         return StationaryLaw(pi, "pinned LU", _residual_bound(P, pi), "residual bound")
-    pi = _arnoldi_stationary(P)
+    pi = _arnoldi_stationary(P)  # method "residual": the better of Arnoldi and pinned LU
     if method == "arnoldi":
         if pi is None:
             raise ChainError("ARPACK did not converge")

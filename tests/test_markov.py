@@ -330,9 +330,9 @@ def reversible_blocks(sizes, coupling, rng, spread=8.0):
 
 
 def test_block_gth_on_a_nearly_decomposable_class_above_the_dense_limit():
-    """Three metastable blocks coupled by 1e-10, 3,100 states in random order: the residual-based
+    """Three metastable blocks coupled by 1e-10, 2,600 states in random order: the residual-based
     paths could not certify this law; the sparse block GTH gets the known law to 1e-8 and says so."""
-    P, exact = reversible_blocks([1200, 900, 1000], 1e-10, np.random.default_rng(21))
+    P, exact = reversible_blocks([1000, 800, 800], 1e-10, np.random.default_rng(21))
     law = stationary_law(P)
     assert law.method.startswith("GTH (sparse")
     assert np.abs(law.pi - exact).sum() < 1e-8
