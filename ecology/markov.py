@@ -411,8 +411,9 @@ class _BlockElimination:
         raise TooMuchFill(f"{self.what} of {self.n:,} states by sparse GTH elimination {reason}; the class is too "
                           "well connected for an exact elimination")
 
-    def gather(self, b: int):
-        """Dense ``A_SS``, ``A_SO`` with columns ``O``, ``A_IS`` with rows ``I`` (current values)."""
+    def gather(self, b: int, symbolic: bool = False):
+        """Dense ``A_SS``, ``A_SO`` with columns ``O``, ``A_IS`` with rows ``I`` (current values);
+        ``symbolic``: only ``I`` and ``O`` (the budgets are checked either way)."""
         lo, hi = self.bounds[b], self.bounds[b + 1]
         s = hi - lo
         rows = self.A[lo:hi].tocoo()
@@ -453,20 +454,26 @@ class _BlockElimination:
         self.work += 4 / 3 * s**3 + 2.0 * s * len(O) * (s + len(I))
         if self.work > ELIMINATION_WORK:
             self._refuse(f"needs more than {ELIMINATION_WORK:.0e} flops")
+        if symbolic:
+            return lo, hi, None, O, None, I, None
         A_SO = np.zeros((s, len(O)))
         np.add.at(A_SO, (r[~inside], o_index), v[~inside])
         A_IS = np.zeros((len(I), s))
         np.add.at(A_IS, (i_index, c2), v2)
         return lo, hi, A_SS, O, A_SO, I, A_IS
 
-    def push(self, b: int, I: np.ndarray, O: np.ndarray, U: np.ndarray) -> None:
-        """Store the update ``A[I, O] += U`` (diagonal dropped) for the blocks of ``I`` and ``O``."""
-        U[I[:, None] == O[None, :]] = 0.0
-        if not U.any():
-            return
-        self.held += U.size
+    def keep(self, size: int) -> None:
+        """Count ``size`` more entries held (fill, or what the back-substitution keeps)."""
+        self.held += size
         if self.held > FILL_LIMIT:
             self._refuse(f"fills in more than {FILL_LIMIT:,} entries")
+
+    def push(self, b: int, I: np.ndarray, O: np.ndarray, U: np.ndarray) -> None:
+        """Store the update ``A[I, O] += U`` (diagonal dropped) for the blocks of ``I`` and ``O``."""
+        U[I[:, None] == O[None, :]] = 0
+        if not U.any():
+            return
+        self.keep(U.size)
         u = len(self.updates)
         self.updates.append((I, O, U))
         for k in np.unique(self.block_of[I]):
@@ -479,6 +486,21 @@ class _BlockElimination:
         for u in self.expire[b]:
             self.held -= self.updates[u][2].size
             self.updates[u] = None
+
+
+def _symbolic_pass(A: sp.csr_matrix, bounds: np.ndarray, what: str, kept_per_block) -> None:
+    """The block elimination on patterns only (every state of ``I`` joined to every state of
+    ``O``, a superset of the true fill), raising :class:`TooMuchFill` before any numerical work
+    when the numerical elimination would be over budget; ``kept_per_block(s, |I|, |O|)`` is what
+    its back-substitution keeps per block. Costs about the fill it counts, without the dense
+    algebra, so a hopeless (expander-like) class is refused in a fraction of the time."""
+    state = _BlockElimination(A, bounds, what)
+    for k in range(len(bounds) - 1):
+        lo, hi, _, O, _, I, _ = state.gather(k, symbolic=True)
+        state.keep(kept_per_block(hi - lo, len(I), len(O)))
+        if len(I) and len(O):
+            state.push(k, I, O, np.ones((len(I), len(O)), dtype=bool))
+        state.release(k)
 
 
 def solve_blocks(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.ndarray | None = None,
@@ -496,6 +518,7 @@ def solve_blocks(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.nda
     A = Q[order][:, order].tocsr()
     A.setdiag(0.0)
     A.eliminate_zeros()
+    _symbolic_pass(A, bounds, "a linear system", lambda size, entering, leaving: size * (leaving + rhs.shape[1]))
     state = _BlockElimination(A, bounds, "a linear system")
     steps = []
     for k in range(len(bounds) - 1):
@@ -510,6 +533,7 @@ def solve_blocks(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.nda
             outp[I] += A_IS @ Xout
             rhs[I] += A_IS @ Xb
             state.push(k, I, O, A_IS @ XO)
+        state.keep(XO.size + Xb.size)
         state.release(k)
         steps.append((lo, hi, O, XO, Xb))
     x = np.zeros_like(rhs)
@@ -529,6 +553,7 @@ def gth_blocks(P: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray) -> np.nd
     A = P[order][:, order].tocsr()
     A.setdiag(0.0)
     A.eliminate_zeros()
+    _symbolic_pass(A, bounds, "a stationary law", lambda size, entering, leaving: entering * size)
     state = _BlockElimination(A, bounds, "a stationary law")
     steps = []
     with np.errstate(over="ignore", invalid="ignore"):
@@ -540,6 +565,7 @@ def gth_blocks(P: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray) -> np.nd
                 raise OutOfRange("a censored block's expected visits exceed the float range")
             if len(I):
                 state.push(k, I, O, Y @ A_SO)
+            state.keep(Y.size)
             state.release(k)
             steps.append((lo, hi, I, Y))
         lo, hi, A_LL, *_ = state.gather(len(bounds) - 2)
