@@ -21,6 +21,8 @@
    above 20,000 the old code refused).
 
 Usage: python benchmarks/bench_exact.py [--lengths 12 16 20] [--skip-toy] [--sections 1 2 ...]
+On a machine shared with other jobs, OPENBLAS_NUM_THREADS=1 gives steadier times (the block
+eliminations make many small matrix products, which threads contending for cores slow down 10x).
 """
 
 import argparse
