@@ -10,8 +10,19 @@
    sparse LU solve of `(I - Q) h = 1` against `mpmath` at 60 digits.
 5. The softened toy (waluigi_soft.toml) for k = 12, 16, 20 (2^(k+1) - 1 states, 2M at k = 20):
    build and full-report time, each in a fresh process, and its peak RSS.
+6. Sparse block GTH above the dense limit, before/after: nearly decomposable reversible chains
+   (metastable blocks coupled by 1e-10, states randomly permuted; exact law by detailed balance),
+   QuantEcon's KMR chain permuted (N = 5000..20000), the soft toy at eps = 1e-8 (k = 12, 13).
+   "before" = what the library did without the block elimination (Arnoldi / pinned LU with the
+   residual bound), "after" = the automatic choice now.
+7. Expected hitting times of linked groups above 20,000 states, before/after: a lumpable
+   level chain (birth–death levels of random states, not banded) with times up to ~1e47 against
+   mpmath at 50 digits; "before" = the sparse LU of (I - Q) (the old solver up to 8,000 unknowns;
+   above 20,000 the old code refused).
 
-Usage: python benchmarks/bench_exact.py [--lengths 12 16 20] [--skip-toy]
+Usage: python benchmarks/bench_exact.py [--lengths 12 16 20] [--skip-toy] [--sections 1 2 ...]
+On a machine shared with other jobs, OPENBLAS_NUM_THREADS=1 gives steadier times (the block
+eliminations make many small matrix products, which threads contending for cores slow down 10x).
 """
 
 import argparse
@@ -191,17 +202,105 @@ def section_toy(lengths):
               f"{'-' if hit is None else f'{hit:.6g}':>12} {r['eigenvalues'][1]:>12.10f}")
 
 
+def section_block_gth():
+    import quantecon as qe
+
+    from ecology.dynamics import compile_scenario
+    from ecology.exact import build_chain
+    from ecology.scenario import load
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_markov import kmr_sequential, reversible_blocks
+
+    print("\n6. stationary laws above the dense limit: before (Arnoldi / pinned LU, residual bound) and after "
+          "(automatic: sparse block GTH, estimate = two elimination orders)")
+    print(f"{'chain':>40} {'states':>7} {'':>6} {'method':>22} {'L1 error':>10} {'estimate':>10} {'time s':>7}")
+    cases = []
+    rng = np.random.default_rng(21)
+    for sizes in ([1200, 900, 1000], [2000, 1500, 2500], [2000] * 6):
+        P, exact = reversible_blocks(sizes, 1e-10, rng)
+        cases.append((f"reversible {len(sizes)} blocks, coupling 1e-10", P, exact))
+    for N in (5000, 20_000):
+        P = kmr_sequential(N, 1 / 3, 1e-3)
+        log_pi = np.concatenate([[0.0], np.cumsum(np.log(P.diagonal(1)) - np.log(P.diagonal(-1)))])
+        exact = np.exp(log_pi - log_pi.max())
+        perm = np.random.default_rng(N).permutation(N + 1)
+        cases.append((f"KMR N = {N}, eps = 1e-3, permuted", P[perm][:, perm].tocsr(), (exact / exact.sum())[perm]))
+    for k in (12, 13):
+        pc = build_chain(compile_scenario(load(str(SOFT), {"context.length": k, "simulacra.luigi.eps": 1e-8,
+                                                           "simulacra.waluigi.eps": 1e-8})))
+        c = pc.chain.recurrent_classes[0]
+        P = pc.chain.P[c][:, c].tocsr()
+        exact = qe.markov.gth_solve(P.toarray()) if k == 12 else None  # dense reference: 1 min at 4,096
+        cases.append((f"soft toy eps = 1e-8, k = {k}", P, exact))
+    for name, P, exact in cases:
+        for when, method in (("before", "old"), ("after", "auto")):
+            if method == "old":
+                def run():
+                    try:
+                        return stationary_law(P, "sparse" if P.shape[0] <= 8000 else "arnoldi")
+                    except Exception as err:  # the old paths could fail outright
+                        return err
+            else:
+                def run():
+                    return stationary_law(P)
+            law, seconds, _ = timed(run, memory=False)
+            if isinstance(law, Exception):
+                print(f"{name:>40} {P.shape[0]:>7,} {when:>6} {'failed: ' + str(law)[:40]:>22}")
+                continue
+            error = "-" if exact is None else f"{np.abs(law.pi - exact).sum():.1e}"
+            estimate = "none" if law.error is None else f"{law.error:.1e}"
+            print(f"{name:>40} {P.shape[0]:>7,} {when:>6} {law.method:>22} {error:>10} {estimate:>10} {seconds:>7.2f}")
+
+
+def section_large_hitting():
+    import mpmath
+    from scipy.sparse import linalg as spla
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_markov import lumpable_levels
+
+    print("\n7. expected hitting times of a linked group above 20,000 states (not banded), against mpmath")
+    print(f"{'states':>8} {'max time':>10} {'ours: rel err':>14} {'time s':>7} {'before: LU rel err':>19} {'LU s':>6}")
+    for levels, width in ((340, 60), (340, 120)):
+        up, down = np.full(levels, 0.3), np.full(levels, 0.3)
+        up[-1], down[0] = 0.0, 0.0
+        down[1:11] = 1e-5
+        P, level = lumpable_levels(levels, width, up, down, np.random.default_rng(1))
+        mpmath.mp.dps = 50
+        pi = [mpmath.mpf(1)]
+        for j in range(levels - 1):
+            pi.append(pi[-1] * mpmath.mpf(up[j]) / mpmath.mpf(down[j + 1]))
+        tail = [mpmath.mpf(0)] * (levels + 1)
+        for j in range(levels - 1, -1, -1):
+            tail[j] = tail[j + 1] + pi[j]
+        by_level = [mpmath.mpf(0)]
+        for m in range(1, levels):
+            by_level.append(by_level[-1] + tail[m] / (pi[m] * mpmath.mpf(down[m])))
+        reference = np.array([float(by_level[lv]) for lv in level])
+        h, seconds, _ = timed(lambda: MarkovChain(P).expected_hitting_times(level == 0), memory=False)
+        rest = np.flatnonzero(level > 0)
+        A = (sp.identity(len(rest)) - P[rest][:, rest]).tocsc()
+        t0 = time.perf_counter()
+        plain = spla.splu(A).solve(np.ones(len(rest)))
+        lu_s = time.perf_counter() - t0
+        ours = np.max(np.abs(h[rest] / reference[rest] - 1))
+        before = np.max(np.abs(plain / reference[rest] - 1))
+        print(f"{P.shape[0]:>8,} {reference.max():>10.2e} {ours:>14.1e} {seconds:>7.2f} {before:>19.1e} {lu_s:>6.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lengths", type=int, nargs="+", default=[12, 16, 20])
     parser.add_argument("--skip-toy", action="store_true")
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7])
     args = parser.parse_args()
-    section_birth_death()
-    section_kmr()
-    section_dense_reference()
-    section_low_temperature()
-    if not args.skip_toy:
-        section_toy(args.lengths)
+    sections = {1: section_birth_death, 2: section_kmr, 3: section_dense_reference, 4: section_low_temperature,
+                5: None if args.skip_toy else (lambda: section_toy(args.lengths)), 6: section_block_gth,
+                7: section_large_hitting}
+    for number in args.sections:
+        if sections.get(number):
+            sections[number]()
 
 
 if __name__ == "__main__":

@@ -177,12 +177,12 @@ def cmd_analyze(args) -> int:
         raise err.located(args.file) from None
     if export:
         write_export(export, chain, compiled, args.power, args.max_states)
-        report["export"] = str(export)
+        report.export = str(export)
     if out:
         write_analysis(out, report, chain)
-        report["output"] = str(out)
+        report.output = str(out)
     if args.json:
-        print(json.dumps(report))
+        print(report.to_json())
     else:
         print_report(report, chain)
     return 0
@@ -216,17 +216,18 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
 NETWORK_LIMIT = 64  # the transition network is drawn for chains up to this many states
 
 
-def write_analysis(target: Path, report: dict, chain) -> None:
+def write_analysis(target: Path, report, chain) -> None:
+    """``report.json`` (:meth:`ecology.exact.Report.to_json`) and the analysis plots, written atomically."""
     from . import plots
     from .results import write_atomically
 
     def fill(d: Path) -> None:
-        (d / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        name = report["scenario"]
-        plots.eigenvalue_plane(report["eigenvalues_complex"], name, d / "eigenvalues.png")
-        plots.stationary_mass(report["closed_classes"], name, d / "stationary.png")
-        if "curves" in report:
-            plots.exact_curves(report["curves"], name, d / "curves.png")
+        (d / "report.json").write_text(report.to_json(indent=2) + "\n")
+        name = report.scenario
+        plots.eigenvalue_plane(report.eigenvalues_complex, name, d / "eigenvalues.png")
+        plots.stationary_mass(report.closed_classes, name, d / "stationary.png")
+        if report.curves is not None:
+            plots.exact_curves(report.curves, name, d / "curves.png")
         if chain.chain.n_states <= NETWORK_LIMIT:
             plots.transition_network(chain.chain.P, chain.labels(), name, d / "network.png")
 
@@ -257,11 +258,12 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
           f"{name} {probability:.6g}, {within}")
 
 
-def print_report(r: dict, chain) -> None:
-    print(f"{r['scenario']}: {r['n_states']:,} page-states, {r['n_transitions']:,} transitions, "
-          f"initial window '{r['initial_state']}'")
-    print(f"closed classes ({len(r['closed_classes'])}):")
-    for i, c in enumerate(r["closed_classes"]):
+def print_report(r, chain) -> None:
+    """The text form of an :class:`ecology.exact.Report`."""
+    print(f"{r.scenario}: {r.n_states:,} page-states, {r.n_transitions:,} transitions, "
+          f"initial window '{r.initial_state}'")
+    print(f"closed classes ({len(r.closed_classes)}):")
+    for i, c in enumerate(r.closed_classes):
         what = f"absorbing state '{c['absorbing_state']}'" if c["absorbing_state"] else f"{c['size']:,} states"
         print(f"  [{i}] {what}, period {c['period']}, probability of ending here {c['probability']:.6g}")
         if c["states"] and not c["absorbing_state"]:
@@ -279,26 +281,26 @@ def print_report(r: dict, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
-    if r["initial_in_closed_class"]:
+    if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
               "the hitting times below are the informative ones)")
-    elif len(r["closed_classes"]) == 1 and r["closed_classes"][0]["size"] > 1:
-        print(f"expected steps until the closed class is entered: {r['expected_absorption_time']:.6g} (trivial here: "
-              f"one closed class of {r['closed_classes'][0]['size']:,} states, so nothing is absorbing; the hitting "
+    elif len(r.closed_classes) == 1 and r.closed_classes[0]["size"] > 1:
+        print(f"expected steps until the closed class is entered: {r.expected_absorption_time:.6g} (trivial here: "
+              f"one closed class of {r.closed_classes[0]['size']:,} states, so nothing is absorbing; the hitting "
               "times of the criteria below say where the chain goes)")
     else:
-        print(f"expected steps until a closed class is entered: {r['expected_absorption_time']:.6g}")
-    print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r["eigenvalues"]))
-    for name, c in r["criteria"].items():
+        print(f"expected steps until a closed class is entered: {r.expected_absorption_time:.6g}")
+    print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r.eigenvalues))
+    for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
-    if "hit" in r:
-        h = r["hit"]
+    if r.hit is not None:
+        h = r.hit
         if h["before"]:
             print_hitting(f"hit '{h['target']}'", h, f"P(before '{h['before']}')", h.get("probability_before"))
         else:
             print_hitting(f"hit '{h['target']}'", h, "P(ever)", h.get("probability"))
-    if "metastable" in r:
-        m = r["metastable"]
+    if r.metastable is not None:
+        m = r.metastable
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
         for i, c in enumerate(m["classes"]):
             exit_time = "never (closed)" if c["exit_time"] is None else f"{c['exit_time']:.6g}"
@@ -309,18 +311,18 @@ def print_report(r: dict, chain) -> None:
                                  for k, p in c["exit_class_probabilities"].items())
                 first = ", ".join(f"'{e['state']}' {e['probability']:.3g}" for e in c["exits_to"][:3])
                 print(f"      exits to: {into}; first states outside: {first}")
-    if "curves" in r:
-        h = r["horizon"]
-        for name, c in r["curves"].items():
+    if r.curves is not None:
+        h = r.horizon
+        for name, c in r.curves.items():
             print(f"criterion '{name}' at t = {h}: holds {c['holding'][-1]:.6g}, reached by t {c['reached'][-1]:.6g}")
     if chain.chain.n_states <= MATRIX_PRINT_LIMIT:
         labels = chain.labels()
         print_matrix("T", chain.chain.P, labels)
-        if "power" in r:
-            print_matrix(f"T^{r['power']['n']}", chain.chain.power(r["power"]["n"]), labels)
-    elif "power" in r:
-        top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r["power"]["from_initial"][:8])
-        print(f"T^{r['power']['n']} from the initial window (top): {top}")
+        if r.power is not None:
+            print_matrix(f"T^{r.power['n']}", chain.chain.power(r.power["n"]), labels)
+    elif r.power is not None:
+        top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r.power["from_initial"][:8])
+        print(f"T^{r.power['n']} from the initial window (top): {top}")
 
 
 RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--replicates", "replicates"),

@@ -27,9 +27,10 @@ for curves and powers) and refused with one line naming the flag when over budge
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -38,7 +39,7 @@ import scipy.sparse as sp
 from .absorption import Periodic
 from .budget import check_model_reads
 from .dynamics import Compiled
-from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw
+from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, times_power
 from .markov import gth, stationary  # noqa: F401  (re-exported: the chain's API used to live here)
 from .scenario import ScenarioError, UserError
 
@@ -272,13 +273,7 @@ def hit_by(mc: MarkovChain, start: int, target: np.ndarray, steps: int, max_work
         Q[:, target] = 0.0
         row = np.zeros(n)
         row[start] = 1.0
-        while steps:
-            if steps & 1:
-                row = row @ Q
-            steps >>= 1
-            if steps:
-                Q = Q @ Q
-        return float(np.clip(1.0 - row.sum(), 0.0, 1.0))
+        return float(np.clip(1.0 - times_power(row, Q, steps).sum(), 0.0, 1.0))
     _work_check("P(hit by horizon)", steps, mc.P.nnz, max_work, flag)
     raise AssertionError("unreachable")
 
@@ -292,7 +287,7 @@ def distribution_after(mc: MarkovChain, start: int, steps: int, max_work: int) -
     if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
         row = np.zeros(n)
         row[start] = 1.0
-        return row @ mc.power(steps).toarray()
+        return times_power(row, mc.P.toarray(), steps)
     _work_check("T^n", steps, mc.P.nnz, max_work, "--power")
     raise AssertionError("unreachable")
 
@@ -344,18 +339,68 @@ def _law_report(law: StationaryLaw) -> dict:
     return {"method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": law.trusted}
 
 
+@dataclass
+class Report:
+    """The exact analysis of a scenario (module docstring), as ``ecology analyze`` prints and writes it.
+
+    ``to_dict()`` / ``to_json()`` give the JSON report, whose keys are the field names in this
+    order (docs/outputs.md); the optional parts (``hit``, ``metastable``, ``horizon``, ``curves``,
+    ``power``, and ``export``/``output`` set by the CLI) are left out when absent. Read-only item
+    access (``report["n_states"]``, ``"curves" in report``) reads the same keys."""
+
+    scenario: str
+    n_states: int
+    n_transitions: int
+    initial_state: str
+    depth: int
+    closed_classes: list[dict]
+    expected_absorption_time: float
+    initial_in_closed_class: bool
+    stationary: list[dict] | None  # the top of the stationary law when there is one closed class
+    eigenvalues: list[float]
+    eigenvalues_complex: list[list[float]]
+    criteria: dict[str, dict]
+    hit: dict | None = None
+    metastable: dict | None = None
+    horizon: int | None = None
+    curves: dict | None = None
+    power: dict | None = None
+    export: str | None = None
+    output: str | None = None
+
+    OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.name in self.OPTIONAL and getattr(self, f.name) is None)}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __contains__(self, key: str) -> bool:
+        return key in {f.name for f in fields(self)} and not (key in self.OPTIONAL and getattr(self, key) is None)
+
+    def __getitem__(self, key: str):
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+
 def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
-            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> dict:
-    """The full report as a JSON-ready dict (see ``ecology analyze --help`` and the module docstring);
-    a question the numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> Report:
+    """The full :class:`Report` (see ``ecology analyze --help`` and the module docstring); a
+    question the numerics cannot answer is one :class:`UserError` line, never a wrong number."""
     try:
         return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
 
-def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> dict:
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> Report:
     pc = chain or build_chain(compiled, max_states)
     mc = pc.chain
     x = pc.initial
@@ -374,27 +419,26 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             **_passage_report(mc, members),
         })
     eig = mc.eigenvalues(6)
-    report = {
-        "scenario": compiled.scenario.name,
-        "n_states": mc.n_states,
-        "n_transitions": int(mc.P.nnz),
-        "initial_state": pc.label(x),
-        "depth": pc.depth,
-        "closed_classes": classes,
-        "expected_absorption_time": mc.expected_absorption_time(x),
-        "initial_in_closed_class": bool(x not in set(mc.transient_states.tolist())),
-        "stationary": None,
-        "eigenvalues": np.abs(eig).tolist(),
-        "eigenvalues_complex": [[float(v.real), float(v.imag)] for v in eig],
-    }
-    if len(classes) == 1:
-        report["stationary"] = classes[0]["stationary_top"]
     within = horizon if horizon is not None else compiled.scenario.run.steps
     flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
-    report["criteria"] = {}
+    criteria = {}
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
-        report["criteria"][c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+        criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+    report = Report(
+        scenario=compiled.scenario.name,
+        n_states=mc.n_states,
+        n_transitions=int(mc.P.nnz),
+        initial_state=pc.label(x),
+        depth=pc.depth,
+        closed_classes=classes,
+        expected_absorption_time=mc.expected_absorption_time(x),
+        initial_in_closed_class=bool(x not in set(mc.transient_states.tolist())),
+        stationary=classes[0]["stationary_top"] if len(classes) == 1 else None,
+        eigenvalues=np.abs(eig).tolist(),
+        eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
+        criteria=criteria,
+    )
     if hit is not None:
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
         B = None
@@ -406,16 +450,16 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
                 B = target_mask(compiled, hpc, before, max_states, "--before")[1]
             if (A & B).any():
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
-        report["hit"] = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
+        report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
     if tolerance is not None:
-        report["metastable"] = metastable_report(pc, tolerance)
+        report.metastable = metastable_report(pc, tolerance)
     if horizon is not None:
-        report["horizon"] = horizon
-        report["curves"] = criterion_curves(compiled, pc, horizon, max_states, max_work)
+        report.horizon = horizon
+        report.curves = criterion_curves(compiled, pc, horizon, max_states, max_work)
     if power is not None:
         row = distribution_after(mc, x, power, max_work)
         top = np.argsort(-row, kind="stable")[:TOP_STATES]
-        report["power"] = {
+        report.power = {
             "n": power,
             "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
         }

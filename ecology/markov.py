@@ -17,12 +17,16 @@ Stationary laws
     diagonal ``1 - P[k, k]`` of the censored chain is never formed by a subtraction but as the sum
     of the off-diagonal entries of row ``k``. Every operation then adds, multiplies or divides
     non-negative numbers, so each component is computed to a small relative error whatever the
-    escape probabilities (O'Cinneide 1993). Dense for classes up to ``DENSE_LIMIT`` states; on a
-    band (reverse Cuthill–McKee order) when the band is narrow (birth–death chains: the work is
-    ``n * bandwidth^2``); otherwise the dominant left eigenvector by implicitly restarted Arnoldi
-    from a seeded random start, checked against a sparse LU solve pinned at the heaviest state.
+    escape probabilities (O'Cinneide 1993), in any elimination order. Dense for classes up to
+    ``DENSE_LIMIT`` states; on a band (reverse Cuthill–McKee order) when the band is narrow
+    (birth–death chains: the work is ``n * bandwidth^2``); otherwise by sparse block elimination
+    (:func:`gth_blocks`): metastable sets (components once transitions below
+    ``METASTABLE_THRESHOLD`` are dropped) censored block by block, ``P_IO += P_IS N_S P_SO`` touching
+    only the states ``I`` entering and ``O`` left to by the block ``S``, within fill and work budgets.
+    Over budget, the dominant left eigenvector by implicitly restarted Arnoldi from a seeded random
+    start, checked against a sparse LU solve pinned at the heaviest state.
     *Error estimate* (reported per law): for GTH, the L1 distance between two eliminations in
-    opposite orders; for the large-class path, the bound
+    opposite orders; for the last path, the bound
     ``||pi - pi~||_1 <= ||r||_1 (M + M (M + 1) / 2)`` with ``r = pi~ - pi~ P`` and
     ``M = max_i E_i[time to hit j]`` for the heaviest state ``j`` (derived in docs/exact.md from
     ``pi~_j - pi_j = -pi_j r h_j``). A tiny residual with a huge ``M`` (a nearly decomposable
@@ -38,9 +42,10 @@ Hitting analysis
     subtraction-free elimination (the diagonal ``1 - Q[k, k]`` is the sum of what leaves ``k``),
     accurate to a few ulps per component even when times reach 1e45. Systems are solved class
     by class over the condensation of ``Q`` (one-state classes level by level, vectorised); each
-    larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by sparse LU with
+    larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by the sparse block
+    elimination (:func:`solve_blocks`, any size within its budgets), else by sparse LU with
     iterative refinement (``LU_LIMIT``) or LGMRES (``KRYLOV_LIMIT``), checked by their residual;
-    beyond, a :class:`ChainError` says so rather than returning a number.
+    beyond, a :class:`ChainError` names the exceeded budget rather than returning a number.
     ``P_i(hit A by t) = 1 - (Q^t 1)(i)``. The mean first passage matrix ``M[i, j] = E_i[time to
     hit j]`` (``M[i, i] = 0``) has one such solve per column; *Kemeny's constant*
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
@@ -314,6 +319,286 @@ def _gth_band(P: sp.csr_matrix, order: np.ndarray, width: int) -> np.ndarray:
     return pi
 
 
+# ---------------------------------------------------------------------------------------------
+# Sparse block elimination (large classes that are neither small nor banded)
+
+
+ELIMINATION_BLOCK = 256  # states censored at once by the sparse block elimination
+METASTABLE_THRESHOLD = 1e-4  # transitions below this separate the metastable blocks of the elimination order
+FILL_LIMIT = 2 * 10**7  # entries (8 bytes each) the sparse block elimination may hold at once: about 160 MB
+FRONT_LIMIT = 6 * 10**6  # entries of one block's dense working matrices
+ELIMINATION_WORK = 6 * 10**10  # flops of one sparse block elimination (about a minute on one core)
+
+
+class TooMuchFill(ChainError):
+    """The sparse block elimination would exceed its memory or work budget."""
+
+
+class OutOfRange(ChainError):
+    """A block's expected visits exceed the float range (smaller blocks may not)."""
+
+
+def has_small_transitions(Q: sp.csr_matrix) -> bool:
+    """Whether some off-diagonal transition is below ``METASTABLE_THRESHOLD``: then the class may
+    be nearly decomposable, and the subtraction-free block elimination is tried first (a residual
+    says little there); otherwise the residual-checked solvers are tried first, being faster on
+    well connected classes."""
+    coo = Q.tocoo()
+    return bool(((coo.data < METASTABLE_THRESHOLD) & (coo.row != coo.col) & (coo.data > 0)).any())
+
+
+def elimination_blocks(Q: sp.csr_matrix, max_block: int = ELIMINATION_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """A fill-reducing elimination order, cut into blocks: ``(order, bounds)`` with block ``b`` the
+    states ``order[bounds[b] : bounds[b + 1]]``.
+
+    The metastable sets (strongly connected components once transitions below
+    ``METASTABLE_THRESHOLD`` are dropped) are kept together, taken in reverse Cuthill–McKee order
+    of their first state, and states inside a set in RCM order; sets larger than ``max_block``
+    are cut into consecutive RCM pieces, smaller consecutive ones merged up to ``max_block``.
+    Censoring a block only couples the states that enter it to the states it leaves to, so few
+    transitions between the blocks mean little fill. The order affects only the cost: every
+    elimination order of GTH is subtraction-free."""
+    n = Q.shape[0]
+    rcm, _ = _bandwidth_order(Q)
+    rank = np.empty(n, dtype=np.int64)
+    rank[rcm] = np.arange(n)
+    kept = Q.multiply(Q >= METASTABLE_THRESHOLD).tocsr()
+    _, labels = csgraph.connected_components(kept, directed=True, connection="strong")
+    first = np.full(labels.max() + 1, n, dtype=np.int64)
+    np.minimum.at(first, labels, rank)
+    order = np.lexsort((rank, first[labels]))
+    grouped = labels[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]).tolist() + [n]
+    bounds = [0]
+    for lo, hi in zip(starts[:-1], starts[1:]):
+        if hi - lo > max_block:
+            if lo > bounds[-1]:
+                bounds.append(lo)
+            bounds.extend(range(lo + max_block, hi, max_block))
+            bounds.append(hi)
+        elif hi - bounds[-1] > max_block:
+            bounds.append(lo)
+    if bounds[-1] != n:
+        bounds.append(n)
+    return order, np.array(sorted(set(bounds)))
+
+
+class _BlockElimination:
+    """Censoring of consecutive blocks of a matrix with zero diagonal (states already in
+    elimination order), keeping the fill they create between later states.
+
+    Censoring block ``S`` from the later states ``R``: ``A_RR += A_RS N_S A_SR`` with
+    ``N_S = (I - A_SS)^{-1}`` from :func:`_solve_dense` (pivots are what leaves each state), and
+    diagonal entries dropped (a censored self-loop only shortens the pivot, which is formed as a
+    sum). Only the rows ``I`` of ``R`` that enter ``S`` and the columns ``O`` that ``S`` leaves to
+    are touched; each update is stored once as a dense ``|I| x |O|`` matrix and read back by the
+    blocks its rows and columns belong to. ``fill``, ``front`` and ``work`` budgets are checked
+    before each block's dense matrices are allocated (:class:`TooMuchFill`)."""
+
+    def __init__(self, A: sp.csr_matrix, bounds: np.ndarray, what: str):
+        self.A, self.AC, self.bounds, self.what = A, A.tocsc(), bounds, what
+        n = A.shape[0]
+        self.block_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+        self.updates: list = []
+        self.by_row: list[list[int]] = [[] for _ in range(len(bounds) - 1)]
+        self.by_col: list[list[int]] = [[] for _ in range(len(bounds) - 1)]
+        self.expire: list[list[int]] = [[] for _ in range(len(bounds) - 1)]
+        self.held = 0
+        self.work = 0.0
+        self.n = n
+
+    def _refuse(self, reason: str):
+        raise TooMuchFill(f"{self.what} of {self.n:,} states by sparse GTH elimination {reason}; the class is too "
+                          "well connected for an exact elimination")
+
+    def gather(self, b: int, symbolic: bool = False):
+        """Dense ``A_SS``, ``A_SO`` with columns ``O``, ``A_IS`` with rows ``I`` (current values);
+        ``symbolic``: only ``I`` and ``O`` (the budgets are checked either way)."""
+        lo, hi = self.bounds[b], self.bounds[b + 1]
+        s = hi - lo
+        rows = self.A[lo:hi].tocoo()
+        r, c, v = [rows.row], [rows.col], [rows.data]
+        for u in self.by_row[b]:
+            I, O, U = self.updates[u]
+            mine = (I >= lo) & (I < hi)
+            sub = U[mine]
+            rr, cc = np.nonzero(sub)
+            r.append((I[mine] - lo)[rr])
+            c.append(O[cc])
+            v.append(sub[rr, cc])
+        r, c, v = np.concatenate(r), np.concatenate(c), np.concatenate(v)
+        live = c >= lo
+        r, c, v = r[live], c[live], v[live]
+        inside = c < hi
+        A_SS = np.zeros((s, s))
+        np.add.at(A_SS, (r[inside], c[inside] - lo), v[inside])
+        O, o_index = np.unique(c[~inside], return_inverse=True)
+        cols = self.AC[:, lo:hi].tocoo()
+        r2, c2, v2 = [cols.row], [cols.col], [cols.data]
+        for u in self.by_col[b]:
+            I, O_u, U = self.updates[u]
+            mine = (O_u >= lo) & (O_u < hi)
+            later = I >= hi
+            sub = U[np.ix_(later, mine)]
+            rr, cc = np.nonzero(sub)
+            r2.append(I[later][rr])
+            c2.append((O_u[mine] - lo)[cc])
+            v2.append(sub[rr, cc])
+        r2, c2, v2 = np.concatenate(r2), np.concatenate(c2), np.concatenate(v2)
+        later = r2 >= hi
+        r2, c2, v2 = r2[later], c2[later], v2[later]
+        I, i_index = np.unique(r2, return_inverse=True)
+        front = s * s + len(I) * s + s * len(O) + len(I) * len(O)
+        if front > FRONT_LIMIT:
+            self._refuse(f"needs a dense block of {front:,} entries (limit {FRONT_LIMIT:,})")
+        self.work += 4 / 3 * s**3 + 2.0 * s * len(O) * (s + len(I))
+        if self.work > ELIMINATION_WORK:
+            self._refuse(f"needs more than {ELIMINATION_WORK:.0e} flops")
+        if symbolic:
+            return lo, hi, None, O, None, I, None
+        A_SO = np.zeros((s, len(O)))
+        np.add.at(A_SO, (r[~inside], o_index), v[~inside])
+        A_IS = np.zeros((len(I), s))
+        np.add.at(A_IS, (i_index, c2), v2)
+        return lo, hi, A_SS, O, A_SO, I, A_IS
+
+    def keep(self, size: int) -> None:
+        """Count ``size`` more entries held (fill, or what the back-substitution keeps)."""
+        self.held += size
+        if self.held > FILL_LIMIT:
+            self._refuse(f"fills in more than {FILL_LIMIT:,} entries")
+
+    def push(self, b: int, I: np.ndarray, O: np.ndarray, U: np.ndarray) -> None:
+        """Store the update ``A[I, O] += U`` (diagonal dropped) for the blocks of ``I`` and ``O``."""
+        U[I[:, None] == O[None, :]] = 0
+        if not U.any():
+            return
+        self.keep(U.size)
+        u = len(self.updates)
+        self.updates.append((I, O, U))
+        for k in np.unique(self.block_of[I]):
+            self.by_row[k].append(u)
+        for k in np.unique(self.block_of[O]):
+            self.by_col[k].append(u)
+        self.expire[max(self.block_of[I].max(), self.block_of[O].max())].append(u)
+
+    def release(self, b: int) -> None:
+        for u in self.expire[b]:
+            self.held -= self.updates[u][2].size
+            self.updates[u] = None
+
+
+def _symbolic_pass(A: sp.csr_matrix, bounds: np.ndarray, what: str, kept_per_block) -> None:
+    """The block elimination on patterns only (every state of ``I`` joined to every state of
+    ``O``, a superset of the true fill), raising :class:`TooMuchFill` before any numerical work
+    when the numerical elimination would be over budget; ``kept_per_block(s, |I|, |O|)`` is what
+    its back-substitution keeps per block. Costs about the fill it counts, without the dense
+    algebra, so a hopeless (expander-like) class is refused in a fraction of the time."""
+    state = _BlockElimination(A, bounds, what)
+    for k in range(len(bounds) - 1):
+        lo, hi, _, O, _, I, _ = state.gather(k, symbolic=True)
+        state.keep(kept_per_block(hi - lo, len(I), len(O)))
+        if len(I) and len(O):
+            state.push(k, I, O, np.ones((len(I), len(O)), dtype=bool))
+        state.release(k)
+
+
+def solve_blocks(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray, order: np.ndarray | None = None,
+                 bounds: np.ndarray | None = None) -> np.ndarray:
+    """``x = b + Q x`` (``Q`` zero diagonal, ``out`` = mass leaving the unknowns) by the
+    subtraction-free elimination censoring blocks of :func:`elimination_blocks` in turn:
+    ``X = N_S [A_SO, out_S, b_S]``, then ``A_IO += A_IS X_O``, ``out_I += A_IS X_out``,
+    ``b_I += A_IS X_b``; back-substitution ``x_S = X_b + X_O x_O``. :class:`TooMuchFill` when over
+    the budgets."""
+    if order is None:
+        order, bounds = elimination_blocks(Q)
+    n = Q.shape[0]
+    rhs = np.asarray(b, dtype=float).reshape(n, -1)[order].copy()
+    outp = np.asarray(out, dtype=float)[order].copy()
+    A = Q[order][:, order].tocsr()
+    A.setdiag(0.0)
+    A.eliminate_zeros()
+    _symbolic_pass(A, bounds, "a linear system", lambda size, entering, leaving: size * (leaving + rhs.shape[1]))
+    state = _BlockElimination(A, bounds, "a linear system")
+    steps = []
+    for k in range(len(bounds) - 1):
+        lo, hi, A_SS, O, A_SO, I, A_IS = state.gather(k)
+        leave = outp[lo:hi] + A_SO.sum(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = _solve_dense(A_SS, leave, np.hstack([A_SO, outp[lo:hi, None], rhs[lo:hi]]))
+        if not np.all(np.isfinite(X)):
+            raise OutOfRange("expected visits or times inside a block exceed the float range (about 1e308)")
+        XO, Xout, Xb = X[:, : len(O)], X[:, len(O)], X[:, len(O) + 1 :]
+        if len(I):
+            outp[I] += A_IS @ Xout
+            rhs[I] += A_IS @ Xb
+            state.push(k, I, O, A_IS @ XO)
+        state.keep(XO.size + Xb.size)
+        state.release(k)
+        steps.append((lo, hi, O, XO, Xb))
+    x = np.zeros_like(rhs)
+    for lo, hi, O, XO, Xb in reversed(steps):
+        x[lo:hi] = Xb + XO @ x[O]
+    result = np.empty_like(x)
+    result[order] = x
+    return result.reshape(np.shape(b))
+
+
+def gth_blocks(P: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Stationary law of an irreducible sparse chain by GTH censoring of consecutive blocks
+    (:class:`_BlockElimination`): after censoring ``S``, ``pi_S = pi_I A_IS N_S`` is stored as
+    ``Y = A_IS N_S``; the last block's censored chain is solved by dense GTH, and the
+    back-substitution runs in log scale (masses may span more than the float range)."""
+    n = P.shape[0]
+    A = P[order][:, order].tocsr()
+    A.setdiag(0.0)
+    A.eliminate_zeros()
+    _symbolic_pass(A, bounds, "a stationary law", lambda size, entering, leaving: entering * size)
+    state = _BlockElimination(A, bounds, "a stationary law")
+    steps = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(len(bounds) - 2):
+            lo, hi, A_SS, O, A_SO, I, A_IS = state.gather(k)
+            N = _solve_dense(A_SS, A_SO.sum(axis=1), np.eye(hi - lo))
+            Y = A_IS @ N
+            if not np.all(np.isfinite(Y)):
+                raise OutOfRange("a censored block's expected visits exceed the float range")
+            if len(I):
+                state.push(k, I, O, Y @ A_SO)
+            state.keep(Y.size)
+            state.release(k)
+            steps.append((lo, hi, I, Y))
+        lo, hi, A_LL, *_ = state.gather(len(bounds) - 2)
+    log_pi = np.full(n, -np.inf)
+    with np.errstate(divide="ignore"):
+        log_pi[lo:hi] = np.log(gth(A_LL))
+        for lo, hi, I, Y in reversed(steps):
+            top = log_pi[I].max()
+            if np.isfinite(top):
+                log_pi[lo:hi] = top + np.log(np.exp(log_pi[I] - top) @ Y)
+    if np.isnan(log_pi).any() or not np.isfinite(log_pi.max()):
+        raise ChainError("the block GTH elimination left the float range")
+    pi = np.empty(n)
+    pi[order] = _normalise_log(log_pi)
+    return pi
+
+
+def times_power(x, M, n: int):
+    """``x M^n`` by repeated squaring: writing ``n = sum_i 2^{b_i}``, ``x`` is multiplied by
+    ``M^(2^i)`` for each set bit ``i``, lowest first, while ``M`` is squared (``log2 n`` squarings
+    and at most as many products with ``x``; powers of one matrix commute, so the order of the
+    factors does not matter in exact arithmetic). ``x`` a row vector or a matrix (the identity gives
+    ``M^n``); ``M`` dense or sparse. The one implementation behind :meth:`MarkovChain.power`,
+    :func:`ecology.exact.hit_by` and :func:`ecology.exact.distribution_after`."""
+    while n:
+        if n & 1:
+            x = x @ M
+        n >>= 1
+        if n:
+            M = M @ M
+    return x
+
+
 def solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``x = b + P_SS x`` on the states ``S = unknown`` (index array), every one of which leaves
     ``S`` with positive probability eventually; ``b >= 0`` of shape (|S|,) or (|S|, m).
@@ -375,9 +660,9 @@ def _solve_system(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarra
 
 
 def _solve_irreducible(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x = b + Q x`` on one strongly connected set: dense or banded subtraction-free elimination
-    where it fits, else sparse LU of ``diag(leave) - Q`` (the diagonal summed, not subtracted) with
-    one step of iterative refinement, else LGMRES."""
+    """``x = b + Q x`` on one strongly connected set: dense, banded or sparse block subtraction-free
+    elimination where it fits, else sparse LU of ``diag(leave) - Q`` (the diagonal summed, not
+    subtracted) with one step of iterative refinement, else LGMRES."""
     n = Q.shape[0]
     order, width = _bandwidth_order(Q)
     narrow = n * max(width, 1) ** 2 <= min(BAND_WORK_LIMIT, n**3 / 50)
@@ -385,15 +670,27 @@ def _solve_irreducible(Q: sp.csr_matrix, out: np.ndarray, b: np.ndarray) -> np.n
         return _solve_dense(Q.toarray(), out, b).reshape(np.shape(b))
     if n * width**2 <= BAND_WORK_LIMIT:
         return _solve_band(Q, out, b, order, width).reshape(np.shape(b))
+    if has_small_transitions(Q) or n > KRYLOV_LIMIT:
+        try:
+            return solve_blocks(Q, out, b)
+        except TooMuchFill as err:
+            too_much = str(err)
+    else:
+        too_much = None
     A = (sp.diags(np.asarray(Q.sum(axis=1)).ravel() + out) - Q).tocsc()
-    if n <= LU_LIMIT:
-        lu = _splu(A)
-        x = lu.solve(b)
-        return x + lu.solve(b - A @ x)
-    if n > KRYLOV_LIMIT:
-        raise ChainError(f"a linear system of {n:,} unknowns on an expander-like graph is beyond the direct solvers "
-                         f"(LU up to {LU_LIMIT:,}, iterative up to {KRYLOV_LIMIT:,} unknowns)")
-    return _krylov(A.tocsr(), b)
+    try:
+        if n <= LU_LIMIT:
+            lu = _splu(A)
+            x = lu.solve(b)
+            return x + lu.solve(b - A @ x)
+        if n > KRYLOV_LIMIT:
+            raise ChainError(f"{too_much}; sparse LU is used up to {LU_LIMIT:,} and LGMRES up to {KRYLOV_LIMIT:,} "
+                             "unknowns, so this system is not solved")
+        return _krylov(A.tocsr(), b)
+    except ChainError:
+        if too_much is not None:
+            raise
+        return solve_blocks(Q, out, b)  # a well connected system the residual-checked solvers could not do
 
 
 def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
@@ -443,8 +740,11 @@ def _residual(P: sp.csr_matrix, pi: np.ndarray) -> float:
 def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
     """Stationary law of an irreducible sparse stochastic matrix, with its error estimate.
 
-    ``method``: ``auto``, ``dense`` (GTH), ``band`` (GTH on an RCM band), ``arnoldi``, ``sparse``
-    (pinned LU); see the module docstring."""
+    ``method``: ``auto``, ``dense`` (GTH), ``band`` (GTH on an RCM band), ``blocks`` (sparse block
+    GTH), ``arnoldi``, ``sparse`` (pinned LU), ``residual`` (the better of the last two); see the
+    module docstring. ``auto`` tries the block elimination first when some transition is below
+    ``METASTABLE_THRESHOLD`` (see :func:`has_small_transitions`), else after an untrusted
+    residual-checked law."""
     P = sp.csr_matrix(P, dtype=float)
     n = P.shape[0]
     if n == 1:
@@ -462,10 +762,24 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
             flipped = _gth_band(P, order[::-1], width)
             return StationaryLaw(pi, f"GTH (band {width})", float(np.abs(pi - flipped).sum()),
                                  "two GTH eliminations agree")
+    if method == "blocks" or (method == "auto" and has_small_transitions(P)):
+        try:
+            return _block_law(P)
+        except ChainError:  # over budget, or visits beyond the float range even one state at a time
+            if method == "blocks":
+                raise
+    elif method == "auto":  # well connected: the residual bound is good unless proven otherwise
+        law = stationary_law(P, "residual")
+        if law.trusted:
+            return law
+        try:
+            return _block_law(P)
+        except ChainError:
+            return law
     if method == "sparse":
         pi = _lu_stationary(P)
         return StationaryLaw(pi, "pinned LU", _residual_bound(P, pi), "residual bound")
-    pi = _arnoldi_stationary(P)
+    pi = _arnoldi_stationary(P)  # method "residual": the better of Arnoldi and pinned LU
     if method == "arnoldi":
         if pi is None:
             raise ChainError("ARPACK did not converge")
@@ -483,6 +797,27 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
     if bound is not None:
         return StationaryLaw(pi, name, bound, "residual bound")
     return StationaryLaw(pi, name, _gap_estimate(P, pi), "residual / spectral gap (an estimate, not a bound)")
+
+
+def _block_law(P: sp.csr_matrix) -> StationaryLaw:
+    """GTH by sparse block elimination (:func:`gth_blocks`) in the order of
+    :func:`elimination_blocks` and in the reverse order (blocks reversed, states inside each block
+    reversed): two eliminations with different roundings, whose L1 distance is the estimate."""
+    Q = P.copy()
+    Q.setdiag(0.0)
+    Q.eliminate_zeros()
+    for size in (ELIMINATION_BLOCK, 16, 1):  # smaller blocks when a block's visits leave the float range
+        order, bounds = elimination_blocks(Q, size)
+        try:
+            pi = gth_blocks(P, order, bounds)
+            pieces = [order[bounds[k] : bounds[k + 1]][::-1] for k in range(len(bounds) - 2, -1, -1)]
+            flipped = gth_blocks(P, np.concatenate(pieces), np.r_[0, np.cumsum([len(p) for p in pieces])])
+        except OutOfRange:
+            if size == 1:
+                raise
+            continue
+        return StationaryLaw(pi, f"GTH (sparse, {len(bounds) - 1} blocks)", float(np.abs(pi - flipped).sum()),
+                             "two GTH eliminations agree")
 
 
 def _gap_estimate(P: sp.csr_matrix, pi: np.ndarray) -> float | None:
@@ -932,15 +1267,8 @@ class MarkovChain:
     def power(self, n: int) -> sp.csr_matrix:
         """``P^n`` by repeated squaring (dense for chains up to ``DENSE_LIMIT`` states, where powers fill in)."""
         dense = self.n_states <= DENSE_LIMIT
-        result = np.eye(self.n_states) if dense else sp.identity(self.n_states, format="csr")
-        base = self.P.toarray() if dense else self.P
-        while n:
-            if n & 1:
-                result = result @ base
-            n >>= 1
-            if n:
-                base = base @ base
-        return sp.csr_matrix(result)
+        identity = np.eye(self.n_states) if dense else sp.identity(self.n_states, format="csr")
+        return sp.csr_matrix(times_power(identity, self.P.toarray() if dense else self.P, n))
 
     # -- metastability -----------------------------------------------------------------------
 

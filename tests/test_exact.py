@@ -360,3 +360,43 @@ def test_spectrum_of_page_chains_above_the_dense_limit():
     assert np.isclose(np.abs(pc.chain.eigenvalues(2))[1], 0.9999999991, rtol=0, atol=1e-10)
     semiotic = build_chain(compile_scenario(validate(table("semiotic"))))
     assert np.allclose(np.abs(semiotic.chain.eigenvalues(3)), [1.0, 0.9683, 0.9152], atol=1e-4)
+
+
+def test_sparse_block_gth_on_a_nearly_decomposable_page_chain():
+    """Soft toy, eps = 1e-8, k = 11 (a closed class of 2,048 page-states, the waluigi basin left with
+    probability ~1e-88 per step): the sparse block elimination (used above the dense limit, here
+    forced) agrees with dense GTH to 1e-12, and its own estimate (two eliminations in different
+    orders) says as much. benchmarks/bench_exact.py runs k = 12, 13 against a dense reference."""
+    from ecology.markov import DENSE_LIMIT, stationary_law
+
+    data = copy.deepcopy(table("waluigi_soft"))
+    data["context"]["length"] = 11
+    data["simulacra"]["luigi"]["eps"] = data["simulacra"]["waluigi"]["eps"] = 1e-8
+    pc = build_chain(compile_scenario(validate(data)))
+    members = pc.chain.recurrent_classes[0]
+    block = pc.chain.P[members][:, members].tocsr()
+    dense = stationary_law(block, "dense")
+    sparse = stationary_law(block, "blocks")
+    assert sparse.method.startswith("GTH (sparse") and dense.method == "GTH (dense)"
+    assert np.abs(sparse.pi - dense.pi).sum() < 1e-12 and sparse.error < 1e-12
+    assert len(members) <= DENSE_LIMIT < 2 * len(members)
+
+
+def test_report_is_a_dataclass_with_the_json_keys(toy):
+    """analyze returns a Report; to_json is the dict of its fields in order, optional parts left
+    out until asked for; item access reads the same keys."""
+    from ecology.exact import Report
+
+    compiled, pc = toy_chain(toy, 3)
+    report = analyze(compiled, chain=pc)
+    assert isinstance(report, Report)
+    keys = ["scenario", "n_states", "n_transitions", "initial_state", "depth", "closed_classes",
+            "expected_absorption_time", "initial_in_closed_class", "stationary", "eigenvalues",
+            "eigenvalues_complex", "criteria"]
+    assert list(json.loads(report.to_json())) == keys == list(report.to_dict())
+    assert "curves" not in report and report.get("curves") is None and report["n_states"] == report.n_states
+    with pytest.raises(KeyError):
+        report["power"]
+    fuller = analyze(compiled, chain=pc, horizon=5, power=3, tolerance=0.1)
+    assert list(fuller.to_dict()) == keys + ["metastable", "horizon", "curves", "power"]
+    assert json.loads(fuller.to_json(indent=2))["power"]["n"] == 3
