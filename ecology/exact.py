@@ -152,7 +152,7 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     base = V + 2
     start = np.concatenate([np.full(memory, V + 1), compiled.window]).astype(np.uint8 if base <= 256 else np.int32)
     max_transitions = max_states * MAX_TRANSITIONS_PER_STATE
-    index_type = np.int32 if max_states < 2**31 else np.int64
+    index_type = np.int32 if max_transitions < 2**31 else np.int64  # state ids and row pointers
 
     known_keys = _keys(start[None], base)
     known_ids = np.array([0], dtype=index_type)
@@ -213,8 +213,9 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
 
 
 def _drain(parts: list[np.ndarray]) -> np.ndarray:
-    """The concatenation of ``parts``, emptying the list as it goes (peak: the result plus one part)."""
-    out = np.empty(sum(len(a) for a in parts), dtype=parts[0].dtype if parts else float)
+    """The concatenation of (non-empty) ``parts``, emptying the list as it goes: each part is freed
+    once copied, so the resident peak is the result plus one part."""
+    out = np.empty(sum(len(a) for a in parts), dtype=parts[0].dtype)
     at = 0
     for i in range(len(parts)):
         part = parts[i]
