@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from .lm import load_model
-from .scenario import Scenario, ScenarioError
+from .scenario import Scenario, ScenarioError, UserError
 
 MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
 MAX_PREMISES = 100_000  # premises after populations are expanded (one Mesa agent each)
@@ -193,3 +193,67 @@ def check_model_reads(scenario: Scenario, max_states: int, max_work: int) -> Non
         raise ScenarioError("premises", f"evaluating the model premises on up to {states:,} page-states costs about "
                             f"{work:.3g} operations, over the work budget of {max_work:.3g}; raise it with --max-work, "
                             "or shorten context.length")
+# ---------------------------------------------------------------------------------------------
+# The exact analysis
+
+
+class TooManyStates(UserError):
+    """The exact chain would exceed the state budget, or the memory budget at that many states."""
+
+
+EXACT_BYTES_PER_TRANSITION = 128  # CSR entry (12 B) while enumerating, and about ten copies in the solvers
+EXACT_VECTORS_PER_STATE = 30  # float64 vectors over the states held by the solvers and the report
+
+
+def window_count(symbols: int, width: int, cap: int) -> int:
+    """``min(cap, sum_{j=0}^{width} symbols^j)``: page-states of at most ``width`` symbols."""
+    total, term = 0, 1
+    for _ in range(width + 1):
+        total += term
+        if total >= cap:
+            return cap
+        term *= symbols
+    return total
+
+
+def exact_bytes(n_tokens: int, emitted: int, symbols: int, widths: list[int], max_states: int,
+                transitions_per_state: int) -> tuple[float, int, int]:
+    """Upper bound on the peak memory of enumerating and analysing the page-state chains of
+    window widths ``widths`` (the chain, and the extended chain of a ``periodic`` criterion),
+    with the numbers of states and transitions it assumes.
+
+    Of the V tokens, ``emitted`` have positive probability in some premise state (the others are
+    never sampled), and a page-state is a string of at most ``w`` of ``symbols`` symbols (those
+    tokens, the prompt's, the pad, the deleted slot). So a chain has at most
+    ``n = min(max_states, sum_{j <= w} symbols^j)`` states and ``m = min(n emitted, max_states x
+    transitions_per_state)`` transitions. Per state: the window (``w b`` bytes, ``b`` per symbol)
+    four times (list, frontier, concatenation, labels), its key (8 bytes, or ``w b`` when packed
+    codes would overflow) three times while merging, and :data:`EXACT_VECTORS_PER_STATE` float64
+    vectors; per transition :data:`EXACT_BYTES_PER_TRANSITION` (both measured peaks, so no
+    safety factor). The enumeration's time is proportional to the same count of transitions
+    (each is generated, keyed and looked up once), so this bound bounds it too.
+    """
+    b = 1 if n_tokens + 2 <= 256 else 4
+    total, states, transitions = 0.0, 0, 0
+    for width in widths:
+        n = window_count(symbols, width, max_states)
+        m = min(n * emitted, max_states * transitions_per_state)
+        key = 8 if width * math.log2(n_tokens + 2) < 62 else width * b
+        total += n * (4 * width * b + 3 * key + 8 * EXACT_VECTORS_PER_STATE) + m * EXACT_BYTES_PER_TRANSITION
+        states, transitions = states + n, transitions + m
+    return total, states, transitions
+
+
+def check_exact(scenario: Scenario, max_states: int, transitions_per_state: int, widths: list[int], emitted: int,
+                symbols: int) -> None:
+    """Refuse, before any page-state is enumerated, an exact analysis whose worst case under the
+    state budget (:func:`exact_bytes`) exceeds ``run.max_memory_gib`` (the ``--max-memory`` flag)."""
+    V = len(scenario.vocabulary.tokens)
+    total, states, transitions = exact_bytes(V, emitted, symbols, widths, max_states, transitions_per_state)
+    limit = scenario.run.max_memory_gib * GIB
+    if total > limit:
+        raise TooManyStates(
+            f"the exact chain may have up to {states:,} page-states and {transitions:,} transitions (state budget "
+            f"--max-states {max_states:,}, {emitted:,} tokens emitted, window {max(widths):,}), which may "
+            f"need {total / GIB:,.3g} GiB, more than the memory budget of {scenario.run.max_memory_gib:g} GiB; lower "
+            "--max-states or context.length, or raise --max-memory GIB (run.max_memory_gib) if the machine has the memory")

@@ -165,7 +165,7 @@ def cmd_analyze(args) -> int:
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
-    s = scn.load(args.file, parse_sets(args.set))
+    s = scn.load(args.file, run_overrides(args))
     out = fresh_directory(args.out, s.name) if args.out is not None else None
     export = fresh_directory(args.export, s.name) if args.export is not None else None
     try:
@@ -566,7 +566,8 @@ def build_parser() -> Parser:
                    help="add the exact chain's expected hitting time and P(reached by N) beside the simulated ones")
     p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES,
                    help=f"state budget of --exact (default {DEFAULT_MAX_STATES:,})")
-    p.add_argument("--max-memory", type=positive_float, metavar="GIB", help="memory budget of the simulation (default 8)")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB",
+                   help="memory budget of the simulation and of --exact's chain (default 8)")
     p.add_argument("--engine", choices=ENGINES, help="simulation engine (default: the scenario's run.engine, 'compiled'; "
                    "'numpy' is the reference; both give the same trajectories)")
     p.set_defaults(func=cmd_run)
@@ -575,6 +576,8 @@ def build_parser() -> Parser:
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES, help="state budget of the chain")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB",
+                   help="memory budget of the chain (default 8): the state budget's worst case must fit in it")
     p.add_argument("--max-work", type=positive_int, default=DEFAULT_MAX_WORK,
                    help="budget of sparse operations for curves, hitting-by-horizon and powers")
     p.add_argument("--tolerance", type=probability, help="metastable classes: ignore transitions below this")

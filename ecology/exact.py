@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .absorption import Periodic
-from .budget import check_model_reads
+from .budget import TooManyStates, check_exact, check_model_reads
 from .dynamics import Compiled
 from .markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, times_power
 from .markov import gth, stationary  # noqa: F401  (re-exported: the chain's API used to live here)
@@ -46,10 +46,6 @@ from .scenario import ScenarioError, UserError
 DEFAULT_MAX_STATES = 2_500_000  # the one state budget of every exact computation (run, sweep, analyze)
 DEFAULT_MAX_WORK = 2 * 10**10  # sparse multiply-adds allowed for curves and powers (about a minute)
 MAX_TRANSITIONS_PER_STATE = 24  # transition budget: max_states x this (memory of the enumeration)
-
-
-class TooManyStates(UserError):
-    """The chain would exceed the state budget."""
 
 
 class TooMuchWork(UserError):
@@ -129,8 +125,12 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     """Enumerate the page-states reachable from the initial window and their transitions.
 
     With ``memory = m`` a state also carries the ``m`` most recently deleted tokens (needed by
-    the ``periodic`` criterion); the next-token law reads only the page-state. Model premises
-    read each page-state once; their work is checked against ``max_work`` first.
+    the ``periodic`` criterion); the next-token law reads only the page-state. Before anything is
+    enumerated, the worst case the state budget admits is checked against the memory budget
+    (:func:`ecology.budget.check_exact`), and the work of model premises, which read each
+    page-state once, against ``max_work``. The transition matrix is assembled row by row in CSR
+    form (states are numbered breadth-first, so the rows of each chunk are consecutive): 12 bytes
+    per transition, with no coordinate list.
     """
     check_model_reads(compiled.scenario, max_states, max_work)
     ctx = compiled.scenario.context
@@ -145,19 +145,26 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
             "absorption", "exact curves of a 'periodic' criterion need deletion = \"fifo\" without a pinned prefix "
             "(under other rules the page-state d steps earlier is not a function of the deleted tokens)",
         )
+    width = len(compiled.window)
+    extended = [width + compiled.memory] if compiled.memory and compiled.rule.sliding else []
+    emitted = np.zeros(compiled.n_tokens, dtype=bool)
+    for premise in compiled.mixture.premises:  # a model premise may print any token
+        emitted |= True if premise.automaton is None else np.isfinite(premise.automaton.emit_logp).any(axis=0)
+    symbols = int((emitted | np.isin(np.arange(compiled.n_tokens), compiled.window)).sum()) + 2
+    check_exact(compiled.scenario, max_states, MAX_TRANSITIONS_PER_STATE, [width] + extended, int(emitted.sum()), symbols)
     V = compiled.n_tokens
     base = V + 2
     start = np.concatenate([np.full(memory, V + 1), compiled.window]).astype(np.uint8 if base <= 256 else np.int32)
     max_transitions = max_states * MAX_TRANSITIONS_PER_STATE
+    index_type = np.int32 if max_transitions < 2**31 else np.int64  # state ids and row pointers
 
     known_keys = _keys(start[None], base)
-    known_ids = np.array([0])
+    known_ids = np.array([0], dtype=index_type)
     windows = [start[None]]
     frontier = start[None]
-    frontier_start = 0  # id of the frontier's first row
     n = 1
     n_transitions = 0
-    sources, targets, probs = [], [], []
+    row_counts, columns, probs = [], [], []  # per chunk: transitions of each row, their targets and probabilities
     depth = 0
     rows_per_chunk = max(1, min(CHUNK, SUCCESSOR_CHUNK // V))
     while len(frontier):
@@ -175,9 +182,9 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
                 )
             succ = compiled.rule.successor(rows[src], tok)
             keys = _keys(succ, base)
-            sources.append(frontier_start + lo + src)
-            targets.append(keys)
+            row_counts.append(np.bincount(src, minlength=len(rows)).astype(index_type))
             probs.append(p[src, tok])
+            del p, src, tok
             unique, first = np.unique(keys, return_index=True)
             pos = np.searchsorted(known_keys, unique)
             seen = pos < len(known_keys)
@@ -189,20 +196,38 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
                     "breadth-first steps); raise --max-states if memory allows, or shorten context.length"
                 )
             fresh_windows.append(succ[fresh])
+            del succ
             merged = np.concatenate([known_keys, unique[~seen]])
             order = np.argsort(merged, kind="stable")
             known_keys = merged[order]
-            known_ids = np.concatenate([known_ids, n + np.arange(len(fresh))])[order]
+            known_ids = np.concatenate([known_ids, np.arange(n, n + len(fresh), dtype=index_type)])[order]
+            del merged, order
             n += len(fresh)
-        frontier_start += len(frontier)
+            columns.append(known_ids[np.searchsorted(known_keys, keys)])
         frontier = np.concatenate(fresh_windows)
         windows.append(frontier)
         depth += 1 if len(frontier) else 0
+    del known_keys, known_ids
 
-    rows = np.concatenate(sources)
-    cols = known_ids[np.searchsorted(known_keys, np.concatenate(targets))]
-    P = sp.csr_matrix((np.concatenate(probs), (rows, cols)), shape=(n, n))
+    indptr = np.zeros(n + 1, dtype=index_type)
+    np.cumsum(np.concatenate(row_counts), out=indptr[1:])
+    P = sp.csr_matrix((_drain(probs), _drain(columns), indptr), shape=(n, n))
+    P.sum_duplicates()  # sorts each row's columns (no two tokens lead to one page-state, so nothing is summed)
     return PageChain(compiled, np.concatenate(windows), MarkovChain(P), memory, depth)
+
+
+def _drain(parts: list[np.ndarray]) -> np.ndarray:
+    """The concatenation of (non-empty) ``parts``, emptying the list as it goes: each part is freed
+    once copied, so the resident peak is the result plus one part."""
+    out = np.empty(sum(len(a) for a in parts), dtype=parts[0].dtype)
+    at = 0
+    for i in range(len(parts)):
+        part = parts[i]
+        parts[i] = None
+        out[at : at + len(part)] = part
+        at += len(part)
+    parts.clear()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

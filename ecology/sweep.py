@@ -44,7 +44,9 @@ from typing import Any
 import numpy as np
 
 from .budget import check_run
-from .interrupts import Interrupted, Signals, become_worker
+from .executors import (SCHEDULER_TIMEOUT, DaskExecutor, Executor, ProcessPool, Serial, WorkerDied,
+                        failure_text)
+from .interrupts import Interrupted, Signals
 from .outputs import (Claim, OutputError, describe, lock_sweep, new_directory, remove_leftovers,
                       write_file_atomically)
 from .scenario import (Scenario, ScenarioError, SweepSpec, UserError, apply_overrides, parse_value, to_table,
@@ -388,9 +390,11 @@ class WriteFailed(Exception):
 def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: bool) -> dict:
     """Run the plan's missing points; finished rows go to disk as they complete.
 
-    Stops on SIGINT or SIGTERM within about a second (:data:`STOP_GRACE` to collect the points
-    finishing meanwhile), and when a finished point cannot be written (disk full); every point
-    on disk is kept and ``--resume`` runs the rest. At most one worker per point to run."""
+    The points run on an executor (:mod:`ecology.executors`): a Dask client with ``scheduler``,
+    else worker processes, else (one worker) this process. Stops on SIGINT or SIGTERM within
+    about a second (:data:`STOP_GRACE` to collect the points finishing meanwhile), and when a
+    finished point cannot be written (disk full); every point on disk is kept and ``--resume``
+    runs the rest. At most one worker per point to run."""
     done = {r["point"] for r in finished_rows(directory, plan)}
     todo = [p for p in plan.points if p["index"] not in done]
     for p in todo:
@@ -398,10 +402,9 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
     workers = max(1, min(workers, len(todo)))
     bar = _progress(progress, len(plan.points), len(done))
     ran = 0
-    in_process = scheduler is not None or workers == 1  # the work runs in this process's main thread
     error = None
 
-    with Signals(raising=in_process) as signals:
+    with Signals(raising=True) as signals:  # raising while an executor starts: nothing to keep yet
 
         def finished(point: dict, row: dict | None, failure: str | None) -> None:
             nonlocal ran
@@ -419,25 +422,20 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
                     bar[0].advance(bar[1])
                     bar[0].refresh()
 
+        executor = None
         try:
-            if scheduler:
-                _run_dask(plan, todo, scheduler, workers, finished, signals)
-            elif workers == 1:
-                for point in todo:
-                    try:
-                        row = run_point(plan.base, point, plan.exact, plan.max_states)
-                    except Exception as err:  # a failing point is recorded, the sweep goes on
-                        finished(point, None, f"{type(err).__name__}: {err}")
-                    else:
-                        finished(point, row, None)
-            else:
-                _run_processes(plan, todo, workers, finished, signals)
+            executor = make_executor(scheduler, workers, signals)
+            # the work runs in this thread only for Serial: elsewhere signals are polled by collect()
+            signals.raising = isinstance(executor, Serial)
+            collect(executor, plan, todo, finished, signals)
         except Interrupted:
             pass  # recorded in signals.received
         except WriteFailed as err:
             error = str(err)
         finally:
             signals.raising = False  # from here on, signals are only recorded
+            if executor is not None:
+                executor.close(stopping=True)
             if bar:
                 bar[0].stop()
         try:
@@ -447,6 +445,56 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
     return {"output": str(directory), "points": len(plan.points), "done": len(finished_rows(directory, plan)),
             "ran": ran, "failed": failures(directory, plan),
             "interrupted": signals.received[0] if signals.received else None, "error": error}
+
+
+def make_executor(scheduler: str | None, workers: int, signals: Signals) -> Executor:
+    """A Dask client with ``scheduler``, else ``workers`` processes, else (one worker) this process."""
+    if scheduler:
+        executor = DaskExecutor(scheduler, workers)
+        signals.reinstall()  # starting a cluster may reset SIGINT's handler
+        if executor.dashboard:
+            print(f"Dask dashboard: {executor.dashboard}", file=sys.stderr)
+        return executor
+    if workers == 1:
+        return Serial()
+    from . import results  # noqa: F401  (imported before forking: workers inherit it)
+
+    return ProcessPool(workers)
+
+
+def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals: Signals) -> None:
+    """The one collect loop of every executor: keep at most ``executor.capacity`` points in
+    flight, hand each finished one to ``finished(point, row, failure)``; on a signal, submit
+    nothing more and collect for at most :data:`STOP_GRACE` seconds (a second signal: not at
+    all). A point that raises is a failure and the sweep goes on; a worker process that dies
+    fails its point, unless SIGINT or SIGTERM killed it, which stops the sweep like an interrupt
+    of this process."""
+    queue = list(reversed(todo))
+    pending: dict = {}  # future -> point
+    grace_ends = None
+    while queue or pending:
+        if signals.requested:
+            if grace_ends is None:
+                grace_ends = time.monotonic() + STOP_GRACE
+            if not pending or len(signals.received) > 1 or time.monotonic() >= grace_ends:
+                return
+        else:
+            while queue and (executor.capacity is None or len(pending) < executor.capacity):
+                point = queue.pop()
+                pending[executor.submit(run_point, plan.base, point, plan.exact, plan.max_states)] = point
+        for future in executor.wait(list(pending), POLL):
+            point = pending.pop(future)
+            try:
+                row = future.result()
+            except WorkerDied as died:
+                if died.exitcode in (-signal.SIGINT, -signal.SIGTERM):
+                    signals.received.append(f"{signal.Signals(-died.exitcode).name} (worker)")
+                elif not signals.requested:
+                    finished(point, None, f"the worker process died (exit code {died.exitcode}: killed, or out of memory)")
+            except Exception as err:  # a failing point is recorded, the sweep goes on
+                finished(point, None, failure_text(err))
+            else:
+                finished(point, row, None)
 
 
 def format_rate(points_per_second: float | None) -> str:
@@ -475,137 +523,6 @@ def _progress(enabled: bool, total: int, completed: int):
     return bar, task
 
 
-def _worker(conn, base: dict, exact: bool, max_states: int, parent: int) -> None:
-    """A worker process: run the points it is sent, one at a time, and send back each row."""
-    from .outputs import close_inherited_locks
-
-    become_worker(parent)
-    close_inherited_locks()
-    while True:
-        try:
-            point = conn.recv()
-        except (EOFError, OSError):
-            return
-        if point is None:
-            return
-        try:
-            reply = ("row", run_point(base, point, exact, max_states))
-        except Exception as err:  # a failing point is recorded, the sweep goes on
-            reply = ("error", f"{type(err).__name__}: {err}")
-        conn.send(reply)
-
-
-class _Workers:
-    """Worker processes, each fed one point at a time through its own pipe."""
-
-    def __init__(self, plan: Plan, count: int):
-        import multiprocessing
-        import threading
-
-        from . import results  # noqa: F401  (imported before forking, see _run_processes)
-
-        forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
-        self.context = multiprocessing.get_context("fork" if forkable else "spawn")
-        self.plan = plan
-        self.idle: list = []
-        self.busy: dict = {}  # (process, conn) -> point
-        for _ in range(count):
-            self.idle.append(self._start())
-
-    def _start(self):
-        ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(theirs, self.plan.base, self.plan.exact,
-                                                              self.plan.max_states, os.getpid()), daemon=True)
-        process.start()
-        theirs.close()
-        return process, ours
-
-    def assign(self, point: dict) -> None:
-        worker = self.idle.pop()
-        worker[1].send(point)
-        self.busy[worker] = point
-
-    def collect(self, timeout: float) -> list[tuple[dict, str, Any]]:
-        """Wait up to ``timeout`` for busy workers; returns (point, kind, payload) for each that
-        answered ("row" or "error") or died ("died": exit code)."""
-        from multiprocessing.connection import wait as wait_any
-
-        if not self.busy:
-            return []
-        handles = [conn for _, conn in self.busy] + [process.sentinel for process, _ in self.busy]
-        ready = set(wait_any(handles, timeout=timeout))
-        answers = []
-        for worker in list(self.busy):
-            process, conn = worker
-            if conn in ready or process.sentinel in ready:
-                try:
-                    kind, payload = conn.recv() if conn.poll() else ("died", None)
-                except (EOFError, OSError):
-                    kind, payload = "died", None
-                point = self.busy.pop(worker)
-                if kind == "died":
-                    process.join(1.0)
-                    conn.close()
-                    payload = process.exitcode
-                    self.idle.append(self._start())
-                else:
-                    self.idle.append(worker)
-                answers.append((point, kind, payload))
-        return answers
-
-    def close(self) -> None:
-        """Stop every worker now: busy ones are killed (their points stay to do), idle ones are
-        told to exit; nothing waits more than about a second."""
-        for process, _ in self.busy:
-            process.kill()
-        for process, conn in self.idle:
-            try:
-                conn.send(None)
-            except OSError:
-                process.kill()
-        deadline = time.monotonic() + 1.0
-        everyone = list(self.busy) + self.idle
-        for process, conn in everyone:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join(1.0)
-            conn.close()
-        self.busy.clear()
-        self.idle.clear()
-
-
-def _run_processes(plan: Plan, todo: list[dict], workers: int, finished, signals: Signals) -> None:
-    """Worker processes are forked where the platform allows and no other thread runs (they
-    inherit the imported modules, which saves seconds of start-up per worker), spawned elsewhere.
-    A worker that dies (killed, out of memory) fails its point and is replaced; a worker
-    stopped by SIGINT or SIGTERM stops the sweep like an interrupt of the parent."""
-    queue = list(reversed(todo))
-    pool = _Workers(plan, workers)
-    try:
-        grace_ends = None
-        while queue or pool.busy:
-            if signals.requested:
-                if grace_ends is None:
-                    grace_ends = time.monotonic() + STOP_GRACE
-                if not pool.busy or len(signals.received) > 1 or time.monotonic() >= grace_ends:
-                    return
-            else:
-                while pool.idle and queue:
-                    pool.assign(queue.pop())
-            for point, kind, payload in pool.collect(POLL):
-                if kind == "row":
-                    finished(point, payload, None)
-                elif kind == "error":
-                    finished(point, None, payload)
-                elif payload in (-signal.SIGINT, -signal.SIGTERM):
-                    signals.received.append(f"{signal.Signals(-payload).name} (worker)")
-                elif not signals.requested:
-                    finished(point, None, f"the worker process died (exit code {payload}: killed, or out of memory)")
-    finally:
-        pool.close()
-
-
 def check_scheduler(scheduler: str) -> None:
     """Refuse a malformed or unreachable Dask scheduler address at once (one line), before any
     directory is created; ``local`` starts a cluster on this machine."""
@@ -626,50 +543,3 @@ def check_scheduler(scheduler: str) -> None:
         raise UserError(f"--scheduler {scheduler}: cannot connect ({err.strerror or err})") from None
 
 
-SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler
-
-
-def _run_dask(plan: Plan, todo: list[dict], scheduler: str, workers: int, finished, signals: Signals) -> None:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise UserError("--scheduler needs Dask: pip install 'simulacra-ecology[distributed]'") from None
-    cluster = (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-               if scheduler == "local" else None)
-    try:
-        client = Client(cluster if cluster else scheduler, timeout=SCHEDULER_TIMEOUT)
-    except OSError as err:
-        if cluster:
-            cluster.close()
-        raise UserError(f"--scheduler {scheduler}: cannot connect ({err})") from None
-    signals.reinstall()  # starting a cluster may reset SIGINT's handler
-    if client.dashboard_link:
-        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    futures = {}
-    try:
-        futures = {client.submit(run_point, plan.base, p, plan.exact, plan.max_states, pure=False,
-                                 key=f"point-{p['index']}-{p['seed']}"): p for p in todo}
-        for future in as_completed(futures):
-            point = futures.pop(future)
-            try:
-                row = future.result()
-            except Exception as err:
-                finished(point, None, f"{type(err).__name__}: {err}")
-            else:
-                finished(point, row, None)
-    except Interrupted:  # keep the points that finished meanwhile
-        for future, point in futures.items():
-            if future.status == "finished":
-                finished(point, future.result(timeout=STOP_GRACE), None)
-        raise
-    finally:
-        signals.raising = False
-        stopping = signals.requested
-        if futures:
-            client.cancel(list(futures))
-        try:  # stopping: give up on a clean close after a few seconds (the cluster dies with us)
-            client.close(timeout=STOP_GRACE if stopping else None)
-            if cluster:
-                cluster.close(timeout=STOP_GRACE if stopping else None)
-        except TimeoutError:
-            pass

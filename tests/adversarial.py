@@ -513,6 +513,19 @@ def size_cases():
         ["run", "s.toml", "--exact", "--max-states", str(10**15), "--set", "context.length=40", "--out", "out"], "either",
         files={"s.toml": scn(body=toy_body().replace('states.kind.emit = { "F" = 1.0 }', 'states.kind.emit = { "F" = 0.99, "U" = 0.01 }'))},
         oracle=run_ok())
+    add("sizes", "analyze softened toy k=40 --max-states 1e15",
+        ["analyze", "s.toml", "--set", "context.length=40", "--max-states", str(10**15)], "error",
+        files={"s.toml": scn(body=toy_body().replace('states.kind.emit = { "F" = 1.0 }', 'states.kind.emit = { "F" = 0.99, "U" = 0.01 }'))})
+    add("sizes", "analyze toy k=40 --max-states 1e7 (fits the memory budget)",
+        ["analyze", "s.toml", "--set", "context.length=40", "--max-states", str(10**7), "--json"], "either",
+        files={"s.toml": TOY}, oracle=analyze_json(lambda r: None if r["n_states"] < 10**4 and r["closed_classes"][0]["probability"] > 1 - 1e-9
+                            else f"{r['n_states']} states, or not absorbed"))
+    iid300 = iid_scn({f"t{i}": 1 / 300 for i in range(300)}, k=2)
+    add("sizes", "analyze iid over 300 tokens k=2 --max-memory 2", ["analyze", "s.toml", "--max-memory", "2"], "error",
+        files={"s.toml": iid300})
+    add("sizes", "analyze iid over 300 tokens k=2 (90,301 states, 27M transitions)", ["analyze", "s.toml", "--json"],
+        "either", files={"s.toml": iid300},
+        oracle=analyze_json(lambda r: None if r["n_states"] == 90_301 and r["n_transitions"] == 27_090_300 else "wrong size"))
     add("sizes", "deletion none steps 1e6 replicates 1e4", ["run", "s.toml", "--out", "out", "--steps", str(10**6),
                                                            "--replicates", str(10**4), "--set", 'context.deletion="none"'],
         "error", files={"s.toml": TOY})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecology import outputs, results, sweep
+from ecology import executors, outputs, results, sweep
 from ecology.cli import main
 
 from .conftest import SCENARIOS
@@ -131,6 +131,25 @@ def test_workers_die_with_a_killed_parent_and_resume_cleans_up(tmp_path, capsys)
     assert main(["sweep", "--resume", str(out), "--workers", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 2
     assert leftovers(tmp_path) == []
+
+
+def descendants(pid: int) -> list[int]:
+    return [d for child in children_of(pid) for d in [child, *descendants(child)]]
+
+
+@linux_only
+def test_local_dask_workers_die_with_a_killed_parent(tmp_path):
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "sweep"
+    proc = start(["sweep", TOY, *HEAVY_GRID, "--scheduler", "local", "--workers", "2", "--out", str(out)], tmp_path)
+    wait_for(lambda: len(children_of(proc.pid)) >= 3, proc)  # two workers and multiprocessing's resource tracker
+    family = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.time() + 3.0
+    while time.time() < deadline and any(running(p) for p in family):
+        time.sleep(0.05)
+    assert not [p for p in family if running(p)]
 
 
 @linux_only
@@ -316,13 +335,13 @@ def test_corrupt_sweep_files_get_one_line(tmp_path, capsys):
 
 def test_workers_are_capped_by_the_points_to_run(tmp_path, monkeypatch, capsys):
     started = []
-    real = sweep._Workers.__init__
+    real = executors.ProcessPool.__init__
 
-    def spy(self, plan, count):
+    def spy(self, count):
         started.append(count)
-        real(self, plan, count)
+        real(self, count)
 
-    monkeypatch.setattr(sweep._Workers, "__init__", spy)
+    monkeypatch.setattr(executors.ProcessPool, "__init__", spy)
     out = tmp_path / "sweep"
     assert main(["sweep", TOY, "--grid", "context.length=2,3,4", *SMALL, "--workers", "1000", "--out", str(out),
                  "--json"]) == 0

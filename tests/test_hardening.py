@@ -159,13 +159,30 @@ SIZE_CASES = {
     "grid of 1e12 points": ["sweep", "waluigi.toml", "--grid", "context.length=1:1000000:1",
                             "--grid", "run.seed=1:1000000:1"],
     "workers on a huge grid": ["sweep", "waluigi.toml", "--grid", "run.seed=0:1e12:1"],
+    "analyze k=40 --max-states 1e12": ["analyze", "waluigi_soft.toml", "--set", "context.length=40",
+                                       "--max-states", str(10**12)],
+    "analyze k=40 --max-states 1e15": ["analyze", "waluigi_soft.toml", "--set", "context.length=40",
+                                       "--max-states", str(10**15)],
+    "analyze iid over 300 tokens at k=2 within 2 GiB": ["analyze", "iid300.toml", "--max-memory", "2"],
 }
+
+
+def iid_table(n_tokens: int, length: int) -> dict:
+    """One iid premise, uniform over ``n_tokens`` tokens: ``sum_{j <= k} V^j`` page-states, V transitions each."""
+    tokens = [f"t{i}" for i in range(n_tokens)]
+    return {"name": "iid", "vocabulary": {"tokens": tokens}, "context": {"length": length},
+            "simulacra": {"src": {"kind": "iid", "probs": {t: 1 / n_tokens for t in tokens}}},
+            "premises": {"src": {"prior": 1.0, "cast": ["src"]}}}
 
 
 def test_size_cases_fail_fast_within_a_memory_limit(tmp_path):
     """Each case runs in one child process limited to 3 GiB of address space: exit 2, one line,
     within seconds (a generous wall-clock bound for a loaded machine)."""
-    cases = {name: [a if not a.endswith(".toml") else str(SCENARIOS / a) for a in args]
+    import tomli_w
+
+    (tmp_path / "iid300.toml").write_text(tomli_w.dumps(iid_table(300, 2)))
+    folder = {"iid300.toml": tmp_path}
+    cases = {name: [a if not a.endswith(".toml") else str(folder.get(a, SCENARIOS) / a) for a in args]
              + (["--out", str(tmp_path / name.replace(" ", "_"))] if args[0] in ("run", "sweep") else [])
              for name, args in SIZE_CASES.items()}
     driver = textwrap.dedent("""
@@ -258,3 +275,34 @@ def test_fuzzed_scenarios_work_or_fail_with_one_line(data, tmp_path_factory, cap
         assert captured.err.count("\n") == 1 and captured.err.startswith("error: "), captured.err
         assert not out.exists()
         assert not any(p.name.startswith(".out") for p in folder.iterdir())
+
+
+# --- the exact chain's memory estimate ---------------------------------------------------------------
+
+
+def test_exact_memory_bound_counts_states_and_transitions():
+    """iid over 300 tokens at k = 2: at most 1 + 302 + 302^2 strings of the 302 symbols (tokens,
+    pad, deleted slot), 300 transitions each; the estimate grows linearly in both."""
+    from ecology.budget import EXACT_BYTES_PER_TRANSITION, exact_bytes, window_count
+
+    assert window_count(302, 2, 10**9) == 1 + 302 + 302**2
+    assert window_count(4, 40, 2_500_000) == 2_500_000
+    total, states, transitions = exact_bytes(300, 300, 302, [2], 10**9, 24)
+    assert (states, transitions) == (91_507, 91_507 * 300)
+    assert transitions * EXACT_BYTES_PER_TRANSITION < total < 1.1 * transitions * EXACT_BYTES_PER_TRANSITION
+    _, states, transitions = exact_bytes(300, 300, 302, [2], 50_000, 24)
+    assert (states, transitions) == (50_000, 50_000 * 24)  # the budget of 24 transitions per state binds
+    twice, _, _ = exact_bytes(300, 300, 302, [2, 2], 10**9, 24)
+    assert twice == 2 * total  # the extended chain of a periodic criterion is counted beside the chain
+
+
+def test_a_raised_state_budget_that_fits_still_runs_and_one_that_does_not_is_refused(capsys):
+    """The toy at k = 40 has few page-states (861): a state budget of 10^7 fits 8 GiB in the worst
+    case and runs; 10^7 within 1 GiB, or 10^12, is refused up front naming --max-memory."""
+    toy = str(SCENARIOS / "waluigi.toml")
+    assert main(["analyze", toy, "--set", "context.length=40", "--max-states", str(10**7), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_states"] < 10_000
+    for extra in (["--max-states", str(10**7), "--max-memory", "1"], ["--max-states", str(10**12)]):
+        assert main(["analyze", toy, "--set", "context.length=40", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--max-memory" in err and "--max-states" in err, err

@@ -1,0 +1,272 @@
+"""Executors: what runs a sweep's points, behind one protocol.
+
+An executor is anything with ``submit(fn, *args) -> future`` and ``map(fn, *iterables)`` in the
+sense of :mod:`concurrent.futures` (a future has ``done()`` and ``result()``), plus the two
+things a sweep needs to stop at once: ``wait(futures, timeout)`` (the futures among them that
+are done, waiting at most ``timeout`` seconds) and ``close(stopping)`` (``stopping``: give up
+on running work instead of waiting for it). ``capacity`` is how many futures are worth having in
+flight (``None``: no limit); the sweep's one collect loop (:func:`ecology.sweep.collect`)
+submits no more than that, so an interrupted sweep leaves unsubmitted points to ``--resume``.
+
+- :class:`Serial`: in this process's main thread (``submit`` runs the call at once).
+- :class:`ProcessPool`: worker processes, each fed one call at a time through its own pipe;
+  forked where the platform allows and no other thread runs (they inherit the imported
+  modules, which saves seconds of start-up per worker), spawned elsewhere. A worker that dies
+  (killed, out of memory) fails its call with :class:`WorkerDied` and is replaced. Workers
+  ignore SIGINT and die with the parent, also when it is killed outright
+  (:func:`ecology.interrupts.become_worker`).
+- :class:`DaskExecutor`: a Dask ``Client``'s futures, on a scheduler at ``tcp://HOST:PORT`` or
+  on a local cluster started here (``local``), whose worker processes also die with this one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable, Iterator
+
+from .interrupts import become_worker
+from .scenario import UserError
+
+POLL = 0.1  # seconds between looks at pending work in map()
+DASK_POLL = 0.02  # seconds between looks at a Dask future's status
+SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler
+CLOSE_GRACE = 1.0  # seconds an idle worker gets to exit before it is killed
+DASK_STOP_GRACE = 0.5  # seconds a stopping sweep gives the Dask client and local cluster to close
+
+
+class WorkerDied(Exception):
+    """The process running a call died (killed, out of memory); ``exitcode`` as multiprocessing gives it."""
+
+    def __init__(self, exitcode: int | None):
+        super().__init__(f"the worker process died (exit code {exitcode})")
+        self.exitcode = exitcode
+
+
+class RemoteError(Exception):
+    """A call raised in a worker process; ``str()`` is ``"Type: message"`` as raised there."""
+
+
+def failure_text(err: BaseException) -> str:
+    """``"Type: message"`` of an exception, wherever it was raised."""
+    return str(err) if isinstance(err, RemoteError) else f"{type(err).__name__}: {err}"
+
+
+class Executor:
+    """The protocol (module docstring); ``map`` is built on ``submit`` and ``wait``."""
+
+    capacity: int | None = None
+
+    def submit(self, fn: Callable, /, *args) -> Any:
+        raise NotImplementedError
+
+    def wait(self, futures: list, timeout: float) -> set:
+        raise NotImplementedError
+
+    def close(self, stopping: bool = False) -> None:
+        pass
+
+    def map(self, fn: Callable, *iterables: Iterable) -> Iterator:
+        """``fn`` over the zipped iterables, results in order (the first failure is raised)."""
+        futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        for future in futures:
+            while not future.done():
+                self.wait([future], POLL)
+            yield future.result()
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(stopping=kind is not None)
+
+
+class Serial(Executor):
+    """Each call runs at once in this thread; an interrupt raised in it propagates."""
+
+    capacity = 1
+
+    def submit(self, fn: Callable, /, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as err:  # a failing call is its future's result; interrupts propagate
+            future.set_exception(err)
+        return future
+
+    def wait(self, futures: list, timeout: float) -> set:
+        return {f for f in futures if f.done()}
+
+
+def _worker(conn, parent: int) -> None:
+    """A worker process: run the calls it is sent, one at a time, and send back each result."""
+    from .outputs import close_inherited_locks
+
+    become_worker(parent)
+    close_inherited_locks()
+    while True:
+        try:
+            call = conn.recv()
+        except (EOFError, OSError):
+            return
+        if call is None:
+            return
+        fn, args = call
+        try:
+            reply = ("ok", fn(*args))
+        except Exception as err:  # a failing call is recorded, the worker goes on
+            reply = ("error", failure_text(err))
+        conn.send(reply)
+
+
+class ProcessPool(Executor):
+    """``count`` worker processes (module docstring)."""
+
+    def __init__(self, count: int):
+        import multiprocessing
+        import threading
+
+        forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+        self.context = multiprocessing.get_context("fork" if forkable else "spawn")
+        self.capacity = count
+        self.idle: list = []
+        self.busy: dict = {}  # (process, conn) -> future
+        self.queue: list = []  # (future, fn, args) waiting for an idle worker
+        try:
+            for _ in range(count):
+                self.idle.append(self._start())
+        except BaseException:
+            self.close(stopping=True)
+            raise
+
+    def _start(self):
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_worker, args=(theirs, os.getpid()), daemon=True)
+        process.start()
+        theirs.close()
+        return process, ours
+
+    def submit(self, fn: Callable, /, *args) -> Future:
+        future = Future()
+        self.queue.append((future, fn, args))
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        while self.idle and self.queue:
+            future, fn, args = self.queue.pop(0)
+            worker = self.idle.pop()
+            worker[1].send((fn, args))
+            self.busy[worker] = future
+
+    def wait(self, futures: list, timeout: float) -> set:
+        """Collect what the busy workers answered within ``timeout`` (a worker that died fails its
+        future with :class:`WorkerDied` and is replaced); the given futures that are done."""
+        from multiprocessing.connection import wait as wait_any
+
+        if self.busy and not any(f.done() for f in futures):
+            handles = [conn for _, conn in self.busy] + [process.sentinel for process, _ in self.busy]
+            ready = set(wait_any(handles, timeout=timeout))
+            for worker in list(self.busy):
+                process, conn = worker
+                if conn not in ready and process.sentinel not in ready:
+                    continue
+                try:
+                    kind, payload = conn.recv() if conn.poll() else ("died", None)
+                except (EOFError, OSError):
+                    kind, payload = "died", None
+                future = self.busy.pop(worker)
+                if kind == "died":
+                    process.join(CLOSE_GRACE)
+                    conn.close()
+                    future.set_exception(WorkerDied(process.exitcode))
+                    self.idle.append(self._start())
+                else:
+                    self.idle.append(worker)
+                    if kind == "ok":
+                        future.set_result(payload)
+                    else:
+                        future.set_exception(RemoteError(payload))
+            self._dispatch()
+        return {f for f in futures if f.done()}
+
+    def close(self, stopping: bool = False) -> None:
+        """Stop every worker now: busy ones are killed (their calls are cancelled), idle ones are
+        told to exit; nothing waits more than about a second. Without ``stopping``, work still
+        pending is waited for first."""
+        while not stopping and (self.busy or self.queue):
+            self.wait(list(self.busy.values()), POLL)
+        for future, _, _ in self.queue:
+            future.cancel()
+        self.queue.clear()
+        for (process, _), future in self.busy.items():
+            process.kill()
+            future.cancel()
+        for process, conn in self.idle:
+            try:
+                conn.send(None)
+            except OSError:
+                process.kill()
+        deadline = time.monotonic() + CLOSE_GRACE
+        for process, conn in list(self.busy) + self.idle:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(CLOSE_GRACE)
+            conn.close()
+        self.busy.clear()
+        self.idle.clear()
+
+
+class DaskExecutor(Executor):
+    """A Dask client: on ``scheduler`` (``tcp://HOST:PORT``), or on a local cluster of ``workers``
+    single-threaded processes (``local``) that die with this process."""
+
+    def __init__(self, scheduler: str, workers: int):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise UserError("--scheduler needs Dask: pip install 'simulacra-ecology[distributed]'") from None
+        self.cluster = (LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+                        if scheduler == "local" else None)
+        try:
+            self.client = Client(self.cluster if self.cluster else scheduler, timeout=SCHEDULER_TIMEOUT)
+        except OSError as err:
+            if self.cluster:
+                self.cluster.close()
+            raise UserError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+        self.futures: set = set()
+
+    @property
+    def dashboard(self) -> str | None:
+        return self.client.dashboard_link
+
+    def submit(self, fn: Callable, /, *args):
+        future = self.client.submit(fn, *args, pure=False)
+        self.futures.add(future)
+        return future
+
+    def wait(self, futures: list, timeout: float) -> set:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = {f for f in futures if f.done()}
+            if done or time.monotonic() >= deadline:
+                self.futures -= done
+                return done
+            time.sleep(DASK_POLL)
+
+    def close(self, stopping: bool = False) -> None:
+        """Cancel what is still pending and close the client (and the local cluster); stopping:
+        give up on a clean close after a moment (the local workers die with this process)."""
+        pending = [f for f in self.futures if not f.done()]
+        if pending:
+            self.client.cancel(pending)
+        self.futures.clear()
+        timeout = DASK_STOP_GRACE if stopping else None
+        try:
+            self.client.close(timeout=timeout)
+            if self.cluster:
+                self.cluster.close(timeout=timeout)
+        except TimeoutError:
+            pass
