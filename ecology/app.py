@@ -35,6 +35,7 @@ import numpy as np
 import solara
 from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
+from mesa.visualization.utils import force_update
 
 from .absorption import above
 from .dynamics import compile_scenario
@@ -153,6 +154,7 @@ class PageModel(EcologyModel):
             self.input_error = f"seed: not an integer: {seed!r}" if not isinstance(err, UserError) else str(err)
             overrides = {}
         super().__init__(source, rng=rng, **overrides)
+        self.source = source
         self.tracked = min(self.replicates, TRACKED)
         self.track_rows = np.arange(self.tracked)
         self.above = {c: [] for c in THRESHOLDS}  # per step: (labels,) fraction of replicates above c
@@ -446,15 +448,30 @@ def NetworkPlot(model: PageModel):
 COMPONENTS = [RunCard, WindowCard, PopulationPlot, AmplitudePlot, CriteriaPlot, NetworkPlot]
 
 
-def page(scenario: Scenario | str | Path, **overrides: Any):
-    """The SolaraViz page of a scenario (display it in a notebook cell, or serve it with solara)."""
-    if isinstance(scenario, Path):
-        scenario = str(scenario)
-    model = PageModel(scenario, **overrides)
+def page(scenario: PageModel | Scenario | str | Path, **overrides: Any):
+    """The SolaraViz page of a scenario (display it in a notebook cell, or serve it with solara).
+
+    ``scenario`` is a scenario file or object, built into a :class:`PageModel` with ``overrides``;
+    or a :class:`PageModel` already built, which the page then shows and steps (in a notebook,
+    ``model.step()`` followed by :func:`redraw` advances it from code, as the Step button does).
+    """
+    if isinstance(scenario, PageModel):
+        if overrides:
+            raise TypeError("page(model) takes no overrides: they were applied when the model was built")
+        model, scenario = scenario, scenario.source
+    else:
+        if isinstance(scenario, Path):
+            scenario = str(scenario)
+        model = PageModel(scenario, **overrides)
     if model.input_error:
         raise UserError(model.input_error)
     return SolaraViz(model, components=[(c, 0) for c in COMPONENTS], model_params=controls(model.config, scenario),
                      name=f"simulacra-ecology: {model.config.name}", play_interval=50)
+
+
+def redraw() -> None:
+    """Redraw every page on display, as SolaraViz does after its Step button (Mesa's ``force_update``)."""
+    force_update()
 
 
 def default_scenario() -> str:

@@ -134,3 +134,14 @@ def test_cli_app_rejects_a_bad_scenario_in_one_line(tmp_path, capsys):
     assert main(["app", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.toml" in err
+
+
+def test_page_of_a_model_shows_that_model_and_takes_no_overrides():
+    model = app.PageModel(TOY, run__replicates=20, context__length=4)
+    box, rc = solara.render(InLayout(model, {}), handle_error=False)
+    for _ in range(2):
+        model.step()
+    app.redraw()
+    assert "step 2 of 400" in box_html(rc) and "k = 4 (fifo)" in box_html(rc)
+    with pytest.raises(TypeError):
+        app.page(model, context__length=5)
