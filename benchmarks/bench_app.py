@@ -1,6 +1,6 @@
 """How long one Step of the interactive page takes, headless, per component, as replicates R and window k grow.
 
-For each (R, k) on the seed's toy (waluigi.toml, 400-step horizon) the page's model is advanced
+For each (R, k) on the seed's toy (waluigi.toml, 400-step horizon unless ``--horizon``) the page's model is advanced
 ``--warm`` steps (so the plots hold that many points), then each component is timed ``--repeats``
 times and the minimum is printed, in milliseconds (the minimum strips out the time the process
 waited for a core on a shared machine; the load average at the start of each row is printed too):
@@ -18,7 +18,7 @@ waited for a core on a shared machine; the load average at the start of each row
 and, for one (R, k), a click on the rendered page's Step button in solara's test renderer
 (reacton diffing and widget updates included), the minimum over repeats.
 
-Usage: python benchmarks/bench_app.py [--replicates 100 1000 10000] [--lengths 8 64 512]
+Usage: python benchmarks/bench_app.py [--replicates 100 1000 10000] [--lengths 8 64 512] [--warm 100] [--horizon 400]
 """
 
 import argparse
@@ -71,7 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 64, 512])
-    parser.add_argument("--warm", type=int, default=100)
+    parser.add_argument("--warm", type=int, default=100, help="steps taken before timing (points on each curve)")
+    parser.add_argument("--horizon", type=int, default=400, help="run.steps (at least warm + 2 repeats + 1)")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     columns = ["step"] + [f"{name} {part}" for name in PLOTS for part in ("data", "draw")] + ["window", "total", "full"]
@@ -79,7 +80,8 @@ def main() -> None:
     for replicates in args.replicates:
         for k in args.lengths:
             load = os.getloadavg()[0]
-            model = app.PageModel(TOY, run__replicates=replicates, context__length=k)
+            model = app.PageModel(TOY, run__replicates=replicates, context__length=k,
+                                  steps=max(args.horizon, args.warm + 2 * args.repeats + 1))
             for _ in range(args.warm):
                 model.step()
             times = {"step": minimum_ms(model.step, args.repeats)}

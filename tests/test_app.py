@@ -96,6 +96,8 @@ def test_every_shipped_scenario_draws(name):
         figures.append(app.network_figure(model, 1))
     for figure in figures:
         figure.canvas.draw()
+    for kind in [app.PopulationFigure, app.AmplitudeFigure, app.CriteriaFigure] + ([app.NetworkFigure] if model.exact else []):
+        assert app.live_png(model, kind, 1).startswith(b"\x89PNG")
     assert "ecology-window" in app.window_html(model, 1) and model.config.name in app.describe(model)
 
 
