@@ -298,6 +298,13 @@ class Plot:
         return self.figure
 
 
+def recorded_steps(model: PageModel) -> int:
+    """How many steps (0 .. t) both the model's collector and the page's records hold. They differ
+    only while a step is under way, when SolaraViz's *Use Threads* redraws in parallel with it."""
+    return min(*(len(column) for column in model.datacollector.model_vars.values()),
+               *(len(model.above[c]) for c in THRESHOLDS))
+
+
 class PopulationFigure(Plot):
     """Mean amplitude and fractions of replicates above 1/2 and 0.99, per population label."""
 
@@ -327,9 +334,10 @@ class PopulationFigure(Plot):
     def data(self, model: PageModel):
         """Steps 0 .. t; (t + 1, labels) means and fractions above each threshold; the Wilson band of the 1/2 one."""
         records = model.datacollector.model_vars
-        mean = np.column_stack([records[f"{label}_mean"] for label in model.mixture.labels])
-        fractions = {c: np.asarray(model.above[c]) for c in THRESHOLDS}
-        return np.arange(model.steps + 1), mean, fractions, wilson_band(fractions[0.5], model.replicates)
+        steps = recorded_steps(model)
+        mean = np.column_stack([records[f"{label}_mean"][:steps] for label in model.mixture.labels])
+        fractions = {c: np.asarray(model.above[c][:steps]) for c in THRESHOLDS}
+        return np.arange(steps), mean, fractions, wilson_band(fractions[0.5], model.replicates)
 
     def show(self, data) -> None:
         t, mean, fractions, (low, high) = data
@@ -388,8 +396,9 @@ class CriteriaFigure(Plot):
 
     def data(self, model: PageModel):
         """Steps 0 .. t and, per criterion, the reached and holding fractions and the reached one's Wilson band."""
-        return np.arange(model.steps + 1), [(reached, holding, wilson_band(reached, model.replicates))
-                                            for reached, holding in criterion_history(model).values()]
+        steps = recorded_steps(model)
+        return np.arange(steps), [(reached[:steps], holding[:steps], wilson_band(reached[:steps], model.replicates))
+                                  for reached, holding in criterion_history(model).values()]
 
     def show(self, data) -> None:
         t, curves = data

@@ -191,3 +191,17 @@ def test_live_network_marks_the_replicate_state():
         app.live_png(model, app.NetworkFigure, 2)
         plot = model.live_plots[app.NetworkFigure].plot
         np.testing.assert_array_equal(plot.current.get_offsets()[0], plot.xy[model.exact.state_of(model.context.window[2])])
+
+
+def test_a_redraw_during_a_step_draws_the_steps_recorded_by_both_records():
+    """With SolaraViz's Use Threads a redraw can land between the model's own step (collector
+    written) and the page's records: the plots then draw the steps that both hold."""
+    model = app.PageModel(TOY, run__replicates=20, context__length=4)
+    model.step()
+    app.EcologyModel.step(model)  # the model's step, without the page's bookkeeping yet
+    t, mean, fractions, _ = app.PopulationFigure(model).data(model)
+    assert len(t) == len(mean) == len(fractions[0.5]) == 2
+    t, curves = app.CriteriaFigure(model).data(model)
+    assert len(t) == 2 and all(len(reached) == len(holding) == 2 for reached, holding, _ in curves)
+    for kind in (app.PopulationFigure, app.CriteriaFigure, app.AmplitudeFigure):
+        assert app.live_png(model, kind).startswith(b"\x89PNG")
