@@ -6,8 +6,8 @@ from the scenario (:func:`controls`) and are dotted-path overrides (``context__l
 ``step()``. What the page draws, per step ``t`` (notation of SCIENCE.md):
 
 - population dynamics: over the R replicates, the mean amplitude of each population label and
-  the fractions of replicates where it holds more than 1/2 and more than 0.99, with 95% Wilson
-  bands for the fractions;
+  the fractions of replicates where it holds more than 1/2 and more than 0.99, with the 95%
+  Wilson band of the 1/2 fraction;
 - the per-premise amplitudes ``alpha_s(w_t)`` of one chosen replicate;
 - that replicate's window, each token drawn in its token's colour over a bar in the colour of
   the premise most responsible for printing it: ``argmax_s alpha_s(w) mu_s(t | w) / mu(t | w)``,
@@ -21,7 +21,10 @@ from the scenario (:func:`controls`) and are dotted-path overrides (``context__l
 
 The per-step records the model does not keep (threshold fractions, the tracked replicates'
 amplitudes and speakers) are kept by :class:`PageModel`, a subclass that only records: its
-``step()`` is ``EcologyModel.step()`` followed by bookkeeping.
+``step()`` is ``EcologyModel.step()`` followed by bookkeeping. Each figure is a :class:`Plot`
+whose fixed part is rendered once per model and whose moving artists are redrawn over it after
+each step (:class:`LivePlot`); ``population_figure(model)`` and its siblings draw the same
+figures from scratch, for a notebook or a file.
 """
 
 from __future__ import annotations
