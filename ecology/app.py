@@ -6,8 +6,8 @@ from the scenario (:func:`controls`) and are dotted-path overrides (``context__l
 ``step()``. What the page draws, per step ``t`` (notation of SCIENCE.md):
 
 - population dynamics: over the R replicates, the mean amplitude of each population label and
-  the fractions of replicates where it holds more than 1/2 and more than 0.99, with 95% Wilson
-  bands for the fractions;
+  the fractions of replicates where it holds more than 1/2 and more than 0.99, with the 95%
+  Wilson band of the 1/2 fraction;
 - the per-premise amplitudes ``alpha_s(w_t)`` of one chosen replicate;
 - that replicate's window, each token drawn in its token's colour over a bar in the colour of
   the premise most responsible for printing it: ``argmax_s alpha_s(w) mu_s(t | w) / mu(t | w)``,
@@ -21,20 +21,28 @@ from the scenario (:func:`controls`) and are dotted-path overrides (``context__l
 
 The per-step records the model does not keep (threshold fractions, the tracked replicates'
 amplitudes and speakers) are kept by :class:`PageModel`, a subclass that only records: its
-``step()`` is ``EcologyModel.step()`` followed by bookkeeping.
+``step()`` is ``EcologyModel.step()`` followed by bookkeeping. Each figure is a :class:`Plot`
+whose fixed part is rendered once per model and whose moving artists are redrawn over it after
+each step (:class:`LivePlot`); ``population_figure(model)`` and its siblings draw the same
+figures from scratch, for a notebook or a file.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
+import reacton.ipywidgets as widgets
 import solara
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
+from mesa.visualization.utils import force_update
 
 from .absorption import above
 from .dynamics import compile_scenario
@@ -153,11 +161,13 @@ class PageModel(EcologyModel):
             self.input_error = f"seed: not an integer: {seed!r}" if not isinstance(err, UserError) else str(err)
             overrides = {}
         super().__init__(source, rng=rng, **overrides)
+        self.source = source
         self.tracked = min(self.replicates, TRACKED)
         self.track_rows = np.arange(self.tracked)
         self.above = {c: [] for c in THRESHOLDS}  # per step: (labels,) fraction of replicates above c
         self.tracked_amplitudes = []  # per step: (tracked, S) premise amplitudes
         self.exact, self.exact_note = exact_view(self)
+        self.live_plots = {}  # per Plot class: the LivePlot the page redraws after each step
         self._record()
 
     def step(self) -> None:
@@ -218,13 +228,11 @@ def _prior_slider(label: str, prior: float) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Components: each a function of the model, redrawn by SolaraViz after every step
-
-
-def _figure() -> tuple[Figure, Any]:
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    fig.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
-    return fig, fig.add_subplot()
+# Figures. Each is a Plot: build() draws what stays fixed while a model runs (axes, labels,
+# legend, exact curves, the network's nodes and arrows) and creates the moving artists; data()
+# reads the model's records (the plot's data preparation); show() hands them to the moving
+# artists. The page keeps one LivePlot per figure, which renders the fixed part once and then,
+# per step, only the moving artists over a copy of it (matplotlib's blitting).
 
 
 def _legend(ax) -> None:
@@ -232,113 +240,287 @@ def _legend(ax) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
-def _steps_axis(ax, model: PageModel) -> None:
-    """The whole horizon when exact curves are drawn over it; else a little beyond the current step."""
-    ax.set_xlim(0, max(model.n_steps if model.exact else min(model.n_steps, max(20, 1.25 * model.steps)), 1))
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("step t")
-    ax.grid(alpha=0.3)
+def steps_extent(model: PageModel) -> int:
+    """The x range of the plots: the whole horizon when exact curves are drawn over it; else the
+    first of 20, 40, 80, ... that leaves a tenth of room past the current step (capped at the
+    horizon), so that the axes, and the rendered fixed part of a live plot, change only at doublings."""
+    if model.exact is not None:
+        return max(model.n_steps, 1)
+    extent = 20
+    while extent < 1.1 * model.steps:
+        extent *= 2
+    return max(min(extent, model.n_steps), 1)
+
+
+def _band(ax, colour: str):
+    return ax.fill_between([0.0], [0.0], [0.0], color=colour, alpha=0.15, lw=0)
+
+
+def _set_band(band, t: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    band.set_verts([np.column_stack([np.concatenate([t, t[::-1]]), np.concatenate([low, high[::-1]])])])
+
+
+class Plot:
+    """A figure of the page for one model (and one chosen replicate, for the per-replicate ones)."""
+
+    def __init__(self, model: PageModel, replicate: int = 0):
+        self.replicate = replicate
+        self.key = self.key_of(model, replicate)
+        self.figure = Figure(figsize=FIGSIZE, dpi=DPI)
+        self.moving: list = []
+        self.build(model)
+
+    @staticmethod
+    def key_of(model: PageModel, replicate: int) -> tuple:
+        """What the fixed part depends on besides the model: a live plot is rebuilt when it changes."""
+        return replicate, steps_extent(model)
+
+    def axes(self, model: PageModel, ylabel: str, title: str, fontsize: int):
+        self.figure.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
+        ax = self.figure.add_subplot()
+        ax.set_xlim(0, steps_extent(model))
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("step t")
+        ax.grid(alpha=0.3)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=fontsize)
+        return ax
+
+    def line(self, ax, colour: str, **style):
+        line = ax.plot([], [], color=colour, **style)[0]
+        self.moving.append(line)
+        return line
+
+    def band(self, ax, colour: str):
+        band = _band(ax, colour)
+        self.moving.append(band)
+        return band
+
+    def draw(self, model: PageModel) -> Figure:
+        self.show(self.data(model))
+        return self.figure
+
+
+def recorded_steps(model: PageModel) -> int:
+    """How many steps (0 .. t) both the model's collector and the page's records hold. They differ
+    only while a step is under way, when SolaraViz's *Use Threads* redraws in parallel with it."""
+    return min(*(len(column) for column in model.datacollector.model_vars.values()),
+               *(len(model.above[c]) for c in THRESHOLDS))
+
+
+class PopulationFigure(Plot):
+    """Mean amplitude and fractions of replicates above 1/2 and 0.99, per population label."""
+
+    STYLES = {0.5: ("--", "> 1/2"), 0.99: (":", "> 0.99")}
+
+    @staticmethod
+    def key_of(model: PageModel, replicate: int) -> tuple:
+        return (steps_extent(model),)  # the same whatever replicate is chosen
+
+    def build(self, model: PageModel) -> None:
+        ax = self.axes(model, "amplitude / fraction", f"Populations over {model.replicates} replicates "
+                       "(band: 95% interval)", 9)
+        self.means, self.fractions, self.bands = [], [], []
+        for j, label in enumerate(model.mixture.labels):
+            colour = PALETTE[j % len(PALETTE)]
+            self.means.append(self.line(ax, colour, lw=2, label=f"{label}: mean"))
+            self.fractions.append([self.line(ax, colour, ls=self.STYLES[c][0], lw=1.3, label=f"{label}: fraction {self.STYLES[c][1]}")
+                                   for c in THRESHOLDS])
+            self.bands.append(self.band(ax, colour))
+            if model.exact is not None:
+                ax.plot(model.exact.mean[:, j], color="black", lw=0.8, ls="-", alpha=0.6)
+                ax.plot(model.exact.above[0.5][:, j], color="black", lw=0.8, ls="--", alpha=0.6)
+        if model.exact is not None:
+            ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
+        _legend(ax)
+
+    def data(self, model: PageModel):
+        """Steps 0 .. t; (t + 1, labels) means and fractions above each threshold; the Wilson band of the 1/2 one."""
+        records = model.datacollector.model_vars
+        steps = recorded_steps(model)
+        mean = np.column_stack([records[f"{label}_mean"][:steps] for label in model.mixture.labels])
+        fractions = {c: np.asarray(model.above[c][:steps]) for c in THRESHOLDS}
+        return np.arange(steps), mean, fractions, wilson_band(fractions[0.5], model.replicates)
+
+    def show(self, data) -> None:
+        t, mean, fractions, (low, high) = data
+        for j, line in enumerate(self.means):
+            line.set_data(t, mean[:, j])
+            for c, fraction in zip(THRESHOLDS, self.fractions[j]):
+                fraction.set_data(t, fractions[c][:, j])
+            _set_band(self.bands[j], t, low[:, j], high[:, j])
+
+
+class AmplitudeFigure(Plot):
+    """``alpha_s(w_t)`` of every premise in one replicate."""
+
+    def build(self, model: PageModel) -> None:
+        ax = self.axes(model, "amplitude alpha_s", f"Premise amplitudes in replicate {self.replicate}", 10)
+        self.lines = [self.line(ax, PALETTE[s % len(PALETTE)], lw=1.6, label=agent.spec.name)
+                      for s, agent in enumerate(model.premise_agents)]
+        _legend(ax)
+
+    def data(self, model: PageModel):
+        """Steps 0 .. t and the (t + 1, S) amplitudes of the chosen replicate."""
+        amplitudes = np.array([row[self.replicate] for row in model.tracked_amplitudes])
+        return np.arange(len(amplitudes)), amplitudes
+
+    def show(self, data) -> None:
+        t, amplitudes = data
+        for s, line in enumerate(self.lines):
+            line.set_data(t, amplitudes[:, s])
+
+
+class CriteriaFigure(Plot):
+    """Reached and holding fractions per absorption criterion (exact curves in black)."""
+
+    @staticmethod
+    def key_of(model: PageModel, replicate: int) -> tuple:
+        return (steps_extent(model),)
+
+    def build(self, model: PageModel) -> None:
+        ax = self.axes(model, "fraction of replicates", "Absorption: reached by t (solid), holding at t (dashed)", 9)
+        self.curves = []
+        for i, criterion in enumerate(model.criteria):
+            colour = PALETTE[i % len(PALETTE)]
+            self.curves.append((self.line(ax, colour, lw=2, label=f"{criterion.name}: reached"),
+                                self.line(ax, colour, lw=1.2, ls="--", label=f"{criterion.name}: holding"),
+                                self.band(ax, colour)))
+            exact = model.exact.criteria.get(criterion.name) if model.exact is not None else None
+            if exact is not None:
+                ax.plot(exact[0], color="black", lw=0.8, alpha=0.6)
+                ax.plot(exact[1], color="black", lw=0.8, ls="--", alpha=0.6)
+        if model.exact is not None and model.exact.criteria:
+            ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
+        if model.criteria:
+            _legend(ax)
+        else:
+            ax.text(0.5, 0.5, "this scenario declares no [absorption] criteria", ha="center", transform=ax.transAxes)
+
+    def data(self, model: PageModel):
+        """Steps 0 .. t and, per criterion, the reached and holding fractions and the reached one's Wilson band."""
+        steps = recorded_steps(model)
+        return np.arange(steps), [(reached[:steps], holding[:steps], wilson_band(reached[:steps], model.replicates))
+                                  for reached, holding in criterion_history(model).values()]
+
+    def show(self, data) -> None:
+        t, curves = data
+        for (reached_line, holding_line, band), (reached, holding, (low, high)) in zip(self.curves, curves):
+            reached_line.set_data(t, reached)
+            holding_line.set_data(t, holding)
+            _set_band(band, t, low, high)
+
+
+class NetworkFigure(Plot):
+    """The page-state network (arrow darkness ~ transition probability); the replicate's page-state in red."""
+
+    @staticmethod
+    def key_of(model: PageModel, replicate: int) -> tuple:
+        return (replicate,)
+
+    def build(self, model: PageModel) -> None:
+        view = model.exact
+        fig = self.figure
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        xy = view.layout()
+        P = view.chain.chain.P.tocoo()
+        moves = P.row != P.col
+        source, target, probability = xy[P.row[moves]], xy[P.col[moves]], P.data[moves]
+        shaft = (target - source) * 0.9  # stop short of the target node
+        ax.quiver(source[:, 0], source[:, 1], shaft[:, 0], shaft[:, 1], probability, cmap="Greys", clim=(-0.3, 1.0),
+                  angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
+        ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
+        self.few = len(xy) <= 10  # label every state only while the labels stay legible
+        self.view, self.initial, self.stay = view, view.chain.initial, view.chain.chain.P.diagonal()
+        self.xy, self.middle = xy, (xy[:, 0].min() + xy[:, 0].max()) / 2
+        for i in range(len(xy)) if self.few else [view.chain.initial]:
+            self.label(ax, i)
+        ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
+        self.current = ax.scatter([xy[0, 0]], [xy[0, 1]], s=260, c="#d62728", zorder=4, label=f"replicate {self.replicate} now")
+        self.current_label = None if self.few else self.label(ax, 0)
+        self.moving = [self.current] + ([self.current_label] if self.current_label else [])
+        ax.legend(fontsize=7, loc="lower left")
+        ax.margins(0.15)
+        ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
+
+    def label_text(self, i: int) -> str:
+        """The name of page-state i, and its self-loop probability when it has one."""
+        label = self.view.labels[i]
+        return f"{label} (loop {_probability(self.stay[i])})" if self.stay[i] > 0 else label
+
+    def label(self, ax, i: int):
+        """The label of page-state i, running inward from the node (never off the figure)."""
+        return ax.annotate(self.label_text(i), self.xy[i], fontsize=7, ha="right" if self.xy[i, 0] > self.middle else "left",
+                           va="bottom", xytext=(0, 8), textcoords="offset points")
+
+    def data(self, model: PageModel):
+        """The index of the chosen replicate's page-state in the chain (None if it is not in it)."""
+        return model.exact.state_of(model.context.window[self.replicate])
+
+    def show(self, current: int | None) -> None:
+        self.current.set_visible(current is not None)
+        if current is not None:
+            self.current.set_offsets([self.xy[current]])
+        if self.current_label is not None:
+            visible = current is not None and current != self.initial
+            self.current_label.set_visible(visible)
+            if visible:
+                self.current_label.set_text(self.label_text(current))
+                self.current_label.xy = self.xy[current]
+                self.current_label.set_ha("right" if self.xy[current, 0] > self.middle else "left")
+
+
+class LivePlot:
+    """A plot redrawn step after step: its fixed part rendered once; per step, its moving artists
+    updated and drawn over a copy of that rendering, and the canvas encoded as PNG."""
+
+    def __init__(self, plot: Plot):
+        self.plot = plot
+        self.canvas = FigureCanvasAgg(plot.figure)
+        for artist in plot.moving:
+            artist.set_animated(True)  # left out of canvas.draw(): the fixed part only
+        self.canvas.draw()
+        self.fixed = self.canvas.copy_from_bbox(plot.figure.bbox)
+
+    def png(self, data) -> bytes:
+        self.plot.show(data)
+        self.canvas.restore_region(self.fixed)
+        for artist in self.plot.moving:
+            self.plot.figure.draw_artist(artist)
+        buffer = io.BytesIO()
+        PIL.Image.frombuffer("RGBA", self.canvas.get_width_height(), self.canvas.buffer_rgba()).save(
+            buffer, format="png", compress_level=1)
+        return buffer.getvalue()
+
+
+def live_png(model: PageModel, kind: type[Plot], replicate: int = 0) -> bytes:
+    """The PNG of a page figure at the model's current step, from the model's live plot of that kind."""
+    live = model.live_plots.get(kind)
+    if live is None or live.plot.key != kind.key_of(model, replicate):
+        live = model.live_plots[kind] = LivePlot(kind(model, replicate))
+    return live.png(live.plot.data(model))
 
 
 def population_figure(model: PageModel) -> Figure:
-    """Mean amplitude and fractions of replicates above 1/2 and 0.99, per population label."""
-    fig, ax = _figure()
-    t = np.arange(model.steps + 1)
-    labels = model.mixture.labels
-    records = model.datacollector.model_vars
-    styles = {0.5: ("--", "> 1/2"), 0.99: (":", "> 0.99")}
-    for j, label in enumerate(labels):
-        colour = PALETTE[j % len(PALETTE)]
-        ax.plot(t, records[f"{label}_mean"], color=colour, lw=2, label=f"{label}: mean")
-        for c in THRESHOLDS:
-            fraction = np.array([row[j] for row in model.above[c]])
-            ax.plot(t, fraction, color=colour, ls=styles[c][0], lw=1.3, label=f"{label}: fraction {styles[c][1]}")
-        low, high = wilson_band(np.array([row[j] for row in model.above[0.5]]), model.replicates)
-        ax.fill_between(t, low, high, color=colour, alpha=0.15, lw=0)
-        if model.exact is not None:
-            horizon = np.arange(len(model.exact.mean))
-            ax.plot(horizon, model.exact.mean[:, j], color="black", lw=0.8, ls="-", alpha=0.6)
-            ax.plot(horizon, model.exact.above[0.5][:, j], color="black", lw=0.8, ls="--", alpha=0.6)
-    if model.exact is not None:
-        ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
-    _steps_axis(ax, model)
-    ax.set_ylabel("amplitude / fraction")
-    ax.set_title(f"Populations over {model.replicates} replicates (band: 95% interval)", fontsize=9)
-    _legend(ax)
-    return fig
+    """The population figure at the model's current step, as a matplotlib figure of its own."""
+    return PopulationFigure(model).draw(model)
 
 
 def amplitude_figure(model: PageModel, replicate: int) -> Figure:
-    """``alpha_s(w_t)`` of every premise in one replicate."""
-    fig, ax = _figure()
-    amplitudes = np.array([row[replicate] for row in model.tracked_amplitudes])  # (t + 1, S)
-    t = np.arange(len(amplitudes))
-    for s, agent in enumerate(model.premise_agents):
-        ax.plot(t, amplitudes[:, s], color=PALETTE[s % len(PALETTE)], lw=1.6, label=agent.spec.name)
-    _steps_axis(ax, model)
-    ax.set_ylabel("amplitude alpha_s")
-    ax.set_title(f"Premise amplitudes in replicate {replicate}", fontsize=10)
-    _legend(ax)
-    return fig
+    """The chosen replicate's premise amplitudes, as a matplotlib figure of its own."""
+    return AmplitudeFigure(model, replicate).draw(model)
 
 
 def criteria_figure(model: PageModel) -> Figure:
-    """Reached and holding fractions per absorption criterion (exact curves dashed black)."""
-    fig, ax = _figure()
-    t = np.arange(model.steps + 1)
-    for i, (name, (reached, holding)) in enumerate(criterion_history(model).items()):
-        colour = PALETTE[i % len(PALETTE)]
-        ax.plot(t, reached, color=colour, lw=2, label=f"{name}: reached")
-        ax.plot(t, holding, color=colour, lw=1.2, ls="--", label=f"{name}: holding")
-        low, high = wilson_band(reached, model.replicates)
-        ax.fill_between(t, low, high, color=colour, alpha=0.15, lw=0)
-        exact = model.exact.criteria.get(name) if model.exact is not None else None
-        if exact is not None:
-            ax.plot(exact[0], color="black", lw=0.8, alpha=0.6)
-            ax.plot(exact[1], color="black", lw=0.8, ls="--", alpha=0.6)
-    if model.exact is not None and model.exact.criteria:
-        ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
-    _steps_axis(ax, model)
-    ax.set_ylabel("fraction of replicates")
-    ax.set_title("Absorption: reached by t (solid), holding at t (dashed)", fontsize=9)
-    if model.criteria:
-        _legend(ax)
-    else:
-        ax.text(0.5, 0.5, "this scenario declares no [absorption] criteria", ha="center", transform=ax.transAxes)
-    return fig
+    """The absorption criteria's fractions, as a matplotlib figure of its own."""
+    return CriteriaFigure(model).draw(model)
 
 
 def network_figure(model: PageModel, replicate: int) -> Figure:
-    """The page-state network (arrow darkness ~ transition probability); the replicate's page-state in red."""
-    view = model.exact
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
-    ax = fig.add_subplot()
-    ax.set_axis_off()
-    xy = view.layout()
-    P = view.chain.chain.P.tocoo()
-    moves = P.row != P.col
-    source, target, probability = xy[P.row[moves]], xy[P.col[moves]], P.data[moves]
-    shaft = (target - source) * 0.9  # stop short of the target node
-    ax.quiver(source[:, 0], source[:, 1], shaft[:, 0], shaft[:, 1], probability, cmap="Greys", clim=(-0.3, 1.0),
-              angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
-    ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
-    current = view.state_of(model.context.window[replicate])
-    few = len(xy) <= 10  # label every state only while the labels stay legible
-    stay = view.chain.chain.P.diagonal()
-    middle = (xy[:, 0].min() + xy[:, 0].max()) / 2
-    for i, label in enumerate(view.labels):
-        if few or i == current or i == view.chain.initial:
-            text = f"{label} (loop {_probability(stay[i])})" if stay[i] > 0 else label
-            ax.annotate(text, xy[i], fontsize=7, ha="right" if xy[i, 0] > middle else "left", va="bottom",
-                        xytext=(0, 8), textcoords="offset points")  # labels run inward, never off the figure
-    ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
-    if current is not None:
-        ax.scatter(*xy[current], s=260, c="#d62728", zorder=4, label=f"replicate {replicate} now")
-    ax.legend(fontsize=7, loc="lower left")
-    ax.margins(0.15)
-    ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
-    return fig
+    """The page-state network with the replicate's page-state, as a matplotlib figure of its own."""
+    return NetworkFigure(model, replicate).draw(model)
 
 
 def _probability(p: float) -> str:
@@ -425,36 +607,55 @@ def WindowCard(model: PageModel):
     return main
 
 
+def _image(png: bytes):
+    return widgets.Image(value=png, format="png")
+
+
 def PopulationPlot(model: PageModel):
-    return solara.FigureMatplotlib(population_figure(model), format="png")
+    return _image(live_png(model, PopulationFigure))
 
 
 def AmplitudePlot(model: PageModel):
-    return solara.FigureMatplotlib(amplitude_figure(model, min(chosen_replicate.value, model.tracked - 1)), format="png")
+    return _image(live_png(model, AmplitudeFigure, min(chosen_replicate.value, model.tracked - 1)))
 
 
 def CriteriaPlot(model: PageModel):
-    return solara.FigureMatplotlib(criteria_figure(model), format="png")
+    return _image(live_png(model, CriteriaFigure))
 
 
 def NetworkPlot(model: PageModel):
     if model.exact is None:
         return solara.HTML(unsafe_innerHTML=f"<b>No page-state network</b>: {html.escape(model.exact_note)}")
-    return solara.FigureMatplotlib(network_figure(model, min(chosen_replicate.value, model.tracked - 1)), format="png")
+    return _image(live_png(model, NetworkFigure, min(chosen_replicate.value, model.tracked - 1)))
 
 
 COMPONENTS = [RunCard, WindowCard, PopulationPlot, AmplitudePlot, CriteriaPlot, NetworkPlot]
 
 
-def page(scenario: Scenario | str | Path, **overrides: Any):
-    """The SolaraViz page of a scenario (display it in a notebook cell, or serve it with solara)."""
-    if isinstance(scenario, Path):
-        scenario = str(scenario)
-    model = PageModel(scenario, **overrides)
+def page(scenario: PageModel | Scenario | str | Path, **overrides: Any):
+    """The SolaraViz page of a scenario (display it in a notebook cell, or serve it with solara).
+
+    ``scenario`` is a scenario file or object, built into a :class:`PageModel` with ``overrides``;
+    or a :class:`PageModel` already built, which the page then shows and steps (in a notebook,
+    ``model.step()`` followed by :func:`redraw` advances it from code, as the Step button does).
+    """
+    if isinstance(scenario, PageModel):
+        if overrides:
+            raise TypeError("page(model) takes no overrides: they were applied when the model was built")
+        model, scenario = scenario, scenario.source
+    else:
+        if isinstance(scenario, Path):
+            scenario = str(scenario)
+        model = PageModel(scenario, **overrides)
     if model.input_error:
         raise UserError(model.input_error)
     return SolaraViz(model, components=[(c, 0) for c in COMPONENTS], model_params=controls(model.config, scenario),
                      name=f"simulacra-ecology: {model.config.name}", play_interval=50)
+
+
+def redraw() -> None:
+    """Redraw every page on display, as SolaraViz does after its Step button (Mesa's ``force_update``)."""
+    force_update()
 
 
 def default_scenario() -> str:

@@ -96,6 +96,8 @@ def test_every_shipped_scenario_draws(name):
         figures.append(app.network_figure(model, 1))
     for figure in figures:
         figure.canvas.draw()
+    for kind in [app.PopulationFigure, app.AmplitudeFigure, app.CriteriaFigure] + ([app.NetworkFigure] if model.exact else []):
+        assert app.live_png(model, kind, 1).startswith(b"\x89PNG")
     assert "ecology-window" in app.window_html(model, 1) and model.config.name in app.describe(model)
 
 
@@ -134,3 +136,72 @@ def test_cli_app_rejects_a_bad_scenario_in_one_line(tmp_path, capsys):
     assert main(["app", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.toml" in err
+
+
+def test_page_of_a_model_shows_that_model_and_takes_no_overrides():
+    model = app.PageModel(TOY, run__replicates=20, context__length=4)
+    box, rc = solara.render(InLayout(model, {}), handle_error=False)
+    for _ in range(2):
+        model.step()
+    app.redraw()
+    assert "step 2 of 400" in box_html(rc) and "k = 4 (fifo)" in box_html(rc)
+    with pytest.raises(TypeError):
+        app.page(model, context__length=5)
+
+
+def test_live_plots_draw_what_a_fresh_figure_draws():
+    """The page's blitted PNG of each plot matches the same figure drawn from scratch: pixels that
+    differ (stacking order of the lines over the axes frame) are far fewer than those that 30
+    steps change; the fixed part is rebuilt when the x range doubles (20 -> 40 steps here)."""
+    import io
+
+    import PIL.Image
+
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGBA"))
+
+    def fresh(figure) -> np.ndarray:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return pixels(buffer.getvalue())
+
+    model = app.PageModel(TOY, run__replicates=300, context__length=12)
+    kinds = {app.PopulationFigure: lambda: app.population_figure(model),
+             app.AmplitudeFigure: lambda: app.amplitude_figure(model, 0), app.CriteriaFigure: lambda: app.criteria_figure(model)}
+    at_start = {kind: pixels(app.live_png(model, kind)) for kind in kinds}
+    fixed_parts = {kind: model.live_plots[kind] for kind in kinds}
+    for _ in range(30):
+        model.step()
+    for kind, figure in kinds.items():
+        live = pixels(app.live_png(model, kind))
+        assert model.live_plots[kind] is not fixed_parts[kind]  # the x range went from 20 to 40 steps
+        differ = (live != fresh(figure())).any(axis=2).mean()
+        changed = (live != at_start[kind]).any(axis=2).mean()
+        assert differ < 0.25 * changed and changed > 0.001
+    before = model.live_plots[app.PopulationFigure]
+    model.step()
+    app.live_png(model, app.PopulationFigure)
+    assert model.live_plots[app.PopulationFigure] is before  # within a range: redrawn over the kept fixed part
+
+
+def test_live_network_marks_the_replicate_state():
+    model = app.PageModel(TOY, run__replicates=50, context__length=3)
+    for _ in range(5):
+        model.step()
+        app.live_png(model, app.NetworkFigure, 2)
+        plot = model.live_plots[app.NetworkFigure].plot
+        np.testing.assert_array_equal(plot.current.get_offsets()[0], plot.xy[model.exact.state_of(model.context.window[2])])
+
+
+def test_a_redraw_during_a_step_draws_the_steps_recorded_by_both_records():
+    """With SolaraViz's Use Threads a redraw can land between the model's own step (collector
+    written) and the page's records: the plots then draw the steps that both hold."""
+    model = app.PageModel(TOY, run__replicates=20, context__length=4)
+    model.step()
+    app.EcologyModel.step(model)  # the model's step, without the page's bookkeeping yet
+    t, mean, fractions, _ = app.PopulationFigure(model).data(model)
+    assert len(t) == len(mean) == len(fractions[0.5]) == 2
+    t, curves = app.CriteriaFigure(model).data(model)
+    assert len(t) == 2 and all(len(reached) == len(holding) == 2 for reached, holding, _ in curves)
+    for kind in (app.PopulationFigure, app.CriteriaFigure, app.AmplitudeFigure):
+        assert app.live_png(model, kind).startswith(b"\x89PNG")
