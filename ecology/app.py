@@ -247,7 +247,7 @@ def steps_extent(model: PageModel) -> int:
     if model.exact is not None:
         return max(model.n_steps, 1)
     extent = 20
-    while extent < 1.1 * model.steps:
+    while extent < 1.1 * model.generated:
         extent *= 2
     return max(min(extent, model.n_steps), 1)
 
@@ -543,7 +543,7 @@ def window_html(model: PageModel, replicate: int) -> str:
     names = compiled.tokens + [compiled.scenario.vocabulary.pad]
     window = model.context.window[replicate]
     n_tokens = int((window < compiled.n_tokens).sum())
-    generated = min(model.steps, n_tokens - model.config.context.pinned)
+    generated = min(model.generated, n_tokens - model.config.context.pinned)
     # the model's own record of the premise most responsible for each printed token (EcologyModel.credit_token)
     speakers = [int(row[replicate]) for row in model.premise_speakers[len(model.premise_speakers) - generated:]] if generated else []
     premises = [agent.spec.name for agent in model.premise_agents]
@@ -554,7 +554,7 @@ def window_html(model: PageModel, replicate: int) -> str:
         colour = TOKEN_PALETTE[token % len(TOKEN_PALETTE)] if token < compiled.n_tokens else "#ffffff"
         if i >= first_generated:
             speaker = speakers[i - first_generated]
-            bar, who = PALETTE[speaker % len(PALETTE)], f"printed at step {model.steps - (len(window) - 1 - i)}, most responsible premise: {premises[speaker]}"
+            bar, who = PALETTE[speaker % len(PALETTE)], f"printed at step {model.generated - (len(window) - 1 - i)}, most responsible premise: {premises[speaker]}"
         else:
             bar, who = "#ffffff", "pad" if token >= compiled.n_tokens else "prompt token"
         boxes.append(
@@ -564,7 +564,7 @@ def window_html(model: PageModel, replicate: int) -> str:
     tokens_legend = _colour_legend([(t, TOKEN_PALETTE[i % len(TOKEN_PALETTE)]) for i, t in enumerate(compiled.tokens)])
     premise_legend = _colour_legend([(p, PALETTE[s % len(PALETTE)]) for s, p in enumerate(premises)])
     text = " ".join(names[int(t)] for t in window)
-    return (f'<div class="ecology-window" data-step="{model.steps}" data-replicate="{replicate}" '
+    return (f'<div class="ecology-window" data-step="{model.generated}" data-replicate="{replicate}" '
             f'data-window="{html.escape(text)}"><div style="line-height:1.9">{"".join(boxes)}</div>'
             f'<div style="font-size:12px;margin-top:4px">box colour = token: {tokens_legend}</div>'
             f'<div style="font-size:12px">bar under a generated token = the premise most responsible for printing it '
@@ -579,7 +579,7 @@ def describe(model: PageModel) -> str:
     exact = (f"exact chain: {model.exact.chain.chain.n_states} page-states (overlaid in black)" if model.exact
              else f"no exact overlay ({model.exact_note})")
     return (f"<p><b>{html.escape(cfg.name)}</b>: {html.escape(cfg.description)}</p>"
-            f"<p>Running: <b>step {model.steps} of {model.n_steps}</b>; k = {ctx.length} ({ctx.deletion}), "
+            f"<p>Running: <b>step {model.generated} of {model.n_steps}</b>; k = {ctx.length} ({ctx.deletion}), "
             f"T = {cfg.sampling.temperature:g}, priors: {html.escape(priors)}; prompt: {html.escape(' '.join(ctx.prompt)) or '(empty)'}; "
             f"R = {model.replicates} replicates, seed {cfg.run.seed}; {html.escape(exact)}.</p>"
             "<p>Changed a control on the left? Press <b>Reset</b> to rebuild the model with it.</p>")
@@ -602,7 +602,7 @@ def WindowCard(model: PageModel):
     with solara.Column() as main:
         solara.SliderInt(f"replicate shown (0 .. {model.tracked - 1})", value=replicate,
                          on_value=chosen_replicate.set, min=0, max=model.tracked - 1)
-        solara.HTML(unsafe_innerHTML=f"<b>Window of replicate {replicate} at step {model.steps}</b> (oldest token first)")
+        solara.HTML(unsafe_innerHTML=f"<b>Window of replicate {replicate} at step {model.generated}</b> (oldest token first)")
         solara.HTML(unsafe_innerHTML=window_html(model, replicate))
     return main
 

@@ -125,7 +125,9 @@ class EcologyModel(mesa.Model):
     ``EcologyModel(scenario, rng=None, steps=None, replicates=None, **overrides)``: ``scenario``
     is a path or a :class:`Scenario`; other keyword arguments are dotted scenario paths
     (``**{"context.length": 16}``), which is how ``mesa.batch_run`` passes its parameters.
-    ``rng`` defaults to the scenario's ``run.seed``.
+    ``rng`` defaults to the scenario's ``run.seed``. The validated scenario is ``model.config``
+    (Mesa's own ``model.scenario`` attribute is left as Mesa sets it); the steps taken are
+    ``model.generated`` (the model never reads Mesa's ``steps``, which Mesa 4 removes).
     """
 
     def __init__(self, scenario: Scenario | str | Path, rng=None, steps: int | None = None,
@@ -174,6 +176,7 @@ class EcologyModel(mesa.Model):
         self.credit = np.zeros((self.replicates, len(self.mixture.labels)))
         self.deleted = np.zeros(self.replicates)
         self.token = self.left = self.surprisal = None
+        self.generated = 0  # steps taken (tokens printed): our own count, not Mesa's ``steps`` (gone in Mesa 4)
         self._update()
         self.datacollector = mesa.DataCollector(
             model_reporters={key: (lambda m, key=key: m.observables[key]) for key in self.observables}
@@ -186,6 +189,7 @@ class EcologyModel(mesa.Model):
         return self.agents_by_type[Premise]
 
     def step(self) -> None:
+        self.generated += 1
         uniforms = self.rng.random(self.replicates)
         token = self.kernel.sample(self.current.log_p, uniforms) if self.kernel else sample(self.current.log_p, uniforms)
         self.token = token
@@ -204,7 +208,7 @@ class EcologyModel(mesa.Model):
         self.deleted += self.context.deleted_tokens
         self._update()
         self.datacollector.collect(self)
-        self.running = self.steps < self.n_steps
+        self.running = self.generated < self.n_steps
 
     def _update(self) -> None:
         """Bayes on the current windows, the next-token law, criteria and observables."""
@@ -222,7 +226,7 @@ class EcologyModel(mesa.Model):
         if step.impossible.any():
             r = int(np.flatnonzero(step.impossible)[0])
             raise ImpossibleWindow(
-                "", f"step {self.steps}, replicate {r}: the window '{self.compiled.label(self.context.window[r])}' "
+                "", f"step {self.generated}, replicate {r}: the window '{self.compiled.label(self.context.window[r])}' "
                 "has probability 0 under every premise (deletion made the premises misread it); "
                 "give some premise a softmax floor (eps/slip) or change the deletion rule",
             )
@@ -230,7 +234,7 @@ class EcologyModel(mesa.Model):
         if broken.any():
             r = int(np.flatnonzero(broken)[0])
             raise NotANumber(
-                "", f"step {self.steps}, replicate {r}: the mixture on window '{self.compiled.label(self.context.window[r])}' "
+                "", f"step {self.generated}, replicate {r}: the mixture on window '{self.compiled.label(self.context.window[r])}' "
                 "is not a number (NaN); nothing was written. Please report this scenario as a bug",
             )
         for s, agent in enumerate(self.premise_agents):
@@ -242,7 +246,7 @@ class EcologyModel(mesa.Model):
             self.drift = self.mixture.drift(self.context.window, step, self.compiled.rule,
                                             self.kernel.mixture_on if self.kernel else None)
         first = self.holding & (self.reached_at < 0)
-        self.reached_at[first] = self.steps
+        self.reached_at[first] = self.generated
         if len(self.raster) <= self.n_steps:
             self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
             self.trajectories.append(self.population[:RASTER_REPLICATES].copy())

@@ -193,7 +193,7 @@ class Ledger(Observable):
         return f"credit_{label}" if part == "credit" else f"ledger_{part}"
 
     def record(self, model, row):
-        row[self.column("generated")] = float(model.steps)
+        row[self.column("generated")] = float(model.generated)
         row[self.column("deleted")] = float(model.deleted.mean())
         for j, label in enumerate(model.mixture.labels):
             row[self.column("credit", label)] = float(model.credit[:, j].mean())

@@ -134,6 +134,29 @@ def test_batch_run_with_scenario_overrides():
     assert short["reached_revealed"] > long["reached_revealed"]  # a shorter window reveals sooner
 
 
+class WithoutMesaStepCounter(EcologyModel):
+    """Mesa 4 drops ``Model.steps``: here it reads as a constant and ignores Mesa's increments."""
+
+    steps = property(lambda self: -12345, lambda self, value: None)
+
+
+def test_the_model_keeps_its_own_step_count(toy):
+    """Mesa 4 readiness: nothing in the model reads Mesa's ``steps`` (stopping, first-hit times,
+    the ledger): a model without it records exactly the same table."""
+    toy["run"].update(steps=40, replicates=200)
+
+    def table_of(cls):
+        model = cls(validate(copy.deepcopy(toy)))
+        while model.running:
+            model.step()
+        return model.generated, model.reached_at, model.datacollector.get_model_vars_dataframe()
+
+    n, reached, df = table_of(EcologyModel)
+    n_free, reached_free, df_free = table_of(WithoutMesaStepCounter)
+    assert n == n_free == 40 and np.array_equal(reached, reached_free)
+    assert df.equals(df_free) and df["ledger_generated"].iloc[-1] == 40
+
+
 def test_population_labels_aggregate_members():
     coins = copy.deepcopy(table("coins"))
     coins["run"].update(steps=10, replicates=100)
