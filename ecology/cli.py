@@ -159,6 +159,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    from . import outputs
     from .dynamics import compile_scenario
     from .exact import analyze, build_chain
     from .results import fresh_directory
@@ -179,7 +180,7 @@ def cmd_analyze(args) -> int:
         write_export(export, chain, compiled, args.power, args.max_states)
         report.export = str(export)
     if out:
-        write_analysis(out, report, chain)
+        outputs.write_analysis(out, report, chain)
         report.output = str(out)
     if args.json:
         print(report.to_json())
@@ -209,27 +210,6 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
         write_prism(d / "chain", chain, labels)
         if power is not None and chain.chain.n_states <= DENSE_LIMIT:
             sp.save_npz(d / f"power_{power}.npz", chain.chain.power(power))
-
-    write_atomically(target, fill)
-
-
-NETWORK_LIMIT = 64  # the transition network is drawn for chains up to this many states
-
-
-def write_analysis(target: Path, report, chain) -> None:
-    """``report.json`` (:meth:`ecology.exact.Report.to_json`) and the analysis plots, written atomically."""
-    from . import plots
-    from .results import write_atomically
-
-    def fill(d: Path) -> None:
-        (d / "report.json").write_text(report.to_json(indent=2) + "\n")
-        name = report.scenario
-        plots.eigenvalue_plane(report.eigenvalues_complex, name, d / "eigenvalues.png")
-        plots.stationary_mass(report.closed_classes, name, d / "stationary.png")
-        if report.curves is not None:
-            plots.exact_curves(report.curves, name, d / "curves.png")
-        if chain.chain.n_states <= NETWORK_LIMIT:
-            plots.transition_network(chain.chain.P, chain.labels(), name, d / "network.png")
 
     write_atomically(target, fill)
 
@@ -406,11 +386,10 @@ def draw_sweep(directory: Path, plan) -> list[Path]:
 
 
 def cmd_plot(args) -> int:
-    """Redraw the plots of a run or sweep directory: drawn into a temporary directory inside it,
-    then moved over the old plots (a symlink planted in the directory is replaced, not followed)."""
-    import pandas as pd
-
-    from . import outputs, plots, sweep
+    """Redraw the plots of a run, analysis or sweep directory: drawn into a temporary directory
+    inside it, then moved over the old plots (a symlink planted in the directory is replaced, not
+    followed)."""
+    from . import outputs, sweep
 
     directory = Path(args.directory)
     if not directory.is_dir():
@@ -422,28 +401,26 @@ def cmd_plot(args) -> int:
         written = draw_sweep(directory, plan)
         print(f"{directory}: redrew {len(written)} sweep plots")
         return 0
-    if not (directory / "summary.json").is_file():
-        raise UsageError(f"{directory}: neither a run directory (summary.json) nor a sweep directory (sweep.json)")
-    try:
-        summary = json.loads((directory / "summary.json").read_bytes())
-        if "criteria" not in summary:
-            raise UsageError(f"{directory}: written by an older version (no 'criteria' in summary.json); run it again")
-        table = scn.read_toml(directory / "scenario.toml")
-        steps = pd.read_csv(directory / "steps.csv", index_col="step")
-        raster = pd.read_csv(directory / "raster.csv", index_col="step").to_numpy()
-        trajectories = pd.read_csv(directory / "trajectories.csv")
-        speakers = pd.read_csv(directory / "speakers.csv", keep_default_na=False)
-        tokens, pad = table["vocabulary"]["tokens"], table["vocabulary"].get("pad", "N")
-    except (ValueError, KeyError, TypeError, AttributeError, OSError, pd.errors.ParserError) as err:
-        raise UsageError(f"{directory}: not a readable run directory ({type(err).__name__}: {err})") from None
+    if (directory / "summary.json").is_file():
+        run = outputs.read_run(directory)
 
-    def render(tmp: Path) -> list[Path]:
-        plots.run_plots(tmp, summary, steps, raster, tokens, pad, summary.get("raster_replicate", 0), trajectories,
-                        speakers)
-        return sorted(tmp.iterdir())
+        def render(tmp: Path) -> list[Path]:
+            outputs.draw_run(tmp, run)
+            return sorted(tmp.iterdir())
 
+        what = "run"
+    elif (directory / "report.json").is_file():
+        report, network = outputs.read_analysis(directory)
+
+        def render(tmp: Path) -> list[Path]:
+            return outputs.draw_analysis(tmp, report, network)
+
+        what = "analysis"
+    else:
+        raise UsageError(f"{directory}: neither a run (summary.json), an analysis (report.json) nor a sweep "
+                         "directory (sweep.json)")
     outputs.replace_files_from(directory, render)
-    print(f"{directory}: redrew the run plots")
+    print(f"{directory}: redrew the {what} plots")
     return 0
 
 

@@ -196,8 +196,20 @@ def test_cli_analyze_json_export_and_plots(tmp_path, capsys):
     assert P_.shape == (10, 10) and len(states) == 10 and states[0] == "N N N"
     assert np.allclose(np.asarray(P_.sum(axis=1)).ravel(), 1.0)
     assert (export / "power_3.npz").is_file()
-    for name in ("report.json", "eigenvalues.png", "stationary.png", "curves.png", "network.png"):
+    for name in ("report.json", "network.npz", "eigenvalues.png", "stationary.png", "curves.png", "network.png"):
         assert (out / name).is_file(), name
+    # `ecology plot` redraws an analysis directory from report.json and network.npz alone
+    network = np.load(out / "network.npz")
+    assert np.allclose(network["P"], P_.toarray()) and list(network["labels"]) == states
+    for name in ("eigenvalues.png", "stationary.png", "curves.png", "network.png"):
+        (out / name).unlink()
+    capsys.readouterr()
+    assert main(["plot", str(out)]) == 0 and "redrew the analysis plots" in capsys.readouterr().out
+    for name in ("eigenvalues.png", "stationary.png", "curves.png", "network.png"):
+        assert (out / name).stat().st_size > 1000, name
+    (out / "report.json").write_text("{}")
+    assert main(["plot", str(out)]) == 2
+    assert "not a readable analysis directory" in capsys.readouterr().err
 
 
 def test_cli_analyze_errors(tmp_path, capsys):
