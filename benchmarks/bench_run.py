@@ -2,7 +2,7 @@
 
 For the toy (waluigi.toml) at k = 8, 64, 512, 4096, for chat.toml (two premises of two cast
 members each, k = 12), and for the toy under block deletion (B = 2, a re-reading rule: O(k) per
-step) at k = 64 and 512, with 10,000 replicates, it times the whole model step as `ecology run`
+step) at k = 16 and 128, with 10,000 replicates, it times the whole model step as `ecology run`
 runs it (sampling, likelihoods, Bayes, mixture, ledger, criteria and every observable recorded
 by the DataCollector) under ``run.engine = "numpy"`` (the reference) and ``"compiled"`` (the
 numba kernel of ecology/kernel.py), and prints their ratio. Model construction (the initial
@@ -90,7 +90,7 @@ def main():
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'scenario':<14} {'deletion':<8} {'k':>5} {'numpy rs/s':>14} {'compiled rs/s':>14} {'ratio':>7}")
     block = {"context.deletion": "block", "context.block": 2}
-    cases = [(TOY, k, {}) for k in args.lengths] + [(CHAT, None, {})] + [(TOY, k, block) for k in (64, 512)]
+    cases = [(TOY, k, {}) for k in args.lengths] + [(CHAT, None, {})] + [(TOY, k, block) for k in (16, 128)]
     for path, k, rule in cases:
         extra = {**rule, **({} if k is None else {"context.length": k})}
         best = {"numpy": 0.0, "compiled": 0.0}

@@ -76,7 +76,8 @@ def choose(compiled, requested: str) -> tuple[str, str | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Compiled loops (replicate-outer). Arrays are premise-padded: step_state/step_logp (S, Qmax, V+1).
+# Compiled loops (replicate-outer). Arrays are premise-padded: step_state/step_logp (S, Qmax, V+1);
+# front stacks (S, L, R), back stacks (R, S, Qmax).
 
 if numba is not None:
     jit = numba.njit(cache=True, error_model="numpy", nogil=True)
@@ -182,8 +183,8 @@ def _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state,
             for q in range(q_count):
                 fw[q] = weights[q]
                 fs[q] = moved[q]
-            front_state[r, s, j] = fs[start[s]]
-            front_logw[r, s, j] = fw[start[s]]
+            front_state[s, j, r] = fs[start[s]]
+            front_logw[s, j, r] = fw[start[s]]
         for q in range(q_count):
             back_state[r, s, q] = q
             back_logw[r, s, q] = 0.0
@@ -208,7 +209,7 @@ def _advance_sliding(tokens, head, rebuild, window, step_state, step_logp, n_sta
     """Push each replicate's token, rebuild its front if the head ran past it, read, mix."""
     n_premises = len(start)
     q_max = step_state.shape[1]
-    length = front_state.shape[2]
+    length = front_state.shape[1]
     fs = np.empty(q_max, dtype=np.int64)
     fw = np.empty(q_max)
     moved = np.empty(q_max, dtype=np.int64)
@@ -231,8 +232,8 @@ def _advance_sliding(tokens, head, rebuild, window, step_state, step_logp, n_sta
                     back_state[r, s, q] = step_state[s, b, t]
         for s in range(n_premises):
             if head < length:
-                entry = front_state[r, s, head]
-                weight = front_logw[r, s, head]
+                entry = front_state[s, head, r]
+                weight = front_logw[s, head, r]
             else:
                 entry = start[s]
                 weight = 0.0
@@ -308,8 +309,10 @@ class Engine:
         rows = window.shape[0]
         if sliding:
             length = window.shape[1]
-            self.front_state = np.empty((rows, len(premises), length), dtype=np.int64)
-            self.front_logw = np.empty((rows, len(premises), length))
+            # front stacks premise- and position-major, so that reading position ``head`` of every
+            # replicate walks contiguous memory
+            self.front_state = np.empty((len(premises), length, rows), dtype=np.int64)
+            self.front_logw = np.empty((len(premises), length, rows))
             self.back_state = np.empty((rows, len(premises), q_max), dtype=np.int64)
             self.back_logw = np.empty((rows, len(premises), q_max))
             _rebuild(as_tokens(window), self.step_state, self.step_logp, self.n_states, self.start,
@@ -356,7 +359,7 @@ class Engine:
         if not self.sliding:
             return self.read(visible)
         self.head += deleted
-        rebuild = self.head > self.front_state.shape[2]
+        rebuild = self.head > self.front_state.shape[1]
         if rebuild:  # only fifo deletes while sliding: its windows keep the length k of the front
             self.head = 0
         out = self._outputs(len(tokens))
@@ -378,8 +381,8 @@ def warm_up() -> float:
     one = np.ones(1, dtype=np.int64)
     zero = np.zeros(1, dtype=np.int64)
     window = np.zeros((1, 2), dtype=np.int64)
-    front_state = np.zeros((1, 1, 2), dtype=np.int64)
-    front_logw = np.zeros((1, 1, 2))
+    front_state = np.zeros((1, 2, 1), dtype=np.int64)
+    front_logw = np.zeros((1, 2, 1))
     back_state = np.zeros((1, 1, 1), dtype=np.int64)
     back_logw = np.zeros((1, 1, 1))
     _rebuild(window, step_state, step_logp, one, zero, front_state, front_logw, back_state, back_logw)
