@@ -129,7 +129,8 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
 
 
 def cmd_run(args) -> int:
-    from .results import fresh_directory, simulate, summarize, write_run
+    from .outputs import write_run
+    from .results import fresh_directory, simulate, summarize
 
     s = scn.load(args.file, run_overrides(args))
     target = fresh_directory(args.out, s.name)
@@ -196,7 +197,7 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
 
     from .exact import criterion_chain, write_prism
     from .markov import DENSE_LIMIT
-    from .results import write_atomically
+    from .outputs import write_atomically
 
     labels = {}
     for c in compiled.criteria:  # a periodic criterion lives on the extended chain: not labelled here

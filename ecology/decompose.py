@@ -951,7 +951,7 @@ def write_report(target: Path, result: dict, report: dict) -> None:
     """Scenario files, report.json, report.txt, table.csv and plots, written atomically."""
     import tomli_w
 
-    from .results import write_atomically
+    from .outputs import write_atomically
 
     def fill(d: Path) -> None:
         for item in result["decompositions"]:

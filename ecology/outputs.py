@@ -398,9 +398,9 @@ def clean_tree(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the commands leave behind, and reading it back (``ecology plot DIR``). The layout of each
-# directory is documented in docs/outputs.md. A run directory is written by
-# :func:`ecology.results.write_run`, a sweep directory point by point by :mod:`ecology.sweep`.
+# What the commands leave behind, and reading it back (``ecology plot DIR``): run and analysis
+# directories here; a sweep directory is filled point by point by :mod:`ecology.sweep` (its plan,
+# point files and results.csv, with resume and locks). The layouts are in docs/outputs.md.
 
 NETWORK_LIMIT = 64  # an analysis keeps (and draws) the transition network of chains up to this size
 
@@ -420,6 +420,31 @@ class RunFiles:
     speakers: "pd.DataFrame"
     tokens: list[str]
     pad: str
+
+
+def write_run(result, target: Path, summary: dict) -> Path:
+    """A run directory (:class:`ecology.results.RunResult`): ``summary.json``, ``steps.csv``,
+    ``replicates.csv``, ``premises.csv``, the resolved ``scenario.toml``, ``raster.csv``,
+    ``trajectories.csv``, ``speakers.csv`` and the plots; written atomically."""
+    import pandas as pd
+
+    from . import plots
+    from .results import premise_table, replicate_table, resolved_toml, speaker_table, trajectory_table
+
+    def fill(d: Path) -> None:
+        (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        result.steps.to_csv(d / "steps.csv")
+        replicate_table(result).to_csv(d / "replicates.csv")
+        premise_table(result).to_csv(d / "premises.csv", index=False)
+        (d / "scenario.toml").write_text(resolved_toml(result.scenario, result.premises, result.priors))
+        raster = pd.DataFrame(result.raster, columns=[f"pos{i}" for i in range(result.raster.shape[1])])
+        raster.rename_axis("step").to_csv(d / "raster.csv")
+        trajectory_table(result).to_csv(d / "trajectories.csv", index=False)
+        speaker_table(result).to_csv(d / "speakers.csv", index=False)
+        plots.run_plots(d, summary, result.steps, result.raster, result.tokens, result.scenario.vocabulary.pad,
+                        result.raster_replicate, trajectory_table(result), speaker_table(result))
+
+    return write_atomically(target, fill)
 
 
 def read_run(directory: Path) -> RunFiles:

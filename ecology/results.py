@@ -29,7 +29,6 @@ overwritten.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from . import outputs
 from .absorption import Periodic
 from .model import RASTER_REPLICATES, EcologyModel
 from .observables import Criteria
-from .outputs import write_atomically  # noqa: F401  (used by cli)
 from .scenario import Scenario, to_table
 from .statistics import time_to_event, wilson
 
@@ -279,25 +277,6 @@ def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs"
         target = base.with_name(f"{base.name}-{n}")
 
 
-def write_run(result: RunResult, target: Path, summary: dict) -> Path:
-    from . import plots
-
-    def fill(d: Path) -> None:
-        (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        result.steps.to_csv(d / "steps.csv")
-        replicate_table(result).to_csv(d / "replicates.csv")
-        premise_table(result).to_csv(d / "premises.csv", index=False)
-        (d / "scenario.toml").write_text(resolved_toml(result.scenario, result.premises, result.priors))
-        raster = pd.DataFrame(result.raster, columns=[f"pos{i}" for i in range(result.raster.shape[1])])
-        raster.rename_axis("step").to_csv(d / "raster.csv")
-        trajectory_table(result).to_csv(d / "trajectories.csv", index=False)
-        speaker_table(result).to_csv(d / "speakers.csv", index=False)
-        plots.run_plots(d, summary, result.steps, result.raster, result.tokens, result.scenario.vocabulary.pad,
-                        result.raster_replicate, trajectory_table(result), speaker_table(result))
-
-    return write_atomically(target, fill)
-
-
 def trajectory_table(result: RunResult) -> pd.DataFrame:
     """Long table (step, replicate, one column per population) of the first replicates."""
     steps, reps, _ = result.trajectories.shape
@@ -360,7 +339,7 @@ class Run:
     def save(self, out: str | Path | None = None) -> Path:
         """Write the run directory (``out`` must not exist; default ``runs/NAME-TIMESTAMP``)."""
         target = fresh_directory(out, self.summary["scenario"])
-        return write_run(self.result, target, {**self.summary, "output": str(target)})
+        return outputs.write_run(self.result, target, {**self.summary, "output": str(target)})
 
 
 def run(scenario, exact: bool = False, max_states: int = 200_000, **overrides) -> Run:

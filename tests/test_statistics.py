@@ -290,7 +290,7 @@ def test_axis_scale_follows_the_grid_kind():
 def test_user_text_with_dollars_draws(tmp_path):
     """Names and tokens such as $\\frac$ are printed, never parsed as mathtext."""
     from ecology import plots
-    from ecology.results import write_run
+    from ecology.outputs import write_run
 
     def rename(node):  # the token U becomes $\frac$ everywhere (names cannot hold '$': see docs)
         if isinstance(node, dict):
