@@ -123,6 +123,11 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
     if exact:
         expected = "infinite (may never be reached)" if exact["expected_hitting_time"] is None \
             else f"{exact['expected_hitting_time']:.6g}"
+        if exact.get("expected_hitting_time_note"):
+            expected = f"not computed ({exact['expected_hitting_time_note']})"
+        elif exact.get("expected_hitting_time_bounds"):
+            lo, hi = exact["expected_hitting_time_bounds"]
+            expected += f" (within [{lo:.10g}, {hi:.10g}], survival series)"
         print(f"    exact chain: E[T] = {expected}; P(reached by {steps}) = {exact['reached_by_horizon']:.6g}; "
               f"P(holding at {steps}) = {exact['holding_curve'][-1]:.6g}; E[min(T, {steps})] = {exact['restricted_mean']:.6g}; "
               f"set closed (holding once reached): {'yes' if exact['closed'] else 'no'}")
@@ -235,7 +240,9 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
         known = "" if probability is None else f"{name} {probability:.6g}, "
         print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")
         return
-    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}, "
+    bounds = h.get("expected_hitting_time_bounds")
+    how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
+    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}{how}, "
           f"{name} {probability:.6g}, {within}")
 
 

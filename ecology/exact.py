@@ -500,12 +500,44 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
     out[key] = None
     try:
         out[key] = float(mc.hitting_probabilities(A)[x] if B is None else mc.committor(A, B)[x])
-        out["expected_hitting_time"] = _finite(mc.expected_hitting_times(A)[x])
     except ChainError as err:  # what was computed stays; the curve below is exact anyway
         out["note"] = str(err)
+    if out["note"] is None:
+        time = expected_entrance_time(mc, x, A, max_work)
+        out["expected_hitting_time"], out["note"] = time["value"], time["note"]
+        if time["bounds"] is not None:
+            out["expected_hitting_time_bounds"] = time["bounds"]
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out
+
+
+def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
+    """``E_x[time to enter A]``: ``value`` (None: infinite, A may be missed, or not computed),
+    ``bounds`` (``[lo, hi]`` when it comes from the survival series) and ``note`` (why it was not
+    computed, else None). The subtraction-free solvers first; when the system is out of their
+    reach, the survival series with its two-sided tail bounds (the value is their midpoint)."""
+    try:
+        return {"value": _finite(mc.expected_hitting_times(A)[x]), "bounds": None, "note": None}
+    except ChainError as err:
+        series = _hitting_time_by_series(mc, x, A, max_work)
+        if series is None:
+            return {"value": None, "bounds": None, "note": str(err)}
+        return {"value": (series[0] + series[1]) / 2, "bounds": series, "note": None}
+
+
+def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
+    """``[lo, hi]`` bounds on ``E_x[time to enter A]`` by the survival series with Collatz–Wielandt
+    tail bounds (:meth:`ecology.markov.MarkovChain.expected_hitting_time_by_series`) within the
+    work budget, when the linear solvers are out of reach; None when A may be missed or the
+    bounds do not close to 1e-10 relative within the budget."""
+    try:
+        if mc.hitting_probabilities(A)[x] < 1.0:
+            return None
+    except ChainError:
+        return None
+    bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))
+    return None if bounds is None else [float(bounds[0]), float(bounds[1])]
 
 
 def metastable_report(pc: PageChain, tolerance: float) -> dict:

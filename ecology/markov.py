@@ -1157,6 +1157,52 @@ class MarkovChain:
             free[target] = 0.0
         return np.minimum(hit, 1.0)
 
+    def expected_hitting_time_by_series(self, start: int, target, max_products: int,
+                                        rtol: float = 1e-10) -> tuple[float, float] | None:
+        """Two-sided bounds ``(lo, hi)`` on ``E_start[T]``, ``T`` the entrance time of ``target``,
+        from the survival series, or None when ``max_products`` sparse products do not reach
+        relative width ``rtol``.
+
+        With ``Q`` the transitions among the states outside the target and ``u_t = e_start Q^t``
+        (the mass not yet entered), ``E[T] = sum_{t>=0} u_t 1`` when the target is entered
+        surely. The partial sum to ``N`` is propagated forwards (non-negative terms only: no
+        cancellation). For the tail, Collatz–Wielandt: if ``r_lo u_N <= u_{N+1} <= r_hi u_N``
+        componentwise then, ``Q`` being non-negative, ``r_lo^j u_N <= u_{N+j} <= r_hi^j u_N``, so
+        ``sum_{t>=N} u_t 1`` lies in ``[u_N 1 / (1 - r_lo), u_N 1 / (1 - r_hi)]`` (for
+        ``r_hi < 1``). The ratios converge to the spectral radius of ``Q`` at the rate of its
+        second eigenvalue, so this suits well-connected chains of any size; a slowly mixing one
+        (times of 1e45) is left to the eliminations.
+        """
+        target = self._mask(target)
+        if target[start]:
+            return 0.0, 0.0
+        PT = self.P.T.tocsr()
+        keep = (~target).astype(float)
+        u = np.zeros(self.n_states)
+        u[start] = 1.0
+        total, scale = 0.0, 1.0  # the true u_t is scale * u (u renormalised against underflow)
+        for t in range(max(1, max_products)):
+            mass = u.sum()
+            nxt = (PT @ u) * keep
+            support = u > 0
+            if t % 8 == 7 and not np.any(nxt[~support] > 0):
+                ratio = nxt[support] / u[support]
+                r_lo, r_hi = float(ratio.min()), float(ratio.max())
+                if r_hi < 1.0:
+                    lo = total + scale * mass / (1.0 - r_lo)
+                    hi = total + scale * mass / (1.0 - r_hi)
+                    if hi - lo <= rtol * lo:
+                        return lo, hi
+            total += scale * mass
+            u = nxt
+            top = u.max()
+            if top == 0.0:  # entered surely within t + 1 steps: the sum is exact
+                return total, total
+            if top < 1e-200:
+                u /= top
+                scale *= top
+        return None
+
     def fundamental_matrix(self) -> np.ndarray:
         """``N = (I - Q)^{-1}`` over the transient states (``N[i, j]`` = expected visits to
         ``transient_states[j]`` from ``transient_states[i]``), subtraction-free."""

@@ -213,7 +213,10 @@ def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = No
     criterion's set (bool mask of page-states):
 
     - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
-      the set is missed with positive probability), ``reached_ever``: P(T < infinity);
+      the set is missed with positive probability, or not computed: then
+      ``expected_hitting_time_note`` says why); ``expected_hitting_time_bounds``: ``[lo, hi]``
+      when it comes from the survival series (:func:`ecology.exact.expected_entrance_time`);
+      ``reached_ever``: P(T < infinity);
     - ``reached_by_horizon`` and ``reached_curve``: ``P(T <= t)``, ``t = 0 .. N``;
       ``restricted_mean``: ``E[min(T, N)] = sum_{t<N} P(T > t)``;
     - ``holding_curve``: ``P(the criterion holds at t) = e_x P^t h``;
@@ -222,7 +225,7 @@ def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = No
     Raises :class:`UserError` when the chain is out of reach (too many states, deletion none).
     """
     from .dynamics import compile_scenario
-    from .exact import build_chain
+    from .exact import DEFAULT_MAX_WORK, build_chain, expected_entrance_time
 
     horizon = scenario.run.steps if horizon is None else horizon
     compiled = compile_scenario(scenario)
@@ -244,11 +247,13 @@ def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = No
             holding[t] = dist[h].sum()
             if t < horizon:
                 dist = PT @ dist
-        expected = float(mc.expected_hitting_times(h)[x])
+        expected = expected_entrance_time(mc, x, h, DEFAULT_MAX_WORK)
         leaving = mc.P[np.flatnonzero(h)][:, np.flatnonzero(~h)].sum() if h.any() else 0.0
         out[c.name] = {
             "n_states": mc.n_states,
-            "expected_hitting_time": expected if np.isfinite(expected) else None,
+            "expected_hitting_time": expected["value"],
+            "expected_hitting_time_bounds": expected["bounds"],
+            "expected_hitting_time_note": expected["note"],
             "reached_ever": float(mc.hitting_probabilities(h)[x]),
             "reached_by_horizon": float(curve[-1]),
             "restricted_mean": float(np.sum(1.0 - curve[:horizon])),

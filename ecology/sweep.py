@@ -276,6 +276,8 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
         row[f"exact_class{i}_probability"] = c["probability"]
     for name, c in criteria.items():
         expected = c["expected_hitting_time"]
+        if c.get("expected_hitting_time_note"):  # not computed: left empty, never an infinite time
+            expected = math.nan
         row[f"{name}_exact_expected_hitting_time"] = math.inf if expected is None else expected
         row[f"{name}_exact_reached_by_horizon"] = c["reached_by_horizon"]
         row[f"{name}_exact_restricted_mean"] = c["restricted_mean"]

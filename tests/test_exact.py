@@ -412,3 +412,38 @@ def test_report_is_a_dataclass_with_the_json_keys(toy):
     fuller = analyze(compiled, chain=pc, horizon=5, power=3, tolerance=0.1)
     assert list(fuller.to_dict()) == keys + ["metastable", "horizon", "curves", "power"]
     assert json.loads(fuller.to_json(indent=2))["power"]["n"] == 3
+
+
+def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
+    """When the linear solvers are out of reach (as for the soft toy's 65,535-unknown system at
+    k = 16), analyze and run --exact report the survival series' value with its bounds, which
+    contain the solved value, instead of no number; a number that cannot be bounded stays a note."""
+    from ecology import exact as exact_module
+    from ecology.markov import ChainError
+    from ecology.results import exact_criteria
+
+    soft = copy.deepcopy(table("waluigi_soft"))
+    soft["context"]["length"] = 5
+    s = validate(soft)
+    solved = analyze(compile_scenario(s))["criteria"]["revealed"]["expected_hitting_time"]
+    reference = exact_criteria(s, 10_000)["revealed"]["expected_hitting_time"]
+    assert np.isclose(solved, reference, rtol=1e-12)
+
+    solve = MarkovChain.expected_hitting_times
+
+    def out_of_reach(self, target):  # the one-state target U^5 of 'revealed' only
+        if np.asarray(target).dtype == bool and np.sum(target) == 1:
+            raise ChainError("a linear system too large for this test")
+        return solve(self, target)
+
+    monkeypatch.setattr(MarkovChain, "expected_hitting_times", out_of_reach)
+    hit = analyze(compile_scenario(s))["criteria"]["revealed"]
+    lo, hi = hit["expected_hitting_time_bounds"]
+    assert hit["note"] is None and lo <= solved * (1 + 1e-12) and solved <= hi * (1 + 1e-12)
+    assert np.isclose(hit["expected_hitting_time"], solved, rtol=1e-10)
+    figures = exact_criteria(s, 10_000)["revealed"]
+    assert np.isclose(figures["expected_hitting_time"], solved, rtol=1e-10)
+    assert figures["expected_hitting_time_note"] is None
+    monkeypatch.setattr(exact_module, "_hitting_time_by_series", lambda *args: None)
+    figures = exact_criteria(s, 10_000)["revealed"]
+    assert figures["expected_hitting_time"] is None and "too large" in figures["expected_hitting_time_note"]

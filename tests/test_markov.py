@@ -446,3 +446,47 @@ def test_times_power_against_numpy_matrix_power():
         assert np.allclose(times_power(row, M, n), row @ reference, rtol=1e-12, atol=1e-15)
         assert np.allclose(times_power(np.eye(40), sp.csr_matrix(M), n), reference, rtol=1e-12, atol=1e-15)
     assert np.allclose(MarkovChain(M).power(1001).toarray(), np.linalg.matrix_power(M, 1001), rtol=1e-12)
+
+
+def walk(n: int, p: float) -> tuple[MarkovChain, np.ndarray]:
+    """Random walk on 0 .. n-1, reflecting at 0 (stays w.p. 1 - p), absorbed at n - 1."""
+    P = np.zeros((n, n))
+    P[0, 0], P[0, 1] = 1 - p, p
+    for i in range(1, n - 1):
+        P[i, i + 1], P[i, i - 1] = p, 1 - p
+    P[-1, -1] = 1.0
+    target = np.zeros(n, bool)
+    target[-1] = True
+    return MarkovChain(sp.csr_matrix(P)), target
+
+
+@pytest.mark.parametrize("n, p", [(30, 0.5), (40, 0.6), (25, 0.45)])
+def test_survival_series_brackets_the_expected_hitting_time(n, p):
+    """The survival series' two-sided Collatz–Wielandt bounds contain the solved E[T] and close to
+    1e-10 relative; the symmetric walk's closed form is n^2 - n (here from the reflecting end)."""
+    mc, target = walk(n, p)
+    exact = mc.expected_hitting_times(target)[0]
+    lo, hi = mc.expected_hitting_time_by_series(0, target, 10**6)
+    assert lo <= exact * (1 + 1e-12) and exact <= hi * (1 + 1e-12)
+    assert hi - lo <= 1e-10 * lo
+    if p == 0.5:
+        assert np.isclose(exact, n * (n - 1), rtol=1e-12)
+
+
+def test_survival_series_random_chains_and_budget():
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        P = rng.random((60, 60)) * (rng.random((60, 60)) < 0.1)
+        P[np.arange(60), (np.arange(60) + 1) % 60] += 0.05  # irreducible
+        P /= P.sum(axis=1, keepdims=True)
+        mc = MarkovChain(sp.csr_matrix(P))
+        target = np.zeros(60, bool)
+        target[rng.choice(60, 3, replace=False)] = True
+        start = int(np.flatnonzero(~target)[0])
+        exact = mc.expected_hitting_times(target)[start]
+        lo, hi = mc.expected_hitting_time_by_series(start, target, 10**6)
+        assert lo * (1 - 1e-12) <= exact <= hi * (1 + 1e-12)
+    # a slow walk (E[T] ~ 1e19) does not close within a small budget: None, never a wrong number
+    mc, target = walk(200, 0.45)
+    assert mc.expected_hitting_time_by_series(0, target, 2000) is None
+    assert mc.expected_hitting_time_by_series(199, target, 10) == (0.0, 0.0)
