@@ -665,6 +665,7 @@ def _main(argv: list[str] | None) -> int:
     from . import outputs
     from .interrupts import Signals, exit_status
 
+    args = None
     try:
         with Signals(raising=True):
             args = build_parser().parse_args(argv)
@@ -677,8 +678,11 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: interrupted by {name}; nothing was written half-way", file=sys.stderr)
         return exit_status(name)
     except MemoryError:
-        print("error: out of memory; lower run.replicates, context.length or run.steps (or the --max-memory budget "
-              "you raised)", file=sys.stderr)
+        exact = getattr(args, "func", None) is cmd_analyze or getattr(args, "exact", False)
+        lower = "--max-states or context.length" if exact else "run.replicates, context.length or run.steps"
+        print(f"error: out of memory (the machine has less free memory than the --max-memory budget, default 8 GiB, "
+              f"assumed); lower {lower}, or --max-memory to what is free so that it is refused up front",
+              file=sys.stderr)
         return 2
     except OSError as err:  # an output that failed while writing (disk full, ...); nothing half-written stays
         print(f"error: {outputs.describe(err)}", file=sys.stderr)
