@@ -258,7 +258,7 @@ def section_large_hitting():
     from scipy.sparse import linalg as spla
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_markov import lumpable_levels
+    from test_markov import birth_death_hitting_times, lumpable_levels
 
     print("\n7. expected hitting times of a linked group above 20,000 states (not banded), against mpmath")
     print(f"{'states':>8} {'max time':>10} {'ours: rel err':>14} {'time s':>7} {'before: LU rel err':>19} {'LU s':>6}")
@@ -267,17 +267,7 @@ def section_large_hitting():
         up[-1], down[0] = 0.0, 0.0
         down[1:11] = 1e-5
         P, level = lumpable_levels(levels, width, up, down, np.random.default_rng(1))
-        mpmath.mp.dps = 50
-        pi = [mpmath.mpf(1)]
-        for j in range(levels - 1):
-            pi.append(pi[-1] * mpmath.mpf(up[j]) / mpmath.mpf(down[j + 1]))
-        tail = [mpmath.mpf(0)] * (levels + 1)
-        for j in range(levels - 1, -1, -1):
-            tail[j] = tail[j + 1] + pi[j]
-        by_level = [mpmath.mpf(0)]
-        for m in range(1, levels):
-            by_level.append(by_level[-1] + tail[m] / (pi[m] * mpmath.mpf(down[m])))
-        reference = np.array([float(by_level[lv]) for lv in level])
+        reference = birth_death_hitting_times(up, down, mpmath)[level]
         h, seconds, _ = timed(lambda: MarkovChain(P).expected_hitting_times(level == 0), memory=False)
         rest = np.flatnonzero(level > 0)
         A = (sp.identity(len(rest)) - P[rest][:, rest]).tocsc()

@@ -394,6 +394,24 @@ def lumpable_levels(levels, width, up, down, rng):
     return P.tocsr()[perm][:, perm].tocsr(), level[perm]
 
 
+def birth_death_hitting_times(up: np.ndarray, down: np.ndarray, mpmath) -> np.ndarray:
+    """Expected time to reach level 0 from each level of a birth–death chain (rates ``up[l]``,
+    ``down[l]``), at 50 digits: ``h(l) = sum_{m <= l} sum_{j >= m} pi_j / (pi_m down_m)`` with
+    ``pi_{j+1} = pi_j up_j / down_{j+1}``."""
+    levels = len(up)
+    mpmath.mp.dps = 50
+    pi = [mpmath.mpf(1)]
+    for j in range(levels - 1):
+        pi.append(pi[-1] * mpmath.mpf(up[j]) / mpmath.mpf(down[j + 1]))
+    tail = [mpmath.mpf(0)] * (levels + 1)
+    for j in range(levels - 1, -1, -1):
+        tail[j] = tail[j + 1] + pi[j]
+    by_level = [mpmath.mpf(0)]
+    for m in range(1, levels):
+        by_level.append(by_level[-1] + tail[m] / (pi[m] * mpmath.mpf(down[m])))
+    return np.array([float(x) for x in by_level])
+
+
 def test_hitting_times_above_20000_states_reaching_1e47_against_mpmath():
     """20,400 states, not banded: the linked group goes to the sparse block elimination. Crossing
     ten levels against a drift of 3e4 makes the times ~1e47; mpmath evaluates the birth–death
@@ -405,17 +423,7 @@ def test_hitting_times_above_20000_states_reaching_1e47_against_mpmath():
     down[1:11] = 1e-5
     P, level = lumpable_levels(levels, width, up, down, np.random.default_rng(1))
     h = MarkovChain(P).expected_hitting_times(level == 0)
-    mpmath.mp.dps = 50
-    pi = [mpmath.mpf(1)]
-    for j in range(levels - 1):
-        pi.append(pi[-1] * mpmath.mpf(up[j]) / mpmath.mpf(down[j + 1]))
-    tail = [mpmath.mpf(0)] * (levels + 1)
-    for j in range(levels - 1, -1, -1):
-        tail[j] = tail[j + 1] + pi[j]
-    by_level = [mpmath.mpf(0)]
-    for m in range(1, levels):
-        by_level.append(by_level[-1] + tail[m] / (pi[m] * mpmath.mpf(down[m])))
-    reference = np.array([float(by_level[l]) for l in level])
+    reference = birth_death_hitting_times(up, down, mpmath)[level]
     assert h.max() > 1e45
     assert np.max(np.abs(h[level > 0] / reference[level > 0] - 1)) < 1e-6
     assert np.all(h[level == 0] == 0)
