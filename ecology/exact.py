@@ -523,19 +523,16 @@ def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int
         series = _hitting_time_by_series(mc, x, A, max_work)
         if series is None:
             return {"value": None, "bounds": None, "note": str(err)}
+        if math.isinf(series[0]):  # A may be missed: infinite, as the solvers say it
+            return {"value": None, "bounds": None, "note": None}
         return {"value": (series[0] + series[1]) / 2, "bounds": series, "note": None}
 
 
 def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
     """``[lo, hi]`` bounds on ``E_x[time to enter A]`` by the survival series with Collatz–Wielandt
     tail bounds (:meth:`ecology.markov.MarkovChain.expected_hitting_time_by_series`) within the
-    work budget, when the linear solvers are out of reach; None when A may be missed or the
-    bounds do not close to 1e-10 relative within the budget."""
-    try:
-        if mc.hitting_probabilities(A)[x] < 1.0:
-            return None
-    except ChainError:
-        return None
+    work budget, when the linear solvers are out of reach; None when the bounds do not close to
+    1e-10 relative within the budget (``[inf, inf]`` when A may be missed)."""
     bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))
     return None if bounds is None else [float(bounds[0]), float(bounds[1])]
 

@@ -1128,14 +1128,19 @@ class MarkovChain:
             q[r] = np.clip(solve_leaving(self.P, r, b), 0.0, 1.0)
         return q
 
+    def _surely_entered(self, target: np.ndarray) -> np.ndarray:
+        """Bool mask of the states from which ``target`` (mask) is entered with probability 1:
+        those that cannot reach, avoiding the target, a state from which it is unreachable (on
+        the graph, so exactly)."""
+        lost = self._reach(~self._reach(target), within=~target)
+        return ~lost
+
     def expected_hitting_times(self, target) -> np.ndarray:
         """``h(i) = E_i[steps until target is entered]`` (bool mask or state indices): 0 on the
         target, ``inf`` where the target is missed with positive probability."""
         target = self._mask(target)
         h = np.where(target, 0.0, np.inf)
-        lost = ~self._reach(target)
-        lost = self._reach(lost, within=~target)
-        sure = ~target & ~lost
+        sure = self._surely_entered(target) & ~target
         if sure.any():
             s = np.flatnonzero(sure)
             h[s] = solve_leaving(self.P, s, np.ones(len(s)))
@@ -1160,8 +1165,8 @@ class MarkovChain:
     def expected_hitting_time_by_series(self, start: int, target, max_products: int,
                                         rtol: float = 1e-10) -> tuple[float, float] | None:
         """Two-sided bounds ``(lo, hi)`` on ``E_start[T]``, ``T`` the entrance time of ``target``,
-        from the survival series, or None when ``max_products`` sparse products do not reach
-        relative width ``rtol``.
+        from the survival series (``(inf, inf)`` when the target may be missed), or None when
+        ``max_products`` sparse products do not reach relative width ``rtol``.
 
         With ``Q`` the transitions among the states outside the target and ``u_t = e_start Q^t``
         (the mass not yet entered), ``E[T] = sum_{t>=0} u_t 1`` when the target is entered
@@ -1176,6 +1181,8 @@ class MarkovChain:
         target = self._mask(target)
         if target[start]:
             return 0.0, 0.0
+        if not self._surely_entered(target)[start]:
+            return math.inf, math.inf
         PT = self.P.T.tocsr()
         keep = (~target).astype(float)
         u = np.zeros(self.n_states)

@@ -498,3 +498,8 @@ def test_survival_series_random_chains_and_budget():
     mc, target = walk(200, 0.45)
     assert mc.expected_hitting_time_by_series(0, target, 2000) is None
     assert mc.expected_hitting_time_by_series(199, target, 10) == (0.0, 0.0)
+    # a target that may be missed (state 0 is a trap) has an infinite time, decided on the graph
+    trap = np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]])
+    mc = MarkovChain(sp.csr_matrix(trap))
+    assert mc.expected_hitting_time_by_series(1, np.array([False, False, True]), 10) == (np.inf, np.inf)
+    assert mc.expected_hitting_times(np.array([False, False, True]))[1] == np.inf
