@@ -250,6 +250,7 @@ class EcologyModel(mesa.Model):
         if len(self.raster) <= self.n_steps:
             self.raster.append(self.context.last(self.config.context.length)[:RASTER_REPLICATES].copy())
             self.trajectories.append(self.population[:RASTER_REPLICATES].copy())
+        self.amplitudes = np.exp(step.log_amplitude)  # (R, S) alpha_s(w) on the current windows
         self.premise_quantiles = np.quantile(self.amplitudes, QUANTILES, axis=0)
         self.observables = observables.record(self)
 
@@ -280,8 +281,3 @@ class EcologyModel(mesa.Model):
         for i, c in enumerate(self.criteria):
             out[i] = c.observe(self)
         return out
-
-    @property
-    def amplitudes(self) -> np.ndarray:
-        """(R, S) amplitude ``alpha_s(w)`` of every premise on the current windows."""
-        return np.exp(self.current.log_amplitude)
