@@ -50,8 +50,7 @@ def from_table(table: dict):
 def simulate(s):
     """Run a scenario; returns the model (agents, reached_at) and its per-step table."""
     model = EcologyModel(s)
-    while model.running:
-        model.step()
+    model.run_model()
     return model, model.datacollector.get_model_vars_dataframe()
 
 

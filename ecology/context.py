@@ -225,8 +225,7 @@ class SlidingWindows(Windows):
 
     def append(self, tokens: np.ndarray) -> np.ndarray:
         """Append one token per replicate; return the tokens that left the last-``k`` view."""
-        if self.end == self.buf.shape[1]:
-            self._make_room()
+        self.reserve(1)
         self.buf[:, self.end] = tokens
         self.end += 1
         return self.buf[:, self.end - self.length - 1].copy()
@@ -249,10 +248,15 @@ class SlidingWindows(Windows):
             return np.zeros(self.window.shape[0], dtype=bool)
         return repeats(self.buf[:, self.start - self.memory : self.end], period, self.memory)
 
-    def _make_room(self) -> None:
+    def reserve(self, columns: int) -> None:
+        """Make room for ``columns`` more appended tokens: shift the kept part (page-states and
+        ``memory`` columns) to the front, or grow the buffer when that is not enough."""
+        if self.end + columns <= self.buf.shape[1]:
+            return
         keep = self.buf[:, self.start - self.memory : self.end]
-        if keep.shape[1] * 2 > self.buf.shape[1]:  # the window itself grows (deletion "none")
-            grown = np.full((self.buf.shape[0], 2 * self.buf.shape[1]), self.before_start, dtype=self.buf.dtype)
+        if keep.shape[1] + columns > self.buf.shape[1] or keep.shape[1] * 2 > self.buf.shape[1]:
+            width = max(2 * self.buf.shape[1], keep.shape[1] + columns)
+            grown = np.full((self.buf.shape[0], width), self.before_start, dtype=self.buf.dtype)
             grown[:, : keep.shape[1]] = keep
             self.buf = grown
         else:

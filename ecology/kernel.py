@@ -48,7 +48,12 @@ import time
 
 import numpy as np
 
+from dataclasses import dataclass
+
+from .absorption import TIE_TOLERANCE, Periodic, PopulationAbove, WindowOnly
+from .context import SlidingWindows
 from .dynamics import GREEDY_TIE, Step
+from .observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
 
 try:
     import numba
@@ -63,6 +68,12 @@ def unsupported(compiled) -> str | None:
     for p in compiled.premises:
         if getattr(p, "automaton", None) is None:
             return f"premise '{p.name}' is a trained model, not an automaton"
+    for c in compiled.criteria:
+        if not isinstance(c, (WindowOnly, PopulationAbove, Periodic)):
+            return f"criterion '{c.name}' is of a form the kernel does not evaluate"
+    for item in OBSERVABLES:
+        if item.summarise is None:
+            return f"observable {type(item).__name__} has no compiled form (summarise)"
     return None
 
 
@@ -87,24 +98,6 @@ else:  # pragma: no cover - only without numba, where nothing below is called
         return f
 
     inline = jit
-
-
-@jit
-def _sample(log_p, u, tokens):
-    """Inverse-CDF draw per row, as :func:`ecology.dynamics.sample`."""
-    rows, n_tokens = log_p.shape
-    cum = np.empty(n_tokens)
-    for r in range(rows):
-        total = 0.0
-        for t in range(n_tokens):
-            total += np.exp(log_p[r, t])
-            cum[t] = total
-        bound = u[r] * total
-        count = 0
-        for t in range(n_tokens):
-            if cum[t] <= bound:
-                count += 1
-        tokens[r] = count
 
 
 @inline
@@ -140,7 +133,16 @@ def _mix(r, states, loglik, step_logp, log_prior, temperature, greedy_tie,
     if temperature == 1.0:
         for t in range(n_tokens):
             log_p[r, t] = log_mu[r, t]
-        return
+    else:
+        _temper(r, temperature, greedy_tie, log_mu, log_p, z)
+
+
+@inline
+def _temper(r, temperature, greedy_tie, log_mu, log_p, z):
+    """``log p_T`` of row ``r`` from ``log mu``, as :func:`ecology.dynamics.tempered`: shift by the
+    maximum, divide by ``T``, normalise (greedy, ties to the first token within ``greedy_tie``,
+    at ``T = 0``)."""
+    n_tokens = log_mu.shape[1]
     top = log_mu[r, 0]
     for t in range(1, n_tokens):
         if log_mu[r, t] > top or np.isnan(log_mu[r, t]):
@@ -203,52 +205,10 @@ def _rebuild(window, step_state, step_logp, n_states, start, front_state, front_
 
 
 @jit
-def _advance_sliding(tokens, head, rebuild, window, step_state, step_logp, n_states, start,
-                     front_state, front_logw, back_state, back_logw, log_prior, temperature, greedy_tie,
-                     states, loglik, log_amp, log_mu, log_p, free_energy):
-    """Push each replicate's token, rebuild its front if the head ran past it, read, mix."""
-    n_premises = len(start)
-    q_max = step_state.shape[1]
-    length = front_state.shape[1]
-    fs = np.empty(q_max, dtype=np.int64)
-    fw = np.empty(q_max)
-    moved = np.empty(q_max, dtype=np.int64)
-    weights = np.empty(q_max)
-    joint = np.empty(n_premises)
-    terms = np.empty(n_premises)
-    z = np.empty(log_mu.shape[1])
-    row_states = np.empty(n_premises, dtype=np.int64)
-    row_loglik = np.empty(n_premises)
-    for r in range(len(tokens)):
-        t = tokens[r]
-        if rebuild:  # the rebuilt front holds the appended token; the back restarts empty
-            _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state, front_logw,
-                         back_state, back_logw, fs, fw, moved, weights)
-        else:
-            for s in range(n_premises):
-                for q in range(n_states[s]):
-                    b = back_state[r, s, q]
-                    back_logw[r, s, q] += step_logp[s, b, t]
-                    back_state[r, s, q] = step_state[s, b, t]
-        for s in range(n_premises):
-            if head < length:
-                entry = front_state[s, head, r]
-                weight = front_logw[s, head, r]
-            else:
-                entry = start[s]
-                weight = 0.0
-            row_states[s] = back_state[r, s, entry]
-            row_loglik[s] = weight + back_logw[r, s, entry]
-            states[s, r] = row_states[s]
-            loglik[s, r] = row_loglik[s]
-        _mix(r, row_states, row_loglik, step_logp, log_prior, temperature, greedy_tie,
-             log_amp, log_mu, log_p, free_energy, joint, terms, z)
-
-
-@jit
-def _advance_rereading(visible, step_state, step_logp, start, log_prior, temperature, greedy_tie,
+def _read_windows(visible, step_state, step_logp, start, log_prior, temperature, greedy_tie,
                        states, loglik, log_amp, log_mu, log_p, free_energy):
-    """Every premise re-reads each replicate's visible window, then mix."""
+    """Every premise reads each replicate's visible window from scratch, then mix (the initial
+    step and drift's successor windows)."""
     n_premises = len(start)
     joint = np.empty(n_premises)
     terms = np.empty(n_premises)
@@ -272,6 +232,558 @@ def _advance_rereading(visible, step_state, step_logp, start, log_prior, tempera
 
 
 # ---------------------------------------------------------------------------------------------
+# Blocks of steps. One call runs ``B`` steps of all R replicates and keeps, per step, only what
+# the outputs need: the per-step sums and counts of ``steps.csv`` (see :class:`Block`), the
+# amplitude quantiles, and the raster replicates' windows, amplitudes, tokens and speakers.
+# Every recorded figure is a reduction over replicates at one step, so a step runs as a few
+# passes over the replicates (print, window and read, mix, record, quantiles), each one compiled
+# loop over replicate-major arrays.
+
+TINY = 1e-200  # below this a linear-space probability is recomputed in log space (no underflow)
+CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
+WINDOW_ONLY, POPULATION, PERIODIC = 0, 1, 2  # criterion forms the kernel evaluates
+FIFO, BLOCK, MESSAGE = 0, 1, 2  # deletion rules of re-read (canonical) windows
+
+
+@inline
+def _most_responsible(values):
+    """The first index within ``TIE_TOLERANCE`` of the largest value (as
+    :func:`ecology.model.most_responsible`)."""
+    top = values[0]
+    for i in range(1, len(values)):
+        if values[i] > top:
+            top = values[i]
+    for i in range(len(values)):
+        if values[i] >= top - TIE_TOLERANCE:
+            return i
+    return 0
+
+
+@jit
+def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, credit, raster_rows,
+                  speakers, premise_speakers, resp):
+    """Credit of replicate ``r``'s token in log space exactly as numpy (``exp(log alpha_s + log
+    mu_s(t | w) - log mu(t | w))`` summed per population); the raster rows also record the
+    population and the premise most responsible for it."""
+    n_premises = len(member_of)
+    n_labels = credit.shape[1]
+    for j in range(n_labels):
+        resp[n_premises + j] = 0.0
+    for s in range(n_premises):
+        resp[s] = log_amp[r, s] + step_logp[s, states[s, r], token] - log_mu[r, token]
+        resp[n_premises + member_of[s]] += np.exp(resp[s])
+    for j in range(n_labels):
+        credit[r, j] += resp[n_premises + j]
+    if r < raster_rows:
+        speakers[b, r] = _most_responsible(resp[n_premises:])
+        premise_speakers[b, r] = _most_responsible(resp[:n_premises])
+
+
+@jit
+def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_logp, emit, member_of,
+                credit, surprisal, tokens, printed, speakers, premise_speakers, resp):
+    """Every replicate prints its token: ``t = #{u : c_u <= U c_{V-1}}`` with ``c`` the cumulative
+    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.dynamics.sample`); its surprisal
+    ``-log mu(t | w)``; its credit to each population, ``sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)``
+    (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``).
+    Returns the sum of the surprisals."""
+    rows, n_tokens = p.shape
+    n_premises = len(member_of)
+    n_labels = credit.shape[1]
+    raster_rows = printed.shape[1]
+    total = 0.0
+    part = 0.0
+    for r in range(rows):
+        norm = 0.0
+        for t in range(n_tokens):
+            norm += p[r, t]
+        bound = u[r] * norm
+        cum = 0.0
+        token = 0
+        for t in range(n_tokens):
+            cum += p[r, t]
+            if cum <= bound:
+                token += 1
+        tokens[r] = token
+        surprisal[r] = -log_mu[r, token]
+        part += surprisal[r]
+        if r < exact_rows or mu[r, token] < TINY:
+            _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, credit, raster_rows,
+                          speakers, premise_speakers, resp)
+        else:
+            for j in range(n_labels):
+                resp[j] = 0.0
+            scale = 1.0 / mu[r, token]
+            for s in range(n_premises):
+                resp[member_of[s]] += alpha[r, s] * emit[s, states[s, r], token] * scale
+            for j in range(n_labels):
+                credit[r, j] += resp[j]
+        if r & (CHUNK - 1) == CHUNK - 1:
+            total += part
+            part = 0.0
+    for r in range(raster_rows):
+        printed[b, r] = tokens[r]
+    return total + part
+
+
+@jit
+def _log_mu_exact(r, t, states, log_amp, step_logp, terms):
+    """``log mu(t | w) = logsumexp_s(log alpha_s + log mu_s(t | w))`` for replicate ``r``."""
+    for s in range(len(terms)):
+        terms[s] = log_amp[r, s] + step_logp[s, states[s, r], t]
+    return _logsumexp(terms)
+
+
+@jit
+def _mix_pass(exact_rows, states, loglik, step_logp, emit, log_prior, temperature, greedy_tie,
+              alpha, log_amp, mu, log_mu, p, log_p, free_energy, joint, terms, z):
+    """Bayes, mixing and tempering for every replicate (module docstring, step 3). The raster
+    rows (below ``exact_rows``) in log space exactly as numpy (:func:`_mix`); the others with one
+    ``exp`` per premise: with ``e_s = exp(log prior_s + log mu_s(w) - m)`` (``m`` the largest
+    exponent), ``alpha_s = e_s / sum e`` and ``mu(t | w) = sum_s alpha_s emit_s[q_s, t]`` in linear
+    space, a ``mu(t | w)`` below ``TINY`` recomputed in log space (so nothing underflows); the laws
+    agree with numpy's to rounding (~1e-16 relative). At ``T = 1``, ``p`` and ``log_p`` are ``mu``
+    and ``log_mu`` (the same arrays). Returns (0, -1), or (1, r) for the first impossible window,
+    or (2, r) for the first NaN."""
+    rows, n_tokens = mu.shape
+    n_premises = len(log_prior)
+    for r in range(min(exact_rows, rows)):
+        _mix(r, states[:, r], loglik[:, r], step_logp, log_prior, temperature, greedy_tie,
+             log_amp, log_mu, log_p, free_energy, joint, terms, z)
+        for s in range(n_premises):
+            alpha[r, s] = np.exp(log_amp[r, s])
+        for t in range(n_tokens):
+            mu[r, t] = np.exp(log_mu[r, t])
+            p[r, t] = np.exp(log_p[r, t])
+    for r in range(exact_rows, rows):
+        top = -np.inf
+        for s in range(n_premises):
+            joint[s] = log_prior[s] + loglik[s, r]
+            if joint[s] > top or np.isnan(joint[s]):
+                top = joint[s]
+        safe = top if np.isfinite(top) else 0.0
+        total = 0.0
+        for s in range(n_premises):
+            terms[s] = np.exp(joint[s] - safe)
+            total += terms[s]
+        log_z = np.log(total) + safe
+        free_energy[r] = -log_z
+        for s in range(n_premises):
+            log_amp[r, s] = joint[s] - log_z
+            alpha[r, s] = terms[s] / total
+        for t in range(n_tokens):
+            m = 0.0
+            for s in range(n_premises):
+                m += alpha[r, s] * emit[s, states[s, r], t]
+            if m < TINY:
+                log_mu[r, t] = _log_mu_exact(r, t, states, log_amp, step_logp, terms)
+                mu[r, t] = np.exp(log_mu[r, t])
+            else:
+                mu[r, t] = m
+                log_mu[r, t] = np.log(m)
+        if temperature != 1.0:
+            _temper(r, temperature, greedy_tie, log_mu, log_p, z)
+            for t in range(n_tokens):
+                p[r, t] = np.exp(log_p[r, t])
+    for r in range(rows):
+        if not np.isfinite(free_energy[r]):
+            return 1, r
+    for r in range(rows):
+        for s in range(n_premises):
+            if np.isnan(log_amp[r, s]):
+                return 2, r
+        for t in range(n_tokens):
+            if np.isnan(log_p[r, t]):
+                return 2, r
+    return 0, -1
+
+
+@jit
+def _record_pass(b, step, alpha, log_amp, p, log_p, free_energy, deleted, credit, member_of, population,
+                 cols, kind, label, threshold, holding, reached_at, sums, counts, trajectories, part, total):
+    """Add every replicate's figures after the step to row ``b`` of the sums and counts: premise
+    and population amplitudes, credit, entropy ``-sum_t p_T log p_T``, free energy, effective
+    premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted; replicates with a population
+    above 1/2 and 0.99 (the tie rule of :func:`ecology.absorption.above`); population criteria;
+    criteria reached (first step each holds: ``reached_at``) and holding. Sums are taken in plain
+    order over ``CHUNK`` replicates, then the partial sums added (error ~(CHUNK + R / CHUNK) ulp)."""
+    rows = alpha.shape[0]
+    n_premises = len(member_of)
+    n_labels = population.shape[1]
+    n_criteria = len(kind)
+    n_tokens = p.shape[1]
+    scalars = n_premises + 2 * n_labels  # entropy, surprisal, free energy, effective premises, deleted
+    for i in range(len(part)):
+        part[i] = 0.0
+        total[i] = 0.0
+    for r in range(rows):
+        for j in range(n_labels):
+            population[r, j] = 0.0
+        entropy_amp = 0.0
+        for s in range(n_premises):
+            a = alpha[r, s]
+            part[s] += a
+            cols[s, r] = a
+            population[r, member_of[s]] += a
+            if a > 0.0:
+                entropy_amp -= a * log_amp[r, s]
+        for j in range(n_labels):
+            a = population[r, j]
+            part[n_premises + j] += a
+            part[n_premises + n_labels + j] += credit[r, j]
+            if cols.shape[0] > n_premises:
+                cols[n_premises + j, r] = a
+            if a > MAJORITY + TIE_TOLERANCE:
+                counts[b, j] += 1
+            if a > CERTAIN + TIE_TOLERANCE:
+                counts[b, n_labels + j] += 1
+        entropy = 0.0
+        for t in range(n_tokens):
+            if p[r, t] > 0.0:
+                entropy -= p[r, t] * log_p[r, t]
+        part[scalars] += entropy
+        part[scalars + 2] += free_energy[r]
+        part[scalars + 3] += np.exp(entropy_amp)
+        part[scalars + 4] += deleted[r]
+        for c in range(n_criteria):
+            if kind[c] == POPULATION:
+                holding[c, r] = population[r, label[c]] > threshold[c] + TIE_TOLERANCE
+            if holding[c, r] and reached_at[c, r] < 0:
+                reached_at[c, r] = step
+            if reached_at[c, r] >= 0:
+                counts[b, 2 * n_labels + c] += 1
+            if holding[c, r]:
+                counts[b, 2 * n_labels + n_criteria + c] += 1
+        if r & (CHUNK - 1) == CHUNK - 1:
+            for i in range(len(part)):
+                total[i] += part[i]
+                part[i] = 0.0
+    for i in range(len(part)):
+        if i != scalars + 1:  # the surprisal's sum comes from the print pass
+            sums[b, i] = total[i] + part[i]
+    for r in range(trajectories.shape[1]):
+        for j in range(n_labels):
+            trajectories[b, r, j] = population[r, j]
+
+
+@jit
+def _select(a, lo, hi, k):
+    """The ``k``-th smallest of ``a[lo:hi]`` moved to ``a[k]``, smaller ones before it and larger
+    ones after (quickselect, median of three; a sort if it ever stalls)."""
+    hi -= 1
+    rounds = 0
+    while hi > lo:
+        rounds += 1
+        if rounds > 64:
+            a[lo : hi + 1] = np.sort(a[lo : hi + 1])
+            return
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@jit
+def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
+    """``np.quantile(cols[c], probabilities)`` of each column (method "linear", increasing
+    probabilities) into row ``b``: with ``v = n q + (1 - q) - 1``, ``i = floor(v)`` and
+    ``g = v - i``, the value ``x_(i) + (x_(i+1) - x_(i)) g`` (``x_(i+1) - (x_(i+1) - x_(i)) (1 - g)``
+    for ``g >= 1/2``, as numpy's ``_lerp``), the order statistics found by successive
+    quickselects on a copy."""
+    n = cols.shape[1]
+    for c in range(cols.shape[0]):
+        for i in range(n):
+            scratch[i] = cols[c, i]
+        lo = 0
+        for j in range(len(probabilities)):
+            q = probabilities[j]
+            virtual = n * q + (1.0 + q * -1.0) - 1.0
+            if virtual >= n - 1:
+                _select(scratch, lo, n, n - 1)
+                quantiles[b, j, c] = scratch[n - 1]
+                continue
+            if virtual < 0:
+                _select(scratch, lo, n, 0)
+                quantiles[b, j, c] = scratch[0]
+                continue
+            i = int(np.floor(virtual))
+            _select(scratch, lo, n, i)
+            below = scratch[i]
+            above = scratch[i + 1]
+            for m in range(i + 2, n):
+                if scratch[m] < above:
+                    above = scratch[m]
+            gamma = virtual - i
+            diff = above - below
+            quantiles[b, j, c] = above - diff * (1.0 - gamma) if gamma >= 0.5 else below + diff * gamma
+            lo = i + 1
+
+
+@jit
+def _read_visible(window, reset, pad, step_state, step_logp, start, states, loglik):
+    """Every premise reads each row of ``window``, positions up to the row's last ``reset`` token
+    read as pads (:func:`ecology.context.after_reset`)."""
+    rows, length = window.shape
+    for r in range(rows):
+        last = -1
+        if reset >= 0:
+            for j in range(length):
+                if window[r, j] == reset:
+                    last = j
+        for s in range(len(start)):
+            q = start[s]
+            weight = 0.0
+            for j in range(length):
+                t = pad if j <= last else window[r, j]
+                weight += step_logp[s, q, t]
+                q = step_state[s, q, t]
+            states[s, r] = q
+            loglik[s, r] = weight
+
+
+@jit
+def _slide_read(tokens, head, rebuild, window, step_state, step_logp, n_states, start, front_state, front_logw,
+                back_state, back_logw, states, loglik, fs, fw, moved, weights):
+    """The two-stack reader (module docstring): push each replicate's token on the back (or
+    rebuild the front from the window when the head ran past it), then read at ``head``."""
+    rows = len(tokens)
+    n_premises = len(start)
+    length = front_state.shape[1]
+    if rebuild:
+        for r in range(rows):
+            _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state, front_logw,
+                         back_state, back_logw, fs, fw, moved, weights)
+    else:
+        for r in range(rows):
+            t = tokens[r]
+            for s in range(n_premises):
+                for q in range(n_states[s]):
+                    x = back_state[r, s, q]
+                    back_logw[r, s, q] += step_logp[s, x, t]
+                    back_state[r, s, q] = step_state[s, x, t]
+    for s in range(n_premises):
+        for r in range(rows):
+            if head < length:
+                entry = front_state[s, head, r]
+                weight = front_logw[s, head, r]
+            else:
+                entry = start[s]
+                weight = 0.0
+            states[s, r] = back_state[r, s, entry]
+            loglik[s, r] = weight + back_logw[r, s, entry]
+
+
+@inline
+def _same(x, y):
+    """Whether two page-states are equal (the ``periodic`` criterion)."""
+    for j in range(len(x)):
+        if x[j] != y[j]:
+            return False
+    return True
+
+
+@jit
+def _begin_step(b, u, exact_rows, laws, st, out, work):
+    """Print pass of step ``b`` (:func:`_print_pass`); its surprisal sum into the step's sums."""
+    step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws
+    alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
+        surprisal = st
+    sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
+    surprisal_at = len(log_prior) + 2 * population.shape[1] + 1
+    sums[b, surprisal_at] = _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_logp, emit,
+                                        member_of, credit, surprisal, tokens, printed, speakers, premise_speakers,
+                                        work[5])
+
+
+@jit
+def _end_step(b, step, exact_rows, laws, st, crit, out, work):
+    """Mix, record and quantile passes of step ``b`` once every window has been read; returns
+    :func:`_mix_pass`'s (failure, replicate), recording nothing on a failure."""
+    step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws
+    alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
+        surprisal = st
+    kind, label, threshold, bad, period, outside, reached_at, holding = crit
+    sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
+    part, total, cols, scratch, probabilities, resp, joint, terms, z, fs, fw, moved, weights = work
+    failure, replicate = _mix_pass(exact_rows, states, loglik, step_logp, emit, log_prior, temperature, greedy_tie,
+                                   alpha, log_amp, mu, log_mu, p, log_p, free_energy, joint, terms, z)
+    if failure:
+        return failure, replicate
+    _record_pass(b, step, alpha, log_amp, p, log_p, free_energy, deleted, credit, member_of, population, cols,
+             kind, label, threshold, holding, reached_at, sums, counts, trajectories, part, total)
+    _quantiles_pass(b, cols, probabilities, scratch, quantiles)
+    return 0, -1
+
+
+@jit
+def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, out, work):
+    """``B = len(uniforms)`` steps of every replicate whose windows slide in one buffer
+    (:class:`ecology.context.SlidingWindows`: ``buf[:, start:end]``, the last ``memory`` deleted
+    tokens before ``start``): print, append, delete the oldest when full (``fifo``), read with the
+    two-stack queue (or re-read after the last reset token), mix, record.
+    Returns (steps done, failure (0 none, 1 impossible, 2 NaN), failing replicate, start, end, head)."""
+    buf, start, end, length, deletes, pad, reset = win
+    front_state, front_logw, back_state, back_logw, head = stacks
+    step_state, step_logp, n_states, start_state = laws[0], laws[1], laws[3], laws[4]
+    states, loglik, deleted, tokens = st[7], st[8], st[11], st[12]
+    kind, bad, period, outside, holding = crit[0], crit[3], crit[4], crit[5], crit[7]
+    raster = out[3]
+    fs, fw, moved, weights = work[9], work[10], work[11], work[12]
+    rows = uniforms.shape[1]
+    front_len = front_state.shape[1]
+    for b in range(uniforms.shape[0]):
+        step = generated + b + 1
+        _begin_step(b, uniforms[b], exact_rows, laws, st, out, work)
+        end += 1
+        count = 0
+        if deletes and end - start > length:
+            count = end - start - length
+            start += count
+        for r in range(rows):
+            buf[r, end - 1] = tokens[r]
+            for i in range(start - count, start):
+                if buf[r, i] < pad:
+                    deleted[r] += 1.0
+        if reset >= 0:
+            _read_visible(buf[:, start:end], reset, pad, step_state, step_logp, start_state, states, loglik)
+        else:
+            head += count
+            rebuild = head > front_len
+            if rebuild:
+                head = 0
+            _slide_read(tokens, head, rebuild, buf[:, start:end], step_state, step_logp, n_states, start_state,
+                        front_state, front_logw, back_state, back_logw, states, loglik, fs, fw, moved, weights)
+        for c in range(len(kind)):
+            if kind[c] == WINDOW_ONLY:
+                for r in range(rows):
+                    outside[c, r] += bad[c, tokens[r]] - bad[c, buf[r, end - length - 1]]
+                    holding[c, r] = outside[c, r] == 0
+            elif kind[c] == PERIODIC:
+                for r in range(rows):
+                    found = False
+                    if deletes:
+                        for d in range(1, period[c] + 1):
+                            if _same(buf[r, start:end], buf[r, start - d : end - d]):
+                                found = True
+                                break
+                    holding[c, r] = found
+        failure, replicate = _end_step(b, step, exact_rows, laws, st, crit, out, work)
+        if failure:
+            return b, failure, replicate, start, end, head
+        for r in range(raster.shape[1]):
+            for j in range(length):
+                raster[b, r, j] = buf[r, end - length + j]
+    return uniforms.shape[0], 0, -1, start, end, head
+
+
+@jit
+def _delete_rereading(tokens, window, grown, rule, parameter, pinned, pad, history, position, deleted):
+    """Append each replicate's token and apply the deletion rule to its canonical window
+    (:meth:`ecology.context.DeletionRule.apply`): once full (no pad first), ``count`` tokens after
+    the ``pinned`` prefix go (1 under ``fifo``, ``B`` under ``block``, up to the first delimiter
+    under ``message``, else 1) and ``count - 1`` pads come first; ``deleted`` counts the real
+    tokens that went. The window before the step is kept in ``history[position]``."""
+    rows, length = window.shape
+    memory = history.shape[0]
+    for r in range(rows):
+        held = 1  # real tokens (not pads) in the grown window: the appended one, and
+        for j in range(length):
+            grown[j] = window[r, j]
+            if window[r, j] < pad:
+                held += 1
+            if memory:
+                history[position, r, j] = window[r, j]
+        grown[length] = tokens[r]
+        full = 1 if grown[0] != pad else 0
+        count = 0
+        if full:
+            count = 1
+            if rule == BLOCK:
+                count = parameter
+            elif rule == MESSAGE:
+                for j in range(pinned, length):
+                    if grown[j] == parameter:
+                        count = j - pinned + 1
+                        break
+        lead = max(count - 1, 0)
+        after = 0
+        for i in range(length):
+            if i < lead:
+                window[r, i] = pad
+                continue
+            source = i - lead + 1 - full if i - lead < pinned else i - lead + count + 1 - full
+            window[r, i] = grown[min(max(source, 0), length)]
+            if window[r, i] < pad:
+                after += 1
+        deleted[r] += held - after
+
+
+@jit
+def _run_rereading(uniforms, generated, exact_rows, win, laws, st, crit, out, work):
+    """``B`` steps of every replicate whose windows are canonical rows ``window[r]`` rewritten by
+    the deletion rule (:func:`_delete_rereading`); every premise re-reads the window after its
+    last reset token. ``history`` keeps the last ``memory`` page-states (``periodic``).
+    Returns (steps done, failure, failing replicate, history position, history count)."""
+    window, grown, rule, parameter, pinned, pad, reset, history, position, filled = win
+    step_state, step_logp, start_state = laws[0], laws[1], laws[4]
+    states, loglik, deleted, tokens = st[7], st[8], st[11], st[12]
+    kind, bad, period, holding = crit[0], crit[3], crit[4], crit[7]
+    raster = out[3]
+    rows, length = window.shape
+    memory = history.shape[0]
+    for b in range(uniforms.shape[0]):
+        step = generated + b + 1
+        _begin_step(b, uniforms[b], exact_rows, laws, st, out, work)
+        _delete_rereading(tokens, window, grown, rule, parameter, pinned, pad, history, position, deleted)
+        if memory:
+            filled = min(filled + 1, memory)
+        _read_visible(window, reset, pad, step_state, step_logp, start_state, states, loglik)
+        for c in range(len(kind)):
+            if kind[c] == WINDOW_ONLY:
+                for r in range(rows):
+                    inside = True
+                    for j in range(length):
+                        if bad[c, window[r, j]]:
+                            inside = False
+                            break
+                    holding[c, r] = inside
+            elif kind[c] == PERIODIC:
+                for r in range(rows):
+                    found = False
+                    for d in range(1, min(period[c], filled) + 1):
+                        if _same(window[r], history[(position - d + 1) % memory, r]):
+                            found = True
+                            break
+                    holding[c, r] = found
+        if memory:
+            position = (position + 1) % memory
+        failure, replicate = _end_step(b, step, exact_rows, laws, st, crit, out, work)
+        if failure:
+            return b, failure, replicate, position, filled
+        for r in range(raster.shape[1]):
+            for j in range(length):
+                raster[b, r, j] = window[r, j]
+    return uniforms.shape[0], 0, -1, position, filled
 
 
 def as_tokens(tokens: np.ndarray) -> np.ndarray:
@@ -279,117 +791,267 @@ def as_tokens(tokens: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(tokens, dtype=np.int64)
 
 
-class Engine:
-    """The compiled engine's state for R replicates of a compiled scenario.
+@dataclass
+class Block:
+    """What a block of ``done`` steps recorded (rows are steps; ``R`` replicates, ``S`` premises,
+    ``L`` population labels, ``C`` criteria): per-step sums over replicates of each premise's
+    amplitude, each population's amplitude and credit, and of the entropy, surprisal, free energy,
+    effective number of premises and tokens deleted (``sums``, (B, S + 2L + 5)); per-step counts
+    of replicates with a population above 1/2 and 0.99, that have reached and that hold each
+    criterion (``counts``, (B, 2L + 2C)); the 10/50/90% quantiles over replicates of each
+    premise's amplitude, then (when a population has several premises) of each population's
+    (``quantiles``, (B, 3, S [+ L])); and the raster replicates' windows, tokens, speakers and
+    population amplitudes. ``failure`` is (1 impossible window or 2 NaN, replicate) at step
+    ``done + 1`` of the block, or None."""
 
-    ``Engine(compiled, window, sliding)``; :meth:`sample` draws the tokens of a step from the
-    current law and uniforms, :meth:`advance` reads the windows after the context's append and
-    deletion and returns the new :class:`ecology.dynamics.Step` (with the premises' final
-    states and likelihoods in ``states``, ``loglik``, premise-major (S, R)).
+    done: int
+    failure: tuple[int, int] | None
+    sums: np.ndarray
+    counts: np.ndarray
+    quantiles: np.ndarray
+    raster: np.ndarray
+    printed: np.ndarray
+    speakers: np.ndarray
+    premise_speakers: np.ndarray
+    trajectories: np.ndarray
+    n_premises: int
+    n_labels: int
+
+    def premise_sums(self, b: int) -> np.ndarray:
+        return self.sums[b, : self.n_premises]
+
+    def population_sums(self, b: int) -> np.ndarray:
+        return self.sums[b, self.n_premises : self.n_premises + self.n_labels]
+
+    def credit_sums(self, b: int) -> np.ndarray:
+        return self.sums[b, self.n_premises + self.n_labels : self.n_premises + 2 * self.n_labels]
+
+    def scalar_sum(self, b: int, name: str) -> float:
+        """Sum over replicates of ``entropy``, ``surprisal``, ``free_energy``,
+        ``effective_premises`` or ``deleted`` (cumulative tokens deleted) at step ``b``."""
+        return float(self.sums[b, self.n_premises + 2 * self.n_labels + SCALARS.index(name)])
+
+    def premise_quantiles(self, b: int) -> np.ndarray:
+        """(3, S) quantiles of the premises' amplitudes."""
+        return self.quantiles[b, :, : self.n_premises]
+
+    def population_quantiles(self, b: int) -> np.ndarray:
+        """(3, L) quantiles of the populations' amplitudes."""
+        return self.quantiles[b, :, self.n_premises :]
+
+    def winners(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(L,) counts of replicates with each population above 1/2, and above 0.99."""
+        return self.counts[b, : self.n_labels], self.counts[b, self.n_labels : 2 * self.n_labels]
+
+    def criteria(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(C,) counts of replicates that have reached each criterion, and that hold it."""
+        rest = self.counts[b, 2 * self.n_labels :]
+        half = len(rest) // 2
+        return rest[:half], rest[half:]
+
+
+SCALARS = ("entropy", "surprisal", "free_energy", "effective_premises", "deleted")
+BLOCK_BYTES = 2**25  # uniforms and raster rows of one block stay below about this many bytes
+
+
+class Engine:
+    """The compiled engine's state for the R replicates of a model.
+
+    ``Engine(compiled, context, replicates, raster_rows)``: :meth:`read` computes the mixture on
+    the initial windows, :meth:`start` takes the model's state after step 0, :meth:`run` takes a
+    block of steps (one row of uniforms per step) and returns a :class:`Block`; the per-replicate
+    state after the block is in the attributes (``alpha``, ``log_amp``, ``log_mu``, ``log_p``,
+    ``free_energy``, ``population``, ``states``, ``loglik`` (premise-major), ``holding``,
+    ``tokens``, ``surprisal``); the model's ``credit``, ``deleted`` and ``reached_at`` and the
+    context's windows are updated in place.
     """
 
-    def __init__(self, compiled, window: np.ndarray, sliding: bool):
+    def __init__(self, compiled, context, replicates: int, raster_rows: int):
         premises = compiled.premises
         mixture = compiled.mixture
-        self.n_tokens = compiled.n_tokens
+        self.context = context
+        self.rule = compiled.rule
+        self.n_tokens = V = compiled.n_tokens
+        self.replicates = R = replicates
+        self.raster_rows = raster_rows
+        self.length = compiled.rule.length
         self.temperature = float(mixture.temperature)
         self.log_prior = np.ascontiguousarray(mixture.log_prior, dtype=float)
         self.visible = mixture.visible
+        self.reset = -1 if mixture.reset is None else int(mixture.reset)
         q_max = max(p.automaton.n_states for p in premises)
-        width = self.n_tokens + 1
-        self.step_state = np.zeros((len(premises), q_max, width), dtype=np.int64)
-        self.step_logp = np.zeros((len(premises), q_max, width))
+        S, L = len(premises), len(mixture.labels)
+        self.step_state = np.zeros((S, q_max, V + 1), dtype=np.int64)
+        self.step_logp = np.zeros((S, q_max, V + 1))
         for s, p in enumerate(premises):
             q = p.automaton.n_states
             self.step_state[s, :q] = p.automaton.step_state
             self.step_logp[s, :q] = p.automaton.step_logp
+        self.emit = np.exp(self.step_logp[:, :, :V])  # linear emission laws (S, Q, V)
         self.n_states = np.array([p.automaton.n_states for p in premises], dtype=np.int64)
-        self.start = np.array([p.automaton.start for p in premises], dtype=np.int64)
-        self.sliding = sliding
-        rows = window.shape[0]
-        if sliding:
-            length = window.shape[1]
+        self.start_state = np.array([p.automaton.start for p in premises], dtype=np.int64)
+        member_of = np.empty(S, dtype=np.int64)
+        for j, members in enumerate(mixture.members):
+            member_of[members] = j
+        self.laws = (self.step_state, self.step_logp, self.emit, self.n_states, self.start_state, self.log_prior,
+                     member_of, self.temperature, GREEDY_TIE)
+        self.singletons = all(len(m) == 1 for m in mixture.members)
+        self.sole_premise = np.array([m[0] for m in mixture.members]) if self.singletons else None
+        self.n_premises, self.n_labels = S, L
+        # per-replicate state
+        self.alpha, self.log_amp = np.empty((R, S)), np.empty((R, S))
+        self.mu, self.log_mu = np.empty((R, V)), np.empty((R, V))
+        # the sampling law: at T = 1 the model's law itself (the same arrays)
+        self.p, self.log_p = (self.mu, self.log_mu) if self.temperature == 1.0 else (np.empty((R, V)), np.empty((R, V)))
+        self.free_energy = np.empty(R)
+        self.population = np.empty((R, L))
+        self.states = np.empty((S, R), dtype=np.intp)
+        self.loglik = np.empty((S, R))
+        self.tokens = np.zeros(R, dtype=np.intp)
+        self.surprisal = np.zeros(R)
+        # criteria
+        C = len(compiled.criteria)
+        self.kind = np.zeros(C, dtype=np.int64)
+        self.label = np.zeros(C, dtype=np.int64)
+        self.threshold = np.zeros(C)
+        self.bad = np.zeros((C, V + 2), dtype=np.int64)
+        self.period = np.zeros(C, dtype=np.int64)
+        for c, criterion in enumerate(compiled.criteria):
+            if isinstance(criterion, WindowOnly):
+                self.kind[c], self.bad[c] = WINDOW_ONLY, ~criterion.allowed
+            elif isinstance(criterion, PopulationAbove):
+                self.kind[c], self.label[c], self.threshold[c] = POPULATION, criterion.label, criterion.above
+            else:
+                self.kind[c], self.period[c] = PERIODIC, criterion.period
+        self.outside = np.zeros((C, R), dtype=np.int64)
+        self.holding = np.zeros((C, R), dtype=bool)
+        # scratch
+        n_sums = S + 2 * L + len(SCALARS)
+        self.cols = np.empty((S + (0 if self.singletons else L), R))  # amplitudes whose quantiles are recorded
+        self.work = (np.zeros(n_sums), np.zeros(n_sums), self.cols, np.empty(R), np.array(QUANTILES, dtype=float),
+                     np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty(q_max, dtype=np.int64),
+                     np.empty(q_max), np.empty(q_max, dtype=np.int64), np.empty(q_max))
+        self.sliding_windows = isinstance(context, SlidingWindows)
+        if self.sliding_windows and self.reset < 0:
+            length = context.window.shape[1]
             # front stacks premise- and position-major, so that reading position ``head`` of every
             # replicate walks contiguous memory
-            self.front_state = np.empty((len(premises), length, rows), dtype=np.int64)
-            self.front_logw = np.empty((len(premises), length, rows))
-            self.back_state = np.empty((rows, len(premises), q_max), dtype=np.int64)
-            self.back_logw = np.empty((rows, len(premises), q_max))
-            _rebuild(as_tokens(window), self.step_state, self.step_logp, self.n_states, self.start,
+            self.front_state = np.empty((S, length, R), dtype=np.int64)
+            self.front_logw = np.empty((S, length, R))
+            self.back_state = np.empty((R, S, q_max), dtype=np.int64)
+            self.back_logw = np.empty((R, S, q_max))
+            _rebuild(as_tokens(context.window), self.step_state, self.step_logp, self.n_states, self.start_state,
                      self.front_state, self.front_logw, self.back_state, self.back_logw)
-            self.head = 0
-            self.no_window = np.zeros((0, length), dtype=np.int64)
+        else:
+            self.front_state = np.zeros((S, 0, 0), dtype=np.int64)
+            self.front_logw = np.zeros((S, 0, 0))
+            self.back_state = np.zeros((0, S, q_max), dtype=np.int64)
+            self.back_logw = np.zeros((0, S, q_max))
+        self.head = 0
+        if not self.sliding_windows:
+            k = context.window.shape[1]
+            self.grown = np.empty(k + 1, dtype=context.window.dtype)
+            self.history = np.zeros((compiled.memory, R, k), dtype=context.window.dtype)
+            self.position = self.filled = 0
+            rule = compiled.rule
+            self.rule_code = {"fifo": FIFO, "block": BLOCK, "message": MESSAGE}[rule.name]
+            self.rule_parameter = getattr(rule, "block", getattr(rule, "delimiter", 0))
 
     def _outputs(self, rows: int):
-        S = len(self.start)
+        S = len(self.start_state)
         return (np.empty((S, rows), dtype=np.intp), np.empty((S, rows)), np.empty((rows, S)),
                 np.empty((rows, self.n_tokens)), np.empty((rows, self.n_tokens)), np.empty(rows))
-
-    def _step(self, out) -> Step:
-        states, loglik, log_amp, log_mu, log_p, free_energy = out
-        self.states, self.loglik = states, loglik
-        return Step(log_amp, log_mu, log_mu if self.temperature == 1.0 else log_p, free_energy)
 
     def mixture_on(self, windows: np.ndarray) -> Step:
         """The mixture on arbitrary windows, as :meth:`ecology.dynamics.Mixture.read` (premises
         read after the last reset token); the engine's own state is left alone."""
         out = self._outputs(windows.shape[0])
-        _advance_rereading(as_tokens(self.visible(windows)), self.step_state, self.step_logp, self.start,
-                           self.log_prior, self.temperature, GREEDY_TIE, *out)
+        _read_windows(as_tokens(self.visible(windows)), self.step_state, self.step_logp, self.start_state,
+                      self.log_prior, self.temperature, GREEDY_TIE, *out)
         return Step(out[2], out[3], out[3] if self.temperature == 1.0 else out[4], out[5])
 
-    def sample(self, log_p: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """One token per replicate by inverse CDF from ``exp(log_p)`` with the uniforms ``u``."""
-        tokens = np.empty(len(u), dtype=np.intp)
-        _sample(log_p, u, tokens)
-        return tokens
-
     def read(self, visible: np.ndarray) -> Step:
-        """The mixture on the visible windows, every premise reading them from scratch (the
-        initial step, and every step of a re-reading rule)."""
+        """The mixture on the initial windows (``states`` and ``loglik`` set as a side effect)."""
         out = self._outputs(visible.shape[0])
-        _advance_rereading(as_tokens(visible), self.step_state, self.step_logp, self.start,
-                           self.log_prior, self.temperature, GREEDY_TIE, *out)
-        return self._step(out)
+        _read_windows(as_tokens(visible), self.step_state, self.step_logp, self.start_state,
+                      self.log_prior, self.temperature, GREEDY_TIE, *out)
+        self.states, self.loglik = out[0], out[1]
+        return Step(out[2], out[3], out[3] if self.temperature == 1.0 else out[4], out[5])
 
-    def advance(self, tokens: np.ndarray, deleted: int, window: np.ndarray, visible: np.ndarray | None) -> Step:
-        """The mixture after the context appended ``tokens`` and deleted: under a sliding rule
-        ``deleted`` oldest tokens of every replicate (``window`` the windows after deletion),
-        otherwise re-reading ``visible``."""
-        if not self.sliding:
-            return self.read(visible)
-        self.head += deleted
-        rebuild = self.head > self.front_state.shape[1]
-        if rebuild:  # only fifo deletes while sliding: its windows keep the length k of the front
-            self.head = 0
-        out = self._outputs(len(tokens))
-        read_from = as_tokens(window) if rebuild else self.no_window  # read only to rebuild
-        _advance_sliding(as_tokens(tokens), self.head, rebuild, read_from,
-                         self.step_state, self.step_logp, self.n_states, self.start, self.front_state,
-                         self.front_logw, self.back_state, self.back_logw, self.log_prior, self.temperature,
-                         GREEDY_TIE, *out)
-        return self._step(out)
+    def start(self, step: Step, criteria: list, credit: np.ndarray, deleted: np.ndarray,
+              reached_at: np.ndarray) -> None:
+        """Take the state after step 0: the mixture ``step``, the criteria's incremental forms,
+        and the model's ledger and first hitting times (updated in place from now on)."""
+        self.log_amp[:], self.log_mu[:], self.log_p[:] = step.log_amplitude, step.log_mu, step.log_p
+        self.free_energy[:] = step.free_energy
+        self.alpha[:], self.mu[:], self.p[:] = np.exp(self.log_amp), np.exp(self.log_mu), np.exp(self.log_p)
+        for c, criterion in enumerate(criteria):
+            if isinstance(criterion, WindowOnly):
+                self.outside[c] = criterion.outside
+        self.credit, self.deleted, self.reached_at = credit, deleted, reached_at
+
+    def block_size(self, steps: int) -> int:
+        """Steps of the next block: ``steps`` at most, uniforms and raster rows within ``BLOCK_BYTES``."""
+        per_step = 8 * self.replicates + 8 * self.raster_rows * (self.length + 4)
+        return max(1, min(steps, BLOCK_BYTES // per_step))
+
+    def run(self, uniforms: np.ndarray, generated: int) -> Block:
+        """``len(uniforms)`` steps from step ``generated`` (row ``b`` of ``uniforms`` holds step
+        ``generated + b + 1``'s uniforms, one per replicate)."""
+        B, R = uniforms.shape
+        S, L, C = self.n_premises, self.n_labels, len(self.kind)
+        n = self.raster_rows
+        out = (np.zeros((B, S + 2 * L + len(SCALARS))), np.zeros((B, 2 * L + 2 * C), dtype=np.int64),
+               np.empty((B, len(QUANTILES), self.cols.shape[0])),
+               np.empty((B, n, self.length), dtype=self.context.window.dtype), np.empty((B, n), dtype=np.intp),
+               np.empty((B, n), dtype=np.intp), np.empty((B, n), dtype=np.intp), np.empty((B, n, L)))
+        st = (self.alpha, self.log_amp, self.mu, self.log_mu, self.p, self.log_p, self.free_energy, self.states,
+              self.loglik, self.population, self.credit, self.deleted, self.tokens, self.surprisal)
+        crit = (self.kind, self.label, self.threshold, self.bad, self.period, self.outside, self.reached_at,
+                self.holding)
+        if self.sliding_windows:
+            ctx = self.context
+            ctx.reserve(B)
+            win = (ctx.buf, ctx.start, ctx.end, self.length, self.rule.deletes_oldest, self.n_tokens, self.reset)
+            stacks = (self.front_state, self.front_logw, self.back_state, self.back_logw, self.head)
+            done, failure, replicate, ctx.start, ctx.end, self.head = _run_sliding(
+                uniforms, generated, n, win, stacks, self.laws, st, crit, out, self.work)
+        else:
+            win = (self.context.array, self.grown, self.rule_code, self.rule_parameter, self.rule.pinned,
+                   self.n_tokens, self.reset, self.history, self.position, self.filled)
+            done, failure, replicate, self.position, self.filled = _run_rereading(
+                uniforms, generated, n, win, self.laws, st, crit, out, self.work)
+        quantiles = out[2]
+        if self.singletons:  # each population is one premise: its quantiles are that premise's
+            quantiles = np.concatenate([quantiles, quantiles[:, :, self.sole_premise]], axis=2)
+        return Block(done, (failure, replicate) if failure else None, out[0], out[1], quantiles, *out[3:], S, L)
+
+
+WARM_UP_RULES = ({}, {"deletion": "block", "block": 2}, {"deletion": "fifo", "reset": "b"})
 
 
 def warm_up() -> float:
-    """Compile (or load from the on-disk cache) every loop on a tiny problem; seconds taken."""
+    """Compile (or load from the on-disk cache) every loop: a few steps of tiny models under a
+    sliding rule, a re-reading rule and a reset token, with one-byte and two-byte tokens, with
+    a periodic criterion and with drift; seconds taken."""
     began = time.perf_counter()
     if numba is None:
         return 0.0
-    step_state = np.zeros((1, 1, 2), dtype=np.int64)
-    step_logp = np.zeros((1, 1, 2))
-    one = np.ones(1, dtype=np.int64)
-    zero = np.zeros(1, dtype=np.int64)
-    window = np.zeros((1, 2), dtype=np.int64)
-    front_state = np.zeros((1, 2, 1), dtype=np.int64)
-    front_logw = np.zeros((1, 2, 1))
-    back_state = np.zeros((1, 1, 1), dtype=np.int64)
-    back_logw = np.zeros((1, 1, 1))
-    _rebuild(window, step_state, step_logp, one, zero, front_state, front_logw, back_state, back_logw)
-    out = (np.empty((1, 1), dtype=np.intp), np.empty((1, 1)), np.empty((1, 1)), np.empty((1, 1)),
-           np.empty((1, 1)), np.empty(1))
-    _advance_sliding(zero, 0, True, window, step_state, step_logp, one, zero, front_state, front_logw,
-                     back_state, back_logw, np.zeros(1), 1.0, GREEDY_TIE, *out)
-    _advance_rereading(window, step_state, step_logp, zero, np.zeros(1), 1.0, GREEDY_TIE, *out)
-    _sample(np.zeros((1, 1)), np.zeros(1), np.empty(1, dtype=np.intp))
+    from .model import EcologyModel
+    from .scenario import validate
+
+    for n_tokens in (2, 300):
+        tokens = ["a", "b"] + [f"t{i}" for i in range(n_tokens - 2)]
+        for rule in WARM_UP_RULES:
+            scenario = validate({
+                "name": "warm-up", "vocabulary": {"tokens": tokens}, "context": {"length": 3, **rule},
+                "run": {"steps": 3, "replicates": 2, "drift": True},
+                "simulacra": {"x": {"start": "q", "states": {"q": {"emit": {"a": 0.5, "b": 0.5}}}}},
+                "premises": {"x": {"prior": 1.0, "cast": ["x"]}},
+                "absorption": {"only_a": {"window_only": ["a"]}, "loop": {"periodic": 2},
+                               "sure": {"population": "x", "above": 0.5}},
+            })
+            model = EcologyModel(scenario)
+            model.run_model()
+            assert model.engine == "compiled"
     return time.perf_counter() - began

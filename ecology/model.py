@@ -28,8 +28,9 @@ import mesa
 import numpy as np
 
 from . import kernel, observables
+from .absorption import TIE_TOLERANCE
 from .budget import check_run
-from .dynamics import Compiled, PremiseLaws, SlidingReader, compile_scenario, sample
+from .dynamics import Compiled, PremiseLaws, SlidingReader, Step, compile_scenario, sample
 from .observables import QUANTILES
 from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
 from .simulacra import Premise as PremiseSpec
@@ -43,6 +44,13 @@ class ImpossibleWindow(ScenarioError):
 
 class NotANumber(ScenarioError):
     """A computed law or amplitude is NaN: stop rather than write it."""
+
+
+def most_responsible(responsibility: np.ndarray) -> np.ndarray:
+    """Per row, the first column within ``TIE_TOLERANCE`` of the row's largest value: exact ties
+    (a population of two coins biased 0.7 and 0.3 and a fair coin are equally responsible for
+    heads) go to the first, whatever the rounding of the sums that compare them."""
+    return np.argmax(responsibility >= responsibility.max(axis=1, keepdims=True) - TIE_TOLERANCE, axis=1)
 
 
 class Premise(mesa.Agent):
@@ -150,12 +158,10 @@ class EcologyModel(mesa.Model):
         # the visible windows are materialised when some premise re-reads them every step
         self.rereads = not self.sliding or any(p.automaton is None for p in self.compiled.premises)
         self.visible = self.mixture.visible(self.context.window) if self.rereads else None
-        # the engine that runs the step: the compiled kernel (ecology.kernel) or numpy (the reference)
+        # the engine that runs the steps: the compiled kernel (ecology.kernel) or numpy (the reference)
         self.engine, self.engine_note = kernel.choose(self.compiled, self.config.run.engine)
-        self.kernel = kernel.Engine(self.compiled, self.context.window, self.sliding) \
-            if self.engine == "compiled" else None
-        if self.kernel:
-            self.kernel_step = self.kernel.read(self.mixture.visible(self.context.window))
+        self.kernel = kernel.Engine(self.compiled, self.context, self.replicates,
+                                    min(self.replicates, RASTER_REPLICATES)) if self.engine == "compiled" else None
 
         self.no_state = np.zeros(self.replicates, dtype=np.intp)  # a model premise's row of the state array
         self.premise_agents = [Premise(self, spec) for spec in self.compiled.premises]
@@ -177,11 +183,13 @@ class EcologyModel(mesa.Model):
         self.deleted = np.zeros(self.replicates)
         self.token = self.left = self.surprisal = None
         self.generated = 0  # steps taken (tokens printed): our own count, not Mesa's ``steps`` (gone in Mesa 4)
-        self._update()
+        self._update(self.kernel.read(self.mixture.visible(self.context.window)) if self.kernel else None)
         self.datacollector = mesa.DataCollector(
             model_reporters={key: (lambda m, key=key: m.observables[key]) for key in self.observables}
         )
         self.datacollector.collect(self)
+        if self.kernel:
+            self.kernel.start(self.current, self.criteria, self.credit, self.deleted, self.reached_at)
         self.running = self.n_steps > 0
 
     @property
@@ -189,32 +197,100 @@ class EcologyModel(mesa.Model):
         return self.agents_by_type[Premise]
 
     def step(self) -> None:
+        """One step: every replicate prints one token (the engine's)."""
+        self.advance(1)
+
+    def run_model(self) -> None:
+        """Take the remaining ``run.steps - generated`` steps (the compiled engine runs them in
+        blocks: one kernel call per block, the same numbers as step by step)."""
+        self.advance(self.n_steps - self.generated)
+
+    def advance(self, steps: int) -> None:
+        """Take ``steps`` steps; the DataCollector records each."""
+        if self.kernel:
+            self._advance_compiled(steps)
+        else:
+            for _ in range(steps):
+                self._advance_numpy()
+        self.running = self.generated < self.n_steps
+
+    def _advance_numpy(self) -> None:
         self.generated += 1
         uniforms = self.rng.random(self.replicates)
-        token = self.kernel.sample(self.current.log_p, uniforms) if self.kernel else sample(self.current.log_p, uniforms)
+        token = sample(self.current.log_p, uniforms)
         self.token = token
         self.surprisal = -self.current.log_mu[self.rows, token]
         self.credit_token(token)
         self.left = self.context.append(token)
-        if not self.kernel:
-            self.premises.do("observe", token)
+        self.premises.do("observe", token)
         deleted = self.context.delete()
         if self.rereads:  # what the re-reading premises read, computed once for all of them
             self.visible = self.mixture.visible(self.context.window)
-        if self.kernel:
-            self.kernel_step = self.kernel.advance(token, deleted, self.context.window, self.visible)
-        else:
-            self.premises.do("forget", deleted)
+        self.premises.do("forget", deleted)
         self.deleted += self.context.deleted_tokens
         self._update()
         self.datacollector.collect(self)
-        self.running = self.generated < self.n_steps
 
-    def _update(self) -> None:
-        """Bayes on the current windows, the next-token law, criteria and observables."""
+    def _advance_compiled(self, steps: int) -> None:
+        """Blocks of steps in the kernel (the uniforms drawn as the numpy engine draws them, one
+        row of R per step); each step's row of ``steps.csv`` comes from the block's sums, counts
+        and quantiles (:func:`ecology.observables.summarise`). With drift, one step per block:
+        drift re-reads the successor windows of every step."""
+        engine = self.kernel
+        while steps > 0:
+            size = 1 if self.config.run.drift else engine.block_size(steps)
+            block = engine.run(self.rng.random((size, self.replicates)), self.generated)
+            self._take_state()
+            for b in range(block.done):
+                self.generated += 1
+                if self.config.run.drift:
+                    self.drift = self.mixture.drift(self.context.window, self.current, self.compiled.rule,
+                                                    engine.mixture_on)
+                self.printed.append(block.printed[b])
+                self.speakers.append(block.speakers[b])
+                self.premise_speakers.append(block.premise_speakers[b])
+                if len(self.raster) <= self.n_steps:
+                    self.raster.append(block.raster[b])
+                    self.trajectories.append(block.trajectories[b])
+                self.observables = observables.summarise(self, block, b)
+                self.datacollector.collect(self)
+            if block.failure:
+                self.generated += 1
+                self._refuse(*block.failure)
+            steps -= size
+
+    def _take_state(self) -> None:
+        """The model's view of the replicates after a block (copies: the engine reuses its arrays)."""
+        engine = self.kernel
+        self.current = Step(engine.log_amp.copy(), engine.log_mu.copy(), engine.log_p.copy(),
+                            engine.free_energy.copy())
+        self.amplitudes = engine.alpha.copy()
+        self.population = engine.population.copy()
+        self.holding = engine.holding.copy()
+        self.token, self.surprisal = engine.tokens.copy(), engine.surprisal.copy()
+        for s, agent in enumerate(self.premise_agents):
+            agent.state, agent.log_likelihood = engine.states[s].copy(), engine.loglik[s].copy()
+            agent.log_amplitude = self.current.log_amplitude[:, s]
+
+    def _refuse(self, failure: int, r: int) -> None:
+        """Raise on replicate ``r``'s window: 1 impossible under every premise, 2 NaN."""
+        window = self.compiled.label(self.context.window[r])
+        if failure == 1:
+            raise ImpossibleWindow(
+                "", f"step {self.generated}, replicate {r}: the window '{window}' "
+                "has probability 0 under every premise (deletion made the premises misread it); "
+                "give some premise a softmax floor (eps/slip) or change the deletion rule",
+            )
+        raise NotANumber(
+            "", f"step {self.generated}, replicate {r}: the mixture on window '{window}' "
+            "is not a number (NaN); nothing was written. Please report this scenario as a bug",
+        )
+
+    def _update(self, step=None) -> None:
+        """Bayes on the current windows (numpy, or ``step`` from the kernel at step 0), the
+        next-token law, criteria and observables."""
         agents = self.premise_agents
-        if self.kernel:
-            step = self.kernel_step
+        if step is not None:
             for agent, state, log_likelihood in zip(agents, self.kernel.states, self.kernel.loglik):
                 agent.state, agent.log_likelihood = state, log_likelihood
         else:
@@ -224,19 +300,10 @@ class EcologyModel(mesa.Model):
             loglik = np.stack([a.log_likelihood for a in agents])
             step = self.mixture.combine(laws, loglik)
         if step.impossible.any():
-            r = int(np.flatnonzero(step.impossible)[0])
-            raise ImpossibleWindow(
-                "", f"step {self.generated}, replicate {r}: the window '{self.compiled.label(self.context.window[r])}' "
-                "has probability 0 under every premise (deletion made the premises misread it); "
-                "give some premise a softmax floor (eps/slip) or change the deletion rule",
-            )
+            self._refuse(1, int(np.flatnonzero(step.impossible)[0]))
         broken = np.isnan(step.log_p).any(axis=1) | np.isnan(step.log_amplitude).any(axis=1)
         if broken.any():
-            r = int(np.flatnonzero(broken)[0])
-            raise NotANumber(
-                "", f"step {self.generated}, replicate {r}: the mixture on window '{self.compiled.label(self.context.window[r])}' "
-                "is not a number (NaN); nothing was written. Please report this scenario as a bug",
-            )
+            self._refuse(2, int(np.flatnonzero(broken)[0]))
         for s, agent in enumerate(self.premise_agents):
             agent.log_amplitude = step.log_amplitude[:, s]
         self.current = step
@@ -273,8 +340,8 @@ class EcologyModel(mesa.Model):
         responsibility = self.mixture.population_amplitudes(log_responsibility)
         self.credit += responsibility
         self.printed.append(token[:RASTER_REPLICATES].copy())
-        self.speakers.append(np.argmax(responsibility[:RASTER_REPLICATES], axis=1))
-        self.premise_speakers.append(np.argmax(log_responsibility[:RASTER_REPLICATES], axis=1))
+        self.speakers.append(most_responsible(responsibility[:RASTER_REPLICATES]))
+        self.premise_speakers.append(most_responsible(log_responsibility[:RASTER_REPLICATES]))
 
     def _criteria_hold(self) -> np.ndarray:
         out = np.zeros((len(self.criteria), self.replicates), dtype=bool)

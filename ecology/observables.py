@@ -35,9 +35,13 @@ QUANTILES = (0.1, 0.5, 0.9)
 
 
 class Observable:
-    """One recorded quantity: ``record(model, row)`` adds its columns to the step's row (the
-    model provides ``population``, ``amplitudes``, ``premise_quantiles``, ``current``, ...);
-    ``column(...)`` spells one column's name (the one place it is spelled)."""
+    """One recorded quantity: ``record(model, row)`` adds its columns to the step's row from the
+    model's per-replicate arrays (``population``, ``amplitudes``, ``premise_quantiles``,
+    ``current``, ...: the numpy engine, and step 0); ``summarise(model, block, b, row)`` adds the
+    same columns from step ``b`` of a compiled block (:class:`ecology.kernel.Block`: per-step sums,
+    counts and quantiles over replicates, which the kernel accumulates; an observable without it
+    makes the compiled engine fall back to numpy); ``column(...)`` spells one column's name (the
+    one place it is spelled)."""
 
     unit: ClassVar[str]
     description: ClassVar[str]
@@ -52,6 +56,8 @@ class Observable:
 
     def record(self, model, row: dict[str, float]) -> None:
         raise NotImplementedError
+
+    summarise = None  # (model, block, b, row) -> None, where the compiled engine records it
 
 
 OBSERVABLES: list[Observable] = []
@@ -85,6 +91,16 @@ class PopulationAmplitude(Observable):
                 row[self.column(label, f"q{round(100 * q)}")] = float(value)
             row[Majority.column(label)] = float(np.mean(above(population[:, j], MAJORITY)))
             row[Certain.column(label)] = float(np.mean(above(population[:, j], CERTAIN)))
+
+    def summarise(self, model, block, b, row):
+        sums, quantiles = block.population_sums(b), block.population_quantiles(b)
+        majority, certain = block.winners(b)
+        for j, label in enumerate(model.mixture.labels):
+            row[self.column(label)] = float(sums[j] / model.replicates)
+            for q, value in zip(QUANTILES, quantiles[:, j]):
+                row[self.column(label, f"q{round(100 * q)}")] = float(value)
+            row[Majority.column(label)] = float(majority[j] / model.replicates)
+            row[Certain.column(label)] = float(certain[j] / model.replicates)
 
 
 class Majority(Observable):
@@ -128,6 +144,13 @@ class PremiseAmplitude(Observable):
             for q, value in zip(QUANTILES, model.premise_quantiles[:, s]):
                 row[self.column(premise.name, f"q{round(100 * q)}")] = float(value)
 
+    def summarise(self, model, block, b, row):
+        sums, quantiles = block.premise_sums(b), block.premise_quantiles(b)
+        for s, premise in enumerate(model.compiled.premises):
+            row[self.column(premise.name)] = float(sums[s] / model.replicates)
+            for q, value in zip(QUANTILES, quantiles[:, s]):
+                row[self.column(premise.name, f"q{round(100 * q)}")] = float(value)
+
 
 class ModelScalar(Observable):
     aggregate = "mean over replicates"
@@ -136,6 +159,9 @@ class ModelScalar(Observable):
     @classmethod
     def column(cls) -> str:
         return cls.key
+
+    def summarise(self, model, block, b, row):
+        row[self.key] = block.scalar_sum(b, self.key) / model.replicates
 
 
 @observable
@@ -198,6 +224,12 @@ class Ledger(Observable):
         for j, label in enumerate(model.mixture.labels):
             row[self.column("credit", label)] = float(model.credit[:, j].mean())
 
+    def summarise(self, model, block, b, row):
+        row[self.column("generated")] = float(model.generated)
+        row[self.column("deleted")] = block.scalar_sum(b, "deleted") / model.replicates
+        for j, label in enumerate(model.mixture.labels):
+            row[self.column("credit", label)] = float(block.credit_sums(b)[j] / model.replicates)
+
 
 @observable
 class Drift(Observable):
@@ -220,6 +252,10 @@ class Drift(Observable):
         for j, label in enumerate(model.mixture.labels):
             row[self.column(label)] = float(model.drift[:, model.mixture.members[j]].sum(axis=1).mean())
 
+    def summarise(self, model, block, b, row):
+        """The compiled engine takes one step per block with drift, and computes ``model.drift``."""
+        self.record(model, row)
+
 
 @observable
 class Criteria(Observable):
@@ -237,6 +273,12 @@ class Criteria(Observable):
             row[self.column("reached", c.name)] = float(np.mean(model.reached_at[i] >= 0))
             row[self.column("holding", c.name)] = float(np.mean(model.holding[i]))
 
+    def summarise(self, model, block, b, row):
+        reached, holding = block.criteria(b)
+        for i, c in enumerate(model.criteria):
+            row[self.column("reached", c.name)] = float(reached[i] / model.replicates)
+            row[self.column("holding", c.name)] = float(holding[i] / model.replicates)
+
 
 def record(model) -> dict[str, float]:
     """One row of ``steps.csv``: every registered observable that applies to the model."""
@@ -244,4 +286,13 @@ def record(model) -> dict[str, float]:
     for item in OBSERVABLES:
         if item.applies(model):
             item.record(model, row)
+    return row
+
+
+def summarise(model, block, b: int) -> dict[str, float]:
+    """The same row from step ``b`` of a compiled block."""
+    row: dict[str, float] = {}
+    for item in OBSERVABLES:
+        if item.applies(model):
+            item.summarise(model, block, b, row)
     return row

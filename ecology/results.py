@@ -81,12 +81,13 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
 
         with Progress(transient=True) as bar:
             task = bar.add_task(f"{scenario.name}", total=model.n_steps)
+            slice_ = max(1, model.n_steps // 100)  # the bar moves once per percent
             while model.running:
-                model.step()
-                bar.advance(task)
+                before = model.generated
+                model.advance(min(slice_, model.n_steps - before))
+                bar.advance(task, model.generated - before)
     else:
-        while model.running:
-            model.step()
+        model.run_model()
     reached = {c.name: model.reached_at[i] for i, c in enumerate(model.criteria)}
     holding = {c.name: model.holding[i].copy() for i, c in enumerate(model.criteria)}
     finals = {label: model.population[:, j] for j, label in enumerate(model.mixture.labels)}
