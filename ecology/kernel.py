@@ -335,18 +335,31 @@ def _log_mu_exact(r, t, states, log_amp, step_logp, terms):
 
 
 @jit
-def _mix_pass(exact_rows, states, loglik, step_logp, emit, log_prior, temperature, greedy_tie,
-              alpha, log_amp, mu, log_mu, p, log_p, free_energy, joint, terms, z):
-    """Bayes, mixing and tempering for every replicate (module docstring, step 3). The raster
-    rows (below ``exact_rows``) in log space exactly as numpy (:func:`_mix`); the others with one
-    ``exp`` per premise: with ``e_s = exp(log prior_s + log mu_s(w) - m)`` (``m`` the largest
-    exponent), ``alpha_s = e_s / sum e`` and ``mu(t | w) = sum_s alpha_s emit_s[q_s, t]`` in linear
-    space, a ``mu(t | w)`` below ``TINY`` recomputed in log space (so nothing underflows); the laws
-    agree with numpy's to rounding (~1e-16 relative). At ``T = 1``, ``p`` and ``log_p`` are ``mu``
-    and ``log_mu`` (the same arrays). Returns (0, -1), or (1, r) for the first impossible window,
-    or (2, r) for the first NaN."""
+def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior, temperature, greedy_tie,
+                 alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted, credit, member_of, population, cols,
+                 kind, label, threshold, holding, reached_at, sums, counts, trajectories, part, total, joint, terms, z):
+    """Bayes, mixing and tempering for every replicate (module docstring, step 3), and its figures
+    added to row ``b`` of the step's sums and counts.
+
+    Mixing: the raster rows (below ``exact_rows``) in log space exactly as numpy (:func:`_mix`);
+    the others with one ``exp`` per premise but the largest: with ``e_s = exp(log prior_s +
+    log mu_s(w) - m)`` (``m`` the largest exponent), ``alpha_s = e_s / sum e`` and ``mu(t | w) =
+    sum_s alpha_s emit_s[q_s, t]`` in linear space, a ``mu(t | w)`` below ``TINY`` recomputed in
+    log space (so nothing underflows); the laws agree with numpy's to rounding (~1e-16 relative).
+    At ``T = 1``, ``p`` and ``log_p`` are ``mu`` and ``log_mu`` (the same arrays).
+
+    Recording: premise and population amplitudes, credit, entropy ``-sum_t p_T log p_T``, free
+    energy, effective premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted; replicates with
+    a population above 1/2 and 0.99 (the tie rule of :func:`ecology.absorption.above`); population
+    criteria; criteria reached (first step each holds: ``reached_at``) and holding. Sums are taken
+    in plain order over ``CHUNK`` replicates, then the partial sums added (error ~(CHUNK + R /
+    CHUNK) ulp). Returns (0, -1), or (1, r) for the first impossible window, else (2, r) for the
+    first NaN (what was recorded for the step is then not used)."""
     rows, n_tokens = mu.shape
     n_premises = len(log_prior)
+    n_labels = population.shape[1]
+    n_criteria = len(kind)
+    scalars = n_premises + 2 * n_labels  # entropy, surprisal, free energy, effective premises, deleted
     for r in range(min(exact_rows, rows)):
         _mix(r, states[:, r], loglik[:, r], step_logp, log_prior, temperature, greedy_tie,
              log_amp, log_mu, log_p, free_energy, joint, terms, z)
@@ -355,73 +368,51 @@ def _mix_pass(exact_rows, states, loglik, step_logp, emit, log_prior, temperatur
         for t in range(n_tokens):
             mu[r, t] = np.exp(log_mu[r, t])
             p[r, t] = np.exp(log_p[r, t])
-    for r in range(exact_rows, rows):
-        top = -np.inf
-        for s in range(n_premises):
-            joint[s] = log_prior[s] + loglik[s, r]
-            if joint[s] > top or np.isnan(joint[s]):
-                top = joint[s]
-        safe = top if np.isfinite(top) else 0.0
-        total = 0.0
-        for s in range(n_premises):
-            terms[s] = np.exp(joint[s] - safe)
-            total += terms[s]
-        log_z = np.log(total) + safe
-        free_energy[r] = -log_z
-        for s in range(n_premises):
-            log_amp[r, s] = joint[s] - log_z
-            alpha[r, s] = terms[s] / total
-        for t in range(n_tokens):
-            m = 0.0
-            for s in range(n_premises):
-                m += alpha[r, s] * emit[s, states[s, r], t]
-            if m < TINY:
-                log_mu[r, t] = _log_mu_exact(r, t, states, log_amp, step_logp, terms)
-                mu[r, t] = np.exp(log_mu[r, t])
-            else:
-                mu[r, t] = m
-                log_mu[r, t] = np.log(m)
-        if temperature != 1.0:
-            _temper(r, temperature, greedy_tie, log_mu, log_p, z)
-            for t in range(n_tokens):
-                p[r, t] = np.exp(log_p[r, t])
-    for r in range(rows):
-        if not np.isfinite(free_energy[r]):
-            return 1, r
-    for r in range(rows):
-        for s in range(n_premises):
-            if np.isnan(log_amp[r, s]):
-                return 2, r
-        for t in range(n_tokens):
-            if np.isnan(log_p[r, t]):
-                return 2, r
-    return 0, -1
-
-
-@jit
-def _record_pass(b, step, alpha, log_amp, p, log_p, free_energy, deleted, credit, member_of, population,
-                 cols, kind, label, threshold, holding, reached_at, sums, counts, trajectories, part, total):
-    """Add every replicate's figures after the step to row ``b`` of the sums and counts: premise
-    and population amplitudes, credit, entropy ``-sum_t p_T log p_T``, free energy, effective
-    premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted; replicates with a population
-    above 1/2 and 0.99 (the tie rule of :func:`ecology.absorption.above`); population criteria;
-    criteria reached (first step each holds: ``reached_at``) and holding. Sums are taken in plain
-    order over ``CHUNK`` replicates, then the partial sums added (error ~(CHUNK + R / CHUNK) ulp)."""
-    rows = alpha.shape[0]
-    n_premises = len(member_of)
-    n_labels = population.shape[1]
-    n_criteria = len(kind)
-    n_tokens = p.shape[1]
-    scalars = n_premises + 2 * n_labels  # entropy, surprisal, free energy, effective premises, deleted
     for i in range(len(part)):
         part[i] = 0.0
         total[i] = 0.0
+    impossible = broken = -1
     for r in range(rows):
+        if r >= exact_rows:
+            top = log_prior[0] + loglik[0, r]
+            for s in range(1, n_premises):
+                x = log_prior[s] + loglik[s, r]
+                if x > top or np.isnan(x):
+                    top = x
+            safe = top if np.isfinite(top) else 0.0
+            norm = 0.0
+            for s in range(n_premises):
+                x = log_prior[s] + loglik[s, r] - safe
+                alpha[r, s] = 1.0 if x == 0.0 else np.exp(x)
+                norm += alpha[r, s]
+            log_z = np.log(norm) + safe
+            free_energy[r] = -log_z
+            for s in range(n_premises):
+                log_amp[r, s] = log_prior[s] + loglik[s, r] - log_z
+                alpha[r, s] /= norm
+            for t in range(n_tokens):
+                m = 0.0
+                for s in range(n_premises):
+                    m += alpha[r, s] * emit[s, states[s, r], t]
+                if m < TINY:
+                    log_mu[r, t] = _log_mu_exact(r, t, states, log_amp, step_logp, terms)
+                    mu[r, t] = np.exp(log_mu[r, t])
+                else:
+                    mu[r, t] = m
+                    log_mu[r, t] = np.log(m)
+            if temperature != 1.0:
+                _temper(r, temperature, greedy_tie, log_mu, log_p, z)
+                for t in range(n_tokens):
+                    p[r, t] = np.exp(log_p[r, t])
+        if impossible < 0 and not np.isfinite(free_energy[r]):
+            impossible = r
         for j in range(n_labels):
             population[r, j] = 0.0
         entropy_amp = 0.0
         for s in range(n_premises):
             a = alpha[r, s]
+            if broken < 0 and np.isnan(log_amp[r, s]):
+                broken = r
             part[s] += a
             cols[s, r] = a
             population[r, member_of[s]] += a
@@ -439,6 +430,8 @@ def _record_pass(b, step, alpha, log_amp, p, log_p, free_energy, deleted, credit
                 counts[b, n_labels + j] += 1
         entropy = 0.0
         for t in range(n_tokens):
+            if broken < 0 and np.isnan(log_p[r, t]):
+                broken = r
             if p[r, t] > 0.0:
                 entropy -= p[r, t] * log_p[r, t]
         part[scalars] += entropy
@@ -458,12 +451,17 @@ def _record_pass(b, step, alpha, log_amp, p, log_p, free_energy, deleted, credit
             for i in range(len(part)):
                 total[i] += part[i]
                 part[i] = 0.0
+    if impossible >= 0:
+        return 1, impossible
+    if broken >= 0:
+        return 2, broken
     for i in range(len(part)):
         if i != scalars + 1:  # the surprisal's sum comes from the print pass
             sums[b, i] = total[i] + part[i]
     for r in range(trajectories.shape[1]):
         for j in range(n_labels):
             trajectories[b, r, j] = population[r, j]
+    return 0, -1
 
 
 @jit
@@ -506,7 +504,7 @@ def _select(a, lo, hi, k):
 @jit
 def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
     """``np.quantile(cols[c], probabilities)`` of each column (method "linear", increasing
-    probabilities) into row ``b``: with ``v = n q + (1 - q) - 1``, ``i = floor(v)`` and
+    probabilities) into row ``b``: with ``v = (n - 1) q``, ``i = floor(v)`` and
     ``g = v - i``, the value ``x_(i) + (x_(i+1) - x_(i)) g`` (``x_(i+1) - (x_(i+1) - x_(i)) (1 - g)``
     for ``g >= 1/2``, as numpy's ``_lerp``), the order statistics found by successive
     quickselects on a copy."""
@@ -517,7 +515,7 @@ def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
         lo = 0
         for j in range(len(probabilities)):
             q = probabilities[j]
-            virtual = n * q + (1.0 + q * -1.0) - 1.0
+            virtual = (n - 1) * q
             if virtual >= n - 1:
                 _select(scratch, lo, n, n - 1)
                 quantiles[b, j, c] = scratch[n - 1]
@@ -617,20 +615,20 @@ def _begin_step(b, u, exact_rows, laws, st, out, work):
 
 @jit
 def _end_step(b, step, exact_rows, laws, st, crit, out, work):
-    """Mix, record and quantile passes of step ``b`` once every window has been read; returns
-    :func:`_mix_pass`'s (failure, replicate), recording nothing on a failure."""
+    """Settle (mix and record) and quantile passes of step ``b`` once every window has been read;
+    returns :func:`_settle_pass`'s (failure, replicate)."""
     step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws
     alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
         surprisal = st
     kind, label, threshold, bad, period, outside, reached_at, holding = crit
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
     part, total, cols, scratch, probabilities, resp, joint, terms, z, fs, fw, moved, weights = work
-    failure, replicate = _mix_pass(exact_rows, states, loglik, step_logp, emit, log_prior, temperature, greedy_tie,
-                                   alpha, log_amp, mu, log_mu, p, log_p, free_energy, joint, terms, z)
+    failure, replicate = _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior, temperature,
+                                      greedy_tie, alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted,
+                                      credit, member_of, population, cols, kind, label, threshold, holding,
+                                      reached_at, sums, counts, trajectories, part, total, joint, terms, z)
     if failure:
         return failure, replicate
-    _record_pass(b, step, alpha, log_amp, p, log_p, free_energy, deleted, credit, member_of, population, cols,
-             kind, label, threshold, holding, reached_at, sums, counts, trajectories, part, total)
     _quantiles_pass(b, cols, probabilities, scratch, quantiles)
     return 0, -1
 

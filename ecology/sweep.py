@@ -232,7 +232,8 @@ def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool,
 def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
     """Run one grid point; returns its row (parameters first, then figures).
 
-    Per criterion ``C`` (columns ``C_...``, see docs/outputs.md): the time-to-event figures of
+    ``engine`` is the engine that ran the point (``compiled``, or ``numpy`` where asked for or
+    where the compiled one cannot run it). Per criterion ``C`` (columns ``C_...``, see docs/outputs.md): the time-to-event figures of
     :func:`ecology.statistics.time_to_event` (reached by the horizon with its Wilson interval,
     censored count, restricted mean ``E[min(T, N)]`` with its interval, median with its interval
     when the KM curve crosses 1/2, the mean given reached), the fraction holding at the end with
@@ -244,7 +245,7 @@ def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
 
     scenario = validate(apply_overrides(base, {**point["params"], "run.seed": point["seed"]}))
     result = simulate(scenario)
-    row: dict[str, Any] = {"point": point["index"], **point["params"], "seed": point["seed"]}
+    row: dict[str, Any] = {"point": point["index"], **point["params"], "seed": point["seed"], "engine": result.engine}
     steps = scenario.run.steps
     for name, at in result.reached_at.items():
         figures = time_to_event(at, steps)

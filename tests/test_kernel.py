@@ -162,8 +162,35 @@ def test_impossible_window_raises_under_both_engines():
     from .conftest import misread
 
     for engine in ENGINES:
-        with pytest.raises(ImpossibleWindow, match="step 4"):
-            run(misread(), engine)
+        for blocks in (False, True):
+            with pytest.raises(ImpossibleWindow, match="step 4, replicate 0: the window 'b a b'"):
+                run(misread(), engine, blocks)
+
+
+@pytest.mark.parametrize("values", [
+    [0.5], [0.2, 0.7], [1.0] * 10, [0.0] * 7 + [1.0] * 5, list(np.linspace(0, 1, 101)),
+    list(np.linspace(1, 0, 64)), [1e-300, 5e-324, 0.0, 1e-300, 2e-300], [0.3, 0.3, 0.9, 0.1, 0.3, 0.3, 0.9],
+])
+def test_quantiles_are_numpys(values):
+    """The kernel's quantiles (successive quickselects) are ``np.quantile``'s, bit for bit, on ties,
+    sorted and reversed input, tiny and subnormal values, one and two values, and random draws."""
+    rng = np.random.default_rng(0)
+    cases = [np.array(values, dtype=float), rng.random(1001), rng.choice([0.0, 0.25, 1.0], 4000)]
+    for x in cases:
+        got = np.empty((1, 3, 1))
+        kernel._quantiles_pass(0, x[None, :].copy(), np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got)
+        assert np.array_equal(got[0, :, 0], np.quantile(x, [0.1, 0.5, 0.9])), x
+
+
+def test_probabilities_below_the_linear_range_same_under_both_engines():
+    """Laws of 1e-250 and below (where the kernel's linear-space mixture switches to log space)
+    and an amplitude pushed towards 1e-300 by a long window: the same numbers as numpy."""
+    data = short(table("waluigi"), steps=80, replicates=40)
+    data["simulacra"]["luigi"]["states"]["kind"]["emit"] = {"F": 1.0, "U": 1e-250}
+    data["context"]["length"] = 40
+    data.setdefault("sampling", {})["temperature"] = 300.0
+    compiled = assert_same_run(data)
+    assert np.min(compiled.kernel.mu) < 1e-200  # the log-space branch was taken
 
 
 def test_summary_says_which_engine_ran(tmp_path, capsys):

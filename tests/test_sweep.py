@@ -84,6 +84,7 @@ def test_identical_rows_with_one_worker_two_workers_and_dask(tmp_path, dask_clus
         assert summary["done"] == 6 and summary["failed"] == []
     one = rows(outs["one"])
     assert len(one) == 6 and sorted(one["context.length"].unique()) == [2, 4, 8]
+    assert (one["engine"] == "compiled").all()  # each row says which engine ran it
     pd.testing.assert_frame_equal(one, rows(outs["two"]))
     pd.testing.assert_frame_equal(one, rows(outs["dask"]))
     assert (outs["one"] / "heatmap_revealed_reached.png").is_file()
