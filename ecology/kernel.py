@@ -538,24 +538,49 @@ def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
 
 
 @jit
-def _read_visible(window, reset, pad, step_state, step_logp, start, states, loglik):
+def _read_visible(window, reset, pad, next_at, logp_at, start, states, loglik):
     """Every premise reads each row of ``window``, positions up to the row's last ``reset`` token
-    read as pads (:func:`ecology.context.after_reset`)."""
+    read as pads (:func:`ecology.context.after_reset`): ``log mu_s(w) = sum_j log emit_s[q_j, w_j]``
+    in order. The tables are flat: entry ``i = q (V + 1) + t`` of premise ``s`` holds
+    ``log emit_s[q, t]`` (``logp_at``) and the next state's offset ``q' (V + 1)`` (``next_at``), so a
+    lookup is one addition; four rows are read side by side, so that four independent chains of
+    lookups overlap (each waits for the state the previous one gave)."""
     rows, length = window.shape
-    for r in range(rows):
-        last = -1
-        if reset >= 0:
+    width = pad + 1
+    last = np.full(rows, -1, dtype=np.int64)
+    if reset >= 0:
+        for r in range(rows):
             for j in range(length):
                 if window[r, j] == reset:
-                    last = j
-        for s in range(len(start)):
-            q = start[s]
+                    last[r] = j
+    for s in range(len(start)):
+        nxt, lp = next_at[s], logp_at[s]
+        r = 0
+        while r + 4 <= rows:
+            o0 = o1 = o2 = o3 = start[s] * width
+            w0 = w1 = w2 = w3 = 0.0
+            for j in range(length):
+                i0 = o0 + (pad if j <= last[r] else window[r, j])
+                i1 = o1 + (pad if j <= last[r + 1] else window[r + 1, j])
+                i2 = o2 + (pad if j <= last[r + 2] else window[r + 2, j])
+                i3 = o3 + (pad if j <= last[r + 3] else window[r + 3, j])
+                w0 += lp[i0]
+                w1 += lp[i1]
+                w2 += lp[i2]
+                w3 += lp[i3]
+                o0, o1, o2, o3 = nxt[i0], nxt[i1], nxt[i2], nxt[i3]
+            states[s, r], states[s, r + 1], states[s, r + 2], states[s, r + 3] = \
+                o0 // width, o1 // width, o2 // width, o3 // width
+            loglik[s, r], loglik[s, r + 1], loglik[s, r + 2], loglik[s, r + 3] = w0, w1, w2, w3
+            r += 4
+        for r in range(r, rows):
+            o = start[s] * width
             weight = 0.0
             for j in range(length):
-                t = pad if j <= last else window[r, j]
-                weight += step_logp[s, q, t]
-                q = step_state[s, q, t]
-            states[s, r] = q
+                i = o + (pad if j <= last[r] else window[r, j])
+                weight += lp[i]
+                o = nxt[i]
+            states[s, r] = o // width
             loglik[s, r] = weight
 
 
@@ -603,7 +628,7 @@ def _same(x, y):
 @jit
 def _begin_step(b, u, exact_rows, laws, st, out, work):
     """Print pass of step ``b`` (:func:`_print_pass`); its surprisal sum into the step's sums."""
-    step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws
+    step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws[:9]
     alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
         surprisal = st
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
@@ -617,7 +642,7 @@ def _begin_step(b, u, exact_rows, laws, st, out, work):
 def _end_step(b, step, exact_rows, laws, st, crit, out, work):
     """Settle (mix and record) and quantile passes of step ``b`` once every window has been read;
     returns :func:`_settle_pass`'s (failure, replicate)."""
-    step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws
+    step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws[:9]
     alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
         surprisal = st
     kind, label, threshold, bad, period, outside, reached_at, holding = crit
@@ -642,7 +667,7 @@ def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, o
     Returns (steps done, failure (0 none, 1 impossible, 2 NaN), failing replicate, start, end, head)."""
     buf, start, end, length, deletes, pad, reset = win
     front_state, front_logw, back_state, back_logw, head = stacks
-    step_state, step_logp, n_states, start_state = laws[0], laws[1], laws[3], laws[4]
+    step_state, step_logp, n_states, start_state, next_at, logp_at = laws[0], laws[1], laws[3], laws[4], laws[9], laws[10]
     states, loglik, deleted, tokens = st[7], st[8], st[11], st[12]
     kind, bad, period, outside, holding = crit[0], crit[3], crit[4], crit[5], crit[7]
     raster = out[3]
@@ -663,7 +688,7 @@ def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, o
                 if buf[r, i] < pad:
                     deleted[r] += 1.0
         if reset >= 0:
-            _read_visible(buf[:, start:end], reset, pad, step_state, step_logp, start_state, states, loglik)
+            _read_visible(buf[:, start:end], reset, pad, next_at, logp_at, start_state, states, loglik)
         else:
             head += count
             rebuild = head > front_len
@@ -697,43 +722,43 @@ def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, o
 @jit
 def _delete_rereading(tokens, window, grown, rule, parameter, pinned, pad, history, position, deleted):
     """Append each replicate's token and apply the deletion rule to its canonical window
-    (:meth:`ecology.context.DeletionRule.apply`): once full (no pad first), ``count`` tokens after
-    the ``pinned`` prefix go (1 under ``fifo``, ``B`` under ``block``, up to the first delimiter
-    under ``message``, else 1) and ``count - 1`` pads come first; ``deleted`` counts the real
-    tokens that went. The window before the step is kept in ``history[position]``."""
+    (:meth:`ecology.context.DeletionRule.apply`): a window that was full (no pad first) loses the
+    ``count`` tokens after the ``pinned`` prefix (1 under ``fifo``, ``B`` under ``block``, up to
+    the first delimiter under ``message``, else 1) and gets ``count - 1`` pads first; one that was
+    not full loses its first pad. ``deleted`` counts the real tokens that went. The window before
+    the step is kept in ``history[position]``."""
     rows, length = window.shape
     memory = history.shape[0]
     for r in range(rows):
-        held = 1  # real tokens (not pads) in the grown window: the appended one, and
+        if memory:
+            for j in range(length):
+                history[position, r, j] = window[r, j]
+        if window[r, 0] == pad:  # not full: shift left by one, the token last
+            for j in range(length - 1):
+                window[r, j] = window[r, j + 1]
+            window[r, length - 1] = tokens[r]
+            continue
         for j in range(length):
             grown[j] = window[r, j]
-            if window[r, j] < pad:
-                held += 1
-            if memory:
-                history[position, r, j] = window[r, j]
         grown[length] = tokens[r]
-        full = 1 if grown[0] != pad else 0
-        count = 0
-        if full:
-            count = 1
-            if rule == BLOCK:
-                count = parameter
-            elif rule == MESSAGE:
-                for j in range(pinned, length):
-                    if grown[j] == parameter:
-                        count = j - pinned + 1
-                        break
-        lead = max(count - 1, 0)
-        after = 0
-        for i in range(length):
-            if i < lead:
-                window[r, i] = pad
-                continue
-            source = i - lead + 1 - full if i - lead < pinned else i - lead + count + 1 - full
-            window[r, i] = grown[min(max(source, 0), length)]
-            if window[r, i] < pad:
-                after += 1
-        deleted[r] += held - after
+        count = 1
+        if rule == BLOCK:
+            count = parameter
+        elif rule == MESSAGE:
+            for j in range(pinned, length):
+                if grown[j] == parameter:
+                    count = j - pinned + 1
+                    break
+        for j in range(pinned, pinned + count):
+            if grown[j] < pad:
+                deleted[r] += 1.0
+        lead = count - 1
+        for i in range(lead):
+            window[r, i] = pad
+        for i in range(pinned):
+            window[r, lead + i] = grown[i]
+        for i in range(length - lead - pinned):
+            window[r, lead + pinned + i] = grown[pinned + count + i]
 
 
 @jit
@@ -743,7 +768,7 @@ def _run_rereading(uniforms, generated, exact_rows, win, laws, st, crit, out, wo
     last reset token. ``history`` keeps the last ``memory`` page-states (``periodic``).
     Returns (steps done, failure, failing replicate, history position, history count)."""
     window, grown, rule, parameter, pinned, pad, reset, history, position, filled = win
-    step_state, step_logp, start_state = laws[0], laws[1], laws[4]
+    start_state, next_at, logp_at = laws[4], laws[9], laws[10]
     states, loglik, deleted, tokens = st[7], st[8], st[11], st[12]
     kind, bad, period, holding = crit[0], crit[3], crit[4], crit[7]
     raster = out[3]
@@ -755,7 +780,7 @@ def _run_rereading(uniforms, generated, exact_rows, win, laws, st, crit, out, wo
         _delete_rereading(tokens, window, grown, rule, parameter, pinned, pad, history, position, deleted)
         if memory:
             filled = min(filled + 1, memory)
-        _read_visible(window, reset, pad, step_state, step_logp, start_state, states, loglik)
+        _read_visible(window, reset, pad, next_at, logp_at, start_state, states, loglik)
         for c in range(len(kind)):
             if kind[c] == WINDOW_ONLY:
                 for r in range(rows):
@@ -891,8 +916,11 @@ class Engine:
         member_of = np.empty(S, dtype=np.int64)
         for j, members in enumerate(mixture.members):
             member_of[members] = j
+        # flat tables of the re-reading loops: entry q (V + 1) + t of premise s
+        next_at = (self.step_state * (V + 1)).reshape(S, -1)
+        logp_at = self.step_logp.reshape(S, -1).copy()
         self.laws = (self.step_state, self.step_logp, self.emit, self.n_states, self.start_state, self.log_prior,
-                     member_of, self.temperature, GREEDY_TIE)
+                     member_of, self.temperature, GREEDY_TIE, next_at, logp_at)
         self.singletons = all(len(m) == 1 for m in mixture.members)
         self.sole_premise = np.array([m[0] for m in mixture.members]) if self.singletons else None
         self.n_premises, self.n_labels = S, L
