@@ -285,14 +285,11 @@ def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_lo
     """Every replicate prints its token: ``t = #{u : c_u <= U c_{V-1}}`` with ``c`` the cumulative
     sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.dynamics.sample`); its surprisal
     ``-log mu(t | w)``; its credit to each population, ``sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)``
-    (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``).
-    Returns the sum of the surprisals."""
+    (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``)."""
     rows, n_tokens = p.shape
     n_premises = len(member_of)
     n_labels = credit.shape[1]
     raster_rows = printed.shape[1]
-    total = 0.0
-    part = 0.0
     for r in range(rows):
         norm = 0.0
         for t in range(n_tokens):
@@ -306,7 +303,6 @@ def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_lo
                 token += 1
         tokens[r] = token
         surprisal[r] = -log_mu[r, token]
-        part += surprisal[r]
         if r < exact_rows or mu[r, token] < TINY:
             _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, credit, raster_rows,
                           speakers, premise_speakers, resp)
@@ -318,12 +314,8 @@ def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_lo
                 resp[member_of[s]] += alpha[r, s] * emit[s, states[s, r], token] * scale
             for j in range(n_labels):
                 credit[r, j] += resp[j]
-        if r & (CHUNK - 1) == CHUNK - 1:
-            total += part
-            part = 0.0
     for r in range(raster_rows):
         printed[b, r] = tokens[r]
-    return total + part
 
 
 @jit
@@ -334,133 +326,165 @@ def _log_mu_exact(r, t, states, log_amp, step_logp, terms):
     return _logsumexp(terms)
 
 
+@inline
+def _total(x):
+    """``sum x`` in plain order within chunks of ``CHUNK`` values (four interleaved partial sums),
+    the chunks' sums then added in order: error below ~(CHUNK + n / CHUNK) ulp of the sum of |x|."""
+    n = len(x)
+    out = 0.0
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        a0 = a1 = a2 = a3 = 0.0
+        i = lo
+        while i + 4 <= hi:
+            a0 += x[i]
+            a1 += x[i + 1]
+            a2 += x[i + 2]
+            a3 += x[i + 3]
+            i += 4
+        for j in range(i, hi):
+            a0 += x[j]
+        out += (a0 + a1) + (a2 + a3)
+    return out
+
+
 @jit
 def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior, temperature, greedy_tie,
-                 alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted, credit, member_of, population, cols,
-                 kind, label, threshold, holding, reached_at, sums, counts, trajectories, part, total, joint, terms, z):
-    """Bayes, mixing and tempering for every replicate (module docstring, step 3), and its figures
-    added to row ``b`` of the step's sums and counts.
+                 alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted, member_of, population,
+                 kind, label, threshold, holding, reached_at, sums, counts, trajectories, top, norm, joint, terms, z):
+    """Bayes, mixing and tempering for every replicate (module docstring, step 3), then its figures
+    in row ``b`` of the step's sums and counts. Arrays are premise-, token- or label-major
+    (``alpha[s, r]``, ``mu[t, r]``, ``population[j, r]``) and every loop runs over replicates
+    innermost.
 
-    Mixing: the raster rows (below ``exact_rows``) in log space exactly as numpy (:func:`_mix`);
-    the others with one ``exp`` per premise but the largest: with ``e_s = exp(log prior_s +
-    log mu_s(w) - m)`` (``m`` the largest exponent), ``alpha_s = e_s / sum e`` and ``mu(t | w) =
-    sum_s alpha_s emit_s[q_s, t]`` in linear space, a ``mu(t | w)`` below ``TINY`` recomputed in
-    log space (so nothing underflows); the laws agree with numpy's to rounding (~1e-16 relative).
-    At ``T = 1``, ``p`` and ``log_p`` are ``mu`` and ``log_mu`` (the same arrays).
+    Mixing in linear space with one ``exp`` per premise: with ``e_s = exp(log prior_s + log mu_s(w)
+    - m)`` (``m`` the largest exponent), ``alpha_s = e_s / sum e`` and ``mu(t | w) = sum_s alpha_s
+    emit_s[q_s, t]``; a ``mu(t | w)`` below ``TINY`` is recomputed in log space (nothing
+    underflows); the laws agree with numpy's to rounding (~1e-16 relative). The raster rows
+    (below ``exact_rows``) are then mixed again in log space exactly as numpy (:func:`_mix`). At
+    ``T = 1``, ``p`` and ``log_p`` are ``mu`` and ``log_mu`` (the same arrays).
 
-    Recording: premise and population amplitudes, credit, entropy ``-sum_t p_T log p_T``, free
-    energy, effective premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted; replicates with
-    a population above 1/2 and 0.99 (the tie rule of :func:`ecology.absorption.above`); population
-    criteria; criteria reached (first step each holds: ``reached_at``) and holding. Sums are taken
-    in plain order over ``CHUNK`` replicates, then the partial sums added (error ~(CHUNK + R /
-    CHUNK) ulp). Returns (0, -1), or (1, r) for the first impossible window, else (2, r) for the
-    first NaN (what was recorded for the step is then not used)."""
-    rows, n_tokens = mu.shape
-    n_premises = len(log_prior)
-    n_labels = population.shape[1]
-    n_criteria = len(kind)
-    scalars = n_premises + 2 * n_labels  # entropy, surprisal, free energy, effective premises, deleted
+    Recording: premise and population amplitudes, entropy ``-sum_t p_T log p_T``, free energy,
+    effective premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted (sums by
+    :func:`_total`); replicates with a population above 1/2 and 0.99 (the tie rule of
+    :func:`ecology.absorption.above`); population criteria; criteria reached (first step each
+    holds: ``reached_at``) and holding. Returns (0, -1), or (1, r) for the first impossible
+    window, else (2, r) for the first NaN (nothing is recorded then)."""
+    n_premises, rows = loglik.shape
+    n_tokens = mu.shape[0]
+    n_labels = population.shape[0]
+    for r in range(rows):
+        top[r] = log_prior[0] + loglik[0, r]
+    for s in range(1, n_premises):
+        for r in range(rows):
+            x = log_prior[s] + loglik[s, r]
+            if x > top[r] or np.isnan(x):
+                top[r] = x
+    for r in range(rows):
+        if not np.isfinite(top[r]):
+            top[r] = 0.0
+        norm[r] = 0.0
+    for s in range(n_premises):
+        for r in range(rows):
+            alpha[s, r] = np.exp(log_prior[s] + loglik[s, r] - top[r])
+            norm[r] += alpha[s, r]
+    for r in range(rows):
+        top[r] += np.log(norm[r])  # log Z
+        free_energy[r] = -top[r]
+        norm[r] = 1.0 / norm[r]
+    for s in range(n_premises):
+        for r in range(rows):
+            log_amp[s, r] = log_prior[s] + loglik[s, r] - top[r]
+            alpha[s, r] *= norm[r]
+    for t in range(n_tokens):
+        for r in range(rows):
+            mu[t, r] = 0.0
+        for s in range(n_premises):
+            for r in range(rows):
+                mu[t, r] += alpha[s, r] * emit[s, states[s, r], t]
+        for r in range(rows):
+            if mu[t, r] < TINY:
+                log_mu[t, r] = _log_mu_exact(r, t, states, log_amp.T, step_logp, terms)
+                mu[t, r] = np.exp(log_mu[t, r])
+            else:
+                log_mu[t, r] = np.log(mu[t, r])
+    if temperature != 1.0:
+        for r in range(rows):
+            _temper(r, temperature, greedy_tie, log_mu.T, log_p.T, z)
+            for t in range(n_tokens):
+                p[t, r] = np.exp(log_p[t, r])
     for r in range(min(exact_rows, rows)):
         _mix(r, states[:, r], loglik[:, r], step_logp, log_prior, temperature, greedy_tie,
-             log_amp, log_mu, log_p, free_energy, joint, terms, z)
+             log_amp.T, log_mu.T, log_p.T, free_energy, joint, terms, z)
         for s in range(n_premises):
-            alpha[r, s] = np.exp(log_amp[r, s])
+            alpha[s, r] = np.exp(log_amp[s, r])
         for t in range(n_tokens):
-            mu[r, t] = np.exp(log_mu[r, t])
-            p[r, t] = np.exp(log_p[r, t])
-    for i in range(len(part)):
-        part[i] = 0.0
-        total[i] = 0.0
-    impossible = broken = -1
+            mu[t, r] = np.exp(log_mu[t, r])
+            p[t, r] = np.exp(log_p[t, r])
     for r in range(rows):
-        if r >= exact_rows:
-            top = log_prior[0] + loglik[0, r]
-            for s in range(1, n_premises):
-                x = log_prior[s] + loglik[s, r]
-                if x > top or np.isnan(x):
-                    top = x
-            safe = top if np.isfinite(top) else 0.0
-            norm = 0.0
-            for s in range(n_premises):
-                x = log_prior[s] + loglik[s, r] - safe
-                alpha[r, s] = 1.0 if x == 0.0 else np.exp(x)
-                norm += alpha[r, s]
-            log_z = np.log(norm) + safe
-            free_energy[r] = -log_z
-            for s in range(n_premises):
-                log_amp[r, s] = log_prior[s] + loglik[s, r] - log_z
-                alpha[r, s] /= norm
-            for t in range(n_tokens):
-                m = 0.0
-                for s in range(n_premises):
-                    m += alpha[r, s] * emit[s, states[s, r], t]
-                if m < TINY:
-                    log_mu[r, t] = _log_mu_exact(r, t, states, log_amp, step_logp, terms)
-                    mu[r, t] = np.exp(log_mu[r, t])
-                else:
-                    mu[r, t] = m
-                    log_mu[r, t] = np.log(m)
-            if temperature != 1.0:
-                _temper(r, temperature, greedy_tie, log_mu, log_p, z)
-                for t in range(n_tokens):
-                    p[r, t] = np.exp(log_p[r, t])
-        if impossible < 0 and not np.isfinite(free_energy[r]):
-            impossible = r
-        for j in range(n_labels):
-            population[r, j] = 0.0
-        entropy_amp = 0.0
-        for s in range(n_premises):
-            a = alpha[r, s]
-            if broken < 0 and np.isnan(log_amp[r, s]):
-                broken = r
-            part[s] += a
-            cols[s, r] = a
-            population[r, member_of[s]] += a
-            if a > 0.0:
-                entropy_amp -= a * log_amp[r, s]
-        for j in range(n_labels):
-            a = population[r, j]
-            part[n_premises + j] += a
-            part[n_premises + n_labels + j] += credit[r, j]
-            if cols.shape[0] > n_premises:
-                cols[n_premises + j, r] = a
-            if a > MAJORITY + TIE_TOLERANCE:
-                counts[b, j] += 1
-            if a > CERTAIN + TIE_TOLERANCE:
-                counts[b, n_labels + j] += 1
-        entropy = 0.0
-        for t in range(n_tokens):
-            if broken < 0 and np.isnan(log_p[r, t]):
-                broken = r
-            if p[r, t] > 0.0:
-                entropy -= p[r, t] * log_p[r, t]
-        part[scalars] += entropy
-        part[scalars + 2] += free_energy[r]
-        part[scalars + 3] += np.exp(entropy_amp)
-        part[scalars + 4] += deleted[r]
-        for c in range(n_criteria):
-            if kind[c] == POPULATION:
-                holding[c, r] = population[r, label[c]] > threshold[c] + TIE_TOLERANCE
+        if not np.isfinite(free_energy[r]):
+            return 1, r
+    broken = rows
+    for s in range(n_premises):
+        for r in range(rows):
+            if np.isnan(log_amp[s, r]):
+                broken = min(broken, r)
+    for t in range(n_tokens):
+        for r in range(rows):
+            if np.isnan(log_p[t, r]):
+                broken = min(broken, r)
+    if broken < rows:
+        return 2, broken
+    scalars = n_premises + 2 * n_labels  # entropy, surprisal, free energy, effective premises, deleted
+    for j in range(n_labels):
+        for r in range(rows):
+            population[j, r] = 0.0
+    for s in range(n_premises):
+        j = member_of[s]
+        for r in range(rows):
+            population[j, r] += alpha[s, r]
+        sums[b, s] = _total(alpha[s])
+    for j in range(n_labels):
+        sums[b, n_premises + j] = _total(population[j])
+        majority = certain = 0
+        for r in range(rows):
+            majority += population[j, r] > MAJORITY + TIE_TOLERANCE
+            certain += population[j, r] > CERTAIN + TIE_TOLERANCE
+        counts[b, j] = majority
+        counts[b, n_labels + j] = certain
+    for r in range(rows):
+        top[r] = 0.0  # entropy of p_T
+        norm[r] = 0.0  # entropy of the amplitudes
+    for t in range(n_tokens):
+        for r in range(rows):
+            if p[t, r] > 0.0:
+                top[r] -= p[t, r] * log_p[t, r]
+    for s in range(n_premises):
+        for r in range(rows):
+            if alpha[s, r] > 0.0:
+                norm[r] -= alpha[s, r] * log_amp[s, r]
+    for r in range(rows):
+        norm[r] = np.exp(norm[r])
+    sums[b, scalars] = _total(top)
+    sums[b, scalars + 2] = _total(free_energy)
+    sums[b, scalars + 3] = _total(norm)
+    sums[b, scalars + 4] = _total(deleted)
+    n_criteria = len(kind)
+    for c in range(n_criteria):
+        if kind[c] == POPULATION:
+            for r in range(rows):
+                holding[c, r] = population[label[c], r] > threshold[c] + TIE_TOLERANCE
+        reached = held = 0
+        for r in range(rows):
             if holding[c, r] and reached_at[c, r] < 0:
                 reached_at[c, r] = step
-            if reached_at[c, r] >= 0:
-                counts[b, 2 * n_labels + c] += 1
-            if holding[c, r]:
-                counts[b, 2 * n_labels + n_criteria + c] += 1
-        if r & (CHUNK - 1) == CHUNK - 1:
-            for i in range(len(part)):
-                total[i] += part[i]
-                part[i] = 0.0
-    if impossible >= 0:
-        return 1, impossible
-    if broken >= 0:
-        return 2, broken
-    for i in range(len(part)):
-        if i != scalars + 1:  # the surprisal's sum comes from the print pass
-            sums[b, i] = total[i] + part[i]
+            reached += reached_at[c, r] >= 0
+            held += holding[c, r]
+        counts[b, 2 * n_labels + c] = reached
+        counts[b, 2 * n_labels + n_criteria + c] = held
     for r in range(trajectories.shape[1]):
         for j in range(n_labels):
-            trajectories[b, r, j] = population[r, j]
+            trajectories[b, r, j] = population[j, r]
     return 0, -1
 
 
@@ -502,9 +526,9 @@ def _select(a, lo, hi, k):
 
 
 @jit
-def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
-    """``np.quantile(cols[c], probabilities)`` of each column (method "linear", increasing
-    probabilities) into row ``b``: with ``v = (n - 1) q``, ``i = floor(v)`` and
+def _quantiles_pass(b, cols, offset, probabilities, scratch, quantiles):
+    """``np.quantile(cols[c], probabilities)`` of each row of ``cols`` (method "linear", increasing
+    probabilities) into row ``b``, columns from ``offset``: with ``v = (n - 1) q``, ``i = floor(v)`` and
     ``g = v - i``, the value ``x_(i) + (x_(i+1) - x_(i)) g`` (``x_(i+1) - (x_(i+1) - x_(i)) (1 - g)``
     for ``g >= 1/2``, as numpy's ``_lerp``), the order statistics found by successive
     quickselects on a copy."""
@@ -518,11 +542,11 @@ def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
             virtual = (n - 1) * q
             if virtual >= n - 1:
                 _select(scratch, lo, n, n - 1)
-                quantiles[b, j, c] = scratch[n - 1]
+                quantiles[b, j, offset + c] = scratch[n - 1]
                 continue
             if virtual < 0:
                 _select(scratch, lo, n, 0)
-                quantiles[b, j, c] = scratch[0]
+                quantiles[b, j, offset + c] = scratch[0]
                 continue
             i = int(np.floor(virtual))
             _select(scratch, lo, n, i)
@@ -533,7 +557,7 @@ def _quantiles_pass(b, cols, probabilities, scratch, quantiles):
                     above = scratch[m]
             gamma = virtual - i
             diff = above - below
-            quantiles[b, j, c] = above - diff * (1.0 - gamma) if gamma >= 0.5 else below + diff * gamma
+            quantiles[b, j, offset + c] = above - diff * (1.0 - gamma) if gamma >= 0.5 else below + diff * gamma
             lo = i + 1
 
 
@@ -627,15 +651,18 @@ def _same(x, y):
 
 @jit
 def _begin_step(b, u, exact_rows, laws, st, out, work):
-    """Print pass of step ``b`` (:func:`_print_pass`); its surprisal sum into the step's sums."""
+    """Print pass of step ``b`` (:func:`_print_pass`, on replicate-major views of the state); the
+    sums of the surprisals and of each population's credit into the step's sums."""
     step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws[:9]
     alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
         surprisal = st
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
-    surprisal_at = len(log_prior) + 2 * population.shape[1] + 1
-    sums[b, surprisal_at] = _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_logp, emit,
-                                        member_of, credit, surprisal, tokens, printed, speakers, premise_speakers,
-                                        work[5])
+    n_premises, n_labels = len(log_prior), population.shape[0]
+    _print_pass(b, u, exact_rows, p.T, mu.T, log_mu.T, alpha.T, log_amp.T, states, step_logp, emit, member_of,
+                credit, surprisal, tokens, printed, speakers, premise_speakers, work[4])
+    sums[b, n_premises + 2 * n_labels + 1] = _total(surprisal)
+    for j in range(n_labels):
+        sums[b, n_premises + n_labels + j] = _total(credit[:, j])
 
 
 @jit
@@ -647,14 +674,16 @@ def _end_step(b, step, exact_rows, laws, st, crit, out, work):
         surprisal = st
     kind, label, threshold, bad, period, outside, reached_at, holding = crit
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
-    part, total, cols, scratch, probabilities, resp, joint, terms, z, fs, fw, moved, weights = work
+    top, norm, scratch, probabilities, resp, joint, terms, z, fs, fw, moved, weights = work
     failure, replicate = _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior, temperature,
                                       greedy_tie, alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted,
-                                      credit, member_of, population, cols, kind, label, threshold, holding,
-                                      reached_at, sums, counts, trajectories, part, total, joint, terms, z)
+                                      member_of, population, kind, label, threshold, holding, reached_at, sums,
+                                      counts, trajectories, top, norm, joint, terms, z)
     if failure:
         return failure, replicate
-    _quantiles_pass(b, cols, probabilities, scratch, quantiles)
+    _quantiles_pass(b, alpha, 0, probabilities, scratch, quantiles)
+    if quantiles.shape[2] > len(log_prior):  # populations of several premises: their own quantiles
+        _quantiles_pass(b, population, len(log_prior), probabilities, scratch, quantiles)
     return 0, -1
 
 
@@ -671,7 +700,7 @@ def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, o
     states, loglik, deleted, tokens = st[7], st[8], st[11], st[12]
     kind, bad, period, outside, holding = crit[0], crit[3], crit[4], crit[5], crit[7]
     raster = out[3]
-    fs, fw, moved, weights = work[9], work[10], work[11], work[12]
+    fs, fw, moved, weights = work[8], work[9], work[10], work[11]
     rows = uniforms.shape[1]
     front_len = front_state.shape[1]
     for b in range(uniforms.shape[0]):
@@ -884,7 +913,7 @@ class Engine:
     the initial windows, :meth:`start` takes the model's state after step 0, :meth:`run` takes a
     block of steps (one row of uniforms per step) and returns a :class:`Block`; the per-replicate
     state after the block is in the attributes (``alpha``, ``log_amp``, ``log_mu``, ``log_p``,
-    ``free_energy``, ``population``, ``states``, ``loglik`` (premise-major), ``holding``,
+    ``free_energy``, ``population``, ``states``, ``loglik``: premise-, token- or label-major, ``holding``,
     ``tokens``, ``surprisal``); the model's ``credit``, ``deleted`` and ``reached_at`` and the
     context's windows are updated in place.
     """
@@ -925,12 +954,13 @@ class Engine:
         self.sole_premise = np.array([m[0] for m in mixture.members]) if self.singletons else None
         self.n_premises, self.n_labels = S, L
         # per-replicate state
-        self.alpha, self.log_amp = np.empty((R, S)), np.empty((R, S))
-        self.mu, self.log_mu = np.empty((R, V)), np.empty((R, V))
+        # premise-, token- and label-major (the kernel's loops run over replicates innermost)
+        self.alpha, self.log_amp = np.empty((S, R)), np.empty((S, R))
+        self.mu, self.log_mu = np.empty((V, R)), np.empty((V, R))
         # the sampling law: at T = 1 the model's law itself (the same arrays)
-        self.p, self.log_p = (self.mu, self.log_mu) if self.temperature == 1.0 else (np.empty((R, V)), np.empty((R, V)))
+        self.p, self.log_p = (self.mu, self.log_mu) if self.temperature == 1.0 else (np.empty((V, R)), np.empty((V, R)))
         self.free_energy = np.empty(R)
-        self.population = np.empty((R, L))
+        self.population = np.empty((L, R))
         self.states = np.empty((S, R), dtype=np.intp)
         self.loglik = np.empty((S, R))
         self.tokens = np.zeros(R, dtype=np.intp)
@@ -952,11 +982,10 @@ class Engine:
         self.outside = np.zeros((C, R), dtype=np.int64)
         self.holding = np.zeros((C, R), dtype=bool)
         # scratch
-        n_sums = S + 2 * L + len(SCALARS)
-        self.cols = np.empty((S + (0 if self.singletons else L), R))  # amplitudes whose quantiles are recorded
-        self.work = (np.zeros(n_sums), np.zeros(n_sums), self.cols, np.empty(R), np.array(QUANTILES, dtype=float),
-                     np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty(q_max, dtype=np.int64),
-                     np.empty(q_max), np.empty(q_max, dtype=np.int64), np.empty(q_max))
+        self.n_quantiles = S + (0 if self.singletons else L)  # premises, then populations of several
+        self.work = (np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float), np.empty(S + L),
+                     np.empty(S), np.empty(S), np.empty(V), np.empty(q_max, dtype=np.int64), np.empty(q_max),
+                     np.empty(q_max, dtype=np.int64), np.empty(q_max))
         self.sliding_windows = isinstance(context, SlidingWindows)
         if self.sliding_windows and self.reset < 0:
             length = context.window.shape[1]
@@ -1008,7 +1037,7 @@ class Engine:
               reached_at: np.ndarray) -> None:
         """Take the state after step 0: the mixture ``step``, the criteria's incremental forms,
         and the model's ledger and first hitting times (updated in place from now on)."""
-        self.log_amp[:], self.log_mu[:], self.log_p[:] = step.log_amplitude, step.log_mu, step.log_p
+        self.log_amp[:], self.log_mu[:], self.log_p[:] = step.log_amplitude.T, step.log_mu.T, step.log_p.T
         self.free_energy[:] = step.free_energy
         self.alpha[:], self.mu[:], self.p[:] = np.exp(self.log_amp), np.exp(self.log_mu), np.exp(self.log_p)
         for c, criterion in enumerate(criteria):
@@ -1028,7 +1057,7 @@ class Engine:
         S, L, C = self.n_premises, self.n_labels, len(self.kind)
         n = self.raster_rows
         out = (np.zeros((B, S + 2 * L + len(SCALARS))), np.zeros((B, 2 * L + 2 * C), dtype=np.int64),
-               np.empty((B, len(QUANTILES), self.cols.shape[0])),
+               np.empty((B, len(QUANTILES), self.n_quantiles)),
                np.empty((B, n, self.length), dtype=self.context.window.dtype), np.empty((B, n), dtype=np.intp),
                np.empty((B, n), dtype=np.intp), np.empty((B, n), dtype=np.intp), np.empty((B, n, L)))
         st = (self.alpha, self.log_amp, self.mu, self.log_mu, self.p, self.log_p, self.free_energy, self.states,

@@ -262,10 +262,10 @@ class EcologyModel(mesa.Model):
     def _take_state(self) -> None:
         """The model's view of the replicates after a block (copies: the engine reuses its arrays)."""
         engine = self.kernel
-        self.current = Step(engine.log_amp.copy(), engine.log_mu.copy(), engine.log_p.copy(),
+        self.current = Step(engine.log_amp.T.copy(), engine.log_mu.T.copy(), engine.log_p.T.copy(),
                             engine.free_energy.copy())
-        self.amplitudes = engine.alpha.copy()
-        self.population = engine.population.copy()
+        self.amplitudes = engine.alpha.T.copy()
+        self.population = engine.population.T.copy()
         self.holding = engine.holding.copy()
         self.token, self.surprisal = engine.tokens.copy(), engine.surprisal.copy()
         for s, agent in enumerate(self.premise_agents):
