@@ -68,6 +68,8 @@ def unsupported(compiled) -> str | None:
     for p in compiled.premises:
         if getattr(p, "automaton", None) is None:
             return f"premise '{p.name}' is a trained model, not an automaton"
+    if compiled.rule.name not in KERNEL_RULES:
+        return f"deletion rule '{compiled.rule.name}' has no compiled form"
     for c in compiled.criteria:
         if not isinstance(c, (WindowOnly, PopulationAbove, Periodic)):
             return f"criterion '{c.name}' is of a form the kernel does not evaluate"
@@ -243,6 +245,7 @@ TINY = 1e-200  # below this a linear-space probability is recomputed in log spac
 CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
 WINDOW_ONLY, POPULATION, PERIODIC = 0, 1, 2  # criterion forms the kernel evaluates
 FIFO, BLOCK, MESSAGE = 0, 1, 2  # deletion rules of re-read (canonical) windows
+KERNEL_RULES = {"fifo": FIFO, "block": BLOCK, "message": MESSAGE, "none": -1}  # "none" only slides
 
 
 @inline
@@ -1009,7 +1012,7 @@ class Engine:
             self.history = np.zeros((compiled.memory, R, k), dtype=context.window.dtype)
             self.position = self.filled = 0
             rule = compiled.rule
-            self.rule_code = {"fifo": FIFO, "block": BLOCK, "message": MESSAGE}[rule.name]
+            self.rule_code = KERNEL_RULES[rule.name]
             self.rule_parameter = getattr(rule, "block", getattr(rule, "delimiter", 0))
 
     def _outputs(self, rows: int):

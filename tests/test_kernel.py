@@ -233,3 +233,23 @@ def test_model_premises_fall_back_to_numpy():
 
 def test_warm_up_compiles_or_loads_every_loop():
     assert kernel.warm_up() >= 0.0
+
+
+def test_extensions_without_a_compiled_form_fall_back_to_numpy(monkeypatch):
+    """A deletion rule, criterion form or observable registered without its compiled form runs
+    on numpy, and the reason names it."""
+    from ecology import observables
+
+    compiled = compile_scenario(validate(table("waluigi")))
+    assert kernel.unsupported(compiled) is None
+    monkeypatch.setattr(compiled.rule, "name", "lifo")
+    assert "deletion rule 'lifo'" in kernel.unsupported(compiled)
+    monkeypatch.setattr(compiled.rule, "name", "fifo")
+
+    class Odd(observables.Observable):
+        def record(self, model, row):
+            row["odd"] = 1.0
+
+    monkeypatch.setattr(observables, "OBSERVABLES", [*observables.OBSERVABLES, Odd()])
+    monkeypatch.setattr(kernel, "OBSERVABLES", observables.OBSERVABLES)
+    assert "observable Odd has no compiled form" in kernel.unsupported(compiled)
