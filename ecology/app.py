@@ -21,7 +21,7 @@ from the scenario (:func:`controls`) and are dotted-path overrides (``context__l
 
 The per-step records the model does not keep (threshold fractions, the tracked replicates'
 amplitudes and speakers) are kept by :class:`PageModel`, a subclass that only records: its
-``step()`` is ``EcologyModel.step()`` followed by bookkeeping. Each figure is a :class:`Plot`
+``advance(n)`` (hence ``step()``) takes the model's steps one at a time, bookkeeping after each. Each figure is a :class:`Plot`
 whose fixed part is rendered once per model and whose moving artists are redrawn over it after
 each step (:class:`LivePlot`); ``population_figure(model)`` and its siblings draw the same
 figures from scratch, for a notebook or a file.
@@ -170,9 +170,11 @@ class PageModel(EcologyModel):
         self.live_plots = {}  # per Plot class: the LivePlot the page redraws after each step
         self._record()
 
-    def step(self) -> None:
-        super().step()
-        self._record()
+    def advance(self, steps: int) -> None:
+        """Steps one at a time (``step()`` is ``advance(1)``), the page's records after each."""
+        for _ in range(steps):
+            super().advance(1)
+            self._record()
 
     def _record(self) -> None:
         for c in THRESHOLDS:

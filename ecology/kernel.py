@@ -242,6 +242,7 @@ def _read_windows(visible, step_state, step_logp, start, log_prior, temperature,
 # loop over replicate-major arrays.
 
 TINY = 1e-200  # below this a linear-space probability is recomputed in log space (no underflow)
+LOG_SPACE_BELOW = 1e-3  # temperatures (above 0) below which every replicate is mixed in log space
 CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
 WINDOW_ONLY, POPULATION, PERIODIC = 0, 1, 2  # criterion forms the kernel evaluates
 FIFO, BLOCK, MESSAGE = 0, 1, 2  # deletion rules of re-read (canonical) windows
@@ -1059,6 +1060,9 @@ class Engine:
         B, R = uniforms.shape
         S, L, C = self.n_premises, self.n_labels, len(self.kind)
         n = self.raster_rows
+        # below LOG_SPACE_BELOW the tempered law magnifies the mixture's last-bit roundings by 1 / T:
+        # every row is then mixed in log space exactly as numpy
+        exact = R if 0.0 < self.temperature < LOG_SPACE_BELOW else n
         out = (np.zeros((B, S + 2 * L + len(SCALARS))), np.zeros((B, 2 * L + 2 * C), dtype=np.int64),
                np.empty((B, len(QUANTILES), self.n_quantiles)),
                np.empty((B, n, self.length), dtype=self.context.window.dtype), np.empty((B, n), dtype=np.intp),
@@ -1073,12 +1077,12 @@ class Engine:
             win = (ctx.buf, ctx.start, ctx.end, self.length, self.rule.deletes_oldest, self.n_tokens, self.reset)
             stacks = (self.front_state, self.front_logw, self.back_state, self.back_logw, self.head)
             done, failure, replicate, ctx.start, ctx.end, self.head = _run_sliding(
-                uniforms, generated, n, win, stacks, self.laws, st, crit, out, self.work)
+                uniforms, generated, exact, win, stacks, self.laws, st, crit, out, self.work)
         else:
             win = (self.context.array, self.grown, self.rule_code, self.rule_parameter, self.rule.pinned,
                    self.n_tokens, self.reset, self.history, self.position, self.filled)
             done, failure, replicate, self.position, self.filled = _run_rereading(
-                uniforms, generated, n, win, self.laws, st, crit, out, self.work)
+                uniforms, generated, exact, win, self.laws, st, crit, out, self.work)
         quantiles = out[2]
         if self.singletons:  # each population is one premise: its quantiles are that premise's
             quantiles = np.concatenate([quantiles, quantiles[:, :, self.sole_premise]], axis=2)

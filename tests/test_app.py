@@ -198,7 +198,7 @@ def test_a_redraw_during_a_step_draws_the_steps_recorded_by_both_records():
     written) and the page's records: the plots then draw the steps that both hold."""
     model = app.PageModel(TOY, run__replicates=20, context__length=4)
     model.step()
-    app.EcologyModel.step(model)  # the model's step, without the page's bookkeeping yet
+    app.EcologyModel.advance(model, 1)  # the model's step, without the page's bookkeeping yet
     t, mean, fractions, _ = app.PopulationFigure(model).data(model)
     assert len(t) == len(mean) == len(fractions[0.5]) == 2
     t, curves = app.CriteriaFigure(model).data(model)
