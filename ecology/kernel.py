@@ -324,9 +324,14 @@ def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_lo
 
 @jit
 def _log_mu_exact(r, t, states, log_amp, step_logp, terms):
-    """``log mu(t | w) = logsumexp_s(log alpha_s + log mu_s(t | w))`` for replicate ``r``."""
+    """``log mu(t | w) = logsumexp_s(log alpha_s + log mu_s(t | w))`` for replicate ``r``
+    (``-inf`` at once when every term is: a token no premise with amplitude can print)."""
+    top = -np.inf
     for s in range(len(terms)):
         terms[s] = log_amp[r, s] + step_logp[s, states[s, r], t]
+        top = max(top, terms[s])
+    if top == -np.inf:
+        return -np.inf
     return _logsumexp(terms)
 
 
