@@ -1,43 +1,41 @@
-"""The compiled engine: the numpy engine's step, per replicate, in numba-compiled loops.
+"""The compiled engine: the numpy engine's steps, and everything they record, in numba passes.
 
 The numpy engine (:class:`ecology.dynamics.SlidingReader`, :meth:`ecology.dynamics.Mixture.combine`,
-:func:`ecology.dynamics.tempered`, :func:`ecology.dynamics.sample`) runs each operation as one
-numpy call over all R replicates: a step is a few dozen passes over memory. This module runs
-the *same* algorithm with the loop over replicates outermost, so a replicate's state stays in
-cache for the whole step. Per replicate ``r`` and premise ``s`` (notation of SCIENCE.md and
-:mod:`ecology.dynamics`):
+:func:`ecology.dynamics.tempered`, :func:`ecology.dynamics.sample`, and the observables'
+``record``) runs each operation as one numpy call over all R replicates: a step is a few dozen
+passes over memory, plus the per-step reductions of ``steps.csv``. This module runs the *same*
+algorithm in **blocks of steps** (:meth:`Engine.run`): per step a few compiled passes over the
+replicates, every loop over replicates innermost, keeping only the per-step sums, counts and
+quantiles the outputs need (:class:`Block`). Per replicate ``r`` and premise ``s`` (notation of
+SCIENCE.md and :mod:`ecology.dynamics`):
 
-1. draw (``sample``): ``t = #{u : c_u <= U * c_{V-1}}`` with ``c`` the cumulative sums of
-   ``exp log p_T(. | w)`` and ``U`` the step's uniform, drawn by the model from its numpy
-   Generator exactly as the numpy engine draws it (one ``rng.random(R)`` per step);
-2. read the new window (``advance``):
+1. print (:func:`_print_pass`): ``t = #{u : c_u <= U * c_{V-1}}`` with ``c`` the cumulative sums
+   of ``p_T(. | w)`` and ``U`` the step's uniform (row ``b`` of ``rng.random((B, R))``, the same
+   stream as the numpy engine's ``rng.random(R)`` per step); surprisal and credit;
+2. read the new window:
 
    - sliding rules (``fifo`` without a pinned prefix, ``none``, no reset token): the
-     two-stack queue of transfers of :class:`ecology.dynamics.SlidingReader`: the back stack
-     ``(back_state[q], back_logw[q])`` composes the appended token, the front stack
-     ``front_state[j], front_logw[j]`` holds the composition of tokens ``j ..`` at the start
+     two-stack queue of transfers of :class:`ecology.dynamics.SlidingReader` (:func:`_slide_read`):
+     the back stack ``(back_state[q], back_logw[q])`` composes the appended token, the front
+     stack ``front_state[j], front_logw[j]`` holds the composition of tokens ``j ..`` at the start
      state, deletion advances ``head`` and a head past the front rebuilds it from the window;
      ``log mu_s(w) = front_logw[head] + back_logw[front_state[head]]``, the same additions in
      the same order as the numpy reader, so the likelihoods are bit for bit the same;
-   - the other rules (``block``, ``message``, ``pinned``, a ``reset`` token): every premise
-     re-reads the visible window, ``log mu_s(w) = sum_i step_logp_s[q_i, w_i]`` (O(k));
+   - the other rules (``block``, ``message``, ``pinned``, a ``reset`` token): the deletion rule
+     rewrites the canonical windows (:func:`_delete_rereading`) and every premise re-reads the
+     visible window, ``log mu_s(w) = sum_i step_logp_s[q_i, w_i]`` (:func:`_read_visible`, O(k));
 
-3. Bayes and mixing: ``log alpha_s = log prior_s + log mu_s - log Z``,
-   ``log mu(t | w) = logsumexp_s(log alpha_s + log emit_s[q_s, t])``, ``F = -log Z``, and the
-   tempered law ``log p_T`` exactly as :func:`ecology.dynamics.tempered` (shift by the maximum,
-   divide by ``T``, normalise; greedy with ties to the first token within ``GREEDY_TIE`` at
-   ``T = 0``).
+3. settle (:func:`_settle_pass`): Bayes, mixing (in linear space; in log space as
+   :func:`_mix` for the raster replicates and below ``LOG_SPACE_BELOW``), tempering as
+   :func:`ecology.dynamics.tempered`, then every per-step sum and count of ``steps.csv``;
+   quantiles (:func:`_quantiles_pass`) as ``np.quantile``.
 
-What is guaranteed against the numpy engine (``tests/test_kernel.py``): the additions of the
-likelihoods are the same, hence identical; ``exp`` and ``log`` are numba's (LLVM/libm) where
-numpy may use its own vectorised ones, which can differ in the last bit, so amplitudes, laws,
-free energies and every observable computed from them agree to ~1e-15 relative (tested to
-1e-12); the tokens, rasters, hitting times and criteria are identical unless a uniform falls
-within a few ulps of a boundary of the cumulative law (probability ~1e-15 per draw).
-
-Everything after the step (the context's append and deletion, the token ledger, criteria,
-observables) is the numpy engine's own code, run on the arrays this engine produces; drift
-(:meth:`ecology.dynamics.Mixture.drift`) re-reads its successor windows with this engine.
+What is guaranteed against the numpy engine (``tests/test_kernel.py``,
+``tests/test_kernel_adversarial.py``, docs/engine.md): identical likelihood sums, tokens,
+rasters, hitting times and criteria (unless a uniform falls within a few ulps of a boundary of
+the cumulative law, or an amplitude within an ulp of a threshold plus its tie tolerance); every
+recorded float within 1e-12; blocks and single steps bit for bit. Drift
+(:meth:`ecology.dynamics.Mixture.drift`) re-reads its successor windows with :meth:`Engine.mixture_on`.
 Compilation is cached on disk (``cache=True``, in ``ecology/__pycache__``): the first run on a
 machine pays it (:func:`warm_up` measures it), later runs and a sweep's workers load it.
 """
@@ -45,10 +43,9 @@ machine pays it (:func:`warm_up` measures it), later runs and a sweep's workers 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
-
-from dataclasses import dataclass
 
 from .absorption import TIE_TOLERANCE, Periodic, PopulationAbove, WindowOnly
 from .context import SlidingWindows
@@ -119,7 +116,10 @@ def _logsumexp(x):
 @inline
 def _mix(r, states, loglik, step_logp, log_prior, temperature, greedy_tie,
          log_amp, log_mu, log_p, free_energy, joint, terms, z):
-    """Bayes, mixing and tempering for replicate ``r`` (module docstring, step 3)."""
+    """Bayes, mixing and tempering for replicate ``r`` in log space, as
+    :meth:`ecology.dynamics.Mixture.combine`: ``log alpha_s = log prior_s + log mu_s(w) - log Z``,
+    ``log mu(t | w) = logsumexp_s(log alpha_s + log emit_s[q_s, t])``, ``F = -log Z``, then
+    :func:`_temper`."""
     n_premises = len(log_prior)
     n_tokens = log_mu.shape[1]
     for s in range(n_premises):
@@ -207,29 +207,17 @@ def _rebuild(window, step_state, step_logp, n_states, start, front_state, front_
 
 
 @jit
-def _read_windows(visible, step_state, step_logp, start, log_prior, temperature, greedy_tie,
-                       states, loglik, log_amp, log_mu, log_p, free_energy):
-    """Every premise reads each replicate's visible window from scratch, then mix (the initial
-    step and drift's successor windows)."""
+def _read_windows(windows, reset, pad, next_at, logp_at, step_logp, start, log_prior, temperature, greedy_tie,
+                  states, loglik, log_amp, log_mu, log_p, free_energy):
+    """Every premise reads each window from scratch after its last reset token
+    (:func:`_read_visible`), then mix (the initial step and drift's successor windows)."""
+    _read_visible(windows, reset, pad, next_at, logp_at, start, states, loglik)
     n_premises = len(start)
     joint = np.empty(n_premises)
     terms = np.empty(n_premises)
     z = np.empty(log_mu.shape[1])
-    row_states = np.empty(n_premises, dtype=np.int64)
-    row_loglik = np.empty(n_premises)
-    for r in range(visible.shape[0]):
-        for s in range(n_premises):
-            q = start[s]
-            weight = 0.0
-            for j in range(visible.shape[1]):
-                t = visible[r, j]
-                weight += step_logp[s, q, t]
-                q = step_state[s, q, t]
-            row_states[s] = q
-            row_loglik[s] = weight
-            states[s, r] = q
-            loglik[s, r] = weight
-        _mix(r, row_states, row_loglik, step_logp, log_prior, temperature, greedy_tie,
+    for r in range(windows.shape[0]):
+        _mix(r, states[:, r], loglik[:, r], step_logp, log_prior, temperature, greedy_tie,
              log_amp, log_mu, log_p, free_energy, joint, terms, z)
 
 
@@ -619,16 +607,14 @@ def _read_visible(window, reset, pad, next_at, logp_at, start, states, loglik):
 
 @jit
 def _slide_read(tokens, head, rebuild, window, step_state, step_logp, n_states, start, front_state, front_logw,
-                back_state, back_logw, states, loglik, fs, fw, moved, weights):
+                back_state, back_logw, states, loglik):
     """The two-stack reader (module docstring): push each replicate's token on the back (or
     rebuild the front from the window when the head ran past it), then read at ``head``."""
     rows = len(tokens)
     n_premises = len(start)
     length = front_state.shape[1]
     if rebuild:
-        for r in range(rows):
-            _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state, front_logw,
-                         back_state, back_logw, fs, fw, moved, weights)
+        _rebuild(window, step_state, step_logp, n_states, start, front_state, front_logw, back_state, back_logw)
     else:
         for r in range(rows):
             t = tokens[r]
@@ -683,7 +669,7 @@ def _end_step(b, step, exact_rows, laws, st, crit, out, work):
         surprisal = st
     kind, label, threshold, bad, period, outside, reached_at, holding = crit
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
-    top, norm, scratch, probabilities, resp, joint, terms, z, fs, fw, moved, weights = work
+    top, norm, scratch, probabilities, resp, joint, terms, z = work
     failure, replicate = _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior, temperature,
                                       greedy_tie, alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted,
                                       member_of, population, kind, label, threshold, holding, reached_at, sums,
@@ -705,11 +691,11 @@ def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, o
     Returns (steps done, failure (0 none, 1 impossible, 2 NaN), failing replicate, start, end, head)."""
     buf, start, end, length, deletes, pad, reset = win
     front_state, front_logw, back_state, back_logw, head = stacks
-    step_state, step_logp, n_states, start_state, next_at, logp_at = laws[0], laws[1], laws[3], laws[4], laws[9], laws[10]
+    step_state, step_logp, n_states, start_state = laws[0], laws[1], laws[3], laws[4]
+    next_at, logp_at = laws[9], laws[10]
     states, loglik, deleted, tokens = st[7], st[8], st[11], st[12]
     kind, bad, period, outside, holding = crit[0], crit[3], crit[4], crit[5], crit[7]
     raster = out[3]
-    fs, fw, moved, weights = work[8], work[9], work[10], work[11]
     rows = uniforms.shape[1]
     front_len = front_state.shape[1]
     for b in range(uniforms.shape[0]):
@@ -733,7 +719,7 @@ def _run_sliding(uniforms, generated, exact_rows, win, stacks, laws, st, crit, o
             if rebuild:
                 head = 0
             _slide_read(tokens, head, rebuild, buf[:, start:end], step_state, step_logp, n_states, start_state,
-                        front_state, front_logw, back_state, back_logw, states, loglik, fs, fw, moved, weights)
+                        front_state, front_logw, back_state, back_logw, states, loglik)
         for c in range(len(kind)):
             if kind[c] == WINDOW_ONLY:
                 for r in range(rows):
@@ -938,7 +924,6 @@ class Engine:
         self.length = compiled.rule.length
         self.temperature = float(mixture.temperature)
         self.log_prior = np.ascontiguousarray(mixture.log_prior, dtype=float)
-        self.visible = mixture.visible
         self.reset = -1 if mixture.reset is None else int(mixture.reset)
         q_max = max(p.automaton.n_states for p in premises)
         S, L = len(premises), len(mixture.labels)
@@ -993,8 +978,7 @@ class Engine:
         # scratch
         self.n_quantiles = S + (0 if self.singletons else L)  # premises, then populations of several
         self.work = (np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float), np.empty(S + L),
-                     np.empty(S), np.empty(S), np.empty(V), np.empty(q_max, dtype=np.int64), np.empty(q_max),
-                     np.empty(q_max, dtype=np.int64), np.empty(q_max))
+                     np.empty(S), np.empty(S), np.empty(V))
         self.sliding_windows = isinstance(context, SlidingWindows)
         if self.sliding_windows and self.reset < 0:
             length = context.window.shape[1]
@@ -1021,26 +1005,27 @@ class Engine:
             self.rule_code = KERNEL_RULES[rule.name]
             self.rule_parameter = getattr(rule, "block", getattr(rule, "delimiter", 0))
 
-    def _outputs(self, rows: int):
-        S = len(self.start_state)
-        return (np.empty((S, rows), dtype=np.intp), np.empty((S, rows)), np.empty((rows, S)),
-                np.empty((rows, self.n_tokens)), np.empty((rows, self.n_tokens)), np.empty(rows))
+    def _read(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, Step]:
+        """Premises' final states and likelihoods (premise-major) and the mixture on ``windows``,
+        every premise reading from scratch after the last reset token."""
+        rows, S, V = windows.shape[0], self.n_premises, self.n_tokens
+        states, loglik = np.empty((S, rows), dtype=np.intp), np.empty((S, rows))
+        log_amp, log_mu, log_p = np.empty((rows, S)), np.empty((rows, V)), np.empty((rows, V))
+        free_energy = np.empty(rows)
+        _read_windows(as_tokens(windows), self.reset, self.n_tokens, *self.laws[9:], self.step_logp, self.start_state,
+                      self.log_prior, self.temperature, GREEDY_TIE, states, loglik, log_amp, log_mu, log_p, free_energy)
+        return states, loglik, Step(log_amp, log_mu, log_mu if self.temperature == 1.0 else log_p, free_energy)
 
     def mixture_on(self, windows: np.ndarray) -> Step:
-        """The mixture on arbitrary windows, as :meth:`ecology.dynamics.Mixture.read` (premises
-        read after the last reset token); the engine's own state is left alone."""
-        out = self._outputs(windows.shape[0])
-        _read_windows(as_tokens(self.visible(windows)), self.step_state, self.step_logp, self.start_state,
-                      self.log_prior, self.temperature, GREEDY_TIE, *out)
-        return Step(out[2], out[3], out[3] if self.temperature == 1.0 else out[4], out[5])
+        """The mixture on arbitrary windows, as :meth:`ecology.dynamics.Mixture.read`; the engine's
+        own state is left alone."""
+        return self._read(windows)[2]
 
-    def read(self, visible: np.ndarray) -> Step:
-        """The mixture on the initial windows (``states`` and ``loglik`` set as a side effect)."""
-        out = self._outputs(visible.shape[0])
-        _read_windows(as_tokens(visible), self.step_state, self.step_logp, self.start_state,
-                      self.log_prior, self.temperature, GREEDY_TIE, *out)
-        self.states, self.loglik = out[0], out[1]
-        return Step(out[2], out[3], out[3] if self.temperature == 1.0 else out[4], out[5])
+    def read(self, windows: np.ndarray) -> Step:
+        """The mixture on the initial windows; the premises' final states and likelihoods become
+        the engine's ``states`` and ``loglik``."""
+        self.states, self.loglik, step = self._read(windows)
+        return step
 
     def start(self, step: Step, criteria: list, credit: np.ndarray, deleted: np.ndarray,
               reached_at: np.ndarray) -> None:

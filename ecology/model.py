@@ -183,7 +183,7 @@ class EcologyModel(mesa.Model):
         self.deleted = np.zeros(self.replicates)
         self.token = self.left = self.surprisal = None
         self.generated = 0  # steps taken (tokens printed): our own count, not Mesa's ``steps`` (gone in Mesa 4)
-        self._update(self.kernel.read(self.mixture.visible(self.context.window)) if self.kernel else None)
+        self._update(self.kernel.read(self.context.window) if self.kernel else None)
         self.datacollector = mesa.DataCollector(
             model_reporters={key: (lambda m, key=key: m.observables[key]) for key in self.observables}
         )
