@@ -234,16 +234,22 @@ def test_run_exact_overlay(tmp_path, capsys):
     assert abs(exact[-1] - summary["criteria"]["revealed"]["reached"]) < 0.05
 
 
+def soft_toy_recurrent_block(length: int, eps: float):
+    """The soft toy's page chain at window ``length`` with both floors ``eps``: the chain, its
+    (only) recurrent class and the transition matrix restricted to it (CSR)."""
+    data = copy.deepcopy(table("waluigi_soft"))
+    data["context"]["length"] = length
+    data["simulacra"]["luigi"]["eps"] = data["simulacra"]["waluigi"]["eps"] = eps
+    pc = build_chain(compile_scenario(validate(data)))
+    members = pc.chain.recurrent_classes[0]
+    return pc, members, pc.chain.P[members][:, members].tocsr()
+
+
 def test_stationary_of_a_nearly_decomposable_page_chain():
     """Soft toy, eps = 1e-4, k = 10: the waluigi basin is left with probability ~eps^k per step,
     the all-F page at ~4e-3: the stationary law sits in the basin. GTH, Arnoldi and the automatic
     choice agree to 1e-8 with residual below 1e-10; a plain pinned LU solve is not trusted alone."""
-    data = copy.deepcopy(table("waluigi_soft"))
-    data["context"]["length"] = 10
-    data["simulacra"]["luigi"]["eps"] = data["simulacra"]["waluigi"]["eps"] = 1e-4
-    pc = build_chain(compile_scenario(validate(data)))
-    members = pc.chain.recurrent_classes[0]
-    block = pc.chain.P[members][:, members].tocsr()
+    pc, members, block = soft_toy_recurrent_block(10, 1e-4)
     reference = stationary(block, "dense")
     basin = pc.population_amplitudes[members, 1] > 0.5
     assert reference[basin].sum() > 0.999
@@ -381,12 +387,7 @@ def test_sparse_block_gth_on_a_nearly_decomposable_page_chain():
     orders) says as much. benchmarks/bench_exact.py runs k = 12, 13 against a dense reference."""
     from ecology.markov import DENSE_LIMIT, stationary_law
 
-    data = copy.deepcopy(table("waluigi_soft"))
-    data["context"]["length"] = 11
-    data["simulacra"]["luigi"]["eps"] = data["simulacra"]["waluigi"]["eps"] = 1e-8
-    pc = build_chain(compile_scenario(validate(data)))
-    members = pc.chain.recurrent_classes[0]
-    block = pc.chain.P[members][:, members].tocsr()
+    pc, members, block = soft_toy_recurrent_block(11, 1e-8)
     dense = stationary_law(block, "dense")
     sparse = stationary_law(block, "blocks")
     assert sparse.method.startswith("GTH (sparse") and dense.method == "GTH (dense)"
