@@ -99,6 +99,8 @@ def test_controls_reset_and_step_change_the_page(server):
             expect(window).to_have_attribute("data-step", "0", timeout=60_000)
             assert window.get_attribute("data-window") == " ".join(["N"] * 8)
             expect(page.get_by_text("k = 8 (fifo)")).to_be_visible()
+            # the figures arrive after the window: wait for them (a loaded machine showed 1 of 4)
+            expect(page.locator(".vue-grid-item img")).to_have_count(4, timeout=60_000)
             before = plots(page)
             assert len(before) == 4  # populations, amplitudes, criteria, network
             shot(page, "0-loaded")
