@@ -7,6 +7,8 @@
   without a time limit).
 - Code that must not be interrupted half-way (writing one finished point) runs inside
   :meth:`Signals.protect`: a signal arriving there is raised when the block ends.
+- Calls of compiled code run inside :func:`deferred`: no Python handler runs inside numba's
+  compiler or cache loader, whatever handler is installed (ours, Python's default, Jupyter's).
 - A worker process dies with its parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, plus a
   watchdog thread that exits when the parent pid changes (other platforms, and the moment
   between ``fork`` and ``prctl``). Workers ignore SIGINT: the parent decides when they stop.
@@ -85,6 +87,39 @@ class Signals:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
+
+
+@contextmanager
+def deferred():
+    """Hold back the Python handlers of SIGINT and SIGTERM until the block ends.
+
+    A Python signal handler runs between two bytecodes of whatever Python code the main thread
+    executes next, including code that C calls back into. Numba's first call of a compiled loop
+    (compiling it, or loading it from the disk cache) is such code: LLVM calls back into
+    llvmlite through ctypes. An exception raised there is swallowed by ctypes (the interrupt is
+    lost and the run goes on) or leaves LLVM half-built (a segmentation fault). Inside this
+    block a signal is only recorded; when the block ends, the handler that was installed gets
+    it, in ordinary Python code. Compiled code cannot run a Python handler anyway, so holding
+    signals back around a call of compiled code delays nothing except a first compile (once per
+    machine: the install compiles everything). Signals left to their default action or ignored
+    are left alone, as is every thread but the main one (where Python handlers never run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    handlers = {}
+    for signum in HANDLED:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handlers[signum] = handler
+            signal.signal(signum, lambda number, frame: held.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in held:
+            handlers[signum](signum, None)
 
 
 def exit_status(name: str) -> int:

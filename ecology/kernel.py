@@ -50,6 +50,7 @@ import numpy as np
 from .absorption import TIE_TOLERANCE, Periodic, PopulationAbove, WindowOnly
 from .context import SlidingWindows
 from .dynamics import GREEDY_TIE, Step
+from .interrupts import deferred
 from .observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
 
 try:
@@ -988,8 +989,9 @@ class Engine:
             self.front_logw = np.empty((S, length, R))
             self.back_state = np.empty((R, S, q_max), dtype=np.int64)
             self.back_logw = np.empty((R, S, q_max))
-            _rebuild(as_tokens(context.window), self.step_state, self.step_logp, self.n_states, self.start_state,
-                     self.front_state, self.front_logw, self.back_state, self.back_logw)
+            with deferred():
+                _rebuild(as_tokens(context.window), self.step_state, self.step_logp, self.n_states, self.start_state,
+                         self.front_state, self.front_logw, self.back_state, self.back_logw)
         else:
             self.front_state = np.zeros((S, 0, 0), dtype=np.int64)
             self.front_logw = np.zeros((S, 0, 0))
@@ -1012,8 +1014,10 @@ class Engine:
         states, loglik = np.empty((S, rows), dtype=np.intp), np.empty((S, rows))
         log_amp, log_mu, log_p = np.empty((rows, S)), np.empty((rows, V)), np.empty((rows, V))
         free_energy = np.empty(rows)
-        _read_windows(as_tokens(windows), self.reset, self.n_tokens, *self.laws[9:], self.step_logp, self.start_state,
-                      self.log_prior, self.temperature, GREEDY_TIE, states, loglik, log_amp, log_mu, log_p, free_energy)
+        with deferred():
+            _read_windows(as_tokens(windows), self.reset, self.n_tokens, *self.laws[9:], self.step_logp,
+                          self.start_state, self.log_prior, self.temperature, GREEDY_TIE, states, loglik, log_amp,
+                          log_mu, log_p, free_energy)
         return states, loglik, Step(log_amp, log_mu, log_mu if self.temperature == 1.0 else log_p, free_energy)
 
     def mixture_on(self, windows: np.ndarray) -> Step:
@@ -1066,13 +1070,15 @@ class Engine:
             ctx.reserve(B)
             win = (ctx.buf, ctx.start, ctx.end, self.length, self.rule.deletes_oldest, self.n_tokens, self.reset)
             stacks = (self.front_state, self.front_logw, self.back_state, self.back_logw, self.head)
-            done, failure, replicate, ctx.start, ctx.end, self.head = _run_sliding(
-                uniforms, generated, exact, win, stacks, self.laws, st, crit, out, self.work)
+            with deferred():
+                done, failure, replicate, ctx.start, ctx.end, self.head = _run_sliding(
+                    uniforms, generated, exact, win, stacks, self.laws, st, crit, out, self.work)
         else:
             win = (self.context.array, self.grown, self.rule_code, self.rule_parameter, self.rule.pinned,
                    self.n_tokens, self.reset, self.history, self.position, self.filled)
-            done, failure, replicate, self.position, self.filled = _run_rereading(
-                uniforms, generated, exact, win, self.laws, st, crit, out, self.work)
+            with deferred():
+                done, failure, replicate, self.position, self.filled = _run_rereading(
+                    uniforms, generated, exact, win, self.laws, st, crit, out, self.work)
         quantiles = out[2]
         if self.singletons:  # each population is one premise: its quantiles are that premise's
             quantiles = np.concatenate([quantiles, quantiles[:, :, self.sole_premise]], axis=2)

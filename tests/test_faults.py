@@ -166,6 +166,66 @@ def test_interrupted_run_stops_and_leaves_nothing(tmp_path, signum):
     assert list(out.parent.iterdir()) == []
 
 
+@pytest.fixture
+def raising_handler():
+    """SIGINT's handler raises KeyboardInterrupt and records when it ran."""
+    ran = []
+
+    def handler(signum, frame):
+        ran.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    yield handler, ran
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_signal_inside_deferred_reaches_its_handler_when_the_block_ends(raising_handler):
+    """Inside ``deferred()`` (around every call of compiled code: numba's compiler and cache
+    loader call back into Python from LLVM, where a raised interrupt is swallowed or crashes) a
+    signal is only recorded; the installed handler gets it when the block ends."""
+    from ecology.interrupts import deferred
+
+    handler, ran = raising_handler
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler would run here
+            assert ran == []
+    assert ran == [signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+@pytest.mark.parametrize("rule", ["fifo", "block"])
+def test_the_compiled_engine_hands_a_signal_over_only_after_its_loop_returns(raising_handler, monkeypatch, rule):
+    """A SIGINT arriving while the kernel's loop runs (here: sent just before it starts) is
+    handled once the loop has returned: the loop completes and the interrupt is raised after."""
+    from ecology import kernel
+    from ecology.model import EcologyModel
+    from ecology.scenario import validate
+
+    from .conftest import table
+
+    name = "_run_sliding" if rule == "fifo" else "_run_rereading"
+    loop, finished = getattr(kernel, name), []
+
+    def interrupted_loop(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        result = loop(*args)
+        finished.append(True)
+        return result
+
+    data = table("waluigi")
+    data["context"].update({"deletion": rule, **({"block": 2} if rule == "block" else {})})
+    data["run"].update({"replicates": 10, "steps": 5, "engine": "compiled"})
+    model = EcologyModel(validate(data))
+    monkeypatch.setattr(kernel, name, interrupted_loop)
+    _, ran = raising_handler
+    with pytest.raises(KeyboardInterrupt):
+        model.advance(3)
+    assert finished == [True] and ran == [signal.SIGINT]
+
+
 def test_interrupt_or_full_disk_while_writing_a_run_leaves_nothing(tmp_path, monkeypatch, capsys):
     from ecology import plots
 
