@@ -88,16 +88,96 @@ def choose(compiled, requested: str) -> tuple[str, str | None]:
 
 # ---------------------------------------------------------------------------------------------
 # Compiled loops (replicate-outer). Arrays are premise-padded: step_state/step_logp (S, Qmax, V+1);
-# front stacks (S, L, R), back stacks (R, S, Qmax).
+# front stacks (S, L, R), back stacks (S, Qmax, R).
 
 if numba is not None:
+    from llvmlite import ir
+    from numba.extending import intrinsic
+
     jit = numba.njit(cache=True, error_model="numpy", nogil=True)
     inline = numba.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+
+    @intrinsic
+    def _as_float(typingctx, bits):
+        """The float64 whose IEEE 754 bits are the int64 ``bits``."""
+        return numba.types.float64(numba.types.int64), lambda ctx, builder, sig, args: builder.bitcast(
+            args[0], ir.DoubleType())
+
+    @intrinsic
+    def _as_int(typingctx, x):
+        """The IEEE 754 bits of the float64 ``x``, as an int64."""
+        return numba.types.int64(numba.types.float64), lambda ctx, builder, sig, args: builder.bitcast(
+            args[0], ir.IntType(64))
 else:  # pragma: no cover - only without numba, where nothing below is called
     def jit(f):
         return f
 
     inline = jit
+    _as_float = _as_int = None
+
+# exp and log without a library call, so that a loop over replicates vectorises (numba's np.exp
+# and np.log are scalar libm calls, ~5 ns each here; these take ~1 ns). They are fdlibm's
+# algorithms (e_exp.c, e_log.c): within 1 ulp of the correctly rounded value, measured equal to
+# libm's in about 90% of cases (tests/test_kernel.py checks 1 ulp and every special value).
+LN2_HI, LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # ln 2 = LN2_HI + LN2_LO
+INV_LN2 = 1.44269504088896338700e00
+EXP_P = (1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05,
+         -1.65339022054652515390e-06, 4.13813679705723846039e-08)
+LOG_LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01,
+          1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
+EXP_CLAMP = 1100.0  # |x| beyond which exp(x) is 0 or inf: reduced there, it under- or overflows as it should
+TWO54 = 2.0**54
+MIN_NORMAL = 2.2250738585072014e-308
+
+
+@inline
+def _exp(x):
+    """``exp x`` (NaN, +-inf and subnormal results included), branch-free: ``x = k ln 2 + r`` with
+    ``|r| <= ln 2 / 2`` (``ln 2`` split in two so ``k ln 2`` is exact), ``exp r = 1 + r + r c / (2 - c)``
+    with ``c = r - r^2 P(r^2)`` (fdlibm's rational approximation), times ``2^k`` built from its
+    bits in two halves (so ``2^k`` below the normal range still rounds once, at the product)."""
+    v = min(max(x, -EXP_CLAMP), EXP_CLAMP)
+    k = np.floor(v * INV_LN2 + 0.5)
+    k = k if k == k else 0.0  # NaN: any k; the result is x below
+    hi = v - k * LN2_HI
+    lo = k * LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (EXP_P[0] + t * (EXP_P[1] + t * (EXP_P[2] + t * (EXP_P[3] + t * EXP_P[4]))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    n = np.int64(k)
+    half = n >> 1
+    y = y * _as_float((half + 1023) << 52) * _as_float((n - half + 1023) << 52)
+    return y if x == x else x
+
+
+@inline
+def _log(x):
+    """``log x`` for every float64 (0 gives -inf, a negative number NaN, subnormals scaled by
+    ``2^54`` first), branch-free: ``x = 2^k (1 + f)`` with ``sqrt(2)/2 <= 1 + f < sqrt(2)``, then
+    ``log(1 + f) = f - (f^2 / 2 - s (f^2 / 2 + R(s^2)))`` with ``s = f / (2 + f)`` (fdlibm's
+    polynomial ``R``), plus ``k ln 2`` in two parts."""
+    tiny = x < MIN_NORMAL
+    v = x * TWO54 if tiny else x
+    bits = _as_int(v)
+    high = bits >> 32
+    k = (high >> 20) - (1023 + 54 if tiny else 1023)
+    high &= 0x000FFFFF
+    i = (high + 0x95F64) & 0x100000  # the mantissa above sqrt(2): halve it
+    m = _as_float(((high | (i ^ 0x3FF00000)) << 32) | (bits & 0xFFFFFFFF))
+    k += i >> 20
+    f = m - 1.0
+    s = f / (2.0 + f)
+    dk = np.float64(k)
+    z = s * s
+    w = z * z
+    big = w * (LOG_LG[1] + w * (LOG_LG[3] + w * LOG_LG[5])) + z * (
+        LOG_LG[0] + w * (LOG_LG[2] + w * (LOG_LG[4] + w * LOG_LG[6])))
+    half_f2 = 0.5 * f * f
+    y = dk * LN2_HI - ((half_f2 - (s * (half_f2 + big) + dk * LN2_LO)) - f)
+    if x > 0.0 and x < np.inf:
+        return y
+    return -np.inf if x == 0.0 else (x if x > 0.0 else np.nan)
 
 
 @inline
@@ -167,44 +247,41 @@ def _temper(r, temperature, greedy_tie, log_mu, log_p, z):
         log_p[r, t] = z[t] - norm
 
 
-@inline
-def _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state, front_logw,
-                 back_state, back_logw, fs, fw, moved, weights):
-    """Front stack of replicate ``r`` from its window (one backward pass), back = identity."""
-    n_premises = len(start)
-    length = window.shape[1]
+@jit
+def _rebuild(window, step_state, step_logp, n_states, start, front_state, front_logw, back_state, back_logw):
+    """Front stacks from the windows (one backward pass over the positions), back stacks the
+    identity. With ``F_k`` the identity map of premise ``s``'s states and ``W_k = 0``, position
+    ``j`` of token ``t`` gives ``F_j(q) = F_{j+1}(step(q, t))`` and ``W_j(q) = log emit(q, t) +
+    W_{j+1}(step(q, t))`` (the transfer of the window's suffix from ``j``); the front stack
+    keeps ``F_j(start)`` and ``W_j(start)``. All replicates advance one position together (loops
+    over replicates innermost, stores to ``front_state[s, j, :]`` contiguous)."""
+    rows, length = window.shape
+    n_premises, q_max = step_state.shape[0], step_state.shape[1]
+    maps = np.empty((2, q_max, rows), dtype=np.int64)
+    logw = np.empty((2, q_max, rows))
     for s in range(n_premises):
         q_count = n_states[s]
         for q in range(q_count):
-            fs[q] = q
-            fw[q] = 0.0
+            for r in range(rows):
+                maps[0, q, r] = q
+                logw[0, q, r] = 0.0
+        old = 0
         for j in range(length - 1, -1, -1):
-            t = window[r, j]
+            new = 1 - old
             for q in range(q_count):
-                moved[q] = step_state[s, q, t]
-            for q in range(q_count):
-                weights[q] = step_logp[s, q, t] + fw[moved[q]]
-                moved[q] = fs[moved[q]]
-            for q in range(q_count):
-                fw[q] = weights[q]
-                fs[q] = moved[q]
-            front_state[s, j, r] = fs[start[s]]
-            front_logw[s, j, r] = fw[start[s]]
+                for r in range(rows):
+                    t = window[r, j]
+                    x = step_state[s, q, t]
+                    logw[new, q, r] = step_logp[s, q, t] + logw[old, x, r]
+                    maps[new, q, r] = maps[old, x, r]
+            for r in range(rows):
+                front_state[s, j, r] = maps[new, start[s], r]
+                front_logw[s, j, r] = logw[new, start[s], r]
+            old = new
         for q in range(q_count):
-            back_state[r, s, q] = q
-            back_logw[r, s, q] = 0.0
-
-
-@jit
-def _rebuild(window, step_state, step_logp, n_states, start, front_state, front_logw, back_state, back_logw):
-    q_max = step_state.shape[1]
-    fs = np.empty(q_max, dtype=np.int64)
-    fw = np.empty(q_max)
-    moved = np.empty(q_max, dtype=np.int64)
-    weights = np.empty(q_max)
-    for r in range(window.shape[0]):
-        _rebuild_row(r, window, step_state, step_logp, n_states, start, front_state, front_logw,
-                     back_state, back_logw, fs, fw, moved, weights)
+            for r in range(rows):
+                back_state[s, q, r] = q
+                back_logw[s, q, r] = 0.0
 
 
 @jit
@@ -274,39 +351,47 @@ def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, cr
 
 @jit
 def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_logp, emit, member_of,
-                credit, surprisal, tokens, printed, speakers, premise_speakers, resp):
+                credit, surprisal, tokens, printed, speakers, premise_speakers, resp, norm, cum, scale):
     """Every replicate prints its token: ``t = #{u : c_u <= U c_{V-1}}`` with ``c`` the cumulative
     sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.dynamics.sample`); its surprisal
     ``-log mu(t | w)``; its credit to each population, ``sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)``
-    (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``)."""
-    rows, n_tokens = p.shape
+    (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``).
+    ``p``, ``mu``, ``log_mu`` are token-major, ``alpha`` and ``log_amp`` premise-major: every loop
+    runs over replicates innermost, each replicate's sums in the order of the reference."""
+    n_tokens, rows = p.shape
     n_premises = len(member_of)
     n_labels = credit.shape[1]
     raster_rows = printed.shape[1]
     for r in range(rows):
-        norm = 0.0
-        for t in range(n_tokens):
-            norm += p[r, t]
-        bound = u[r] * norm
-        cum = 0.0
-        token = 0
-        for t in range(n_tokens):
-            cum += p[r, t]
-            if cum <= bound:
-                token += 1
-        tokens[r] = token
-        surprisal[r] = -log_mu[r, token]
-        if r < exact_rows or mu[r, token] < TINY:
-            _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, credit, raster_rows,
+        norm[r] = 0.0
+        cum[r] = 0.0
+        tokens[r] = 0
+    for t in range(n_tokens):
+        for r in range(rows):
+            norm[r] += p[t, r]
+    for r in range(rows):
+        norm[r] *= u[r]  # the bound U c_{V-1}
+    for t in range(n_tokens):
+        for r in range(rows):
+            cum[r] += p[t, r]
+            tokens[r] += cum[r] <= norm[r]
+    for r in range(rows):
+        token = tokens[r]
+        surprisal[r] = -log_mu[token, r]
+        exact = r < exact_rows or mu[token, r] < TINY
+        scale[r] = 0.0 if exact else 1.0 / mu[token, r]
+        if exact:
+            _credit_exact(r, b, token, log_amp.T, log_mu.T, states, step_logp, member_of, credit, raster_rows,
                           speakers, premise_speakers, resp)
-        else:
-            for j in range(n_labels):
-                resp[j] = 0.0
-            scale = 1.0 / mu[r, token]
-            for s in range(n_premises):
-                resp[member_of[s]] += alpha[r, s] * emit[s, states[s, r], token] * scale
-            for j in range(n_labels):
-                credit[r, j] += resp[j]
+    for j in range(n_labels):  # exact rows add 0
+        for r in range(rows):
+            cum[r] = 0.0
+        for s in range(n_premises):
+            if member_of[s] == j:
+                for r in range(rows):
+                    cum[r] += alpha[s, r] * emit[s, states[s, r], tokens[r]] * scale[r]
+        for r in range(rows):
+            credit[r, j] += cum[r]
     for r in range(raster_rows):
         printed[b, r] = tokens[r]
 
@@ -355,7 +440,8 @@ def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior
     (``alpha[s, r]``, ``mu[t, r]``, ``population[j, r]``) and every loop runs over replicates
     innermost.
 
-    Mixing in linear space with one ``exp`` per premise: with ``e_s = exp(log prior_s + log mu_s(w)
+    Mixing in linear space with one ``exp`` per premise (:func:`_exp` and :func:`_log`, so the
+    loops over replicates vectorise): with ``e_s = exp(log prior_s + log mu_s(w)
     - m)`` (``m`` the largest exponent), ``alpha_s = e_s / sum e`` and ``mu(t | w) = sum_s alpha_s
     emit_s[q_s, t]``; a ``mu(t | w)`` below ``TINY`` is recomputed in log space (nothing
     underflows); the laws agree with numpy's to rounding (~1e-16 relative). The raster rows
@@ -384,10 +470,10 @@ def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior
         norm[r] = 0.0
     for s in range(n_premises):
         for r in range(rows):
-            alpha[s, r] = np.exp(log_prior[s] + loglik[s, r] - top[r])
+            alpha[s, r] = _exp(log_prior[s] + loglik[s, r] - top[r])
             norm[r] += alpha[s, r]
     for r in range(rows):
-        top[r] += np.log(norm[r])  # log Z
+        top[r] += _log(norm[r])  # log Z
         free_energy[r] = -top[r]
         norm[r] = 1.0 / norm[r]
     for s in range(n_premises):
@@ -401,16 +487,17 @@ def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior
             for r in range(rows):
                 mu[t, r] += alpha[s, r] * emit[s, states[s, r], t]
         for r in range(rows):
+            log_mu[t, r] = _log(mu[t, r])
+        for r in range(rows):
             if mu[t, r] < TINY:
                 log_mu[t, r] = _log_mu_exact(r, t, states, log_amp.T, step_logp, terms)
                 mu[t, r] = np.exp(log_mu[t, r])
-            else:
-                log_mu[t, r] = np.log(mu[t, r])
     if temperature != 1.0:
         for r in range(rows):
             _temper(r, temperature, greedy_tie, log_mu.T, log_p.T, z)
-            for t in range(n_tokens):
-                p[t, r] = np.exp(log_p[t, r])
+        for t in range(n_tokens):
+            for r in range(rows):
+                p[t, r] = _exp(log_p[t, r])
     for r in range(min(exact_rows, rows)):
         _mix(r, states[:, r], loglik[:, r], step_logp, log_prior, temperature, greedy_tie,
              log_amp.T, log_mu.T, log_p.T, free_energy, joint, terms, z)
@@ -462,7 +549,7 @@ def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior
             if alpha[s, r] > 0.0:
                 norm[r] -= alpha[s, r] * log_amp[s, r]
     for r in range(rows):
-        norm[r] = np.exp(norm[r])
+        norm[r] = _exp(norm[r])
     sums[b, scalars] = _total(top)
     sums[b, scalars + 2] = _total(free_energy)
     sums[b, scalars + 3] = _total(norm)
@@ -617,13 +704,13 @@ def _slide_read(tokens, head, rebuild, window, step_state, step_logp, n_states, 
     if rebuild:
         _rebuild(window, step_state, step_logp, n_states, start, front_state, front_logw, back_state, back_logw)
     else:
-        for r in range(rows):
-            t = tokens[r]
-            for s in range(n_premises):
-                for q in range(n_states[s]):
-                    x = back_state[r, s, q]
-                    back_logw[r, s, q] += step_logp[s, x, t]
-                    back_state[r, s, q] = step_state[s, x, t]
+        for s in range(n_premises):
+            for q in range(n_states[s]):
+                for r in range(rows):
+                    t = tokens[r]
+                    x = back_state[s, q, r]
+                    back_logw[s, q, r] += step_logp[s, x, t]
+                    back_state[s, q, r] = step_state[s, x, t]
     for s in range(n_premises):
         for r in range(rows):
             if head < length:
@@ -632,8 +719,8 @@ def _slide_read(tokens, head, rebuild, window, step_state, step_logp, n_states, 
             else:
                 entry = start[s]
                 weight = 0.0
-            states[s, r] = back_state[r, s, entry]
-            loglik[s, r] = weight + back_logw[r, s, entry]
+            states[s, r] = back_state[s, entry, r]
+            loglik[s, r] = weight + back_logw[s, entry, r]
 
 
 @inline
@@ -647,15 +734,15 @@ def _same(x, y):
 
 @jit
 def _begin_step(b, u, exact_rows, laws, st, out, work):
-    """Print pass of step ``b`` (:func:`_print_pass`, on replicate-major views of the state); the
+    """Print pass of step ``b`` (:func:`_print_pass`); the
     sums of the surprisals and of each population's credit into the step's sums."""
     step_state, step_logp, emit, n_states, start_state, log_prior, member_of, temperature, greedy_tie = laws[:9]
     alpha, log_amp, mu, log_mu, p, log_p, free_energy, states, loglik, population, credit, deleted, tokens, \
         surprisal = st
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
     n_premises, n_labels = len(log_prior), population.shape[0]
-    _print_pass(b, u, exact_rows, p.T, mu.T, log_mu.T, alpha.T, log_amp.T, states, step_logp, emit, member_of,
-                credit, surprisal, tokens, printed, speakers, premise_speakers, work[4])
+    _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_logp, emit, member_of,
+                credit, surprisal, tokens, printed, speakers, premise_speakers, work[4], work[0], work[1], work[2])
     sums[b, n_premises + 2 * n_labels + 1] = _total(surprisal)
     for j in range(n_labels):
         sums[b, n_premises + n_labels + j] = _total(credit[:, j])
@@ -983,20 +1070,20 @@ class Engine:
         self.sliding_windows = isinstance(context, SlidingWindows)
         if self.sliding_windows and self.reset < 0:
             length = context.window.shape[1]
-            # front stacks premise- and position-major, so that reading position ``head`` of every
-            # replicate walks contiguous memory
+            # front stacks premise- and position-major, back stacks premise- and state-major, so
+            # that reading position ``head`` and pushing a token walk contiguous memory
             self.front_state = np.empty((S, length, R), dtype=np.int64)
             self.front_logw = np.empty((S, length, R))
-            self.back_state = np.empty((R, S, q_max), dtype=np.int64)
-            self.back_logw = np.empty((R, S, q_max))
+            self.back_state = np.empty((S, q_max, R), dtype=np.int64)
+            self.back_logw = np.empty((S, q_max, R))
             with deferred():
                 _rebuild(as_tokens(context.window), self.step_state, self.step_logp, self.n_states, self.start_state,
                          self.front_state, self.front_logw, self.back_state, self.back_logw)
         else:
             self.front_state = np.zeros((S, 0, 0), dtype=np.int64)
             self.front_logw = np.zeros((S, 0, 0))
-            self.back_state = np.zeros((0, S, q_max), dtype=np.int64)
-            self.back_logw = np.zeros((0, S, q_max))
+            self.back_state = np.zeros((S, q_max, 0), dtype=np.int64)
+            self.back_logw = np.zeros((S, q_max, 0))
         self.head = 0
         if not self.sliding_windows:
             k = context.window.shape[1]
