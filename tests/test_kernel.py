@@ -189,13 +189,14 @@ def test_impossible_window_raises_under_both_engines():
     list(np.linspace(1, 0, 64)), [1e-300, 5e-324, 0.0, 1e-300, 2e-300], [0.3, 0.3, 0.9, 0.1, 0.3, 0.3, 0.9],
 ])
 def test_quantiles_are_numpys(values):
-    """The kernel's quantiles (successive quickselects) are ``np.quantile``'s, bit for bit, on ties,
+    """The kernel's quantiles (a multiple quickselect) are ``np.quantile``'s, bit for bit, on ties,
     sorted and reversed input, tiny and subnormal values, one and two values, and random draws."""
     rng = np.random.default_rng(0)
     cases = [np.array(values, dtype=float), rng.random(1001), rng.choice([0.0, 0.25, 1.0], 4000)]
     for x in cases:
         got = np.empty((1, 3, 1))
-        kernel._quantiles_pass(0, x[None, :].copy(), 0, np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got)
+        kernel._quantiles_pass(0, x[None, :].copy(), 0, np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got,
+                               np.empty(3, dtype=np.int64), np.empty((8, 4), dtype=np.int64))
         assert np.array_equal(got[0, :, 0], np.quantile(x, [0.1, 0.5, 0.9])), x
 
 

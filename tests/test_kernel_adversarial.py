@@ -324,12 +324,15 @@ def quantile_cases():
         yield np.tile([1.0, 2.0, 1.0, 3.0], size // 4)
 
 
-@pytest.mark.parametrize("probabilities", [(0.1, 0.5, 0.9), (0.0, 0.5, 1.0), (0.1, 0.1, 0.9), (1 / 3, 0.5, 2 / 3)])
+@pytest.mark.parametrize("probabilities", [(0.1, 0.5, 0.9), (0.0, 0.5, 1.0), (0.1, 0.1, 0.9), (1 / 3, 0.5, 2 / 3),
+                                           (0.0, 0.0, 0.05, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 0.99, 1.0, 1.0)])
 def test_quantiles_are_numpys_on_adversarial_arrays(probabilities):
     probabilities = np.array(probabilities)
     for values in quantile_cases():
         got = np.empty((1, len(probabilities), 1))
-        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(len(values)), got)
+        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(len(values)), got,
+                               np.empty(len(probabilities), dtype=np.int64),
+                               np.empty((2 * len(probabilities) + 2, 4), dtype=np.int64))
         assert np.array_equal(got[0, :, 0], np.quantile(values, probabilities)), values[:8]
 
 
