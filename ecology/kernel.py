@@ -584,36 +584,34 @@ def _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior
 @jit
 def _select(a, lo, hi, k):
     """The ``k``-th smallest of ``a[lo:hi]`` moved to ``a[k]``, smaller ones before it and larger
-    ones after (quickselect, median of three; a sort if it ever stalls)."""
-    hi -= 1
+    ones after (``lo <= k < hi``). Quickselect with a median-of-three pivot and a three-way
+    partition in two branch-free Lomuto passes (values below the pivot, then values equal to it:
+    ties, frequent among amplitudes, end a round at once); a sort if it ever stalls."""
     rounds = 0
-    while hi > lo:
+    while hi - lo > 1:
         rounds += 1
         if rounds > 64:
-            a[lo : hi + 1] = np.sort(a[lo : hi + 1])
+            a[lo:hi] = np.sort(a[lo:hi])
             return
-        mid = (lo + hi) >> 1
-        if a[mid] < a[lo]:
-            a[mid], a[lo] = a[lo], a[mid]
-        if a[hi] < a[lo]:
-            a[hi], a[lo] = a[lo], a[hi]
-        if a[hi] < a[mid]:
-            a[hi], a[mid] = a[mid], a[hi]
-        pivot = a[mid]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
+        mid = (lo + hi - 1) >> 1
+        x, y, z = a[lo], a[mid], a[hi - 1]
+        pivot = max(min(x, y), min(max(x, y), z))  # the median of the three
+        below = lo
+        for i in range(lo, hi):  # swap always, advance when smaller
+            v = a[i]
+            a[i] = a[below]
+            a[below] = v
+            below += v < pivot
+        equal = below
+        for i in range(below, hi):
+            v = a[i]
+            a[i] = a[equal]
+            a[equal] = v
+            equal += v == pivot
+        if k < below:
+            hi = below
+        elif k >= equal:
+            lo = equal
         else:
             return
 
