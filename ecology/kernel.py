@@ -87,7 +87,7 @@ def choose(compiled, requested: str) -> tuple[str, str | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Compiled loops (replicate-outer). Arrays are premise-padded: step_state/step_logp (S, Qmax, V+1);
+# Compiled loops, replicates innermost. Arrays are premise-padded: step_state/step_logp (S, Qmax, V+1);
 # front stacks (S, L, R), back stacks (S, Qmax, R).
 
 if numba is not None:
@@ -304,8 +304,8 @@ def _read_windows(windows, reset, pad, next_at, logp_at, step_logp, start, log_p
 # the outputs need: the per-step sums and counts of ``steps.csv`` (see :class:`Block`), the
 # amplitude quantiles, and the raster replicates' windows, amplitudes, tokens and speakers.
 # Every recorded figure is a reduction over replicates at one step, so a step runs as a few
-# passes over the replicates (print, window and read, mix, record, quantiles), each one compiled
-# loop over replicate-major arrays.
+# passes over the replicates (print, window and read, mix, record, quantiles), each compiled
+# loops over premise-, token- or label-major arrays with the replicates innermost.
 
 TINY = 1e-200  # below this a linear-space probability is recomputed in log space (no underflow)
 LOG_SPACE_BELOW = 1e-3  # temperatures (above 0) below which every replicate is mixed in log space
@@ -644,8 +644,9 @@ def _quantiles_pass(b, cols, offset, probabilities, scratch, quantiles, ranks, s
             k = ranks[middle]
             if lo <= k < hi:  # else a duplicate of a rank already placed
                 _select(scratch, lo, hi, k)
-            stack[depth, 0], stack[depth, 1], stack[depth, 2], stack[depth, 3] = lo, k, first, middle
-            stack[depth + 1, 0], stack[depth + 1, 1], stack[depth + 1, 2], stack[depth + 1, 3] = k + 1, hi, middle + 1, last
+            stack[depth, 1], stack[depth, 3] = k, middle  # left: a[lo:k], ranks[first:middle]
+            stack[depth + 1, 0], stack[depth + 1, 1] = k + 1, hi  # right: a[k + 1:hi], ranks[middle + 1:last]
+            stack[depth + 1, 2], stack[depth + 1, 3] = middle + 1, last
             depth += 2
         for j in range(n_ranks):
             virtual = (n - 1) * probabilities[j]
