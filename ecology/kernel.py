@@ -362,6 +362,7 @@ def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_lo
     n_premises = len(member_of)
     n_labels = credit.shape[1]
     raster_rows = printed.shape[1]
+    log_amp_rows, log_mu_rows = log_amp.T, log_mu.T  # replicate-major views for _credit_exact
     for r in range(rows):
         norm[r] = 0.0
         cum[r] = 0.0
@@ -381,8 +382,8 @@ def _print_pass(b, u, exact_rows, p, mu, log_mu, alpha, log_amp, states, step_lo
         exact = r < exact_rows or mu[token, r] < TINY
         scale[r] = 0.0 if exact else 1.0 / mu[token, r]
         if exact:
-            _credit_exact(r, b, token, log_amp.T, log_mu.T, states, step_logp, member_of, credit, raster_rows,
-                          speakers, premise_speakers, resp)
+            _credit_exact(r, b, token, log_amp_rows, log_mu_rows, states, step_logp, member_of, credit,
+                          raster_rows, speakers, premise_speakers, resp)
     for j in range(n_labels):  # exact rows add 0
         for r in range(rows):
             cum[r] = 0.0
@@ -617,7 +618,7 @@ def _select(a, lo, hi, k):
 
 
 @jit
-def _quantiles_pass(b, cols, offset, probabilities, scratch, quantiles, ranks, stack):
+def _quantiles_pass(b, cols, offset, probabilities, scratch, quantiles):
     """``np.quantile(cols[c], probabilities)`` of each row of ``cols`` (method "linear", increasing
     probabilities) into row ``b``, columns from ``offset``: with ``v = (n - 1) q``, ``i = floor(v)`` and
     ``g = v - i``, the value ``x_(i) + (x_(i+1) - x_(i)) g`` (``x_(i+1) - (x_(i+1) - x_(i)) (1 - g)``
@@ -627,6 +628,8 @@ def _quantiles_pass(b, cols, offset, probabilities, scratch, quantiles, ranks, s
     other); ``x_(i+1)`` is then the smallest value between rank ``i`` and the next placed rank."""
     n = cols.shape[1]
     n_ranks = len(probabilities)
+    ranks = np.empty(n_ranks, dtype=np.int64)
+    stack = np.empty((n_ranks + 2, 4), dtype=np.int64)  # depth-first: never more than n_ranks + 1 pending
     for j in range(n_ranks):
         virtual = (n - 1) * probabilities[j]
         ranks[j] = n - 1 if virtual >= n - 1 else (0 if virtual < 0 else int(np.floor(virtual)))
@@ -780,16 +783,16 @@ def _end_step(b, step, exact_rows, laws, st, crit, out, work):
         surprisal = st
     kind, label, threshold, bad, period, outside, reached_at, holding = crit
     sums, counts, quantiles, raster, printed, speakers, premise_speakers, trajectories = out
-    top, norm, scratch, probabilities, resp, joint, terms, z, ranks, stack = work
+    top, norm, scratch, probabilities, resp, joint, terms, z = work
     failure, replicate = _settle_pass(b, step, exact_rows, states, loglik, step_logp, emit, log_prior, temperature,
                                       greedy_tie, alpha, log_amp, mu, log_mu, p, log_p, free_energy, deleted,
                                       member_of, population, kind, label, threshold, holding, reached_at, sums,
                                       counts, trajectories, top, norm, joint, terms, z)
     if failure:
         return failure, replicate
-    _quantiles_pass(b, alpha, 0, probabilities, scratch, quantiles, ranks, stack)
+    _quantiles_pass(b, alpha, 0, probabilities, scratch, quantiles)
     if quantiles.shape[2] > len(log_prior):  # populations of several premises: their own quantiles
-        _quantiles_pass(b, population, len(log_prior), probabilities, scratch, quantiles, ranks, stack)
+        _quantiles_pass(b, population, len(log_prior), probabilities, scratch, quantiles)
     return 0, -1
 
 
@@ -1089,8 +1092,7 @@ class Engine:
         # scratch
         self.n_quantiles = S + (0 if self.singletons else L)  # premises, then populations of several
         self.work = (np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float), np.empty(S + L),
-                     np.empty(S), np.empty(S), np.empty(V), np.empty(len(QUANTILES), dtype=np.int64),
-                     np.empty((2 * len(QUANTILES) + 2, 4), dtype=np.int64))
+                     np.empty(S), np.empty(S), np.empty(V))
         self.sliding_windows = isinstance(context, SlidingWindows)
         if self.sliding_windows and self.reset < 0:
             length = context.window.shape[1]

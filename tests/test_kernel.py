@@ -195,8 +195,7 @@ def test_quantiles_are_numpys(values):
     cases = [np.array(values, dtype=float), rng.random(1001), rng.choice([0.0, 0.25, 1.0], 4000)]
     for x in cases:
         got = np.empty((1, 3, 1))
-        kernel._quantiles_pass(0, x[None, :].copy(), 0, np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got,
-                               np.empty(3, dtype=np.int64), np.empty((8, 4), dtype=np.int64))
+        kernel._quantiles_pass(0, x[None, :].copy(), 0, np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got)
         assert np.array_equal(got[0, :, 0], np.quantile(x, [0.1, 0.5, 0.9])), x
 
 

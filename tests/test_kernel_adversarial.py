@@ -330,9 +330,7 @@ def test_quantiles_are_numpys_on_adversarial_arrays(probabilities):
     probabilities = np.array(probabilities)
     for values in quantile_cases():
         got = np.empty((1, len(probabilities), 1))
-        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(len(values)), got,
-                               np.empty(len(probabilities), dtype=np.int64),
-                               np.empty((2 * len(probabilities) + 2, 4), dtype=np.int64))
+        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(len(values)), got)
         assert np.array_equal(got[0, :, 0], np.quantile(values, probabilities)), values[:8]
 
 

@@ -200,8 +200,7 @@ def test_quantiles_of_one_to_twelve_values_and_many_probabilities():
         m = int(rng.integers(1, 21))
         probabilities = np.sort(np.where(rng.random(m) < 0.5, rng.choice(grid, m), rng.random(m)))
         got = np.empty((1, m, 1))
-        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(n), got,
-                               np.empty(m, dtype=np.int64), np.empty((2 * m + 2, 4), dtype=np.int64))
+        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(n), got)
         assert np.array_equal(got[0, :, 0], np.quantile(values, probabilities)), (values, probabilities)
 
 
