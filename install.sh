@@ -30,5 +30,5 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 # compile the simulation kernel once (numba's on-disk cache), so no run pays it or is slow to interrupt
-.venv/bin/python -c "from ecology import kernel; print(f'install.sh: simulation kernel compiled in {kernel.warm_up():.1f} s', flush=True)" >&2
+.venv/bin/python -c "from ecology.model import warm_up; print(f'install.sh: simulation kernel compiled in {warm_up():.1f} s', flush=True)" >&2
 echo "install.sh: ready: $(.venv/bin/python --version) in .venv" >&2

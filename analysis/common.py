@@ -16,11 +16,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ecology.dynamics import compile_scenario  # noqa: E402
-from ecology.exact import analyze, build_chain  # noqa: E402
+from ecology.core.compile import compile_scenario  # noqa: E402
+from ecology.exact.chain import build_chain  # noqa: E402
+from ecology.exact.report import analyze  # noqa: E402
 from ecology.model import EcologyModel  # noqa: E402
-from ecology.statistics import time_to_event, wilson  # noqa: E402,F401
 from ecology.scenario import apply_overrides, read_scenario_table, validate  # noqa: E402
+from ecology.statistics import time_to_event, wilson  # noqa: E402,F401
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

@@ -9,9 +9,9 @@ window, deletion forgets the evidence for luigi and the probability tends to 1.
 from __future__ import annotations
 
 import numpy as np
-
 from common import Study, figure, fmt, proportion, report, scenario, simulate
-from ecology.observables import Criteria
+
+from ecology.kinds.observables import Criteria
 
 
 def run(out, quick: bool) -> Study:

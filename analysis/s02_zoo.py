@@ -5,9 +5,9 @@ repeats (bitstrings, metastable: the digits premise keeps a small chance of prin
 from __future__ import annotations
 
 import numpy as np
-
 from common import Study, figure, fmt, proportion, report, scenario, simulate, wilson
-from ecology.observables import Criteria
+
+from ecology.kinds.observables import Criteria
 
 
 def run(out, quick: bool) -> Study:

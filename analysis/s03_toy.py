@@ -7,9 +7,8 @@ window holds k F's whatever n is, so the probability is the constant s_k.
 
 from __future__ import annotations
 
-import numpy as np
-
 from common import Study, chain, fmt, report, scenario
+
 from ecology import plots
 
 

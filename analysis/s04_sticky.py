@@ -5,12 +5,11 @@ without softmax floors. Exit times are exact: tau = (I - P_CC)^-1 1 on the set b
 from __future__ import annotations
 
 import numpy as np
-
 import scipy.sparse as sp
+from common import Study, chain, figure, fmt, report, scenario
 from scipy.sparse import linalg as spla
 
-from common import Study, chain, figure, fmt, report, scenario
-from ecology.absorption import above
+from ecology.numerics import above
 
 
 def basin_exit_time(s) -> float:

@@ -5,10 +5,10 @@ How the stationary mass of the waluigi basin (page-states where the waluigi's am
 from __future__ import annotations
 
 import numpy as np
-
 from common import Study, chain, figure, fmt, scenario
-from ecology.absorption import TIE_TOLERANCE, above
-from ecology.exact import analyze
+
+from ecology.exact.report import analyze
+from ecology.numerics import TIE_TOLERANCE, above
 
 
 def run(out, quick: bool) -> Study:

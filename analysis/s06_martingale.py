@@ -5,9 +5,9 @@ change of an amplitude (the drift) is zero without deletion and non-zero with it
 from __future__ import annotations
 
 import numpy as np
-
 from common import Study, figure, fmt, scenario, simulate
-from ecology.observables import Drift
+
+from ecology.kinds.observables import Drift
 
 
 def run(out, quick: bool) -> Study:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-
 from common import SCENARIOS, Study, chain, figure, fmt, from_table, interval, simulate
-from ecology.observables import Entropy, PopulationAmplitude
+
+from ecology.kinds.observables import Entropy, PopulationAmplitude
 from ecology.scenario import read_toml
+
 
 def one_premise(table: dict) -> dict:
     """The same law as one automaton over (heads, tails) counts (up to k), emitting the

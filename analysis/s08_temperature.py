@@ -7,7 +7,8 @@ finds the waluigi sooner" is made only when the intervals at the two ends do not
 from __future__ import annotations
 
 from common import Study, figure, fmt, interval, proportion, scenario, simulate, time_to_event
-from ecology.observables import Entropy, FreeEnergy
+
+from ecology.kinds.observables import Entropy, FreeEnergy
 
 
 def run(out, quick: bool) -> Study:

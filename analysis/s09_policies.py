@@ -9,11 +9,10 @@ the reset's low figure as protection."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from common import Study, chain, figure, fmt, proportion, scenario, simulate
-from ecology.observables import Criteria
-from ecology.exact import criterion_curves
+
+from ecology.exact.chain import criterion_curves
+from ecology.kinds.observables import Criteria
 
 POLICIES = {
     "fifo": {},

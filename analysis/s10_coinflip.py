@@ -6,12 +6,13 @@ tokens), read exactly from the mixture of scenarios/semiotic.toml, and checked b
 from __future__ import annotations
 
 import numpy as np
-
 from common import Study, figure, fmt, proportion, scenario, simulate
-from ecology.observables import Criteria
+
+from ecology.kinds.observables import Criteria
+
 
 def run(out, quick: bool) -> Study:
-    from ecology.dynamics import compile_scenario
+    from ecology.core.compile import compile_scenario
 
     s = scenario("semiotic")
     k = s.context.length

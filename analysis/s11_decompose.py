@@ -14,8 +14,9 @@ Last, a trained model (scenarios/babygpt.toml, a transformer premise) decomposed
 from __future__ import annotations
 
 import numpy as np
-
 from common import Study, figure, fmt, scenario
+
+from ecology.core.compile import compile_scenario
 from ecology.decompose import (
     Request,
     amplitude_story,
@@ -27,7 +28,6 @@ from ecology.decompose import (
     sample_storylines,
     summary,
 )
-from ecology.dynamics import compile_scenario
 
 TRUE_HEADS = np.array([0.2, 0.5, 0.8])
 TRUE_PRIOR = np.array([0.25, 0.5, 0.25])

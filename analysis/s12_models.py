@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from common import Study, chain, figure, fmt, proportion, scenario, simulate
 
 PUBLISHED = {("1 0 1", "0 1 1"): 0.79, ("1 1 1", "1 1 1"): 0.45, ("1 1 1", "1 1 0"): 0.55, ("0 0 0", "0 0 1"): 0.73}

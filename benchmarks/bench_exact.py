@@ -39,7 +39,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ecology.markov import MarkovChain, stationary_law  # noqa: E402
+from ecology.exact.markov import MarkovChain, stationary_law  # noqa: E402
 
 SOFT = ROOT / "scenarios" / "waluigi_soft.toml"
 
@@ -97,8 +97,8 @@ def section_kmr():
 def section_dense_reference():
     import quantecon as qe
 
-    from ecology.dynamics import compile_scenario
-    from ecology.exact import build_chain
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain
     from ecology.scenario import load
 
     print("\n3. against QuantEcon's dense gth_solve (L1 distance)")
@@ -205,8 +205,8 @@ def section_toy(lengths):
 def section_block_gth():
     import quantecon as qe
 
-    from ecology.dynamics import compile_scenario
-    from ecology.exact import build_chain
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain
     from ecology.scenario import load
 
     sys.path.insert(0, str(ROOT / "tests"))

@@ -133,8 +133,8 @@ def main() -> None:
 def build_model_chain(model, directory: Path):
     """``build_chain`` of a scenario whose only premise is ``model`` (saved as ``.npz``), 27
     tokens, k = 4, empty prompt: every context of 0 .. 4 tokens is a page-state."""
-    from ecology.dynamics import compile_scenario
-    from ecology.exact import build_chain
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain
     from ecology.scenario import validate
 
     path = directory / f"{model.kind}.npz"

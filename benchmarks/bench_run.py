@@ -9,7 +9,7 @@ compiled engine runs blocks of steps) under ``run.engine = "numpy"`` (the refere
 two-stack build) is not timed. Both engines produce the same trajectories (tests/test_kernel.py).
 
 It also reports which share of the compiled engine's step time is spent in the kernel, and
-the kernel's one-time compile cost: ``kernel.warm_up()`` in a fresh process with
+the kernel's one-time compile cost: ``ecology.model.warm_up()`` in a fresh process with
 an empty numba cache (cold), then again in a fresh process reading that cache (what every later
 run and every sweep worker pays).
 
@@ -68,8 +68,8 @@ def engine_share(path, replicates, steps, **overrides) -> tuple[float, float]:
 
 
 def compile_cost() -> tuple[float, float]:
-    """Seconds of kernel.warm_up() in a fresh process: with an empty cache, then with it filled."""
-    code = "from ecology import kernel; print(kernel.warm_up())"
+    """Seconds of ecology.model.warm_up() in a fresh process: with an empty cache, then with it filled."""
+    code = "from ecology.model import warm_up; print(warm_up())"
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         cold, warm = (float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,

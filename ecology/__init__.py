@@ -14,16 +14,18 @@ Imports stay light: the simulator is loaded when :func:`run` is first called.
 from __future__ import annotations
 
 
-def run(scenario, exact: bool = False, max_states: int = 200_000, **overrides):
+def run(scenario, exact: bool = False, max_states: int | None = None, **overrides):
     """Simulate ``scenario`` (a TOML path or a :class:`ecology.scenario.Scenario`) and return an
-    :class:`ecology.results.Run` (summary and pandas DataFrames).
+    :class:`ecology.api.RunOutcome` (summary and pandas DataFrames).
 
     ``overrides`` are dotted scenario paths written with ``__`` for the dots
     (``context__length=16``, ``premises__luigi__prior=0.99``); ``steps``, ``replicates`` and
     ``seed`` are short for ``run__steps`` etc. ``exact=True`` adds the exact chain's figures per
     criterion (expected hitting time, P(reached by N), restricted mean, closed) within
-    ``max_states`` page-states.
+    ``max_states`` page-states (default: the one state budget of every exact computation,
+    :data:`ecology.core.budget.DEFAULT_MAX_STATES`).
     """
-    from .results import run as _run
+    from ecology.api import run as _run
 
-    return _run(scenario, exact=exact, max_states=max_states, **overrides)
+    budget = {} if max_states is None else {"max_states": max_states}
+    return _run(scenario, exact=exact, **budget, **overrides)

@@ -1,4 +1,5 @@
-from .cli import main
 import sys
+
+from ecology.cli import main
 
 sys.exit(main())

@@ -44,13 +44,14 @@ from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import force_update
 
-from .absorption import above
-from .dynamics import compile_scenario
-from .exact import TooManyStates, build_chain, criterion_curves
-from .model import RASTER_REPLICATES, EcologyModel, resolve
-from .observables import Criteria
-from .scenario import PARAMETERISED_KINDS, Scenario, UserError
-from .statistics import wilson
+from ecology.core.compile import compile_scenario
+from ecology.errors import TooManyStates, UserError
+from ecology.exact.chain import build_chain, criterion_curves
+from ecology.kinds.observables import Criteria
+from ecology.model import RASTER_REPLICATES, EcologyModel, resolve
+from ecology.numerics import above
+from ecology.scenario import PARAMETERISED_KINDS, Scenario
+from ecology.statistics import wilson
 
 TRACKED = RASTER_REPLICATES  # replicates whose amplitudes and speakers are recorded (the model's own record)
 EXACT_BUDGET = 64  # page-states: the exact overlay and the network are drawn up to this size

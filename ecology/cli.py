@@ -13,12 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import scenario as scn
+from ecology import scenario as scn
+from ecology.errors import ScenarioError, UserError
 
 ENGINES = scn.ENGINES
 
 
-class UsageError(scn.UserError):
+class UsageError(UserError):
     pass
 
 
@@ -47,14 +48,14 @@ def run_overrides(args) -> dict:
 
 
 def cmd_validate(args) -> int:
-    from .budget import GIB, check_run
-    from .dynamics import compile_scenario
+    from ecology.core.budget import GIB, check_run
+    from ecology.core.compile import compile_scenario
 
     s = scn.load(args.file, run_overrides(args))
     try:
         memory = check_run(s)
         compiled = compile_scenario(s)
-    except scn.ScenarioError as err:
+    except ScenarioError as err:
         raise err.located(args.file) from None
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
           f"{len(compiled.premises)} premises in {len(compiled.mixture.labels)} populations, "
@@ -64,7 +65,7 @@ def cmd_validate(args) -> int:
 
 def cmd_train(args) -> int:
     """Train the model of a training spec (see ``docs/models.md``) and save it."""
-    from .train import full_context_laws, train_from_spec
+    from ecology.train import full_context_laws, train_from_spec
 
     overrides = {key: value for key, value in (("seed", args.seed), ("steps", args.steps)) if value is not None}
     log = None if args.json else (lambda line: print(line, file=sys.stderr))
@@ -91,11 +92,11 @@ def cmd_schema(args) -> int:
 def exact_figures(s: scn.Scenario, max_states: int) -> dict | None:
     """The exact chain's figures per criterion for ``run --exact``, or None (with a note) when
     the chain is out of reach."""
-    from .results import exact_criteria
+    from ecology.results import exact_criteria
 
     try:
         return exact_criteria(s, max_states)
-    except scn.UserError as err:
+    except UserError as err:
         print(f"note: no exact figures: {err}", file=sys.stderr)
         return None
 
@@ -134,14 +135,14 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
 
 
 def cmd_run(args) -> int:
-    from .outputs import write_run
-    from .results import fresh_directory, simulate, summarize
+    from ecology.io.artefacts import write_run
+    from ecology.results import fresh_directory, simulate, summarize
 
     s = scn.load(args.file, run_overrides(args))
     target = fresh_directory(args.out, s.name)
     try:
         result = simulate(s, progress=sys.stderr.isatty() and not args.json)
-    except scn.ScenarioError as err:
+    except ScenarioError as err:
         raise err.located(args.file) from None
     summary = summarize(result)
     summary["output"] = str(target)
@@ -165,10 +166,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from . import outputs
-    from .dynamics import compile_scenario
-    from .exact import analyze, build_chain
-    from .results import fresh_directory
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain
+    from ecology.exact.report import analyze
+    from ecology.io import artefacts
+    from ecology.results import fresh_directory
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
@@ -180,13 +182,13 @@ def cmd_analyze(args) -> int:
         chain = build_chain(compiled, args.max_states, max_work=args.max_work)
         report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
                          hit=args.hit, before=args.before, max_work=args.max_work)
-    except scn.ScenarioError as err:
+    except ScenarioError as err:
         raise err.located(args.file) from None
     if export:
         write_export(export, chain, compiled, args.power, args.max_states)
         report.export = str(export)
     if out:
-        outputs.write_analysis(out, report, chain)
+        artefacts.write_analysis(out, report, chain)
         report.output = str(out)
     if args.json:
         print(report.to_json())
@@ -200,9 +202,10 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
     one label per criterion, ``chain.sta``) and, for small chains, ``power_N.npz``."""
     import scipy.sparse as sp
 
-    from .exact import criterion_chain, write_prism
-    from .markov import DENSE_LIMIT
-    from .outputs import write_atomically
+    from ecology.exact.chain import criterion_chain
+    from ecology.exact.markov import DENSE_LIMIT
+    from ecology.exact.prism import write_prism
+    from ecology.io.safe import write_atomically
 
     labels = {}
     for c in compiled.criteria:  # a periodic criterion lives on the extended chain: not labelled here
@@ -319,8 +322,9 @@ RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--repl
 
 
 def cmd_sweep(args) -> int:
-    from . import outputs, sweep
-    from .results import fresh_directory
+    from ecology.io import safe
+    from ecology.results import fresh_directory
+    from ecology.sweep import run as sweep
 
     if args.scheduler:
         sweep.check_scheduler(args.scheduler)
@@ -341,18 +345,18 @@ def cmd_sweep(args) -> int:
                                                                 ("run.max_memory_gib", args.max_memory),
                                                                 ("run.engine", args.engine))
                           if value is not None})
-        from .exact import DEFAULT_MAX_STATES
+        from ecology.core.budget import DEFAULT_MAX_STATES
 
         max_states = args.max_states or DEFAULT_MAX_STATES
         try:
             plan = sweep.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states)
-        except scn.ScenarioError as err:
+        except ScenarioError as err:
             raise err.located(args.file) from None
         target = fresh_directory(args.out, f"sweep-{plan.name}")
         try:
             lock = sweep.start_directory(target, plan)
         finally:
-            outputs.release(target)
+            safe.release(target)
     with lock:
         outcome = sweep.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
                                 sys.stderr.isatty() and not args.json)
@@ -371,7 +375,7 @@ def cmd_sweep(args) -> int:
         print(f"{why}; {outcome['done']}/{outcome['points']} points kept; resume with: "
               f"ecology sweep --resume {target}", file=sys.stderr)
     if outcome["interrupted"]:
-        from .interrupts import exit_status
+        from ecology.interrupts import exit_status
 
         return exit_status(outcome["interrupted"].split()[0])
     return 1 if outcome["failed"] or outcome["error"] else 0
@@ -382,13 +386,15 @@ def cmd_sweep(args) -> int:
 def draw_sweep(directory: Path, plan) -> list[Path]:
     import pandas as pd
 
-    from . import outputs, plots, sweep
+    from ecology import plots
+    from ecology.io import safe
+    from ecology.sweep import run as sweep
 
     try:  # results.csv is current: execute() wrote it, cmd_plot rewrites it from the points
         rows = pd.read_csv(directory / "results.csv")
     except pd.errors.EmptyDataError:  # no finished point
         rows = pd.DataFrame()
-    return outputs.replace_files_from(directory, lambda tmp: plots.sweep_plots(
+    return safe.replace_files_from(directory, lambda tmp: plots.sweep_plots(
         tmp, rows, plan.grid, list(plan.base.get("absorption", {})), sweep.labels_of(plan.base), plan.name, plan.kinds,
         plan.base["run"]["steps"]))
 
@@ -397,12 +403,13 @@ def cmd_plot(args) -> int:
     """Redraw the plots of a run, analysis or sweep directory: drawn into a temporary directory
     inside it, then moved over the old plots (a symlink planted in the directory is replaced, not
     followed)."""
-    from . import outputs, sweep
+    from ecology.io import artefacts, safe
+    from ecology.sweep import run as sweep
 
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
-    outputs.remove_leftovers(directory)
+    safe.remove_leftovers(directory)
     if (directory / "sweep.json").is_file():
         plan = sweep.load_plan(directory)
         sweep.write_table(directory, plan)
@@ -410,31 +417,31 @@ def cmd_plot(args) -> int:
         print(f"{directory}: redrew {len(written)} sweep plots")
         return 0
     if (directory / "summary.json").is_file():
-        run = outputs.read_run(directory)
+        run = artefacts.read_run(directory)
 
         def render(tmp: Path) -> list[Path]:
-            outputs.draw_run(tmp, run)
+            artefacts.draw_run(tmp, run)
             return sorted(tmp.iterdir())
 
         what = "run"
     elif (directory / "report.json").is_file():
-        report, network = outputs.read_analysis(directory)
+        report, network = artefacts.read_analysis(directory)
 
         def render(tmp: Path) -> list[Path]:
-            return outputs.draw_analysis(tmp, report, network)
+            return artefacts.draw_analysis(tmp, report, network)
 
         what = "analysis"
     else:
         raise UsageError(f"{directory}: neither a run (summary.json), an analysis (report.json) nor a sweep "
                          "directory (sweep.json)")
-    outputs.replace_files_from(directory, render)
+    safe.replace_files_from(directory, render)
     print(f"{directory}: redrew the {what} plots")
     return 0
 
 
 def cmd_decompose(args) -> int:
-    from .decompose import Request, decompose, describe, parse_components, parse_families, summary, write_report
-    from .results import fresh_directory
+    from ecology.decompose import Request, decompose, describe, parse_components, parse_families, summary, write_report
+    from ecology.results import fresh_directory
 
     families = parse_families(args.family)
     components = parse_components(args.components)
@@ -445,7 +452,7 @@ def cmd_decompose(args) -> int:
                       args.max_states, compare)
     try:
         result = decompose(s, request)
-    except scn.ScenarioError as err:
+    except ScenarioError as err:
         raise err.located(args.file) from None
     report = summary(result)
     report["output"] = str(target)
@@ -459,12 +466,12 @@ def cmd_decompose(args) -> int:
 
 
 def cmd_clean(args) -> int:
-    from . import outputs
+    from ecology.io import safe
 
     root = Path(args.directory)
     if not root.is_dir():
         raise UsageError(f"{root}: not a directory")
-    removed, live = outputs.clean_tree(root)
+    removed, live = safe.clean_tree(root)
     for path in removed:
         print(f"removed {path}")
     for path in live:
@@ -515,11 +522,11 @@ def cmd_app(args) -> int:
     import os
     import subprocess
 
-    from .dynamics import compile_scenario
+    from ecology.core.compile import compile_scenario
 
     try:
         compile_scenario(scn.load(args.file))
-    except scn.ScenarioError as err:
+    except ScenarioError as err:
         raise err if err.source else err.located(args.file) from None
     try:
         import solara  # noqa: F401  (the page needs the optional extra)
@@ -533,7 +540,7 @@ def cmd_app(args) -> int:
 
 
 def build_parser() -> Parser:
-    from .exact import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
+    from ecology.core.budget import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
 
     parser = Parser(prog="ecology", description="Premises and simulacra competing for amplitude on a finite context window.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -662,15 +669,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from . import outputs
-    from .interrupts import Signals, exit_status
+    from ecology.interrupts import Signals, exit_status
+    from ecology.io import safe
 
     args = None
     try:
         with Signals(raising=True):
             args = build_parser().parse_args(argv)
             return args.func(args)
-    except scn.UserError as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
@@ -685,10 +692,10 @@ def _main(argv: list[str] | None) -> int:
               file=sys.stderr)
         return 2
     except OSError as err:  # an output that failed while writing (disk full, ...); nothing half-written stays
-        print(f"error: {outputs.describe(err)}", file=sys.stderr)
+        print(f"error: {safe.describe(err)}", file=sys.stderr)
         return 2
     finally:
-        outputs.release()
+        safe.release()
 
 
 if __name__ == "__main__":

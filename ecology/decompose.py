@@ -52,28 +52,36 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .context import DeletionRule, Fifo
-from .budget import model_premises
-from .dynamics import Compiled, compile_scenario, logsumexp
-from .scenario import Scenario, UserError, apply_overrides, to_table, validate
-from .simulacra import ConstantSpec, CycleSpec, Machine, WaluigiSpec
+from ecology.core.budget import model_premises
+from ecology.core.compile import Compiled, compile_scenario
+from ecology.errors import DecomposeError, UserError
+from ecology.kinds.deletion import DeletionRule, Fifo
+from ecology.kinds.simulacra import ConstantSpec, CycleSpec, Machine, WaluigiSpec
+from ecology.numerics import logsumexp
+from ecology.scenario import Scenario, apply_overrides, to_table, validate
 
 FAMILIES = ("iid", "constant", "markov1", "markov2", "cycle", "waluigi")
+
+
 EXACT_SEQUENCES = 1 << 16  # exact fitting data when V^(k+1) is at most this
+
+
 TRIVIAL_SEQUENCES = 4096  # the two trivial decompositions need V^(k+1) at most this
+
+
 CYCLE_CANDIDATES = 2000  # cycles of period 1, 2, ... are tried while their number stays below this
+
+
 MAX_ITERATIONS = 2000
+
+
 TOLERANCE = 1e-11  # EM stops when the log-likelihood per unit weight gains less than this
+
+
 TIE = 1e-9  # M-step candidates within this relative gap tie (the one with fewer parameters is kept)
+
+
 TOP_LABELS = 6  # amplitude stories show the largest premises, the others summed
-
-
-class DecomposeError(UserError):
-    """A bad request to ``ecology decompose`` (one line, exit status 2)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Data: storylines of k + 1 tokens read from the start
 
 
 @dataclass
@@ -113,7 +121,7 @@ def exact_storylines(compiled: Compiled) -> Storylines:
 
 def sample_storylines(scenario: Scenario, count: int, seed: int) -> Storylines:
     """``count`` storylines of ``k + 1`` tokens from the dynamic model (empty window, T = 1)."""
-    from .model import EcologyModel
+    from ecology.model import EcologyModel
 
     width = scenario.context.length + 1
     model = EcologyModel(fitting_scenario(scenario), rng=seed, steps=width, replicates=count)
@@ -122,10 +130,6 @@ def sample_storylines(scenario: Scenario, count: int, seed: int) -> Storylines:
         model.step()
         tokens.append(model.token.copy())
     return Storylines(np.stack(tokens, axis=1).astype(np.int64), np.ones(count), False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Families: candidate structures, emission counts, M-steps
 
 
 @dataclass
@@ -267,10 +271,6 @@ def m_step(structure: Structure, S: np.ndarray) -> tuple[Component, float]:
     totals = S.sum(axis=1, keepdims=True)
     emit = np.where(totals > 0, S / np.where(totals > 0, totals, 1.0), 1.0 / V)
     return Component(structure, emit), weighted_log(S, emit)
-
-
-# ---------------------------------------------------------------------------------------------
-# EM
 
 
 @dataclass
@@ -422,10 +422,6 @@ def fit_mixture(families: list[str], K: int, data: Storylines, tokens: list[str]
     return Fit([components[j] for j in order], prior[order], value, iterations, r, converged, finals)
 
 
-# ---------------------------------------------------------------------------------------------
-# Decompositions as scenario tables
-
-
 def base_table(scenario: Scenario, name: str, description: str) -> dict:
     """The input scenario's vocabulary, context, sampling and run, no premises; absorption
     criteria kept unless they name a population (labels differ between decompositions)."""
@@ -568,10 +564,6 @@ def storyline_parameters(scenario: Scenario) -> int:
     return len(scenario.premises) - 1
 
 
-# ---------------------------------------------------------------------------------------------
-# Visited windows and the comparison columns
-
-
 @dataclass
 class Visits:
     """Windows the dynamic model visits at steps 0 .. L-1, with weights summing to one."""
@@ -584,7 +576,7 @@ class Visits:
 
 def exact_visits(compiled: Compiled, length: int, max_states: int) -> Visits:
     """The exact chain's law averaged over steps 0 .. L-1 from the initial window."""
-    from .exact import build_chain
+    from ecology.exact.chain import build_chain
 
     chain = build_chain(compiled, max_states)
     PT = chain.chain.P.T.tocsr()
@@ -603,7 +595,7 @@ def exact_visits(compiled: Compiled, length: int, max_states: int) -> Visits:
 def storyline_windows(scenario: Scenario, count: int, length: int, seed: int) -> np.ndarray:
     """(L, R, width) windows along ``count`` storylines of the dynamic model (scenario as given),
     at steps 0 .. L-1 (where each token is generated); pads first, right-aligned."""
-    from .model import EcologyModel
+    from ecology.model import EcologyModel
 
     model = EcologyModel(scenario, rng=seed, steps=length - 1, replicates=count)
     steps = [model.context.window.astype(np.int64).copy()]
@@ -691,10 +683,6 @@ def bic(row: dict, n_storylines: int) -> float | None:
     n = row["n_for_bic"] or n_storylines
     total = row["train_loglik"] * (n if row["n_for_bic"] is None else 1)
     return _finite(-2.0 * total + row["params"] * math.log(n))
-
-
-# ---------------------------------------------------------------------------------------------
-# The whole command
 
 
 @dataclass
@@ -951,7 +939,7 @@ def write_report(target: Path, result: dict, report: dict) -> None:
     """Scenario files, report.json, report.txt, table.csv and plots, written atomically."""
     import tomli_w
 
-    from .outputs import write_atomically
+    from ecology.io.safe import write_atomically
 
     def fill(d: Path) -> None:
         for item in result["decompositions"]:

@@ -8,31 +8,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ecology.errors import ScenarioError
+
 PROBABILITY_TOLERANCE = 1e-9  # a declared law must sum to 1 within this
+
+
 MAX_COUNT = 2**53  # every count stays an exact int64 (the budgets bound memory far below it)
-
-
-class UserError(Exception):
-    """An error caused by the user's input: reported as one line, exit status 2."""
-
-
-class ScenarioError(UserError, ValueError):
-    """A scenario problem, reported to the user as one line naming the file and the field."""
-
-    def __init__(self, path: str, message: str, source: str | None = None):
-        self.path = path
-        self.message = message
-        self.source = source
-        super().__init__(self.line())
-
-    def line(self) -> str:
-        where = f"{self.source}: " if self.source else ""
-        field = f"{self.path}: " if self.path else ""
-        return f"{where}{field}{self.message}"
-
-    def located(self, source: str) -> "ScenarioError":
-        """The same error tagged with the file it came from (done once, where the file is known)."""
-        return self if self.source else type(self)(self.path, self.message, source)
 
 
 class Strict(BaseModel):
@@ -43,9 +24,13 @@ class Strict(BaseModel):
 
 
 NAME_RULE = "letters, digits, '_' and '-', starting with a letter, digit or '_', at most 64 characters"
+
+
 # Names become file names (runs/NAME-..., plot files named after criteria and labels) and the
 # segments of dotted --set paths, so they are one safe path component without dots.
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+
+
 TOKEN_RULE = "tokens are 1 to 64 printable characters without whitespace"
 
 
@@ -60,6 +45,8 @@ def _printable(token: str) -> str:
 # Tokens: printable, no whitespace (page-state labels separate tokens by spaces).
 Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$"),
                   AfterValidator(_printable)]
+
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 

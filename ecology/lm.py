@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fields import ScenarioError
+from ecology.errors import ScenarioError
 
 KINDS = ("table", "ngram", "transformer", "onnx")
 PROBABILITY_TOLERANCE = 1e-9  # a "probs" table row must sum to 1 within this

@@ -21,29 +21,27 @@ mixture of step 4 run on the engine of ``run.engine``: the compiled kernel of
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import mesa
 import numpy as np
 
-from . import kernel, observables
-from .absorption import TIE_TOLERANCE
-from .budget import check_run
-from .dynamics import Compiled, PremiseLaws, SlidingReader, Step, compile_scenario, sample
-from .observables import QUANTILES
-from .scenario import Scenario, ScenarioError, apply_overrides, load, to_table, validate
-from .simulacra import Premise as PremiseSpec
+from ecology.core.budget import check_run
+from ecology.core.compile import Compiled, compile_scenario
+from ecology.core.mixture import PremiseLaws, Step
+from ecology.core.readers import SlidingReader
+from ecology.core.windows import windows_of
+from ecology.engine import compiled as kernel
+from ecology.errors import ImpossibleWindow, NotANumber
+from ecology.kinds import observables
+from ecology.kinds.observables import QUANTILES
+from ecology.kinds.simulacra import Premise as PremiseSpec
+from ecology.numerics import TIE_TOLERANCE, sample
+from ecology.scenario import Scenario, apply_overrides, load, to_table, validate
 
 RASTER_REPLICATES = 32  # replicates whose windows, amplitudes and speakers are kept for the plots
-
-
-class ImpossibleWindow(ScenarioError):
-    """A window reached at run time has probability zero under every premise."""
-
-
-class NotANumber(ScenarioError):
-    """A computed law or amplitude is NaN: stop rather than write it."""
 
 
 def most_responsible(responsibility: np.ndarray) -> np.ndarray:
@@ -152,7 +150,7 @@ class EcologyModel(mesa.Model):
         self.n_steps = self.config.run.steps
         self.replicates = self.config.run.replicates
         self.mixture = self.compiled.mixture
-        self.context = self.compiled.rule.windows(self.compiled.window, self.replicates, self.compiled.n_tokens,
+        self.context = windows_of(self.compiled.rule, self.compiled.window, self.replicates, self.compiled.n_tokens,
                                                   self.compiled.memory)
         self.sliding = self.compiled.rule.sliding and self.mixture.reset is None
         # the visible windows are materialised when some premise re-reads them every step
@@ -348,3 +346,31 @@ class EcologyModel(mesa.Model):
         for i, c in enumerate(self.criteria):
             out[i] = c.observe(self)
         return out
+
+
+WARM_UP_RULES = ({}, {"deletion": "block", "block": 2}, {"deletion": "fifo", "reset": "b"})
+
+
+def warm_up() -> float:
+    """Compile (or load from the on-disk cache) every loop: a few steps of tiny models under a
+    sliding rule, a re-reading rule and a reset token, with one-byte and two-byte tokens, with
+    a periodic criterion and with drift; seconds taken."""
+    began = time.perf_counter()
+    if kernel.numba is None:
+        return 0.0
+
+    for n_tokens in (2, 300):
+        tokens = ["a", "b"] + [f"t{i}" for i in range(n_tokens - 2)]
+        for rule in WARM_UP_RULES:
+            scenario = validate({
+                "name": "warm-up", "vocabulary": {"tokens": tokens}, "context": {"length": 3, **rule},
+                "run": {"steps": 3, "replicates": 2, "drift": True},
+                "simulacra": {"x": {"start": "q", "states": {"q": {"emit": {"a": 0.5, "b": 0.5}}}}},
+                "premises": {"x": {"prior": 1.0, "cast": ["x"]}},
+                "absorption": {"only_a": {"window_only": ["a"]}, "loop": {"periodic": 2},
+                               "sure": {"population": "x", "above": 0.5}},
+            })
+            model = EcologyModel(scenario)
+            model.run_model()
+            assert model.engine == "compiled"
+    return time.perf_counter() - began

@@ -35,7 +35,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from .observables import Certain, Majority  # noqa: E402
+
+from ecology.kinds.observables import Certain, Majority  # noqa: E402
 
 plt.rcParams["text.usetex"] = False  # user text is escaped for mathtext, not for LaTeX
 PAPER = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -325,7 +326,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 title: str, kinds: dict[str, str] | None = None, steps: int | None = None) -> list[Path]:
     """Plots chosen by the grid's shape: lines with 95% bands (one parameter), annotated
     heatmaps (two), faceted lines (more); exact values drawn as black crosses where known."""
-    from .sweep import grid_kind
+    from ecology.sweep.run import grid_kind
 
     kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
     # list values (a swept prompt) are drawn by their text, as results.csv holds them

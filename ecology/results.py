@@ -1,4 +1,4 @@
-"""Running a scenario and what a run leaves behind: tables, ``summary.json``, plots.
+"""Simulating a scenario and the tables and summary a run leaves behind.
 
 A run directory holds (every column and key is documented in ``docs/outputs.md``)
 
@@ -20,7 +20,7 @@ A run directory holds (every column and key is documented in ``docs/outputs.md``
 - ``raster.csv`` (the window of the replicate shown in the raster plot, one row per step),
   ``trajectories.csv`` (population amplitudes of the first replicates per step) and
   ``speakers.csv`` (token printed and population most responsible, first replicates per step);
-- the plots of :mod:`ecology.plots`.
+- the plots of :mod:`ecology.plots` (written by :mod:`ecology.io.artefacts`).
 
 Directories are written under a temporary name and renamed into place when complete, so a
 run directory either holds everything or does not exist; an existing directory is never
@@ -38,12 +38,13 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
-from . import outputs
-from .absorption import Periodic
-from .model import RASTER_REPLICATES, EcologyModel
-from .observables import Criteria
-from .scenario import Scenario, to_table
-from .statistics import time_to_event, wilson
+from ecology import errors
+from ecology.io import safe
+from ecology.kinds.criteria import Periodic
+from ecology.kinds.observables import Criteria
+from ecology.model import RASTER_REPLICATES, EcologyModel
+from ecology.scenario import Scenario, to_table
+from ecology.statistics import time_to_event, wilson
 
 
 @dataclass
@@ -119,7 +120,7 @@ def pick_raster_replicate(reached_at: np.ndarray | None) -> int:
 
 def criterion_summary(reached_at: np.ndarray, holding_final: np.ndarray, steps: int) -> dict:
     """Reached (time-to-event figures and the KM curve with its band) and holding at the end."""
-    from .statistics import kaplan_meier
+    from ecology.statistics import kaplan_meier
 
     out = time_to_event(reached_at, steps)
     holding = int(np.sum(holding_final))
@@ -225,8 +226,10 @@ def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = No
 
     Raises :class:`UserError` when the chain is out of reach (too many states, deletion none).
     """
-    from .dynamics import compile_scenario
-    from .exact import DEFAULT_MAX_WORK, build_chain, expected_entrance_time
+    from ecology.core.budget import DEFAULT_MAX_WORK
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain
+    from ecology.exact.report import expected_entrance_time
 
     horizon = scenario.run.steps if horizon is None else horizon
     compiled = compile_scenario(scenario)
@@ -270,14 +273,14 @@ def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs"
     writability of its location) and claimed for this process before anything is computed, so
     a second process aiming at it is refused at once (:mod:`ecology.outputs`)."""
     if out is not None:
-        return outputs.claim(Path(out))
+        return safe.claim(Path(out))
     base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     target, n = base, 1
     while True:
         if not os.path.lexists(target):
             try:
-                return outputs.claim(target)
-            except outputs.Busy:  # another run chose the same name this second
+                return safe.claim(target)
+            except errors.Busy:  # another run chose the same name this second
                 pass
         n += 1
         target = base.with_name(f"{base.name}-{n}")
@@ -304,62 +307,3 @@ def speaker_table(result: RunResult) -> pd.DataFrame:
                          "token": tokens[result.printed.ravel()] if steps else [],
                          "speaker": labels[result.speakers.ravel()] if steps else [],
                          "speaker_premise": names[result.premise_speakers.ravel()] if steps else []})
-
-
-@dataclass
-class Run:
-    """What :func:`ecology.run` returns: the summary and the run's tables as DataFrames.
-
-    - ``summary``: the dict written to ``summary.json``;
-    - ``steps``: one row per step (``steps.csv``); ``replicates``: one row per replicate;
-      ``premises``: one row per premise (prior, drawn parameter, final amplitude);
-    - ``criteria``: one row per criterion: reached (with interval, censored count, restricted
-      mean, median) and holding at the end, and the exact figures when asked for;
-    - ``result``: the :class:`RunResult` (arrays); :meth:`save` writes a run directory.
-    """
-
-    result: RunResult
-    summary: dict
-
-    @property
-    def steps(self) -> pd.DataFrame:
-        return self.result.steps
-
-    @property
-    def replicates(self) -> pd.DataFrame:
-        return replicate_table(self.result)
-
-    @property
-    def premises(self) -> pd.DataFrame:
-        return premise_table(self.result)
-
-    @property
-    def criteria(self) -> pd.DataFrame:
-        rows = {}
-        for name, c in self.summary["criteria"].items():
-            row = {k: v for k, v in c.items() if not isinstance(v, (list, dict))}
-            row.update({f"exact_{k}": v for k, v in c.get("exact", {}).items() if not isinstance(v, list)})
-            rows[name] = row
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("criterion")
-
-    def save(self, out: str | Path | None = None) -> Path:
-        """Write the run directory (``out`` must not exist; default ``runs/NAME-TIMESTAMP``)."""
-        target = fresh_directory(out, self.summary["scenario"])
-        return outputs.write_run(self.result, target, {**self.summary, "output": str(target)})
-
-
-def run(scenario, exact: bool = False, max_states: int = 200_000, **overrides) -> Run:
-    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`."""
-    from .model import resolve
-
-    paths = {key.replace("__", "."): value for key, value in overrides.items()}
-    for short in ("steps", "replicates", "seed"):
-        if short in paths:
-            paths[f"run.{short}"] = paths.pop(short)
-    s = resolve(scenario, paths)
-    result = simulate(s)
-    summary = summarize(result)
-    if exact:
-        for name, figures in exact_criteria(s, max_states).items():
-            summary["criteria"][name]["exact"] = figures
-    return Run(result, summary)

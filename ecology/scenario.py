@@ -24,28 +24,18 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     Discriminator,
-    create_model,
     Field,
     Tag,
     ValidationError,
+    create_model,
     model_validator,
 )
 
-from .fields import (  # noqa: F401  (UserError and ScenarioError are used from here across the package)
-    MAX_COUNT,
-    NAME_RULE,
-    Name,
-    Probability,
-    References,
-    TOKEN_RULE,
-    ScenarioError,
-    Strict,
-    Token,
-    UserError,
-)
-from .absorption import FORMS
-from .lm import SHIPPED_TEXTS, load_model
-from .simulacra import KINDS
+from ecology.errors import ScenarioError
+from ecology.fields import MAX_COUNT, NAME_RULE, TOKEN_RULE, Name, References, Strict, Token
+from ecology.kinds.criteria import FORMS
+from ecology.kinds.simulacra import KINDS
+from ecology.lm import SHIPPED_TEXTS, load_model
 
 
 class Vocabulary(Strict):
@@ -82,7 +72,7 @@ class Sampling(Strict):
 ENGINES = ("compiled", "numpy")  # simulation engines (ecology.kernel; numpy is the reference)
 
 
-class Run(Strict):
+class RunSettings(Strict):
     steps: int = Field(200, ge=0, le=MAX_COUNT)
     replicates: int = Field(1000, ge=1, le=MAX_COUNT)
     seed: int = Field(0, ge=0, le=2**63 - 1)
@@ -243,7 +233,7 @@ class Scenario(Strict):
     vocabulary: Vocabulary
     context: Context
     sampling: Sampling = Field(default_factory=Sampling)
-    run: Run = Field(default_factory=Run)
+    run: RunSettings = Field(default_factory=RunSettings)
     simulacra: dict[Name, SimulacrumSpec] = Field(default_factory=dict)
     premises: dict[Name, PremiseSpec] = Field(default_factory=dict)
     populations: dict[Name, PopulationSpec] = Field(default_factory=dict)

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import lm
-from .scenario import ScenarioError, UserError
+from ecology import lm
+from ecology.errors import ScenarioError, UserError
 
 TRANSFORMER_KEYS = {"n_ctx", "n_layer", "n_head", "d_model", "d_mlp"}
 TRAINING_DEFAULTS = {"seed": 0, "steps": 1000, "learning_rate": 1e-2, "weight_decay": 0.0, "batch": 0}

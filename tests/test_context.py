@@ -5,9 +5,10 @@ import copy
 import numpy as np
 import pytest
 
-from ecology.context import Block, Fifo, Message, after_reset
-from ecology.dynamics import compile_scenario
-from ecology.exact import build_chain, criterion_curves
+from ecology.core.compile import compile_scenario
+from ecology.core.windows import after_reset
+from ecology.exact.chain import build_chain, criterion_curves
+from ecology.kinds.deletion import Block, Fifo, Message
 from ecology.model import EcologyModel
 from ecology.scenario import validate
 

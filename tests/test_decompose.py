@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ecology.cli import main
+from ecology.core.compile import compile_scenario
 from ecology.decompose import (
     Request,
     decompose,
@@ -19,7 +20,7 @@ from ecology.decompose import (
     sample_storylines,
     summary,
 )
-from ecology.dynamics import compile_scenario, logsumexp
+from ecology.numerics import logsumexp
 from ecology.scenario import load, validate
 
 from .conftest import SCENARIOS

@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from ecology.dynamics import Mixture, SlidingReader, compile_scenario, sample, tempered
+from ecology.core.compile import compile_scenario
+from ecology.core.mixture import Mixture
+from ecology.core.readers import SlidingReader
+from ecology.numerics import sample, tempered
 from ecology.scenario import validate
 
 F, U, N = 0, 1, 2

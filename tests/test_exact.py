@@ -8,8 +8,10 @@ import pytest
 import scipy.sparse as sp
 
 from ecology.cli import main
-from ecology.dynamics import compile_scenario
-from ecology.exact import MarkovChain, analyze, build_chain, criterion_curves, gth, stationary
+from ecology.core.compile import compile_scenario
+from ecology.exact.chain import build_chain, criterion_curves
+from ecology.exact.markov import MarkovChain, gth, stationary
+from ecology.exact.report import analyze
 from ecology.model import EcologyModel
 from ecology.scenario import validate
 
@@ -274,7 +276,7 @@ def test_page_keys_do_not_collide_with_300_tokens():
 
 
 def test_state_budget_fires_before_memory_at_long_windows(toy):
-    from ecology.exact import TooManyStates
+    from ecology.errors import TooManyStates
 
     data = copy.deepcopy(table("waluigi_soft"))
     data["context"]["length"] = 40
@@ -385,7 +387,7 @@ def test_sparse_block_gth_on_a_nearly_decomposable_page_chain():
     probability ~1e-88 per step): the sparse block elimination (used above the dense limit, here
     forced) agrees with dense GTH to 1e-12, and its own estimate (two eliminations in different
     orders) says as much. benchmarks/bench_exact.py runs k = 12, 13 against a dense reference."""
-    from ecology.markov import DENSE_LIMIT, stationary_law
+    from ecology.exact.markov import DENSE_LIMIT, stationary_law
 
     pc, members, block = soft_toy_recurrent_block(11, 1e-8)
     dense = stationary_law(block, "dense")
@@ -398,7 +400,7 @@ def test_sparse_block_gth_on_a_nearly_decomposable_page_chain():
 def test_report_is_a_dataclass_with_the_json_keys(toy):
     """analyze returns a Report; to_json is the dict of its fields in order, optional parts left
     out until asked for; item access reads the same keys."""
-    from ecology.exact import Report
+    from ecology.exact.report import Report
 
     compiled, pc = toy_chain(toy, 3)
     report = analyze(compiled, chain=pc)
@@ -419,8 +421,8 @@ def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
     """When the linear solvers are out of reach (as for the soft toy's 65,535-unknown system at
     k = 16), analyze and run --exact report the survival series' value with its bounds, which
     contain the solved value, instead of no number; a number that cannot be bounded stays a note."""
-    from ecology import exact as exact_module
-    from ecology.markov import ChainError
+    from ecology.exact import report as exact_module
+    from ecology.exact.markov import ChainError
     from ecology.results import exact_criteria
 
     soft = copy.deepcopy(table("waluigi_soft"))

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from ecology.executors import ProcessPool, RemoteError, Serial, WorkerDied, failure_text
+from ecology.sweep.executors import ProcessPool, RemoteError, Serial, WorkerDied, failure_text
 
 
 def square(x: int) -> int:

@@ -14,8 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecology import executors, outputs, results, sweep
+from ecology import results
 from ecology.cli import main
+from ecology.io import safe
+from ecology.sweep import executors
+from ecology.sweep import run as sweep
 
 from .conftest import SCENARIOS
 
@@ -54,8 +57,8 @@ def running(pid: int) -> bool:
 
 
 def leftovers(root: Path) -> list[str]:
-    return [str(p) for p in root.rglob("*") if outputs.PARTIAL.match(p.name) or outputs.TEMPORARY.match(p.name)
-            or outputs.LOCK.match(p.name)]
+    return [str(p) for p in root.rglob("*") if safe.PARTIAL.match(p.name) or safe.TEMPORARY.match(p.name)
+            or safe.LOCK.match(p.name)]
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -200,7 +203,7 @@ def test_a_signal_inside_deferred_reaches_its_handler_when_the_block_ends(raisin
 def test_the_compiled_engine_hands_a_signal_over_only_after_its_loop_returns(raising_handler, monkeypatch, rule):
     """A SIGINT arriving while the kernel's loop runs (here: sent just before it starts) is
     handled once the loop has returned: the loop completes and the interrupt is raised after."""
-    from ecology import kernel
+    from ecology.engine import compiled as kernel
     from ecology.model import EcologyModel
     from ecology.scenario import validate
 
@@ -274,7 +277,7 @@ def test_two_resumes_of_one_directory_cannot_both_run(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", TOY, "--grid", "context.length=2,3", *SMALL, "--workers", "1", "--out", str(out)]) == 0
     (out / "points" / "1.json").unlink()
-    with outputs.lock_sweep(out):  # another process resuming it (flock: per open file)
+    with safe.lock_sweep(out):  # another process resuming it (flock: per open file)
         assert main(["sweep", "--resume", str(out)]) == 2
         assert "a sweep is already running in this directory" in one_line(capsys.readouterr().err)
     assert main(["sweep", "--resume", str(out), "--json"]) == 0
@@ -288,7 +291,7 @@ def test_concurrent_writers_of_one_output_are_refused_before_simulating(tmp_path
     monkeypatch.setattr(results, "simulate", never)
     monkeypatch.setattr(sweep, "execute", never)
     target = tmp_path / "out"
-    with outputs.claim_new_directory(target):
+    with safe.claim_new_directory(target):
         for command in (["run", TOY], ["sweep", TOY, "--grid", "context.length=2,3"], ["analyze", TOY]):
             assert main([*command, "--out", str(target)]) == 2
             assert "another ecology process is writing this output directory" in one_line(capsys.readouterr().err)
@@ -299,7 +302,7 @@ def test_default_run_names_never_collide(tmp_path):
     first = results.fresh_directory(None, "toy", root=tmp_path)
     second = results.fresh_directory(None, "toy", root=tmp_path)  # the same second, first still claimed
     assert first != second
-    outputs.release()
+    safe.release()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecology.cli import main
-from ecology.dynamics import compile_scenario, tempered
+from ecology.core.compile import compile_scenario
+from ecology.numerics import tempered
 from ecology.scenario import load, read_toml
 
 from .conftest import SCENARIOS
@@ -115,7 +115,7 @@ def test_grids_are_bounded_before_they_are_generated(grid, expected, tmp_path, c
 
 
 def test_list_valued_grid_values_parse_as_toml():
-    from ecology.sweep import parse_values
+    from ecology.sweep.run import parse_values
 
     assert parse_values('["F"],["U", "F"]') == [["F"], ["U", "F"]]
     assert parse_values("fifo,none") == ["fifo", "none"]
@@ -283,7 +283,7 @@ def test_fuzzed_scenarios_work_or_fail_with_one_line(data, tmp_path_factory, cap
 def test_exact_memory_bound_counts_states_and_transitions():
     """iid over 300 tokens at k = 2: at most 1 + 302 + 302^2 strings of the 302 symbols (tokens,
     pad, deleted slot), 300 transitions each; the estimate grows linearly in both."""
-    from ecology.budget import EXACT_BYTES_PER_TRANSITION, exact_bytes, window_count
+    from ecology.core.budget import EXACT_BYTES_PER_TRANSITION, exact_bytes, window_count
 
     assert window_count(302, 2, 10**9) == 1 + 302 + 302**2
     assert window_count(4, 40, 2_500_000) == 2_500_000

@@ -19,10 +19,10 @@ import json
 import numpy as np
 import pytest
 
-from ecology import kernel
 from ecology.cli import build_parser, main, run_overrides
-from ecology.dynamics import compile_scenario
-from ecology.model import EcologyModel
+from ecology.core.compile import compile_scenario
+from ecology.engine import compiled as kernel
+from ecology.model import EcologyModel, warm_up
 from ecology.scenario import ENGINES, validate
 
 from .conftest import SCENARIOS, table
@@ -174,7 +174,7 @@ def test_random_scenarios_same_under_both_engines(seed):
 
 
 def test_impossible_window_raises_under_both_engines():
-    from ecology.model import ImpossibleWindow
+    from ecology.errors import ImpossibleWindow
 
     from .conftest import misread
 
@@ -249,13 +249,13 @@ def test_model_premises_fall_back_to_numpy():
 
 
 def test_warm_up_compiles_or_loads_every_loop():
-    assert kernel.warm_up() >= 0.0
+    assert warm_up() >= 0.0
 
 
 def test_extensions_without_a_compiled_form_fall_back_to_numpy(monkeypatch):
     """A deletion rule, criterion form or observable registered without its compiled form runs
     on numpy, and the reason names it."""
-    from ecology import observables
+    from ecology.kinds import observables
 
     compiled = compile_scenario(validate(table("waluigi")))
     assert kernel.unsupported(compiled) is None

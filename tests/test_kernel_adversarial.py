@@ -27,8 +27,9 @@ import copy
 import numpy as np
 import pytest
 
-from ecology import kernel
-from ecology.model import EcologyModel, ImpossibleWindow
+from ecology.engine import compiled as kernel
+from ecology.errors import ImpossibleWindow
+from ecology.model import EcologyModel
 
 from .conftest import SCENARIOS, misread
 from .test_kernel import TOLERANCE, assert_same, build, drive, simulate

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 import ecology.model as model_module
-from ecology import kernel
-from ecology.fields import ScenarioError
+from ecology.engine import compiled as kernel
+from ecology.errors import ScenarioError
 
 from .test_kernel import build, drive
 from .test_kernel_adversarial import assert_engines_agree

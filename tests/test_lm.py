@@ -9,7 +9,7 @@ import pytest
 
 from ecology import lm
 from ecology.cli import main
-from ecology.scenario import ScenarioError
+from ecology.errors import ScenarioError
 from ecology.train import contexts_upto, examples, train_transformer
 
 from .conftest import ROOT

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from ecology.markov import (DENSE_EIGEN_LIMIT, ChainError, MarkovChain, gth, solve_leaving, stationary_law)
+from ecology.exact.markov import DENSE_EIGEN_LIMIT, ChainError, MarkovChain, gth, solve_leaving, stationary_law
 
 
 def birth_death(n, escape, rng):
@@ -430,7 +430,7 @@ def test_hitting_times_above_20000_states_reaching_1e47_against_mpmath():
 
 
 def test_block_elimination_over_budget_is_refused_with_a_reason(monkeypatch):
-    import ecology.markov as markov
+    import ecology.exact.markov as markov
 
     levels, width = 340, 60
     P, level = lumpable_levels(levels, width, np.full(levels, 0.3), np.full(levels, 0.3), np.random.default_rng(2))
@@ -444,7 +444,7 @@ def test_block_elimination_over_budget_is_refused_with_a_reason(monkeypatch):
 def test_times_power_against_numpy_matrix_power():
     """``x M^n`` by squaring (the one helper behind power, hit_by, distribution_after) against
     numpy's matrix_power, for dense and sparse M, a row and a matrix x, n = 0, 1, and odd/even n."""
-    from ecology.markov import times_power
+    from ecology.exact.markov import times_power
 
     rng = np.random.default_rng(4)
     M = irreducible(rng, 40)

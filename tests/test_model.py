@@ -6,7 +6,8 @@ import mesa
 import numpy as np
 import pytest
 
-from ecology.model import EcologyModel, ImpossibleWindow, Premise, Simulacrum
+from ecology.errors import ImpossibleWindow
+from ecology.model import EcologyModel, Premise, Simulacrum
 from ecology.scenario import validate
 
 from .conftest import SCENARIOS, misread, table

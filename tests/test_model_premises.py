@@ -10,8 +10,8 @@ import pytest
 import tomli_w
 
 from ecology.cli import main
-from ecology.dynamics import compile_scenario
-from ecology.exact import build_chain
+from ecology.core.compile import compile_scenario
+from ecology.exact.chain import build_chain
 from ecology.model import EcologyModel
 from ecology.scenario import load, validate
 
@@ -155,7 +155,7 @@ def test_temperature_sweep_with_a_model_premise(tmp_path, capsys):
 
 def test_exact_hitting_time_at_low_temperature_is_finite():
     """T = 0.1 tempers the transformer's laws to ratios near 1e-50: no overflow, no NaN."""
-    from ecology.exact import analyze
+    from ecology.exact.report import analyze
 
     report = analyze(compile_scenario(load(SCENARIOS / "pydoc_chars.toml", {"sampling.temperature": 0.1})))
     time = report["criteria"]["consonants"]["expected_hitting_time"]

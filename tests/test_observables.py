@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 
-from ecology.dynamics import compile_scenario
+from ecology.core.compile import compile_scenario
 from ecology.model import EcologyModel
 from ecology.scenario import validate
 

@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecology.absorption import TIE_TOLERANCE
-from ecology.dynamics import compile_scenario
-from ecology.exact import _keys, build_chain
+from ecology.core.compile import compile_scenario
+from ecology.errors import ScenarioError
+from ecology.exact.chain import _keys, build_chain
 from ecology.model import EcologyModel
+from ecology.numerics import TIE_TOLERANCE
 from ecology.results import exact_criteria, simulate, summarize
-from ecology.scenario import ScenarioError, validate
-from ecology.statistics import Z95, kaplan_meier, median_time, restricted_mean, time_to_event, wilson
+from ecology.scenario import validate
+from ecology.statistics import kaplan_meier, median_time, restricted_mean, time_to_event, wilson
 
 from .conftest import table
-
 
 # ---------------------------------------------------------------------------------------------
 # The statistics themselves
@@ -268,7 +268,7 @@ def test_axis_scale_follows_the_grid_kind():
     import matplotlib.pyplot as plt
 
     from ecology import plots
-    from ecology.sweep import make_plan, parse_values
+    from ecology.sweep.run import make_plan, parse_values
 
     toy = table("waluigi")
     plan = make_plan(toy, {"context.length": parse_values("2:16:*2"), "sampling.temperature": parse_values("0.25:2.0:0.25")},
@@ -290,7 +290,7 @@ def test_axis_scale_follows_the_grid_kind():
 def test_user_text_with_dollars_draws(tmp_path):
     """Names and tokens such as $\\frac$ are printed, never parsed as mathtext."""
     from ecology import plots
-    from ecology.outputs import write_run
+    from ecology.io.artefacts import write_run
 
     def rename(node):  # the token U becomes $\frac$ everywhere (names cannot hold '$': see docs)
         if isinstance(node, dict):
@@ -322,8 +322,8 @@ def test_python_entry_point_returns_dataframes(tmp_path):
 
 
 def test_sweep_row_carries_censoring_safe_and_exact_figures():
-    from ecology.sweep import run_point
     from ecology.scenario import to_table
+    from ecology.sweep.run import run_point
 
     toy = table("waluigi")
     toy["run"].update(steps=80, replicates=400)

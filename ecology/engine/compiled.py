@@ -42,16 +42,16 @@ machine pays it (:func:`warm_up` measures it), later runs and a sweep's workers 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from .absorption import TIE_TOLERANCE, Periodic, PopulationAbove, WindowOnly
-from .context import SlidingWindows
-from .dynamics import GREEDY_TIE, Step
-from .interrupts import deferred
-from .observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
+from ecology.core.mixture import Step
+from ecology.core.windows import SlidingWindows
+from ecology.interrupts import deferred
+from ecology.kinds.criteria import Periodic, PopulationAbove, WindowOnly
+from ecology.kinds.observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
+from ecology.numerics import GREEDY_TIE, TIE_TOLERANCE
 
 try:
     import numba
@@ -86,10 +86,6 @@ def choose(compiled, requested: str) -> tuple[str, str | None]:
         else ("compiled", None)
 
 
-# ---------------------------------------------------------------------------------------------
-# Compiled loops, replicates innermost. Arrays are premise-padded: step_state/step_logp (S, Qmax, V+1);
-# front stacks (S, L, R), back stacks (S, Qmax, R).
-
 if numba is not None:
     from llvmlite import ir
     from numba.extending import intrinsic
@@ -115,18 +111,31 @@ else:  # pragma: no cover - only without numba, where nothing below is called
     inline = jit
     _as_float = _as_int = None
 
+
 # exp and log without a library call, so that a loop over replicates vectorises (numba's np.exp
 # and np.log are scalar libm calls, ~5 ns each here; these take ~1 ns). They are fdlibm's
 # algorithms (e_exp.c, e_log.c): within 1 ulp of the correctly rounded value, measured equal to
 # libm's in about 90% of cases (tests/test_kernel.py checks 1 ulp and every special value).
 LN2_HI, LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # ln 2 = LN2_HI + LN2_LO
+
+
 INV_LN2 = 1.44269504088896338700e00
+
+
 EXP_P = (1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05,
          -1.65339022054652515390e-06, 4.13813679705723846039e-08)
+
+
 LOG_LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01,
           1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
+
+
 EXP_CLAMP = 1100.0  # |x| beyond which exp(x) is 0 or inf: reduced there, it under- or overflows as it should
+
+
 TWO54 = 2.0**54
+
+
 MIN_NORMAL = 2.2250738585072014e-308
 
 
@@ -299,19 +308,21 @@ def _read_windows(windows, reset, pad, next_at, logp_at, step_logp, start, log_p
              log_amp, log_mu, log_p, free_energy, joint, terms, z)
 
 
-# ---------------------------------------------------------------------------------------------
-# Blocks of steps. One call runs ``B`` steps of all R replicates and keeps, per step, only what
-# the outputs need: the per-step sums and counts of ``steps.csv`` (see :class:`Block`), the
-# amplitude quantiles, and the raster replicates' windows, amplitudes, tokens and speakers.
-# Every recorded figure is a reduction over replicates at one step, so a step runs as a few
-# passes over the replicates (print, window and read, mix, record, quantiles), each compiled
-# loops over premise-, token- or label-major arrays with the replicates innermost.
-
 TINY = 1e-200  # below this a linear-space probability is recomputed in log space (no underflow)
+
+
 LOG_SPACE_BELOW = 1e-3  # temperatures (above 0) below which every replicate is mixed in log space
+
+
 CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
+
+
 WINDOW_ONLY, POPULATION, PERIODIC = 0, 1, 2  # criterion forms the kernel evaluates
+
+
 FIFO, BLOCK, MESSAGE = 0, 1, 2  # deletion rules of re-read (canonical) windows
+
+
 KERNEL_RULES = {"fifo": FIFO, "block": BLOCK, "message": MESSAGE, "none": -1}  # "none" only slides
 
 
@@ -1012,6 +1023,8 @@ class Block:
 
 
 SCALARS = ("entropy", "surprisal", "free_energy", "effective_premises", "deleted")
+
+
 BLOCK_BYTES = 2**25  # uniforms and raster rows of one block stay below about this many bytes
 
 
@@ -1196,33 +1209,3 @@ class Engine:
         if self.singletons:  # each population is one premise: its quantiles are that premise's
             quantiles = np.concatenate([quantiles, quantiles[:, :, self.sole_premise]], axis=2)
         return Block(done, (failure, replicate) if failure else None, out[0], out[1], quantiles, *out[3:], S, L)
-
-
-WARM_UP_RULES = ({}, {"deletion": "block", "block": 2}, {"deletion": "fifo", "reset": "b"})
-
-
-def warm_up() -> float:
-    """Compile (or load from the on-disk cache) every loop: a few steps of tiny models under a
-    sliding rule, a re-reading rule and a reset token, with one-byte and two-byte tokens, with
-    a periodic criterion and with drift; seconds taken."""
-    began = time.perf_counter()
-    if numba is None:
-        return 0.0
-    from .model import EcologyModel
-    from .scenario import validate
-
-    for n_tokens in (2, 300):
-        tokens = ["a", "b"] + [f"t{i}" for i in range(n_tokens - 2)]
-        for rule in WARM_UP_RULES:
-            scenario = validate({
-                "name": "warm-up", "vocabulary": {"tokens": tokens}, "context": {"length": 3, **rule},
-                "run": {"steps": 3, "replicates": 2, "drift": True},
-                "simulacra": {"x": {"start": "q", "states": {"q": {"emit": {"a": 0.5, "b": 0.5}}}}},
-                "premises": {"x": {"prior": 1.0, "cast": ["x"]}},
-                "absorption": {"only_a": {"window_only": ["a"]}, "loop": {"periodic": 2},
-                               "sure": {"population": "x", "above": 0.5}},
-            })
-            model = EcologyModel(scenario)
-            model.run_model()
-            assert model.engine == "compiled"
-    return time.perf_counter() - began

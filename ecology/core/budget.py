@@ -30,14 +30,25 @@ from __future__ import annotations
 
 import math
 
-from .lm import load_model
-from .scenario import Scenario, ScenarioError, UserError
+from ecology.errors import ScenarioError, TooManyStates
+from ecology.lm import load_model
+from ecology.scenario import Scenario
 
 MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
+
+
 MAX_PREMISES = 100_000  # premises after populations are expanded (one Mesa agent each)
+
+
 MAX_AUTOMATON_CELLS = 20_000_000  # sum over premises of states x tokens (each cell is a step of that walk)
+
+
 SAFETY = 1.5
+
+
 GIB = 2**30
+DEFAULT_MAX_STATES = 2_500_000  # the one state budget of every exact computation (run, sweep, analyze)
+DEFAULT_MAX_WORK = 2 * 10**10  # sparse multiply-adds allowed for curves and powers (about a minute)
 
 
 def premise_states(scenario: Scenario, cast: list[str], every: int | None) -> int:
@@ -132,6 +143,8 @@ def check_compile(scenario: Scenario) -> None:
 
 
 MAX_RUN_WORK = 10**12  # elementary operations (about an hour of numpy on one core): beyond, a hang
+
+
 PER_CALL = 10**4  # the overhead of one numpy call, in elementary operations
 
 
@@ -193,15 +206,11 @@ def check_model_reads(scenario: Scenario, max_states: int, max_work: int) -> Non
         raise ScenarioError("premises", f"evaluating the model premises on up to {states:,} page-states costs about "
                             f"{work:.3g} operations, over the work budget of {max_work:.3g}; raise it with --max-work, "
                             "or shorten context.length")
-# ---------------------------------------------------------------------------------------------
-# The exact analysis
-
-
-class TooManyStates(UserError):
-    """The exact chain would exceed the state budget, or the memory budget at that many states."""
 
 
 EXACT_BYTES_PER_TRANSITION = 128  # CSR entry (12 B) while enumerating, and about ten copies in the solvers
+
+
 EXACT_VECTORS_PER_STATE = 30  # float64 vectors over the states held by the solvers and the report
 
 

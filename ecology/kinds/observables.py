@@ -27,10 +27,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from .absorption import above
-from .dynamics import entropy
+from ecology.numerics import above, entropy
 
 MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
+
+
 QUANTILES = (0.1, 0.5, 0.9)
 
 

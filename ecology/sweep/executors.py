@@ -26,13 +26,21 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Iterator
 
-from .interrupts import become_worker
-from .scenario import UserError
+from ecology.errors import UserError
+from ecology.interrupts import become_worker
 
 POLL = 0.1  # seconds between looks at pending work in map()
+
+
 DASK_POLL = 0.02  # seconds between looks at a Dask future's status
+
+
 SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler
+
+
 CLOSE_GRACE = 1.0  # seconds an idle worker gets to exit before it is killed
+
+
 DASK_STOP_GRACE = 0.5  # seconds a stopping sweep gives the Dask client and local cluster to close
 
 
@@ -101,7 +109,7 @@ class Serial(Executor):
 
 def _worker(conn, parent: int) -> None:
     """A worker process: run the calls it is sent, one at a time, and send back each result."""
-    from .outputs import close_inherited_locks
+    from ecology.io.safe import close_inherited_locks
 
     become_worker(parent)
     close_inherited_locks()

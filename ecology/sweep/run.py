@@ -43,21 +43,32 @@ from typing import Any
 
 import numpy as np
 
-from .budget import check_run
-from .executors import (SCHEDULER_TIMEOUT, DaskExecutor, Executor, ProcessPool, Serial, WorkerDied,
-                        failure_text)
-from .interrupts import Interrupted, Signals
-from .outputs import (Claim, OutputError, describe, lock_sweep, new_directory, remove_leftovers,
-                      write_file_atomically)
-from .scenario import (Scenario, ScenarioError, SweepSpec, UserError, apply_overrides, parse_value, to_table,
-                       validate, validate_sweep)
-
-
-# ---------------------------------------------------------------------------------------------
-# Grids
-
+from ecology.core.budget import check_run
+from ecology.errors import OutputError, ScenarioError, UserError
+from ecology.interrupts import Interrupted, Signals
+from ecology.io.safe import Claim, describe, lock_sweep, new_directory, remove_leftovers, write_file_atomically
+from ecology.scenario import (
+    Scenario,
+    SweepSpec,
+    apply_overrides,
+    parse_value,
+    to_table,
+    validate,
+    validate_sweep,
+)
+from ecology.sweep.executors import (
+    SCHEDULER_TIMEOUT,
+    DaskExecutor,
+    Executor,
+    ProcessPool,
+    Serial,
+    WorkerDied,
+    failure_text,
+)
 
 MAX_GRID_VALUES = 10_000  # values in one grid
+
+
 MAX_POINTS = 100_000  # points in a sweep (the product of its grids)
 
 
@@ -225,10 +236,6 @@ def make_plan(table: dict, grids: dict[str, list], overrides: dict, exact: bool,
     return Plan(base["name"], base, grid, points, exact, max_states)
 
 
-# ---------------------------------------------------------------------------------------------
-# One point
-
-
 def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
     """Run one grid point; returns its row (parameters first, then figures).
 
@@ -240,8 +247,8 @@ def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
     its interval and, with ``exact``, the exact chain's ``E[T]``, P(reached by N), restricted mean
     and whether the set is closed. Per population the final mean amplitude.
     """
-    from .results import simulate
-    from .statistics import time_to_event, wilson
+    from ecology.results import simulate
+    from ecology.statistics import time_to_event, wilson
 
     scenario = validate(apply_overrides(base, {**point["params"], "run.seed": point["seed"]}))
     result = simulate(scenario)
@@ -262,9 +269,9 @@ def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
 
 def exact_figures(scenario: Scenario, max_states: int) -> dict:
     """The exact chain's columns of a row (``exact_note`` says why when it is out of reach)."""
-    from .dynamics import compile_scenario
-    from .exact import analyze
-    from .results import exact_criteria
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.report import analyze
+    from ecology.results import exact_criteria
 
     try:
         report = analyze(compile_scenario(scenario), max_states)
@@ -286,12 +293,9 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
     return row
 
 
-# ---------------------------------------------------------------------------------------------
-# Running a plan
-
-
-
 STOP_GRACE = 0.5  # seconds to collect the rows of points that finish after an interrupt
+
+
 POLL = 0.1  # seconds between the parent's looks at its workers and at the interrupt flag
 
 
@@ -460,7 +464,7 @@ def make_executor(scheduler: str | None, workers: int, signals: Signals) -> Exec
         return executor
     if workers == 1:
         return Serial()
-    from . import results  # noqa: F401  (imported before forking: workers inherit it)
+    from ecology import results  # noqa: F401  (imported before forking: workers inherit it)
 
     return ProcessPool(workers)
 
@@ -544,5 +548,3 @@ def check_scheduler(scheduler: str) -> None:
         socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
     except OSError as err:
         raise UserError(f"--scheduler {scheduler}: cannot connect ({err.strerror or err})") from None
-
-

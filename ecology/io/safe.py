@@ -23,45 +23,39 @@ Every file and directory the tool writes goes through this module, with these ru
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .scenario import UserError
+from ecology.errors import Busy, OutputError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
+
 
 PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
+
+
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+
+
 LOCK = re.compile(r"^\.(?P<name>.+)\.lock$")
+
+
 SUFFIX_ROOM = len(".") + len(".partial-") + 10  # what the temporary name adds to NAME (pid up to 10 digits)
+
+
 NAME_ROOM = 64  # room kept for the names of files written inside a new directory
 
+
 _held_locks: dict[str, int] = {}  # path of a lock file -> the descriptor holding it (this process)
-
-
-class OutputError(UserError):
-    """An output location that cannot be used or written (one line, exit status 2)."""
-
-
-class Busy(OutputError):
-    """Another process holds the lock of this output."""
 
 
 def describe(err: OSError) -> str:
     where = err.filename if err.filename is not None else ""
     return f"{where}: {err.strerror or err}" if where else str(err.strerror or err)
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks before computing
 
 
 def check_new_directory(target: Path) -> Path:
@@ -101,10 +95,6 @@ def _read_only(path: Path) -> bool:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
         return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Locks
 
 
 class Claim:
@@ -227,10 +217,6 @@ def close_inherited_locks() -> None:
     _held_locks.clear()
 
 
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
 def new_directory(path: Path) -> None:
     """``mkdir`` with the umask's permissions (``0777 & ~umask``)."""
     os.mkdir(path, 0o777)
@@ -326,10 +312,6 @@ def _remove(path: Path) -> None:
             pass
 
 
-# ---------------------------------------------------------------------------------------------
-# Leftovers
-
-
 def process_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -395,136 +377,3 @@ def clean_tree(root: Path) -> tuple[list[Path], list[Path]]:
         gone = {p.name for p in stale + busy}
         dirs[:] = [d for d in dirs if d not in gone]
     return removed, live
-
-
-# ---------------------------------------------------------------------------------------------
-# What the commands leave behind, and reading it back (``ecology plot DIR``): run and analysis
-# directories here; a sweep directory is filled point by point by :mod:`ecology.sweep` (its plan,
-# point files and results.csv, with resume and locks). The layouts are in docs/outputs.md.
-
-NETWORK_LIMIT = 64  # an analysis keeps (and draws) the transition network of chains up to this size
-
-
-class UnreadableDirectory(UserError):
-    """A directory given to ``ecology plot`` that is not a readable run, analysis or sweep."""
-
-
-@dataclass
-class RunFiles:
-    """What a run directory holds that its plots are drawn from."""
-
-    summary: dict
-    steps: "pd.DataFrame"
-    raster: np.ndarray
-    trajectories: "pd.DataFrame"
-    speakers: "pd.DataFrame"
-    tokens: list[str]
-    pad: str
-
-
-def write_run(result, target: Path, summary: dict) -> Path:
-    """A run directory (:class:`ecology.results.RunResult`): ``summary.json``, ``steps.csv``,
-    ``replicates.csv``, ``premises.csv``, the resolved ``scenario.toml``, ``raster.csv``,
-    ``trajectories.csv``, ``speakers.csv`` and the plots; written atomically."""
-    import pandas as pd
-
-    from . import plots
-    from .results import premise_table, replicate_table, resolved_toml, speaker_table, trajectory_table
-
-    def fill(d: Path) -> None:
-        (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        result.steps.to_csv(d / "steps.csv")
-        replicate_table(result).to_csv(d / "replicates.csv")
-        premise_table(result).to_csv(d / "premises.csv", index=False)
-        (d / "scenario.toml").write_text(resolved_toml(result.scenario, result.premises, result.priors))
-        raster = pd.DataFrame(result.raster, columns=[f"pos{i}" for i in range(result.raster.shape[1])])
-        raster.rename_axis("step").to_csv(d / "raster.csv")
-        trajectory_table(result).to_csv(d / "trajectories.csv", index=False)
-        speaker_table(result).to_csv(d / "speakers.csv", index=False)
-        plots.run_plots(d, summary, result.steps, result.raster, result.tokens, result.scenario.vocabulary.pad,
-                        result.raster_replicate, trajectory_table(result), speaker_table(result))
-
-    return write_atomically(target, fill)
-
-
-def read_run(directory: Path) -> RunFiles:
-    """Read back a run directory (``summary.json``, ``scenario.toml`` and the tables)."""
-    import pandas as pd
-
-    from .scenario import read_toml
-
-    try:
-        summary = json.loads((directory / "summary.json").read_bytes())
-        if "criteria" not in summary:
-            raise UnreadableDirectory(f"{directory}: written by an older version (no 'criteria' in summary.json); "
-                                      "run it again")
-        vocabulary = read_toml(directory / "scenario.toml")["vocabulary"]
-        return RunFiles(summary, pd.read_csv(directory / "steps.csv", index_col="step"),
-                        pd.read_csv(directory / "raster.csv", index_col="step").to_numpy(),
-                        pd.read_csv(directory / "trajectories.csv"),
-                        pd.read_csv(directory / "speakers.csv", keep_default_na=False),
-                        vocabulary["tokens"], vocabulary.get("pad", "N"))
-    except (ValueError, KeyError, TypeError, AttributeError, OSError, pd.errors.ParserError) as err:
-        raise UnreadableDirectory(f"{directory}: not a readable run directory ({type(err).__name__}: {err})") from None
-
-
-def draw_run(directory: Path, run: RunFiles) -> None:
-    """The plots of a run (:func:`ecology.plots.run_plots`) from what its directory holds."""
-    from . import plots
-
-    plots.run_plots(directory, run.summary, run.steps, run.raster, run.tokens, run.pad,
-                           run.summary.get("raster_replicate", 0), run.trajectories, run.speakers)
-
-
-def write_analysis(target: Path, report, chain) -> Path:
-    """An ``analyze --out`` directory: ``report.json`` (:meth:`ecology.exact.Report.to_json`),
-    ``network.npz`` (the transition matrix ``P`` and the state labels, for chains of at most
-    :data:`NETWORK_LIMIT` states) and the plots of :func:`draw_analysis`; written atomically."""
-
-    def fill(d: Path) -> None:
-        (d / "report.json").write_text(report.to_json(indent=2) + "\n")
-        network = None
-        if chain.chain.n_states <= NETWORK_LIMIT:
-            network = (chain.chain.P.toarray(), np.array(chain.labels(), dtype=str))
-            with (d / "network.npz").open("wb") as handle:
-                np.savez(handle, P=network[0], labels=network[1])
-        draw_analysis(d, report.to_dict(), network)
-
-    return write_atomically(target, fill)
-
-
-def read_analysis(directory: Path) -> tuple[dict, tuple[np.ndarray, np.ndarray] | None]:
-    """Read back an analysis directory: the report and, if kept, the network ``(P, labels)``."""
-    try:
-        report = json.loads((directory / "report.json").read_bytes())
-        for key in ("scenario", "eigenvalues_complex", "closed_classes"):
-            if key not in report:
-                raise KeyError(key)
-        network = None
-        if (directory / "network.npz").is_file():
-            with np.load(directory / "network.npz", allow_pickle=False) as data:
-                network = (data["P"], data["labels"])
-        return report, network
-    except (ValueError, KeyError, TypeError, OSError) as err:
-        raise UnreadableDirectory(f"{directory}: not a readable analysis directory ({type(err).__name__}: {err})") \
-            from None
-
-
-def draw_analysis(directory: Path, report: dict, network: tuple[np.ndarray, np.ndarray] | None) -> list[Path]:
-    """``eigenvalues.png``, ``stationary.png``, ``curves.png`` (with a horizon) and
-    ``network.png`` (small chains) of an analysis report."""
-    import scipy.sparse as sp
-
-    from . import plots
-
-    name = report["scenario"]
-    written = [directory / "eigenvalues.png", directory / "stationary.png"]
-    plots.eigenvalue_plane(report["eigenvalues_complex"], name, written[0])
-    plots.stationary_mass(report["closed_classes"], name, written[1])
-    if report.get("curves") is not None:
-        written.append(directory / "curves.png")
-        plots.exact_curves(report["curves"], name, written[-1])
-    if network is not None:
-        written.append(directory / "network.png")
-        plots.transition_network(sp.csr_matrix(network[0]), [str(x) for x in network[1]], name, written[-1])
-    return written

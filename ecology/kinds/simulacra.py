@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from .fields import Probability, References, ScenarioError, Strict, Token
-from .lm import LanguageModel, load_model
+from ecology.errors import ScenarioError
+from ecology.fields import Probability, References, Strict, Token
+from ecology.lm import LanguageModel, load_model
 
 if TYPE_CHECKING:  # the scenario format is built on the kinds below, not the other way round
-    from .scenario import PopulationSpec, Scenario, Turns
+    from ecology.scenario import PopulationSpec, Scenario, Turns
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,6 @@ def _floor(index: int, eps: float, size: int) -> np.ndarray:
 def _stay(states: int, size: int) -> np.ndarray:
     """Transitions that keep every state on every token."""
     return np.tile(np.arange(states)[:, None], (1, size))
-
-
-# ---------------------------------------------------------------------------------------------
-# Simulacrum kinds: one class each, registered under its ``kind`` name. A kind is the pydantic
-# model of its table in the scenario file; it checks its references to the vocabulary
-# (``check``), says how many automaton states it has (``n_states``, for the budgets) and compiles
-# to a :class:`Machine` (``machine``). ``parameters`` names the numbers a population may draw.
-# Adding a kind is adding one class here (and its documentation in docs/scenarios.md).
 
 
 class SimulacrumKind(Strict):

@@ -70,13 +70,29 @@ from scipy.sparse import csgraph
 from scipy.sparse import linalg as spla
 
 DENSE_LIMIT = 2500  # dense (blocked) GTH / elimination up to this many states (about 2 s at 2500)
+
+
 DENSE_EIGEN_LIMIT = 1500  # dense spectrum of a class up to this size
+
+
 BAND_WORK_LIMIT = 3e8  # banded elimination when n * bandwidth^2 is below this
+
+
 LU_LIMIT = 8_000  # sparse LU above the band limit up to this size (page-state graphs fill in fast); GMRES above
+
+
 MFPT_LIMIT = 300  # mean first passage matrix (one elimination per column: n^4 / 3 flops)
+
+
 KRYLOV_WORK = 4e9  # flops allowed to one iterative solve
+
+
 KRYLOV_LIMIT = 20_000  # unknowns of an iterative solve (LGMRES slows down sharply above on page chains)
+
+
 TRUSTED_ERROR = 1e-6  # an L1 error estimate above this is reported as unreliable
+
+
 SEED = 20251123  # start vectors of ARPACK are random, but reproducible
 
 
@@ -86,10 +102,6 @@ class ChainError(ValueError):
 
 SINGULAR = ("the system is singular: a set of states is never left, or the probabilities of leaving it "
             "multiply below the float range (about 1e-308)")
-
-
-# ---------------------------------------------------------------------------------------------
-# Subtraction-free eliminations
 
 
 BLOCK = 96  # states eliminated per block in the dense eliminations (matrix products do the rest)
@@ -319,14 +331,18 @@ def _gth_band(P: sp.csr_matrix, order: np.ndarray, width: int) -> np.ndarray:
     return pi
 
 
-# ---------------------------------------------------------------------------------------------
-# Sparse block elimination (large classes that are neither small nor banded)
-
-
 ELIMINATION_BLOCK = 256  # states censored at once by the sparse block elimination
+
+
 METASTABLE_THRESHOLD = 1e-4  # transitions below this separate the metastable blocks of the elimination order
+
+
 FILL_LIMIT = 2 * 10**7  # entries (8 bytes each) the sparse block elimination may hold at once: about 160 MB
+
+
 FRONT_LIMIT = 6 * 10**6  # entries of one block's dense working matrices
+
+
 ELIMINATION_WORK = 6 * 10**10  # flops of one sparse block elimination (about a minute on one core)
 
 
@@ -712,10 +728,6 @@ def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
     return out.reshape(rhs.shape)
 
 
-# ---------------------------------------------------------------------------------------------
-# Stationary laws with an error estimate
-
-
 @dataclass(frozen=True)
 class StationaryLaw:
     """A stationary law of one closed class, with how it was computed and an L1 error estimate.
@@ -907,10 +919,6 @@ def _left_solve(P: sp.csr_matrix, states: np.ndarray, b: np.ndarray) -> np.ndarr
     return x
 
 
-# ---------------------------------------------------------------------------------------------
-# Classes
-
-
 def _gcd_period(P: sp.csr_matrix) -> tuple[int, np.ndarray]:
     """Period of an irreducible chain and the breadth-first level of each state."""
     level = csgraph.shortest_path(P, unweighted=True, indices=0)
@@ -958,10 +966,6 @@ def _verified_eigs(block: sp.csr_matrix, count: int, rng: np.random.Generator) -
         if ncv >= n - 1 or ncv >= 1000:
             raise ChainError(f"ARPACK could not verify the top {k} eigenvalues of a class of {n} states")
         ncv = min(n - 1, 2 * ncv)
-
-
-# ---------------------------------------------------------------------------------------------
-# The chain
 
 
 class MarkovChain:

@@ -27,11 +27,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from .context import repeats
-from .fields import MAX_COUNT, Name, Probability, References, ScenarioError, Token
+from ecology.errors import ScenarioError
+from ecology.fields import MAX_COUNT, Name, Probability, References, Token
+from ecology.numerics import above
+
+
+def repeats(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
+    """Whether the page-state equals the one ``d`` steps earlier for some ``1 <= d <= period``,
+    under ``fifo`` (``extended`` holds ``memory >= period`` deleted tokens before the page-state)."""
+    width = extended.shape[1]
+    now = extended[:, memory:]
+    out = np.zeros(len(extended), dtype=bool)
+    for d in range(1, period + 1):
+        out |= np.all(now == extended[:, memory - d : width - d], axis=1)
+    return out
+
 
 if TYPE_CHECKING:  # the scenario's [absorption.NAME] table is built from the forms below
-    from .scenario import Criterion
+    from ecology.scenario import Criterion
 
 
 class CriterionForm:
@@ -116,14 +129,6 @@ class WindowOnly(CriterionForm):
             self.outside += ~self.allowed[model.token]
             self.outside -= ~self.allowed[model.left]
         return self.outside == 0
-
-
-TIE_TOLERANCE = 1e-12  # amplitudes closer than this to a threshold are ties (not above it)
-
-
-def above(amplitude: np.ndarray, threshold: float) -> np.ndarray:
-    """The tie rule of every threshold: ``amplitude > threshold + TIE_TOLERANCE``."""
-    return amplitude > threshold + TIE_TOLERANCE
 
 
 @form

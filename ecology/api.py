@@ -1,0 +1,80 @@
+"""The Python API in one call: ``run(scenario, exact=False, **overrides)`` simulates a scenario
+(and, with ``exact=True``, computes the exact chain's criterion figures beside it) and returns a
+:class:`RunOutcome` whose ``write(directory)`` leaves the run directory ``ecology run`` writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ecology.core.budget import DEFAULT_MAX_STATES
+from ecology.io import artefacts
+from ecology.model import resolve
+from ecology.results import (
+    RunResult,
+    exact_criteria,
+    fresh_directory,
+    premise_table,
+    replicate_table,
+    simulate,
+    summarize,
+)
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`ecology.run` returns: the summary and the run's tables as DataFrames.
+
+    - ``summary``: the dict written to ``summary.json``;
+    - ``steps``: one row per step (``steps.csv``); ``replicates``: one row per replicate;
+      ``premises``: one row per premise (prior, drawn parameter, final amplitude);
+    - ``criteria``: one row per criterion: reached (with interval, censored count, restricted
+      mean, median) and holding at the end, and the exact figures when asked for;
+    - ``result``: the :class:`RunResult` (arrays); :meth:`save` writes a run directory.
+    """
+
+    result: RunResult
+    summary: dict
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        return self.result.steps
+
+    @property
+    def replicates(self) -> pd.DataFrame:
+        return replicate_table(self.result)
+
+    @property
+    def premises(self) -> pd.DataFrame:
+        return premise_table(self.result)
+
+    @property
+    def criteria(self) -> pd.DataFrame:
+        rows = {}
+        for name, c in self.summary["criteria"].items():
+            row = {k: v for k, v in c.items() if not isinstance(v, (list, dict))}
+            row.update({f"exact_{k}": v for k, v in c.get("exact", {}).items() if not isinstance(v, list)})
+            rows[name] = row
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("criterion")
+
+    def save(self, out: str | Path | None = None) -> Path:
+        """Write the run directory (``out`` must not exist; default ``runs/NAME-TIMESTAMP``)."""
+        target = fresh_directory(out, self.summary["scenario"])
+        return artefacts.write_run(self.result, target, {**self.summary, "output": str(target)})
+
+
+def run(scenario, exact: bool = False, max_states: int = DEFAULT_MAX_STATES, **overrides) -> RunOutcome:
+    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`."""
+    paths = {key.replace("__", "."): value for key, value in overrides.items()}
+    for short in ("steps", "replicates", "seed"):
+        if short in paths:
+            paths[f"run.{short}"] = paths.pop(short)
+    s = resolve(scenario, paths)
+    result = simulate(s)
+    summary = summarize(result)
+    if exact:
+        for name, figures in exact_criteria(s, max_states).items():
+            summary["criteria"][name]["exact"] = figures
+    return RunOutcome(result, summary)

@@ -1,0 +1,311 @@
+"""The page-state chain of a scenario: breadth-first enumeration and what is computed on it.
+
+With a finite window the dynamic model is a finite chain over page-states (SCIENCE.md §1).
+:func:`build_chain` enumerates the page-states reachable from the initial window, breadth-first,
+with the simulator's own next-token law (:meth:`ecology.core.mixture.Mixture.read`), so chain and
+simulation share one source of truth; the result is a :class:`PageChain` (sparse ``P``, the
+page-states, their labels). On it: the criterion curves ``P_x(T_C <= t)`` for every criterion
+(:func:`criterion_curves`), the extended chain a ``periodic`` criterion needs
+(:func:`criterion_chain`), hitting probabilities within a horizon and rows of ``T^n``. Every
+computation whose size grows with a flag is estimated first and refused with one line naming
+the flag when over budget. The report is :mod:`ecology.exact.report`; the generic chain
+mathematics is :mod:`ecology.exact.markov`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from ecology.core.budget import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK, check_exact, check_model_reads
+from ecology.core.compile import Compiled
+from ecology.errors import ScenarioError, TooManyStates, TooMuchWork, UserError
+from ecology.exact.markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, gth, stationary, times_power  # noqa: F401  (re-exported: the chain's API used to live here)
+from ecology.kinds.criteria import Periodic
+
+MAX_TRANSITIONS_PER_STATE = 24  # transition budget: max_states x this (memory of the enumeration)
+
+
+def _keys(windows: np.ndarray, base: int) -> np.ndarray:
+    """Keys of window rows that are equal exactly when the windows are: int64 codes when
+    ``base^width < 2^62``, else the rows' raw bytes in an integer type wide enough for ``base``."""
+    width = windows.shape[1]
+    if width * math.log2(base) < 62:
+        powers = base ** np.arange(width - 1, -1, -1, dtype=np.int64)
+        return windows.astype(np.int64) @ powers
+    dtype = np.uint8 if base <= 2**8 else np.uint16 if base <= 2**16 else np.uint32
+    rows = np.ascontiguousarray(windows.astype(dtype))
+    return rows.view(np.dtype((np.void, width * rows.itemsize))).ravel()
+
+
+@dataclass
+class PageChain:
+    """The page-state chain of a compiled scenario."""
+
+    compiled: Compiled
+    windows: np.ndarray  # (n, memory + k) page-states (with ``memory`` deleted tokens first)
+    chain: MarkovChain
+    memory: int = 0
+    depth: int = 0  # the largest number of steps needed to reach a page-state from the initial one
+    initial: int = 0  # states are numbered in breadth-first order from the initial window
+
+    def label(self, i: int) -> str:
+        return self.compiled.label(self.windows[i, self.memory :])
+
+    def labels(self) -> list[str]:
+        return [self.label(i) for i in range(self.chain.n_states)]
+
+    @cached_property
+    def population_amplitudes(self) -> np.ndarray:
+        """(n, labels) amplitude of each population label on each page-state."""
+        mixture, windows = self.compiled.mixture, self.windows[:, self.memory :]
+        return np.concatenate([mixture.population_amplitudes(mixture.read(windows[i : i + CHUNK]).log_amplitude)
+                               for i in range(0, len(windows), CHUNK)])
+
+    def holds(self, criterion) -> np.ndarray:
+        return criterion.holds(self.windows, self.population_amplitudes)
+
+    def extended(self, max_states: int) -> PageChain:
+        """The chain whose states also carry the deleted tokens the criteria need (``periodic``)."""
+        if self.memory == self.compiled.memory:
+            return self
+        if "_extended" not in self.__dict__:
+            self.__dict__["_extended"] = build_chain(self.compiled, max_states, self.compiled.memory)
+        return self.__dict__["_extended"]
+
+
+CHUNK = 32_768  # windows per call of the mixture (bounds its temporaries)
+
+
+SUCCESSOR_CHUNK = 2**20  # successor windows generated at once while enumerating (bounds memory)
+
+
+def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.ndarray:
+    """(rows, V) sampling law on page-states reached in ``depth`` steps; impossible ones are errors."""
+    step = compiled.mixture.read(windows)
+    if step.impossible.any():
+        bad = windows[np.flatnonzero(step.impossible)[0]]
+        raise ScenarioError(
+            "", f"the page-state '{compiled.label(bad)}', reachable in {depth} steps, has probability 0 under "
+            "every premise (deletion made the premises misread it); give some premise a softmax floor",
+        )
+    return np.exp(step.log_p)
+
+
+def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory: int = 0,
+                max_work: int = DEFAULT_MAX_WORK) -> PageChain:
+    """Enumerate the page-states reachable from the initial window and their transitions.
+
+    With ``memory = m`` a state also carries the ``m`` most recently deleted tokens (needed by
+    the ``periodic`` criterion); the next-token law reads only the page-state. Before anything is
+    enumerated, the worst case the state budget admits is checked against the memory budget
+    (:func:`ecology.budget.check_exact`), and the work of model premises, which read each
+    page-state once, against ``max_work``. The transition matrix is assembled row by row in CSR
+    form (states are numbered breadth-first, so the rows of each chunk are consecutive): 12 bytes
+    per transition, with no coordinate list.
+    """
+    check_model_reads(compiled.scenario, max_states, max_work)
+    ctx = compiled.scenario.context
+    if ctx.deletion == "none":
+        raise ScenarioError(
+            "context.deletion",
+            "'none' never deletes, so every step makes a new, longer page-state and the chain is "
+            "infinite; analyze a finite window (deletion = \"fifo\", \"block\" or \"message\")",
+        )
+    if memory and not compiled.rule.sliding:
+        raise ScenarioError(
+            "absorption", "exact curves of a 'periodic' criterion need deletion = \"fifo\" without a pinned prefix "
+            "(under other rules the page-state d steps earlier is not a function of the deleted tokens)",
+        )
+    width = len(compiled.window)
+    extended = [width + compiled.memory] if compiled.memory and compiled.rule.sliding else []
+    emitted = np.zeros(compiled.n_tokens, dtype=bool)
+    for premise in compiled.mixture.premises:  # a model premise may print any token
+        emitted |= True if premise.automaton is None else np.isfinite(premise.automaton.emit_logp).any(axis=0)
+    symbols = int((emitted | np.isin(np.arange(compiled.n_tokens), compiled.window)).sum()) + 2
+    check_exact(compiled.scenario, max_states, MAX_TRANSITIONS_PER_STATE, [width] + extended, int(emitted.sum()), symbols)
+    V = compiled.n_tokens
+    base = V + 2
+    start = np.concatenate([np.full(memory, V + 1), compiled.window]).astype(np.uint8 if base <= 256 else np.int32)
+    max_transitions = max_states * MAX_TRANSITIONS_PER_STATE
+    index_type = np.int32 if max_transitions < 2**31 else np.int64  # state ids and row pointers
+
+    known_keys = _keys(start[None], base)
+    known_ids = np.array([0], dtype=index_type)
+    windows = [start[None]]
+    frontier = start[None]
+    n = 1
+    n_transitions = 0
+    row_counts, columns, probs = [], [], []  # per chunk: transitions of each row, their targets and probabilities
+    depth = 0
+    rows_per_chunk = max(1, min(CHUNK, SUCCESSOR_CHUNK // V))
+    while len(frontier):
+        fresh_windows = []
+        for lo in range(0, len(frontier), rows_per_chunk):
+            rows = frontier[lo : lo + rows_per_chunk]
+            p = next_token_law(compiled, rows[:, memory:], depth)
+            src, tok = np.nonzero(p > 0)
+            n_transitions += len(src)
+            if n_transitions > max_transitions:
+                raise TooManyStates(
+                    f"the chain has more than {max_transitions:,} transitions ({max_states:,} states x "
+                    f"{MAX_TRANSITIONS_PER_STATE}) after {n:,} page-states; raise --max-states if memory allows, "
+                    "or shorten context.length"
+                )
+            succ = compiled.rule.successor(rows[src], tok)
+            keys = _keys(succ, base)
+            row_counts.append(np.bincount(src, minlength=len(rows)).astype(index_type))
+            probs.append(p[src, tok])
+            del p, src, tok
+            unique, first = np.unique(keys, return_index=True)
+            pos = np.searchsorted(known_keys, unique)
+            seen = pos < len(known_keys)
+            seen[seen] = known_keys[pos[seen]] == unique[seen]
+            fresh = first[~seen]
+            if n + len(fresh) > max_states:
+                raise TooManyStates(
+                    f"the chain has more than {max_states:,} page-states ({n + len(fresh):,} found after {depth + 1} "
+                    "breadth-first steps); raise --max-states if memory allows, or shorten context.length"
+                )
+            fresh_windows.append(succ[fresh])
+            del succ
+            merged = np.concatenate([known_keys, unique[~seen]])
+            order = np.argsort(merged, kind="stable")
+            known_keys = merged[order]
+            known_ids = np.concatenate([known_ids, np.arange(n, n + len(fresh), dtype=index_type)])[order]
+            del merged, order
+            n += len(fresh)
+            columns.append(known_ids[np.searchsorted(known_keys, keys)])
+        frontier = np.concatenate(fresh_windows)
+        windows.append(frontier)
+        depth += 1 if len(frontier) else 0
+    del known_keys, known_ids
+
+    indptr = np.zeros(n + 1, dtype=index_type)
+    np.cumsum(np.concatenate(row_counts), out=indptr[1:])
+    P = sp.csr_matrix((_drain(probs), _drain(columns), indptr), shape=(n, n))
+    P.sum_duplicates()  # sorts each row's columns (no two tokens lead to one page-state, so nothing is summed)
+    return PageChain(compiled, np.concatenate(windows), MarkovChain(P), memory, depth)
+
+
+def _drain(parts: list[np.ndarray]) -> np.ndarray:
+    """The concatenation of (non-empty) ``parts``, emptying the list as it goes: each part is freed
+    once copied, so the resident peak is the result plus one part."""
+    out = np.empty(sum(len(a) for a in parts), dtype=parts[0].dtype)
+    at = 0
+    for i in range(len(parts)):
+        part = parts[i]
+        parts[i] = None
+        out[at : at + len(part)] = part
+        at += len(part)
+    parts.clear()
+    return out
+
+
+PER_CALL = 10**4  # a sparse product's fixed cost, in multiply-adds: a step of a small chain is not free
+
+
+def _steps_cost(steps: int, nnz: int) -> int:
+    """Multiply-adds of ``steps`` one-step propagations over ``nnz`` transitions."""
+    return steps * max(nnz, PER_CALL)
+
+
+def _work_check(what: str, steps: int, nnz: int, max_work: int, flag: str) -> None:
+    if _steps_cost(steps, nnz) > max_work:
+        raise TooMuchWork(
+            f"{what} needs {steps:,} steps over {nnz:,} transitions, about {_steps_cost(steps, nnz):.3g} operations, "
+            f"over the budget of {max_work:.3g}; lower {flag} or raise --max-work"
+        )
+
+
+def criterion_curves(compiled: Compiled, chain: PageChain, horizon: int, max_states: int,
+                     max_work: int = DEFAULT_MAX_WORK) -> dict:
+    """Exact ``holding`` (``P(X_t in H)``) and ``reached`` (``H`` entered at some ``s <= t``)
+    curves for every criterion, t = 0 .. horizon, propagating two vectors (memory O(n + horizon))."""
+    curves = {}
+    for c in compiled.criteria:
+        pc, h = criterion_chain(compiled, chain, c, max_states)
+        _work_check("the exact curves", horizon, 2 * pc.chain.P.nnz, max_work, "--horizon (or run.steps)")
+        PT = pc.chain.P.T.tocsr()
+        dist = np.zeros(pc.chain.n_states)
+        dist[pc.initial] = 1.0
+        holding = np.empty(horizon + 1)
+        holding[0] = dist[h].sum()
+        for t in range(horizon):
+            dist = PT @ dist
+            holding[t + 1] = dist[h].sum()
+        curves[c.name] = {"holding": np.clip(holding, 0.0, 1.0).tolist(),
+                          "reached": pc.chain.hitting_curve(pc.initial, h, horizon).tolist()}
+    return curves
+
+
+def criterion_chain(compiled: Compiled, chain: PageChain, criterion, max_states: int) -> tuple[PageChain, np.ndarray]:
+    """The chain a criterion is decided on (the extended one for ``periodic``) and its holding mask."""
+    pc = chain
+    if isinstance(criterion, Periodic):
+        pc = chain.extended(max_states)
+    return pc, pc.holds(criterion)
+
+
+def hit_by(mc: MarkovChain, start: int, target: np.ndarray, steps: int, max_work: int, flag: str) -> float:
+    """``P_start(target entered at some t <= steps)``: by propagation when ``steps x transitions``
+    fits the work budget, else ``1 - e_start Q^steps 1`` by squaring the dense not-yet-entered block
+    ``Q`` (small chains), else refused naming ``flag``."""
+    if target[start]:
+        return 1.0
+    if _steps_cost(steps, mc.P.nnz) <= max_work:
+        return float(mc.hitting_curve(start, target, steps)[-1])
+    n = mc.n_states
+    if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
+        Q = mc.P.toarray()
+        Q[:, target] = 0.0
+        row = np.zeros(n)
+        row[start] = 1.0
+        return float(np.clip(1.0 - times_power(row, Q, steps).sum(), 0.0, 1.0))
+    _work_check("P(hit by horizon)", steps, mc.P.nnz, max_work, flag)
+    raise AssertionError("unreachable")
+
+
+def distribution_after(mc: MarkovChain, start: int, steps: int, max_work: int) -> np.ndarray:
+    """``e_start T^steps`` by propagation, or by squaring a dense ``T`` for small chains; refused
+    over the work budget naming ``--power``."""
+    if _steps_cost(steps, mc.P.nnz) <= max_work:
+        return mc.distribution_after(start, steps)
+    n = mc.n_states
+    if n <= DENSE_LIMIT and math.log2(max(steps, 2)) * n**3 <= max_work:
+        row = np.zeros(n)
+        row[start] = 1.0
+        return times_power(row, mc.P.toarray(), steps)
+    _work_check("T^n", steps, mc.P.nnz, max_work, "--power")
+    raise AssertionError("unreachable")
+
+
+def target_mask(compiled: Compiled, pc: PageChain, spec: str, max_states: int, flag: str) -> tuple[PageChain, np.ndarray]:
+    """A target set from its description: a criterion name, ``class:I`` (closed class I), or
+    page-state labels separated by commas (``"U U U, F U U"``)."""
+    for c in compiled.criteria:
+        if c.name == spec:
+            return criterion_chain(compiled, pc, c, max_states)
+    if spec.startswith("class:"):
+        index = spec[len("class:"):]
+        classes = pc.chain.recurrent_classes
+        if not index.isdigit() or int(index) >= len(classes):
+            raise UserError(f"{flag} {spec!r}: there are {len(classes)} closed classes, numbered from 0")
+        mask = np.zeros(pc.chain.n_states, dtype=bool)
+        mask[classes[int(index)]] = True
+        return pc, mask
+    labels = np.array(pc.labels())
+    mask = np.zeros(pc.chain.n_states, dtype=bool)
+    for label in spec.split(","):
+        label = " ".join(label.split())
+        found = labels == label
+        mask |= found
+        if not found.any():
+            names = ", ".join(c.name for c in compiled.criteria) or "none"
+            raise UserError(f"{flag} {spec!r}: '{label}' is neither a criterion ({names}), 'class:I', nor a reachable "
+                            f"page-state (tokens separated by spaces, e.g. '{pc.label(pc.initial)}')")
+    return pc, mask

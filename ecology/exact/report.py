@@ -1,0 +1,276 @@
+"""Exact analysis of the page-state Markov chain of a scenario (Remarks 4–6).
+
+With a finite window the dynamic model is a finite chain over page-states (SCIENCE.md §1). The
+enumeration (:mod:`ecology.exact.chain`) enumerates the page-states reachable from the initial window, breadth-first, with the
+simulator's own next-token law (:meth:`ecology.core.mixture.Mixture.read`), so chain and simulation
+share one source of truth, and this module writes the scenario report. The mathematics of the chain (classes,
+stationary laws with error estimates, spectrum, hitting times, committors) lives in
+:mod:`ecology.exact.markov`; docs/exact.md states it.
+
+Report items, for the initial page-state ``x``:
+
+- closed classes, their periods, the probability of ending in each, their stationary laws (with
+  the per-law L1 error estimate) and the expected time to enter a closed class;
+- for each criterion with holding set ``H``: the expected hitting time ``E_x[min{t : X_t in H}]``
+  (``inf`` when ``H`` is missed with positive probability) and ``P_x(H entered by the horizon)``
+  (the horizon is ``--horizon``, else the scenario's ``run.steps``);
+- metastable classes at tolerance ``D`` (closed classes once transitions below ``D`` are
+  ignored): escape per step, expected exit time from the most likely state, and where the chain
+  goes when it leaves (the exit law);
+- optional: a hitting query ``--hit A [--before B]`` (expected hitting time of ``A`` and
+  ``P(A before B)`` from the initial state), exact criterion curves up to ``--horizon`` and the
+  row of ``T^n`` (``--power``).
+
+Every computation whose size grows with a flag is estimated first (work ``steps x transitions``
+for curves and powers) and refused with one line naming the flag when over budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ecology.core.compile import Compiled
+from ecology.errors import UserError
+from ecology.exact.chain import (
+    DEFAULT_MAX_STATES,
+    DEFAULT_MAX_WORK,
+    PER_CALL,
+    PageChain,
+    build_chain,
+    criterion_chain,
+    criterion_curves,
+    distribution_after,
+    hit_by,
+    target_mask,
+)
+from ecology.exact.markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, gth, stationary, times_power  # noqa: F401  (re-exported: the chain's API used to live here)
+
+TOP_STATES = 20
+
+
+FEW_STATES = 20
+
+
+TOP_EXITS = 5
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+PASSAGE_REPORT_LIMIT = 64  # classes up to this size get Kemeny's constant and the longest mean first passage
+
+
+def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
+    """Kemeny's constant and ``max_{i, j} E_i[time to hit j]`` of a small closed class."""
+    if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
+        return {}
+    inside = MarkovChain(mc.P[members][:, members])
+    return {"kemeny_constant": inside.kemeny_constant(),
+            "max_mean_first_passage": float(inside.mean_first_passage_times().max())}
+
+
+def _law_report(law: StationaryLaw) -> dict:
+    return {"method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": law.trusted}
+
+
+@dataclass
+class Report:
+    """The exact analysis of a scenario (module docstring), as ``ecology analyze`` prints and writes it.
+
+    ``to_dict()`` / ``to_json()`` give the JSON report, whose keys are the field names in this
+    order (docs/outputs.md); the optional parts (``hit``, ``metastable``, ``horizon``, ``curves``,
+    ``power``, and ``export``/``output`` set by the CLI) are left out when absent. Read-only item
+    access (``report["n_states"]``, ``"curves" in report``) reads the same keys."""
+
+    scenario: str
+    n_states: int
+    n_transitions: int
+    initial_state: str
+    depth: int
+    closed_classes: list[dict]
+    expected_absorption_time: float
+    initial_in_closed_class: bool
+    stationary: list[dict] | None  # the top of the stationary law when there is one closed class
+    eigenvalues: list[float]
+    eigenvalues_complex: list[list[float]]
+    criteria: dict[str, dict]
+    hit: dict | None = None
+    metastable: dict | None = None
+    horizon: int | None = None
+    curves: dict | None = None
+    power: dict | None = None
+    export: str | None = None
+    output: str | None = None
+
+    OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.name in self.OPTIONAL and getattr(self, f.name) is None)}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __contains__(self, key: str) -> bool:
+        return key in {f.name for f in fields(self)} and not (key in self.OPTIONAL and getattr(self, key) is None)
+
+    def __getitem__(self, key: str):
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+
+def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
+            horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
+            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> Report:
+    """The full :class:`Report` (see ``ecology analyze --help`` and the module docstring); a
+    question the numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    try:
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
+    except ChainError as err:
+        raise UserError(f"exact analysis: {err}") from None
+
+
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> Report:
+    pc = chain or build_chain(compiled, max_states)
+    mc = pc.chain
+    x = pc.initial
+    absorb = mc.absorption_probabilities(x)
+    classes = []
+    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, mc.stationary_laws, absorb):
+        top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
+        classes.append({
+            "size": int(len(members)),
+            "period": period,
+            "absorbing_state": pc.label(members[0]) if len(members) == 1 else None,
+            "states": [pc.label(i) for i in members] if len(members) <= FEW_STATES else None,
+            "probability": float(prob),
+            "stationary_top": [{"state": pc.label(members[i]), "mass": float(law.pi[i])} for i in top],
+            "stationary_accuracy": _law_report(law),
+            **_passage_report(mc, members),
+        })
+    eig = mc.eigenvalues(6)
+    within = horizon if horizon is not None else compiled.scenario.run.steps
+    flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
+    criteria = {}
+    for c in compiled.criteria:
+        cpc, mask = criterion_chain(compiled, pc, c, max_states)
+        criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+    report = Report(
+        scenario=compiled.scenario.name,
+        n_states=mc.n_states,
+        n_transitions=int(mc.P.nnz),
+        initial_state=pc.label(x),
+        depth=pc.depth,
+        closed_classes=classes,
+        expected_absorption_time=mc.expected_absorption_time(x),
+        initial_in_closed_class=bool(x not in set(mc.transient_states.tolist())),
+        stationary=classes[0]["stationary_top"] if len(classes) == 1 else None,
+        eigenvalues=np.abs(eig).tolist(),
+        eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
+        criteria=criteria,
+    )
+    if hit is not None:
+        hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
+        B = None
+        if before is not None:
+            bpc, B = target_mask(compiled, pc, before, max_states, "--before")
+            if bpc is not hpc:
+                hpc = pc.extended(max_states)
+                A = target_mask(compiled, hpc, hit, max_states, "--hit")[1]
+                B = target_mask(compiled, hpc, before, max_states, "--before")[1]
+            if (A & B).any():
+                raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
+        report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
+    if tolerance is not None:
+        report.metastable = metastable_report(pc, tolerance)
+    if horizon is not None:
+        report.horizon = horizon
+        report.curves = criterion_curves(compiled, pc, horizon, max_states, max_work)
+    if power is not None:
+        row = distribution_after(mc, x, power, max_work)
+        top = np.argsort(-row, kind="stable")[:TOP_STATES]
+        report.power = {
+            "n": power,
+            "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
+        }
+    return report
+
+
+def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, max_work: int, flag: str) -> dict:
+    """From the initial state: ``E[time to enter A]`` (None when A may be missed), ``P(ever enter
+    A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
+    mc, x = pc.chain, pc.initial
+    out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
+    key = "probability" if B is None else "probability_before"
+    out[key] = None
+    try:
+        out[key] = float(mc.hitting_probabilities(A)[x] if B is None else mc.committor(A, B)[x])
+    except ChainError as err:  # what was computed stays; the curve below is exact anyway
+        out["note"] = str(err)
+    if out["note"] is None:
+        time = expected_entrance_time(mc, x, A, max_work)
+        out["expected_hitting_time"], out["note"] = time["value"], time["note"]
+        if time["bounds"] is not None:
+            out["expected_hitting_time_bounds"] = time["bounds"]
+    out["within"] = within
+    out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
+    return out
+
+
+def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
+    """``E_x[time to enter A]``: ``value`` (None: infinite, A may be missed, or not computed),
+    ``bounds`` (``[lo, hi]`` when it comes from the survival series) and ``note`` (why it was not
+    computed, else None). The subtraction-free solvers first; when the system is out of their
+    reach, the survival series with its two-sided tail bounds (the value is their midpoint)."""
+    try:
+        return {"value": _finite(mc.expected_hitting_times(A)[x]), "bounds": None, "note": None}
+    except ChainError as err:
+        series = _hitting_time_by_series(mc, x, A, max_work)
+        if series is None:
+            return {"value": None, "bounds": None, "note": str(err)}
+        if math.isinf(series[0]):  # A may be missed: infinite, as the solvers say it
+            return {"value": None, "bounds": None, "note": None}
+        return {"value": (series[0] + series[1]) / 2, "bounds": series, "note": None}
+
+
+def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
+    """``[lo, hi]`` bounds on ``E_x[time to enter A]`` by the survival series with Collatz–Wielandt
+    tail bounds (:meth:`ecology.markov.MarkovChain.expected_hitting_time_by_series`) within the
+    work budget, when the linear solvers are out of reach; None when the bounds do not close to
+    1e-10 relative within the budget (``[inf, inf]`` when A may be missed)."""
+    bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))
+    return None if bounds is None else [float(bounds[0]), float(bounds[1])]
+
+
+def metastable_report(pc: PageChain, tolerance: float) -> dict:
+    """Metastable classes at ``tolerance`` with exit times and exit laws (labelled)."""
+    meta = pc.chain.metastable(tolerance)
+    home = np.full(pc.chain.n_states, -1)
+    for i, m in enumerate(meta):
+        home[m["states"]] = i
+    classes = []
+    for m in meta:
+        exits = sorted(m["exit_law"].items(), key=lambda kv: -kv[1])
+        into = {}
+        for state, p in m["exit_law"].items():
+            into[int(home[state])] = into.get(int(home[state]), 0.0) + p
+        classes.append({
+            "size": int(len(m["states"])),
+            "states": [pc.label(i) for i in m["states"]] if len(m["states"]) <= FEW_STATES else None,
+            "max_escape": m["max_escape"],
+            "likely_state": pc.label(m["likely_state"]),
+            "exit_time": _finite(m["exit_time"]),
+            "exits_to": [{"state": pc.label(s), "probability": p, "metastable_class": int(home[s])}
+                         for s, p in exits[:TOP_EXITS]],
+            "exit_class_probabilities": {str(k): v for k, v in sorted(into.items())},
+        })
+    return {"tolerance": tolerance, "classes": classes}
