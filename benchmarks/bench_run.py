@@ -41,7 +41,7 @@ def rate(path, engine, replicates, steps, **overrides):
                                      "run.engine": engine}))
     began = time.perf_counter()
     model.run_model()
-    assert model.engine == engine
+    assert model.engine.name == engine
     return replicates * steps / (time.perf_counter() - began)
 
 
@@ -52,7 +52,7 @@ def engine_share(path, replicates, steps, **overrides) -> tuple[float, float]:
     sums, the DataCollector, the raster lists."""
     model = EcologyModel(load(path, {**overrides, "run.replicates": replicates, "run.steps": steps}))
     spent = 0.0
-    run = model.kernel.run
+    run = model.engine.run
 
     def timed(*args):
         nonlocal spent
@@ -61,7 +61,7 @@ def engine_share(path, replicates, steps, **overrides) -> tuple[float, float]:
         spent += time.perf_counter() - began
         return out
 
-    model.kernel.run = timed
+    model.engine.run = timed
     began = time.perf_counter()
     model.run_model()
     return spent / (time.perf_counter() - began), replicates * steps / spent

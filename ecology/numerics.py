@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:
+    import numba
+except ImportError:  # numba is a core dependency; without it every run falls back to numpy
+    numba = None
+
 GREEDY_TIE = 1e-12  # log-probabilities within this of the maximum count as ties at T = 0
 
 
@@ -67,3 +72,253 @@ TIE_TOLERANCE = 1e-12  # amplitudes closer than this to a threshold are ties (no
 def above(amplitude: np.ndarray, threshold: float) -> np.ndarray:
     """The tie rule of every threshold: ``amplitude > threshold + TIE_TOLERANCE``."""
     return amplitude > threshold + TIE_TOLERANCE
+
+
+def most_responsible(responsibility: np.ndarray) -> np.ndarray:
+    """Per row, the first column within ``TIE_TOLERANCE`` of the row's largest value: exact ties
+    (a population of two coins biased 0.7 and 0.3 and a fair coin are equally responsible for
+    heads) go to the first, whatever the rounding of the sums that compare them."""
+    return np.argmax(responsibility >= responsibility.max(axis=1, keepdims=True) - TIE_TOLERANCE, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled twins (numba), each beside or after its numpy reference
+
+if numba is not None:
+    from llvmlite import ir
+    from numba.extending import intrinsic
+
+    jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+    inline = numba.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+
+    @intrinsic
+    def _as_float(typingctx, bits):
+        """The float64 whose IEEE 754 bits are the int64 ``bits``."""
+        return numba.types.float64(numba.types.int64), lambda ctx, builder, sig, args: builder.bitcast(
+            args[0], ir.DoubleType())
+
+    @intrinsic
+    def _as_int(typingctx, x):
+        """The IEEE 754 bits of the float64 ``x``, as an int64."""
+        return numba.types.int64(numba.types.float64), lambda ctx, builder, sig, args: builder.bitcast(
+            args[0], ir.IntType(64))
+else:  # pragma: no cover - only without numba, where nothing below is called
+    def jit(f):
+        return f
+
+    inline = jit
+    _as_float = _as_int = None
+
+
+# exp and log without a library call, so that a loop over replicates vectorises (numba's np.exp
+# and np.log are scalar libm calls, ~5 ns each here; these take ~1 ns). They are fdlibm's
+# algorithms (e_exp.c, e_log.c): within 1 ulp of the correctly rounded value, measured equal to
+# libm's in about 90% of cases (tests/test_kernel.py checks 1 ulp and every special value).
+LN2_HI, LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # ln 2 = LN2_HI + LN2_LO
+
+
+INV_LN2 = 1.44269504088896338700e00
+EXP_P = (1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05,
+         -1.65339022054652515390e-06, 4.13813679705723846039e-08)
+LOG_LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01, 2.222219843214978396e-01,
+          1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01)
+EXP_CLAMP = 1100.0  # |x| beyond which exp(x) is 0 or inf: reduced there, it under- or overflows as it should
+
+
+TWO54 = 2.0**54
+MIN_NORMAL = 2.2250738585072014e-308
+
+
+@inline
+def exp_jit(x):
+    """``exp x`` (NaN, +-inf and subnormal results included), branch-free: ``x = k ln 2 + r`` with
+    ``|r| <= ln 2 / 2`` (``ln 2`` split in two so ``k ln 2`` is exact), ``exp r = 1 + r + r c / (2 - c)``
+    with ``c = r - r^2 P(r^2)`` (fdlibm's rational approximation), times ``2^k`` built from its
+    bits in two halves (so ``2^k`` below the normal range still rounds once, at the product)."""
+    v = min(max(x, -EXP_CLAMP), EXP_CLAMP)
+    k = np.floor(v * INV_LN2 + 0.5)
+    k = k if k == k else 0.0  # NaN: any k; the result is x below
+    hi = v - k * LN2_HI
+    lo = k * LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (EXP_P[0] + t * (EXP_P[1] + t * (EXP_P[2] + t * (EXP_P[3] + t * EXP_P[4]))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    n = np.int64(k)
+    half = n >> 1
+    y = y * _as_float((half + 1023) << 52) * _as_float((n - half + 1023) << 52)
+    return y if x == x else x
+
+
+@inline
+def log_jit(x):
+    """``log x`` for every float64 (0 gives -inf, a negative number NaN, subnormals scaled by
+    ``2^54`` first), branch-free: ``x = 2^k (1 + f)`` with ``sqrt(2)/2 <= 1 + f < sqrt(2)``, then
+    ``log(1 + f) = f - (f^2 / 2 - s (f^2 / 2 + R(s^2)))`` with ``s = f / (2 + f)`` (fdlibm's
+    polynomial ``R``), plus ``k ln 2`` in two parts."""
+    tiny = x < MIN_NORMAL
+    v = x * TWO54 if tiny else x
+    bits = _as_int(v)
+    high = bits >> 32
+    k = (high >> 20) - (1023 + 54 if tiny else 1023)
+    high &= 0x000FFFFF
+    i = (high + 0x95F64) & 0x100000  # the mantissa above sqrt(2): halve it
+    m = _as_float(((high | (i ^ 0x3FF00000)) << 32) | (bits & 0xFFFFFFFF))
+    k += i >> 20
+    f = m - 1.0
+    s = f / (2.0 + f)
+    dk = np.float64(k)
+    z = s * s
+    w = z * z
+    big = w * (LOG_LG[1] + w * (LOG_LG[3] + w * LOG_LG[5])) + z * (
+        LOG_LG[0] + w * (LOG_LG[2] + w * (LOG_LG[4] + w * LOG_LG[6])))
+    half_f2 = 0.5 * f * f
+    y = dk * LN2_HI - ((half_f2 - (s * (half_f2 + big) + dk * LN2_LO)) - f)
+    if x > 0.0 and x < np.inf:
+        return y
+    return -np.inf if x == 0.0 else (x if x > 0.0 else np.nan)
+
+
+@inline
+def logsumexp_jit(x):
+    """``log sum exp x`` as :func:`ecology.dynamics.logsumexp` (max, shift, sum in order)."""
+    top = x[0]
+    for i in range(1, len(x)):
+        if x[i] > top or np.isnan(x[i]):
+            top = x[i]
+    safe = top if np.isfinite(top) else 0.0
+    total = 0.0
+    for i in range(len(x)):
+        total += np.exp(x[i] - safe)
+    return np.log(total) + safe
+
+
+@inline
+def tempered_jit(r, temperature, greedy_tie, log_mu, log_p, z):
+    """``log p_T`` of row ``r`` from ``log mu``, as :func:`ecology.dynamics.tempered`: shift by the
+    maximum, divide by ``T``, normalise (greedy, ties to the first token within ``greedy_tie``,
+    at ``T = 0``)."""
+    n_tokens = log_mu.shape[1]
+    top = log_mu[r, 0]
+    for t in range(1, n_tokens):
+        if log_mu[r, t] > top or np.isnan(log_mu[r, t]):
+            top = log_mu[r, t]
+    if temperature == 0.0:
+        best = 0
+        for t in range(n_tokens):
+            if log_mu[r, t] >= top - greedy_tie:
+                best = t
+                break
+        for t in range(n_tokens):
+            log_p[r, t] = 0.0 if t == best else -np.inf
+        return
+    shift = top if np.isfinite(top) else 0.0
+    for t in range(n_tokens):
+        z[t] = 0.0 if log_mu[r, t] == top else (log_mu[r, t] - shift) / temperature
+    norm = logsumexp_jit(z)
+    for t in range(n_tokens):
+        log_p[r, t] = z[t] - norm
+
+
+@inline
+def most_responsible_jit(values):
+    """The first index within ``TIE_TOLERANCE`` of the largest value (as
+    :func:`ecology.model.most_responsible`)."""
+    top = values[0]
+    for i in range(1, len(values)):
+        if values[i] > top:
+            top = values[i]
+    for i in range(len(values)):
+        if values[i] >= top - TIE_TOLERANCE:
+            return i
+    return 0
+
+
+@jit
+def select_jit(a, lo, hi, k):
+    """The ``k``-th smallest of ``a[lo:hi]`` moved to ``a[k]``, smaller ones before it and larger
+    ones after (``lo <= k < hi``). Quickselect with a median-of-three pivot and a three-way
+    partition in two branch-free Lomuto passes (values below the pivot, then values equal to it:
+    ties, frequent among amplitudes, end a round at once); a sort if it ever stalls."""
+    rounds = 0
+    while hi - lo > 1:
+        rounds += 1
+        if rounds > 64:
+            a[lo:hi] = np.sort(a[lo:hi])
+            return
+        mid = (lo + hi - 1) >> 1
+        x, y, z = a[lo], a[mid], a[hi - 1]
+        pivot = max(min(x, y), min(max(x, y), z))  # the median of the three
+        below = lo
+        for i in range(lo, hi):  # swap always, advance when smaller
+            v = a[i]
+            a[i] = a[below]
+            a[below] = v
+            below += v < pivot
+        equal = below
+        for i in range(below, hi):
+            v = a[i]
+            a[i] = a[equal]
+            a[equal] = v
+            equal += v == pivot
+        if k < below:
+            hi = below
+        elif k >= equal:
+            lo = equal
+        else:
+            return
+
+
+@jit
+def quantiles_jit(b, cols, offset, probabilities, scratch, quantiles):
+    """``np.quantile(cols[c], probabilities)`` of each row of ``cols`` (method "linear", increasing
+    probabilities) into row ``b``, columns from ``offset``: with ``v = (n - 1) q``, ``i = floor(v)`` and
+    ``g = v - i``, the value ``x_(i) + (x_(i+1) - x_(i)) g`` (``x_(i+1) - (x_(i+1) - x_(i)) (1 - g)``
+    for ``g >= 1/2``, as numpy's ``_lerp``). The order statistics ``x_(i)`` are placed on a copy
+    by a multiple quickselect (the middle rank first, then each side's ranks within that side:
+    about ``2 n`` comparisons plus ``n`` per halving, against ``2 n`` per quantile one after the
+    other); ``x_(i+1)`` is then the smallest value between rank ``i`` and the next placed rank."""
+    n = cols.shape[1]
+    n_ranks = len(probabilities)
+    ranks = np.empty(n_ranks, dtype=np.int64)
+    stack = np.empty((n_ranks + 2, 4), dtype=np.int64)  # depth-first: never more than n_ranks + 1 pending
+    for j in range(n_ranks):
+        virtual = (n - 1) * probabilities[j]
+        ranks[j] = n - 1 if virtual >= n - 1 else (0 if virtual < 0 else int(np.floor(virtual)))
+    for c in range(cols.shape[0]):
+        for i in range(n):
+            scratch[i] = cols[c, i]
+        stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3] = 0, n, 0, n_ranks  # a[lo:hi], ranks[first:last]
+        depth = 1
+        while depth:
+            depth -= 1
+            lo, hi, first, last = stack[depth, 0], stack[depth, 1], stack[depth, 2], stack[depth, 3]
+            if first >= last:
+                continue
+            middle = (first + last) >> 1
+            k = ranks[middle]
+            if lo <= k < hi:  # else a duplicate of a rank already placed
+                select_jit(scratch, lo, hi, k)
+            stack[depth, 1], stack[depth, 3] = k, middle  # left: a[lo:k], ranks[first:middle]
+            stack[depth + 1, 0], stack[depth + 1, 1] = k + 1, hi  # right: a[k + 1:hi], ranks[middle + 1:last]
+            stack[depth + 1, 2], stack[depth + 1, 3] = middle + 1, last
+            depth += 2
+        for j in range(n_ranks):
+            virtual = (n - 1) * probabilities[j]
+            i = ranks[j]
+            below = scratch[i]
+            if virtual >= n - 1 or virtual < 0:
+                quantiles[b, j, offset + c] = below
+                continue
+            bound = n - 1  # x_(i+1): the smallest of scratch[i+1 : next placed rank + 1]
+            for m in range(j + 1, n_ranks):
+                if ranks[m] > i:
+                    bound = ranks[m]
+                    break
+            above = scratch[i + 1]
+            for m in range(i + 2, bound + 1):
+                if scratch[m] < above:
+                    above = scratch[m]
+            gamma = virtual - i
+            diff = above - below
+            quantiles[b, j, offset + c] = above - diff * (1.0 - gamma) if gamma >= 0.5 else below + diff * gamma

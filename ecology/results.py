@@ -102,7 +102,7 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
         raster[:, chosen], chosen, np.stack(model.trajectories),
         np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
         np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
-        model.engine, model.engine_note,
+        model.engine.name, model.engine_note,
     )
 
 

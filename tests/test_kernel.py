@@ -19,9 +19,14 @@ import json
 import numpy as np
 import pytest
 
+from ecology import numerics
 from ecology.cli import build_parser, main, run_overrides
 from ecology.core.compile import compile_scenario
+from ecology.engine import base as engine_base
+from ecology.engine import choose_engine
 from ecology.engine import compiled as kernel
+from ecology.engine.compiled import CompiledEngine
+from ecology.engine.reference import ReferenceEngine
 from ecology.model import EcologyModel, warm_up
 from ecology.scenario import ENGINES, validate
 
@@ -35,7 +40,7 @@ def build(data: dict, engine: str) -> EcologyModel:
     data = copy.deepcopy(data)
     data.setdefault("run", {})["engine"] = engine
     model = EcologyModel(validate(data))
-    assert model.engine == engine, model.engine_note
+    assert model.engine.name == engine, model.engine_note
     return model
 
 
@@ -111,7 +116,7 @@ def test_shipped_model_scenarios_run_on_numpy_and_say_why(name):
     """Scenarios with a trained model's premise run on the numpy engine when the compiled one is
     asked for, with the reason."""
     model = EcologyModel(SCENARIOS / f"{name}.toml", steps=3, replicates=4, **{"run.engine": "compiled"})
-    assert model.engine == "numpy" and "is a trained model" in model.engine_note
+    assert model.engine.name == "numpy" and "is a trained model" in model.engine_note
 
 
 RULES = {
@@ -195,7 +200,7 @@ def test_quantiles_are_numpys(values):
     cases = [np.array(values, dtype=float), rng.random(1001), rng.choice([0.0, 0.25, 1.0], 4000)]
     for x in cases:
         got = np.empty((1, 3, 1))
-        kernel._quantiles_pass(0, x[None, :].copy(), 0, np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got)
+        numerics.quantiles_jit(0, x[None, :].copy(), 0, np.array([0.1, 0.5, 0.9]), np.empty(len(x)), got)
         assert np.array_equal(got[0, :, 0], np.quantile(x, [0.1, 0.5, 0.9])), x
 
 
@@ -207,7 +212,7 @@ def test_probabilities_below_the_linear_range_same_under_both_engines():
     data["context"]["length"] = 40
     data.setdefault("sampling", {})["temperature"] = 300.0
     compiled = assert_same_run(data)
-    assert np.min(compiled.kernel.mu) < 1e-200  # the log-space branch was taken
+    assert np.min(compiled.engine.st.mu) < 1e-200  # the log-space branch was taken
 
 
 def test_summary_says_which_engine_ran(tmp_path, capsys):
@@ -241,11 +246,11 @@ def test_model_premises_fall_back_to_numpy():
     import dataclasses
 
     compiled = compile_scenario(validate(table("waluigi")))
-    assert kernel.choose(compiled, "compiled") == ("compiled", None)
-    assert kernel.choose(compiled, "numpy") == ("numpy", None)
+    assert choose_engine(compiled, "compiled") == (CompiledEngine, None)
+    assert choose_engine(compiled, "numpy") == (ReferenceEngine, None)
     compiled.premises[1] = dataclasses.replace(compiled.premises[1], automaton=None)
-    engine, note = kernel.choose(compiled, "compiled")
-    assert engine == "numpy" and "premise 'waluigi'" in note
+    engine, note = choose_engine(compiled, "compiled")
+    assert engine.name == "numpy" and "premise 'waluigi'" in note
 
 
 def test_warm_up_compiles_or_loads_every_loop():
@@ -258,18 +263,29 @@ def test_extensions_without_a_compiled_form_fall_back_to_numpy(monkeypatch):
     from ecology.kinds import observables
 
     compiled = compile_scenario(validate(table("waluigi")))
-    assert kernel.unsupported(compiled) is None
+    assert CompiledEngine.unsupported(compiled) is None
     monkeypatch.setattr(compiled.rule, "name", "lifo")
-    assert "deletion rule 'lifo'" in kernel.unsupported(compiled)
-    monkeypatch.setattr(compiled.rule, "name", "fifo")
+    monkeypatch.setattr(compiled.rule, "compiled_form", lambda: None)
+    assert "deletion rule 'lifo'" in CompiledEngine.unsupported(compiled)
+    monkeypatch.undo()
+
+    criterion = compiled.criteria[0]
+    monkeypatch.setattr(criterion, "compiled_form", lambda: None)
+    assert f"criterion '{criterion.name}'" in CompiledEngine.unsupported(compiled)
+    monkeypatch.undo()
 
     class Odd(observables.Observable):
-        def record(self, model, row):
-            row["odd"] = 1.0
+        def measure(self, engine):
+            return {"odd": 1.0}
 
     monkeypatch.setattr(observables, "OBSERVABLES", [*observables.OBSERVABLES, Odd()])
     monkeypatch.setattr(kernel, "OBSERVABLES", observables.OBSERVABLES)
-    assert "observable Odd has no compiled form" in kernel.unsupported(compiled)
+    monkeypatch.setattr(engine_base, "OBSERVABLES", observables.OBSERVABLES)
+    assert "observable Odd has no compiled form" in CompiledEngine.unsupported(compiled)
+    model = EcologyModel(validate(short(table("waluigi"), steps=3, replicates=4)))
+    assert model.engine.name == "numpy" and "observable Odd" in model.engine_note
+    model.run_model()
+    assert list(model.datacollector.get_model_vars_dataframe()["odd"]) == [1.0] * 4
 
 
 def ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -281,7 +297,7 @@ def ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["exp", "log"])
 def test_the_kernels_exp_and_log_are_within_one_ulp(name):
-    """``kernel._exp`` and ``kernel._log`` (branch-free, so that loops over replicates vectorise)
+    """``numerics.exp_jit`` and ``numerics.log_jit`` (branch-free, so that loops over replicates vectorise)
     against numpy's in extended precision rounded to double (``np.longdouble``: 64-bit mantissas,
     so the reference is correctly rounded but for double rounding, 2^-11 ulp) on a
     million random arguments spread over their whole range and on the hard cases (NaN, infinities,
@@ -289,7 +305,7 @@ def test_the_kernels_exp_and_log_are_within_one_ulp(name):
     apart (so NaN, infinities and zeros exactly as the reference)."""
     import numba
 
-    function = getattr(kernel, f"_{name}")
+    function = getattr(numerics, f"{name}_jit")
 
     @numba.njit
     def apply(x, out):

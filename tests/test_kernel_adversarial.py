@@ -4,7 +4,7 @@ The guarantee checked (docs/engine.md): for the same scenario and seed, ``compil
 ``numpy`` give identical tokens, rasters, speakers, first hitting times, holding, windows and
 premise automaton states, and every column of ``steps.csv``, trajectories, amplitudes, credit and
 likelihoods equal to 1e-12 (relative and absolute); the compiled engine run in blocks
-(``run_model``), in blocks of any size (``kernel.BLOCK_BYTES``) or by any mixture of ``advance(n)``
+(``run_model``), in blocks of any size (``ecology.engine.base.BLOCK_BYTES``) or by any mixture of ``advance(n)``
 and ``step()`` gives bit-for-bit the same table and arrays as step by step.
 
 The scenarios are random (:func:`random_scenario`: 1-5 premises of 1-3-state automata with turns,
@@ -17,7 +17,7 @@ kernel's quantiles against ``np.quantile`` on adversarial arrays.
 
 Found by this review: near-tied next-token probabilities at ``T <= 1e-12`` (the tempered law
 amplifies the last-bit difference between a linear-space and a log-space mixture by ``1 / T``);
-fixed by mixing every replicate in log space below ``kernel.LOG_SPACE_BELOW``. The test marked
+fixed by mixing every replicate in log space below ``ecology.engine.compiled.LOG_SPACE_BELOW``. The test marked
 ``xfail(strict=True)`` is a limitation: an amplitude exactly on ``threshold + TIE_TOLERANCE``
 (a prior set within an ulp of it) is rounded to either side by the two engines.
 """
@@ -27,6 +27,8 @@ import copy
 import numpy as np
 import pytest
 
+from ecology.engine import base as engine_base
+from ecology import numerics
 from ecology.engine import compiled as kernel
 from ecology.errors import ImpossibleWindow
 from ecology.model import EcologyModel
@@ -205,9 +207,9 @@ def test_tiny_blocks_equal_one_block(monkeypatch, steps_per_block, rule):
     data = random_scenario(np.random.default_rng(steps_per_block), rule=RULES[rule], replicates=40, steps=17)
     one_block = simulate(data, "compiled", "blocks")
     k, rows = data["context"]["length"], 32
-    monkeypatch.setattr(kernel, "BLOCK_BYTES", steps_per_block * (8 * 40 + 8 * rows * (k + 4)))
+    monkeypatch.setattr(engine_base, "BLOCK_BYTES", steps_per_block * (8 * 40 + 8 * rows * (k + 4)))
     model = simulate(data, "compiled", "blocks")
-    assert model.kernel.block_size(100) == steps_per_block
+    assert model.engine.block_size(100) == steps_per_block
     assert_same(one_block, model, tolerance=0)
     assert_same(one_block, simulate(data, "compiled", MIXED), tolerance=0)
 
@@ -268,7 +270,7 @@ def test_impossible_window_same_message_in_steps_and_blocks(monkeypatch, scenari
         assert replicate >= 32, expected  # step 5, replicate 39
     for schedule in (None, "blocks", [2, "s", 100]):
         assert failure(data, "compiled", schedule) == expected
-    monkeypatch.setattr(kernel, "BLOCK_BYTES", 1)  # blocks of one step
+    monkeypatch.setattr(engine_base, "BLOCK_BYTES", 1)  # blocks of one step
     assert failure(data, "compiled", "blocks") == expected
 
 
@@ -331,7 +333,7 @@ def test_quantiles_are_numpys_on_adversarial_arrays(probabilities):
     probabilities = np.array(probabilities)
     for values in quantile_cases():
         got = np.empty((1, len(probabilities), 1))
-        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(len(values)), got)
+        numerics.quantiles_jit(0, values[None, :].copy(), 0, probabilities, np.empty(len(values)), got)
         assert np.array_equal(got[0, :, 0], np.quantile(values, probabilities)), values[:8]
 
 
@@ -363,7 +365,7 @@ def test_near_ties_agree_at_moderate_temperatures():
 def test_near_ties_at_temperature_1e_300():
     """Found by this review: the tempered law magnifies a last-bit difference of log mu by 1 / T
     (here log mu(b) -1.2909841813155656 vs -1.2909841813155658 gave p_T = (0, 1/2, 0, 1/2) vs
-    (0, 0, 0, 1)); below kernel.LOG_SPACE_BELOW every replicate is mixed in log space."""
+    (0, 0, 0, 1)); below ecology.engine.compiled.LOG_SPACE_BELOW every replicate is mixed in log space."""
     assert_engines_agree(near_ties(1e-300, 5), ())
 
 

@@ -14,7 +14,7 @@ What these add to tests/test_kernel.py and tests/test_kernel_adversarial.py:
 - premises of 1 and of 22 states side by side (the ``Qmax`` padding of the front and back
   stacks) under fifo, none and a reset token, with rebuilds of the front stacks;
 - the multiple quickselect on 1-12 values with up to 20 probabilities (duplicates, 0, 1);
-- ``kernel._exp`` and ``kernel._log`` on every float within a few thousand ulps of the ends of
+- ``numerics.exp_jit`` and ``numerics.log_jit`` on every float within a few thousand ulps of the ends of
   their ranges (exp's underflow to 0 and to subnormals, its overflow; log's subnormals and the
   sqrt(2) split): equal to the correctly rounded value at the under- and overflow thresholds and
   within 1 ulp elsewhere.
@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 
 import ecology.model as model_module
+from ecology.engine import base as engine_base
+from ecology import numerics
 from ecology.engine import compiled as kernel
 from ecology.errors import ScenarioError
 
@@ -95,7 +97,7 @@ def test_nan_and_impossible_windows_reported_like_numpy(monkeypatch, seed, tempe
         got = outcome(data, "compiled", schedule)
         assert got[:4] == (name, message, step, rows)
         assert np.array_equal(got[4], tokens)
-    monkeypatch.setattr(kernel, "BLOCK_BYTES", 1)  # blocks of one step
+    monkeypatch.setattr(engine_base, "BLOCK_BYTES", 1)  # blocks of one step
     assert outcome(data, "compiled", "blocks")[:4] == (name, message, step, rows)
 
 
@@ -181,7 +183,7 @@ def uneven_premises(rule: dict, seed: int) -> dict:
 def test_premises_of_one_and_of_twenty_odd_states(rule):
     data = uneven_premises(rule, 4)
     model = assert_engines_agree(data, ("blocks", [2, "s", 5, 1]))
-    assert model.kernel.step_state.shape[1] >= 20 and min(model.kernel.n_states) == 1
+    assert model.engine.laws.step_state.shape[1] >= 20 and min(model.engine.laws.n_states) == 1
 
 
 # --- quantiles on a few values and many probabilities -----------------------------------------
@@ -200,7 +202,7 @@ def test_quantiles_of_one_to_twelve_values_and_many_probabilities():
         m = int(rng.integers(1, 21))
         probabilities = np.sort(np.where(rng.random(m) < 0.5, rng.choice(grid, m), rng.random(m)))
         got = np.empty((1, m, 1))
-        kernel._quantiles_pass(0, values[None, :].copy(), 0, probabilities, np.empty(n), got)
+        numerics.quantiles_jit(0, values[None, :].copy(), 0, probabilities, np.empty(n), got)
         assert np.array_equal(got[0, :, 0], np.quantile(values, probabilities)), (values, probabilities)
 
 
@@ -215,7 +217,7 @@ def neighbours(centre: float, count: int) -> np.ndarray:
 def apply(name: str, x: np.ndarray) -> np.ndarray:
     import numba
 
-    function = getattr(kernel, f"_{name}")
+    function = getattr(numerics, f"{name}_jit")
 
     @numba.njit
     def run(x, out):

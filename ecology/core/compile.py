@@ -13,7 +13,7 @@ from ecology.core.mixture import Mixture
 from ecology.errors import ScenarioError
 from ecology.kinds.criteria import build_criteria
 from ecology.kinds.deletion import DeletionRule, deletion_rule
-from ecology.kinds.simulacra import Premise, build_premises
+from ecology.kinds.simulacra import CompiledPremise, build_premises
 from ecology.scenario import Scenario
 
 
@@ -23,7 +23,7 @@ class Compiled:
 
     scenario: Scenario
     tokens: list[str]
-    premises: list[Premise]
+    premises: list[CompiledPremise]
     mixture: Mixture
     criteria: list
     memory: int  # deleted tokens that the criteria need to see (``periodic``)

@@ -25,8 +25,8 @@ import numpy as np
 
 from ecology.core.windows import after_reset
 from ecology.kinds.deletion import DeletionRule
-from ecology.kinds.simulacra import Premise
-from ecology.numerics import logsumexp, tempered
+from ecology.kinds.simulacra import CompiledPremise
+from ecology.numerics import inline, logsumexp, logsumexp_jit, tempered, tempered_jit
 
 
 class PremiseLaws:
@@ -37,7 +37,7 @@ class PremiseLaws:
     array its model computed (``model_laws[s]``).
     """
 
-    def __init__(self, premises: list[Premise], states: np.ndarray, model_laws: dict[int, np.ndarray]):
+    def __init__(self, premises: list[CompiledPremise], states: np.ndarray, model_laws: dict[int, np.ndarray]):
         self.premises = premises
         self.states = states  # (S, R) final automaton states (ignored for model premises)
         self.model_laws = model_laws
@@ -68,7 +68,7 @@ class Step:
 class Mixture:
     """Priors, emission tables and temperature of a scenario's premises."""
 
-    def __init__(self, premises: list[Premise], n_tokens: int, temperature: float, reset: int | None = None):
+    def __init__(self, premises: list[CompiledPremise], n_tokens: int, temperature: float, reset: int | None = None):
         self.premises = premises
         self.n_tokens = n_tokens
         self.temperature = temperature
@@ -152,3 +152,29 @@ class Mixture:
         """(R, labels): amplitude summed over the premises of each population label."""
         amplitude = np.exp(log_amplitude.T)  # premise-major: each premise's row is contiguous
         return np.stack([amplitude[members].sum(axis=0) for members in self.members], axis=1)
+
+
+@inline
+def combine_jit(r, states, loglik, step_logp, log_prior, temperature, greedy_tie,
+         log_amp, log_mu, log_p, free_energy, joint, terms, z):
+    """Bayes, mixing and tempering for replicate ``r`` in log space, as
+    :meth:`ecology.dynamics.Mixture.combine`: ``log alpha_s = log prior_s + log mu_s(w) - log Z``,
+    ``log mu(t | w) = logsumexp_s(log alpha_s + log emit_s[q_s, t])``, ``F = -log Z``, then
+    :func:`tempered_jit`."""
+    n_premises = len(log_prior)
+    n_tokens = log_mu.shape[1]
+    for s in range(n_premises):
+        joint[s] = log_prior[s] + loglik[s]
+    log_z = logsumexp_jit(joint)
+    for s in range(n_premises):
+        log_amp[r, s] = joint[s] - log_z
+    for t in range(n_tokens):
+        for s in range(n_premises):
+            terms[s] = log_amp[r, s] + step_logp[s, states[s], t]
+        log_mu[r, t] = logsumexp_jit(terms)
+    free_energy[r] = -log_z
+    if temperature == 1.0:
+        for t in range(n_tokens):
+            log_p[r, t] = log_mu[r, t]
+    else:
+        tempered_jit(r, temperature, greedy_tie, log_mu, log_p, z)

@@ -22,14 +22,14 @@ analyser says whether it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 from pydantic import Field
 
 from ecology.errors import ScenarioError
 from ecology.fields import MAX_COUNT, Name, Probability, References, Token
-from ecology.numerics import above
+from ecology.numerics import above, inline
 
 
 def repeats(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
@@ -45,6 +45,20 @@ def repeats(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
 
 if TYPE_CHECKING:  # the scenario's [absorption.NAME] table is built from the forms below
     from ecology.scenario import Criterion
+
+
+WINDOW_ONLY, POPULATION, PERIODIC = 0, 1, 2  # the compiled predicates (CompiledCriterion.form)
+
+
+class CompiledCriterion(NamedTuple):
+    """A criterion as the compiled engine evaluates it: which compiled predicate (``form``, one of
+    the evaluators below each form's class) and its parameters."""
+
+    form: int
+    label: int = 0  # POPULATION: the population label's index ...
+    threshold: float = 0.0  # ... and the amplitude it must exceed (tie rule of ``above``)
+    disallowed: np.ndarray | None = None  # WINDOW_ONLY: (V + 2,) 1 for each token outside the set
+    period: int = 0  # PERIODIC: P
 
 
 class CriterionForm:
@@ -82,6 +96,10 @@ class CriterionForm:
     def observe(self, model) -> np.ndarray:
         """(R,) whether the criterion holds on each replicate's current window."""
         return self.holds(model.context.window, model.population)
+
+    def compiled_form(self) -> CompiledCriterion | None:
+        """What the compiled engine evaluates (None: the criterion runs on numpy only)."""
+        return None
 
 
 FORMS: dict[str, type[CriterionForm]] = {}
@@ -130,6 +148,31 @@ class WindowOnly(CriterionForm):
             self.outside -= ~self.allowed[model.left]
         return self.outside == 0
 
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(WINDOW_ONLY, disallowed=(~self.allowed).astype(np.int64))
+
+
+@inline
+def window_only_slide_jit(c, tokens, buf, end, length, disallowed, outside, holding):
+    """The compiled incremental form under a sliding rule: ``outside`` counts the disallowed
+    tokens among the last ``k`` (the appended token enters, ``buf[r, end - k - 1]`` leaves)."""
+    for r in range(len(tokens)):
+        outside[c, r] += disallowed[tokens[r]] - disallowed[buf[r, end - length - 1]]
+        holding[c, r] = outside[c, r] == 0
+
+
+@inline
+def window_only_read_jit(c, window, disallowed, holding):
+    """The compiled form on canonical windows: no position holds a disallowed token."""
+    rows, length = window.shape
+    for r in range(rows):
+        inside = True
+        for j in range(length):
+            if disallowed[window[r, j]]:
+                inside = False
+                break
+        holding[c, r] = inside
+
 
 @form
 class PopulationAbove(CriterionForm):
@@ -161,6 +204,16 @@ class PopulationAbove(CriterionForm):
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
         return above(amplitudes[:, self.label], self.above)
 
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(POPULATION, label=self.label, threshold=self.above)
+
+
+@inline
+def population_above_jit(c, population, label, threshold, tie, holding):
+    """The compiled form on the label-major amplitudes ``population[j, r]`` (tie rule of ``above``)."""
+    for r in range(population.shape[1]):
+        holding[c, r] = population[label, r] > threshold + tie
+
 
 @form
 class Periodic(CriterionForm):
@@ -185,6 +238,46 @@ class Periodic(CriterionForm):
     def observe(self, model) -> np.ndarray:
         """The simulator asks its context, which remembers earlier page-states under any rule."""
         return model.context.repeats(self.period)
+
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(PERIODIC, period=self.period)
+
+
+@inline
+def same_window_jit(x, y):
+    """Whether two page-states are equal."""
+    for j in range(len(x)):
+        if x[j] != y[j]:
+            return False
+    return True
+
+
+@inline
+def periodic_slide_jit(c, buf, start, end, period, deletes, holding):
+    """The compiled form on a sliding buffer: ``buf[r, start:end]`` equals ``buf[r, start - d : end - d]``
+    for some ``1 <= d <= P`` (a window that never deletes never repeats)."""
+    for r in range(buf.shape[0]):
+        found = False
+        if deletes:
+            for d in range(1, period + 1):
+                if same_window_jit(buf[r, start:end], buf[r, start - d : end - d]):
+                    found = True
+                    break
+        holding[c, r] = found
+
+
+@inline
+def periodic_read_jit(c, window, history, position, filled, period, holding):
+    """The compiled form on canonical windows: the window equals one of the last ``min(P, filled)``
+    page-states kept in the ring ``history`` (the newest at ``position``)."""
+    memory = history.shape[0]
+    for r in range(window.shape[0]):
+        found = False
+        for d in range(1, min(period, filled) + 1):
+            if same_window_jit(window[r], history[(position - d + 1) % memory, r]):
+                found = True
+                break
+        holding[c, r] = found
 
 
 @dataclass(frozen=True)

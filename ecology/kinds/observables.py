@@ -25,10 +25,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
-
-from ecology.numerics import above, entropy
-
 MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
 
 
@@ -36,17 +32,21 @@ QUANTILES = (0.1, 0.5, 0.9)
 
 
 class Observable:
-    """One recorded quantity: ``record(model, row)`` adds its columns to the step's row from the
-    model's per-replicate arrays (``population``, ``amplitudes``, ``premise_quantiles``,
-    ``current``, ...: the numpy engine, and step 0); ``summarise(model, block, b, row)`` adds the
-    same columns from step ``b`` of a compiled block (:class:`ecology.kernel.Block`: per-step sums,
-    counts and quantiles over replicates, which the kernel accumulates; an observable without it
-    makes the compiled engine fall back to numpy); ``column(...)`` spells one column's name (the
-    one place it is spelled)."""
+    """One recorded quantity; ``column(...)`` spells one column's name (the one place it is spelled).
+
+    ``summarise(model, records, b, row)`` adds the observable's columns to the step's row from step
+    ``b`` of a block's :class:`ecology.engine.base.StepRecords` (per-step sums, counts and quantiles
+    over replicates), whichever engine filled them: the one method that computes a column. The
+    built-in observables read the reductions every engine records (``compiled = True``). A new
+    observable may instead write only :meth:`measure`, its generic form: this step's columns from
+    the engine's per-replicate state (``engine.current``, ``engine.population``, ...), which the
+    numpy engine stores in the records; such an observable (``compiled = False``) makes the
+    compiled engine fall back to numpy, saying so."""
 
     unit: ClassVar[str]
     description: ClassVar[str]
     aggregate: ClassVar[str]  # how the per-replicate values become one number per step
+    compiled: ClassVar[bool] = False  # whether the compiled engine records what summarise reads
 
     @staticmethod
     def column(*parts: str) -> str:
@@ -55,10 +55,12 @@ class Observable:
     def applies(self, model) -> bool:
         return True
 
-    def record(self, model, row: dict[str, float]) -> None:
+    def measure(self, engine) -> dict[str, float]:
+        """This step's columns from the engine's per-replicate state (the generic form)."""
         raise NotImplementedError
 
-    summarise = None  # (model, block, b, row) -> None, where the compiled engine records it
+    def summarise(self, model, records, b: int, row: dict[str, float]) -> None:
+        row.update(records.measured[b][type(self).__name__])
 
 
 OBSERVABLES: list[Observable] = []
@@ -72,6 +74,7 @@ def observable(cls: type[Observable]) -> type[Observable]:
 
 @observable
 class PopulationAmplitude(Observable):
+    compiled = True
     unit = "amplitude (probability)"
     description = "amplitude of each population label"
     aggregate = "mean and 10/50/90% quantiles over replicates"
@@ -80,22 +83,9 @@ class PopulationAmplitude(Observable):
     def column(label: str, stat: str = "mean") -> str:
         return f"{label}_{stat}"
 
-    def record(self, model, row):
-        population = model.population
-        if all(len(m) == 1 for m in model.mixture.members):  # each population is one premise
-            quantiles = model.premise_quantiles[:, [m[0] for m in model.mixture.members]]
-        else:
-            quantiles = np.quantile(population, QUANTILES, axis=0)
-        for j, label in enumerate(model.mixture.labels):
-            row[self.column(label)] = float(population[:, j].mean())
-            for q, value in zip(QUANTILES, quantiles[:, j]):
-                row[self.column(label, f"q{round(100 * q)}")] = float(value)
-            row[Majority.column(label)] = float(np.mean(above(population[:, j], MAJORITY)))
-            row[Certain.column(label)] = float(np.mean(above(population[:, j], CERTAIN)))
-
-    def summarise(self, model, block, b, row):
-        sums, quantiles = block.population_sums(b), block.population_quantiles(b)
-        majority, certain = block.winners(b)
+    def summarise(self, model, records, b, row):
+        sums, quantiles = records.population_sums(b), records.population_quantiles(b)
+        majority, certain = records.winners(b)
         for j, label in enumerate(model.mixture.labels):
             row[self.column(label)] = float(sums[j] / model.replicates)
             for q, value in zip(QUANTILES, quantiles[:, j]):
@@ -130,6 +120,7 @@ class Certain(Observable):
 
 @observable
 class PremiseAmplitude(Observable):
+    compiled = True
     unit = "amplitude (probability)"
     description = "amplitude of each premise"
     aggregate = "mean and 10/50/90% quantiles over replicates"
@@ -138,15 +129,8 @@ class PremiseAmplitude(Observable):
     def column(premise: str, stat: str = "mean") -> str:
         return f"premise_{premise}_{stat}"
 
-    def record(self, model, row):
-        amplitudes = model.amplitudes
-        for s, premise in enumerate(model.compiled.premises):
-            row[self.column(premise.name)] = float(amplitudes[:, s].mean())
-            for q, value in zip(QUANTILES, model.premise_quantiles[:, s]):
-                row[self.column(premise.name, f"q{round(100 * q)}")] = float(value)
-
-    def summarise(self, model, block, b, row):
-        sums, quantiles = block.premise_sums(b), block.premise_quantiles(b)
+    def summarise(self, model, records, b, row):
+        sums, quantiles = records.premise_sums(b), records.premise_quantiles(b)
         for s, premise in enumerate(model.compiled.premises):
             row[self.column(premise.name)] = float(sums[s] / model.replicates)
             for q, value in zip(QUANTILES, quantiles[:, s]):
@@ -154,6 +138,7 @@ class PremiseAmplitude(Observable):
 
 
 class ModelScalar(Observable):
+    compiled = True
     aggregate = "mean over replicates"
     key: ClassVar[str]
 
@@ -161,8 +146,8 @@ class ModelScalar(Observable):
     def column(cls) -> str:
         return cls.key
 
-    def summarise(self, model, block, b, row):
-        row[self.key] = block.scalar_sum(b, self.key) / model.replicates
+    def summarise(self, model, records, b, row):
+        row[self.key] = records.scalar_sum(b, self.key) / model.replicates
 
 
 @observable
@@ -171,9 +156,6 @@ class Entropy(ModelScalar):
     unit = "nats"
     description = "entropy of the sampling law p_T(. | w)"
 
-    def record(self, model, row):
-        row[self.key] = float(entropy(model.current.log_p).mean())
-
 
 @observable
 class Surprisal(ModelScalar):
@@ -181,18 +163,12 @@ class Surprisal(ModelScalar):
     unit = "nats"
     description = "surprisal -log mu(t | w) of the token just printed (NaN at step 0)"
 
-    def record(self, model, row):
-        row[self.key] = float("nan") if model.surprisal is None else float(model.surprisal.mean())
-
 
 @observable
 class FreeEnergy(ModelScalar):
     key = "free_energy"
     unit = "nats"
     description = "free energy -log sum_s prior_s mu_s(w) of the window"
-
-    def record(self, model, row):
-        row[self.key] = float(model.current.free_energy.mean())
 
 
 @observable
@@ -205,12 +181,10 @@ class EffectivePremises(ModelScalar):
     unit = "premises"
     description = "effective number of premises exp(entropy of the amplitudes alpha_s)"
 
-    def record(self, model, row):
-        row[self.key] = float(np.exp(entropy(model.current.log_amplitude)).mean())
-
 
 @observable
 class Ledger(Observable):
+    compiled = True
     unit = "tokens"
     description = "tokens generated, mean tokens deleted, and each population's mean credit"
     aggregate = "mean over replicates"
@@ -219,21 +193,16 @@ class Ledger(Observable):
     def column(part: str, label: str | None = None) -> str:
         return f"credit_{label}" if part == "credit" else f"ledger_{part}"
 
-    def record(self, model, row):
+    def summarise(self, model, records, b, row):
         row[self.column("generated")] = float(model.generated)
-        row[self.column("deleted")] = float(model.deleted.mean())
+        row[self.column("deleted")] = records.scalar_sum(b, "deleted") / model.replicates
         for j, label in enumerate(model.mixture.labels):
-            row[self.column("credit", label)] = float(model.credit[:, j].mean())
-
-    def summarise(self, model, block, b, row):
-        row[self.column("generated")] = float(model.generated)
-        row[self.column("deleted")] = block.scalar_sum(b, "deleted") / model.replicates
-        for j, label in enumerate(model.mixture.labels):
-            row[self.column("credit", label)] = float(block.credit_sums(b)[j] / model.replicates)
+            row[self.column("credit", label)] = float(records.credit_sums(b)[j] / model.replicates)
 
 
 @observable
 class Drift(Observable):
+    compiled = True
     unit = "amplitude per step"
     description = "exact expected one-step change of each premise's and population's amplitude"
     aggregate = "mean over replicates"
@@ -247,19 +216,18 @@ class Drift(Observable):
     def applies(self, model) -> bool:
         return model.config.run.drift
 
-    def record(self, model, row):
+    def summarise(self, model, records, b, row):
+        """From ``model.drift``, which the model computes after every step (engines take one step
+        per block with drift)."""
         for s, premise in enumerate(model.compiled.premises):
             row[self.column(premise.name)] = float(model.drift[:, s].mean())
         for j, label in enumerate(model.mixture.labels):
             row[self.column(label)] = float(model.drift[:, model.mixture.members[j]].sum(axis=1).mean())
 
-    def summarise(self, model, block, b, row):
-        """The compiled engine takes one step per block with drift, and computes ``model.drift``."""
-        self.record(model, row)
-
 
 @observable
 class Criteria(Observable):
+    compiled = True
     unit = "fraction of replicates"
     description = "replicates that have reached each criterion (first hit by now), and that hold it now"
     aggregate = "fraction"
@@ -269,31 +237,18 @@ class Criteria(Observable):
         assert kind in ("reached", "holding")
         return f"{kind}_{criterion}"
 
-    def record(self, model, row):
-        for i, c in enumerate(model.criteria):
-            row[self.column("reached", c.name)] = float(np.mean(model.reached_at[i] >= 0))
-            row[self.column("holding", c.name)] = float(np.mean(model.holding[i]))
-
-    def summarise(self, model, block, b, row):
-        reached, holding = block.criteria(b)
+    def summarise(self, model, records, b, row):
+        reached, holding = records.criteria(b)
         for i, c in enumerate(model.criteria):
             row[self.column("reached", c.name)] = float(reached[i] / model.replicates)
             row[self.column("holding", c.name)] = float(holding[i] / model.replicates)
 
 
-def record(model) -> dict[str, float]:
-    """One row of ``steps.csv``: every registered observable that applies to the model."""
-    row: dict[str, float] = {}
+def row(model, records, b: int) -> dict[str, float]:
+    """One row of ``steps.csv`` from step ``b`` of ``records``: every registered observable that
+    applies to the model, in registration order."""
+    out: dict[str, float] = {}
     for item in OBSERVABLES:
         if item.applies(model):
-            item.record(model, row)
-    return row
-
-
-def summarise(model, block, b: int) -> dict[str, float]:
-    """The same row from step ``b`` of a compiled block."""
-    row: dict[str, float] = {}
-    for item in OBSERVABLES:
-        if item.applies(model):
-            item.summarise(model, block, b, row)
-    return row
+            item.summarise(model, records, b, out)
+    return out

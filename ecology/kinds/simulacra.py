@@ -76,7 +76,7 @@ class Automaton:
 
 
 @dataclass(frozen=True)
-class Premise:
+class CompiledPremise:
     """A premise of the mixture. An automaton premise has a cast and its product ``automaton``;
     a model premise (``automaton is None``) has no cast and a language ``model`` (see
     :mod:`ecology.lm`) whose ``read(windows)`` gives ``log mu_s(w)`` and ``log mu_s(. | w)``."""
@@ -378,16 +378,16 @@ def population_values(pop: PopulationSpec, d=None, stream: int = 0) -> np.ndarra
     return stats.beta(d.a, d.b).ppf(u)
 
 
-def build_premises(scenario: Scenario) -> list[Premise]:
+def build_premises(scenario: Scenario) -> list[CompiledPremise]:
     """All premises of a scenario, populations expanded, each with its compiled automaton or its
     loaded language model (model files are already absolute: see ``scenario.anchor_model_files``)."""
     tokens = scenario.vocabulary.tokens
     machines = {name: spec.machine(tokens) for name, spec in scenario.simulacra.items()}
     premises = [
-        Premise(name, spec.population or name, spec.prior, (), None,
+        CompiledPremise(name, spec.population or name, spec.prior, (), None,
                 model=load_model(spec.model, list(tokens), ".", f"premises.{name}.model"))
         if spec.model is not None else
-        Premise(
+        CompiledPremise(
             name,
             spec.population or name,
             spec.prior,
@@ -403,7 +403,7 @@ def build_premises(scenario: Scenario) -> list[Premise]:
             spec = pop.template.model_copy(update={pop.parameter: float(value)})
             member = f"{label}[{i}]"
             premises.append(
-                Premise(
+                CompiledPremise(
                     member,
                     label,
                     float(priors[i]),

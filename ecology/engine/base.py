@@ -1,0 +1,274 @@
+"""The engine protocol: what runs the steps of a model's R replicates, and what a block of steps records.
+
+An engine (the numpy reference, :class:`ecology.engine.reference.ReferenceEngine`, or the compiled
+kernel, :class:`ecology.engine.compiled.CompiledEngine`) owns the replicates' state between steps
+and runs the algorithm of SCIENCE.md §1 and §3 in **blocks of steps**: :meth:`Engine.run` takes one
+row of uniforms per step (row ``b`` is step ``generated + b + 1``'s, the same stream whatever the
+block sizes) and returns the block's :class:`StepRecords`, the per-step reductions over replicates
+that ``steps.csv`` is made of (sums, counts, quantiles) and the raster replicates' records. The
+observables (:mod:`ecology.kinds.observables`) read those records and nothing else, whichever
+engine ran. Step 0 (the initial windows) is read by each engine and settled and recorded by the
+reference code below, for both engines (:meth:`Engine.start`).
+
+Recorded per step ``t`` over the replicates ``r`` (``S`` premises, ``L`` population labels, ``C``
+criteria): sums of ``alpha_s``, of ``A_L = sum_{s in L} alpha_s``, of each population's credit, of the
+entropy of ``p_T``, the surprisal, the free energy, the effective number of premises and the tokens
+deleted (:data:`SCALARS`); counts of replicates with ``A_L`` above 1/2 and 0.99 (the tie rule of
+:func:`ecology.numerics.above`), that have reached and that hold each criterion; the 10/50/90%
+quantiles (``np.quantile``, method "linear") of every ``alpha_s`` and ``A_L``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+import numpy as np
+
+from ecology.core.mixture import Step
+from ecology.errors import ImpossibleWindow, NotANumber
+from ecology.kinds.observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
+from ecology.numerics import above, entropy
+
+if TYPE_CHECKING:
+    from ecology.core.compile import Compiled
+    from ecology.core.windows import Windows
+
+SCALARS = ("entropy", "surprisal", "free_energy", "effective_premises", "deleted")
+BLOCK_BYTES = 2**25  # uniforms and raster rows of one block stay below about this many bytes
+IMPOSSIBLE, NOT_A_NUMBER = 1, 2  # why a block stopped early (StepRecords.failure)
+
+
+@dataclass
+class StepRecords:
+    """What a block of ``done`` steps recorded (rows are steps): ``sums`` (B, S + 2L + 5): per-step
+    sums over replicates of each premise's amplitude, each population's amplitude and credit, and
+    the :data:`SCALARS`; ``counts`` (B, 2L + 2C): replicates with a population above 1/2 and 0.99,
+    that have reached and that hold each criterion; ``quantiles`` (B, 3, S + L): the 10/50/90%
+    quantiles over replicates of each premise's then each population's amplitude; and the raster
+    replicates' windows, printed tokens, speakers (population and premise most responsible) and
+    population amplitudes. ``failure`` is (:data:`IMPOSSIBLE` or :data:`NOT_A_NUMBER`, replicate) at
+    step ``done + 1`` of the block, or None."""
+
+    done: int
+    failure: tuple[int, int] | None
+    sums: np.ndarray
+    counts: np.ndarray
+    quantiles: np.ndarray
+    raster: np.ndarray
+    printed: np.ndarray
+    speakers: np.ndarray
+    premise_speakers: np.ndarray
+    trajectories: np.ndarray
+    n_premises: int
+    n_labels: int
+    measured: list[dict]  # per step: the generic observables' columns (Observable.measure), by class name
+
+    @classmethod
+    def empty(cls, steps: int, n_premises: int, n_labels: int, n_criteria: int, raster_rows: int, length: int,
+              token_dtype) -> StepRecords:
+        """Records of a block of ``steps`` steps, to be filled (``done`` is set by the engine)."""
+        S, L, n = n_premises, n_labels, raster_rows
+        return cls(steps, None, np.zeros((steps, S + 2 * L + len(SCALARS))),
+                   np.zeros((steps, 2 * L + 2 * n_criteria), dtype=np.int64),
+                   np.empty((steps, len(QUANTILES), S + L)), np.empty((steps, n, length), dtype=token_dtype),
+                   np.empty((steps, n), dtype=np.intp), np.empty((steps, n), dtype=np.intp),
+                   np.empty((steps, n), dtype=np.intp), np.empty((steps, n, L)), S, L, [{} for _ in range(steps)])
+
+    def premise_sums(self, b: int) -> np.ndarray:
+        return self.sums[b, : self.n_premises]
+
+    def population_sums(self, b: int) -> np.ndarray:
+        return self.sums[b, self.n_premises : self.n_premises + self.n_labels]
+
+    def credit_sums(self, b: int) -> np.ndarray:
+        return self.sums[b, self.n_premises + self.n_labels : self.n_premises + 2 * self.n_labels]
+
+    def scalar_sum(self, b: int, name: str) -> float:
+        """Sum over replicates of ``entropy``, ``surprisal``, ``free_energy``,
+        ``effective_premises`` or ``deleted`` (cumulative tokens deleted) at step ``b``."""
+        return float(self.sums[b, scalar_column(self.n_premises, self.n_labels, name)])
+
+    def premise_quantiles(self, b: int) -> np.ndarray:
+        """(3, S) quantiles of the premises' amplitudes."""
+        return self.quantiles[b, :, : self.n_premises]
+
+    def population_quantiles(self, b: int) -> np.ndarray:
+        """(3, L) quantiles of the populations' amplitudes."""
+        return self.quantiles[b, :, self.n_premises :]
+
+    def winners(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(L,) counts of replicates with each population above 1/2, and above 0.99."""
+        return self.counts[b, : self.n_labels], self.counts[b, self.n_labels : 2 * self.n_labels]
+
+    def criteria(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(C,) counts of replicates that have reached each criterion, and that hold it."""
+        rest = self.counts[b, 2 * self.n_labels :]
+        half = len(rest) // 2
+        return rest[:half], rest[half:]
+
+
+def scalar_column(n_premises: int, n_labels: int, name: str) -> int:
+    """The column of ``sums`` that holds the scalar ``name`` (the one place the layout is spelled)."""
+    return n_premises + 2 * n_labels + SCALARS.index(name)
+
+
+class ReplicateState(NamedTuple):
+    """The per-replicate state after a step, replicate-major (copies the model keeps)."""
+
+    step: Step  # the mixture on the current windows: (R, S) log alpha, (R, V) log mu and log p_T, (R,) F
+    amplitudes: np.ndarray  # (R, S) alpha_s
+    population: np.ndarray  # (R, L) A_L
+    states: np.ndarray  # (S, R) final automaton state of each premise (0 for a model premise)
+    loglik: np.ndarray  # (S, R) log mu_s(w)
+    laws: dict  # premise index -> (R, V) log mu_s(. | w) of a model premise
+    holding: np.ndarray  # (C, R) whether each criterion holds now
+    reached_at: np.ndarray  # (C, R) first step each criterion held (-1: not yet)
+    credit: np.ndarray  # (R, L) credit of the printed tokens per population
+    deleted: np.ndarray  # (R,) real tokens deleted so far
+    token: np.ndarray | None  # (R,) the token printed at the last step (None at step 0)
+    surprisal: np.ndarray | None  # (R,) its surprisal -log mu(t | w)
+
+
+class Engine:
+    """Runs the steps of ``replicates`` replicates of a compiled scenario on ``context``'s windows.
+
+    Subclasses read the initial windows (:meth:`read_initial`), run blocks of steps (:meth:`run`),
+    compute the mixture on arbitrary windows (:meth:`mixture_on`, for drift) and hand their state to
+    the model (:meth:`state`). The settling of step 0 (Bayes checks, populations, criteria) and its
+    recording are the reference code of this class, shared by every engine."""
+
+    name: ClassVar[str]
+
+    def __init__(self, compiled: Compiled, context: Windows, replicates: int, raster_rows: int):
+        self.compiled = compiled
+        self.mixture = compiled.mixture
+        self.context = context
+        self.replicates = replicates
+        self.raster_rows = raster_rows
+        self.length = compiled.rule.length
+        self.criteria = compiled.criteria
+        self.rows = np.arange(replicates)
+        self.credit = np.zeros((replicates, len(self.mixture.labels)))
+        self.deleted = np.zeros(replicates)
+        self.reached_at = np.full((len(self.criteria), replicates), -1)
+        self.holding = np.zeros((len(self.criteria), replicates), dtype=bool)
+        self.token = self.left = self.surprisal = None
+
+    @staticmethod
+    def unsupported(compiled: Compiled) -> str | None:
+        """Why this engine cannot run ``compiled`` (None if it can)."""
+        return None
+
+    def read_initial(self) -> Step:
+        """The mixture on the initial windows; sets each premise's states and likelihoods."""
+        raise NotImplementedError
+
+    def run(self, uniforms: np.ndarray, generated: int) -> StepRecords:
+        """``len(uniforms)`` steps from step ``generated`` (row ``b`` of ``uniforms`` holds step
+        ``generated + b + 1``'s uniforms, one per replicate)."""
+        raise NotImplementedError
+
+    def mixture_on(self, windows: np.ndarray) -> Step:
+        """The mixture on arbitrary windows (as :meth:`ecology.core.mixture.Mixture.read`); the
+        engine's own state is left alone."""
+        raise NotImplementedError
+
+    def state(self) -> ReplicateState:
+        """The replicates' state after the last step (copies)."""
+        raise NotImplementedError
+
+    def block_size(self, steps: int) -> int:
+        """Steps of the next block: ``steps`` at most, uniforms and raster rows within ``BLOCK_BYTES``."""
+        per_step = 8 * self.replicates + 8 * self.raster_rows * (self.length + 4)
+        return max(1, min(steps, BLOCK_BYTES // per_step))
+
+    def new_records(self, steps: int) -> StepRecords:
+        return StepRecords.empty(steps, len(self.compiled.premises), len(self.mixture.labels), len(self.criteria),
+                                 self.raster_rows, self.length, self.context.window.dtype)
+
+    def start(self) -> StepRecords:
+        """Step 0: read the initial windows, settle them (:meth:`settle`) and record them."""
+        self.current = self.read_initial()
+        for criterion in self.criteria:
+            criterion.start(self)
+        records = self.new_records(1)
+        failure = self.settle(self.current, 0)
+        if failure:
+            refuse(self.compiled, self.context, 0, *failure)
+        self.record(records, 0)
+        return records
+
+    def settle(self, step: Step, generated: int) -> tuple[int, int] | None:
+        """The reference settling of a step's mixture: refuse an impossible window or a NaN (the
+        failure and its replicate), else the populations ``A_L``, the criteria that hold and their
+        first hitting times."""
+        if step.impossible.any():
+            return IMPOSSIBLE, int(np.flatnonzero(step.impossible)[0])
+        broken = np.isnan(step.log_p).any(axis=1) | np.isnan(step.log_amplitude).any(axis=1)
+        if broken.any():
+            return NOT_A_NUMBER, int(np.flatnonzero(broken)[0])
+        self.current = step
+        self.population = self.mixture.population_amplitudes(step.log_amplitude)
+        for i, criterion in enumerate(self.criteria):
+            self.holding[i] = criterion.observe(self)
+        first = self.holding & (self.reached_at < 0)
+        self.reached_at[first] = generated
+        self.amplitudes = np.exp(step.log_amplitude)  # (R, S) alpha_s(w) on the current windows
+        return None
+
+    def record(self, records: StepRecords, b: int) -> None:
+        """Row ``b`` of ``records`` from the settled state, in numpy (means are sums over replicates
+        divided by R, bit for bit the numpy means; quantiles are ``np.quantile``)."""
+        step, population, amplitudes = self.current, self.population, self.amplitudes
+        S, L = records.n_premises, records.n_labels
+        sums = records.sums[b]
+        for s in range(S):
+            sums[s] = amplitudes[:, s].sum()
+        for j in range(L):
+            sums[S + j] = population[:, j].sum()
+            sums[S + L + j] = self.credit[:, j].sum()
+        scalars = {
+            "entropy": entropy(step.log_p).sum(),
+            "surprisal": np.nan if self.surprisal is None else self.surprisal.sum(),
+            "free_energy": step.free_energy.sum(),
+            "effective_premises": np.exp(entropy(step.log_amplitude)).sum(),
+            "deleted": self.deleted.sum(),
+        }
+        for name, value in scalars.items():
+            sums[scalar_column(S, L, name)] = value
+        counts = records.counts[b]
+        for j in range(L):
+            counts[j] = np.count_nonzero(above(population[:, j], MAJORITY))
+            counts[L + j] = np.count_nonzero(above(population[:, j], CERTAIN))
+        C = len(self.criteria)
+        counts[2 * L : 2 * L + C] = np.count_nonzero(self.reached_at >= 0, axis=1)
+        counts[2 * L + C :] = np.count_nonzero(self.holding, axis=1)
+        premise_quantiles = np.quantile(amplitudes, QUANTILES, axis=0)
+        members = self.mixture.members
+        if all(len(m) == 1 for m in members):  # each population is one premise: its quantiles
+            population_quantiles = premise_quantiles[:, [m[0] for m in members]]
+        else:
+            population_quantiles = np.quantile(population, QUANTILES, axis=0)
+        records.quantiles[b, :, :S] = premise_quantiles
+        records.quantiles[b, :, S:] = population_quantiles
+        n = self.raster_rows
+        records.raster[b] = self.context.last(self.length)[:n]
+        records.trajectories[b] = population[:n]
+        records.measured[b] = {type(item).__name__: item.measure(self) for item in OBSERVABLES if not item.compiled}
+
+
+def refuse(compiled: Compiled, context: Windows, generated: int, failure: int, r: int) -> None:
+    """Raise on replicate ``r``'s window at step ``generated``: :data:`IMPOSSIBLE` (probability 0
+    under every premise) or :data:`NOT_A_NUMBER`."""
+    window = compiled.label(context.window[r])
+    if failure == IMPOSSIBLE:
+        raise ImpossibleWindow(
+            "", f"step {generated}, replicate {r}: the window '{window}' "
+            "has probability 0 under every premise (deletion made the premises misread it); "
+            "give some premise a softmax floor (eps/slip) or change the deletion rule",
+        )
+    raise NotANumber(
+        "", f"step {generated}, replicate {r}: the mixture on window '{window}' "
+        "is not a number (NaN); nothing was written. Please report this scenario as a bug",
+    )
