@@ -1,4 +1,4 @@
-"""Language models as premises (ecology.lm): tables, n-grams, the numpy transformer, ONNX."""
+"""Language models as premises (ecology.lm): tables, n-grams, the numpy transformer, ONNX, the registry of kinds."""
 
 import math
 import subprocess
@@ -9,11 +9,13 @@ import pytest
 
 from ecology.cli import main
 from ecology.errors import ScenarioError
-from ecology.lm import load_model
-from ecology.lm.base import canonical, log_softmax
+from ecology.lm import KINDS, kinds_table, load_model
+from ecology.lm.base import ContextModel, canonical, log_softmax, resolve
 from ecology.lm.ngram import reduction_of
+from ecology.lm.registry import register
 from ecology.lm.train import contexts_upto, examples, train_transformer
 from ecology.lm.transformer import TransformerConfig
+from ecology.scenario import anchor_model_files
 
 from .conftest import ROOT
 
@@ -329,3 +331,56 @@ def test_onnx_needs_a_start_token(tmp_path):
     with pytest.raises(ScenarioError, match="model.bos: give the model's start-of-text token id"):
         load_model({"kind": "onnx", "file": "m.onnx"}, AB, tmp_path)
 
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_the_docs_table_of_kinds_is_the_registry():
+    assert list(KINDS) == ["table", "ngram", "transformer", "onnx"]
+    assert kinds_table() in (ROOT / "docs" / "models.md").read_text()
+
+
+class UniformModel(ContextModel):
+    """A kind defined outside the package: the uniform law, named by a file ``labels``."""
+
+    kind = "uniform"
+    keys = frozenset({"kind", "labels"})
+    file_keys = ("labels",)
+    docs_row = "`{kind = \"uniform\", labels = \"FILE\"}` | every token equally likely"
+
+    @classmethod
+    def build(cls, spec, tokens, base, field):
+        resolve(spec, "labels", base, field)  # the file must exist
+        return cls(tokens, spec["labels"], field)
+
+    def extend(self, code, token):
+        return code * 0
+
+    def laws(self, codes, where):
+        return np.full((len(codes), self.n_tokens), -math.log(self.n_tokens))
+
+
+@pytest.fixture
+def uniform_kind():
+    register(UniformModel)
+    yield UniformModel
+    del KINDS["uniform"]
+
+
+def test_a_registered_kind_is_checked_loaded_anchored_and_documented(tmp_path, uniform_kind):
+    write(tmp_path, "u.txt", "")
+    model = load_model({"kind": "uniform", "labels": "u.txt"}, AB, tmp_path)
+    assert isinstance(model, uniform_kind)
+    assert np.array_equal(model.read(np.array([[PAD, 0, 1]]))[0], [2 * math.log(0.5)])
+    with pytest.raises(ScenarioError, match=r"model.file: unknown key for kind 'uniform'; allowed: \['kind', 'labels'\]"):
+        load_model({"kind": "uniform", "labels": "u.txt", "file": "u.txt"}, AB, tmp_path)
+    with pytest.raises(ScenarioError, match="model.labels: none.txt: no such file"):
+        load_model({"kind": "uniform", "labels": "none.txt"}, AB, tmp_path)
+    with pytest.raises(ScenarioError, match=r"expected one of \['table', 'ngram', 'transformer', 'onnx', 'uniform'\]"):
+        load_model({"kind": "gpt"}, AB, tmp_path)
+    table = {"premises": {"u": {"model": {"kind": "uniform", "labels": "u.txt"}},
+                          "n": {"model": {"kind": "ngram", "text": "pydoc"}}}}
+    anchored = anchor_model_files(table, tmp_path)
+    assert anchored["premises"]["u"]["model"]["labels"] == str((tmp_path / "u.txt").resolve())
+    assert anchored["premises"]["n"]["model"]["text"] == "pydoc"  # a shipped corpus is not a file
+    assert kinds_table().splitlines()[-1] == "| `uniform` | " + UniformModel.docs_row + " |"
