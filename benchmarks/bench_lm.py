@@ -27,29 +27,33 @@ from pathlib import Path
 
 import numpy as np
 
-from ecology import lm
-from ecology.train import contexts_upto, initial_weights
+from ecology.lm import load_model
+from ecology.lm.base import encode_contexts
+from ecology.lm.ngram import NgramModel
+from ecology.lm.table import TableModel
+from ecology.lm.train import contexts_upto, initial_weights
+from ecology.lm.transformer import TransformerConfig, TransformerModel
 
 TOKENS = [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["_"]
 V = len(TOKENS)
 
 
-def ngram() -> lm.NgramModel:
+def ngram() -> NgramModel:
     spec = {"kind": "ngram", "text": "pydoc", "order": 5, "lowercase": True, "collapse": ["_"],
             "map": {"_": "<space>"} | {t: t for t in TOKENS[:-1]}}
-    return lm.load_model(spec, TOKENS)
+    return load_model(spec, TOKENS)
 
 
-def table(model: lm.NgramModel) -> lm.TableModel:
+def table(model: NgramModel) -> TableModel:
     windows = contexts_upto(V, 4)
     _, laws = model.read(windows)
     contexts = [[int(t) for t in w if t != V] for w in windows]
-    return lm.TableModel(TOKENS, "bench", laws, lm.encode_contexts(contexts, V + 1), 4)
+    return TableModel(TOKENS, "bench", laws, encode_contexts(contexts, V + 1), 4)
 
 
-def transformer(n_ctx: int) -> lm.TransformerModel:
-    config = lm.TransformerConfig(n_ctx=n_ctx, n_layer=2, n_head=2, d_model=16, d_mlp=64)
-    return lm.TransformerModel(TOKENS, "bench", config, initial_weights(config, V, 0))
+def transformer(n_ctx: int) -> TransformerModel:
+    config = TransformerConfig(n_ctx=n_ctx, n_layer=2, n_head=2, d_model=16, d_mlp=64)
+    return TransformerModel(TOKENS, "bench", config, initial_weights(config, V, 0))
 
 
 def onnx_model(directory: Path):
@@ -65,7 +69,7 @@ def onnx_model(directory: Path):
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "length", V])],
         initializer=[numpy_helper.from_array(embedding, "E")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), directory / "bench.onnx")
-    return lm.load_model({"kind": "onnx", "file": "bench.onnx", "bos": V}, TOKENS, directory)
+    return load_model({"kind": "onnx", "file": "bench.onnx", "bos": V}, TOKENS, directory)
 
 
 def best_time(function, repeat: int) -> float:

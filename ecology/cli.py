@@ -65,7 +65,7 @@ def cmd_validate(args) -> int:
 
 def cmd_train(args) -> int:
     """Train the model of a training spec (see ``docs/models.md``) and save it."""
-    from ecology.train import full_context_laws, train_from_spec
+    from ecology.lm.train import full_context_laws, train_from_spec
 
     overrides = {key: value for key, value in (("seed", args.seed), ("steps", args.steps)) if value is not None}
     log = None if args.json else (lambda line: print(line, file=sys.stderr))

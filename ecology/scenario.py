@@ -35,7 +35,8 @@ from ecology.errors import ScenarioError
 from ecology.fields import MAX_COUNT, NAME_RULE, TOKEN_RULE, Name, References, Strict, Token
 from ecology.kinds.criteria import FORMS
 from ecology.kinds.simulacra import KINDS
-from ecology.lm import SHIPPED_TEXTS, load_model
+from ecology.lm import KINDS as MODEL_KINDS
+from ecology.lm import load_model, model_file_keys, names_file
 
 
 class Vocabulary(Strict):
@@ -120,8 +121,8 @@ class PremiseSpec(Strict):
     prior: float = Field(gt=0.0)
     cast: list[Name] | None = Field(None, min_length=1)
     model: dict[str, Any] | None = Field(
-        None, description="a language model as the premise's law: {kind = \"table\" | \"ngram\" | \"transformer\" | "
-        "\"onnx\", file = ..., ...}; file paths are relative to the scenario file")
+        None, description="a language model as the premise's law: {kind = " + " | ".join(f'"{kind}"' for kind in MODEL_KINDS)
+        + ", file = ..., ...}; file paths are relative to the scenario file")
     turns: Turns | None = None
     population: Name | None = Field(
         None, description="label to aggregate amplitude under (default: the premise name)"
@@ -423,13 +424,10 @@ def read_toml(path: str | Path) -> dict:
     return data
 
 
-MODEL_FILE_KEYS = ("file", "text")  # keys of a premise's model table that name files
-
-
 def anchor_model_files(data: dict, base: Path) -> dict:
-    """The raw table with the file names of premises' models (``file``, ``text`` unless a shipped
-    corpus) made absolute relative to ``base`` (the scenario file's folder), so the scenario
-    means the same from any working directory and in the resolved copy written with results."""
+    """The raw table with the file names of premises' models (the values of the registered
+    kinds' file keys that name files, :func:`ecology.lm.names_file`: not ``text = "pydoc"``) made absolute
+    relative to ``base`` (the scenario file's folder), so the scenario means the same from any working directory and in the resolved copy written with results."""
     premises = data.get("premises")
     if not isinstance(premises, dict):
         return data
@@ -438,9 +436,9 @@ def anchor_model_files(data: dict, base: Path) -> dict:
         model = premise.get("model") if isinstance(premise, dict) else None
         if not isinstance(model, dict):
             continue
-        for key in MODEL_FILE_KEYS:
+        for key in model_file_keys():
             name = model.get(key)
-            if isinstance(name, str) and name and not (key == "text" and name in SHIPPED_TEXTS):
+            if isinstance(name, str) and name and names_file(key, name):
                 model[key] = str((base / name).resolve()) if not Path(name).is_absolute() else name
     return data
 

@@ -1,4 +1,4 @@
-"""Language models as premises (ecology.lm): tables, n-grams, the numpy transformer, ONNX."""
+"""Language models as premises (ecology.lm): tables, n-grams, the numpy transformer, ONNX, the registry of kinds."""
 
 import math
 import subprocess
@@ -7,10 +7,15 @@ import sys
 import numpy as np
 import pytest
 
-from ecology import lm
 from ecology.cli import main
 from ecology.errors import ScenarioError
-from ecology.train import contexts_upto, examples, train_transformer
+from ecology.lm import KINDS, kinds_table, load_model
+from ecology.lm.base import ContextModel, canonical, log_softmax, resolve
+from ecology.lm.ngram import reduction_of
+from ecology.lm.registry import register
+from ecology.lm.train import contexts_upto, examples, train_transformer
+from ecology.lm.transformer import TransformerConfig
+from ecology.scenario import anchor_model_files
 
 from .conftest import ROOT
 
@@ -37,7 +42,7 @@ def write(tmp_path, name, text):
 
 def table_model(tmp_path, text=None, values="logits", tokens=AB):
     write(tmp_path, "t.csv", text if text is not None else TABLE.format(log3=math.log(3)))
-    return lm.load_model({"kind": "table", "file": "t.csv", "values": values}, tokens, tmp_path)
+    return load_model({"kind": "table", "file": "t.csv", "values": values}, tokens, tmp_path)
 
 
 def prefix_sum(model, windows):
@@ -137,7 +142,7 @@ def test_probs_rows_must_sum_to_one(tmp_path):
 def test_bad_model_dicts_give_one_line_errors(tmp_path, spec, message):
     write(tmp_path, "t.csv", TABLE.format(log3=1.0))
     with pytest.raises(ScenarioError, match=message) as err:
-        lm.load_model(spec, AB, tmp_path)
+        load_model(spec, AB, tmp_path)
     assert "\n" not in str(err.value)
 
 
@@ -155,7 +160,7 @@ def test_identical_windows_read_once_give_the_same_rows(tmp_path):
 
 def test_kneser_ney_matches_hand_computation():
     """Stream a b a b b, bigram, D = 1/2 (hand computation in the comments)."""
-    model = lm.load_model({"kind": "ngram", "sequence": "ababb", "order": 2, "discount": 0.5}, AB)
+    model = load_model({"kind": "ngram", "sequence": "ababb", "order": 2, "discount": 0.5}, AB)
     # unigram (top, raw counts a: 2, b: 3): P(a) = 1.5/5 + 0.5 * 2/5 * 1/2 = 0.4
     # continuation N1+(. a) = 1, N1+(. b) = 2: P_cont(a) = 0.5/3 + 0.5 * 2/3 * 1/2 = 1/3, P_cont(b) = 2/3
     # c(a .) = {ab: 2}: P(a | a) = 0 + 0.5 * 1/2 * 1/3 = 1/12, P(b | a) = 1.5/2 + 0.5 * 1/2 * 2/3 = 11/12
@@ -169,17 +174,17 @@ def test_kneser_ney_matches_hand_computation():
 
 
 def test_add_k_matches_hand_computation():
-    model = lm.load_model({"kind": "ngram", "sequence": "ababb", "order": 2, "smoothing": "add-k", "k": 1}, AB)
+    model = load_model({"kind": "ngram", "sequence": "ababb", "order": 2, "smoothing": "add-k", "k": 1}, AB)
     _, next_logp = model.read(np.array([[PAD, PAD], [PAD, 0], [PAD, 1], [1, 0]]))
     # (c + 1) / (c(h .) + 2): '' (2, 3) -> 3/7, 4/7; a (0, 2) -> 1/4, 3/4; b (1, 1) -> 1/2, 1/2
     assert np.allclose(np.exp(next_logp), [[3 / 7, 4 / 7], [1 / 4, 3 / 4], [1 / 2, 1 / 2], [1 / 4, 3 / 4]], atol=1e-15)
 
 
 def test_ngram_likelihood_is_the_sum_of_prefix_conditionals_and_truncates_context():
-    model = lm.load_model({"kind": "ngram", "text": "pydoc", "order": 3, "collapse": ["_"],
+    model = load_model({"kind": "ngram", "text": "pydoc", "order": 3, "collapse": ["_"],
                            "map": {"_": "<space>", "v": "<vowel>", "c": "<consonant>"}}, ["_", "v", "c"])
     windows = np.random.default_rng(0).integers(0, 4, size=(200, 6))
-    windows = lm.canonical(windows, 3)
+    windows = canonical(windows, 3)
     loglik, next_logp = model.read(windows)
     assert np.allclose(loglik, prefix_sum(model, windows[:40]).tolist() + list(loglik[40:]), atol=1e-12)
     # order 3: the law after a context depends on its last two tokens only
@@ -188,20 +193,20 @@ def test_ngram_likelihood_is_the_sum_of_prefix_conditionals_and_truncates_contex
 
 
 def test_reduction_maps_classes_drops_and_collapses():
-    reduction = lm.reduction_of({"map": {"_": "<space>", "v": "<vowel>", "c": "<consonant>"}, "collapse": ["_"]},
+    reduction = reduction_of({"map": {"_": "<space>", "v": "<vowel>", "c": "<consonant>"}, "collapse": ["_"]},
                                 ["_", "v", "c"], "model")
     assert reduction.encode("Hi,  you 42!\n", ["_", "v", "c"]).tolist() == [2, 1, 0, 2, 1, 1, 0]
 
 
 def test_ngram_saved_reloaded_and_reordered_gives_identical_outputs(tmp_path):
     spec = {"kind": "ngram", "sequence": "abbabbbaab", "order": 3}
-    model = lm.load_model(spec, AB)
+    model = load_model(spec, AB)
     model.save(tmp_path / "m.npz")
-    again = lm.load_model({"kind": "ngram", "file": "m.npz"}, AB, tmp_path)
+    again = load_model({"kind": "ngram", "file": "m.npz"}, AB, tmp_path)
     windows = contexts_upto(2, 4)
     for got, want in zip(again.read(windows), model.read(windows)):
         assert np.array_equal(got, want)
-    swapped = lm.load_model({"kind": "ngram", "file": "m.npz"}, ["b", "a"], tmp_path)
+    swapped = load_model({"kind": "ngram", "file": "m.npz"}, ["b", "a"], tmp_path)
     flip = np.where(windows == PAD, PAD, 1 - windows)
     loglik, next_logp = swapped.read(flip)
     assert np.allclose(loglik, model.read(windows)[0], atol=1e-14)
@@ -212,12 +217,12 @@ def test_ngram_saved_reloaded_and_reordered_gives_identical_outputs(tmp_path):
 
 
 def babygpt():
-    return lm.load_model({"kind": "transformer", "file": "babygpt.npz"}, ["0", "1"], MODELS)
+    return load_model({"kind": "transformer", "file": "babygpt.npz"}, ["0", "1"], MODELS)
 
 
 def test_shipped_babygpt_matches_its_table_and_its_likelihood_is_the_sum_of_conditionals():
     model = babygpt()
-    table = lm.load_model({"kind": "table", "file": "babygpt.csv", "values": "logits"}, ["0", "1"], MODELS)
+    table = load_model({"kind": "table", "file": "babygpt.csv", "values": "logits"}, ["0", "1"], MODELS)
     windows = contexts_upto(2, 3)
     for got, want in zip(table.read(windows), model.read(windows)):
         assert np.allclose(got, want, atol=1e-13, rtol=0)
@@ -228,22 +233,22 @@ def test_shipped_babygpt_matches_its_table_and_its_likelihood_is_the_sum_of_cond
 
 def test_numpy_forward_equals_autograd_forward():
     pytest.importorskip("autograd")
-    from ecology.train import autograd_forward
+    from ecology.lm.train import autograd_forward
 
     model = babygpt()
     ids = np.concatenate([np.full((8, 1), 2), contexts_upto(2, 3)[-8:]], axis=1)
-    assert np.allclose(autograd_forward(model.weights, ids, model.config), lm.log_softmax(model.logits(ids)), atol=1e-12, rtol=0)
+    assert np.allclose(autograd_forward(model.weights, ids, model.config), log_softmax(model.logits(ids)), atol=1e-12, rtol=0)
 
 
 def test_training_is_deterministic_and_a_saved_model_reloads_identically(tmp_path):
     pytest.importorskip("autograd")
     stream = np.array([int(c) for c in "111101111011110"])
-    config = lm.TransformerConfig(n_ctx=3, n_layer=1, n_head=2, d_model=8, d_mlp=16)
+    config = TransformerConfig(n_ctx=3, n_layer=1, n_head=2, d_model=8, d_mlp=16)
     runs = [train_transformer(stream, ["0", "1"], config, 5, 20, 1e-2, 0.0, 4, log=None) for _ in range(2)]
     assert all(np.array_equal(runs[0][0].weights[n], runs[1][0].weights[n]) for n in runs[0][0].weights)
     assert runs[0][1][-1] < runs[0][1][0]  # the loss went down
     runs[0][0].save(tmp_path / "m.npz")
-    again = lm.load_model({"kind": "transformer", "file": "m.npz"}, ["0", "1"], tmp_path)
+    again = load_model({"kind": "transformer", "file": "m.npz"}, ["0", "1"], tmp_path)
     windows = contexts_upto(2, 3)
     for got, want in zip(again.read(windows), runs[0][0].read(windows)):
         assert np.array_equal(got, want)
@@ -259,8 +264,8 @@ def test_train_command_writes_model_and_table(tmp_path, capsys):
     pytest.importorskip("autograd")
     spec = write(tmp_path, "s.toml", (MODELS / "babygpt.train.toml").read_text())
     assert main(["train", str(spec), "--steps", "2", "--out", str(tmp_path / "m.npz"), "--table", str(tmp_path / "m.csv")]) == 0
-    model = lm.load_model({"kind": "transformer", "file": "m.npz"}, ["0", "1"], tmp_path)
-    table = lm.load_model({"kind": "table", "file": "m.csv"}, ["0", "1"], tmp_path)
+    model = load_model({"kind": "transformer", "file": "m.npz"}, ["0", "1"], tmp_path)
+    table = load_model({"kind": "table", "file": "m.csv"}, ["0", "1"], tmp_path)
     windows = contexts_upto(2, 3)
     assert np.allclose(model.read(windows)[1], table.read(windows)[1], atol=1e-13)
     assert "1 1 1 -> 0:" in capsys.readouterr().out
@@ -305,14 +310,14 @@ def test_onnx_model_matches_numpy_computation_of_the_graph(tmp_path, last_only):
     n_model, bos, token_ids = 5, 4, [3, 1]  # the model's vocabulary is larger than the scenario's
     embedding = np.random.default_rng(1).normal(size=(n_model, n_model)).astype(np.float32).astype(np.float64)
     onnx_model(tmp_path / "m.onnx", last_only, n_model, embedding)
-    model = lm.load_model({"kind": "onnx", "file": "m.onnx", "bos": bos, "token_ids": token_ids}, AB, tmp_path)
+    model = load_model({"kind": "onnx", "file": "m.onnx", "bos": bos, "token_ids": token_ids}, AB, tmp_path)
     windows = contexts_upto(2, 3)
     loglik, next_logp = model.read(windows)
 
     def law(prefix):  # the graph's logits after [bos] + prefix, restricted to token_ids
         ids = [bos] + [token_ids[t] for t in prefix]
         logits = embedding[ids].sum(axis=0) if last_only else embedding[ids[-1]]
-        return lm.log_softmax(logits[token_ids])
+        return log_softmax(logits[token_ids])
 
     for row, ll, nxt in zip(windows, loglik, next_logp):
         tokens = [int(t) for t in row if t != PAD]
@@ -324,4 +329,58 @@ def test_onnx_needs_a_start_token(tmp_path):
     pytest.importorskip("onnxruntime")
     onnx_model(tmp_path / "m.onnx", False, 3, np.eye(3))
     with pytest.raises(ScenarioError, match="model.bos: give the model's start-of-text token id"):
-        lm.load_model({"kind": "onnx", "file": "m.onnx"}, AB, tmp_path)
+        load_model({"kind": "onnx", "file": "m.onnx"}, AB, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_the_docs_table_of_kinds_is_the_registry():
+    assert list(KINDS) == ["table", "ngram", "transformer", "onnx"]
+    assert kinds_table() in (ROOT / "docs" / "models.md").read_text()
+
+
+class UniformModel(ContextModel):
+    """A kind defined outside the package: the uniform law, named by a file ``labels``."""
+
+    kind = "uniform"
+    keys = frozenset({"kind", "labels"})
+    file_keys = ("labels",)
+    docs_row = "`{kind = \"uniform\", labels = \"FILE\"}` | every token equally likely"
+
+    @classmethod
+    def build(cls, spec, tokens, base, field):
+        resolve(spec, "labels", base, field)  # the file must exist
+        return cls(tokens, spec["labels"], field)
+
+    def extend(self, code, token):
+        return code * 0
+
+    def laws(self, codes, where):
+        return np.full((len(codes), self.n_tokens), -math.log(self.n_tokens))
+
+
+@pytest.fixture
+def uniform_kind():
+    register(UniformModel)
+    yield UniformModel
+    del KINDS["uniform"]
+
+
+def test_a_registered_kind_is_checked_loaded_anchored_and_documented(tmp_path, uniform_kind):
+    write(tmp_path, "u.txt", "")
+    model = load_model({"kind": "uniform", "labels": "u.txt"}, AB, tmp_path)
+    assert isinstance(model, uniform_kind)
+    assert np.array_equal(model.read(np.array([[PAD, 0, 1]]))[0], [2 * math.log(0.5)])
+    with pytest.raises(ScenarioError, match=r"model.file: unknown key for kind 'uniform'; allowed: \['kind', 'labels'\]"):
+        load_model({"kind": "uniform", "labels": "u.txt", "file": "u.txt"}, AB, tmp_path)
+    with pytest.raises(ScenarioError, match="model.labels: none.txt: no such file"):
+        load_model({"kind": "uniform", "labels": "none.txt"}, AB, tmp_path)
+    with pytest.raises(ScenarioError, match=r"expected one of \['table', 'ngram', 'transformer', 'onnx', 'uniform'\]"):
+        load_model({"kind": "gpt"}, AB, tmp_path)
+    table = {"premises": {"u": {"model": {"kind": "uniform", "labels": "u.txt"}},
+                          "n": {"model": {"kind": "ngram", "text": "pydoc"}}}}
+    anchored = anchor_model_files(table, tmp_path)
+    assert anchored["premises"]["u"]["model"]["labels"] == str((tmp_path / "u.txt").resolve())
+    assert anchored["premises"]["n"]["model"]["text"] == "pydoc"  # a shipped corpus is not a file
+    assert kinds_table().splitlines()[-1] == "| `uniform` | " + UniformModel.docs_row + " |"

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ecology.errors import ScenarioError, TooManyStates
-from ecology.lm import load_model
+from ecology.lm import LanguageModel, load_model
 from ecology.scenario import Scenario
 
 MAX_AUTOMATON_STATES = 100_000  # product states of one premise (compiled by a Python walk)
@@ -59,7 +59,7 @@ def premise_states(scenario: Scenario, cast: list[str], every: int | None) -> in
     return bound
 
 
-def model_premises(scenario: Scenario) -> dict:
+def model_premises(scenario: Scenario) -> dict[str, LanguageModel]:
     """The loaded language model of every model premise, by premise name (cached loads)."""
     tokens = list(scenario.vocabulary.tokens)
     return {name: load_model(p.model, tokens, ".", f"premises.{name}.model")

@@ -7,7 +7,7 @@ A spec is a TOML file (paths relative to it)::
     out = "babygpt.npz"           # where the trained model goes
     table = "babygpt.csv"         # optional: also write every context's law as a logits table
     [data]                        # the token stream: sequence = "...", or text = FILE | "pydoc"
-    sequence = "111101111011110"  #   with unit / map / lowercase / collapse (see ecology.lm.Reduction)
+    sequence = "111101111011110"  #   with unit / map / lowercase / collapse (see ecology.lm.ngram.Reduction)
     [model]                       # transformer: n_ctx, n_layer, n_head, d_model, d_mlp
     n_ctx = 3                     # n-gram: order, smoothing, discount, k
     [training]                    # transformer only: seed, steps, learning_rate, weight_decay, batch
@@ -23,7 +23,7 @@ batch, minimised with AdamW (decoupled weight decay on matrices) from a seeded i
 when smaller than the example set, are drawn with the same seed. The same spec and seed give
 the same weights.
 
-N-gram training counts the stream (:meth:`ecology.lm.NgramModel.train`); it is deterministic.
+N-gram training counts the stream (:meth:`ecology.lm.ngram.NgramModel.train`); it is deterministic.
 """
 
 from __future__ import annotations
@@ -35,15 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ecology import lm
 from ecology.errors import ScenarioError, UserError
+from ecology.lm.base import LanguageModel
+from ecology.lm.ngram import NgramModel, load_stream, ngram_settings
+from ecology.lm.transformer import TransformerConfig, TransformerModel
 
 TRANSFORMER_KEYS = {"n_ctx", "n_layer", "n_head", "d_model", "d_mlp"}
 TRAINING_DEFAULTS = {"seed": 0, "steps": 1000, "learning_rate": 1e-2, "weight_decay": 0.0, "batch": 0}
 
 
-def autograd_forward(params: dict, ids: np.ndarray, config: lm.TransformerConfig):
-    """The transformer of :class:`ecology.lm.TransformerModel` written with ``autograd.numpy``:
+def autograd_forward(params: dict, ids: np.ndarray, config: TransformerConfig):
+    """The transformer of :class:`ecology.lm.transformer.TransformerModel` written with ``autograd.numpy``:
     (B, n) ids (start token included) -> (B, n, V) log-probabilities. Written separately from
     the numpy inference so the two cross-check each other."""
     import autograd.numpy as anp
@@ -60,7 +62,9 @@ def autograd_forward(params: dict, ids: np.ndarray, config: lm.TransformerConfig
     mask = np.triu(np.full((n, n), -1e30), k=1)
     x = params["wte"][ids] + params["wpe"][:n]
     for i in range(config.n_layer):
-        p = lambda name: params[f"l{i}.{name}"]  # noqa: E731 - local shorthand
+        def p(name, i=i):  # the weight ``name`` of layer i
+            return params[f"l{i}.{name}"]
+
         h = norm(x, p("ln1.g"), p("ln1.b"))
         qkv = anp.dot(h, p("qkv.w")) + p("qkv.b")
         q, k, v = (anp.transpose(anp.reshape(qkv[:, :, j * d : (j + 1) * d], (batch, n, heads, d_head)), (0, 2, 1, 3))
@@ -77,7 +81,7 @@ def autograd_forward(params: dict, ids: np.ndarray, config: lm.TransformerConfig
     return logits - logsumexp(logits, axis=-1, keepdims=True)
 
 
-def initial_weights(config: lm.TransformerConfig, n_tokens: int, seed: int) -> dict[str, np.ndarray]:
+def initial_weights(config: TransformerConfig, n_tokens: int, seed: int) -> dict[str, np.ndarray]:
     """Seeded initialisation (module docstring)."""
     rng = np.random.default_rng(seed)
     weights = {}
@@ -103,8 +107,8 @@ def examples(stream: np.ndarray, n_ctx: int, start: int) -> tuple[np.ndarray, np
     return inputs, targets
 
 
-def train_transformer(stream: np.ndarray, tokens: list[str], config: lm.TransformerConfig, seed: int, steps: int,
-                      learning_rate: float, weight_decay: float, batch: int, log=print) -> tuple[lm.TransformerModel, list[float]]:
+def train_transformer(stream: np.ndarray, tokens: list[str], config: TransformerConfig, seed: int, steps: int,
+                      learning_rate: float, weight_decay: float, batch: int, log=print) -> tuple[TransformerModel, list[float]]:
     """AdamW on the mean cross-entropy (module docstring); returns the model and the loss per step."""
     try:
         from autograd import value_and_grad
@@ -134,7 +138,7 @@ def train_transformer(stream: np.ndarray, tokens: list[str], config: lm.Transfor
             params[name] = params[name] - learning_rate * (update + decay)
         if log and (step == 1 or step == steps or step % max(steps // 10, 1) == 0):
             log(f"step {step:>6}/{steps}: loss {value:.6f} nats/token")
-    return lm.TransformerModel(tokens, "trained", config, params), losses
+    return TransformerModel(tokens, "trained", config, params), losses
 
 
 def _picked_mean(logp, targets: np.ndarray):
@@ -154,7 +158,7 @@ def contexts_upto(n_tokens: int, length: int) -> np.ndarray:
     return np.concatenate(out).astype(np.int64)
 
 
-def write_table(model: lm.LanguageModel, length: int, path: Path) -> int:
+def write_table(model: LanguageModel, length: int, path: Path) -> int:
     """Write the law after every context of at most ``length`` tokens as a ``values = "logits"``
     table (the log-probabilities, full precision); returns the number of rows."""
     windows = contexts_upto(model.n_tokens, length)
@@ -168,7 +172,7 @@ def write_table(model: lm.LanguageModel, length: int, path: Path) -> int:
     return len(windows)
 
 
-def full_context_laws(model: lm.LanguageModel, length: int) -> list[tuple[str, np.ndarray]]:
+def full_context_laws(model: LanguageModel, length: int) -> list[tuple[str, np.ndarray]]:
     """``(context, mu(. | context))`` for every context of exactly ``length`` tokens."""
     windows = contexts_upto(model.n_tokens, length)
     windows = windows[np.all(windows != model.n_tokens, axis=1)]
@@ -223,12 +227,12 @@ def _train(spec: dict, path: Path, out: Path | None, table: Path | None, overrid
         raise ScenarioError("out", "give the output file here or with --out")
     table = Path(table) if table else (base / spec["table"] if isinstance(spec.get("table"), str) else None)
     data = section(spec, "data", {"sequence", "text", "unit", "map", "lowercase", "collapse"})
-    stream, source = lm.load_stream(data, tokens, base, "data")
+    stream, source = load_stream(data, tokens, base, "data")
     began = time.perf_counter()
     if kind == "ngram":
         model_spec = section(spec, "model", {"order", "smoothing", "discount", "k"})
-        order, smoothing, discount, k = lm.ngram_settings(model_spec, "model")
-        model = lm.NgramModel.train(stream, tokens, order, smoothing, discount, k, str(out))
+        order, smoothing, discount, k = ngram_settings(model_spec, "model")
+        model = NgramModel.train(stream, tokens, order, smoothing, discount, k, str(out))
         model.save(out)
         summary = {"kind": kind, "out": str(out), "tokens": len(stream), "order": order, "smoothing": smoothing}
         context = order - 1
@@ -239,7 +243,7 @@ def _train(spec: dict, path: Path, out: Path | None, table: Path | None, overrid
         for key, value in model_spec.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ScenarioError(f"model.{key}", f"expected a positive integer, got {value!r}")
-        config = lm.TransformerConfig(**model_spec)
+        config = TransformerConfig(**model_spec)
         if config.d_model % config.n_head:
             raise ScenarioError("model.n_head", f"d_model = {config.d_model} is not a multiple of n_head = {config.n_head}")
         training = TRAINING_DEFAULTS | section(spec, "training", set(TRAINING_DEFAULTS)) | overrides

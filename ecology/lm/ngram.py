@@ -1,0 +1,341 @@
+"""The ``ngram`` kind: an order-``n`` model over characters or words, trained from a token stream
+(:class:`NgramModel`), and how a text becomes that stream (:class:`Reduction`, :func:`load_stream`:
+the character classes, the map to the vocabulary, the shipped corpus ``pydoc``)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecology.errors import ScenarioError
+from ecology.lm.base import CODE_BITS, ContextModel, number, resolve
+from ecology.lm.files import check_same_tokens, load_npz_model, write_npz
+from ecology.lm.registry import register
+
+CLASSES = ("space", "vowel", "consonant", "letter", "digit", "punctuation", "other")
+CLASS_PATTERN = re.compile(r"<(" + "|".join(CLASSES) + r")>")
+SHIPPED_TEXTS = ("pydoc",)  # corpora named in `text` that are not files (see shipped_text)
+
+
+def shipped_text(name: str) -> str:
+    """A corpus every Python has: ``pydoc`` = the standard library's ``pydoc_data.topics``
+    texts, joined in sorted topic order with newlines (about 490,000 characters)."""
+    from pydoc_data.topics import topics
+
+    return "\n".join(topics[key] for key in sorted(topics))
+
+
+def char_class(c: str) -> str:
+    if c.isspace():
+        return "space"
+    if c in "aeiouAEIOU":
+        return "vowel"
+    if c.isascii() and c.isalpha():
+        return "consonant"
+    if c.isdigit():
+        return "digit"
+    if not c.isalnum():
+        return "punctuation"
+    return "letter"  # a non-ASCII letter
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How raw text becomes tokens.
+
+    ``unit``: ``"char"`` (each character is a symbol) or ``"word"`` (whitespace-separated words).
+    ``map``: token -> what it stands for: literal characters (char unit) or space-separated words
+    (word unit), and/or classes in angle brackets: ``<space>``, ``<vowel>`` (aeiouAEIOU),
+    ``<consonant>`` (other ASCII letters), ``<letter>`` (any letter), ``<digit>``,
+    ``<punctuation>``, ``<other>`` (whatever nothing else maps). Without a map each token stands
+    for itself. Symbols that map to no token are dropped. ``lowercase`` lowers the text first;
+    ``collapse``: tokens whose runs are squeezed to one occurrence (e.g. the space token).
+    """
+
+    unit: str = "char"
+    mapping: tuple = ()
+    lowercase: bool = False
+    collapse: tuple = ()
+
+    def encode(self, text: str, tokens: list[str]) -> np.ndarray:
+        """The token stream (ints) of ``text``."""
+        if self.lowercase:
+            text = text.lower()
+        symbols = list(text) if self.unit == "char" else text.split()
+        mapping = dict(self.mapping) or {t: t for t in tokens}
+        literal, classes = {}, {}
+        for token, spec in mapping.items():
+            for name in CLASS_PATTERN.findall(spec):
+                classes[name] = token
+            rest = CLASS_PATTERN.sub("", spec)
+            for symbol in (rest if self.unit == "char" else rest.split()):
+                literal[symbol] = token
+        index = {t: i for i, t in enumerate(tokens)}
+        collapse = {index[t] for t in self.collapse}
+        table: dict[str, int] = {}
+        out = []
+        for symbol in symbols:
+            if symbol not in table:
+                token = literal.get(symbol)
+                if token is None and self.unit == "char":
+                    kind = char_class(symbol)
+                    token = classes.get(kind) or (classes.get("letter") if kind in ("vowel", "consonant") else None)
+                if token is None:
+                    token = classes.get("other")
+                table[symbol] = -1 if token is None else index[token]
+            t = table[symbol]
+            if t >= 0 and not (t in collapse and out and out[-1] == t):
+                out.append(t)
+        return np.array(out, dtype=np.int64)
+
+
+def reduction_of(spec: dict, tokens: list[str], field: str) -> Reduction:
+    """The :class:`Reduction` of a model/training dict (keys ``unit``, ``map``, ``lowercase``,
+    ``collapse``), checked against ``tokens``."""
+    unit = spec.get("unit", "char")
+    if unit not in ("char", "word"):
+        raise ScenarioError(f"{field}.unit", f"'{unit}' is not a unit; expected 'char' or 'word'")
+    mapping = spec.get("map") or {}
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        raise ScenarioError(f"{field}.map", "expected a table token -> string (characters, words or <class> names)")
+    for token in mapping:
+        if token not in tokens:
+            raise ScenarioError(f"{field}.map", f"'{token}' is not a token of the vocabulary {tokens}")
+    for token, value in mapping.items():
+        unknown = set(re.findall(r"<([^<>]*)>", value)) - set(CLASSES)
+        if unknown:
+            raise ScenarioError(f"{field}.map.{token}", f"unknown class <{min(unknown)}>; classes are {[f'<{c}>' for c in CLASSES]}")
+    if not mapping and unit == "char":
+        long = [t for t in tokens if len(t) != 1]
+        if long:
+            raise ScenarioError(f"{field}.map", f"tokens {long} are not single characters: give a map token -> characters")
+    collapse = spec.get("collapse", [])
+    if not isinstance(collapse, list) or any(c not in tokens for c in collapse):
+        raise ScenarioError(f"{field}.collapse", f"expected a list of tokens of the vocabulary {tokens}")
+    lowercase = spec.get("lowercase", False)
+    if not isinstance(lowercase, bool):
+        raise ScenarioError(f"{field}.lowercase", "expected true or false")
+    return Reduction(unit, tuple(sorted(mapping.items())), lowercase, tuple(collapse))
+
+
+def load_stream(spec: dict, tokens: list[str], base: Path, field: str) -> tuple[np.ndarray, str]:
+    """The training token stream of a dict with ``text`` (a file, or a shipped corpus name) or
+    ``sequence`` (tokens inline: a list, or a string of one-character tokens). Returns the
+    stream and a description of its source."""
+    if "sequence" in spec:
+        sequence = spec["sequence"]
+        symbols = list(sequence) if isinstance(sequence, str) else sequence
+        index = {t: i for i, t in enumerate(tokens)}
+        bad = [s for s in symbols if s not in index]
+        if bad or not isinstance(symbols, list):
+            raise ScenarioError(f"{field}.sequence", f"'{bad[0] if bad else sequence}' is not a token of the vocabulary {tokens}")
+        return np.array([index[s] for s in symbols], dtype=np.int64), "sequence"
+    text_name = spec.get("text")
+    if not isinstance(text_name, str):
+        raise ScenarioError(f"{field}.text", "give a text file, a shipped corpus (\"pydoc\") or an inline 'sequence'")
+    if text_name in SHIPPED_TEXTS:
+        text = shipped_text(text_name)
+    else:
+        path = base / text_name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ScenarioError(f"{field}.text", f"{text_name}: cannot read: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise ScenarioError(f"{field}.text", f"{text_name}: not a UTF-8 text file") from None
+    stream = reduction_of(spec, tokens, field).encode(text, tokens)
+    if len(stream) < 2:
+        raise ScenarioError(f"{field}.text", f"{text_name}: the text gives {len(stream)} tokens after the map; nothing to learn")
+    return stream, text_name
+
+
+# ---------------------------------------------------------------------------------------------
+# n-gram models
+
+
+def ngram_codes(stream: np.ndarray, order: int, base: int) -> np.ndarray:
+    """Codes (digits ``t + 1``) of every ``order``-gram of the stream, in text order."""
+    n = len(stream) - order + 1
+    codes = np.zeros(max(n, 0), dtype=np.int64)
+    for j in range(order):
+        codes = codes * base + stream[j : j + n] + 1
+    return codes
+
+
+@register
+class NgramModel(ContextModel):
+    """An order-``n`` model: ``mu(. | h)`` depends on the last ``n - 1`` tokens of ``h`` only
+    (longer contexts are truncated); a context with ``j < n - 1`` tokens (the window's first
+    tokens) uses the order-``j + 1`` model.
+
+    Counts ``c(g)`` of every ``i``-gram of the training stream, ``i = 1 .. n``, and continuation
+    counts ``N1+(. g) = #{v : c(v g) > 0}``. With ``h'`` the context without its oldest token:
+
+    - ``add-k``: ``P(w | h) = (c(h w) + k) / (c(h .) + k V)``;
+    - ``kneser-ney`` (interpolated, discount ``D``):
+      ``P(w | h) = max(c(h w) - D, 0) / c(h .) + D N1+(h .) / c(h .) * P_cont(w | h')``
+      with raw counts at the top order, the same formula with continuation counts in place of
+      ``c`` at every lower order (``P_cont``), and the uniform law ``1 / V`` below the unigram.
+      A context never seen (``c(h .) = 0``) gives its lower-order law.
+    """
+
+    kind = "ngram"
+    keys = frozenset({"kind", "file", "order", "text", "sequence", "unit", "map", "lowercase", "collapse",
+                      "smoothing", "discount", "k"})
+    file_keys = ("file", "text")
+    docs_row = (r'`{kind = "ngram", order = 3, text = "FILE" \| "pydoc", unit, map, lowercase, collapse, '
+                r'smoothing = "kneser-ney" \| "add-k", discount = 0.75, k = 1}`, or `sequence = "..."` inline, '
+                r'or `{kind = "ngram", file = "m.npz"}` (saved) | trained in memory and cached')
+
+    @classmethod
+    def build(cls, spec, tokens, base, field):
+        """A saved model (``file``, no training keys), or one trained on ``text`` / ``sequence``."""
+        if "file" in spec:
+            training = sorted(set(spec) - {"kind", "file"})
+            if training:
+                raise ScenarioError(f"{field}.{training[0]}", "a saved n-gram model ('file') takes no training keys")
+            path = resolve(spec, "file", base, field)
+            model = load_npz_model(path, tokens, spec["file"], field)
+            if model.kind != "ngram":
+                raise ScenarioError(f"{field}.file", f"{spec['file']}: holds a {model.kind} model, not an n-gram model")
+            return model
+        order, smoothing, discount, k = ngram_settings(spec, field)
+        if order * math.log2(len(tokens) + 1) >= CODE_BITS:
+            raise ScenarioError(f"{field}.order", f"order {order} over {len(tokens)} tokens is too large (codes exceed 62 bits)")
+        stream, source = load_stream(spec, tokens, base, field)
+        return cls.train(stream, tokens, order, smoothing, discount, k, source, field)
+
+    @classmethod
+    def names_file(cls, key, value):
+        """``text`` names a file unless it is a shipped corpus (:data:`SHIPPED_TEXTS`)."""
+        return key in cls.file_keys and not (key == "text" and value in SHIPPED_TEXTS)
+
+    def __init__(self, tokens, source, order: int, counts: list, smoothing: str, discount: float, k: float, field="model"):
+        super().__init__(tokens, source, field)
+        self.order = order
+        self.counts = counts  # counts[i] = (sorted codes, counts) of i-grams, i = 1 .. n (index 0 unused)
+        self.smoothing = smoothing
+        self.discount = discount
+        self.k = k
+        self.base = len(tokens) + 1
+        self.modulus = self.base ** (order - 1)
+        self.continuation = [None] + [self.continuation_counts(i) for i in range(1, order)]
+
+    @classmethod
+    def train(cls, stream: np.ndarray, tokens, order: int, smoothing: str, discount: float, k: float, source: str, field="model"):
+        base = len(tokens) + 1
+        counts: list = [None]
+        for i in range(1, order + 1):
+            codes, n = np.unique(ngram_codes(stream, i, base), return_counts=True)
+            counts.append((codes, n.astype(np.float64)))
+        return cls(tokens, source, order, counts, smoothing, discount, k, field)
+
+    @property
+    def n_parameters(self) -> int:
+        """The stored counts (one per distinct i-gram, i = 1 .. n) and the smoothing constant."""
+        return sum(len(codes) for codes, _ in self.counts[1:]) + 1
+
+    def continuation_counts(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``N1+(. g)`` for every ``i``-gram ``g``: distinct left extensions in the ``i+1``-grams."""
+        longer, _ = self.counts[i + 1]
+        codes, n = np.unique(longer % (self.base**i), return_counts=True)
+        return codes, n.astype(np.float64)
+
+    def extend(self, code, token):
+        return (code * self.base + token + 1) % self.modulus if self.order > 1 else code * 0
+
+    @staticmethod
+    def lookup(table: tuple[np.ndarray, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        keys, values = table
+        if len(keys) == 0:
+            return np.zeros(codes.shape)
+        at = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
+        return np.where(keys[at] == codes, values[at], 0.0)
+
+    def next_counts(self, contexts: np.ndarray, table) -> np.ndarray:
+        """(C, V) counts of each context followed by each token."""
+        return self.lookup(table, contexts[:, None] * self.base + np.arange(1, self.base))
+
+    def kneser_ney(self, contexts: np.ndarray, length: int, top: bool) -> np.ndarray:
+        """(C, V) probabilities after contexts of ``length`` tokens (class docstring)."""
+        V = self.n_tokens
+        lower = np.full((len(contexts), V), 1.0 / V)
+        if length > 0:
+            lower = self.kneser_ney(contexts % (self.base ** (length - 1)), length - 1, False)
+        table = self.counts[length + 1] if top else self.continuation[length + 1]
+        c = self.next_counts(contexts, table)
+        total = c.sum(axis=1, keepdims=True)
+        seen = total > 0
+        safe = np.where(seen, total, 1.0)
+        types = np.sum(c > 0, axis=1, keepdims=True)
+        smoothed = np.maximum(c - self.discount, 0.0) / safe + self.discount * types / safe * lower
+        return np.where(seen, smoothed, lower)
+
+    def probabilities(self, contexts: np.ndarray, length: int) -> np.ndarray:
+        if self.smoothing == "add-k":
+            c = self.next_counts(contexts, self.counts[length + 1])
+            return (c + self.k) / (c.sum(axis=1, keepdims=True) + self.k * self.n_tokens)
+        return self.kneser_ney(contexts, length, True)
+
+    def laws(self, codes, where):
+        out = np.empty((len(codes), self.n_tokens))
+        lengths = np.zeros(len(codes), dtype=np.int64)
+        rest = codes.copy()
+        while np.any(rest > 0):
+            lengths += rest > 0
+            rest //= self.base
+        for length in np.unique(lengths):
+            rows = lengths == length
+            with np.errstate(divide="ignore"):
+                out[rows] = np.log(self.probabilities(codes[rows], int(length)))
+        return out
+
+    def save(self, path: Path) -> None:
+        arrays = {f"codes{i}": self.counts[i][0] for i in range(1, self.order + 1)}
+        arrays |= {f"counts{i}": self.counts[i][1] for i in range(1, self.order + 1)}
+        meta = {"kind": "ngram", "tokens": self.tokens, "order": self.order, "smoothing": self.smoothing,
+                "discount": self.discount, "k": self.k}
+        write_npz(path, meta, arrays)
+
+    @classmethod
+    def from_npz(cls, meta: dict, data, tokens, source, field="model") -> NgramModel:
+        order = int(meta["order"])
+        counts = [None] + [(data[f"codes{i}"], data[f"counts{i}"]) for i in range(1, order + 1)]
+        model = cls(list(meta["tokens"]), source, order, counts, meta["smoothing"], float(meta["discount"]), float(meta["k"]), field)
+        return model.reordered(tokens)
+
+    def reordered(self, tokens: list[str]) -> NgramModel:
+        """The same model over ``tokens`` (same set, possibly another order)."""
+        if tokens == self.tokens:
+            return self
+        check_same_tokens(self.tokens, tokens, self.source, self.field)
+        new = [tokens.index(t) for t in self.tokens]  # old index -> new index
+        base = self.base
+        counts: list = [None]
+        for i in range(1, self.order + 1):
+            codes, n = self.counts[i]
+            digits, rest, recoded = [], codes.copy(), np.zeros_like(codes)
+            for _ in range(i):
+                digits.append(rest % base)
+                rest //= base
+            for d in reversed(digits):
+                recoded = recoded * base + np.where(d > 0, np.take(new, d - 1) + 1, 0)
+            order = np.argsort(recoded)
+            counts.append((recoded[order], n[order]))
+        return NgramModel(tokens, self.source, self.order, counts, self.smoothing, self.discount, self.k, self.field)
+
+
+
+def ngram_settings(spec: dict, field: str) -> tuple[int, str, float, float]:
+    """``(order, smoothing, discount, k)`` of an n-gram dict, checked."""
+    order = number(spec, "order", 3, field, 1, 12, integer=True)
+    smoothing = spec.get("smoothing", "kneser-ney")
+    if smoothing not in ("kneser-ney", "add-k"):
+        raise ScenarioError(f"{field}.smoothing", f"'{smoothing}' is not a smoothing; expected 'kneser-ney' or 'add-k'")
+    discount = number(spec, "discount", 0.75, field, 1e-9, 1.0)
+    k = number(spec, "k", 1.0, field, 1e-12, 1e12)
+    return order, smoothing, float(discount), float(k)
