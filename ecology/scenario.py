@@ -34,6 +34,7 @@ from pydantic import (
 from ecology.errors import ScenarioError
 from ecology.fields import MAX_COUNT, NAME_RULE, TOKEN_RULE, Name, References, Strict, Token
 from ecology.kinds.criteria import FORMS
+from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS
 from ecology.lm import KINDS as MODEL_KINDS
 from ecology.lm import load_model, model_file_keys, names_file
@@ -50,12 +51,8 @@ class Context(Strict):
     """The window: length ``k``, deletion rule, and the prompt that starts it (after pads)."""
 
     length: int = Field(ge=1, le=MAX_COUNT, description="k, the number of tokens the window holds")
-    deletion: Literal["fifo", "none", "block", "message"] = Field(
-        "fifo",
-        description='"fifo": once full, each step deletes the oldest token; '
-        '"none": nothing is ever deleted (unbounded window); '
-        '"block": once full, delete the oldest `block` tokens at once; '
-        '"message": once full, delete the oldest whole message (up to and including `delimiter`)',
+    deletion: Literal[tuple(RULES)] = Field(
+        "fifo", description="; ".join(f'"{name}": {rule.summary}' for name, rule in RULES.items()),
     )
     block: int | None = Field(None, ge=1, le=MAX_COUNT, description='B, tokens deleted at once by "block"')
     delimiter: Token | None = Field(None, description='the token that ends a message, for "message"')
@@ -484,12 +481,7 @@ def check(s: Scenario) -> None:
     ctx = s.context
     for i, t in enumerate(ctx.prompt):
         token(f"context.prompt[{i}]", t)
-    if ctx.deletion == "block" and ctx.block is None:
-        raise ScenarioError("context.block", 'deletion = "block" needs block = B (tokens deleted at once)')
-    if ctx.deletion == "block" and ctx.block > ctx.length - ctx.pinned:
-        raise ScenarioError("context.block", f"deletes more than the {ctx.length - ctx.pinned} deletable positions")
-    if ctx.deletion == "message" and ctx.delimiter is None:
-        raise ScenarioError("context.delimiter", 'deletion = "message" needs delimiter = "<token that ends a message>"')
+    RULES[ctx.deletion].check(ctx)
     for key in ("delimiter", "reset"):
         if getattr(ctx, key) is not None:
             token(f"context.{key}", getattr(ctx, key))
@@ -554,7 +546,7 @@ def check_model(path: str, spec: dict, s: Scenario) -> None:
     if limit is not None and s.context.length > limit:
         raise ScenarioError("context.length", f"{s.context.length} is longer than the context of the model of "
                             f"{path.rsplit('.', 1)[0]} ({limit} tokens); use a context length of at most {limit}")
-    if limit is not None and s.context.deletion == "none" and len(s.context.prompt) + s.run.steps > limit:
-        raise ScenarioError("context.deletion", f"'none' grows the window to {len(s.context.prompt) + s.run.steps} tokens "
+    if limit is not None and not RULES[s.context.deletion].deletes_oldest and len(s.context.prompt) + s.run.steps > limit:
+        raise ScenarioError("context.deletion", f"'{s.context.deletion}' grows the window to {len(s.context.prompt) + s.run.steps} tokens "
                             f"in {s.run.steps} steps, longer than the context of the model of {path.rsplit('.', 1)[0]} "
                             f"({limit} tokens); use a deleting rule or at most {limit - len(s.context.prompt)} steps")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 from ecology.errors import ScenarioError, TooManyStates
+from ecology.kinds.deletion import RULES
 from ecology.lm import LanguageModel, load_model
 from ecology.scenario import Scenario
 
@@ -106,7 +107,7 @@ def run_bytes(scenario: Scenario) -> tuple[float, str]:
     sizes = automaton_sizes(scenario)
     ctx, run = scenario.context, scenario.run
     R, n, V, S = run.replicates, run.steps, len(scenario.vocabulary.tokens), len(sizes)
-    k = ctx.length + (n if ctx.deletion == "none" else 0)
+    k = ctx.length + (0 if RULES[ctx.deletion].deletes_oldest else n)
     P = max([c.periodic for c in scenario.absorption.values() if c.periodic], default=0)
     L = len({p.population or name for name, p in scenario.premises.items()} | set(scenario.populations))
     C = len(scenario.absorption)
@@ -126,8 +127,7 @@ def run_bytes(scenario: Scenario) -> tuple[float, str]:
 
 
 def _sliding(scenario: Scenario) -> bool:
-    ctx = scenario.context
-    return ctx.deletion == "none" or (ctx.deletion == "fifo" and ctx.pinned == 0)
+    return RULES[scenario.context.deletion].slides(scenario.context)
 
 
 def check_compile(scenario: Scenario) -> None:
@@ -153,7 +153,7 @@ def check_work(scenario: Scenario) -> None:
     a ``periodic`` criterion compares each page-state with the last P (``n P k R``), and
     ``run.drift`` re-reads every window once per token (``n R V k S``)."""
     ctx, run = scenario.context, scenario.run
-    k = ctx.length + (run.steps if ctx.deletion == "none" else 0)
+    k = ctx.length + (0 if RULES[ctx.deletion].deletes_oldest else run.steps)
     for name, c in scenario.absorption.items():
         # one vectorised comparison per earlier step: k R elements, and at least ~10^4 element-costs of overhead
         work = run.steps * c.periodic * max(k * run.replicates, PER_CALL) if c.periodic else 0
