@@ -84,7 +84,8 @@ def random_chat_scenario(rng):
         w = rng.random(3) + 0.05
         return dict(zip(tokens, (w / w.sum()).tolist()))
     def automaton():
-        states = {f"s{i}": {"emit": law(), "on": {t: f"s{rng.integers(3)}" for t in tokens if rng.random() < 0.5}} for i in range(3)}
+        states = {f"s{i}": {"emit": law(), "on": {t: f"s{rng.integers(3)}" for t in tokens if rng.random() < 0.5}}
+                  for i in range(3)}
         return {"start": "s0", "states": states}
     table = {
         "name": "random",
