@@ -11,6 +11,8 @@ from ecology.core.readers import SlidingReader
 from ecology.numerics import sample, tempered
 from ecology.scenario import validate
 
+from .engines import random_chat_scenario
+
 F, U, N = 0, 1, 2
 
 
@@ -55,29 +57,6 @@ def test_sample_never_draws_a_zero_probability_token():
     tokens = sample(log_p, u)
     assert set(tokens[::2]) == {1}
     assert set(tokens[1::2]) <= {0, 2}
-
-
-def random_chat_scenario(rng):
-    """A random scenario with several multi-state simulacra and turns, for reader properties."""
-    tokens = ["a", "b", "c"]
-    def law():
-        w = rng.random(3) + 0.05
-        return dict(zip(tokens, (w / w.sum()).tolist()))
-    def automaton():
-        states = {f"s{i}": {"emit": law(), "on": {t: f"s{rng.integers(3)}" for t in tokens if rng.random() < 0.5}} for i in range(3)}
-        return {"start": "s0", "states": states}
-    table = {
-        "name": "random",
-        "vocabulary": {"tokens": tokens},
-        "context": {"length": int(rng.integers(1, 9)), "deletion": "fifo"},
-        "simulacra": {f"m{i}": automaton() for i in range(3)},
-        "premises": {
-            "duet": {"prior": 0.5, "cast": ["m0", "m1"], "turns": {"every": int(rng.integers(1, 3))}},
-            "trio": {"prior": 0.3, "cast": ["m0", "m1", "m2"], "turns": {"after": "c"}},
-            "solo": {"prior": 0.2, "cast": ["m2"]},
-        },
-    }
-    return compile_scenario(validate(table))
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -31,56 +31,7 @@ from ecology.model import EcologyModel, warm_up
 from ecology.scenario import ENGINES, validate
 
 from .conftest import SCENARIOS, table
-from .test_dynamics import random_chat_scenario
-
-TOLERANCE = 1e-12
-
-
-def build(data: dict, engine: str) -> EcologyModel:
-    data = copy.deepcopy(data)
-    data.setdefault("run", {})["engine"] = engine
-    model = EcologyModel(validate(data))
-    assert model.engine.name == engine, model.engine_note
-    return model
-
-
-def simulate(data: dict, engine: str, schedule=None) -> EcologyModel:
-    """The model after all its steps: step by step, or by ``schedule`` (``"blocks"``: one
-    ``run_model()``; a list: ``advance(n)`` for each number, ``step()`` for each ``"s"``), then
-    step by step to the end."""
-    return drive(build(data, engine), schedule)
-
-
-def drive(model: EcologyModel, schedule) -> EcologyModel:
-    if schedule == "blocks":
-        model.run_model()
-    for item in schedule if isinstance(schedule, list) else []:
-        if model.running:
-            model.step() if item == "s" else model.advance(min(item, model.n_steps - model.generated))
-    while model.running:
-        model.step()
-    return model
-
-
-def assert_same(a: EcologyModel, b: EcologyModel, tolerance: float = TOLERANCE) -> None:
-    """Everything of the guarantee; ``tolerance = 0`` for bit-for-bit."""
-    for name in ("printed", "speakers", "premise_speakers", "raster"):
-        assert np.array_equal(np.array(getattr(a, name)), np.array(getattr(b, name))), name
-    assert np.array_equal(a.reached_at, b.reached_at)
-    assert np.array_equal(a.holding, b.holding)
-    assert np.array_equal(a.context.window, b.context.window)
-    table_a, table_b = a.datacollector.get_model_vars_dataframe(), b.datacollector.get_model_vars_dataframe()
-    assert list(table_a.columns) == list(table_b.columns)
-    if tolerance == 0:
-        assert table_a.equals(table_b)
-    close = dict(rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(table_b.to_numpy(float), table_a.to_numpy(float), **close)
-    np.testing.assert_allclose(np.array(b.trajectories), np.array(a.trajectories), **close)
-    np.testing.assert_allclose(b.amplitudes, a.amplitudes, **close)
-    np.testing.assert_allclose(b.credit, a.credit, **close)
-    for premise_a, premise_b in zip(a.premise_agents, b.premise_agents):
-        assert np.array_equal(premise_a.state, premise_b.state)
-        np.testing.assert_allclose(premise_b.log_likelihood, premise_a.log_likelihood, **close)
+from .engines import assert_same, random_chat_scenario, simulate
 
 
 def assert_same_run(data: dict) -> EcologyModel:

@@ -31,10 +31,9 @@ from ecology.engine import base as engine_base
 from ecology import numerics
 from ecology.engine import compiled as kernel
 from ecology.errors import ImpossibleWindow
-from ecology.model import EcologyModel
 
 from .conftest import SCENARIOS, misread
-from .test_kernel import TOLERANCE, assert_same, build, drive, simulate
+from .engines import TOLERANCE, assert_engines_agree, assert_same, build, drive, simulate
 
 RULES = {
     "fifo": {},
@@ -113,16 +112,6 @@ def random_scenario(rng, tokens=None, premises=None, length=None, rule=None, tem
         "sampling": {"temperature": float(rng.choice([0.0, 1e-300, 0.3, 1.0, 7.0])) if temperature is None else temperature},
         "absorption": absorption,
     }
-
-
-def assert_engines_agree(data: dict, schedules=("blocks",)) -> EcologyModel:
-    """numpy against compiled step by step (to 1e-12), and compiled step by step against each
-    schedule of blocks (bit for bit)."""
-    stepwise = simulate(data, "compiled")
-    assert_same(simulate(data, "numpy"), stepwise)
-    for schedule in schedules:
-        assert_same(stepwise, simulate(data, "compiled", schedule), tolerance=0)
-    return stepwise
 
 
 MIXED = [1, 3, "s", 2, "s", 5]

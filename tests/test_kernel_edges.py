@@ -31,8 +31,7 @@ from ecology import numerics
 from ecology.engine import compiled as kernel
 from ecology.errors import ScenarioError
 
-from .test_kernel import build, drive
-from .test_kernel_adversarial import assert_engines_agree
+from .engines import assert_engines_agree, build, drive
 
 # --- failures: NaN, and NaN with an impossible window in the same step ------------------------
 

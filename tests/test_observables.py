@@ -10,7 +10,7 @@ from ecology.model import EcologyModel
 from ecology.scenario import validate
 
 from .conftest import table
-from .test_dynamics import random_chat_scenario
+from .engines import random_chat_scenario
 
 
 @pytest.mark.parametrize("seed", range(8))
