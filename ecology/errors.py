@@ -27,7 +27,7 @@ class ScenarioError(UserError, ValueError):
         field = f"{self.path}: " if self.path else ""
         return f"{where}{field}{self.message}"
 
-    def located(self, source: str) -> "ScenarioError":
+    def located(self, source: str) -> ScenarioError:
         """The same error tagged with the file it came from (done once, where the file is known)."""
         return self if self.source else type(self)(self.path, self.message, source)
 

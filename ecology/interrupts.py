@@ -68,7 +68,7 @@ class Signals:
             self._raised = True
             raise Interrupted(self.received[0])
 
-    def __enter__(self) -> "Signals":
+    def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
             for signum in HANDLED:
                 previous = signal.getsignal(signum)

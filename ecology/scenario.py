@@ -90,7 +90,7 @@ def _kind_of(value: Any) -> str:
 
 # The simulacrum kinds registered in ecology/simulacra.py, as one tagged union keyed by ``kind``.
 SimulacrumSpec = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in KINDS.items())],
+    Union[tuple(Annotated[cls, Tag(name)] for name, cls in KINDS.items())],  # noqa: UP007 (a union built at run time)
     Discriminator(_kind_of),
 ]
 
@@ -105,7 +105,7 @@ class Turns(Strict):
     after: Token | None = None
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "Turns":
+    def _one_rule(self) -> Turns:
         if (self.every is None) == (self.after is None):
             raise ValueError("give exactly one of 'every' or 'after'")
         return self
@@ -126,7 +126,7 @@ class PremiseSpec(Strict):
     )
 
     @model_validator(mode="after")
-    def _cast_or_model(self) -> "PremiseSpec":
+    def _cast_or_model(self) -> PremiseSpec:
         if (self.cast is None) == (self.model is None):
             raise ValueError("give exactly one of 'cast' (simulacra) or 'model' (a language model)")
         if self.model is not None and self.turns is not None:
@@ -149,7 +149,7 @@ class Distribution(Strict):
     values: list[float] | None = None
 
     @model_validator(mode="after")
-    def _parameters(self) -> "Distribution":
+    def _parameters(self) -> Distribution:
         need = {
             "uniform": ("low", "high"),
             "loguniform": ("low", "high"),
@@ -194,7 +194,7 @@ class CriterionTable(Strict):
     :mod:`ecology.absorption` (their keys are added by :data:`Criterion` below)."""
 
     @model_validator(mode="after")
-    def _one_form(self) -> "CriterionTable":
+    def _one_form(self) -> CriterionTable:
         chosen = [key for key in FORMS if getattr(self, key) is not None]
         if len(chosen) != 1:
             raise ValueError(f"give exactly one of {', '.join(repr(k) for k in FORMS)}")
@@ -276,7 +276,7 @@ def _pydantic_error(err: ValidationError) -> ScenarioError:
         msg = f"unknown kind {value.get('kind')!r}; use one of {', '.join(SIMULACRUM_KINDS)}"
     elif kind == "string_pattern_mismatch" and "A-Za-z0-9_" in str(first.get("ctx", {}).get("pattern")):
         msg = f"name {value!r} is not allowed: names use {NAME_RULE}"
-    elif kind == "string_pattern_mismatch" or kind == "string_too_long" and "64" in msg:
+    elif kind == "string_pattern_mismatch" or (kind == "string_too_long" and "64" in msg):
         msg = f"token {value!r} is not allowed: {TOKEN_RULE}"
     elif kind == "finite_number":
         msg = f"must be a finite number, got {_toml_repr(value)}"
@@ -409,7 +409,8 @@ def read_toml(path: str | Path) -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ScenarioError("", f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save it as UTF-8", where) from None
+        raise ScenarioError("", f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save it as UTF-8",
+                            where) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -424,7 +425,8 @@ def read_toml(path: str | Path) -> dict:
 def anchor_model_files(data: dict, base: Path) -> dict:
     """The raw table with the file names of premises' models (the values of the registered
     kinds' file keys that name files, :func:`ecology.lm.names_file`: not ``text = "pydoc"``) made absolute
-    relative to ``base`` (the scenario file's folder), so the scenario means the same from any working directory and in the resolved copy written with results."""
+    relative to ``base`` (the scenario file's folder), so the scenario means the same from any working directory and
+    in the resolved copy written with results."""
     premises = data.get("premises")
     if not isinstance(premises, dict):
         return data
@@ -547,6 +549,7 @@ def check_model(path: str, spec: dict, s: Scenario) -> None:
         raise ScenarioError("context.length", f"{s.context.length} is longer than the context of the model of "
                             f"{path.rsplit('.', 1)[0]} ({limit} tokens); use a context length of at most {limit}")
     if limit is not None and not RULES[s.context.deletion].deletes_oldest and len(s.context.prompt) + s.run.steps > limit:
-        raise ScenarioError("context.deletion", f"'{s.context.deletion}' grows the window to {len(s.context.prompt) + s.run.steps} tokens "
+        grown = len(s.context.prompt) + s.run.steps
+        raise ScenarioError("context.deletion", f"'{s.context.deletion}' grows the window to {grown} tokens "
                             f"in {s.run.steps} steps, longer than the context of the model of {path.rsplit('.', 1)[0]} "
                             f"({limit} tokens); use a deleting rule or at most {limit - len(s.context.prompt)} steps")

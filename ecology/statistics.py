@@ -24,7 +24,8 @@ horizon); ``T`` is the first step at which a criterion holds (*reached*), observ
 - :func:`restricted_mean`: the restricted mean time ``E[min(T, N)] = sum_{t=0}^{N-1} S(t)``
   (the area under the KM curve up to the horizon) with its standard error
   ``sum_j A_j^2 d_j / (r_j (r_j - d_j))``, ``A_j`` the area under ``S`` from event step ``j`` to
-  ``N``; its 95% interval is ``mean -+ 1.96 se`` clipped to ``[0, N]``. It is a lower bound of ``E[T]`` and equals it when ``S(N) = 0``; it is *not* the mean
+  ``N``; its 95% interval is ``mean -+ 1.96 se`` clipped to ``[0, N]``. It is a lower bound of ``E[T]`` and equals it
+  when ``S(N) = 0``; it is *not* the mean
   over the replicates that happened to reach the event (that mean, conditional on ``T <= N``, is
   reported only as ``time_mean_given_reached``).
 

@@ -171,7 +171,7 @@ def iid_table(n_tokens: int, length: int) -> dict:
     """One iid premise, uniform over ``n_tokens`` tokens: ``sum_{j <= k} V^j`` page-states, V transitions each."""
     tokens = [f"t{i}" for i in range(n_tokens)]
     return {"name": "iid", "vocabulary": {"tokens": tokens}, "context": {"length": length},
-            "simulacra": {"src": {"kind": "iid", "probs": {t: 1 / n_tokens for t in tokens}}},
+            "simulacra": {"src": {"kind": "iid", "probs": dict.fromkeys(tokens, 1 / n_tokens)}},
             "premises": {"src": {"prior": 1.0, "cast": ["src"]}}}
 
 

@@ -27,9 +27,8 @@ import copy
 import numpy as np
 import pytest
 
-from ecology.engine import base as engine_base
 from ecology import numerics
-from ecology.engine import compiled as kernel
+from ecology.engine import base as engine_base
 from ecology.errors import ImpossibleWindow
 
 from .conftest import SCENARIOS, misread

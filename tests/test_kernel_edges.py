@@ -26,9 +26,8 @@ import numpy as np
 import pytest
 
 import ecology.model as model_module
-from ecology.engine import base as engine_base
 from ecology import numerics
-from ecology.engine import compiled as kernel
+from ecology.engine import base as engine_base
 from ecology.errors import ScenarioError
 
 from .engines import assert_engines_agree, build, drive

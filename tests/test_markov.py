@@ -87,7 +87,8 @@ def test_spectrum_of_a_token_swap_symmetric_chain_above_the_dense_limit():
     rng = np.random.default_rng(5)
     half = DENSE_EIGEN_LIMIT // 2 + 100
     block = sp.random(half, half, density=4 / half, random_state=rng, format="csr")
-    block = block + sp.diags(np.full(half, 0.2)) + sp.diags(np.full(half - 1, 0.3), 1) + sp.diags([0.3], [-(half - 1)], shape=(half, half))
+    block = (block + sp.diags(np.full(half, 0.2)) + sp.diags(np.full(half - 1, 0.3), 1)
+             + sp.diags([0.3], [-(half - 1)], shape=(half, half)))
     block = sp.diags(1 / np.asarray(block.sum(axis=1)).ravel()) @ block
     c = 1e-9
     P = sp.bmat([[block * (1 - c), sp.identity(half) * c], [sp.identity(half) * c, block * (1 - c)]]).tocsr()

@@ -166,7 +166,8 @@ def check_work(scenario: Scenario) -> None:
         # every step, each model premise re-reads every replicate's window
         work = run.steps * max(run.replicates * models, PER_CALL) * (1 + (len(scenario.vocabulary.tokens) if run.drift else 0))
         if work > MAX_RUN_WORK:
-            raise ScenarioError("run", f"the model premises re-read every window each step{' (and once per token for drift)' if run.drift else ''}: "
+            drift = " (and once per token for drift)" if run.drift else ""
+            raise ScenarioError("run", f"the model premises re-read every window each step{drift}: "
                                 f"about {work:.2g} operations for this run (hours or more); use fewer steps or replicates "
                                 "(--steps, --replicates), a shorter context.length or a smaller model")
     if run.drift:

@@ -60,6 +60,8 @@ Mixing
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -386,7 +388,7 @@ def elimination_blocks(Q: sp.csr_matrix, max_block: int = ELIMINATION_BLOCK) -> 
     grouped = labels[order]
     starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]).tolist() + [n]
     bounds = [0]
-    for lo, hi in zip(starts[:-1], starts[1:]):
+    for lo, hi in itertools.pairwise(starts):
         if hi - lo > max_block:
             if lo > bounds[-1]:
                 bounds.append(lo)
@@ -436,7 +438,7 @@ class _BlockElimination:
         r, c, v = [rows.row], [rows.col], [rows.data]
         for u in self.by_row[b]:
             I, O, U = self.updates[u]
-            mine = (I >= lo) & (I < hi)
+            mine = (lo <= I) & (hi > I)
             sub = U[mine]
             rr, cc = np.nonzero(sub)
             r.append((I[mine] - lo)[rr])
@@ -454,7 +456,7 @@ class _BlockElimination:
         for u in self.by_col[b]:
             I, O_u, U = self.updates[u]
             mine = (O_u >= lo) & (O_u < hi)
-            later = I >= hi
+            later = hi <= I
             sub = U[np.ix_(later, mine)]
             rr, cc = np.nonzero(sub)
             r2.append(I[later][rr])
@@ -798,10 +800,8 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
         return StationaryLaw(pi, "Arnoldi", _residual_bound(P, pi), "residual bound")
     candidates = [(x, name) for x, name in ((pi, "Arnoldi"),) if x is not None]
     if n <= LU_LIMIT:
-        try:
+        with contextlib.suppress(ChainError):
             candidates.append((_lu_stationary(P), "pinned LU"))
-        except ChainError:
-            pass
     if not candidates:
         raise ChainError("ARPACK did not converge and the class is too large for LU")
     pi, name = min(candidates, key=lambda c: _residual(P, c[0]))
@@ -1334,7 +1334,7 @@ class MarkovChain:
         the largest per-step escape probability, the most likely state (stationary law of the kept
         transitions), the expected exit time from it (``(I - P_CC) tau = 1``, subtraction-free) and
         the exit law ``P(first state outside C = j)`` from it."""
-        kept = self.P.multiply(self.P >= tolerance).tocsr()
+        kept = self.P.multiply(tolerance <= self.P).tocsr()
         kept.eliminate_zeros()
         _, classes = closed_classes_of(kept)
         out = []

@@ -77,11 +77,11 @@ class CriterionForm:
     fields: ClassVar[dict[str, Any]]
 
     @classmethod
-    def validate_spec(cls, spec: "Criterion") -> None:
+    def validate_spec(cls, spec: Criterion) -> None:
         """Checks of the form's own keys; raise ValueError."""
 
     @classmethod
-    def check(cls, path: str, spec: "Criterion", refs: References, labels: set[str]) -> None:
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str]) -> None:
         """Cross-reference checks; raise :class:`ScenarioError`."""
 
     def __init__(self, name: str):
@@ -119,7 +119,7 @@ class WindowOnly(CriterionForm):
     fields = {"window_only": (list[Token] | None, Field(None, min_length=1))}
 
     @classmethod
-    def check(cls, path: str, spec: "Criterion", refs: References, labels: set[str]) -> None:
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str]) -> None:
         for i, t in enumerate(spec.window_only):
             refs.token(f"{path}.window_only[{i}]", t)
 
@@ -130,7 +130,7 @@ class WindowOnly(CriterionForm):
         self.allowed[tokens] = True
 
     @classmethod
-    def from_spec(cls, name: str, spec: Criterion, setting: "Setting") -> "WindowOnly":
+    def from_spec(cls, name: str, spec: Criterion, setting: Setting) -> WindowOnly:
         return cls(name, [setting.token_index[t] for t in spec.window_only], setting.length, len(setting.token_index))
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
@@ -182,12 +182,12 @@ class PopulationAbove(CriterionForm):
     fields = {"population": (Name | None, None), "above": (Probability | None, None)}
 
     @classmethod
-    def validate_spec(cls, spec: "Criterion") -> None:
+    def validate_spec(cls, spec: Criterion) -> None:
         if spec.above is None:
             raise ValueError("'population' needs 'above' (an amplitude threshold)")
 
     @classmethod
-    def check(cls, path: str, spec: "Criterion", refs: References, labels: set[str]) -> None:
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str]) -> None:
         if spec.population not in labels:
             raise ScenarioError(f"{path}.population", f"unknown population label {spec.population!r}; "
                                 f"labels are {sorted(labels)}")
@@ -198,7 +198,7 @@ class PopulationAbove(CriterionForm):
         self.above = above
 
     @classmethod
-    def from_spec(cls, name: str, spec: Criterion, setting: "Setting") -> "PopulationAbove":
+    def from_spec(cls, name: str, spec: Criterion, setting: Setting) -> PopulationAbove:
         return cls(name, setting.labels.index(spec.population), spec.above)
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
@@ -228,7 +228,7 @@ class Periodic(CriterionForm):
         self.memory = memory  # deleted-token columns before the page-state in ``extended``
 
     @classmethod
-    def from_spec(cls, name: str, spec: Criterion, setting: "Setting") -> "Periodic":
+    def from_spec(cls, name: str, spec: Criterion, setting: Setting) -> Periodic:
         return cls(name, spec.periodic, setting.memory)
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:

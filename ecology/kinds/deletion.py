@@ -114,7 +114,7 @@ class DeletionRule:
 
     def apply(self, grown: np.ndarray) -> np.ndarray:
         """(R, k + 1) windows after an append -> (R, k) canonical windows after deletion."""
-        rows, width = grown.shape
+        width = grown.shape[1]
         k, m = self.length, self.pinned
         full = grown[:, 0] != self.pad  # the window held k tokens before the append
         count = np.where(full, self.count(grown), 0)

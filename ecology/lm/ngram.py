@@ -108,7 +108,8 @@ def reduction_of(spec: dict, tokens: list[str], field: str) -> Reduction:
     for token, value in mapping.items():
         unknown = set(re.findall(r"<([^<>]*)>", value)) - set(CLASSES)
         if unknown:
-            raise ScenarioError(f"{field}.map.{token}", f"unknown class <{min(unknown)}>; classes are {[f'<{c}>' for c in CLASSES]}")
+            classes = [f"<{c}>" for c in CLASSES]
+            raise ScenarioError(f"{field}.map.{token}", f"unknown class <{min(unknown)}>; classes are {classes}")
     if not mapping and unit == "char":
         long = [t for t in tokens if len(t) != 1]
         if long:
@@ -305,7 +306,8 @@ class NgramModel(ContextModel):
     def from_npz(cls, meta: dict, data, tokens, source, field="model") -> NgramModel:
         order = int(meta["order"])
         counts = [None] + [(data[f"codes{i}"], data[f"counts{i}"]) for i in range(1, order + 1)]
-        model = cls(list(meta["tokens"]), source, order, counts, meta["smoothing"], float(meta["discount"]), float(meta["k"]), field)
+        model = cls(list(meta["tokens"]), source, order, counts, meta["smoothing"], float(meta["discount"]), float(meta["k"]),
+                    field)
         return model.reordered(tokens)
 
     def reordered(self, tokens: list[str]) -> NgramModel:

@@ -35,18 +35,21 @@ class OnnxModel(SequenceModel):
             raise ScenarioError(f"{field}.kind", "onnx models need onnxruntime: pip install 'simulacra-ecology[onnx]'") from None
         bos = number(spec, "bos", None, field, 0, 2**31 - 1, integer=True) if "bos" in spec else None
         if bos is None:
-            raise ScenarioError(f"{field}.bos", "give the model's start-of-text token id (the law of the empty window is the law after it)")
+            raise ScenarioError(f"{field}.bos", "give the model's start-of-text token id "
+                                "(the law of the empty window is the law after it)")
         token_ids = spec.get("token_ids", list(range(len(tokens))))
         if (not isinstance(token_ids, list) or len(token_ids) != len(tokens)
                 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in token_ids)):
-            raise ScenarioError(f"{field}.token_ids", f"expected {len(tokens)} non-negative model token ids, one per vocabulary token")
+            raise ScenarioError(f"{field}.token_ids",
+                                f"expected {len(tokens)} non-negative model token ids, one per vocabulary token")
         max_length = number(spec, "max_length", None, field, 1, 2**31 - 1, integer=True) if "max_length" in spec else None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ScenarioError(f"{field}.file", f"{spec['file']}: not a loadable ONNX model: {str(err).splitlines()[0][:200]}") from None
+            reason = str(err).splitlines()[0][:200]
+            raise ScenarioError(f"{field}.file", f"{spec['file']}: not a loadable ONNX model: {reason}") from None
         return cls(tokens, spec["file"], session, bos, token_ids, max_length, field)
 
     def __init__(self, tokens, source, session, bos: int, token_ids: list[int], max_length: int | None, field="model"):
@@ -80,5 +83,6 @@ class OnnxModel(SequenceModel):
         if out.ndim == 3:
             logits = out
         else:  # last-position output only: one run per prefix
-            logits = np.stack([out if j == ids.shape[1] else self.run(model_ids[:, : j + 1]) for j in range(ids.shape[1] + 1)], axis=1)
+            logits = np.stack([out if j == ids.shape[1] else self.run(model_ids[:, : j + 1])
+                               for j in range(ids.shape[1] + 1)], axis=1)
         return log_softmax(logits[..., self.token_ids])

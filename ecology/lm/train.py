@@ -200,7 +200,8 @@ def section(spec: dict, name: str, allowed: set[str]) -> dict:
     return table
 
 
-def train_from_spec(path: Path, out: Path | None = None, table: Path | None = None, overrides: dict | None = None, log=print) -> dict:
+def train_from_spec(path: Path, out: Path | None = None, table: Path | None = None, overrides: dict | None = None,
+                    log=print) -> dict:
     """Train the model a spec describes, save it (and its table), return a summary."""
     path = Path(path)
     spec = load_spec(path)
@@ -219,8 +220,8 @@ def _train(spec: dict, path: Path, out: Path | None, table: Path | None, overrid
     if kind not in ("transformer", "ngram"):
         raise ScenarioError("kind", f"{kind!r}: expected 'transformer' or 'ngram'")
     tokens = spec.get("tokens")
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t and not set(t) & set(" \t\n,") for t in tokens) \
-            or len(set(tokens)) != len(tokens):
+    plain = isinstance(tokens, list) and all(isinstance(t, str) and t and not set(t) & set(" \t\n,") for t in tokens)
+    if not plain or not tokens or len(set(tokens)) != len(tokens):
         raise ScenarioError("tokens", "expected a list of distinct tokens without spaces or commas")
     out = Path(out) if out else (base / spec["out"] if isinstance(spec.get("out"), str) else None)
     if out is None:
