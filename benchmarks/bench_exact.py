@@ -171,8 +171,9 @@ def section_low_temperature():
 CHILD = r"""
 import json, resource, sys, time
 from ecology.scenario import load
-from ecology.dynamics import compile_scenario
-from ecology.exact import analyze, build_chain
+from ecology.core.compile import compile_scenario
+from ecology.exact.chain import build_chain
+from ecology.exact.report import analyze
 k = int(sys.argv[1])
 compiled = compile_scenario(load(sys.argv[2], {"context.length": k}))
 t0 = time.perf_counter()

@@ -5,7 +5,7 @@ members each, k = 12), and for the toy under block deletion (B = 2, a re-reading
 step) at k = 16 and 128, with 10,000 replicates, it times the whole run as `ecology run` runs it (``model.run_model()``: sampling, likelihoods,
 Bayes, mixture, ledger, criteria and every observable recorded by the DataCollector; the
 compiled engine runs blocks of steps) under ``run.engine = "numpy"`` (the reference) and
-``"compiled"`` (the numba kernel of ecology/kernel.py), and prints their ratio. Model construction (the initial
+``"compiled"`` (the numba kernel of ecology/engine/compiled.py), and prints their ratio. Model construction (the initial
 two-stack build) is not timed. Both engines produce the same trajectories (tests/test_kernel.py).
 
 It also reports which share of the compiled engine's step time is spent in the kernel, and

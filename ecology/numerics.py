@@ -181,7 +181,7 @@ def log_jit(x):
 
 @inline
 def logsumexp_jit(x):
-    """``log sum exp x`` as :func:`ecology.dynamics.logsumexp` (max, shift, sum in order)."""
+    """``log sum exp x`` as :func:`ecology.numerics.logsumexp` (max, shift, sum in order)."""
     top = x[0]
     for i in range(1, len(x)):
         if x[i] > top or np.isnan(x[i]):
@@ -195,7 +195,7 @@ def logsumexp_jit(x):
 
 @inline
 def tempered_jit(r, temperature, greedy_tie, log_mu, log_p, z):
-    """``log p_T`` of row ``r`` from ``log mu``, as :func:`ecology.dynamics.tempered`: shift by the
+    """``log p_T`` of row ``r`` from ``log mu``, as :func:`ecology.numerics.tempered`: shift by the
     maximum, divide by ``T``, normalise (greedy, ties to the first token within ``greedy_tie``,
     at ``T = 0``)."""
     n_tokens = log_mu.shape[1]

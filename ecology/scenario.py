@@ -67,7 +67,7 @@ class Sampling(Strict):
     temperature: float = Field(1.0, ge=0.0)
 
 
-ENGINES = ("compiled", "numpy")  # simulation engines (ecology.kernel; numpy is the reference)
+ENGINES = ("compiled", "numpy")  # simulation engines (ecology.engine.compiled; numpy is the reference)
 
 
 class RunSettings(Strict):
@@ -88,7 +88,7 @@ def _kind_of(value: Any) -> str:
     return getattr(value, "kind", "automaton")
 
 
-# The simulacrum kinds registered in ecology/simulacra.py, as one tagged union keyed by ``kind``.
+# The simulacrum kinds registered in ecology/kinds/simulacra.py, as one tagged union keyed by ``kind``.
 SimulacrumSpec = Annotated[
     Union[tuple(Annotated[cls, Tag(name)] for name, cls in KINDS.items())],  # noqa: UP007 (a union built at run time)
     Discriminator(_kind_of),
@@ -191,7 +191,7 @@ class PopulationSpec(Strict):
 
 class CriterionTable(Strict):
     """An ``[absorption.NAME]`` table: exactly one of the forms registered in
-    :mod:`ecology.absorption` (their keys are added by :data:`Criterion` below)."""
+    :mod:`ecology.kinds.criteria` (their keys are added by :data:`Criterion` below)."""
 
     @model_validator(mode="after")
     def _one_form(self) -> CriterionTable:

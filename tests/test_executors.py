@@ -1,4 +1,4 @@
-"""The executors' protocol (ecology.executors): submit/map with results in order, failures
+"""The executors' protocol (ecology.sweep.executors): submit/map with results in order, failures
 as exceptions, a dying worker replaced; the same rows from every executor."""
 
 import os

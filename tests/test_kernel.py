@@ -1,4 +1,4 @@
-"""The compiled engine (ecology.kernel) against the numpy engine, the reference.
+"""The compiled engine (ecology.engine.compiled) against the numpy engine, the reference.
 
 What is guaranteed and checked here, for the same scenario and seed:
 

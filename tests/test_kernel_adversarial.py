@@ -1,4 +1,4 @@
-"""Adversarial checks of the compiled engine (ecology.kernel) against the numpy engine.
+"""Adversarial checks of the compiled engine (ecology.engine.compiled) against the numpy engine.
 
 The guarantee checked (docs/engine.md): for the same scenario and seed, ``compiled`` and
 ``numpy`` give identical tokens, rasters, speakers, first hitting times, holding, windows and

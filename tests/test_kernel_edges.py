@@ -1,4 +1,4 @@
-"""Edge cases of the compiled kernel (ecology.kernel) against the numpy engine: its branch-free
+"""Edge cases of the compiled kernel (ecology.engine.compiled) against the numpy engine: its branch-free
 exp and log, replicate-inner stacks and print pass, multiple quickselect and failure checks.
 
 What these add to tests/test_kernel.py and tests/test_kernel_adversarial.py:

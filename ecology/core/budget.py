@@ -8,7 +8,7 @@ line naming the fields that drive the size and the flag that raises the budget.
 Memory of a simulation (bytes), for R replicates, window length k (k + steps under
 ``deletion = "none"``), V tokens, premises s with product automata of Q_s states, a ``periodic``
 memory of P steps, n steps, C criteria and L population labels (every array the simulator
-allocates, see :mod:`ecology.context`, :class:`ecology.dynamics.SlidingReader`,
+allocates, see :mod:`ecology.kinds.deletion`, :class:`ecology.core.readers.SlidingReader`,
 :class:`ecology.model.EcologyModel`):
 
     context        R (2 (P + k) + 64) b                 (b = bytes per token)

@@ -11,7 +11,7 @@ sum to one), everything here is computed in log space:
 :meth:`Mixture.combine` is the one place this is computed. The simulator feeds it the
 likelihoods kept up to date by :class:`SlidingReader`; the exact analyser feeds it likelihoods
 read from scratch by :meth:`Mixture.read`. Both readers compute the same sum
-``log mu_s(w) = sum_i log emit_s[q_i, w_i]`` (see :mod:`ecology.simulacra`) for an automaton
+``log mu_s(w) = sum_i log emit_s[q_i, w_i]`` (see :mod:`ecology.kinds.simulacra`) for an automaton
 premise; a model premise (``automaton is None``) has ``log mu_s(w) = sum_i log mu_s(w_i | w_<i)``
 and ``log mu_s(. | w)`` from its model's batched ``read`` (:mod:`ecology.lm`), which both the
 simulator and the analyser call on the visible windows.
@@ -158,7 +158,7 @@ class Mixture:
 def combine_jit(r, states, loglik, step_logp, log_prior, temperature, greedy_tie,
          log_amp, log_mu, log_p, free_energy, joint, terms, z):
     """Bayes, mixing and tempering for replicate ``r`` in log space, as
-    :meth:`ecology.dynamics.Mixture.combine`: ``log alpha_s = log prior_s + log mu_s(w) - log Z``,
+    :meth:`ecology.core.mixture.Mixture.combine`: ``log alpha_s = log prior_s + log mu_s(w) - log Z``,
     ``log mu(t | w) = logsumexp_s(log alpha_s + log emit_s[q_s, t])``, ``F = -log Z``, then
     :func:`tempered_jit`."""
     n_premises = len(log_prior)

@@ -113,7 +113,7 @@ def rebuild_jit(window, step_state, step_logp, n_states, start, front_state, fro
 @jit
 def read_visible_jit(window, reset, pad, next_at, logp_at, start, states, loglik):
     """Every premise reads each row of ``window``, positions up to the row's last ``reset`` token
-    read as pads (:func:`ecology.context.after_reset`): ``log mu_s(w) = sum_j log emit_s[q_j, w_j]``
+    read as pads (:func:`ecology.core.windows.after_reset`): ``log mu_s(w) = sum_j log emit_s[q_j, w_j]``
     in order. The tables are flat: entry ``i = q (V + 1) + t`` of premise ``s`` holds
     ``log emit_s[q, t]`` (``logp_at``) and the next state's offset ``q' (V + 1)`` (``next_at``), so a
     lookup is one addition; four rows are read side by side, so that four independent chains of

@@ -1,13 +1,13 @@
 """The compiled engine: the numpy engine's steps, and everything they record, in numba passes.
 
-The numpy engine (:class:`ecology.dynamics.SlidingReader`, :meth:`ecology.dynamics.Mixture.combine`,
-:func:`ecology.dynamics.tempered`, :func:`ecology.dynamics.sample`, and the observables'
+The numpy engine (:class:`ecology.core.readers.SlidingReader`, :meth:`ecology.core.mixture.Mixture.combine`,
+:func:`ecology.numerics.tempered`, :func:`ecology.numerics.sample`, and the observables'
 ``record``) runs each operation as one numpy call over all R replicates: a step is a few dozen
 passes over memory, plus the per-step reductions of ``steps.csv``. This module runs the *same*
 algorithm in **blocks of steps** (:meth:`Engine.run`): per step a few compiled passes over the
 replicates, every loop over replicates innermost, keeping only the per-step sums, counts and
 quantiles the outputs need (:class:`Block`). Per replicate ``r`` and premise ``s`` (notation of
-SCIENCE.md and :mod:`ecology.dynamics`):
+SCIENCE.md and :mod:`ecology.core.mixture`):
 
 1. print (:func:`_print_pass`): ``t = #{u : c_u <= U * c_{V-1}}`` with ``c`` the cumulative sums
    of ``p_T(. | w)`` and ``U`` the step's uniform (row ``b`` of ``rng.random((B, R))``, the same
@@ -15,7 +15,7 @@ SCIENCE.md and :mod:`ecology.dynamics`):
 2. read the new window:
 
    - sliding rules (``fifo`` without a pinned prefix, ``none``, no reset token): the
-     two-stack queue of transfers of :class:`ecology.dynamics.SlidingReader` (:func:`slide_read_jit`):
+     two-stack queue of transfers of :class:`ecology.core.readers.SlidingReader` (:func:`slide_read_jit`):
      the back stack ``(back_state[q], back_logw[q])`` composes the appended token, the front
      stack ``front_state[j], front_logw[j]`` holds the composition of tokens ``j ..`` at the start
      state, deletion advances ``head`` and a head past the front rebuilds it from the window;
@@ -27,7 +27,7 @@ SCIENCE.md and :mod:`ecology.dynamics`):
 
 3. settle (:func:`_settle_pass`): Bayes, mixing (in linear space; in log space as
    :func:`combine_jit` for the raster replicates and below ``LOG_SPACE_BELOW``), tempering as
-   :func:`ecology.dynamics.tempered`, then every per-step sum and count of ``steps.csv``;
+   :func:`ecology.numerics.tempered`, then every per-step sum and count of ``steps.csv``;
    quantiles (:func:`quantiles_jit`) as ``np.quantile``.
 
 What is guaranteed against the numpy engine (``tests/test_kernel.py``,
@@ -35,7 +35,7 @@ What is guaranteed against the numpy engine (``tests/test_kernel.py``,
 rasters, hitting times and criteria (unless a uniform falls within a few ulps of a boundary of
 the cumulative law, or an amplitude within an ulp of a threshold plus its tie tolerance); every
 recorded float within 1e-12; blocks and single steps bit for bit. Drift
-(:meth:`ecology.dynamics.Mixture.drift`) re-reads its successor windows with :meth:`Engine.mixture_on`.
+(:meth:`ecology.core.mixture.Mixture.drift`) re-reads its successor windows with :meth:`Engine.mixture_on`.
 Compilation is cached on disk (``cache=True``, in ``ecology/__pycache__``): the first run on a
 machine pays it (:func:`warm_up` measures it), later runs and a sweep's workers load it.
 """
@@ -247,7 +247,7 @@ def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, cr
 @jit
 def _print_pass(b, u, exact_rows, laws, st, out, work):
     """Every replicate prints its token: ``t = #{u : c_u <= U c_{V-1}}`` with ``c`` the cumulative
-    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.dynamics.sample`); its surprisal
+    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.numerics.sample`); its surprisal
     ``-log mu(t | w)``; its credit to each population, ``sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)``
     (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``).
     ``p``, ``mu``, ``log_mu`` are token-major, ``alpha`` and ``log_amp`` premise-major: every loop
@@ -350,7 +350,7 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     Recording: premise and population amplitudes, entropy ``-sum_t p_T log p_T``, free energy,
     effective premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted (sums by
     :func:`_total`); replicates with a population above 1/2 and 0.99 (the tie rule of
-    :func:`ecology.absorption.above`); population criteria; criteria reached (first step each
+    :func:`ecology.numerics.above`); population criteria; criteria reached (first step each
     holds: ``reached_at``) and holding. Returns (0, -1), or (1, r) for the first impossible
     window, else (2, r) for the first NaN (nothing is recorded then)."""
     states, loglik, alpha, log_amp, mu, log_mu = st.states, st.loglik, st.alpha, st.log_amp, st.mu, st.log_mu

@@ -10,7 +10,7 @@ and ``A_L = sum_{s in L} alpha_s`` that of population label ``L``, per step:
 
 - amplitude of each population: mean, 10/50/90% quantiles over replicates of ``A_L``;
 - winner-take-all: fraction of replicates with ``A_L > 1/2`` (majority) and ``> 0.99`` (certain),
-  under the tie rule of :func:`ecology.absorption.above`;
+  under the tie rule of :func:`ecology.numerics.above`;
 - amplitude of each premise: mean and quantiles of ``alpha_s``;
 - entropy of the sampling law ``-sum_t p_T log p_T``, surprisal ``-log mu(t|w)`` of the printed
   token, free energy ``-log sum_s prior_s mu_s(w)`` (means over replicates);
