@@ -11,11 +11,11 @@ import pandas as pd
 
 from ecology.core.budget import DEFAULT_MAX_STATES
 from ecology.io import artefacts
+from ecology.io.safe import fresh_directory
 from ecology.model import resolve
 from ecology.results import (
     RunResult,
     exact_criteria,
-    fresh_directory,
     premise_table,
     replicate_table,
     simulate,

@@ -136,7 +136,8 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
 
 def cmd_run(args) -> int:
     from ecology.io.artefacts import write_run
-    from ecology.results import fresh_directory, simulate, summarize
+    from ecology.io.safe import fresh_directory
+    from ecology.results import simulate, summarize
 
     s = scn.load(args.file, run_overrides(args))
     target = fresh_directory(args.out, s.name)
@@ -170,7 +171,7 @@ def cmd_analyze(args) -> int:
     from ecology.exact.chain import build_chain
     from ecology.exact.report import analyze
     from ecology.io import artefacts
-    from ecology.results import fresh_directory
+    from ecology.io.safe import fresh_directory
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
@@ -323,7 +324,7 @@ RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--repl
 
 def cmd_sweep(args) -> int:
     from ecology.io import safe
-    from ecology.results import fresh_directory
+    from ecology.io.safe import fresh_directory
     from ecology.sweep import run as sweep
 
     if args.scheduler:
@@ -441,7 +442,7 @@ def cmd_plot(args) -> int:
 
 def cmd_decompose(args) -> int:
     from ecology.decompose import Request, decompose, describe, parse_components, parse_families, summary, write_report
-    from ecology.results import fresh_directory
+    from ecology.io.safe import fresh_directory
 
     families = parse_families(args.family)
     components = parse_components(args.components)
@@ -692,7 +693,7 @@ def _main(argv: list[str] | None) -> int:
               file=sys.stderr)
         return 2
     except OSError as err:  # an output that failed while writing (disk full, ...); nothing half-written stays
-        print(f"error: {safe.describe(err)}", file=sys.stderr)
+        print(f"error: {safe.describe_os_error(err)}", file=sys.stderr)
         return 2
     finally:
         safe.release()

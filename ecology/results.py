@@ -29,7 +29,6 @@ overwritten.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,6 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
-from ecology import errors
-from ecology.io import safe
 from ecology.kinds.criteria import Periodic
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel
@@ -266,24 +263,6 @@ def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = No
             "holding_curve": holding.tolist(),
         }
     return out
-
-
-def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs") -> Path:
-    """The directory a run will be written to, checked (it must not exist; type, name length,
-    writability of its location) and claimed for this process before anything is computed, so
-    a second process aiming at it is refused at once (:mod:`ecology.outputs`)."""
-    if out is not None:
-        return safe.claim(Path(out))
-    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target, n = base, 1
-    while True:
-        if not os.path.lexists(target):
-            try:
-                return safe.claim(target)
-            except errors.Busy:  # another run chose the same name this second
-                pass
-        n += 1
-        target = base.with_name(f"{base.name}-{n}")
 
 
 def trajectory_table(result: RunResult) -> pd.DataFrame:

@@ -46,7 +46,7 @@ import numpy as np
 from ecology.core.budget import check_run
 from ecology.errors import OutputError, ScenarioError, UserError
 from ecology.interrupts import Interrupted, Signals
-from ecology.io.safe import Claim, describe, lock_sweep, new_directory, remove_leftovers, write_file_atomically
+from ecology.io.safe import Claim, describe_os_error, lock_sweep, new_directory, remove_leftovers, write_file_atomically
 from ecology.scenario import (
     Scenario,
     SweepSpec,
@@ -329,7 +329,7 @@ def start_directory(target: Path, plan: Plan) -> Claim:
             lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError):
-            raise OutputError(f"cannot create the sweep directory {target}: {describe(err)}") from None
+            raise OutputError(f"cannot create the sweep directory {target}: {describe_os_error(err)}") from None
         raise
     return lock
 
@@ -346,7 +346,7 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_bytes())
     except (OSError, ValueError) as err:  # ValueError: bad JSON or bad UTF-8
-        why = describe(err) if isinstance(err, OSError) else f"not valid JSON ({err})"
+        why = describe_os_error(err) if isinstance(err, OSError) else f"not valid JSON ({err})"
         raise UserError(f"{path}: {why}") from None
 
 
@@ -424,7 +424,7 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
                         write_json_atomically(directory / "failed" / f"{point['index']}.json",
                                               {"index": point["index"], "params": point["params"], "error": failure})
                 except OSError as err:
-                    raise WriteFailed(f"cannot write point {point['index']}: {describe(err)}") from None
+                    raise WriteFailed(f"cannot write point {point['index']}: {describe_os_error(err)}") from None
                 if bar:
                     bar[0].advance(bar[1])
                     bar[0].refresh()
@@ -448,7 +448,7 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
         try:
             write_table(directory, plan)
         except OSError as err:
-            error = error or f"cannot write results.csv: {describe(err)}"
+            error = error or f"cannot write results.csv: {describe_os_error(err)}"
     return {"output": str(directory), "points": len(plan.points), "done": len(finished_rows(directory, plan)),
             "ran": ran, "failed": failures(directory, plan),
             "interrupted": signals.received[0] if signals.received else None, "error": error}
