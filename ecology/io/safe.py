@@ -31,7 +31,6 @@ from pathlib import Path
 
 from ecology.errors import Busy, OutputError
 
-
 PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 
 
