@@ -262,6 +262,23 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     _save(fig, path)
 
 
+def grid_kind(values: list) -> str:
+    """How a grid's values are spaced, which decides its plot axis: ``"geometric"`` (numbers > 0
+    in constant ratio, at least 3 of them: ``START:STOP:*FACTOR`` or a list such as
+    ``0.001,0.01,0.1``; log axis), ``"arithmetic"`` (other numbers: linear axis) or
+    ``"categorical"`` (anything else: one tick per value, in grid order)."""
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "categorical"
+    x = np.array(values, dtype=float)
+    if len(x) >= 3 and np.all(x > 0):
+        ratios = x[1:] / x[:-1]
+        differences = np.diff(x)
+        geometric = np.allclose(ratios, ratios[0], rtol=1e-9) and not np.isclose(ratios[0], 1.0)
+        if geometric and not np.allclose(differences, differences[0], rtol=1e-9):
+            return "geometric"
+    return "arithmetic"
+
+
 def _ticks(ax, axis: str, values: list, kind: str) -> np.ndarray:
     """Positions of a swept parameter's values on ``axis`` ('x' or 'y'), its scale from the grid
     kind (log for geometric grids, linear for arithmetic ones, one slot per value for categories)
@@ -326,8 +343,6 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 title: str, kinds: dict[str, str] | None = None, steps: int | None = None) -> list[Path]:
     """Plots chosen by the grid's shape: lines with 95% bands (one parameter), annotated
     heatmaps (two), faceted lines (more); exact values drawn as black crosses where known."""
-    from ecology.sweep.run import grid_kind
-
     kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
     # list values (a swept prompt) are drawn by their text, as results.csv holds them
     listed = [p for p, values in grid.items() if any(isinstance(v, (list, dict)) for v in values)]

@@ -18,7 +18,7 @@ from ecology import results
 from ecology.cli import main
 from ecology.io import safe
 from ecology.sweep import executors
-from ecology.sweep import run as sweep
+from ecology.sweep import execute as sweep
 
 from .conftest import SCENARIOS
 
