@@ -437,7 +437,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_decompose(args) -> int:
-    from ecology.decompose import Request, decompose, describe, parse_components, parse_families, summary, write_report
+    from ecology.decompose import Request, decompose, parse_components, parse_families, report_text, summary, write_report
     from ecology.io.safe import fresh_directory
 
     families = parse_families(args.family)
@@ -457,7 +457,7 @@ def cmd_decompose(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(describe(report))
+        print(report_text(report))
         print(f"-> {target}")
     return 0
 
