@@ -246,7 +246,7 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
 
 
 def print_report(r, chain) -> None:
-    """The text form of an :class:`ecology.exact.Report`."""
+    """The text form of an :class:`ecology.exact.report.Report`."""
     print(f"{r.scenario}: {r.n_states:,} page-states, {r.n_transitions:,} transitions, "
           f"initial window '{r.initial_state}'")
     print(f"closed classes ({len(r.closed_classes)}):")

@@ -52,7 +52,7 @@ class RunResult:
     holding_final: dict[str, np.ndarray]  # criterion -> (R,) whether it holds at the last step
     final_amplitudes: dict[str, np.ndarray]  # label -> (R,)
     premise_amplitudes: np.ndarray  # (R, S) final amplitude of every premise
-    premises: list  # ecology.simulacra.Premise, in the mixture's order
+    premises: list  # ecology.kinds.simulacra.Premise, in the mixture's order
     priors: np.ndarray  # (S,) normalised priors
     raster: np.ndarray  # (steps + 1, k) windows of one replicate
     raster_replicate: int
@@ -61,7 +61,7 @@ class RunResult:
     speakers: np.ndarray  # (steps, RASTER_REPLICATES) population index most responsible for it
     premise_speakers: np.ndarray  # (steps, RASTER_REPLICATES) premise index most responsible for it
     seconds: float
-    engine: str = "numpy"  # the engine that ran: "compiled" or "numpy" (ecology.kernel)
+    engine: str = "numpy"  # the engine that ran: "compiled" or "numpy" (ecology.engine.compiled)
     engine_note: str | None = None  # why the compiled engine was not used, when it was asked for
 
     @property

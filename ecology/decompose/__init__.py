@@ -38,7 +38,7 @@ maximises it from several seeded random starts (responsibilities drawn from a fl
     with fewer free parameters (then the family listed first) is kept.
 
 The columns of the comparison (``compare``) are computed for any decomposition through its
-compiled scenario, i.e. through :meth:`ecology.dynamics.Mixture.read`; see ``docs/decompose.md``.
+compiled scenario, i.e. through :meth:`ecology.core.mixture.Mixture.read`; see ``docs/decompose.md``.
 
 **Modules.** :mod:`~ecology.decompose.families` (the registered families: candidate structures
 and closed-form M-steps), :mod:`~ecology.decompose.data` (storylines and visited windows),

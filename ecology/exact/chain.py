@@ -103,7 +103,7 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     With ``memory = m`` a state also carries the ``m`` most recently deleted tokens (needed by
     the ``periodic`` criterion); the next-token law reads only the page-state. Before anything is
     enumerated, the worst case the state budget admits is checked against the memory budget
-    (:func:`ecology.budget.check_exact`), and the work of model premises, which read each
+    (:func:`ecology.core.budget.check_exact`), and the work of model premises, which read each
     page-state once, against ``max_work``. The transition matrix is assembled row by row in CSR
     form (states are numbered breadth-first, so the rows of each chunk are consecutive): 12 bytes
     per transition, with no coordinate list.

@@ -21,6 +21,9 @@ Report items, for the initial page-state ``x``:
   ``P(A before B)`` from the initial state), exact criterion curves up to ``--horizon`` and the
   row of ``T^n`` (``--power``).
 
+Beside a simulation (``run --exact``, ``sweep --exact``, :func:`ecology.run`), the exact figures
+per criterion come from :func:`criterion_figures`.
+
 Every computation whose size grows with a flag is estimated first (work ``steps x transitions``
 for curves and powers) and refused with one line naming the flag when over budget.
 """
@@ -246,7 +249,7 @@ def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int
 
 def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
     """``[lo, hi]`` bounds on ``E_x[time to enter A]`` by the survival series with Collatz–Wielandt
-    tail bounds (:meth:`ecology.markov.MarkovChain.expected_hitting_time_by_series`) within the
+    tail bounds (:meth:`ecology.exact.markov.MarkovChain.expected_hitting_time_by_series`) within the
     work budget, when the linear solvers are out of reach; None when the bounds do not close to
     1e-10 relative within the budget (``[inf, inf]`` when A may be missed)."""
     bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))

@@ -47,7 +47,7 @@ class WriteFailed(Exception):
 def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: bool) -> dict:
     """Run the plan's missing points; finished rows go to disk as they complete.
 
-    The points run on an executor (:mod:`ecology.executors`): a Dask client with ``scheduler``,
+    The points run on an executor (:mod:`ecology.sweep.executors`): a Dask client with ``scheduler``,
     else worker processes, else (one worker) this process. Stops on SIGINT or SIGTERM within
     about a second (:data:`STOP_GRACE` to collect the points finishing meanwhile), and when a
     finished point cannot be written (disk full); every point on disk is kept and ``--resume``
