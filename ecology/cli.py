@@ -437,7 +437,15 @@ def cmd_plot(args) -> int:
 
 
 def cmd_decompose(args) -> int:
-    from ecology.decompose import Request, decompose, parse_components, parse_families, report_text, summary, write_report
+    from ecology.decompose import (
+        Request,
+        decompose,
+        parse_components,
+        parse_families,
+        report_text,
+        summary,
+        write_report,
+    )
     from ecology.io.safe import fresh_directory
 
     families = parse_families(args.family)
