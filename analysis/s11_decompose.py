@@ -17,17 +17,11 @@ import numpy as np
 from common import Study, figure, fmt, scenario
 
 from ecology.core.compile import compile_scenario
-from ecology.decompose import (
-    Request,
-    amplitude_story,
-    decompose,
-    draw_stories,
-    exact_storylines,
-    fit_mixture,
-    fitting_scenario,
-    sample_storylines,
-    summary,
-)
+from ecology.decompose import Request, decompose, summary
+from ecology.decompose.compare import amplitude_story
+from ecology.decompose.data import exact_storylines, fitting_scenario, sample_storylines
+from ecology.decompose.fit import fit_mixture
+from ecology.plots import amplitude_stories
 
 TRUE_HEADS = np.array([0.2, 0.5, 0.8])
 TRUE_PRIOR = np.array([0.25, 0.5, 0.25])
@@ -83,7 +77,7 @@ def run(out, quick: bool) -> Study:
     stories = [(d["name"], *amplitude_story(d["compiled"], result["story_windows"]))
                for d in result["decompositions"] if d["kind"] in ("input", "single", "storylines")]
     stories_name = "s11_stories.png"
-    draw_stories(stories, "alice_coins", out / stories_name)
+    amplitude_stories(stories, "alice_coins", out / stories_name)
 
     def draw(fig, ax):
         K = list(range(1, 6))

@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from ecology.core.budget import DEFAULT_MAX_STATES
+from ecology.core.compile import compile_scenario
+from ecology.exact.report import criterion_figures
 from ecology.io import artefacts
+from ecology.io.safe import fresh_directory
 from ecology.model import resolve
 from ecology.results import (
     RunResult,
-    exact_criteria,
-    fresh_directory,
     premise_table,
     replicate_table,
     simulate,
@@ -75,6 +76,6 @@ def run(scenario, exact: bool = False, max_states: int = DEFAULT_MAX_STATES, **o
     result = simulate(s)
     summary = summarize(result)
     if exact:
-        for name, figures in exact_criteria(s, max_states).items():
+        for name, figures in criterion_figures(compile_scenario(s), max_states).items():
             summary["criteria"][name]["exact"] = figures
     return RunOutcome(result, summary)

@@ -30,11 +30,13 @@ figures from scratch, for a notebook or a file.
 from __future__ import annotations
 
 import html
+import inspect
 import io
 import os
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import PIL.Image
 import reacton.ipywidgets as widgets
@@ -44,9 +46,11 @@ from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import force_update
 
+from ecology import plots
 from ecology.core.compile import compile_scenario
 from ecology.errors import TooManyStates, UserError
 from ecology.exact.chain import build_chain, criterion_curves
+from ecology.kinds.deletion import RULES, DeletionRule
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel, resolve
 from ecology.numerics import above
@@ -57,8 +61,6 @@ TRACKED = RASTER_REPLICATES  # replicates whose amplitudes and speakers are reco
 EXACT_BUDGET = 64  # page-states: the exact overlay and the network are drawn up to this size
 THRESHOLDS = (0.5, 0.99)  # amplitude levels whose fraction of replicates is plotted
 SCENARIO_ENV = "ECOLOGY_SCENARIO"
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22", "#7f7f7f"]
 TOKEN_PALETTE = ["#a6cee3", "#fdbf6f", "#b2df8a", "#fb9a99", "#cab2d6", "#ffff99", "#8dd3c7", "#d9d9d9"]
 FIGSIZE = (5.6, 3.0)
 DPI = 80
@@ -116,8 +118,6 @@ class ExactView:
     def layout(self) -> np.ndarray:
         """(n, 2) node positions: a spring layout with a fixed seed, computed once."""
         if self._layout is None:
-            import networkx as nx
-
             graph = nx.from_scipy_sparse_array(self.chain.chain.P, create_using=nx.DiGraph)
             positions = nx.spring_layout(graph, seed=0)
             self._layout = np.array([positions[i] for i in range(self.chain.chain.n_states)])
@@ -192,6 +192,16 @@ def _slider(label: str, value: float, low: float, high: float, step: float, inte
             "min": low, "max": high, "step": step}
 
 
+def offered_deletion_rules(context) -> list[str]:
+    """The registered deletion rules (:data:`ecology.kinds.deletion.RULES`, in their order) that
+    the scenario's ``[context]`` can run: a rule whose constructor takes a setting beyond the
+    window (``block = B``, ``delimiter``) is offered only when the scenario sets it."""
+    common = set(inspect.signature(DeletionRule.__init__).parameters)
+    return [name for name, rule in RULES.items()
+            if all(getattr(context, setting, None) for setting in inspect.signature(rule.__init__).parameters
+                   if setting not in common)]
+
+
 def controls(config: Scenario, scenario: Scenario | str | Path) -> dict[str, Any]:
     """Mesa ``model_params`` for a scenario: one control per numeric or categorical knob.
 
@@ -199,7 +209,7 @@ def controls(config: Scenario, scenario: Scenario | str | Path) -> dict[str, Any
     ``prompt``, ``seed`` and ``steps``. ``source`` (the file or object) is a fixed parameter.
     """
     ctx, run = config.context, config.run
-    rules = ["fifo", "none"] + (["block"] if ctx.block else []) + (["message"] if ctx.delimiter else [])
+    rules = offered_deletion_rules(ctx)
     params: dict[str, Any] = {"source": str(scenario) if isinstance(scenario, Path) else scenario}
     params["context__length"] = _slider("context length k", ctx.length, 1, max(64, 2 * ctx.length), 1, True)
     params["context__deletion"] = {"type": "Select", "label": "deletion rule", "value": ctx.deletion,
@@ -231,16 +241,12 @@ def _prior_slider(label: str, prior: float) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Figures. Each is a Plot: build() draws what stays fixed while a model runs (axes, labels,
-# legend, exact curves, the network's nodes and arrows) and creates the moving artists; data()
-# reads the model's records (the plot's data preparation); show() hands them to the moving
-# artists. The page keeps one LivePlot per figure, which renders the fixed part once and then,
-# per step, only the moving artists over a copy of it (matplotlib's blitting).
-
-
-def _legend(ax) -> None:
-    """The legend beside the axes, where it hides no curve."""
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+# Figures. Each is a Plot: build() has ecology.plots draw what stays fixed while a model runs
+# (axes, labels, legend, exact curves, the network's nodes and arrows) on the Plot's own Figure
+# and keeps the moving artists it returns; data() reads the model's records (the plot's data
+# preparation); show() hands them to the moving artists. The page keeps one LivePlot per figure,
+# which renders the fixed part once and then, per step, only the moving artists over a copy of
+# it (matplotlib's blitting).
 
 
 def steps_extent(model: PageModel) -> int:
@@ -253,14 +259,6 @@ def steps_extent(model: PageModel) -> int:
     while extent < 1.1 * model.generated:
         extent *= 2
     return max(min(extent, model.n_steps), 1)
-
-
-def _band(ax, colour: str):
-    return ax.fill_between([0.0], [0.0], [0.0], color=colour, alpha=0.15, lw=0)
-
-
-def _set_band(band, t: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
-    band.set_verts([np.column_stack([np.concatenate([t, t[::-1]]), np.concatenate([low, high[::-1]])])])
 
 
 class Plot:
@@ -279,25 +277,7 @@ class Plot:
         return replicate, steps_extent(model)
 
     def axes(self, model: PageModel, ylabel: str, title: str, fontsize: int):
-        self.figure.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
-        ax = self.figure.add_subplot()
-        ax.set_xlim(0, steps_extent(model))
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("step t")
-        ax.grid(alpha=0.3)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=fontsize)
-        return ax
-
-    def line(self, ax, colour: str, **style):
-        line = ax.plot([], [], color=colour, **style)[0]
-        self.moving.append(line)
-        return line
-
-    def band(self, ax, colour: str):
-        band = _band(ax, colour)
-        self.moving.append(band)
-        return band
+        return plots.page_axes(self.figure, steps_extent(model), ylabel, title, fontsize)
 
     def draw(self, model: PageModel) -> Figure:
         self.show(self.data(model))
@@ -314,8 +294,6 @@ def recorded_steps(model: PageModel) -> int:
 class PopulationFigure(Plot):
     """Mean amplitude and fractions of replicates above 1/2 and 0.99, per population label."""
 
-    STYLES = {0.5: ("--", "> 1/2"), 0.99: (":", "> 0.99")}
-
     @staticmethod
     def key_of(model: PageModel, replicate: int) -> tuple:
         return (steps_extent(model),)  # the same whatever replicate is chosen
@@ -323,19 +301,10 @@ class PopulationFigure(Plot):
     def build(self, model: PageModel) -> None:
         ax = self.axes(model, "amplitude / fraction", f"Populations over {model.replicates} replicates "
                        "(band: 95% interval)", 9)
-        self.means, self.fractions, self.bands = [], [], []
-        for j, label in enumerate(model.mixture.labels):
-            colour = PALETTE[j % len(PALETTE)]
-            self.means.append(self.line(ax, colour, lw=2, label=f"{label}: mean"))
-            self.fractions.append([self.line(ax, colour, ls=self.STYLES[c][0], lw=1.3, label=f"{label}: fraction {self.STYLES[c][1]}")
-                                   for c in THRESHOLDS])
-            self.bands.append(self.band(ax, colour))
-            if model.exact is not None:
-                ax.plot(model.exact.mean[:, j], color="black", lw=0.8, ls="-", alpha=0.6)
-                ax.plot(model.exact.above[0.5][:, j], color="black", lw=0.8, ls="--", alpha=0.6)
-        if model.exact is not None:
-            ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
-        _legend(ax)
+        exact = model.exact
+        self.moving, self.means, self.fractions, self.bands = plots.page_populations(
+            ax, model.mixture.labels, THRESHOLDS, None if exact is None else exact.mean,
+            None if exact is None else exact.above[0.5])
 
     def data(self, model: PageModel):
         """Steps 0 .. t; (t + 1, labels) means and fractions above each threshold; the Wilson band of the 1/2 one."""
@@ -351,7 +320,7 @@ class PopulationFigure(Plot):
             line.set_data(t, mean[:, j])
             for c, fraction in zip(THRESHOLDS, self.fractions[j]):
                 fraction.set_data(t, fractions[c][:, j])
-            _set_band(self.bands[j], t, low[:, j], high[:, j])
+            plots.set_band(self.bands[j], t, low[:, j], high[:, j])
 
 
 class AmplitudeFigure(Plot):
@@ -359,9 +328,7 @@ class AmplitudeFigure(Plot):
 
     def build(self, model: PageModel) -> None:
         ax = self.axes(model, "amplitude alpha_s", f"Premise amplitudes in replicate {self.replicate}", 10)
-        self.lines = [self.line(ax, PALETTE[s % len(PALETTE)], lw=1.6, label=agent.spec.name)
-                      for s, agent in enumerate(model.premise_agents)]
-        _legend(ax)
+        self.moving, self.lines = plots.page_amplitudes(ax, [agent.spec.name for agent in model.premise_agents])
 
     def data(self, model: PageModel):
         """Steps 0 .. t and the (t + 1, S) amplitudes of the chosen replicate."""
@@ -383,22 +350,8 @@ class CriteriaFigure(Plot):
 
     def build(self, model: PageModel) -> None:
         ax = self.axes(model, "fraction of replicates", "Absorption: reached by t (solid), holding at t (dashed)", 9)
-        self.curves = []
-        for i, criterion in enumerate(model.criteria):
-            colour = PALETTE[i % len(PALETTE)]
-            self.curves.append((self.line(ax, colour, lw=2, label=f"{criterion.name}: reached"),
-                                self.line(ax, colour, lw=1.2, ls="--", label=f"{criterion.name}: holding"),
-                                self.band(ax, colour)))
-            exact = model.exact.criteria.get(criterion.name) if model.exact is not None else None
-            if exact is not None:
-                ax.plot(exact[0], color="black", lw=0.8, alpha=0.6)
-                ax.plot(exact[1], color="black", lw=0.8, ls="--", alpha=0.6)
-        if model.exact is not None and model.exact.criteria:
-            ax.plot([], [], color="black", lw=0.8, alpha=0.6, label="exact chain")
-        if model.criteria:
-            _legend(ax)
-        else:
-            ax.text(0.5, 0.5, "this scenario declares no [absorption] criteria", ha="center", transform=ax.transAxes)
+        self.moving, self.curves = plots.page_criteria(ax, [c.name for c in model.criteria],
+                                                       model.exact.criteria if model.exact is not None else None)
 
     def data(self, model: PageModel):
         """Steps 0 .. t and, per criterion, the reached and holding fractions and the reached one's Wilson band."""
@@ -411,7 +364,7 @@ class CriteriaFigure(Plot):
         for (reached_line, holding_line, band), (reached, holding, (low, high)) in zip(self.curves, curves):
             reached_line.set_data(t, reached)
             holding_line.set_data(t, holding)
-            _set_band(band, t, low, high)
+            plots.set_band(band, t, low, high)
 
 
 class NetworkFigure(Plot):
@@ -423,56 +376,17 @@ class NetworkFigure(Plot):
 
     def build(self, model: PageModel) -> None:
         view = model.exact
-        fig = self.figure
-        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
-        ax = fig.add_subplot()
-        ax.set_axis_off()
-        xy = view.layout()
-        P = view.chain.chain.P.tocoo()
-        moves = P.row != P.col
-        source, target, probability = xy[P.row[moves]], xy[P.col[moves]], P.data[moves]
-        shaft = (target - source) * 0.9  # stop short of the target node
-        ax.quiver(source[:, 0], source[:, 1], shaft[:, 0], shaft[:, 1], probability, cmap="Greys", clim=(-0.3, 1.0),
-                  angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
-        ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
-        self.few = len(xy) <= 10  # label every state only while the labels stay legible
-        self.view, self.initial, self.stay = view, view.chain.initial, view.chain.chain.P.diagonal()
-        self.xy, self.middle = xy, (xy[:, 0].min() + xy[:, 0].max()) / 2
-        for i in range(len(xy)) if self.few else [view.chain.initial]:
-            self.label(ax, i)
-        ax.scatter(*xy[view.chain.initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
-        self.current = ax.scatter([xy[0, 0]], [xy[0, 1]], s=260, c="#d62728", zorder=4, label=f"replicate {self.replicate} now")
-        self.current_label = None if self.few else self.label(ax, 0)
-        self.moving = [self.current] + ([self.current_label] if self.current_label else [])
-        ax.legend(fontsize=7, loc="lower left")
-        ax.margins(0.15)
-        ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
-
-    def label_text(self, i: int) -> str:
-        """The name of page-state i, and its self-loop probability when it has one."""
-        label = self.view.labels[i]
-        return f"{label} (loop {_probability(self.stay[i])})" if self.stay[i] > 0 else label
-
-    def label(self, ax, i: int):
-        """The label of page-state i, running inward from the node (never off the figure)."""
-        return ax.annotate(self.label_text(i), self.xy[i], fontsize=7, ha="right" if self.xy[i, 0] > self.middle else "left",
-                           va="bottom", xytext=(0, 8), textcoords="offset points")
+        self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
+        self.network = plots.PageNetwork(self.figure.add_subplot(), view.layout(), view.chain.chain.P, view.labels,
+                                         view.chain.initial, self.replicate)
+        self.moving, self.current, self.xy = self.network.moving, self.network.current, self.network.xy
 
     def data(self, model: PageModel):
         """The index of the chosen replicate's page-state in the chain (None if it is not in it)."""
         return model.exact.state_of(model.context.window[self.replicate])
 
     def show(self, current: int | None) -> None:
-        self.current.set_visible(current is not None)
-        if current is not None:
-            self.current.set_offsets([self.xy[current]])
-        if self.current_label is not None:
-            visible = current is not None and current != self.initial
-            self.current_label.set_visible(visible)
-            if visible:
-                self.current_label.set_text(self.label_text(current))
-                self.current_label.xy = self.xy[current]
-                self.current_label.set_ha("right" if self.xy[current, 0] > self.middle else "left")
+        self.network.show(current)
 
 
 class LivePlot:
@@ -526,11 +440,6 @@ def network_figure(model: PageModel, replicate: int) -> Figure:
     return NetworkFigure(model, replicate).draw(model)
 
 
-def _probability(p: float) -> str:
-    """A probability in few digits that never rounds a near-certain one to 1 (``1 - 7.3e-04``)."""
-    return "1" if p == 1.0 else f"1 - {1 - p:.2g}" if p > 0.99 else f"{p:.2g}"
-
-
 def _colour_legend(items: list[tuple[str, str]]) -> str:
     return " ".join(f'<span style="display:inline-block;width:12px;height:12px;background:{colour};'
                     f'border:1px solid #666;vertical-align:middle"></span> {html.escape(name)}' for name, colour in items)
@@ -557,7 +466,7 @@ def window_html(model: PageModel, replicate: int) -> str:
         colour = TOKEN_PALETTE[token % len(TOKEN_PALETTE)] if token < compiled.n_tokens else "#ffffff"
         if i >= first_generated:
             speaker = speakers[i - first_generated]
-            bar, who = PALETTE[speaker % len(PALETTE)], f"printed at step {model.generated - (len(window) - 1 - i)}, most responsible premise: {premises[speaker]}"
+            bar, who = plots.page_colour(speaker), f"printed at step {model.generated - (len(window) - 1 - i)}, most responsible premise: {premises[speaker]}"
         else:
             bar, who = "#ffffff", "pad" if token >= compiled.n_tokens else "prompt token"
         boxes.append(
@@ -565,7 +474,7 @@ def window_html(model: PageModel, replicate: int) -> str:
             f'margin:1px;text-align:center;font-family:monospace;font-size:14px;background:{colour};'
             f'border:1px solid #888;border-bottom:6px solid {bar}">{html.escape(names[token])}</span>')
     tokens_legend = _colour_legend([(t, TOKEN_PALETTE[i % len(TOKEN_PALETTE)]) for i, t in enumerate(compiled.tokens)])
-    premise_legend = _colour_legend([(p, PALETTE[s % len(PALETTE)]) for s, p in enumerate(premises)])
+    premise_legend = _colour_legend([(p, plots.page_colour(s)) for s, p in enumerate(premises)])
     text = " ".join(names[int(t)] for t in window)
     return (f'<div class="ecology-window" data-step="{model.generated}" data-replicate="{replicate}" '
             f'data-window="{html.escape(text)}"><div style="line-height:1.9">{"".join(boxes)}</div>'
@@ -574,7 +483,7 @@ def window_html(model: PageModel, replicate: int) -> str:
             f'(largest alpha_s mu_s(t|w) / mu(t|w)): {premise_legend}; no bar = pad or prompt</div></div>')
 
 
-def describe(model: PageModel) -> str:
+def model_parameters_html(model: PageModel) -> str:
     """The parameters the running model was built with, as HTML (Markdown would fetch KaTeX from a CDN)."""
     cfg = model.config
     ctx = cfg.context
@@ -594,7 +503,7 @@ SHOW_SLIDER_VALUES = ".v-slider__thumb-label-container { display: block !importa
 def RunCard(model: PageModel):
     with solara.Column() as main:
         solara.Style(SHOW_SLIDER_VALUES)  # a slider shows its value at all times, not only while dragged
-        solara.HTML(unsafe_innerHTML=describe(model))
+        solara.HTML(unsafe_innerHTML=model_parameters_html(model))
         if model.input_error:
             solara.Error(f"Controls not applied (the scenario as loaded runs instead): {model.input_error}")
     return main

@@ -89,18 +89,6 @@ def cmd_schema(args) -> int:
     return 0
 
 
-def exact_figures(s: scn.Scenario, max_states: int) -> dict | None:
-    """The exact chain's figures per criterion for ``run --exact``, or None (with a note) when
-    the chain is out of reach."""
-    from ecology.results import exact_criteria
-
-    try:
-        return exact_criteria(s, max_states)
-    except UserError as err:
-        print(f"note: no exact figures: {err}", file=sys.stderr)
-        return None
-
-
 def _interval(lo, hi, digits: int = 4) -> str:
     return f"95% {lo:.{digits}f}-{hi:.{digits}f}"
 
@@ -135,8 +123,11 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
 
 
 def cmd_run(args) -> int:
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.report import criterion_figures
     from ecology.io.artefacts import write_run
-    from ecology.results import fresh_directory, simulate, summarize
+    from ecology.io.safe import fresh_directory
+    from ecology.results import simulate, summarize
 
     s = scn.load(args.file, run_overrides(args))
     target = fresh_directory(args.out, s.name)
@@ -146,9 +137,14 @@ def cmd_run(args) -> int:
         raise err.located(args.file) from None
     summary = summarize(result)
     summary["output"] = str(target)
-    exact = exact_figures(s, args.max_states) if args.exact else None
-    for name, figures in (exact or {}).items():
-        summary["criteria"][name]["exact"] = figures
+    if args.exact:
+        try:
+            exact = criterion_figures(compile_scenario(s), args.max_states)
+        except UserError as err:
+            print(f"note: no exact figures: {err}", file=sys.stderr)
+            exact = {}
+        for name, figures in exact.items():
+            summary["criteria"][name]["exact"] = figures
     write_run(result, target, summary)
     if result.engine_note:
         print(f"note: {result.engine_note}", file=sys.stderr)
@@ -170,7 +166,7 @@ def cmd_analyze(args) -> int:
     from ecology.exact.chain import build_chain
     from ecology.exact.report import analyze
     from ecology.io import artefacts
-    from ecology.results import fresh_directory
+    from ecology.io.safe import fresh_directory
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
@@ -250,7 +246,7 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
 
 
 def print_report(r, chain) -> None:
-    """The text form of an :class:`ecology.exact.Report`."""
+    """The text form of an :class:`ecology.exact.report.Report`."""
     print(f"{r.scenario}: {r.n_states:,} page-states, {r.n_transitions:,} transitions, "
           f"initial window '{r.initial_state}'")
     print(f"closed classes ({len(r.closed_classes)}):")
@@ -322,43 +318,44 @@ RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--repl
 
 
 def cmd_sweep(args) -> int:
+    from ecology.core.budget import DEFAULT_MAX_STATES
     from ecology.io import safe
-    from ecology.results import fresh_directory
-    from ecology.sweep import run as sweep
+    from ecology.io.safe import fresh_directory
+    from ecology.sweep import directory as sweep_directory
+    from ecology.sweep import execute as sweep_execute
+    from ecology.sweep import grid as sweep_grid
 
     if args.scheduler:
-        sweep.check_scheduler(args.scheduler)
+        sweep_execute.check_scheduler(args.scheduler)
     if args.resume:
         given = [flag for flag, attr in RESUME_FIXED if getattr(args, attr) is not None and getattr(args, attr) is not False]
         if given:
             raise UsageError(f"--resume DIR runs the plan in DIR/sweep.json unchanged; {', '.join(given)} cannot "
                              "apply (start a new sweep to change the plan)")
         target = Path(args.resume)
-        plan = sweep.load_plan(target)
-        lock = sweep.open_directory(target)
+        plan = sweep_directory.load_plan(target)
+        lock = sweep_directory.open_directory(target)
     else:
         if not args.file:
             raise UsageError("sweep: give a scenario FILE (or --resume DIR)")
-        grids = dict(sweep.parse_grid(g) for g in args.grid or [])
+        grids = dict(sweep_grid.parse_grid(g) for g in args.grid or [])
         overrides = parse_sets(args.set)
         overrides.update({path: value for path, value in (("run.replicates", args.replicates), ("run.steps", args.steps),
                                                                 ("run.max_memory_gib", args.max_memory),
                                                                 ("run.engine", args.engine))
                           if value is not None})
-        from ecology.core.budget import DEFAULT_MAX_STATES
-
         max_states = args.max_states or DEFAULT_MAX_STATES
         try:
-            plan = sweep.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states)
+            plan = sweep_grid.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states)
         except ScenarioError as err:
             raise err.located(args.file) from None
         target = fresh_directory(args.out, f"sweep-{plan.name}")
         try:
-            lock = sweep.start_directory(target, plan)
+            lock = sweep_directory.start_directory(target, plan)
         finally:
             safe.release(target)
     with lock:
-        outcome = sweep.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
+        outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
                                 sys.stderr.isatty() and not args.json)
         stopped = outcome["interrupted"] or outcome["error"]
         if not stopped:
@@ -388,14 +385,14 @@ def draw_sweep(directory: Path, plan) -> list[Path]:
 
     from ecology import plots
     from ecology.io import safe
-    from ecology.sweep import run as sweep
+    from ecology.sweep.grid import labels_of
 
     try:  # results.csv is current: execute() wrote it, cmd_plot rewrites it from the points
         rows = pd.read_csv(directory / "results.csv")
     except pd.errors.EmptyDataError:  # no finished point
         rows = pd.DataFrame()
     return safe.replace_files_from(directory, lambda tmp: plots.sweep_plots(
-        tmp, rows, plan.grid, list(plan.base.get("absorption", {})), sweep.labels_of(plan.base), plan.name, plan.kinds,
+        tmp, rows, plan.grid, list(plan.base.get("absorption", {})), labels_of(plan.base), plan.name, plan.kinds,
         plan.base["run"]["steps"]))
 
 
@@ -404,15 +401,15 @@ def cmd_plot(args) -> int:
     inside it, then moved over the old plots (a symlink planted in the directory is replaced, not
     followed)."""
     from ecology.io import artefacts, safe
-    from ecology.sweep import run as sweep
+    from ecology.sweep import directory as sweep_directory
 
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
     safe.remove_leftovers(directory)
     if (directory / "sweep.json").is_file():
-        plan = sweep.load_plan(directory)
-        sweep.write_table(directory, plan)
+        plan = sweep_directory.load_plan(directory)
+        sweep_directory.write_table(directory, plan)
         written = draw_sweep(directory, plan)
         print(f"{directory}: redrew {len(written)} sweep plots")
         return 0
@@ -440,8 +437,16 @@ def cmd_plot(args) -> int:
 
 
 def cmd_decompose(args) -> int:
-    from ecology.decompose import Request, decompose, describe, parse_components, parse_families, summary, write_report
-    from ecology.results import fresh_directory
+    from ecology.decompose import (
+        Request,
+        decompose,
+        parse_components,
+        parse_families,
+        report_text,
+        summary,
+        write_report,
+    )
+    from ecology.io.safe import fresh_directory
 
     families = parse_families(args.family)
     components = parse_components(args.components)
@@ -460,7 +465,7 @@ def cmd_decompose(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(describe(report))
+        print(report_text(report))
         print(f"-> {target}")
     return 0
 
@@ -692,7 +697,7 @@ def _main(argv: list[str] | None) -> int:
               file=sys.stderr)
         return 2
     except OSError as err:  # an output that failed while writing (disk full, ...); nothing half-written stays
-        print(f"error: {safe.describe(err)}", file=sys.stderr)
+        print(f"error: {safe.describe_os_error(err)}", file=sys.stderr)
         return 2
     finally:
         safe.release()

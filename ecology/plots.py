@@ -16,6 +16,12 @@ Sweep figures (:func:`sweep_plots`) follow the grid's shape and its kind (log ax
 geometric grids, linear for arithmetic ones); time figures are the censoring-safe restricted
 mean ``E[min(T, N)]``, labelled as such.
 
+Decomposition figures (:func:`amplitude_stories`, :func:`decomposition_comparison`) are those of
+``ecology decompose``. The interactive page's figures (``page_*`` and :class:`PageNetwork`) draw on
+an Axes the page gives them and return the artists that move from step to step
+(:mod:`ecology.app` redraws only those). Run, analysis and sweep figures are drawn in the
+:data:`PAPER` style (:data:`paper_style`); the others in matplotlib's current style.
+
 Every function takes plain tables (what a run directory holds), so plots can be redrawn from
 files without re-running. User text (names, tokens, labels) goes through :func:`esc`, so that a
 ``$`` in it is printed, never parsed as mathtext. Matplotlib's non-interactive Agg backend is
@@ -38,10 +44,10 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from ecology.kinds.observables import Certain, Majority  # noqa: E402
 
-plt.rcParams["text.usetex"] = False  # user text is escaped for mathtext, not for LaTeX
 PAPER = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
-         "xtick.labelsize": 8, "ytick.labelsize": 8}
-plt.rcParams.update(PAPER)
+         "xtick.labelsize": 8, "ytick.labelsize": 8,
+         "text.usetex": False}  # user text is escaped for mathtext, not for LaTeX
+paper_style = matplotlib.rc_context(PAPER)  # decorates every figure drawn at a paper's size; nothing global changes
 SHOWN_TRAJECTORIES = 4  # individual replicates drawn under the population dynamics
 SHOWN_SPEAKERS = 16  # replicates in the speakers raster
 MAX_TICKS = 8
@@ -61,6 +67,7 @@ def _colours(n: int) -> np.ndarray:
     return plt.get_cmap("tab10" if n <= 10 else "tab20")(np.arange(n) % 20)
 
 
+@paper_style
 def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path: Path,
                         trajectories: pd.DataFrame | None = None) -> None:
     """Stacked fraction of replicates in which each population holds > 1/2 of the amplitude
@@ -100,6 +107,7 @@ def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path
     _save(fig, path)
 
 
+@paper_style
 def reaching_curves(criteria: dict, title: str, path: Path) -> None:
     """Per criterion: P(reached by t) (Kaplan–Meier, 95% band), fraction holding at t, and the
     exact chain's two curves where the summary has them."""
@@ -135,6 +143,7 @@ def _token_map(tokens: list[str], pad: str | None):
     return names, ListedColormap(colours)
 
 
+@paper_style
 def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path) -> None:
     """One replicate's window over time: x = step, y = position in the window, colour = token."""
     names, cmap = _token_map(tokens, pad)
@@ -149,6 +158,7 @@ def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, p
     _save(fig, path)
 
 
+@paper_style
 def speakers_raster(speakers: pd.DataFrame, tokens: list[str], labels: list[str], title: str, path: Path) -> None:
     """For the first replicates: the token printed at each step (top) and the population most
     responsible for it, ``argmax_population sum_s alpha_s mu_s(t|w) / mu(t|w)`` (bottom)."""
@@ -193,6 +203,7 @@ def run_plots(directory: Path, summary: dict, steps: pd.DataFrame, raster: np.nd
         speakers_raster(speakers, tokens, labels, name, directory / "speakers.png")
 
 
+@paper_style
 def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> None:
     """The computed eigenvalues of T in the complex plane, with the unit circle."""
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
@@ -209,6 +220,7 @@ def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> 
     _save(fig, path)
 
 
+@paper_style
 def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
     """Stationary mass of the top page-states of each closed class (weighted by the
     probability of ending in that class from the initial window)."""
@@ -223,6 +235,7 @@ def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
     _save(fig, path)
 
 
+@paper_style
 def transition_network(P, labels: list[str], title: str, path: Path) -> None:
     """The chain drawn as a directed graph with labelled states and edge probabilities."""
     import networkx as nx
@@ -247,6 +260,7 @@ def transition_network(P, labels: list[str], title: str, path: Path) -> None:
     _save(fig, path, dpi=110)
 
 
+@paper_style
 def exact_curves(curves: dict, title: str, path: Path) -> None:
     """Exact probability that each criterion holds at step t, and has held at or before t."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -260,6 +274,23 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     if curves:
         ax.legend(loc="best")
     _save(fig, path)
+
+
+def grid_kind(values: list) -> str:
+    """How a grid's values are spaced, which decides its plot axis: ``"geometric"`` (numbers > 0
+    in constant ratio, at least 3 of them: ``START:STOP:*FACTOR`` or a list such as
+    ``0.001,0.01,0.1``; log axis), ``"arithmetic"`` (other numbers: linear axis) or
+    ``"categorical"`` (anything else: one tick per value, in grid order)."""
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "categorical"
+    x = np.array(values, dtype=float)
+    if len(x) >= 3 and np.all(x > 0):
+        ratios = x[1:] / x[:-1]
+        differences = np.diff(x)
+        geometric = np.allclose(ratios, ratios[0], rtol=1e-9) and not np.isclose(ratios[0], 1.0)
+        if geometric and not np.allclose(differences, differences[0], rtol=1e-9):
+            return "geometric"
+    return "arithmetic"
 
 
 def _ticks(ax, axis: str, values: list, kind: str) -> np.ndarray:
@@ -322,12 +353,11 @@ def _annotate(ax, values: np.ndarray, image) -> None:
                     color="white" if v < middle else "black")
 
 
+@paper_style
 def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], criteria: list[str], labels: list[str],
                 title: str, kinds: dict[str, str] | None = None, steps: int | None = None) -> list[Path]:
     """Plots chosen by the grid's shape: lines with 95% bands (one parameter), annotated
     heatmaps (two), faceted lines (more); exact values drawn as black crosses where known."""
-    from ecology.sweep.run import grid_kind
-
     kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
     # list values (a swept prompt) are drawn by their text, as results.csv holds them
     listed = [p for p, values in grid.items() if any(isinstance(v, (list, dict)) for v in values)]
@@ -404,3 +434,208 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
             written.append(directory / f"facets_{col}.png")
             _save(fig, written[-1])
     return written
+
+
+def amplitude_stories(stories: list[tuple[str, list[str], np.ndarray]], title: str, path: Path) -> None:
+    """Per decomposition: mean amplitude (band 10%–90% of storylines) per premise, and one
+    storyline's amplitudes stacked; the storylines are the same for every decomposition."""
+    fig, axes = plt.subplots(len(stories), 2, figsize=(11, 2.6 * len(stories)), squeeze=False)
+    for (name, labels, amp), (left, right) in zip(stories, axes):
+        steps = np.arange(amp.shape[0])
+        for j, label in enumerate(labels):
+            line = left.plot(steps, amp[:, :, j].mean(axis=1), label=label)[0]
+            left.fill_between(steps, np.quantile(amp[:, :, j], 0.1, axis=1), np.quantile(amp[:, :, j], 0.9, axis=1),
+                              color=line.get_color(), alpha=0.2)
+        right.stackplot(steps, amp[:, 0, :].T, labels=labels)
+        for ax in (left, right):
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylabel("amplitude")
+        left.set_title(f"{name}: mean over storylines (band 10%–90%)", fontsize=9)
+        right.set_title(f"{name}: storyline 0", fontsize=9)
+        left.legend(fontsize=7, loc="upper right")
+    for ax in axes[-1]:
+        ax.set_xlabel("step (tokens generated)")
+    fig.suptitle(f"{title}: the same storylines, told by each decomposition")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def decomposition_comparison(rows: list[dict], title: str, path: Path) -> None:
+    """BIC and the martingale defect of the fitted decompositions against K."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    K = [row["premises"] for row in rows]
+    a.plot(K, [np.nan if row["bic"] is None else row["bic"] for row in rows], marker="o")
+    a.set_xlabel("K (premises fitted)")
+    a.set_ylabel("BIC")
+    b.plot(K, [np.nan if row["defect_mean"] is None else row["defect_mean"] for row in rows], marker="o", label="mean")
+    b.plot(K, [np.nan if row["defect_max"] is None else row["defect_max"] for row in rows], marker="s", label="max")
+    b.set_xlabel("K (premises fitted)")
+    b.set_ylabel("martingale defect (fifo)")
+    b.legend()
+    for ax in (a, b):
+        ax.set_xticks(K)
+    fig.suptitle(f"{title}: fitted decompositions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# The interactive page's figures (ecology.app): each draws its fixed part on the Axes it is
+# given and returns the artists that move (in the order they are drawn), which the page updates
+# after each step and redraws over a copy of the fixed part.
+
+PAGE_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+                "#bcbd22", "#7f7f7f"]
+PAGE_THRESHOLD_STYLES = {0.5: ("--", "> 1/2"), 0.99: (":", "> 0.99")}  # amplitude level -> line style, legend text
+EXACT_STYLE = {"color": "black", "lw": 0.8, "alpha": 0.6}  # exact-chain curves over the simulated ones
+
+
+def page_colour(i: int) -> str:
+    """The page's colour of population, premise or criterion ``i``."""
+    return PAGE_PALETTE[i % len(PAGE_PALETTE)]
+
+
+def page_axes(figure, extent: int, ylabel: str, title: str, fontsize: int):
+    """The Axes of a page time-series figure: steps 0 .. ``extent``, values in [0, 1]."""
+    figure.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
+    ax = figure.add_subplot()
+    ax.set_xlim(0, extent)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step t")
+    ax.grid(alpha=0.3)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=fontsize)
+    return ax
+
+
+def page_legend(ax) -> None:
+    """The legend beside the axes, where it hides no curve."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def _moving_line(ax, moving: list, colour: str, **style):
+    line = ax.plot([], [], color=colour, **style)[0]
+    moving.append(line)
+    return line
+
+
+def _moving_band(ax, moving: list, colour: str):
+    band = ax.fill_between([0.0], [0.0], [0.0], color=colour, alpha=0.15, lw=0)
+    moving.append(band)
+    return band
+
+
+def set_band(band, t: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    """Move a band of :func:`page_populations` or :func:`page_criteria` to ``low .. high`` over ``t``."""
+    band.set_verts([np.column_stack([np.concatenate([t, t[::-1]]), np.concatenate([low, high[::-1]])])])
+
+
+def page_populations(ax, labels: list[str], thresholds: tuple[float, ...], exact_mean: np.ndarray | None = None,
+                     exact_majority: np.ndarray | None = None) -> tuple[list, list, list, list]:
+    """Per population label: its mean amplitude, the fraction of replicates above each threshold
+    and the band of the 1/2 fraction (moving), and, given the exact chain's ``(t, labels)`` mean
+    and P(amplitude > 1/2), those two curves in black. Returns (moving, means, fractions, bands)."""
+    moving, means, fractions, bands = [], [], [], []
+    for j, label in enumerate(labels):
+        colour = page_colour(j)
+        means.append(_moving_line(ax, moving, colour, lw=2, label=f"{label}: mean"))
+        fractions.append([_moving_line(ax, moving, colour, ls=PAGE_THRESHOLD_STYLES[c][0], lw=1.3,
+                                       label=f"{label}: fraction {PAGE_THRESHOLD_STYLES[c][1]}") for c in thresholds])
+        bands.append(_moving_band(ax, moving, colour))
+        if exact_mean is not None:
+            ax.plot(exact_mean[:, j], ls="-", **EXACT_STYLE)
+            ax.plot(exact_majority[:, j], ls="--", **EXACT_STYLE)
+    if exact_mean is not None:
+        ax.plot([], [], label="exact chain", **EXACT_STYLE)
+    page_legend(ax)
+    return moving, means, fractions, bands
+
+
+def page_amplitudes(ax, premises: list[str]) -> tuple[list, list]:
+    """One moving line per premise amplitude ``alpha_s``; returns (moving, lines)."""
+    moving = []
+    lines = [_moving_line(ax, moving, page_colour(s), lw=1.6, label=name) for s, name in enumerate(premises)]
+    page_legend(ax)
+    return moving, lines
+
+
+def page_criteria(ax, criteria: list[str], exact: dict | None = None) -> tuple[list, list]:
+    """Per criterion: the reached and holding fractions and the reached one's band (moving) and,
+    where ``exact`` has the criterion's ``(reached, holding)`` curves, those in black. Returns
+    (moving, curves) with one ``(reached line, holding line, band)`` per criterion."""
+    moving, curves = [], []
+    for i, name in enumerate(criteria):
+        colour = page_colour(i)
+        curves.append((_moving_line(ax, moving, colour, lw=2, label=f"{name}: reached"),
+                       _moving_line(ax, moving, colour, lw=1.2, ls="--", label=f"{name}: holding"),
+                       _moving_band(ax, moving, colour)))
+        known = exact.get(name) if exact is not None else None
+        if known is not None:
+            ax.plot(known[0], **EXACT_STYLE)
+            ax.plot(known[1], ls="--", **EXACT_STYLE)
+    if exact:
+        ax.plot([], [], label="exact chain", **EXACT_STYLE)
+    if criteria:
+        page_legend(ax)
+    else:
+        ax.text(0.5, 0.5, "this scenario declares no [absorption] criteria", ha="center", transform=ax.transAxes)
+    return moving, curves
+
+
+def probability_text(p: float) -> str:
+    """A probability in few digits that never rounds a near-certain one to 1 (``1 - 7.3e-04``)."""
+    return "1" if p == 1.0 else f"1 - {1 - p:.2g}" if p > 0.99 else f"{p:.2g}"
+
+
+class PageNetwork:
+    """The page-state network on an Axes: arrows (darker = likelier) between the nodes at ``xy``,
+    the initial page-state ringed in green and one replicate's page-state in red (moving), each
+    state labelled with its name and self-loop probability (every state while at most ten, else
+    the initial one and the replicate's)."""
+
+    def __init__(self, ax, xy: np.ndarray, P, labels: list[str], initial: int, replicate: int):
+        ax.set_axis_off()
+        coo = P.tocoo()
+        moves = coo.row != coo.col
+        source, target, probability = xy[coo.row[moves]], xy[coo.col[moves]], coo.data[moves]
+        shaft = (target - source) * 0.9  # stop short of the target node
+        ax.quiver(source[:, 0], source[:, 1], shaft[:, 0], shaft[:, 1], probability, cmap="Greys", clim=(-0.3, 1.0),
+                  angles="xy", scale_units="xy", scale=1, width=0.004, headwidth=4, zorder=1)
+        ax.scatter(xy[:, 0], xy[:, 1], s=60, c="#cccccc", edgecolors="#555555", zorder=2)
+        self.few = len(xy) <= 10  # label every state only while the labels stay legible
+        self.labels, self.initial, self.stay = labels, initial, P.diagonal()
+        self.xy, self.middle = xy, (xy[:, 0].min() + xy[:, 0].max()) / 2
+        for i in range(len(xy)) if self.few else [initial]:
+            self.label(ax, i)
+        ax.scatter(*xy[initial], s=90, facecolors="none", edgecolors="#2ca02c", lw=2, zorder=3, label="initial page")
+        self.current = ax.scatter([xy[0, 0]], [xy[0, 1]], s=260, c="#d62728", zorder=4, label=f"replicate {replicate} now")
+        self.current_label = None if self.few else self.label(ax, 0)
+        self.moving = [self.current] + ([self.current_label] if self.current_label else [])
+        ax.legend(fontsize=7, loc="lower left")
+        ax.margins(0.15)
+        ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
+
+    def label_text(self, i: int) -> str:
+        """The name of page-state i, and its self-loop probability when it has one."""
+        label = self.labels[i]
+        return f"{label} (loop {probability_text(self.stay[i])})" if self.stay[i] > 0 else label
+
+    def label(self, ax, i: int):
+        """The label of page-state i, running inward from the node (never off the figure)."""
+        return ax.annotate(self.label_text(i), self.xy[i], fontsize=7, ha="right" if self.xy[i, 0] > self.middle else "left",
+                           va="bottom", xytext=(0, 8), textcoords="offset points")
+
+    def show(self, current: int | None) -> None:
+        """Mark page-state ``current`` (hidden when None: the replicate's window is not in the chain)."""
+        self.current.set_visible(current is not None)
+        if current is not None:
+            self.current.set_offsets([self.xy[current]])
+        if self.current_label is not None:
+            visible = current is not None and current != self.initial
+            self.current_label.set_visible(visible)
+            if visible:
+                self.current_label.set_text(self.label_text(current))
+                self.current_label.xy = self.xy[current]
+                self.current_label.set_ha("right" if self.xy[current, 0] > self.middle else "left")

@@ -6,8 +6,9 @@ A run directory holds (every column and key is documented in ``docs/outputs.md``
   time-to-event figures of :func:`ecology.statistics.time_to_event` for *reached* (Kaplan–Meier
   curve of P(reached by t) with its 95% band, censored count, restricted mean time within the
   horizon, median only when the curve crosses 1/2) and the fraction *holding* at the last step
-  with its Wilson interval; with ``--exact``, the exact chain's figures beside them (``exact``:
-  expected hitting time, P(reached by N), restricted mean, whether the set is closed); per
+  with its Wilson interval; with ``--exact``, the exact chain's figures beside them (``exact``,
+  :func:`ecology.exact.report.criterion_figures`: expected hitting time, P(reached by N),
+  restricted mean, whether the set is closed); per
   population label and per premise the final amplitude (mean and quantiles over replicates),
   and for population members their drawn parameter and prior;
 - ``steps.csv``: one row per step (the DataCollector's table);
@@ -29,22 +30,17 @@ overwritten.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tomli_w
 
-from ecology import errors
-from ecology.io import safe
-from ecology.kinds.criteria import Periodic
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel
 from ecology.scenario import Scenario, to_table
-from ecology.statistics import time_to_event, wilson
+from ecology.statistics import kaplan_meier, time_to_event, wilson
 
 
 @dataclass
@@ -56,7 +52,7 @@ class RunResult:
     holding_final: dict[str, np.ndarray]  # criterion -> (R,) whether it holds at the last step
     final_amplitudes: dict[str, np.ndarray]  # label -> (R,)
     premise_amplitudes: np.ndarray  # (R, S) final amplitude of every premise
-    premises: list  # ecology.simulacra.Premise, in the mixture's order
+    premises: list  # ecology.kinds.simulacra.Premise, in the mixture's order
     priors: np.ndarray  # (S,) normalised priors
     raster: np.ndarray  # (steps + 1, k) windows of one replicate
     raster_replicate: int
@@ -65,7 +61,7 @@ class RunResult:
     speakers: np.ndarray  # (steps, RASTER_REPLICATES) population index most responsible for it
     premise_speakers: np.ndarray  # (steps, RASTER_REPLICATES) premise index most responsible for it
     seconds: float
-    engine: str = "numpy"  # the engine that ran: "compiled" or "numpy" (ecology.kernel)
+    engine: str = "numpy"  # the engine that ran: "compiled" or "numpy" (ecology.engine.compiled)
     engine_note: str | None = None  # why the compiled engine was not used, when it was asked for
 
     @property
@@ -118,14 +114,21 @@ def pick_raster_replicate(reached_at: np.ndarray | None) -> int:
     return int(hit[np.argmin(np.abs(times[hit] - np.median(times[hit])))])
 
 
-def criterion_summary(reached_at: np.ndarray, holding_final: np.ndarray, steps: int) -> dict:
-    """Reached (time-to-event figures and the KM curve with its band) and holding at the end."""
-    from ecology.statistics import kaplan_meier
-
+def reaching_figures(reached_at: np.ndarray, holding_final: np.ndarray, steps: int) -> dict:
+    """One criterion over the replicates: the time-to-event figures of reaching it
+    (:func:`ecology.statistics.time_to_event`, horizon ``steps``) and the fraction holding at the
+    end, ``holding_final``, with its 95% Wilson interval (``holding_final_lo``, ``_hi``)."""
     out = time_to_event(reached_at, steps)
     holding = int(np.sum(holding_final))
     out["holding_final"] = holding / len(holding_final)
     out["holding_final_lo"], out["holding_final_hi"] = wilson(holding, len(holding_final))
+    return out
+
+
+def criterion_summary(reached_at: np.ndarray, holding_final: np.ndarray, steps: int) -> dict:
+    """:func:`reaching_figures` and the Kaplan–Meier curve of P(reached by t) with its 95% band
+    (``reached_curve``, ``reached_curve_lo``, ``reached_curve_hi``), t = 0 .. steps."""
+    out = reaching_figures(reached_at, holding_final, steps)
     km = kaplan_meier(reached_at, steps)
     out["reached_curve"] = km.reached.tolist()
     out["reached_curve_lo"] = (1.0 - km.upper).tolist()
@@ -208,82 +211,6 @@ def resolved_toml(scenario: Scenario, premises: list, priors: np.ndarray) -> str
             lines.append(f"#   {p.name}: {p.parameter} = {p.value:.12g}, prior = {priors[s]:.12g}")
     head = "# population members as drawn (normalised priors):\n" + "\n".join(lines) + "\n\n" if lines else ""
     return head + tomli_w.dumps(to_table(scenario))
-
-
-def exact_criteria(scenario: Scenario, max_states: int, horizon: int | None = None) -> dict:
-    """The exact chain's figures per criterion, from the initial window ``x`` with ``h`` the
-    criterion's set (bool mask of page-states):
-
-    - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
-      the set is missed with positive probability, or not computed: then
-      ``expected_hitting_time_note`` says why); ``expected_hitting_time_bounds``: ``[lo, hi]``
-      when it comes from the survival series (:func:`ecology.exact.expected_entrance_time`);
-      ``reached_ever``: P(T < infinity);
-    - ``reached_by_horizon`` and ``reached_curve``: ``P(T <= t)``, ``t = 0 .. N``;
-      ``restricted_mean``: ``E[min(T, N)] = sum_{t<N} P(T > t)``;
-    - ``holding_curve``: ``P(the criterion holds at t) = e_x P^t h``;
-    - ``closed``: no transition leaves the set (once reached, it holds forever).
-
-    Raises :class:`UserError` when the chain is out of reach (too many states, deletion none).
-    """
-    from ecology.core.budget import DEFAULT_MAX_WORK
-    from ecology.core.compile import compile_scenario
-    from ecology.exact.chain import build_chain
-    from ecology.exact.report import expected_entrance_time
-
-    horizon = scenario.run.steps if horizon is None else horizon
-    compiled = compile_scenario(scenario)
-    chains = {}
-    out = {}
-    for c in compiled.criteria:
-        memory = compiled.memory if isinstance(c, Periodic) else 0
-        if memory not in chains:
-            chains[memory] = build_chain(compiled, max_states, memory)
-        pc = chains[memory]
-        mc, x = pc.chain, pc.initial
-        h = pc.holds(c)
-        curve = mc.hitting_curve(x, h, horizon)
-        PT = mc.P.T.tocsr()
-        dist = np.zeros(mc.n_states)
-        dist[x] = 1.0
-        holding = np.empty(horizon + 1)
-        for t in range(horizon + 1):
-            holding[t] = dist[h].sum()
-            if t < horizon:
-                dist = PT @ dist
-        expected = expected_entrance_time(mc, x, h, DEFAULT_MAX_WORK)
-        leaving = mc.P[np.flatnonzero(h)][:, np.flatnonzero(~h)].sum() if h.any() else 0.0
-        out[c.name] = {
-            "n_states": mc.n_states,
-            "expected_hitting_time": expected["value"],
-            "expected_hitting_time_bounds": expected["bounds"],
-            "expected_hitting_time_note": expected["note"],
-            "reached_ever": float(mc.hitting_probabilities(h)[x]),
-            "reached_by_horizon": float(curve[-1]),
-            "restricted_mean": float(np.sum(1.0 - curve[:horizon])),
-            "closed": bool(h.any() and leaving == 0),
-            "reached_curve": curve.tolist(),
-            "holding_curve": holding.tolist(),
-        }
-    return out
-
-
-def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs") -> Path:
-    """The directory a run will be written to, checked (it must not exist; type, name length,
-    writability of its location) and claimed for this process before anything is computed, so
-    a second process aiming at it is refused at once (:mod:`ecology.outputs`)."""
-    if out is not None:
-        return safe.claim(Path(out))
-    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target, n = base, 1
-    while True:
-        if not os.path.lexists(target):
-            try:
-                return safe.claim(target)
-            except errors.Busy:  # another run chose the same name this second
-                pass
-        n += 1
-        target = base.with_name(f"{base.name}-{n}")
 
 
 def trajectory_table(result: RunResult) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def test_every_shipped_scenario_draws(name):
         figure.canvas.draw()
     for kind in [app.PopulationFigure, app.AmplitudeFigure, app.CriteriaFigure] + ([app.NetworkFigure] if model.exact else []):
         assert app.live_png(model, kind, 1).startswith(b"\x89PNG")
-    assert "ecology-window" in app.window_html(model, 1) and model.config.name in app.describe(model)
+    assert "ecology-window" in app.window_html(model, 1) and model.config.name in app.model_parameters_html(model)
 
 
 @solara.component

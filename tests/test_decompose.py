@@ -9,17 +9,11 @@ import pytest
 
 from ecology.cli import main
 from ecology.core.compile import compile_scenario
-from ecology.decompose import (
-    Request,
-    decompose,
-    emission_counts,
-    exact_storylines,
-    fit_mixture,
-    fit_table,
-    fitting_scenario,
-    sample_storylines,
-    summary,
-)
+from ecology.decompose import Request, decompose, summary
+from ecology.decompose.data import exact_storylines, fitting_scenario, sample_storylines
+from ecology.decompose.families import emission_counts
+from ecology.decompose.fit import fit_mixture
+from ecology.decompose.tables import fit_table
 from ecology.numerics import logsumexp
 from ecology.scenario import load, validate
 

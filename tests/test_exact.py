@@ -423,13 +423,13 @@ def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
     contain the solved value, instead of no number; a number that cannot be bounded stays a note."""
     from ecology.exact import report as exact_module
     from ecology.exact.markov import ChainError
-    from ecology.results import exact_criteria
+    from ecology.exact.report import criterion_figures
 
     soft = copy.deepcopy(table("waluigi_soft"))
     soft["context"]["length"] = 5
     s = validate(soft)
     solved = analyze(compile_scenario(s))["criteria"]["revealed"]["expected_hitting_time"]
-    reference = exact_criteria(s, 10_000)["revealed"]["expected_hitting_time"]
+    reference = criterion_figures(compile_scenario(s), 10_000)["revealed"]["expected_hitting_time"]
     assert np.isclose(solved, reference, rtol=1e-12)
 
     solve = MarkovChain.expected_hitting_times
@@ -444,9 +444,9 @@ def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
     lo, hi = hit["expected_hitting_time_bounds"]
     assert hit["note"] is None and lo <= solved * (1 + 1e-12) and solved <= hi * (1 + 1e-12)
     assert np.isclose(hit["expected_hitting_time"], solved, rtol=1e-10)
-    figures = exact_criteria(s, 10_000)["revealed"]
+    figures = criterion_figures(compile_scenario(s), 10_000)["revealed"]
     assert np.isclose(figures["expected_hitting_time"], solved, rtol=1e-10)
     assert figures["expected_hitting_time_note"] is None
     monkeypatch.setattr(exact_module, "_hitting_time_by_series", lambda *args: None)
-    figures = exact_criteria(s, 10_000)["revealed"]
+    figures = criterion_figures(compile_scenario(s), 10_000)["revealed"]
     assert figures["expected_hitting_time"] is None and "too large" in figures["expected_hitting_time_note"]

@@ -18,7 +18,7 @@ from ecology import results
 from ecology.cli import main
 from ecology.io import safe
 from ecology.sweep import executors
-from ecology.sweep import run as sweep
+from ecology.sweep import execute as sweep
 
 from .conftest import SCENARIOS
 
@@ -299,8 +299,8 @@ def test_concurrent_writers_of_one_output_are_refused_before_simulating(tmp_path
 
 
 def test_default_run_names_never_collide(tmp_path):
-    first = results.fresh_directory(None, "toy", root=tmp_path)
-    second = results.fresh_directory(None, "toy", root=tmp_path)  # the same second, first still claimed
+    first = safe.fresh_directory(None, "toy", root=tmp_path)
+    second = safe.fresh_directory(None, "toy", root=tmp_path)  # the same second, first still claimed
     assert first != second
     safe.release()
 

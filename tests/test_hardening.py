@@ -115,7 +115,7 @@ def test_grids_are_bounded_before_they_are_generated(grid, expected, tmp_path, c
 
 
 def test_list_valued_grid_values_parse_as_toml():
-    from ecology.sweep.run import parse_values
+    from ecology.sweep.grid import parse_values
 
     assert parse_values('["F"],["U", "F"]') == [["F"], ["U", "F"]]
     assert parse_values("fifo,none") == ["fifo", "none"]

@@ -13,9 +13,10 @@ import pytest
 from ecology.core.compile import compile_scenario
 from ecology.errors import ScenarioError
 from ecology.exact.chain import _keys, build_chain
+from ecology.exact.report import criterion_figures
 from ecology.model import EcologyModel
 from ecology.numerics import TIE_TOLERANCE
-from ecology.results import exact_criteria, simulate, summarize
+from ecology.results import simulate, summarize
 from ecology.scenario import validate
 from ecology.statistics import kaplan_meier, median_time, restricted_mean, time_to_event, wilson
 
@@ -93,13 +94,13 @@ def test_censored_times_agree_with_the_exact_chain(toy):
     toy["context"]["length"] = 16
     toy["run"].update(steps=300, replicates=4000, seed=11)
     s = validate(toy)
-    exact = exact_criteria(s, 100_000)["revealed"]
+    exact = criterion_figures(compile_scenario(s), 100_000)["revealed"]
     assert math.isclose(exact["expected_hitting_time"], closed_form_expected_hitting_time(0.9, 0.9, 16), rel_tol=1e-9)
     assert math.isclose(exact["expected_hitting_time"], 485.524, abs_tol=1e-3) and exact["closed"]
     # the README's settings (luigi prior 0.99 beside the waluigi's 0.1: alpha = 0.99 / 1.09) give 533.86
     readme = copy.deepcopy(toy)
     readme["premises"]["luigi"]["prior"] = 0.99
-    other = exact_criteria(validate(readme), 100_000)["revealed"]["expected_hitting_time"]
+    other = criterion_figures(compile_scenario(validate(readme)), 100_000)["revealed"]["expected_hitting_time"]
     assert math.isclose(other, closed_form_expected_hitting_time(0.99 / 1.09, 0.9, 16), rel_tol=1e-9)
     assert math.isclose(other, 533.863, abs_tol=1e-3)
     summary = summarize(simulate(s))
@@ -138,7 +139,7 @@ def test_reached_and_holding_differ_on_a_periodic_criterion_that_is_left():
     df = result.steps
     assert np.all(df["reached_repeating"] >= df["holding_repeating"])
     assert np.all(np.diff(df["reached_repeating"]) >= 0)
-    exact = exact_criteria(s, 100_000)["repeating"]
+    exact = criterion_figures(compile_scenario(s), 100_000)["repeating"]
     assert not exact["closed"]
     sd = math.sqrt(exact["holding_curve"][-1] * (1 - exact["holding_curve"][-1]) / 2000)
     assert abs(c["holding_final"] - exact["holding_curve"][-1]) <= 5 * sd
@@ -268,7 +269,7 @@ def test_axis_scale_follows_the_grid_kind():
     import matplotlib.pyplot as plt
 
     from ecology import plots
-    from ecology.sweep.run import make_plan, parse_values
+    from ecology.sweep.grid import make_plan, parse_values
 
     toy = table("waluigi")
     plan = make_plan(toy, {"context.length": parse_values("2:16:*2"), "sampling.temperature": parse_values("0.25:2.0:0.25")},
@@ -323,7 +324,7 @@ def test_python_entry_point_returns_dataframes(tmp_path):
 
 def test_sweep_row_carries_censoring_safe_and_exact_figures():
     from ecology.scenario import to_table
-    from ecology.sweep.run import run_point
+    from ecology.sweep.points import run_point
 
     toy = table("waluigi")
     toy["run"].update(steps=80, replicates=400)

@@ -13,7 +13,7 @@ import pytest
 import tomli_w
 
 from ecology.cli import main
-from ecology.sweep.run import parse_values, point_seed
+from ecology.sweep.grid import parse_values, point_seed
 
 from .conftest import SCENARIOS, misread
 

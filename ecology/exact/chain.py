@@ -5,7 +5,7 @@ With a finite window the dynamic model is a finite chain over page-states (SCIEN
 with the simulator's own next-token law (:meth:`ecology.core.mixture.Mixture.read`), so chain and
 simulation share one source of truth; the result is a :class:`PageChain` (sparse ``P``, the
 page-states, their labels). On it: the criterion curves ``P_x(T_C <= t)`` for every criterion
-(:func:`criterion_curves`), the extended chain a ``periodic`` criterion needs
+(:func:`criterion_curves`, from :func:`holding_curve` and the hitting curve), the extended chain a ``periodic`` criterion needs
 (:func:`criterion_chain`), hitting probabilities within a horizon and rows of ``T^n``. Every
 computation whose size grows with a flag is estimated first and refused with one line naming
 the flag when over budget. The report is :mod:`ecology.exact.report`; the generic chain
@@ -103,7 +103,7 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     With ``memory = m`` a state also carries the ``m`` most recently deleted tokens (needed by
     the ``periodic`` criterion); the next-token law reads only the page-state. Before anything is
     enumerated, the worst case the state budget admits is checked against the memory budget
-    (:func:`ecology.budget.check_exact`), and the work of model premises, which read each
+    (:func:`ecology.core.budget.check_exact`), and the work of model premises, which read each
     page-state once, against ``max_work``. The transition matrix is assembled row by row in CSR
     form (states are numbered breadth-first, so the rows of each chunk are consecutive): 12 bytes
     per transition, with no coordinate list.
@@ -230,17 +230,23 @@ def criterion_curves(compiled: Compiled, chain: PageChain, horizon: int, max_sta
     for c in compiled.criteria:
         pc, h = criterion_chain(compiled, chain, c, max_states)
         _work_check("the exact curves", horizon, 2 * pc.chain.P.nnz, max_work, "--horizon (or run.steps)")
-        PT = pc.chain.P.T.tocsr()
-        dist = np.zeros(pc.chain.n_states)
-        dist[pc.initial] = 1.0
-        holding = np.empty(horizon + 1)
-        holding[0] = dist[h].sum()
-        for t in range(horizon):
-            dist = PT @ dist
-            holding[t + 1] = dist[h].sum()
-        curves[c.name] = {"holding": np.clip(holding, 0.0, 1.0).tolist(),
+        curves[c.name] = {"holding": np.clip(holding_curve(pc, h, horizon), 0.0, 1.0).tolist(),
                           "reached": pc.chain.hitting_curve(pc.initial, h, horizon).tolist()}
     return curves
+
+
+def holding_curve(pc: PageChain, h: np.ndarray, horizon: int) -> np.ndarray:
+    """``P_x(X_t in H) = e_x P^t h`` for t = 0 .. horizon from the initial state ``x``, propagating
+    one vector (memory O(n + horizon)); not clipped to [0, 1]."""
+    PT = pc.chain.P.T.tocsr()
+    dist = np.zeros(pc.chain.n_states)
+    dist[pc.initial] = 1.0
+    holding = np.empty(horizon + 1)
+    holding[0] = dist[h].sum()
+    for t in range(horizon):
+        dist = PT @ dist
+        holding[t + 1] = dist[h].sum()
+    return holding
 
 
 def criterion_chain(compiled: Compiled, chain: PageChain, criterion, max_states: int) -> tuple[PageChain, np.ndarray]:

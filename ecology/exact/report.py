@@ -21,6 +21,9 @@ Report items, for the initial page-state ``x``:
   ``P(A before B)`` from the initial state), exact criterion curves up to ``--horizon`` and the
   row of ``T^n`` (``--power``).
 
+Beside a simulation (``run --exact``, ``sweep --exact``, :func:`ecology.run`), the exact figures
+per criterion come from :func:`criterion_figures`.
+
 Every computation whose size grows with a flag is estimated first (work ``steps x transitions``
 for curves and powers) and refused with one line naming the flag when over budget.
 """
@@ -45,9 +48,11 @@ from ecology.exact.chain import (
     criterion_curves,
     distribution_after,
     hit_by,
+    holding_curve,
     target_mask,
 )
 from ecology.exact.markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, gth, stationary, times_power  # noqa: F401  (re-exported: the chain's API used to live here)
+from ecology.kinds.criteria import Periodic
 
 TOP_STATES = 20
 
@@ -244,7 +249,7 @@ def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int
 
 def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
     """``[lo, hi]`` bounds on ``E_x[time to enter A]`` by the survival series with Collatz–Wielandt
-    tail bounds (:meth:`ecology.markov.MarkovChain.expected_hitting_time_by_series`) within the
+    tail bounds (:meth:`ecology.exact.markov.MarkovChain.expected_hitting_time_by_series`) within the
     work budget, when the linear solvers are out of reach; None when the bounds do not close to
     1e-10 relative within the budget (``[inf, inf]`` when A may be missed)."""
     bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))
@@ -274,3 +279,53 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
             "exit_class_probabilities": {str(k): v for k, v in sorted(into.items())},
         })
     return {"tolerance": tolerance, "classes": classes}
+
+
+def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, horizon: int | None = None,
+                      chain: PageChain | None = None) -> dict:
+    """The exact chain's figures per criterion beside a simulation (``run --exact``, ``sweep
+    --exact``, :func:`ecology.run`), from the initial page-state ``x`` with ``h`` the criterion's
+    set (bool mask of page-states) and ``N`` the horizon (default ``run.steps``):
+
+    - ``n_states``: the states of the chain the criterion is decided on (the extended chain for
+      ``periodic``);
+    - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
+      the set is missed with positive probability, or not computed: then
+      ``expected_hitting_time_note`` says why); ``expected_hitting_time_bounds``: ``[lo, hi]``
+      when it comes from the survival series (:func:`expected_entrance_time`);
+      ``reached_ever``: P(T < infinity);
+    - ``reached_by_horizon`` and ``reached_curve``: ``P(T <= t)``, ``t = 0 .. N``;
+      ``restricted_mean``: ``E[min(T, N)] = sum_{t<N} P(T > t)``;
+    - ``holding_curve``: ``P(the criterion holds at t) = e_x P^t h`` (:func:`holding_curve`);
+    - ``closed``: no transition leaves the set (once reached, it holds forever).
+
+    ``chain`` is the page-state chain when the caller has built it already; else the chains the
+    criteria need are built here (none when there is no criterion). Raises :class:`UserError`
+    when a chain is out of reach (too many states, deletion none).
+    """
+    horizon = compiled.scenario.run.steps if horizon is None else horizon
+    chains = {} if chain is None else {chain.memory: chain}
+    out = {}
+    for c in compiled.criteria:
+        memory = compiled.memory if isinstance(c, Periodic) else 0
+        if memory not in chains:
+            chains[memory] = build_chain(compiled, max_states, memory) if chain is None else chain.extended(max_states)
+        pc = chains[memory]
+        mc, x = pc.chain, pc.initial
+        h = pc.holds(c)
+        curve = mc.hitting_curve(x, h, horizon)
+        expected = expected_entrance_time(mc, x, h, DEFAULT_MAX_WORK)
+        leaving = mc.P[np.flatnonzero(h)][:, np.flatnonzero(~h)].sum() if h.any() else 0.0
+        out[c.name] = {
+            "n_states": mc.n_states,
+            "expected_hitting_time": expected["value"],
+            "expected_hitting_time_bounds": expected["bounds"],
+            "expected_hitting_time_note": expected["note"],
+            "reached_ever": float(mc.hitting_probabilities(h)[x]),
+            "reached_by_horizon": float(curve[-1]),
+            "restricted_mean": float(np.sum(1.0 - curve[:horizon])),
+            "closed": bool(h.any() and leaving == 0),
+            "reached_curve": curve.tolist(),
+            "holding_curve": holding_curve(pc, h, horizon).tolist(),
+        }
+    return out

@@ -94,7 +94,7 @@ def draw_run(directory: Path, run: RunFiles) -> None:
 
 
 def write_analysis(target: Path, report, chain) -> Path:
-    """An ``analyze --out`` directory: ``report.json`` (:meth:`ecology.exact.Report.to_json`),
+    """An ``analyze --out`` directory: ``report.json`` (:meth:`ecology.exact.report.Report.to_json`),
     ``network.npz`` (the transition matrix ``P`` and the state labels, for chains of at most
     :data:`NETWORK_LIMIT` states) and the plots of :func:`draw_analysis`; written atomically."""
 

@@ -26,14 +26,10 @@ import fcntl
 import os
 import re
 import shutil
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ecology.errors import Busy, OutputError
-
-if TYPE_CHECKING:
-    pass
-
 
 PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 
@@ -53,7 +49,9 @@ NAME_ROOM = 64  # room kept for the names of files written inside a new director
 _held_locks: dict[str, int] = {}  # path of a lock file -> the descriptor holding it (this process)
 
 
-def describe(err: OSError) -> str:
+def describe_os_error(err: OSError) -> str:
+    """An ``OSError`` in one line: the path it concerns (when it names one) and the system's
+    message, e.g. ``runs/x: No space left on device``."""
     where = err.filename if err.filename is not None else ""
     return f"{where}: {err.strerror or err}" if where else str(err.strerror or err)
 
@@ -111,7 +109,7 @@ class Claim:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
             except OSError as err:
-                raise OutputError(f"cannot create the lock file {describe(err)}") from None
+                raise OutputError(f"cannot create the lock file {describe_os_error(err)}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -171,7 +169,7 @@ def claim_new_directory(target: Path) -> Claim:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"{target}: cannot create its parent directory ({describe(err)})") from None
+        raise OutputError(f"{target}: cannot create its parent directory ({describe_os_error(err)})") from None
     remove_leftovers(target.parent)
     claim = Claim(target.parent / f".{target.name}.lock",
                   f"{target}: another ecology process is writing this output directory", remove_file=True)
@@ -195,6 +193,25 @@ def claim(target: Path) -> Path:
     taken = claim_new_directory(target)
     _claims[str(taken.path)] = taken
     return Path(target)
+
+
+def fresh_directory(out: str | Path | None, name: str, root: str | Path = "runs") -> Path:
+    """The directory a run will be written to, checked (it must not exist; type, name length,
+    writability of its location) and claimed for this process before anything is computed, so
+    a second process aiming at it is refused at once: ``out`` when given, else
+    ``ROOT/NAME-YYYYMMDD-HHMMSS`` with ``-2``, ``-3``, ... appended while that name is taken."""
+    if out is not None:
+        return claim(Path(out))
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, n = base, 1
+    while True:
+        if not os.path.lexists(target):
+            try:
+                return claim(target)
+            except Busy:  # another run chose the same name this second
+                pass
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
 
 
 def release(target: Path | None = None) -> None:
@@ -241,7 +258,7 @@ def write_atomically(target: Path, fill) -> Path:
         os.rename(tmp, target)
     except OSError as err:
         _remove(tmp)
-        raise OutputError(f"writing {target} failed, nothing was written: {describe(err)}") from None
+        raise OutputError(f"writing {target} failed, nothing was written: {describe_os_error(err)}") from None
     except BaseException:
         _remove(tmp)
         raise

@@ -5,7 +5,7 @@ sense of :mod:`concurrent.futures` (a future has ``done()`` and ``result()``), p
 things a sweep needs to stop at once: ``wait(futures, timeout)`` (the futures among them that
 are done, waiting at most ``timeout`` seconds) and ``close(stopping)`` (``stopping``: give up
 on running work instead of waiting for it). ``capacity`` is how many futures are worth having in
-flight (``None``: no limit); the sweep's one collect loop (:func:`ecology.sweep.collect`)
+flight (``None``: no limit); the sweep's one collect loop (:func:`ecology.sweep.execute.collect`)
 submits no more than that, so an interrupted sweep leaves unsubmitted points to ``--resume``.
 
 - :class:`Serial`: in this process's main thread (``submit`` runs the call at once).
@@ -21,13 +21,17 @@ submits no more than that, so an interrupted sweep leaves unsubmitted points to 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import Future
+from multiprocessing.connection import wait as wait_any
 from typing import Any, Callable, Iterable, Iterator
 
 from ecology.errors import UserError
 from ecology.interrupts import become_worker
+from ecology.io.safe import close_inherited_locks
 
 POLL = 0.1  # seconds between looks at pending work in map()
 
@@ -109,8 +113,6 @@ class Serial(Executor):
 
 def _worker(conn, parent: int) -> None:
     """A worker process: run the calls it is sent, one at a time, and send back each result."""
-    from ecology.io.safe import close_inherited_locks
-
     become_worker(parent)
     close_inherited_locks()
     while True:
@@ -132,9 +134,6 @@ class ProcessPool(Executor):
     """``count`` worker processes (module docstring)."""
 
     def __init__(self, count: int):
-        import multiprocessing
-        import threading
-
         forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
         self.context = multiprocessing.get_context("fork" if forkable else "spawn")
         self.capacity = count
@@ -171,8 +170,6 @@ class ProcessPool(Executor):
     def wait(self, futures: list, timeout: float) -> set:
         """Collect what the busy workers answered within ``timeout`` (a worker that died fails its
         future with :class:`WorkerDied` and is replaced); the given futures that are done."""
-        from multiprocessing.connection import wait as wait_any
-
         if self.busy and not any(f.done() for f in futures):
             handles = [conn for _, conn in self.busy] + [process.sentinel for process, _ in self.busy]
             ready = set(wait_any(handles, timeout=timeout))
@@ -232,7 +229,7 @@ class DaskExecutor(Executor):
     single-threaded processes (``local``) that die with this process."""
 
     def __init__(self, scheduler: str, workers: int):
-        try:
+        try:  # imported here: Dask is an optional extra
             from dask.distributed import Client, LocalCluster
         except ImportError:
             raise UserError("--scheduler needs Dask: pip install 'simulacra-ecology[distributed]'") from None

@@ -1,0 +1,196 @@
+"""Running a sweep's plan: the points on an executor, finished rows to disk as they complete.
+
+Interrupts and faults: SIGINT or SIGTERM stops a sweep within about a second, keeping every
+point finished before and during the stop (workers are killed, not waited for); workers die
+with the parent, also when it is killed outright; a point that cannot be written (disk full)
+stops the sweep with what is on disk kept (:mod:`ecology.sweep.directory`).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from ecology.errors import UserError
+from ecology.interrupts import Interrupted, Signals
+from ecology.io.safe import describe_os_error
+from ecology.sweep.directory import failures, finished_rows, write_json_atomically, write_table
+from ecology.sweep.executors import (
+    SCHEDULER_TIMEOUT,
+    DaskExecutor,
+    Executor,
+    ProcessPool,
+    Serial,
+    WorkerDied,
+    failure_text,
+)
+from ecology.sweep.grid import Plan
+from ecology.sweep.points import run_point
+
+STOP_GRACE = 0.5  # seconds to collect the rows of points that finish after an interrupt
+
+
+POLL = 0.1  # seconds between the parent's looks at its workers and at the interrupt flag
+
+
+class WriteFailed(Exception):
+    """Writing a finished point failed (disk full, ...): the sweep stops, keeping what is on disk."""
+
+
+def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: bool) -> dict:
+    """Run the plan's missing points; finished rows go to disk as they complete.
+
+    The points run on an executor (:mod:`ecology.sweep.executors`): a Dask client with ``scheduler``,
+    else worker processes, else (one worker) this process. Stops on SIGINT or SIGTERM within
+    about a second (:data:`STOP_GRACE` to collect the points finishing meanwhile), and when a
+    finished point cannot be written (disk full); every point on disk is kept and ``--resume``
+    runs the rest. At most one worker per point to run."""
+    done = {r["point"] for r in finished_rows(directory, plan)}
+    todo = [p for p in plan.points if p["index"] not in done]
+    for p in todo:
+        (directory / "failed" / f"{p['index']}.json").unlink(missing_ok=True)
+    workers = max(1, min(workers, len(todo)))
+    bar = _progress(progress, len(plan.points), len(done))
+    ran = 0
+    error = None
+
+    with Signals(raising=True) as signals:  # raising while an executor starts: nothing to keep yet
+
+        def finished(point: dict, row: dict | None, failure: str | None) -> None:
+            nonlocal ran
+            with signals.protect():
+                try:
+                    if row is not None:
+                        write_json_atomically(directory / "points" / f"{point['index']}.json", row)
+                        ran += 1
+                    else:
+                        write_json_atomically(directory / "failed" / f"{point['index']}.json",
+                                              {"index": point["index"], "params": point["params"], "error": failure})
+                except OSError as err:
+                    raise WriteFailed(f"cannot write point {point['index']}: {describe_os_error(err)}") from None
+                if bar:
+                    bar[0].advance(bar[1])
+                    bar[0].refresh()
+
+        executor = None
+        try:
+            executor = make_executor(scheduler, workers, signals)
+            # the work runs in this thread only for Serial: elsewhere signals are polled by collect()
+            signals.raising = isinstance(executor, Serial)
+            collect(executor, plan, todo, finished, signals)
+        except Interrupted:
+            pass  # recorded in signals.received
+        except WriteFailed as err:
+            error = str(err)
+        finally:
+            signals.raising = False  # from here on, signals are only recorded
+            if executor is not None:
+                executor.close(stopping=True)
+            if bar:
+                bar[0].stop()
+        try:
+            write_table(directory, plan)
+        except OSError as err:
+            error = error or f"cannot write results.csv: {describe_os_error(err)}"
+    return {"output": str(directory), "points": len(plan.points), "done": len(finished_rows(directory, plan)),
+            "ran": ran, "failed": failures(directory, plan),
+            "interrupted": signals.received[0] if signals.received else None, "error": error}
+
+
+def make_executor(scheduler: str | None, workers: int, signals: Signals) -> Executor:
+    """A Dask client with ``scheduler``, else ``workers`` processes, else (one worker) this process."""
+    if scheduler:
+        executor = DaskExecutor(scheduler, workers)
+        signals.reinstall()  # starting a cluster may reset SIGINT's handler
+        if executor.dashboard:
+            print(f"Dask dashboard: {executor.dashboard}", file=sys.stderr)
+        return executor
+    if workers == 1:
+        return Serial()
+    return ProcessPool(workers)  # forked workers inherit the simulator, imported with ecology.sweep.points
+
+
+def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals: Signals) -> None:
+    """The one collect loop of every executor: keep at most ``executor.capacity`` points in
+    flight, hand each finished one to ``finished(point, row, failure)``; on a signal, submit
+    nothing more and collect for at most :data:`STOP_GRACE` seconds (a second signal: not at
+    all). A point that raises is a failure and the sweep goes on; a worker process that dies
+    fails its point, unless SIGINT or SIGTERM killed it, which stops the sweep like an interrupt
+    of this process."""
+    queue = list(reversed(todo))
+    pending: dict = {}  # future -> point
+    grace_ends = None
+    while queue or pending:
+        if signals.requested:
+            if grace_ends is None:
+                grace_ends = time.monotonic() + STOP_GRACE
+            if not pending or len(signals.received) > 1 or time.monotonic() >= grace_ends:
+                return
+        else:
+            while queue and (executor.capacity is None or len(pending) < executor.capacity):
+                point = queue.pop()
+                pending[executor.submit(run_point, plan.base, point, plan.exact, plan.max_states)] = point
+        for future in executor.wait(list(pending), POLL):
+            point = pending.pop(future)
+            try:
+                row = future.result()
+            except WorkerDied as died:
+                if died.exitcode in (-signal.SIGINT, -signal.SIGTERM):
+                    signals.received.append(f"{signal.Signals(-died.exitcode).name} (worker)")
+                elif not signals.requested:
+                    finished(point, None, f"the worker process died (exit code {died.exitcode}: killed, or out of memory)")
+            except Exception as err:  # a failing point is recorded, the sweep goes on
+                finished(point, None, failure_text(err))
+            else:
+                finished(point, row, None)
+
+
+def format_rate(points_per_second: float | None) -> str:
+    """The progress bar's rate: points per minute to 3 significant digits, "--" until known."""
+    if points_per_second is None or not math.isfinite(points_per_second):
+        return "-- points/min"
+    return f"{60 * points_per_second:.3g} points/min"
+
+
+class RateColumn(ProgressColumn):
+    """The progress bar's rate column (:func:`format_rate`)."""
+
+    def render(self, task) -> Text:
+        return Text(format_rate(task.finished_speed or task.speed), style="progress.data.speed")
+
+
+def _progress(enabled: bool, total: int, completed: int):
+    if not enabled:
+        return None
+    # no refresh thread (auto_refresh=False): worker processes may be forked while it is shown
+    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
+                   transient=True, auto_refresh=False)
+    task = bar.add_task("points", total=total, completed=completed)
+    bar.start()
+    bar.refresh()
+    return bar, task
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Refuse a malformed or unreachable Dask scheduler address at once (one line), before any
+    directory is created; ``local`` starts a cluster on this machine."""
+    if scheduler == "local":
+        return
+    scheme, sep, rest = scheduler.partition("://")
+    if not sep:
+        scheme, rest = "tcp", scheduler
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if scheme not in ("tcp", "tls") or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT (or tls://HOST:PORT), or 'local'")
+    try:
+        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
+    except OSError as err:
+        raise UserError(f"--scheduler {scheduler}: cannot connect ({err.strerror or err})") from None
