@@ -13,15 +13,20 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ecology.core.compile import compile_scenario  # noqa: E402
-from ecology.exact.chain import build_chain  # noqa: E402
-from ecology.exact.report import analyze  # noqa: E402
-from ecology.model import EcologyModel  # noqa: E402
-from ecology.scenario import apply_overrides, read_scenario_table, validate  # noqa: E402
-from ecology.statistics import time_to_event, wilson  # noqa: E402,F401
+from ecology.core.compile import compile_scenario
+from ecology.exact.chain import build_chain
+from ecology.exact.report import analyze
+from ecology.model import EcologyModel
+from ecology.plots import PAPER
+from ecology.scenario import apply_overrides, read_scenario_table, validate
+from ecology.statistics import time_to_event, wilson  # noqa: F401
+
+# Every study's figures in the paper style, however the study is run (before the layers, importing
+# ecology.plots set it for the whole process, so it depended on which study had imported it first).
+plt.rcParams.update(PAPER)
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

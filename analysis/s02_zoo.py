@@ -13,7 +13,8 @@ from ecology.kinds.observables import Criteria
 def run(out, quick: bool) -> Study:
     reps = 500 if quick else 2000
     rows, curves = [], {}
-    cases = [("zeros", {}, None), ("dog", {}, None), ("bitstrings", {"context__length": 8 if quick else 10, "run__steps": 300 if quick else 2000}, 1e-2)]
+    bits = {"context__length": 8 if quick else 10, "run__steps": 300 if quick else 2000}
+    cases = [("zeros", {}, None), ("dog", {}, None), ("bitstrings", bits, 1e-2)]
     for name, overrides, tolerance in cases:
         s = scenario(name, run__replicates=reps, **overrides)
         r = report(s, tolerance=tolerance) if tolerance else report(s)
@@ -22,7 +23,7 @@ def run(out, quick: bool) -> Study:
         curves[name] = df[Criteria.column("reached", crit)].to_numpy()
         holding = float(df[Criteria.column("holding", crit)].iloc[-1])
         classes = "; ".join(
-            f"{c['absorbing_state'] and 'absorbing ' + repr(c['absorbing_state']) or str(c['size']) + ' states'} "
+            f"{(c['absorbing_state'] and 'absorbing ' + repr(c['absorbing_state'])) or str(c['size']) + ' states'} "
             f"(period {c['period']}, P = {fmt(c['probability'], 3)})" for c in r["closed_classes"])
         meta = ""
         if tolerance:
@@ -53,5 +54,6 @@ def run(out, quick: bool) -> Study:
                f"criteria (window_only, periodic) are reached in at least "
                f"{proportion(min(c[-1] for c in curves.values()), reps)} of the replicates (95% interval).")
     return Study(2, "The mode-collapse zoo (Remark 5)", finding,
-                 [(name, "Fraction of replicates that reached (held at least once by step t) each scenario's criterion, with 95% Wilson bands: all_zero (zeros), "
-                         "orbit with periodic = 4 (dog), bits_only (bitstrings).")], rows)
+                 [(name, "Fraction of replicates that reached (held at least once by step t) each scenario's criterion, "
+                         "with 95% Wilson bands: all_zero (zeros), orbit with periodic = 4 (dog), bits_only (bitstrings).")],
+                 rows)

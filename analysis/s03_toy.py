@@ -25,7 +25,7 @@ def matrix_md(title, M, labels):
 
 def run(out, quick: bool) -> Study:
     k = 6
-    compiled, pc = chain(scenario("waluigi", context__length=k))
+    _, pc = chain(scenario("waluigi", context__length=k))
     labels = pc.labels()
     index = {x: i for i, x in enumerate(labels)}
     P = pc.chain.P

@@ -26,7 +26,8 @@ def run(out, quick: bool) -> Study:
         _, df = simulate(s)
         remark[deletion] = df.iloc[0]
         rows.append({"window": f"'3 1 1 1 0 1 0 1 1', deletion = {deletion}",
-                     "max |mean drift of waluigi| over steps": f"bitstrings amplitude {fmt(remark[deletion]['bitstrings_mean'], 3)}, "
+                     "max |mean drift of waluigi| over steps":
+                         f"bitstrings amplitude {fmt(remark[deletion]['bitstrings_mean'], 3)}, "
                                                                f"drift {fmt(remark[deletion]['drift_bitstrings'], 4)}"})
 
     def draw(fig, ax):
@@ -39,7 +40,8 @@ def run(out, quick: bool) -> Study:
 
     name = figure(out, "s06_martingale.png", draw)
     finding = (f"Without deletion the waluigi's amplitude drift is at most {fmt(float(np.abs(series['none']).max()), 2)} "
-               f"(rounding), with fifo its mean over {reps} replicates reaches {fmt(float(np.abs(series['fifo']).max()), 3)} per step (a sample mean of exact per-window drifts); in the full window "
+               f"(rounding), with fifo its mean over {reps} replicates reaches {fmt(float(np.abs(series['fifo']).max()), 3)} "
+               f"per step (a sample mean of exact per-window drifts); in the full window "
                f"311101011 (k = 9) the bitstring premise has amplitude {fmt(remark['fifo']['bitstrings_mean'], 3)} but drift "
                f"+{fmt(remark['fifo']['drift_bitstrings'], 4)}, because the 3 is deleted next (no deletion: "
                f"{fmt(remark['none']['drift_bitstrings'], 2)}).")

@@ -48,7 +48,8 @@ def run(out, quick: bool) -> Study:
              fmt(float(d3[Entropy.column()].mean()), 6), "final mean amplitudes": ", ".join(
                  f"{n} {fmt(d3[PopulationAmplitude.column(n)].iloc[-1], 3)}" for n in s3.premises)},
             {"decomposition": "one premise", "page-states": c1.chain.n_states, "mean entropy of next token":
-             fmt(float(d1[Entropy.column()].mean()), 6), "final mean amplitudes": f"alice {fmt(d1[PopulationAmplitude.column('alice')].iloc[-1], 3)}"}]
+             fmt(float(d1[Entropy.column()].mean()), 6),
+             "final mean amplitudes": f"alice {fmt(d1[PopulationAmplitude.column('alice')].iloc[-1], 3)}"}]
 
     entropy_gap = float(np.abs(d3[Entropy.column()] - d1[Entropy.column()]).max())
 

@@ -18,7 +18,8 @@ def run(out, quick: bool) -> Study:
     for T in temps:
         model, df = simulate(scenario("waluigi_soft", sampling__temperature=T, run__steps=steps, run__replicates=reps))
         t = time_to_event(model.reached_at[0], steps)
-        row = {"temperature": T, **t, "entropy": float(df[Entropy.column()].mean()), "free_energy": float(df[FreeEnergy.column()].mean())}
+        row = {"temperature": T, **t, "entropy": float(df[Entropy.column()].mean()),
+               "free_energy": float(df[FreeEnergy.column()].mean())}
         fig_rows.append(row)
         median = "not reached by half" if t["time_median"] is None else str(t["time_median"])
         rows.append({"temperature": T, "revealed by N (95% interval)": proportion(t["reached"], reps),

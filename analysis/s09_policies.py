@@ -36,7 +36,8 @@ def run(out, quick: bool) -> Study:
         rows.append({"policy": name, "page-states": pc.chain.n_states,
                      "P(waluigi certain at t = H), exact": fmt(exact["holding"][-1], 4),
                      "P(ever certain by H), exact": fmt(exact["reached"][-1], 4),
-                     "ever certain by H, simulated (95% interval)": proportion(float(df[Criteria.column("reached", "waluigi_certain")].iloc[-1]), reps),
+                     "ever certain by H, simulated (95% interval)":
+                         proportion(float(df[Criteria.column("reached", "waluigi_certain")].iloc[-1]), reps),
                      "largest waluigi amplitude on any page-state, exact": fmt(ceiling, 4)})
         ceilings[name] = ceiling
 

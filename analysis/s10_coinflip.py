@@ -23,7 +23,7 @@ def run(out, quick: bool) -> Study:
     step = compiled.mixture.read(windows)
     latch = np.exp(step.log_p[:, 0])
     latch[0] = np.nan  # no run yet
-    model, df = simulate(s)
+    _, df = simulate(s)
     rows = [{"run length n": int(n), "P(continue | run of n)": fmt(float(latch[n]), 5),
              "repeater amplitude": fmt(float(np.exp(step.log_amplitude[n, 1])), 5)} for n in ns[1:]]
     n_half = int(ns[1:][np.argmax(latch[1:] > 0.75)])
@@ -39,7 +39,8 @@ def run(out, quick: bool) -> Study:
     name = figure(out, "s10_coinflip.png", draw)
     finding = (f"With 90% fair coins and 10% repeaters (q = {q}), a run of 1 continues with probability "
                f"{fmt(float(latch[1]), 3)}, a run of {n_half} already with {fmt(float(latch[n_half]), 3)} and a run of {k} with "
-               f"{fmt(float(latch[k]), 4)}: the mixture latches; {proportion(float(df[Criteria.column('reached', 'latched')].iloc[-1]), s.run.replicates)} "
+               f"{fmt(float(latch[k]), 4)}: the mixture latches; "
+               f"{proportion(float(df[Criteria.column('reached', 'latched')].iloc[-1]), s.run.replicates)} "
                f"(95% interval) of {s.run.replicates} replicates made the repeater certain (> 0.99) within {s.run.steps} steps.")
     return Study(10, "Semiotic coin flip", finding,
                  [(name, "Exact probability that a run of n identical tokens continues, and the repeater's amplitude "

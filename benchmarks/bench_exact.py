@@ -240,7 +240,7 @@ def section_block_gth():
                 def run():
                     try:
                         return stationary_law(P, "sparse" if P.shape[0] <= 8000 else "arnoldi")
-                    except Exception as err:  # the old paths could fail outright
+                    except Exception as err:  # noqa: BLE001 ( the old paths could fail outright)
                         return err
             else:
                 def run():

@@ -2,7 +2,8 @@
 
 For the toy (waluigi.toml) at k = 8, 64, 512, 4096, for chat.toml (two premises of two cast
 members each, k = 12), and for the toy under block deletion (B = 2, a re-reading rule: O(k) per
-step) at k = 16 and 128, with 10,000 replicates, it times the whole run as `ecology run` runs it (``model.run_model()``: sampling, likelihoods,
+step) at k = 16 and 128, with 10,000 replicates, it times the whole run as `ecology run` runs it
+(``model.run_model()``: sampling, likelihoods,
 Bayes, mixture, ledger, criteria and every observable recorded by the DataCollector; the
 compiled engine runs blocks of steps) under ``run.engine = "numpy"`` (the reference) and
 ``"compiled"`` (the numba kernel of ecology/engine/compiled.py), and prints their ratio. Model construction (the initial

@@ -457,7 +457,8 @@ def window_html(model: PageModel, replicate: int) -> str:
     n_tokens = int((window < compiled.n_tokens).sum())
     generated = min(model.generated, n_tokens - model.config.context.pinned)
     # the model's own record of the premise most responsible for each printed token (EcologyModel.credit_token)
-    speakers = [int(row[replicate]) for row in model.premise_speakers[len(model.premise_speakers) - generated:]] if generated else []
+    recent = model.premise_speakers[len(model.premise_speakers) - generated:] if generated else []
+    speakers = [int(row[replicate]) for row in recent]
     premises = [agent.spec.name for agent in model.premise_agents]
     first_generated = len(window) - generated
     boxes = []
@@ -466,7 +467,8 @@ def window_html(model: PageModel, replicate: int) -> str:
         colour = TOKEN_PALETTE[token % len(TOKEN_PALETTE)] if token < compiled.n_tokens else "#ffffff"
         if i >= first_generated:
             speaker = speakers[i - first_generated]
-            bar, who = plots.page_colour(speaker), f"printed at step {model.generated - (len(window) - 1 - i)}, most responsible premise: {premises[speaker]}"
+            step = model.generated - (len(window) - 1 - i)
+            bar, who = plots.page_colour(speaker), f"printed at step {step}, most responsible premise: {premises[speaker]}"
         else:
             bar, who = "#ffffff", "pad" if token >= compiled.n_tokens else "prompt token"
         boxes.append(
@@ -492,7 +494,8 @@ def model_parameters_html(model: PageModel) -> str:
              else f"no exact overlay ({model.exact_note})")
     return (f"<p><b>{html.escape(cfg.name)}</b>: {html.escape(cfg.description)}</p>"
             f"<p>Running: <b>step {model.generated} of {model.n_steps}</b>; k = {ctx.length} ({ctx.deletion}), "
-            f"T = {cfg.sampling.temperature:g}, priors: {html.escape(priors)}; prompt: {html.escape(' '.join(ctx.prompt)) or '(empty)'}; "
+            f"T = {cfg.sampling.temperature:g}, priors: {html.escape(priors)}; "
+            f"prompt: {html.escape(' '.join(ctx.prompt)) or '(empty)'}; "
             f"R = {model.replicates} replicates, seed {cfg.run.seed}; {html.escape(exact)}.</p>"
             "<p>Changed a control on the left? Press <b>Reset</b> to rebuild the model with it.</p>")
 

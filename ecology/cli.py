@@ -14,13 +14,9 @@ import sys
 from pathlib import Path
 
 from ecology import scenario as scn
-from ecology.errors import ScenarioError, UserError
+from ecology.errors import ScenarioError, UsageError, UserError
 
 ENGINES = scn.ENGINES
-
-
-class UsageError(UserError):
-    pass
 
 
 class Parser(argparse.ArgumentParser):

@@ -62,3 +62,7 @@ class DecomposeError(UserError):
 
 class TooMuchWork(UserError):
     """A curve or power would exceed the work budget."""
+
+
+class UsageError(UserError):
+    """A command line the parser refuses (argparse's message, as one line)."""

@@ -37,12 +37,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
 
-from ecology.kinds.observables import Certain, Majority  # noqa: E402
+from ecology.kinds.observables import Certain, Majority
 
 PAPER = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8,
@@ -118,7 +118,8 @@ def reaching_curves(criteria: dict, title: str, path: Path) -> None:
         ax.fill_between(t, c["reached_curve_lo"], c["reached_curve_hi"], step="post", color=colour, alpha=0.25, lw=0)
         ax.step(t, c["reached_curve"], where="post", color=colour, lw=1.4,
                 label=f"'{esc(name)}' reached by t (simulated, 95% band)")
-        ax.step(t, c["holding_curve"], where="post", color=colour, lw=1.0, ls=":", label=f"'{esc(name)}' holding at t (simulated)")
+        ax.step(t, c["holding_curve"], where="post", color=colour, lw=1.0, ls=":",
+                label=f"'{esc(name)}' holding at t (simulated)")
         exact = c.get("exact")
         if exact:
             dark = tuple(0.55 * np.asarray(colour[:3]))  # the criterion's colour, darkened

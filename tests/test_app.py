@@ -110,7 +110,7 @@ def InLayout(scenario, overrides):
 
 
 def test_page_renders_and_its_controls_drive_the_model():
-    box, rc = solara.render(InLayout(TOY, {"run__replicates": 200}), handle_error=False)
+    _, rc = solara.render(InLayout(TOY, {"run__replicates": 200}), handle_error=False)
     labels = [s.label for s in rc.find(v.Slider).widgets]
     assert {"context length k", "prior of premise luigi", "prior of premise waluigi", "temperature T",
             "replicates R"} <= set(labels)
@@ -140,7 +140,7 @@ def test_cli_app_rejects_a_bad_scenario_in_one_line(tmp_path, capsys):
 
 def test_page_of_a_model_shows_that_model_and_takes_no_overrides():
     model = app.PageModel(TOY, run__replicates=20, context__length=4)
-    box, rc = solara.render(InLayout(model, {}), handle_error=False)
+    _, rc = solara.render(InLayout(model, {}), handle_error=False)
     for _ in range(2):
         model.step()
     app.redraw()

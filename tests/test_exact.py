@@ -1,6 +1,7 @@
 """The exact page-state chain: closed forms, a peer (QuantEcon), hard numerics, and simulation."""
 
 import copy
+import itertools
 import json
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_toy_against_closed_forms(toy, k):
 
 
 def test_toy_state_count_and_power(toy):
-    compiled, pc = toy_chain(toy, 3)
+    _, pc = toy_chain(toy, 3)
     assert pc.chain.n_states == 10  # N N N, N N F, N N U, N F F, N F U, N U U, F F F, F F U, F U U, U U U
     T3 = pc.chain.power(3).toarray()
     assert np.allclose(T3, np.linalg.matrix_power(pc.chain.P.toarray(), 3))
@@ -111,7 +112,7 @@ def test_agrees_with_quantecon(name):
         assert period == qe.MarkovChain(dense[np.ix_(members, members)]).period
     theirs_pi = sorted((tuple(np.flatnonzero(pi > 0)), tuple(pi)) for pi in theirs.stationary_distributions)
     ours_pi = sorted((tuple(np.flatnonzero(pi > 0)), tuple(pi)) for pi in ours.stationary_distributions)
-    for (s1, p1), (s2, p2) in zip(ours_pi, theirs_pi):
+    for (_, p1), (_, p2) in zip(ours_pi, theirs_pi):
         assert np.allclose(p1, p2, atol=1e-12)
 
 
@@ -322,7 +323,7 @@ def test_hit_and_committor_from_the_cli(capsys):
     labels = pc.labels()
     Pm = pc.chain.P.toarray()
     path = ["N N N", "N N F", "N F F", "F F F"]
-    first_f = np.prod([Pm[labels.index(a), labels.index(b)] for a, b in zip(path, path[1:])])
+    first_f = np.prod([Pm[labels.index(a), labels.index(b)] for a, b in itertools.pairwise(path)])
     assert np.isclose(report["hit"]["probability_before"], 1 - first_f, rtol=1e-12)
     assert report["hit"]["expected_hitting_time"] == pytest.approx(report["expected_absorption_time"], rel=1e-12)
     assert main(["analyze", toy, "--hit", "nonsense"]) == 2
@@ -389,7 +390,7 @@ def test_sparse_block_gth_on_a_nearly_decomposable_page_chain():
     orders) says as much. benchmarks/bench_exact.py runs k = 12, 13 against a dense reference."""
     from ecology.exact.markov import DENSE_LIMIT, stationary_law
 
-    pc, members, block = soft_toy_recurrent_block(11, 1e-8)
+    _, members, block = soft_toy_recurrent_block(11, 1e-8)
     dense = stationary_law(block, "dense")
     sparse = stationary_law(block, "blocks")
     assert sparse.method.startswith("GTH (sparse") and dense.method == "GTH (dense)"

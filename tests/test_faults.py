@@ -17,8 +17,8 @@ import pytest
 from ecology import results
 from ecology.cli import main
 from ecology.io import safe
-from ecology.sweep import executors
 from ecology.sweep import execute as sweep
+from ecology.sweep import executors
 
 from .conftest import SCENARIOS
 
@@ -190,11 +190,10 @@ def test_a_signal_inside_deferred_reaches_its_handler_when_the_block_ends(raisin
     from ecology.interrupts import deferred
 
     handler, ran = raising_handler
-    with pytest.raises(KeyboardInterrupt):
-        with deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the handler would run here
-            assert ran == []
+    with pytest.raises(KeyboardInterrupt), deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler would run here
+        assert ran == []
     assert ran == [signal.SIGINT]
     assert signal.getsignal(signal.SIGINT) is handler
 
@@ -243,7 +242,7 @@ def test_interrupt_or_full_disk_while_writing_a_run_leaves_nothing(tmp_path, mon
         monkeypatch.setattr(plots, "run_plots", fault)
         assert main(["run", TOY, *SMALL, "--out", str(tmp_path / "run")]) == status
         err = one_line(capsys.readouterr().err)
-        assert status == 130 or "No space left on device" in err and "nothing was written" in err
+        assert status == 130 or ("No space left on device" in err and "nothing was written" in err)
         assert list(tmp_path.iterdir()) == []
 
 

@@ -1,6 +1,8 @@
 """The package's layers (ARCHITECTURE.md): every import of a project module points down or sideways,
-never up, and the modules import each other without a circle. Imports made only for type
-annotations (inside ``if TYPE_CHECKING:``) are not arrows at run time and are left out."""
+never up, and the modules import each other without a circle. A function-local import is an
+arrow too (one that loads its module late, for start-up speed) and obeys the same rule, so none
+can hide a circle. Imports made only for type annotations (inside ``if TYPE_CHECKING:``) are not
+arrows at run time and are left out."""
 
 import ast
 from pathlib import Path
@@ -23,7 +25,6 @@ LAYERS = [  # bottom first; a module may import its own layer and those below
     ("sweep", "decompose", "api"),
     ("cli", "app", "__main__", "__init__"),
 ]
-LAZY = {"cli", "__init__"}  # entry points that import lazily for start-up speed
 
 
 def module_name(path: Path) -> str:
@@ -44,18 +45,13 @@ def is_module(name: str) -> bool:
     return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
-def runtime_imports(path: Path) -> list[tuple[str, int, bool]]:
-    """(imported project module, line, whether inside a function) of every import outside
-    ``if TYPE_CHECKING:`` blocks."""
+def runtime_imports(path: Path) -> list[tuple[str, int]]:
+    """(imported project module, line) of every import outside ``if TYPE_CHECKING:`` blocks."""
     tree = ast.parse(path.read_text())
     skipped: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
             skipped.update(id(n) for n in ast.walk(node))
-    local: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            local.update(id(n) for n in ast.walk(node) if n is not node)
     out = []
     for node in ast.walk(tree):
         if id(node) in skipped or not isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -71,7 +67,7 @@ def runtime_imports(path: Path) -> list[tuple[str, int, bool]]:
                        for a in node.names]
         else:
             continue
-        out += [(t, node.lineno, id(node) in local) for t in targets if t]
+        out += [(t, node.lineno) for t in targets if t]
     return out
 
 
@@ -81,15 +77,12 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
 def test_imports_point_down_or_sideways(path):
     own = module_name(path)
-    for target, line, inside_function in runtime_imports(path):
+    for target, line in runtime_imports(path):
         assert layer_of(target) <= layer_of(own), f"ecology/{path.relative_to(PACKAGE)}:{line}: imports {target}, a layer above"
-        assert not inside_function or own.split(".")[0] in LAZY, (
-            f"ecology/{path.relative_to(PACKAGE)}:{line}: function-local import of {target} (only the entry points "
-            "import lazily)")
 
 
 def test_no_import_circles():
-    graph = {module_name(p): {t for t, _, _ in runtime_imports(p)} for p in MODULES}
+    graph = {module_name(p): {t for t, _ in runtime_imports(p)} for p in MODULES}
     known = set(graph)
 
     def resolve(target: str) -> str | None:  # a name imported from a package may be a module or a symbol

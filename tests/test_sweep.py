@@ -13,6 +13,7 @@ import pytest
 import tomli_w
 
 from ecology.cli import main
+from ecology.errors import UserError
 from ecology.sweep.grid import parse_values, point_seed
 
 from .conftest import SCENARIOS, misread
@@ -33,7 +34,7 @@ def test_grid_syntax():
     assert parse_values("fifo,none") == ["fifo", "none"]
     assert parse_values("0.5, 0.9") == [0.5, 0.9]
     for bad in ("1:10:0", "10:1:1", "0:8:*2", "a:b:c", "1,,2"):
-        with pytest.raises(Exception):
+        with pytest.raises(UserError):
             parse_values(bad)
 
 

@@ -150,7 +150,7 @@ def check_support(K: int, families: list[str], V: int, data: Storylines) -> None
     parameters than that law (distinct storylines - 1), nor more premises than storylines."""
     distinct = data.distinct()
     need = K * (min_params(families, V) + 1) - 1
-    if K > distinct or need > distinct - 1:
+    if distinct < K or need > distinct - 1:
         raise DecomposeError(
             f"--components: K = {K} needs at least {need} free parameters but the data ({distinct} distinct "
             f"storylines) support at most {distinct - 1}; use a smaller K (or more --storylines)")

@@ -66,7 +66,7 @@ class Structure:
 def emission_counts(machine: Machine, tokens: np.ndarray, pad: int) -> sp.csr_matrix:
     """``C[n, q * V + t]``: how often the automaton, reading row ``n`` from its start, is in
     state ``q`` when token ``t`` comes (pads skipped)."""
-    rows, width = tokens.shape
+    rows = tokens.shape[0]
     V = machine.emit.shape[1]
     state = np.full(rows, machine.start, dtype=np.intp)
     r, c = [], []
@@ -164,7 +164,7 @@ class Candidates:
     moved: dict  # parameter -> (cells, E at 0, E at 1)
 
     @classmethod
-    def of(cls, family: str, structures: list[Structure]) -> "Candidates":
+    def of(cls, family: str, structures: list[Structure]) -> Candidates:
         sizes = np.array([st.machine.emit.size for st in structures])
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         moved = {}

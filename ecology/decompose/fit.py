@@ -70,7 +70,7 @@ def em(candidates: list[Candidates], K: int, data: Storylines,
     previous = -math.inf
     total = data.total
     converged = False
-    for iteration in range(1, MAX_ITERATIONS + 1):
+    for iteration in range(1, MAX_ITERATIONS + 1):  # noqa: B007 (the count of iterations is returned)
         components = [best_component(candidates, resp[:, j], data) for j in range(K)]
         mass = data.weight @ resp
         prior = mass / mass.sum()

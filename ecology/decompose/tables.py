@@ -122,8 +122,8 @@ def storyline_table(scenario: Scenario, compiled: Compiled) -> dict:
     table = base_table(scenario, f"{scenario.name}_storylines",
                        f"Remark 10: the static model of '{scenario.name}' as one deterministic premise per storyline")
     uniform = law(np.ones(V), tokens)
-    for i, (y, p) in enumerate(zip(data.tokens, data.weight)):
-        states = {f"s{j}": {"emit": {tokens[y[j]]: 1.0}, "on": {t: f"s{j + 1}" for t in tokens}} for j in range(width)}
+    for y, p in zip(data.tokens, data.weight):
+        states = {f"s{j}": {"emit": {tokens[y[j]]: 1.0}, "on": dict.fromkeys(tokens, f"s{j + 1}")} for j in range(width)}
         states[f"s{width}"] = {"emit": uniform}
         name = "story_" + "_".join(tokens[t] for t in y)
         table["simulacra"][name] = {"kind": "automaton", "start": "s0", "states": states}

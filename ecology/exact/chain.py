@@ -26,6 +26,7 @@ from ecology.core.compile import Compiled
 from ecology.errors import ScenarioError, TooManyStates, TooMuchWork, UserError
 from ecology.exact.markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, gth, stationary, times_power  # noqa: F401  (re-exported: the chain's API used to live here)
 from ecology.kinds.criteria import Periodic
+from ecology.kinds.deletion import RULES
 
 MAX_TRANSITIONS_PER_STATE = 24  # transition budget: max_states x this (memory of the enumeration)
 
@@ -109,12 +110,13 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     per transition, with no coordinate list.
     """
     check_model_reads(compiled.scenario, max_states, max_work)
-    ctx = compiled.scenario.context
-    if ctx.deletion == "none":
+    rule = compiled.rule
+    if not rule.deletes_oldest:
+        finite = [f'"{name}"' for name, kind in RULES.items() if kind.deletes_oldest]
         raise ScenarioError(
             "context.deletion",
-            "'none' never deletes, so every step makes a new, longer page-state and the chain is "
-            "infinite; analyze a finite window (deletion = \"fifo\", \"block\" or \"message\")",
+            f"'{rule.name}' never deletes, so every step makes a new, longer page-state and the chain is "
+            f"infinite; analyze a finite window (deletion = {', '.join(finite[:-1])} or {finite[-1]})",
         )
     if memory and not compiled.rule.sliding:
         raise ScenarioError(

@@ -153,7 +153,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
     for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, mc.stationary_laws, absorb):
         top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
-            "size": int(len(members)),
+            "size": len(members),
             "period": period,
             "absorbing_state": pc.label(members[0]) if len(members) == 1 else None,
             "states": [pc.label(i) for i in members] if len(members) <= FEW_STATES else None,
@@ -269,7 +269,7 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
         for state, p in m["exit_law"].items():
             into[int(home[state])] = into.get(int(home[state]), 0.0) + p
         classes.append({
-            "size": int(len(m["states"])),
+            "size": len(m["states"]),
             "states": [pc.label(i) for i in m["states"]] if len(m["states"]) <= FEW_STATES else None,
             "max_escape": m["max_escape"],
             "likely_state": pc.label(m["likely_state"]),

@@ -31,10 +31,10 @@ class RunFiles:
     """What a run directory holds that its plots are drawn from."""
 
     summary: dict
-    steps: "pd.DataFrame"
+    steps: pd.DataFrame
     raster: np.ndarray
-    trajectories: "pd.DataFrame"
-    speakers: "pd.DataFrame"
+    trajectories: pd.DataFrame
+    speakers: pd.DataFrame
     tokens: list[str]
     pad: str
 

@@ -144,7 +144,7 @@ class Claim:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> "Claim":
+    def __enter__(self) -> Claim:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -146,7 +146,7 @@ def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals:
                     signals.received.append(f"{signal.Signals(-died.exitcode).name} (worker)")
                 elif not signals.requested:
                     finished(point, None, f"the worker process died (exit code {died.exitcode}: killed, or out of memory)")
-            except Exception as err:  # a failing point is recorded, the sweep goes on
+            except Exception as err:  # noqa: BLE001 ( a failing point is recorded, the sweep goes on)
                 finished(point, None, failure_text(err))
             else:
                 finished(point, row, None)

@@ -25,9 +25,10 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import wait as wait_any
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ecology.errors import UserError
 from ecology.interrupts import become_worker
@@ -87,7 +88,7 @@ class Executor:
                 self.wait([future], POLL)
             yield future.result()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -103,7 +104,7 @@ class Serial(Executor):
         future = Future()
         try:
             future.set_result(fn(*args))
-        except Exception as err:  # a failing call is its future's result; interrupts propagate
+        except Exception as err:  # noqa: BLE001 ( a failing call is its future's result; interrupts propagate)
             future.set_exception(err)
         return future
 
@@ -125,7 +126,7 @@ def _worker(conn, parent: int) -> None:
         fn, args = call
         try:
             reply = ("ok", fn(*args))
-        except Exception as err:  # a failing call is recorded, the worker goes on
+        except Exception as err:  # noqa: BLE001 ( a failing call is recorded, the worker goes on)
             reply = ("error", failure_text(err))
         conn.send(reply)
 

@@ -137,7 +137,7 @@ class Plan:
                 "exact": self.exact, "max_states": self.max_states}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Plan":
+    def from_json(cls, data: dict) -> Plan:
         """The plan of ``sweep.json``; raises ``ValueError`` naming what is malformed."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
