@@ -167,6 +167,11 @@ class EcologyModel(mesa.Model):
     surprisal = property(lambda self: self.state.surprisal)
 
     @property
+    def sliding(self) -> bool:
+        """Whether premises keep their likelihoods as the window slides (:attr:`Compiled.slides`)."""
+        return self.compiled.slides
+
+    @property
     def premises(self) -> mesa.agent.AgentSet:
         return self.agents_by_type[Premise]
 

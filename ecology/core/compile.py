@@ -34,6 +34,12 @@ class Compiled:
     def n_tokens(self) -> int:
         return len(self.tokens)
 
+    @property
+    def slides(self) -> bool:
+        """Whether premises keep their likelihoods as the window slides (O(1) per step): a sliding
+        rule and no reset token; otherwise they re-read the visible window every step (O(k))."""
+        return self.rule.sliding and self.mixture.reset is None
+
     def label(self, window: np.ndarray) -> str:
         """A page-state as text: tokens joined by single spaces, pads included (``"N N F U"``)."""
         names = self.tokens + [self.scenario.vocabulary.pad, "<start>"]

@@ -674,7 +674,7 @@ class CompiledEngine(Engine):
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
                             np.empty(S + L), np.empty(S), np.empty(S), np.empty(V))
         self.sliding_windows = isinstance(context, SlidingWindows)
-        if self.sliding_windows and self.reset < 0:
+        if compiled.slides:
             length = context.window.shape[1]
             # front stacks premise- and position-major, back stacks premise- and state-major, so
             # that reading position ``head`` and pushing a token walk contiguous memory

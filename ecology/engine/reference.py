@@ -32,7 +32,7 @@ class ReferenceEngine(Engine):
     def __init__(self, compiled, context, replicates: int, raster_rows: int):
         super().__init__(compiled, context, replicates, raster_rows)
         premises = compiled.premises
-        self.sliding = compiled.rule.sliding and self.mixture.reset is None
+        self.sliding = compiled.slides
         # the visible windows are materialised when some premise re-reads them every step
         self.rereads = not self.sliding or any(p.automaton is None for p in premises)
         self.readers = [SlidingReader(p.automaton, context.window) if self.sliding and p.automaton is not None
