@@ -38,9 +38,9 @@ from ecology.core.mixture import Step
 from ecology.core.windows import windows_of
 from ecology.engine import choose_engine
 from ecology.engine.base import ReplicateState, StepRecords, refuse
-from ecology.engine.compiled import numba
 from ecology.kinds import observables
 from ecology.kinds.simulacra import CompiledPremise
+from ecology.numerics import numba
 from ecology.scenario import Scenario, apply_overrides, load, to_table, validate
 
 RASTER_REPLICATES = 32  # replicates whose windows, amplitudes and speakers are kept for the plots
@@ -133,8 +133,9 @@ class EcologyModel(mesa.Model):
         self.context = windows_of(self.compiled.rule, self.compiled.window, self.replicates,
                                   self.compiled.n_tokens, self.compiled.memory)
         engine_class, self.engine_note = choose_engine(self.compiled, engine or self.config.run.engine)
+        measured = tuple(item for item in observables.OBSERVABLES if not item.compiled and item.applies(self))
         self.engine = engine_class(self.compiled, self.context, self.replicates,
-                                   min(self.replicates, RASTER_REPLICATES))
+                                   min(self.replicates, RASTER_REPLICATES), measured)
         self.premise_agents = [Premise(self, spec, s) for s, spec in enumerate(self.compiled.premises)]
         for agent in self.premise_agents:
             for i, name in enumerate(agent.spec.cast):

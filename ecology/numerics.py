@@ -1,6 +1,28 @@
-"""TODO docstring (absorption, dynamics)."""
+"""Log-space numerics shared by every layer, each numpy reference with its compiled twin.
+
+The numpy references (rows are windows, the reduced axes short):
+
+    logsumexp(x) = m + log sum_i exp(x_i - m),  m = max_i x_i   (all -inf gives -inf, never NaN)
+    log p_T = z - logsumexp(z),  z = (log mu - max log mu) / T  (greedy at T = 0, ties to the first token)
+    entropy(log p) = -sum_t p_t log p_t  (0 log 0 = 0);  sample: t = #{u : c_u <= U c_{V-1}}
+
+and the tie rules: an amplitude is *above* a threshold when it exceeds it by more than
+``TIE_TOLERANCE``; the most responsible premise or population is the first within
+``TIE_TOLERANCE`` of the largest. Below them, the compiled twins the kernel runs (numba, cached on
+disk): the same formulas one row at a time (``logsumexp_jit``, ``tempered_jit``,
+``most_responsible_jit``), ``np.quantile``'s "linear" quantiles by a multiple quickselect
+(``quantiles_jit``), and branch-free ``exp`` and ``log`` (``exp_jit``, ``log_jit``). ``jit`` and
+``inline`` are the decorators every compiled function of the package uses.
+
+Numba invalidates a cached function only when its own file changes, while the kernel's loops
+inline twins from several files; :func:`forget_stale_compilations` therefore drops every cached
+compilation of the package when any file holding compiled code has changed.
+"""
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import numpy as np
 
@@ -84,7 +106,36 @@ def most_responsible(responsibility: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Compiled twins (numba), each beside or after its numpy reference
 
+PACKAGE = Path(__file__).resolve().parent
+# every module with compiled functions; the kernel's loops inline code from each of them
+COMPILED_MODULES = ("numerics.py", "core/mixture.py", "core/readers.py", "kinds/criteria.py", "kinds/deletion.py",
+                    "engine/compiled.py")
+STAMP = "compiled-sources.sha256"  # in the package's __pycache__: the sources the cached compilations came from
+
+
+def forget_stale_compilations(package: Path = PACKAGE) -> bool:
+    """Remove numba's cached compilations (``*.nbi``, ``*.nbc`` in the package's ``__pycache__``
+    folders) when the sources of :data:`COMPILED_MODULES` differ from those they were compiled
+    from (their SHA-256, kept in ``__pycache__/compiled-sources.sha256``); True if it removed any.
+    Numba then compiles again. A package that cannot be written keeps what it has (numba caches
+    elsewhere then)."""
+    digest = hashlib.sha256(b"".join((package / name).read_bytes() for name in COMPILED_MODULES)).hexdigest()
+    stamp = package / "__pycache__" / STAMP
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return False
+        stale = [path for pattern in ("*.nbi", "*.nbc") for path in package.rglob(f"__pycache__/{pattern}")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+        return bool(stale)
+    except OSError:
+        return False
+
+
 if numba is not None:
+    forget_stale_compilations()
     from llvmlite import ir
     from numba.extending import intrinsic
 

@@ -22,7 +22,6 @@ import pytest
 from ecology import numerics
 from ecology.cli import build_parser, main, run_overrides
 from ecology.core.compile import compile_scenario
-from ecology.engine import base as engine_base
 from ecology.engine import choose_engine
 from ecology.engine import compiled as kernel
 from ecology.engine.compiled import CompiledEngine
@@ -230,8 +229,6 @@ def test_extensions_without_a_compiled_form_fall_back_to_numpy(monkeypatch):
             return {"odd": 1.0}
 
     monkeypatch.setattr(observables, "OBSERVABLES", [*observables.OBSERVABLES, Odd()])
-    monkeypatch.setattr(kernel, "OBSERVABLES", observables.OBSERVABLES)
-    monkeypatch.setattr(engine_base, "OBSERVABLES", observables.OBSERVABLES)
     assert "observable Odd has no compiled form" in CompiledEngine.unsupported(compiled)
     model = EcologyModel(validate(short(table("waluigi"), steps=3, replicates=4)))
     assert model.engine.name == "numpy" and "observable Odd" in model.engine_note

@@ -1,4 +1,11 @@
-"""TODO docstring (dynamics)."""
+"""How a premise reads a window: ``log mu_s(w) = sum_i log emit_s[q_i, w_i]`` and its final state.
+
+From scratch (:meth:`ecology.kinds.simulacra.Automaton.read`, and its compiled twin
+:func:`read_visible_jit`, which also reads only what follows the last reset token), or kept up to
+date as the window slides (:class:`SlidingReader`, a two-stack queue of transfers, and its compiled
+twins :func:`rebuild_jit` and :func:`slide_read_jit`): the same additions in the same order, so the
+likelihoods are bit for bit the same.
+"""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ecology.core.mixture import Step
 from ecology.errors import ImpossibleWindow, NotANumber
-from ecology.kinds.observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
+from ecology.kinds.observables import CERTAIN, MAJORITY, QUANTILES, Observable
 from ecology.numerics import above, entropy
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ def scalar_column(n_premises: int, n_labels: int, name: str) -> int:
 
 
 class ReplicateState(NamedTuple):
-    """The per-replicate state after a step, replicate-major (copies the model keeps)."""
+    """The per-replicate state after a step, replicate-major: arrays no engine writes to again (copies,
+    or arrays an engine makes anew each step), which the model keeps until the next block."""
 
     step: Step  # the mixture on the current windows: (R, S) log alpha, (R, V) log mu and log p_T, (R,) F
     amplitudes: np.ndarray  # (R, S) alpha_s
@@ -140,8 +141,10 @@ class Engine:
 
     name: ClassVar[str]
 
-    def __init__(self, compiled: Compiled, context: Windows, replicates: int, raster_rows: int):
+    def __init__(self, compiled: Compiled, context: Windows, replicates: int, raster_rows: int,
+                 measured: tuple[Observable, ...] = ()):
         self.compiled = compiled
+        self.measured = measured  # the observables of generic form (Observable.measure) that apply
         self.mixture = compiled.mixture
         self.context = context
         self.replicates = replicates
@@ -175,7 +178,7 @@ class Engine:
         raise NotImplementedError
 
     def state(self) -> ReplicateState:
-        """The replicates' state after the last step (copies)."""
+        """The replicates' state after the last step (:class:`ReplicateState`: never written to again)."""
         raise NotImplementedError
 
     def block_size(self, steps: int) -> int:
@@ -255,7 +258,7 @@ class Engine:
         n = self.raster_rows
         records.raster[b] = self.context.last(self.length)[:n]
         records.trajectories[b] = population[:n]
-        records.measured[b] = {type(item).__name__: item.measure(self) for item in OBSERVABLES if not item.compiled}
+        records.measured[b] = {type(item).__name__: item.measure(self) for item in self.measured}
 
 
 def refuse(compiled: Compiled, context: Windows, generated: int, failure: int, r: int) -> None:

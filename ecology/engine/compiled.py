@@ -1,17 +1,16 @@
 """The compiled engine: the numpy engine's steps, and everything they record, in numba passes.
 
-The numpy engine (:class:`ecology.core.readers.SlidingReader`, :meth:`ecology.core.mixture.Mixture.combine`,
-:func:`ecology.numerics.tempered`, :func:`ecology.numerics.sample`, and the observables'
-``record``) runs each operation as one numpy call over all R replicates: a step is a few dozen
-passes over memory, plus the per-step reductions of ``steps.csv``. This module runs the *same*
-algorithm in **blocks of steps** (:meth:`Engine.run`): per step a few compiled passes over the
-replicates, every loop over replicates innermost, keeping only the per-step sums, counts and
-quantiles the outputs need (:class:`Block`). Per replicate ``r`` and premise ``s`` (notation of
-SCIENCE.md and :mod:`ecology.core.mixture`):
+The numpy engine (:mod:`ecology.engine.reference`) runs each operation as one numpy call over all
+R replicates: a step is a few dozen passes over memory, plus the per-step reductions of
+``steps.csv``. This module runs the *same* algorithm (:meth:`CompiledEngine.run`, a block of
+steps in one call) as a few compiled passes per step over the replicates, every loop over
+replicates innermost, keeping only the per-step sums, counts and quantiles the outputs need (the
+block's :class:`ecology.engine.base.StepRecords`). Per replicate ``r`` and premise ``s`` (notation
+of SCIENCE.md and :mod:`ecology.core.mixture`):
 
 1. print (:func:`_print_pass`): ``t = #{u : c_u <= U * c_{V-1}}`` with ``c`` the cumulative sums
-   of ``p_T(. | w)`` and ``U`` the step's uniform (row ``b`` of ``rng.random((B, R))``, the same
-   stream as the numpy engine's ``rng.random(R)`` per step); surprisal and credit;
+   of ``p_T(. | w)`` and ``U`` the step's uniform (row ``b`` of the block's ``rng.random((B, R))``,
+   the stream both engines draw); surprisal and credit;
 2. read the new window:
 
    - sliding rules (``fifo`` without a pinned prefix, ``none``, no reset token): the
@@ -51,6 +50,7 @@ from ecology.core.readers import read_visible_jit, rebuild_jit, slide_read_jit
 from ecology.core.windows import SlidingWindows
 from ecology.engine.base import Engine, ReplicateState, StepRecords
 from ecology.interrupts import deferred
+from ecology.kinds import observables
 from ecology.kinds.criteria import (
     PERIODIC,
     POPULATION,
@@ -62,7 +62,7 @@ from ecology.kinds.criteria import (
     window_only_slide_jit,
 )
 from ecology.kinds.deletion import delete_canonical_jit
-from ecology.kinds.observables import CERTAIN, MAJORITY, OBSERVABLES, QUANTILES
+from ecology.kinds.observables import CERTAIN, MAJORITY, QUANTILES
 from ecology.numerics import (
     GREEDY_TIE,
     TIE_TOLERANCE,
@@ -94,14 +94,8 @@ def _read_windows(windows, reset, pad, laws, states, loglik, log_amp, log_mu, lo
 
 
 TINY = 1e-200  # below this a linear-space probability is recomputed in log space (no underflow)
-
-
 LOG_SPACE_BELOW = 1e-3  # temperatures (above 0) below which every replicate is mixed in log space
-
-
 CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
-
-
 
 
 class Laws(NamedTuple):
@@ -623,13 +617,13 @@ class CompiledEngine(Engine):
         for c in compiled.criteria:
             if c.compiled_form() is None:
                 return f"criterion '{c.name}' is of a form without a compiled form"
-        for item in OBSERVABLES:
+        for item in observables.OBSERVABLES:
             if not item.compiled:
                 return f"observable {type(item).__name__} has no compiled form"
         return None
 
-    def __init__(self, compiled, context, replicates: int, raster_rows: int):
-        super().__init__(compiled, context, replicates, raster_rows)
+    def __init__(self, compiled, context, replicates: int, raster_rows: int, measured=()):
+        super().__init__(compiled, context, replicates, raster_rows, measured)
         premises, mixture = compiled.premises, self.mixture
         V, R = compiled.n_tokens, replicates
         self.n_tokens = V
@@ -725,7 +719,7 @@ class CompiledEngine(Engine):
         st.alpha[:], st.mu[:], st.p[:] = np.exp(st.log_amp), np.exp(st.log_mu), np.exp(st.log_p)
         st.population[:] = self.population.T
         last = self.context.last(self.length)
-        for c in range(len(self.crit.form)):
+        for c in np.flatnonzero(self.crit.form == WINDOW_ONLY):
             self.crit.outside[c] = self.crit.disallowed[c][last].sum(axis=1)
         return records
 
@@ -748,14 +742,20 @@ class CompiledEngine(Engine):
                     uniforms, generated, exact, win, ctx.start, ctx.end, self.stacks, self.head, self.laws, self.st,
                     self.crit, out, self.work)
         else:
+            win = self.canonical._replace(window=self.context.array)  # the context's windows, rewritten in place
             with deferred():
                 done, failure, replicate, self.position, self.filled = _run_rereading(
-                    uniforms, generated, exact, self.canonical, self.position, self.filled, self.laws, self.st,
-                    self.crit, out, self.work)
+                    uniforms, generated, exact, win, self.position, self.filled, self.laws, self.st, self.crit, out,
+                    self.work)
         if self.singletons:  # each population is one premise: its quantiles are that premise's
             records.quantiles[:] = np.concatenate([out.quantiles, out.quantiles[:, :, self.sole_premise]], axis=2)
         records.done, records.failure = done, ((failure, replicate) if failure else None)
-        self.token, self.surprisal = self.st.tokens, self.st.surprisal  # a token has been printed
+        # the engine's view of its state (replicate-major views of the kernel's arrays, which the next
+        # block overwrites: state() copies them)
+        st = self.st
+        self.current = Step(st.log_amp.T, st.log_mu.T, st.log_p.T, st.free_energy)
+        self.amplitudes, self.population = st.alpha.T, st.population.T
+        self.token, self.surprisal = st.tokens, st.surprisal
         return records
 
     def state(self) -> ReplicateState:

@@ -29,13 +29,12 @@ class ReferenceEngine(Engine):
 
     name = "numpy"
 
-    def __init__(self, compiled, context, replicates: int, raster_rows: int):
-        super().__init__(compiled, context, replicates, raster_rows)
+    def __init__(self, compiled, context, replicates: int, raster_rows: int, measured=()):
+        super().__init__(compiled, context, replicates, raster_rows, measured)
         premises = compiled.premises
-        self.sliding = compiled.slides
         # the visible windows are materialised when some premise re-reads them every step
-        self.rereads = not self.sliding or any(p.automaton is None for p in premises)
-        self.readers = [SlidingReader(p.automaton, context.window) if self.sliding and p.automaton is not None
+        self.rereads = not compiled.slides or any(p.automaton is None for p in premises)
+        self.readers = [SlidingReader(p.automaton, context.window) if compiled.slides and p.automaton is not None
                         else None for p in premises]
         self.no_state = np.zeros(replicates, dtype=np.intp)  # a model premise's row of the state array
         self.states = [self.no_state] * len(premises)

@@ -68,8 +68,9 @@ class CriterionForm:
     first is the key that selects the form), ``validate_spec`` and ``check`` its own validation
     (alone, then against the vocabulary and labels), ``from_spec`` builds it from the validated
     table. ``holds(extended, amplitudes)`` evaluates it on a batch of page-states (what the exact
-    analyser calls); the simulator calls ``start(model)`` once and ``observe(model)`` after every
-    step, which default to ``holds`` on the model's current windows and may keep an incremental
+    analyser calls); the numpy engine calls ``start(engine)`` once and ``observe(engine)`` after every
+    step (the compiled engine at step 0 only, then its compiled form), which default to ``holds`` on
+    the engine's current windows and may keep an incremental
     form instead. Adding a form is adding one class here (and its documentation).
     """
 
@@ -90,12 +91,12 @@ class CriterionForm:
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def start(self, model) -> None:
+    def start(self, engine) -> None:
         """Prepare the simulator's form on the initial windows."""
 
-    def observe(self, model) -> np.ndarray:
+    def observe(self, engine) -> np.ndarray:
         """(R,) whether the criterion holds on each replicate's current window."""
-        return self.holds(model.context.window, model.population)
+        return self.holds(engine.context.window, engine.population)
 
     def compiled_form(self) -> CompiledCriterion | None:
         """What the compiled engine evaluates (None: the criterion runs on numpy only)."""
@@ -137,15 +138,15 @@ class WindowOnly(CriterionForm):
         return np.all(self.allowed[extended[:, -self.length :]], axis=1)
 
     # Incremental form for the sliding simulator: count the disallowed tokens among the last k.
-    def start(self, model) -> None:
-        self.outside = np.sum(~self.allowed[model.context.last(self.length)], axis=1)
+    def start(self, engine) -> None:
+        self.outside = np.sum(~self.allowed[engine.context.last(self.length)], axis=1)
 
-    def observe(self, model) -> np.ndarray:
-        if not model.compiled.rule.sliding:
-            return self.holds(model.context.window, model.population)
-        if model.token is not None:
-            self.outside += ~self.allowed[model.token]
-            self.outside -= ~self.allowed[model.left]
+    def observe(self, engine) -> np.ndarray:
+        if not engine.compiled.rule.sliding:
+            return self.holds(engine.context.window, engine.population)
+        if engine.token is not None:
+            self.outside += ~self.allowed[engine.token]
+            self.outside -= ~self.allowed[engine.left]
         return self.outside == 0
 
     def compiled_form(self) -> CompiledCriterion:
@@ -235,9 +236,9 @@ class Periodic(CriterionForm):
         """On extended page-states of a ``fifo`` window (the exact analyser's extended chain)."""
         return repeats(extended, self.period, self.memory)
 
-    def observe(self, model) -> np.ndarray:
+    def observe(self, engine) -> np.ndarray:
         """The simulator asks its context, which remembers earlier page-states under any rule."""
-        return model.context.repeats(self.period)
+        return engine.context.repeats(self.period)
 
     def compiled_form(self) -> CompiledCriterion:
         return CompiledCriterion(PERIODIC, period=self.period)

@@ -2,7 +2,8 @@
 
 Each observable names its columns of ``steps.csv`` (the DataCollector table), says what they
 measure (``unit``, ``description``, and how the per-replicate values are aggregated over the R
-replicates) and computes them from the model after every step. The DataCollector's reporters,
+replicates) and computes them from the records of every step (the per-step sums, counts and
+quantiles over replicates that the engines fill, :class:`ecology.engine.base.StepRecords`). The DataCollector's reporters,
 the column names that results, plots and studies read (``Observable.column(...)``) and the
 column reference of ``docs/outputs.md`` all come from :data:`OBSERVABLES`, so a new observable is
 one class here. In the notation of SCIENCE.md, with ``alpha_s`` the amplitude of premise ``s``
@@ -26,8 +27,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
-
-
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -67,7 +66,10 @@ OBSERVABLES: list[Observable] = []
 
 
 def observable(cls: type[Observable]) -> type[Observable]:
-    """Class decorator: register an observable (columns appear in registration order)."""
+    """Class decorator: register an observable (columns appear in registration order; class names are
+    unique, since the records keep a generic observable's columns under its class name)."""
+    if any(type(item).__name__ == cls.__name__ for item in OBSERVABLES):
+        raise ValueError(f"an observable named {cls.__name__} is registered already")
     OBSERVABLES.append(cls())
     return cls
 
