@@ -208,12 +208,12 @@ class EcologyModel(mesa.Model):
             self.drift = self.mixture.drift(self.context.window, self.current, self.compiled.rule,
                                             self.engine.mixture_on)
         if self.generated:
-            self.printed.append(records.printed[b])
-            self.speakers.append(records.speakers[b])
-            self.premise_speakers.append(records.premise_speakers[b])
+            self.printed.append(records.arrays.printed[b])
+            self.speakers.append(records.arrays.speakers[b])
+            self.premise_speakers.append(records.arrays.premise_speakers[b])
         if len(self.raster) <= self.n_steps:
-            self.raster.append(records.raster[b])
-            self.trajectories.append(records.trajectories[b])
+            self.raster.append(records.arrays.raster[b])
+            self.trajectories.append(records.arrays.trajectories[b])
         self.observables = observables.row(self, records, b)
 
     def responsibility(self, rows: np.ndarray | None = None) -> np.ndarray:

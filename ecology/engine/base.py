@@ -39,6 +39,20 @@ BLOCK_BYTES = 2**25  # uniforms and raster rows of one block stay below about th
 IMPOSSIBLE, NOT_A_NUMBER = 1, 2  # why a block stopped early (StepRecords.failure)
 
 
+class RecordArrays(NamedTuple):
+    """The arrays of a block's records (rows are steps), as the engines fill them (the compiled
+    engine passes this tuple to its kernel as it is)."""
+
+    sums: np.ndarray  # (B, S + 2L + 5)
+    counts: np.ndarray  # (B, 2L + 2C)
+    quantiles: np.ndarray  # (B, 3, S + L)
+    raster: np.ndarray  # (B, n, k) the raster replicates' windows
+    printed: np.ndarray  # (B, n) their printed tokens
+    speakers: np.ndarray  # (B, n) the population most responsible for each
+    premise_speakers: np.ndarray  # (B, n) the premise most responsible for each
+    trajectories: np.ndarray  # (B, n, L) their population amplitudes
+
+
 @dataclass
 class StepRecords:
     """What a block of ``done`` steps recorded (rows are steps): ``sums`` (B, S + 2L + 5): per-step
@@ -52,14 +66,7 @@ class StepRecords:
 
     done: int
     failure: tuple[int, int] | None
-    sums: np.ndarray
-    counts: np.ndarray
-    quantiles: np.ndarray
-    raster: np.ndarray
-    printed: np.ndarray
-    speakers: np.ndarray
-    premise_speakers: np.ndarray
-    trajectories: np.ndarray
+    arrays: RecordArrays
     n_premises: int
     n_labels: int
     measured: list[dict]  # per step: the generic observables' columns (Observable.measure), by class name
@@ -69,41 +76,42 @@ class StepRecords:
               token_dtype) -> StepRecords:
         """Records of a block of ``steps`` steps, to be filled (``done`` is set by the engine)."""
         S, L, n = n_premises, n_labels, raster_rows
-        return cls(steps, None, np.zeros((steps, S + 2 * L + len(SCALARS))),
-                   np.zeros((steps, 2 * L + 2 * n_criteria), dtype=np.int64),
-                   np.empty((steps, len(QUANTILES), S + L)), np.empty((steps, n, length), dtype=token_dtype),
-                   np.empty((steps, n), dtype=np.intp), np.empty((steps, n), dtype=np.intp),
-                   np.empty((steps, n), dtype=np.intp), np.empty((steps, n, L)), S, L, [{} for _ in range(steps)])
+        arrays = RecordArrays(np.zeros((steps, S + 2 * L + len(SCALARS))),
+                              np.zeros((steps, 2 * L + 2 * n_criteria), dtype=np.int64),
+                              np.empty((steps, len(QUANTILES), S + L)), np.empty((steps, n, length), dtype=token_dtype),
+                              np.empty((steps, n), dtype=np.intp), np.empty((steps, n), dtype=np.intp),
+                              np.empty((steps, n), dtype=np.intp), np.empty((steps, n, L)))
+        return cls(steps, None, arrays, S, L, [{} for _ in range(steps)])
 
     def premise_sums(self, b: int) -> np.ndarray:
-        return self.sums[b, : self.n_premises]
+        return self.arrays.sums[b, : self.n_premises]
 
     def population_sums(self, b: int) -> np.ndarray:
-        return self.sums[b, self.n_premises : self.n_premises + self.n_labels]
+        return self.arrays.sums[b, self.n_premises : self.n_premises + self.n_labels]
 
     def credit_sums(self, b: int) -> np.ndarray:
-        return self.sums[b, self.n_premises + self.n_labels : self.n_premises + 2 * self.n_labels]
+        return self.arrays.sums[b, self.n_premises + self.n_labels : self.n_premises + 2 * self.n_labels]
 
     def scalar_sum(self, b: int, name: str) -> float:
         """Sum over replicates of ``entropy``, ``surprisal``, ``free_energy``,
         ``effective_premises`` or ``deleted`` (cumulative tokens deleted) at step ``b``."""
-        return float(self.sums[b, scalar_column(self.n_premises, self.n_labels, name)])
+        return float(self.arrays.sums[b, scalar_column(self.n_premises, self.n_labels, name)])
 
     def premise_quantiles(self, b: int) -> np.ndarray:
         """(3, S) quantiles of the premises' amplitudes."""
-        return self.quantiles[b, :, : self.n_premises]
+        return self.arrays.quantiles[b, :, : self.n_premises]
 
     def population_quantiles(self, b: int) -> np.ndarray:
         """(3, L) quantiles of the populations' amplitudes."""
-        return self.quantiles[b, :, self.n_premises :]
+        return self.arrays.quantiles[b, :, self.n_premises :]
 
     def winners(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """(L,) counts of replicates with each population above 1/2, and above 0.99."""
-        return self.counts[b, : self.n_labels], self.counts[b, self.n_labels : 2 * self.n_labels]
+        return self.arrays.counts[b, : self.n_labels], self.arrays.counts[b, self.n_labels : 2 * self.n_labels]
 
     def criteria(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """(C,) counts of replicates that have reached each criterion, and that hold it."""
-        rest = self.counts[b, 2 * self.n_labels :]
+        rest = self.arrays.counts[b, 2 * self.n_labels :]
         half = len(rest) // 2
         return rest[:half], rest[half:]
 
@@ -225,7 +233,7 @@ class Engine:
         divided by R, bit for bit the numpy means; quantiles are ``np.quantile``)."""
         step, population, amplitudes = self.current, self.population, self.amplitudes
         S, L = records.n_premises, records.n_labels
-        sums = records.sums[b]
+        sums = records.arrays.sums[b]
         for s in range(S):
             sums[s] = amplitudes[:, s].sum()
         for j in range(L):
@@ -240,7 +248,7 @@ class Engine:
         }
         for name, value in scalars.items():
             sums[scalar_column(S, L, name)] = value
-        counts = records.counts[b]
+        counts = records.arrays.counts[b]
         for j in range(L):
             counts[j] = np.count_nonzero(above(population[:, j], MAJORITY))
             counts[L + j] = np.count_nonzero(above(population[:, j], CERTAIN))
@@ -253,11 +261,11 @@ class Engine:
             population_quantiles = premise_quantiles[:, [m[0] for m in members]]
         else:
             population_quantiles = np.quantile(population, QUANTILES, axis=0)
-        records.quantiles[b, :, :S] = premise_quantiles
-        records.quantiles[b, :, S:] = population_quantiles
+        records.arrays.quantiles[b, :, :S] = premise_quantiles
+        records.arrays.quantiles[b, :, S:] = population_quantiles
         n = self.raster_rows
-        records.raster[b] = self.context.last(self.length)[:n]
-        records.trajectories[b] = population[:n]
+        records.arrays.raster[b] = self.context.last(self.length)[:n]
+        records.arrays.trajectories[b] = population[:n]
         records.measured[b] = {type(item).__name__: item.measure(self) for item in self.measured}
 
 

@@ -154,19 +154,6 @@ class CriteriaArrays(NamedTuple):
     holding: np.ndarray
 
 
-class Outputs(NamedTuple):
-    """The arrays of the block's :class:`ecology.engine.base.StepRecords`, filled step by step."""
-
-    sums: np.ndarray
-    counts: np.ndarray
-    quantiles: np.ndarray
-    raster: np.ndarray
-    printed: np.ndarray
-    speakers: np.ndarray
-    premise_speakers: np.ndarray
-    trajectories: np.ndarray
-
-
 class Scratch(NamedTuple):
     """Work arrays reused by every step: three of length R, the quantile probabilities, and the
     short ones of the log-space twins (responsibilities, joint terms, tempered exponents)."""
@@ -729,8 +716,7 @@ class CompiledEngine(Engine):
         # every row is then mixed in log space exactly as numpy
         exact = R if 0.0 < self.laws.temperature < LOG_SPACE_BELOW else self.raster_rows
         records = self.new_records(B)
-        out = Outputs(records.sums, records.counts, records.quantiles, records.raster, records.printed,
-                      records.speakers, records.premise_speakers, records.trajectories)
+        out = records.arrays
         if self.singletons:  # the kernel computes the premises' quantiles only (populations are premises)
             out = out._replace(quantiles=np.empty((B, len(QUANTILES), len(self.laws.start))))
         if self.sliding_windows:
@@ -748,7 +734,7 @@ class CompiledEngine(Engine):
                     uniforms, generated, exact, win, self.position, self.filled, self.laws, self.st, self.crit, out,
                     self.work)
         if self.singletons:  # each population is one premise: its quantiles are that premise's
-            records.quantiles[:] = np.concatenate([out.quantiles, out.quantiles[:, :, self.sole_premise]], axis=2)
+            records.arrays.quantiles[:] = np.concatenate([out.quantiles, out.quantiles[:, :, self.sole_premise]], axis=2)
         records.done, records.failure = done, ((failure, replicate) if failure else None)
         # the engine's view of its state (replicate-major views of the kernel's arrays, which the next
         # block overwrites: state() copies them)

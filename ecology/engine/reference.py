@@ -85,9 +85,9 @@ class ReferenceEngine(Engine):
         responsibility = self.mixture.population_amplitudes(log_responsibility)
         self.credit += responsibility
         n = self.raster_rows
-        records.printed[b] = token[:n]
-        records.speakers[b] = most_responsible(responsibility[:n])
-        records.premise_speakers[b] = most_responsible(log_responsibility[:n])
+        records.arrays.printed[b] = token[:n]
+        records.arrays.speakers[b] = most_responsible(responsibility[:n])
+        records.arrays.premise_speakers[b] = most_responsible(log_responsibility[:n])
         return token
 
     def run(self, uniforms: np.ndarray, generated: int) -> StepRecords:
