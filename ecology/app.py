@@ -30,7 +30,6 @@ figures from scratch, for a notebook or a file.
 from __future__ import annotations
 
 import html
-import inspect
 import io
 import os
 from pathlib import Path
@@ -50,7 +49,7 @@ from ecology import plots
 from ecology.core.compile import compile_scenario
 from ecology.errors import TooManyStates, UserError
 from ecology.exact.chain import build_chain, criterion_curves
-from ecology.kinds.deletion import RULES, DeletionRule
+from ecology.kinds.deletion import RULES
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel, resolve
 from ecology.numerics import above
@@ -194,12 +193,9 @@ def _slider(label: str, value: float, low: float, high: float, step: float, inte
 
 def offered_deletion_rules(context) -> list[str]:
     """The registered deletion rules (:data:`ecology.kinds.deletion.RULES`, in their order) that
-    the scenario's ``[context]`` can run: a rule whose constructor takes a setting beyond the
-    window (``block = B``, ``delimiter``) is offered only when the scenario sets it."""
-    common = set(inspect.signature(DeletionRule.__init__).parameters)
-    return [name for name, rule in RULES.items()
-            if all(getattr(context, setting, None) for setting in inspect.signature(rule.__init__).parameters
-                   if setting not in common)]
+    the scenario's ``[context]`` can run (:meth:`ecology.kinds.deletion.DeletionRule.usable`: a
+    rule that needs a setting, ``block = B`` or ``delimiter``, is offered only when it is set)."""
+    return [name for name, rule in RULES.items() if rule.usable(context)]
 
 
 def controls(config: Scenario, scenario: Scenario | str | Path) -> dict[str, Any]:
