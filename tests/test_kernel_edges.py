@@ -261,3 +261,22 @@ def test_log_at_the_ends_of_its_range():
     assert np.all(np.abs(got - want) <= np.spacing(np.abs(want))), x[np.argmax(np.abs(got - want))]
     special = apply("log", np.array([-0.0, -5e-324, np.inf, np.nan]))
     assert special[0] == -np.inf and np.isnan(special[1]) and special[2] == np.inf and np.isnan(special[3])
+
+
+def test_cached_compilations_are_dropped_when_a_compiled_source_changes(tmp_path):
+    """Numba invalidates a cached function only when its own file changes; the kernel inlines twins
+    from several files, so any change to one of them drops every cached compilation of the package."""
+    for name in numerics.COMPILED_MODULES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"# {name}\n")
+    cache = tmp_path / "kinds" / "__pycache__"
+    cache.mkdir()
+    cached = [cache / "deletion.delete_canonical_jit-1.py312.nbi", cache / "deletion.delete_canonical_jit-1.py312.1.nbc"]
+    for path in cached:
+        path.write_bytes(b"old")
+    assert numerics.forget_stale_compilations(tmp_path)  # no stamp yet: the cache's sources are unknown
+    assert not any(path.exists() for path in cached)
+    cached[0].write_bytes(b"new")
+    assert not numerics.forget_stale_compilations(tmp_path) and cached[0].exists()  # same sources: kept
+    (tmp_path / "kinds" / "deletion.py").write_text("# edited\n")
+    assert numerics.forget_stale_compilations(tmp_path) and not cached[0].exists()
