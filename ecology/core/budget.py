@@ -127,7 +127,7 @@ def run_bytes(scenario: Scenario) -> tuple[float, str]:
 
 
 def _sliding(scenario: Scenario) -> bool:
-    return RULES[scenario.context.deletion].slides(scenario.context)
+    return RULES[scenario.context.deletion].slides_with(scenario.context.pinned)
 
 
 def check_compile(scenario: Scenario) -> None:

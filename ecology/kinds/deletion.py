@@ -68,8 +68,9 @@ class DeletionRule:
         """Checks of the rule's own keys of ``[context]``; raise :class:`ScenarioError`."""
 
     @classmethod
-    def slides(cls, ctx: Context) -> bool:
-        """Whether the rule slides on this ``[context]`` (see :attr:`sliding`), before it is built."""
+    def slides_with(cls, pinned: int) -> bool:
+        """Whether the rule slides with a pinned prefix of ``pinned`` tokens (:attr:`sliding`; the
+        budget asks this of a ``[context]`` before the rule is built)."""
         return False
 
     @classmethod
@@ -93,7 +94,7 @@ class DeletionRule:
 
     @property
     def sliding(self) -> bool:
-        return False
+        return self.slides_with(self.pinned)
 
     def initial_window(self, prompt: list[int]) -> np.ndarray:
         """The page-state at step 0: pads, then the prompt."""
@@ -184,12 +185,8 @@ class Fifo(DeletionRule):
     summary = "once full, each step deletes the oldest token"
 
     @classmethod
-    def slides(cls, ctx: Context) -> bool:
-        return ctx.pinned == 0
-
-    @property
-    def sliding(self) -> bool:
-        return self.pinned == 0
+    def slides_with(cls, pinned: int) -> bool:
+        return pinned == 0
 
     def compiled_form(self) -> DeletionProgram:
         return DeletionProgram(1)
@@ -211,11 +208,7 @@ class NoDeletion(DeletionRule):
     deletes_oldest = False
 
     @classmethod
-    def slides(cls, ctx: Context) -> bool:
-        return True
-
-    @property
-    def sliding(self) -> bool:
+    def slides_with(cls, pinned: int) -> bool:
         return True
 
     def compiled_form(self) -> DeletionProgram:
