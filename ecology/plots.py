@@ -144,15 +144,46 @@ def _token_map(tokens: list[str], pad: str | None):
     return names, ListedColormap(colours)
 
 
+LEGEND_TOKENS = 24  # a vocabulary larger than this is drawn with the tokens that occur, the most frequent named
+
+
+def _legend(ax, cmap, names: list[str], counts: np.ndarray | None, title: str) -> None:
+    """A legend of the token colours: every token, or (``counts`` given) the most frequent
+    :data:`LEGEND_TOKENS` of those shown and a line saying how many more there are."""
+    order = np.arange(len(names)) if counts is None else np.argsort(-counts, kind="stable")[:LEGEND_TOKENS]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in order]
+    texts = [esc(names[i]) for i in order]
+    if counts is not None and len(names) > len(order):
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="white"))
+        texts.append(f"... {len(names) - len(order)} more tokens")
+    ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=title, frameon=False)
+
+
+def _compact(indices: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """For a large vocabulary, ``indices`` renumbered over the values that occur (their names and
+    counts); a small one is kept as it is (counts None)."""
+    if len(names) <= LEGEND_TOKENS + 1:
+        return indices, names, None
+    finite = indices[np.isfinite(indices)].astype(np.int64) if indices.dtype.kind == "f" else indices.ravel()
+    used, counts = np.unique(finite, return_counts=True)
+    out = np.full(indices.shape, np.nan) if indices.dtype.kind == "f" else np.empty(indices.shape, dtype=np.int64)
+    inside = np.isfinite(indices) if indices.dtype.kind == "f" else np.ones(indices.shape, dtype=bool)
+    out[inside] = np.searchsorted(used, indices[inside].astype(np.int64))
+    return out, [names[u] for u in used], counts
+
+
 @paper_style
 def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path) -> None:
-    """One replicate's window over time: x = step, y = position in the window, colour = token."""
+    """One replicate's window over time: x = step, y = position in the window, colour = token
+    (for a large vocabulary, the tokens that occur; the most frequent named)."""
     names, cmap = _token_map(tokens, pad)
+    raster, names, counts = _compact(raster, names)
+    if counts is not None:
+        cmap = ListedColormap(_colours(len(names)))
     fig, ax = plt.subplots(figsize=(7.0, 3.2))
     ax.imshow(raster.T, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
               origin="lower", extent=(-0.5, raster.shape[0] - 0.5, -0.5, raster.shape[1] - 0.5))
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(names))]
-    ax.legend(handles, [esc(n) for n in names], loc="upper left", bbox_to_anchor=(1.01, 1.0), title="token", frameon=False)
+    _legend(ax, cmap, names, counts, "token")
     ax.set_xlabel("step (tokens generated)")
     ax.set_ylabel("position in window (0 = oldest)")
     ax.set_title(esc(title))
@@ -178,13 +209,12 @@ def speakers_raster(speakers: pd.DataFrame, tokens: list[str], labels: list[str]
         grid = np.full((len(shown), steps), np.nan)
         grid[sub["replicate"].map({r: i for i, r in enumerate(shown)}).to_numpy(), sub["step"].to_numpy() - 1] = \
             sub[column].astype(str).map(index).to_numpy(dtype=float)
+        grid, names, counts = _compact(grid, names) if column == "token" else (grid, names, None)
         palette = _colours(len(names)) if column == "token" else plt.get_cmap("Dark2")(np.arange(len(names)) % 8)
         cmap = ListedColormap(palette)
         ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
                   origin="lower", extent=(0.5, steps + 0.5, -0.5, len(shown) - 0.5))
-        handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(names))]
-        ax.legend(handles, [esc(n) for n in names], loc="upper left", bbox_to_anchor=(1.01, 1.0), title=legend,
-                  frameon=False)
+        _legend(ax, cmap, names, counts, legend)
         ax.set_ylabel("replicate")
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].set_title(f"{esc(title)}: who is speaking (token printed, and the population most responsible)")

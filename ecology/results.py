@@ -213,6 +213,32 @@ def resolved_toml(scenario: Scenario, premises: list, priors: np.ndarray) -> str
     return head + tomli_w.dumps(to_table(scenario))
 
 
+TRANSCRIBED = 8  # replicates written out as text in transcripts.txt
+
+
+def text_reader(result: RunResult):
+    """The model that turns the vocabulary's tokens into text (the first premise whose model has
+    a tokenizer, :attr:`ecology.lm.LanguageModel.has_text`), or None."""
+    return next((p.model for p in result.premises if p.model is not None and p.model.has_text), None)
+
+
+def transcripts(result: RunResult) -> str | None:
+    """``transcripts.txt``: the prompt and what the first :data:`TRANSCRIBED` replicates printed,
+    as text, then the window of the raster replicate at every step; None without a text model."""
+    model = text_reader(result)
+    if model is None:
+        return None
+    index = {t: i for i, t in enumerate(result.tokens)}
+    prompt = np.array([index[t] for t in result.scenario.context.prompt], dtype=np.int64)
+    lines = [f"# {result.scenario.name}: text as the model of premise {next(p.name for p in result.premises if p.model is model)!r}"
+             " decodes it; a replicate's line is its prompt, then '|', then the tokens it printed", ""]
+    for r in range(min(TRANSCRIBED, result.printed.shape[1])):
+        lines.append(f"replicate {r}: {model.text(prompt)!r} | {model.text(result.printed[:, r])!r}")
+    lines += ["", f"# the window of replicate {result.raster_replicate} at each step (steps.csv's step)"]
+    lines += [f"step {t}: {model.text(window)!r}" for t, window in enumerate(result.raster)]
+    return "\n".join(lines) + "\n"
+
+
 def trajectory_table(result: RunResult) -> pd.DataFrame:
     """Long table (step, replicate, one column per population) of the first replicates."""
     steps, reps, _ = result.trajectories.shape
@@ -230,7 +256,11 @@ def speaker_table(result: RunResult) -> pd.DataFrame:
     labels = np.array(result.labels, dtype=object)
     names = np.array([p.name for p in result.premises], dtype=object)
     tokens = np.array(result.tokens, dtype=object)
-    return pd.DataFrame({"step": np.repeat(np.arange(1, steps + 1), reps), "replicate": np.tile(np.arange(reps), steps),
-                         "token": tokens[result.printed.ravel()] if steps else [],
-                         "speaker": labels[result.speakers.ravel()] if steps else [],
-                         "speaker_premise": names[result.premise_speakers.ravel()] if steps else []})
+    table = pd.DataFrame({"step": np.repeat(np.arange(1, steps + 1), reps), "replicate": np.tile(np.arange(reps), steps),
+                          "token": tokens[result.printed.ravel()] if steps else [],
+                          "speaker": labels[result.speakers.ravel()] if steps else [],
+                          "speaker_premise": names[result.premise_speakers.ravel()] if steps else []})
+    model = text_reader(result)
+    if model is not None:  # the text each token stands for (a leading space, a newline ...)
+        table["text"] = [model.text(np.array([t])) for t in result.printed.ravel()] if steps else []
+    return table

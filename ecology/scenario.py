@@ -41,10 +41,20 @@ from ecology.lm import load_model, model_file_keys, names_file
 
 
 class Vocabulary(Strict):
-    """``tokens``: the tokens that can be generated, in order; ``pad``: fills short windows."""
+    """``tokens``: the tokens that can be generated, in order; ``pad``: fills short windows;
+    ``from_model``: a premise whose model's own vocabulary is the vocabulary (instead of
+    ``tokens``; see :func:`resolve_text`)."""
 
-    tokens: list[Token] = Field(min_length=1)
+    tokens: list[Token] | None = Field(None, min_length=1)
     pad: Token = "N"
+    from_model: Name | None = Field(None, description="a premise whose language model's whole vocabulary is the "
+                                    "vocabulary (a GGUF model's 49,152 tokens); instead of 'tokens'")
+
+    @model_validator(mode="after")
+    def _tokens_or_model(self) -> Vocabulary:
+        if (self.tokens is None) == (self.from_model is None):
+            raise ValueError("give exactly one of 'tokens' (a list) or 'from_model' (a premise with a language model)")
+        return self
 
 
 class Context(Strict):
@@ -59,6 +69,9 @@ class Context(Strict):
     pinned: int = Field(0, ge=0, le=MAX_COUNT, description="the first m prompt tokens (a system prompt) are never deleted")
     reset: Token | None = Field(None, description="an end-of-text token: premises read only what follows its last occurrence")
     prompt: list[Token] = Field(default_factory=list)
+    prompt_text: str | None = Field(None, description="the prompt as text, tokenised by the vocabulary's model "
+                                    "(vocabulary.from_model, else the first premise whose model has a tokenizer); "
+                                    "instead of 'prompt'")
 
 
 class Sampling(Strict):
@@ -336,13 +349,76 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
 
 
 def validate(data: dict) -> Scenario:
-    """Validate a raw table into a :class:`Scenario` (types, ranges, then cross-references)."""
+    """Validate a raw table into a :class:`Scenario` (types, ranges, the text resolved by
+    :func:`resolve_text`, then cross-references)."""
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise _pydantic_error(err) from None
+    scenario = resolve_text(scenario)
     check(scenario)
     return scenario
+
+
+PADS = ("N", "<pad>", "<|pad|>", "[PAD]", "<pad_token>")  # pads tried, in order, for a model's own vocabulary
+
+
+def text_model(s: Scenario) -> tuple[str, Any] | None:
+    """The premise whose model reads and writes text for the scenario (``vocabulary.from_model``,
+    else the first premise whose model kind has a tokenizer) and that model, or None."""
+    names = [s.vocabulary.from_model] if s.vocabulary.from_model else list(s.premises)
+    for name in names:
+        premise = s.premises.get(name)
+        spec = premise.model if premise is not None else None
+        kind = MODEL_KINDS.get(spec.get("kind")) if isinstance(spec, dict) else None
+        if kind is not None and kind.has_text:
+            return name, kind
+    return None
+
+
+def resolve_text(s: Scenario) -> Scenario:
+    """Fill what a scenario states as text from its model's tokenizer: the tokens of
+    ``vocabulary.from_model`` (its pad, when not given, the first of :data:`PADS` outside them)
+    and the prompt of ``context.prompt_text``. The resolved copy keeps the text
+    (:func:`to_table`)."""
+    vocabulary, ctx = s.vocabulary, s.context
+    if vocabulary.from_model is None and ctx.prompt_text is None:
+        return s
+    found = text_model(s)
+    tokens, pad = vocabulary.tokens, vocabulary.pad
+    if vocabulary.from_model is not None:
+        name = vocabulary.from_model
+        if name not in s.premises or s.premises[name].model is None:
+            raise ScenarioError("vocabulary.from_model", f"{name!r} is not a premise with a model; name a premise "
+                                "whose model = {kind = \"gguf\", ...}")
+        if found is None:
+            kind = s.premises[name].model.get("kind")
+            raise ScenarioError("vocabulary.from_model", f"the model of premises.{name} (kind {kind!r}) has no "
+                                "vocabulary of its own; list vocabulary.tokens")
+        tokens = found[1].model_vocabulary(s.premises[name].model, ".", f"premises.{name}.model")
+        if pad in tokens:
+            if "pad" in vocabulary.model_fields_set:
+                raise ScenarioError("vocabulary.pad", f"pad {pad!r} is a token of the model; choose a pad "
+                                    "outside its vocabulary, or leave it out")
+            pad = next((p for p in PADS if p not in tokens), "<ecology-pad>")
+    prompt = ctx.prompt
+    if ctx.prompt_text is not None:
+        if ctx.prompt:
+            raise ScenarioError("context.prompt_text", "give either 'prompt' (tokens) or 'prompt_text' (text), not both")
+        if found is None:
+            raise ScenarioError("context.prompt_text", "no premise has a model with a tokenizer (kind \"gguf\"); "
+                                "write the prompt as tokens (context.prompt)")
+        name, kind = found
+        spelled = kind.tokenize(s.premises[name].model, ".", f"premises.{name}.model", ctx.prompt_text)
+        ids = kind.token_index(s.premises[name].model, ".", f"premises.{name}.model", tokens)
+        prompt = []
+        for model_id, spelling in spelled:
+            if model_id not in ids:
+                raise ScenarioError("context.prompt_text", f"the text's token {spelling!r} (tokenised by the model of "
+                                    f"premises.{name}) is not in the vocabulary; use text made of vocabulary tokens")
+            prompt.append(tokens[ids[model_id]])
+    return s.model_copy(update={"vocabulary": vocabulary.model_copy(update={"tokens": tokens, "pad": pad}),
+                                "context": ctx.model_copy(update={"prompt": prompt})})
 
 
 MAX_FILE_BYTES = 16 * 2**20  # a scenario is a small text file; anything larger is a mistake
@@ -435,9 +511,10 @@ def anchor_model_files(data: dict, base: Path) -> dict:
         model = premise.get("model") if isinstance(premise, dict) else None
         if not isinstance(model, dict):
             continue
-        for key in model_file_keys():
+        kind = MODEL_KINDS.get(model.get("kind")) if isinstance(model.get("kind"), str) else None
+        for key in kind.file_keys if kind is not None else model_file_keys():
             name = model.get(key)
-            if isinstance(name, str) and name and names_file(key, name):
+            if isinstance(name, str) and name and (kind.names_file(key, name) if kind is not None else names_file(key, name)):
                 model[key] = str((base / name).resolve()) if not Path(name).is_absolute() else name
     return data
 
@@ -460,8 +537,14 @@ def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
 
 
 def to_table(scenario: Scenario) -> dict:
-    """The scenario as a plain table (for the resolved copy written next to results)."""
-    return scenario.model_dump(mode="json", exclude_none=True)
+    """The scenario as a plain table (for the resolved copy written next to results); what
+    :func:`resolve_text` derived from text is left out, the text kept."""
+    table = scenario.model_dump(mode="json", exclude_none=True)
+    if scenario.vocabulary.from_model is not None:
+        del table["vocabulary"]["tokens"]
+    if scenario.context.prompt_text is not None:
+        del table["context"]["prompt"]
+    return table
 
 
 def schema() -> dict:

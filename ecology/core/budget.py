@@ -67,6 +67,14 @@ def model_premises(scenario: Scenario) -> dict[str, LanguageModel]:
             for name, p in scenario.premises.items() if p.model is not None}
 
 
+def model_step_cost(scenario: Scenario, length: int) -> float:
+    """Operations of one simulation step of one replicate with every model premise: a rule that
+    deletes the oldest token makes each step a whole read; otherwise (and between deletions) the
+    window only grew, which a caching model reads one token at a time (``step_cost``)."""
+    grew = not RULES[scenario.context.deletion].slides_with(scenario.context.pinned)
+    return sum(m.step_cost(length, grew) for m in model_premises(scenario).values())
+
+
 def model_read_cost(scenario: Scenario, length: int | None = None) -> float:
     """Elementary operations of reading one window of ``length`` positions (default
     ``context.length``) with every model premise (``read_cost``)."""
@@ -118,6 +126,9 @@ def run_bytes(scenario: Scenario) -> tuple[float, str]:
         "run.replicates x premises x tokens": 24 * S * R * (V + 1),
         "run.steps": n * (4 * L + 2 * C + S + 8) * 120 + 32 * k * (n + 1) * b,
     }
+    models = model_premises(scenario)
+    if models:
+        parts["the model premises (weights and key/value caches)"] = sum(m.memory_bytes(R, k) for m in models.values())
     if P:
         parts["run.replicates x periodic memory"] = R * k * P * b if not _sliding(scenario) else 0
     if run.drift:
@@ -161,9 +172,9 @@ def check_work(scenario: Scenario) -> None:
             raise ScenarioError(f"absorption.{name}.periodic", f"comparing each page-state with the last {c.periodic:,} "
                                 f"costs about {work:.2g} operations for this run (hours or more); use a shorter "
                                 "period, fewer steps or replicates")
-    models = model_read_cost(scenario, k)
+    models = model_step_cost(scenario, k)
     if models:
-        # every step, each model premise re-reads every replicate's window
+        # every step, each model premise reads every replicate's window (or its new token)
         work = run.steps * max(run.replicates * models, PER_CALL) * (1 + (len(scenario.vocabulary.tokens) if run.drift else 0))
         if work > MAX_RUN_WORK:
             drift = " (and once per token for drift)" if run.drift else ""

@@ -42,11 +42,12 @@ class RunFiles:
 def write_run(result, target: Path, summary: dict) -> Path:
     """A run directory (:class:`ecology.results.RunResult`): ``summary.json``, ``steps.csv``,
     ``replicates.csv``, ``premises.csv``, the resolved ``scenario.toml``, ``raster.csv``,
-    ``trajectories.csv``, ``speakers.csv`` and the plots; written atomically."""
+    ``trajectories.csv``, ``speakers.csv``, ``transcripts.txt`` (a model with a tokenizer) and the
+    plots; written atomically."""
     import pandas as pd
 
     from ecology import plots
-    from ecology.results import premise_table, replicate_table, resolved_toml, speaker_table, trajectory_table
+    from ecology.results import premise_table, replicate_table, resolved_toml, speaker_table, trajectory_table, transcripts
 
     def fill(d: Path) -> None:
         (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -58,6 +59,9 @@ def write_run(result, target: Path, summary: dict) -> Path:
         raster.rename_axis("step").to_csv(d / "raster.csv")
         trajectory_table(result).to_csv(d / "trajectories.csv", index=False)
         speaker_table(result).to_csv(d / "speakers.csv", index=False)
+        text = transcripts(result)
+        if text is not None:
+            (d / "transcripts.txt").write_text(text, encoding="utf-8")
         plots.run_plots(d, summary, result.steps, result.raster, result.tokens, result.scenario.vocabulary.pad,
                         result.raster_replicate, trajectory_table(result), speaker_table(result))
 

@@ -17,7 +17,7 @@ loads nothing beyond numpy (onnxruntime is imported when an ONNX model is built)
 """
 
 # importing a kind registers it; this order is the registry's (error messages, the docs' table of kinds)
-from ecology.lm import table, ngram, transformer, onnx  # noqa: F401, I001
+from ecology.lm import table, ngram, transformer, onnx, pretrained  # noqa: F401, I001
 from ecology.lm.base import LanguageModel
 from ecology.lm.files import load_model
 from ecology.lm.ngram import SHIPPED_TEXTS

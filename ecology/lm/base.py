@@ -83,6 +83,22 @@ class LanguageModel:
     keys: ClassVar[frozenset[str]] = frozenset()
     file_keys: ClassVar[tuple[str, ...]] = ("file",)
     docs_row: ClassVar[str] = ""
+    has_text: ClassVar[bool] = False  # the kind has a tokenizer: the three class methods below
+
+    @classmethod
+    def model_vocabulary(cls, spec: dict, base: Path, field: str) -> list[str]:
+        """The model's own tokens, in its order (``vocabulary = {from_model = ...}``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def tokenize(cls, spec: dict, base: Path, field: str, text: str) -> list[tuple[int, str]]:
+        """``text`` as the model's tokens: (model id, the token's spelling) in order."""
+        raise NotImplementedError
+
+    @classmethod
+    def token_index(cls, spec: dict, base: Path, field: str, tokens: list[str]) -> dict[int, int]:
+        """The index in ``tokens`` (a scenario vocabulary) of each model id it holds."""
+        raise NotImplementedError
 
     @classmethod
     def build(cls, spec: dict, tokens: list[str], base: Path, field: str) -> LanguageModel:
@@ -139,6 +155,17 @@ class LanguageModel:
         estimate for the budgets of :mod:`ecology.core.budget`): a code, a search and a law of ``V``
         entries per position (context models)."""
         return 64.0 * (length + 1) * (self.n_tokens + 1)
+
+    def step_cost(self, length: int, grew: bool) -> float:
+        """Elementary operations of one simulation step on one replicate's window of ``length``
+        tokens; ``grew``: the window only gained a token since the last read (a model that caches
+        its reads pays one token then). Default: a whole read."""
+        return self.read_cost(length)
+
+    def memory_bytes(self, replicates: int, length: int) -> float:
+        """Memory the model holds to read ``replicates`` windows of ``length`` tokens, beyond the
+        law arrays every premise has (weights, caches); default none."""
+        return 0.0
 
     def context_text(self, window: np.ndarray, upto: int) -> str:
         """The non-pad tokens of ``window[:upto]`` as the table writes them (space-separated)."""
