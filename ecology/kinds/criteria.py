@@ -32,7 +32,7 @@ from ecology.fields import MAX_COUNT, Name, Probability, References, Token
 from ecology.numerics import above, inline
 
 
-def repeats(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
+def equals_earlier(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
     """Whether the page-state equals the one ``d`` steps earlier for some ``1 <= d <= period``,
     under ``fifo`` (``extended`` holds ``memory >= period`` deleted tokens before the page-state)."""
     width = extended.shape[1]
@@ -234,11 +234,11 @@ class Periodic(CriterionForm):
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
         """On extended page-states of a ``fifo`` window (the exact analyser's extended chain)."""
-        return repeats(extended, self.period, self.memory)
+        return equals_earlier(extended, self.period, self.memory)
 
     def observe(self, engine) -> np.ndarray:
         """The simulator asks its context, which remembers earlier page-states under any rule."""
-        return engine.context.repeats(self.period)
+        return engine.context.equals_earlier(self.period)
 
     def compiled_form(self) -> CompiledCriterion:
         return CompiledCriterion(PERIODIC, period=self.period)
