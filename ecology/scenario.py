@@ -618,7 +618,7 @@ def check(s: Scenario) -> None:
             raise ScenarioError(path, f"a premise is also named {name!r}; population names must differ from premise names")
         labels.add(name)
     for name, crit in s.absorption.items():
-        FORMS[crit.form].check(f"absorption.{name}", crit, refs, labels)
+        FORMS[crit.form].check(f"absorption.{name}", crit, refs, labels, ctx.length)
     if not math.isfinite(s.sampling.temperature):
         raise ScenarioError("sampling.temperature", "must be finite")
 

@@ -122,6 +122,12 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                                    (f"{CRITERION}.above", "half")]),
         "periodic": Example(scenario(absorption={"decided": {"periodic": 2}}),
                             bad=[(f"{CRITERION}.periodic", 0), (f"{CRITERION}.periodic", 1.5)]),
+        "repeats": Example(scenario(context={"length": 4}, absorption={"decided": {"repeats": {"period": 2, "copies": 2}}}),
+                           bad=[(f"{CRITERION}.repeats", {"period": 2, "copies": 1}),
+                                (f"{CRITERION}.repeats", {"period": 2, "copies": 5}),
+                                (f"{CRITERION}.repeats", {"period": 0, "copies": 2}),
+                                (f"{CRITERION}.repeats", {"period": 2}),
+                                (f"{CRITERION}.repeats", {"period": 2, "copies": 2, "length": 4})]),
     },
     "simulacrum kind": {
         "automaton": Example(scenario(ECHO), bad=[("simulacra.subject.start", "nowhere"),

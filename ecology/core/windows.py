@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecology.kinds.criteria import repeats
+from ecology.kinds.criteria import equals_earlier
 from ecology.kinds.deletion import DeletionRule
 
 
@@ -32,7 +32,7 @@ def after_reset(windows: np.ndarray, reset: int, pad: int) -> np.ndarray:
 
 
 class Windows:
-    """The windows of all replicates (``window``, ``last``, ``append``, ``delete``, ``repeats``);
+    """The windows of all replicates (``window``, ``last``, ``append``, ``delete``, ``equals_earlier``);
     :class:`SlidingWindows` or :class:`RereadingWindows`, as the rule decides."""
 
     def __init__(self, rule: DeletionRule, n_tokens: int, memory: int):
@@ -82,12 +82,12 @@ class SlidingWindows(Windows):
         self.deleted_tokens = np.sum(self.buf[:, self.start - count : self.start] < pad, axis=1)
         return count
 
-    def repeats(self, period: int) -> np.ndarray:
+    def equals_earlier(self, period: int) -> np.ndarray:
         """Whether each page-state equals the one ``d`` steps earlier for some ``d <= period``
         (a window that never deletes never repeats)."""
         if not self.rule.deletes_oldest:
             return np.zeros(self.window.shape[0], dtype=bool)
-        return repeats(self.buf[:, self.start - self.memory : self.end], period, self.memory)
+        return equals_earlier(self.buf[:, self.start - self.memory : self.end], period, self.memory)
 
     def reserve(self, columns: int) -> None:
         """Make room for ``columns`` more appended tokens: shift the kept part (page-states and
@@ -137,7 +137,7 @@ class RereadingWindows(Windows):
         self.deleted_tokens = held - np.sum(self.array < pad, axis=1)
         return -1
 
-    def repeats(self, period: int) -> np.ndarray:
+    def equals_earlier(self, period: int) -> np.ndarray:
         """Whether each page-state equals the one ``d`` steps earlier for some ``d <= period``."""
         out = np.zeros(self.array.shape[0], dtype=bool)
         for earlier in self.history[:period]:

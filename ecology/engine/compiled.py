@@ -54,10 +54,13 @@ from ecology.kinds import observables
 from ecology.kinds.criteria import (
     PERIODIC,
     POPULATION,
+    REPEATS,
     WINDOW_ONLY,
     periodic_read_jit,
     periodic_slide_jit,
     population_above_jit,
+    repeats_read_jit,
+    repeats_slide_jit,
     window_only_read_jit,
     window_only_slide_jit,
 )
@@ -149,6 +152,7 @@ class CriteriaArrays(NamedTuple):
     threshold: np.ndarray
     disallowed: np.ndarray
     period: np.ndarray
+    copies: np.ndarray
     outside: np.ndarray
     reached_at: np.ndarray
     holding: np.ndarray
@@ -531,6 +535,8 @@ def _run_sliding(uniforms, generated, exact_rows, win, start, end, stacks, head,
                 window_only_slide_jit(c, tokens, buf, end, length, crit.disallowed[c], crit.outside, holding)
             elif form[c] == PERIODIC:
                 periodic_slide_jit(c, buf, start, end, crit.period[c], deletes, holding)
+            elif form[c] == REPEATS:
+                repeats_slide_jit(c, buf, end, length, pad, crit.period[c], crit.copies[c], holding)
         failure, replicate = _end_step(b, step, exact_rows, laws, st, crit, out, work)
         if failure:
             return b, failure, replicate, start, end, head
@@ -564,6 +570,8 @@ def _run_rereading(uniforms, generated, exact_rows, win, position, filled, laws,
                 window_only_read_jit(c, window, crit.disallowed[c], holding)
             elif form[c] == PERIODIC:
                 periodic_read_jit(c, window, history, position, filled, crit.period[c], holding)
+            elif form[c] == REPEATS:
+                repeats_read_jit(c, window, win.pad, crit.period[c], crit.copies[c], holding)
         if memory:
             position = (position + 1) % memory
         failure, replicate = _end_step(b, step, exact_rows, laws, st, crit, out, work)
@@ -651,6 +659,7 @@ class CompiledEngine(Engine):
                                    np.array([f.label for f in forms], dtype=np.int64),
                                    np.array([f.threshold for f in forms], dtype=float), disallowed,
                                    np.array([f.period for f in forms], dtype=np.int64),
+                                   np.array([f.copies for f in forms], dtype=np.int64),
                                    np.zeros((C, R), dtype=np.int64), self.reached_at, self.holding)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
                             np.empty(S + L), np.empty(S), np.empty(S), np.empty(V))

@@ -17,6 +17,10 @@ analyser says whether it is.
 - ``periodic = P``: the page-state equals the page-state ``d`` steps earlier for some
   ``1 <= d <= P``; this needs the ``P`` most recently deleted tokens (the *extended* window,
   ``memory = P`` columns before the page-state). A window that never deletes never repeats.
+- ``repeats = { period = P, copies = C }``: the window ends in ``C`` consecutive copies of a block
+  of ``p`` tokens for some ``1 <= p <= P`` (a loop of period ``p`` repeated ``C`` times): its last
+  ``C p`` positions are real tokens (no pad) and ``w[-i] == w[-i - p]`` for ``i = 1 .. (C - 1) p``.
+  A predicate on the window alone (unlike ``periodic``); only blocks with ``C p <= k`` can hold.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ecology.errors import ScenarioError
-from ecology.fields import MAX_COUNT, Name, Probability, References, Token
+from ecology.fields import MAX_COUNT, Name, Probability, References, Strict, Token
 from ecology.numerics import above, inline
 
 
-def repeats(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
+def equals_earlier(extended: np.ndarray, period: int, memory: int) -> np.ndarray:
     """Whether the page-state equals the one ``d`` steps earlier for some ``1 <= d <= period``,
     under ``fifo`` (``extended`` holds ``memory >= period`` deleted tokens before the page-state)."""
     width = extended.shape[1]
@@ -47,7 +51,7 @@ if TYPE_CHECKING:  # the scenario's [absorption.NAME] table is built from the fo
     from ecology.scenario import Criterion
 
 
-WINDOW_ONLY, POPULATION, PERIODIC = 0, 1, 2  # the compiled predicates (CompiledCriterion.form)
+WINDOW_ONLY, POPULATION, PERIODIC, REPEATS = 0, 1, 2, 3  # the compiled predicates (CompiledCriterion.form)
 
 
 class CompiledCriterion(NamedTuple):
@@ -58,7 +62,8 @@ class CompiledCriterion(NamedTuple):
     label: int = 0  # POPULATION: the population label's index ...
     threshold: float = 0.0  # ... and the amplitude it must exceed (tie rule of ``above``)
     disallowed: np.ndarray | None = None  # WINDOW_ONLY: (V + 2,) 1 for each token outside the set
-    period: int = 0  # PERIODIC: P
+    period: int = 0  # PERIODIC: P; REPEATS: the longest block that fits, min(P, k // C)
+    copies: int = 0  # REPEATS: C
 
 
 class CriterionForm:
@@ -82,8 +87,8 @@ class CriterionForm:
         """Checks of the form's own keys; raise ValueError."""
 
     @classmethod
-    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str]) -> None:
-        """Cross-reference checks; raise :class:`ScenarioError`."""
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str], length: int) -> None:
+        """Cross-reference checks (``length`` is the window's ``k``); raise :class:`ScenarioError`."""
 
     def __init__(self, name: str):
         self.name = name
@@ -120,7 +125,7 @@ class WindowOnly(CriterionForm):
     fields = {"window_only": (list[Token] | None, Field(None, min_length=1))}
 
     @classmethod
-    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str]) -> None:
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str], length: int) -> None:
         for i, t in enumerate(spec.window_only):
             refs.token(f"{path}.window_only[{i}]", t)
 
@@ -188,7 +193,7 @@ class PopulationAbove(CriterionForm):
             raise ValueError("'population' needs 'above' (an amplitude threshold)")
 
     @classmethod
-    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str]) -> None:
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str], length: int) -> None:
         if spec.population not in labels:
             raise ScenarioError(f"{path}.population", f"unknown population label {spec.population!r}; "
                                 f"labels are {sorted(labels)}")
@@ -234,11 +239,11 @@ class Periodic(CriterionForm):
 
     def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
         """On extended page-states of a ``fifo`` window (the exact analyser's extended chain)."""
-        return repeats(extended, self.period, self.memory)
+        return equals_earlier(extended, self.period, self.memory)
 
     def observe(self, engine) -> np.ndarray:
         """The simulator asks its context, which remembers earlier page-states under any rule."""
-        return engine.context.repeats(self.period)
+        return engine.context.equals_earlier(self.period)
 
     def compiled_form(self) -> CompiledCriterion:
         return CompiledCriterion(PERIODIC, period=self.period)
@@ -279,6 +284,97 @@ def periodic_read_jit(c, window, history, position, filled, period, holding):
                 found = True
                 break
         holding[c, r] = found
+
+
+class RepeatsTable(Strict):
+    """``repeats = { period = P, copies = C }``: the longest block ``P`` and how many copies ``C``."""
+
+    period: int = Field(ge=1, le=MAX_COUNT, description="P: blocks of p = 1 .. P tokens")
+    copies: int = Field(ge=1, le=MAX_COUNT, json_schema_extra={"minimum": 2},
+                        description="C >= 2: consecutive copies of the block that end the window")
+
+    @field_validator("copies")
+    @classmethod
+    def _more_than_one(cls, copies: int) -> int:
+        if copies == 1:
+            raise ValueError("copies = 1 would hold on every window that ends in a token; use copies >= 2")
+        return copies
+
+
+@form
+class Repeats(CriterionForm):
+    """The window ends in ``C`` consecutive copies of a block of ``p`` tokens, ``1 <= p <= P``."""
+
+    key = "repeats"
+    fields = {"repeats": (RepeatsTable | None, None)}
+
+    @classmethod
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str], length: int) -> None:
+        if spec.repeats.copies > length:
+            raise ScenarioError(f"{path}.repeats.copies", f"{spec.repeats.copies} copies of even one token do not fit "
+                                f"in a window of context.length = {length}; use copies <= {length}, or a longer window")
+
+    def __init__(self, name: str, period: int, copies: int, length: int, n_tokens: int):
+        super().__init__(name)
+        self.copies = copies
+        self.length = length
+        self.period = min(period, length // copies)  # longer blocks cannot fit C times in k positions
+        self.pad = n_tokens  # real tokens are below it (the pad is V, "before step 0" V + 1)
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Criterion, setting: Setting) -> Repeats:
+        return cls(name, spec.repeats.period, spec.repeats.copies, setting.length, len(setting.token_index))
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        """On the last ``k`` columns of ``extended`` (canonical page-states, pads first, after any
+        deleted-token memory; under ``none`` the most recent ``k`` positions)."""
+        w = extended[:, -self.length :]
+        out = np.zeros(len(w), dtype=bool)
+        for p in range(1, self.period + 1):
+            span = w[:, self.length - self.copies * p :]
+            out |= np.all(span < self.pad, axis=1) & np.all(span[:, p:] == span[:, :-p], axis=1)
+        return out
+
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(REPEATS, period=self.period, copies=self.copies)
+
+
+@inline
+def ends_in_copies_jit(w, pad, period, copies):
+    """Whether the row ``w`` ends in ``copies`` copies of a block of ``p <= period`` real tokens
+    (``period`` already at most ``len(w) // copies``). From the end backwards, so that a block
+    that does not repeat is usually refused at its first comparison; once the copies agree, the
+    span holds no pad exactly when the first block holds none."""
+    n = len(w)
+    for p in range(1, period + 1):
+        first = n - copies * p
+        found = True
+        for j in range(n - 1, first + p - 1, -1):
+            if w[j] != w[j - p]:
+                found = False
+                break
+        if found:
+            for j in range(first, first + p):
+                if w[j] >= pad:
+                    found = False
+                    break
+        if found:
+            return True
+    return False
+
+
+@inline
+def repeats_read_jit(c, window, pad, period, copies, holding):
+    """The compiled form on canonical windows (pads first)."""
+    for r in range(window.shape[0]):
+        holding[c, r] = ends_in_copies_jit(window[r], pad, period, copies)
+
+
+@inline
+def repeats_slide_jit(c, buf, end, length, pad, period, copies, holding):
+    """The compiled form on a sliding buffer: the last ``k`` positions ``buf[r, end - k : end]``."""
+    for r in range(buf.shape[0]):
+        holding[c, r] = ends_in_copies_jit(buf[r, end - length : end], pad, period, copies)
 
 
 @dataclass(frozen=True)
