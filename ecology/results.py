@@ -230,8 +230,9 @@ def transcripts(result: RunResult) -> str | None:
         return None
     index = {t: i for i, t in enumerate(result.tokens)}
     prompt = np.array([index[t] for t in result.scenario.context.prompt], dtype=np.int64)
-    lines = [f"# {result.scenario.name}: text as the model of premise {next(p.name for p in result.premises if p.model is model)!r}"
-             " decodes it; a replicate's line is its prompt, then '|', then the tokens it printed", ""]
+    speaker = next(p.name for p in result.premises if p.model is model)
+    lines = [f"# {result.scenario.name}: text as the model of premise {speaker!r} decodes it; a replicate's line is its "
+             "prompt, then '|', then the tokens it printed", ""]
     for r in range(min(TRANSCRIBED, result.printed.shape[1])):
         lines.append(f"replicate {r}: {model.text(prompt)!r} | {model.text(result.printed[:, r])!r}")
     lines += ["", f"# the window of replicate {result.raster_replicate} at each step (steps.csv's step)"]

@@ -94,15 +94,20 @@ def _field(reader, key: str, source: str, field: str, default=None, kind=None):
         value = entry.contents()
     except Exception as err:  # noqa: BLE001 - the reader raises assorted errors on a corrupt field
         raise ScenarioError(f"{field}.file", f"{source}: cannot read header key {key!r}: {err}") from None
-    if kind is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+    if kind is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
         raise ScenarioError(f"{field}.file", f"{source}: header key {key!r} is {value!r}, expected {kind.__name__}")
     return value
 
 
 def read_gguf(path: Path, source: str, field: str) -> GgufFile:
     """Read, check and dequantise a GGUF file of the llama architecture (module docstring)."""
-    from gguf import GGMLQuantizationType, GGUFReader
-    from gguf.quants import dequantize
+    try:
+        import tokenizers  # noqa: F401 - checked here, used by ByteLevelBPE
+        from gguf import GGMLQuantizationType, GGUFReader
+        from gguf.quants import dequantize
+    except ImportError:
+        raise ScenarioError(f"{field}.kind", "gguf models need the packages gguf and tokenizers: "
+                            "pip install 'simulacra-ecology[gguf]'") from None
 
     def fail(message):
         return ScenarioError(f"{field}.file", f"{source}: {message}")
@@ -280,7 +285,7 @@ class GgufModel(SequenceModel):
         if not isinstance(bos, bool):
             raise ScenarioError(f"{field}.bos", f"expected true or false, got {bos!r}")
         prefix_ids = loaded.tokenizer.encode(prefix) if prefix else []
-        if bos and loaded.bos < 0 or not bos and not prefix_ids:
+        if (bos and loaded.bos < 0) or (not bos and not prefix_ids):
             raise ScenarioError(f"{field}.bos", "the window needs a context before its first token: give a prefix, or "
                                 "bos = true with a file that names its BOS token")
         start = ([loaded.bos] if bos else []) + prefix_ids
@@ -376,7 +381,7 @@ class GgufModel(SequenceModel):
             extend, reread = [], []
             for i, key in enumerate(keys):
                 if key in old:
-                    cache, row, ll, law = old[key]
+                    _, _, ll, law = old[key]
                     loglik[group[i]], next_logp[group[i]] = ll, law
                     memo.entries[key] = old[key]
                     self.reads["cached"] += 1
@@ -399,7 +404,7 @@ class GgufModel(SequenceModel):
                     batches = [(members[lo : lo + step], None) for lo in range(0, len(members), step)]
                 for part, target in batches:
                     new = target or cache.gather(np.array([parent[1] for _, parent in part]), p + m - 1, p + m + SPARE)
-                    hidden = self.network.extend(tokens[[i for i, _ in part], -1:], new)
+                    hidden = self.network.extend(self.ids[tokens[[i for i, _ in part], -1:]], new)
                     laws = self.laws(hidden[:, -1])
                     for j, (i, parent) in enumerate(part):
                         ll = parent[2] + parent[3][tokens[i, -1]]
@@ -410,7 +415,7 @@ class GgufModel(SequenceModel):
             for lo in range(0, len(reread), self._batch_rows(p + m)):
                 part = reread[lo : lo + self._batch_rows(p + m)]
                 new = start_cache.gather(np.zeros(len(part), dtype=np.intp), p, p + m + SPARE)
-                hidden = self.network.extend(tokens[part], new)
+                hidden = self.network.extend(self.ids[tokens[part]], new)
                 laws = self.laws(hidden)  # (B, m, V): the law after each prefix of the window
                 picked = np.take_along_axis(laws[:, :-1], tokens[part][:, 1:, None], axis=2)[:, :, 0]
                 first = start_law[tokens[part][:, 0]]
