@@ -150,8 +150,9 @@ class PageModel(EcologyModel):
         overrides = dict(controls)
         if steps is not None:
             overrides["run__steps"] = steps
-        if prompt is not None:
+        if prompt is not None:  # the text box's tokens replace the scenario's prompt, given as tokens or as text
             overrides["context__prompt"] = prompt.split()
+            overrides["context__prompt_text"] = None
         self.input_error = None
         try:
             if seed is not None and str(seed).strip():
@@ -471,11 +472,16 @@ def window_html(model: PageModel, replicate: int) -> str:
             f'<span class="ecology-token" title="{html.escape(who)}" style="display:inline-block;min-width:22px;'
             f'margin:1px;text-align:center;font-family:monospace;font-size:14px;background:{colour};'
             f'border:1px solid #888;border-bottom:6px solid {bar}">{html.escape(names[token])}</span>')
-    tokens_legend = _colour_legend([(t, TOKEN_PALETTE[i % len(TOKEN_PALETTE)]) for i, t in enumerate(compiled.tokens)])
+    # the legend names every token of a small vocabulary, and only those in the window of a large one
+    shown = range(compiled.n_tokens) if compiled.n_tokens <= 64 else sorted({int(t) for t in window if t < compiled.n_tokens})
+    tokens_legend = _colour_legend([(compiled.tokens[i], TOKEN_PALETTE[i % len(TOKEN_PALETTE)]) for i in shown])
     premise_legend = _colour_legend([(p, plots.page_colour(s)) for s, p in enumerate(premises)])
     text = " ".join(names[int(t)] for t in window)
+    reader = next((p.model for p in compiled.premises if p.model is not None and p.model.has_text), None)
+    decoded = ("" if reader is None else '<div class="ecology-text" style="font-size:13px;margin-top:4px;white-space:pre-wrap">'
+               f"as text: {html.escape(repr(reader.text(window)))}</div>")
     return (f'<div class="ecology-window" data-step="{model.generated}" data-replicate="{replicate}" '
-            f'data-window="{html.escape(text)}"><div style="line-height:1.9">{"".join(boxes)}</div>'
+            f'data-window="{html.escape(text)}"><div style="line-height:1.9">{"".join(boxes)}</div>{decoded}'
             f'<div style="font-size:12px;margin-top:4px">box colour = token: {tokens_legend}</div>'
             f'<div style="font-size:12px">bar under a generated token = the premise most responsible for printing it '
             f'(largest alpha_s mu_s(t|w) / mu(t|w)): {premise_legend}; no bar = pad or prompt</div></div>')

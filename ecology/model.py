@@ -98,7 +98,7 @@ def resolve(scenario: Scenario | str | Path, overrides: dict[str, Any] | None = 
     if isinstance(scenario, (str, Path)):
         return load(scenario, overrides)
     if overrides:
-        return validate(apply_overrides(to_table(scenario), overrides))
+        return validate(apply_overrides(to_table(scenario, text=False), overrides))
     return scenario
 
 

@@ -536,14 +536,17 @@ def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
         raise err.located(str(path)) from None
 
 
-def to_table(scenario: Scenario) -> dict:
-    """The scenario as a plain table (for the resolved copy written next to results); what
-    :func:`resolve_text` derived from text is left out, the text kept."""
+def to_table(scenario: Scenario, text: bool = True) -> dict:
+    """The scenario as a plain table. ``text``: as written (the resolved copy written next to
+    results): what :func:`resolve_text` derived from ``vocabulary.from_model`` and
+    ``context.prompt_text`` is left out, the text kept; else the derived tokens are kept and the
+    text left out (for a table whose premises or prompt are then replaced)."""
     table = scenario.model_dump(mode="json", exclude_none=True)
-    if scenario.vocabulary.from_model is not None:
-        del table["vocabulary"]["tokens"]
-    if scenario.context.prompt_text is not None:
-        del table["context"]["prompt"]
+    derived = (("vocabulary", "tokens", "from_model", scenario.vocabulary.from_model),
+               ("context", "prompt", "prompt_text", scenario.context.prompt_text))
+    for section, tokens, source, value in derived:
+        if value is not None:
+            del table[section][tokens if text else source]
     return table
 
 

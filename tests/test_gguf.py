@@ -338,3 +338,33 @@ def test_budget_states_the_model_memory_and_refuses_long_runs(tiny, tmp_path):
     heavy = load(path, {"run.steps": 10**9, "run.replicates": 10**6})
     with pytest.raises(ScenarioError, match="re-read every window each step"):
         check_run(heavy)
+
+
+def test_app_decompose_and_drift_read_the_same_model(tiny, tmp_path):
+    """The app's page model (its prompt box replaces a prompt given as text), drift and decompose
+    all go through the premise's read."""
+    from ecology.app import PageModel, window_html
+    from ecology.scenario import load, to_table
+
+    path = tmp_path / "app.toml"
+    body = PREMISE + 'model = { kind = "gguf", file = "TINY", prefix = "the" }\n[premises.n]\nprior = 0.5\n' \
+        'model = { kind = "gguf", file = "TINY", prefix = "you" }'
+    path.write_text(scenario_text(tiny, body).replace('deletion = "fifo"', 'deletion = "fifo"\nprompt_text = "ab"')
+                    .replace("replicates = 5", "replicates = 5\ndrift = true"))
+    scenario = load(path)
+    assert scenario.context.prompt == ["a", "b"]
+    assert "prompt" not in to_table(scenario)["context"] and "prompt_text" not in to_table(scenario, text=False)["context"]
+    page = PageModel(path, prompt="b b a")
+    assert page.input_error is None and list(page.context.window[0]) == [2, 1, 1, 0]  # the pad, then b b a
+    page.step()
+    assert "as text: " in window_html(page, 0)
+    done = subprocess.run([sys.executable, "-m", "ecology", "decompose", str(path), "--family", "iid", "--components", "1",
+                           "--out", str(tmp_path / "d")], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    run = subprocess.run([sys.executable, "-m", "ecology", "run", str(path), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    import pandas as pd
+
+    steps = pd.read_csv(tmp_path / "r" / "steps.csv")
+    assert any("drift" in c for c in steps.columns)

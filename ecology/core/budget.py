@@ -68,11 +68,12 @@ def model_premises(scenario: Scenario) -> dict[str, LanguageModel]:
 
 
 def model_step_cost(scenario: Scenario, length: int) -> float:
-    """Operations of one simulation step of one replicate with every model premise: a rule that
-    deletes the oldest token makes each step a whole read; otherwise (and between deletions) the
-    window only grew, which a caching model reads one token at a time (``step_cost``)."""
-    grew = not RULES[scenario.context.deletion].slides_with(scenario.context.pinned)
-    return sum(m.step_cost(length, grew) for m in model_premises(scenario).values())
+    """Operations of one simulation step of one replicate with every model premise: at a step
+    that deletes (a fraction ``deletion_rate`` of the steps) the window is read whole; at the
+    others it only grew, which a caching model reads one token at a time (``step_cost``)."""
+    rate = RULES[scenario.context.deletion].deletion_rate(scenario.context)
+    return sum(rate * m.step_cost(length, False) + (1 - rate) * m.step_cost(length, True)
+               for m in model_premises(scenario).values())
 
 
 def model_read_cost(scenario: Scenario, length: int | None = None) -> float:

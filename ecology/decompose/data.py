@@ -35,7 +35,7 @@ class Storylines:
 def fitting_scenario(scenario: Scenario) -> Scenario:
     """The scenario started from the empty window at temperature 1: its first ``k + 1`` tokens
     are distributed as ``P`` (module docstring)."""
-    return validate(apply_overrides(to_table(scenario), {
+    return validate(apply_overrides(to_table(scenario, text=False), {
         "context.prompt": [], "context.pinned": 0, "sampling.temperature": 1.0}))
 
 

@@ -22,7 +22,7 @@ TRIVIAL_SEQUENCES = 4096  # the two trivial decompositions need V^(k+1) at most 
 def base_table(scenario: Scenario, name: str, description: str) -> dict:
     """The input scenario's vocabulary, context, sampling and run, no premises; absorption
     criteria kept unless they name a population (labels differ between decompositions)."""
-    table = to_table(scenario)
+    table = to_table(scenario, text=False)  # the premises change: keep the tokens the text gave
     keep = {key: table[key] for key in ("vocabulary", "context", "sampling", "run") if key in table}
     criteria = {n: c for n, c in table.get("absorption", {}).items() if "population" not in c}
     out = {"name": name, "description": description, **keep, "simulacra": {}, "premises": {}}

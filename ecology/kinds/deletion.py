@@ -79,6 +79,13 @@ class DeletionRule:
         return True
 
     @classmethod
+    def deletion_rate(cls, ctx: Context) -> float:
+        """An upper bound on the fraction of steps, once the window is full, at which the rule
+        deletes (a model that caches its reads must then read the window again; the budget's
+        work estimate). Default: every step."""
+        return 1.0
+
+    @classmethod
     def from_context(cls, ctx: Context, index: dict[str, int], pad: int) -> DeletionRule:
         """The rule of a scenario's ``[context]`` table (tokens by ``index``, the pad's index ``pad``)."""
         return cls(ctx.length, pad, ctx.pinned)
@@ -208,6 +215,10 @@ class NoDeletion(DeletionRule):
     deletes_oldest = False
 
     @classmethod
+    def deletion_rate(cls, ctx: Context) -> float:
+        return 0.0
+
+    @classmethod
     def slides_with(cls, pinned: int) -> bool:
         return True
 
@@ -232,6 +243,10 @@ class Block(DeletionRule):
     @classmethod
     def usable(cls, ctx: Context) -> bool:
         return bool(ctx.block)
+
+    @classmethod
+    def deletion_rate(cls, ctx: Context) -> float:
+        return 1.0 / ctx.block
 
     @classmethod
     def from_context(cls, ctx: Context, index: dict[str, int], pad: int) -> Block:
