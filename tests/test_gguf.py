@@ -368,3 +368,16 @@ def test_app_decompose_and_drift_read_the_same_model(tiny, tmp_path):
 
     steps = pd.read_csv(tmp_path / "r" / "steps.csv")
     assert any("drift" in c for c in steps.columns)
+
+
+def test_windows_sharing_first_tokens_are_read_as_a_trie_with_the_same_values(tiny):
+    """All 27 windows of 3 tokens over 3 tokens (the exact chain's reads): read together, the
+    shared first tokens are read once; the values equal reading each window alone."""
+    subset = ["a", "b", "in"]
+    together = GgufModel.build({"kind": "gguf", "file": str(tiny), "prefix": "Hi"}, subset, Path("/"), "model")
+    windows = np.array([[a, b, c] for a in range(3) for b in range(3) for c in range(3)])
+    ll, law = together.read(windows)
+    for i, window in enumerate(windows):
+        alone = GgufModel.build({"kind": "gguf", "file": str(tiny), "prefix": "Hi"}, subset, Path("/"), "model")
+        one_ll, one_law = alone.read(window[None, :])
+        assert one_ll[0] == pytest.approx(ll[i], abs=2e-5) and np.allclose(one_law[0], law[i], atol=2e-5)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ecology.errors import ScenarioError
-from ecology.lm.base import SequenceModel
+from ecology.lm.base import SequenceModel, unique_rows
 from ecology.lm.bpe import PRE_TOKENISERS, ByteLevelBPE
 from ecology.lm.llama import Block, KeyValueCache, Llama, LlamaConfig
 from ecology.lm.registry import register
@@ -352,6 +352,35 @@ class GgufModel(SequenceModel):
             self._start_cache = (cache, self.laws(hidden[:, -1])[0])
         return self._start_cache
 
+    def _read_from_start(self, windows: np.ndarray) -> tuple[KeyValueCache, np.ndarray, np.ndarray]:
+        """Read distinct windows (n, m) of scenario tokens after the cached start and prefix:
+        their cache (row i = window i), ``log mu_s(w)`` and the law after each. Windows that share
+        their first ``j`` tokens share that prefix's reading (a trie, level by level), until the
+        level at which every prefix is distinct; the rest of each window is then read in one pass."""
+        start_cache, start_law = self._start()
+        p = len(self.start)
+        n, m = windows.shape
+        cache, index = start_cache, np.zeros(n, dtype=np.intp)  # the row of each window's prefix in cache
+        level_laws = start_law[None, :]  # the law after each distinct prefix
+        loglik = np.zeros(n)
+        for j in range(m):
+            loglik += level_laws[index, windows[:, j]]
+            if j == m - 1:
+                break
+            prefixes, inverse = unique_rows(windows[:, : j + 1], self.n_tokens)
+            if len(prefixes) == n:
+                break
+            parents = index[np.unique(inverse, return_index=True)[1]]
+            cache = cache.gather(parents, p + j, p + j + 1)
+            level_laws = self.laws(self.network.extend(self.ids[prefixes[:, -1:]], cache)[:, -1])
+            index = inverse
+        # level j: prefixes of j tokens are read; every window's rest (tokens j ..) in one pass
+        cache = cache.gather(index, p + j, p + m + SPARE)
+        hidden = self.network.extend(self.ids[windows[:, j:]], cache)
+        laws = self.laws(hidden)  # (n, m - j, V): the law after each further prefix
+        loglik += np.take_along_axis(laws[:, :-1], windows[:, j + 1 :, None], axis=2)[:, :, 0].sum(axis=1)
+        return cache, loglik, laws[:, -1]
+
     def _batch_rows(self, positions: int) -> int:
         return max(1, BATCH_BYTES // max(1, positions * self.network.config.cache_bytes_per_token))
 
@@ -411,18 +440,14 @@ class GgufModel(SequenceModel):
                         loglik[group[i]], next_logp[group[i]] = ll, laws[j]
                         memo.entries[keys[i]] = (new, j, ll, laws[j])
                     self.reads["extended"] += len(part)
-            # windows read from their first token, after the cached start + prefix
+            # windows read from their first token, after the cached start + prefix (lexicographic
+            # order, as unique_rows gives them, keeps windows that share first tokens in one batch)
             for lo in range(0, len(reread), self._batch_rows(p + m)):
                 part = reread[lo : lo + self._batch_rows(p + m)]
-                new = start_cache.gather(np.zeros(len(part), dtype=np.intp), p, p + m + SPARE)
-                hidden = self.network.extend(self.ids[tokens[part]], new)
-                laws = self.laws(hidden)  # (B, m, V): the law after each prefix of the window
-                picked = np.take_along_axis(laws[:, :-1], tokens[part][:, 1:, None], axis=2)[:, :, 0]
-                first = start_law[tokens[part][:, 0]]
+                cache, ll, laws = self._read_from_start(tokens[part])
                 for j, i in enumerate(part):
-                    ll = float(first[j] + picked[j].sum())
-                    loglik[group[i]], next_logp[group[i]] = ll, laws[j, -1]
-                    memo.entries[keys[i]] = (new, j, ll, laws[j, -1])
+                    loglik[group[i]], next_logp[group[i]] = ll[j], laws[j]
+                    memo.entries[keys[i]] = (cache, j, float(ll[j]), laws[j])
                 self.reads["reread"] += len(part)
         self._memo = memo if memo.nbytes <= CACHE_BYTES else SequenceCache()
         return loglik, next_logp
