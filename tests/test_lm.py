@@ -336,7 +336,7 @@ def test_onnx_needs_a_start_token(tmp_path):
 
 
 def test_the_docs_table_of_kinds_is_the_registry():
-    assert list(KINDS) == ["table", "ngram", "transformer", "onnx"]
+    assert list(KINDS) == ["table", "ngram", "transformer", "onnx", "gguf"]
     assert kinds_table() in (ROOT / "docs" / "models.md").read_text()
 
 
