@@ -376,7 +376,7 @@ def test_a_registered_kind_is_checked_loaded_anchored_and_documented(tmp_path, u
         load_model({"kind": "uniform", "labels": "u.txt", "file": "u.txt"}, AB, tmp_path)
     with pytest.raises(ScenarioError, match="model.labels: none.txt: no such file"):
         load_model({"kind": "uniform", "labels": "none.txt"}, AB, tmp_path)
-    with pytest.raises(ScenarioError, match=r"expected one of \['table', 'ngram', 'transformer', 'onnx', 'uniform'\]"):
+    with pytest.raises(ScenarioError, match=r"expected one of \['table', 'ngram', 'transformer', 'onnx', 'gguf', 'uniform'\]"):
         load_model({"kind": "gpt"}, AB, tmp_path)
     table = {"premises": {"u": {"model": {"kind": "uniform", "labels": "u.txt"}},
                           "n": {"model": {"kind": "ngram", "text": "pydoc"}}}}
