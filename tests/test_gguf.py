@@ -381,3 +381,31 @@ def test_windows_sharing_first_tokens_are_read_as_a_trie_with_the_same_values(ti
         alone = GgufModel.build({"kind": "gguf", "file": str(tiny), "prefix": "Hi"}, subset, Path("/"), "model")
         one_ll, one_law = alone.read(window[None, :])
         assert one_ll[0] == pytest.approx(ll[i], abs=2e-5) and np.allclose(one_law[0], law[i], atol=2e-5)
+
+
+@pytest.mark.parametrize("case", ["truncated", "empty", "random", "fifo", "directory"])
+def test_unreadable_files_are_one_line(tmp_path, tiny, case):
+    import os
+
+    path = tmp_path / "m.gguf"
+    if case == "truncated":
+        path.write_bytes(tiny.read_bytes()[:100_000])
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(3000))
+    elif case == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    with pytest.raises(ScenarioError) as err:
+        load_gguf(str(path), tmp_path, "premises.m.model")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("premises.m.model.file: ")
+    assert ("not a readable GGUF file" if case in ("truncated", "empty", "random") else "is not a regular file") in message
+
+
+def test_a_file_too_large_to_dequantise_is_refused_before_reading_its_tensors(tiny, monkeypatch):
+    monkeypatch.setattr(pretrained, "MAX_WEIGHT_BYTES", 1000)
+    with pytest.raises(ScenarioError, match=r"dequantised to float32 take .* GiB, more than the .* use a smaller model"):
+        read_gguf(tiny, "tiny", "premises.m.model")

@@ -48,6 +48,7 @@ CONTROL_TOKEN = 3  # tokenizer.ggml.token_type of a control token (llama.cpp's L
 CACHE_BYTES = 2 * 2**30  # key/value caches kept between reads, per premise (above: windows are re-read)
 SPARE = 32  # positions of room left in a gathered cache, so that the next steps append in place
 BATCH_BYTES = 2**28  # key/value cache of one forward batch (rows are split to stay below)
+MAX_WEIGHT_BYTES = 8 * 2**30  # float32 weights of a loaded file (SmolLM2-135M: 513 MiB)
 MACS_PER_OPERATION = 100  # float32 multiply-adds on BLAS per elementary numpy operation of the budgets
 
 
@@ -162,6 +163,10 @@ def read_gguf(path: Path, source: str, field: str) -> GgufFile:
     eos = _field(reader, "tokenizer.ggml.eos_token_id", source, field, default=-1, kind=int)
     add_bos = bool(_field(reader, "tokenizer.ggml.add_bos_token", source, field, default=False))
 
+    weight_bytes = 4 * sum(int(np.prod([int(x) for x in t.shape])) for t in reader.tensors)
+    if weight_bytes > MAX_WEIGHT_BYTES:
+        raise fail(f"its tensors dequantised to float32 take {weight_bytes / 2**30:,.3g} GiB, more than the "
+                   f"{MAX_WEIGHT_BYTES / 2**30:g} GiB the gguf kind loads; use a smaller model")
     arrays = {}
     for tensor in reader.tensors:
         try:
@@ -214,6 +219,8 @@ def gguf_path(name: str, base: Path, field: str) -> Path:
     if name in SHIPPED_MODELS:
         return shipped_model(name, field)
     path = Path(base) / name
+    if path.exists() and not path.is_file():
+        raise ScenarioError(f"{field}.file", f"{name}: is not a regular file (a directory, pipe or device); give a GGUF file")
     if not path.is_file():
         where = "" if Path(name).is_absolute() else f" (looked for {path})"
         hint = f"; or name a shipped model: {list(SHIPPED_MODELS)}" if os.sep not in name else ""
