@@ -81,12 +81,12 @@ class Block:
 
 class KeyValueCache:
     """Keys and values of ``rows`` sequences, all ``length`` positions long so far, room for
-    ``capacity``: arrays (L, rows, G, capacity, e)."""
+    ``capacity``: keys (L, rows, G, e, capacity), stored transposed so that ``q k^T`` multiplies
+    plain matrices, and values (L, rows, G, capacity, e)."""
 
     def __init__(self, config: LlamaConfig, rows: int, capacity: int, dtype=np.float32):
-        shape = (config.n_layer, rows, config.n_kv_head, capacity, config.d_head)
-        self.keys = np.empty(shape, dtype=dtype)
-        self.values = np.empty(shape, dtype=dtype)
+        self.keys = np.empty((config.n_layer, rows, config.n_kv_head, config.d_head, capacity), dtype=dtype)
+        self.values = np.empty((config.n_layer, rows, config.n_kv_head, capacity, config.d_head), dtype=dtype)
         self.length = 0
 
     @property
@@ -95,7 +95,7 @@ class KeyValueCache:
 
     @property
     def capacity(self) -> int:
-        return self.keys.shape[3]
+        return self.values.shape[3]
 
     @property
     def nbytes(self) -> int:
@@ -105,12 +105,12 @@ class KeyValueCache:
         """A new cache holding the first ``length`` positions of rows ``rows`` of this one
         (repeats allowed), room for ``capacity``."""
         new = KeyValueCache.__new__(KeyValueCache)
-        shape = (self.keys.shape[0], len(rows), self.keys.shape[2], capacity, self.keys.shape[4])
-        new.keys = np.empty(shape, dtype=self.keys.dtype)
+        shape = (self.values.shape[0], len(rows), self.values.shape[2], capacity, self.values.shape[4])
+        new.keys = np.empty(shape[:3] + shape[4:] + shape[3:4], dtype=self.keys.dtype)
         new.values = np.empty(shape, dtype=self.values.dtype)
         n = length
         for layer in range(shape[0]):  # layer by layer: one temporary of one layer at a time
-            np.take(self.keys[layer, :, :, :n], rows, axis=0, out=new.keys[layer, :, :, :n])
+            np.take(self.keys[layer, ..., :n], rows, axis=0, out=new.keys[layer, ..., :n])
             np.take(self.values[layer, :, :, :n], rows, axis=0, out=new.values[layer, :, :, :n])
         new.length = n
         return new
@@ -170,7 +170,8 @@ class Llama:
         return KeyValueCache(self.config, rows, capacity, self.dtype)
 
     def _rotate(self, z: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> None:
-        """RoPE in place on z (B, n, heads, e): pairs (2i, 2i+1) of the first ``rope_dims``."""
+        """RoPE in place on z (B, n, heads, e), a view allowed: pairs (2i, 2i+1) of the first
+        ``rope_dims``."""
         r = self.config.rope_dims
         even, odd = z[..., 0:r:2], z[..., 1:r:2]
         rotated_even = even * cos - odd * sin
@@ -194,39 +195,40 @@ class Llama:
         angles = np.arange(start, total, dtype=np.float64)[:, None] * self.inverse_frequency  # (n, r/2)
         cos = np.cos(angles).astype(self.dtype)[None, :, None, :]
         sin = np.sin(angles).astype(self.dtype)[None, :, None, :]
-        # query i (absolute position start + i) sees keys 0 .. start + i
-        mask = np.where(np.arange(total)[None, :] > np.arange(start, total)[:, None], -np.inf, 0.0).astype(self.dtype)
-        scale = self.dtype.type(1.0 / math.sqrt(e))
-        x = self.embedding[tokens.reshape(-1)].astype(self.dtype)  # (B n, d)
+        # query i (absolute position start + i) sees keys 0 .. start + i; one query sees them all
+        mask = None if n == 1 else np.where(np.arange(total)[None, :] > np.arange(start, total)[:, None], -np.inf,
+                                            0.0).astype(self.dtype)
+        scale = self.dtype.type(1.0 / math.sqrt(e))  # applied to the queries (exact when e is a power of 4)
+        x = self.embedding[tokens.reshape(-1)].astype(self.dtype, copy=False)  # (B n, d), a copy
+        ff = c.d_ff
         for layer, block in enumerate(self.blocks):
             a = rms_norm(x, block.attn_norm, c.rms_eps)
-            qkv = a @ block.qkv
-            q = qkv[:, : heads * e].reshape(rows, n, heads, e)
+            qkv = a @ block.qkv  # (B n, H e + 2 G e)
+            # RoPE in place on the query and key columns together (views of qkv, no copies)
+            self._rotate(qkv[:, : (heads + kv_heads) * e].reshape(rows, n, heads + kv_heads, e), cos, sin)
+            q = qkv[:, : heads * e].reshape(rows, n, kv_heads, group, e)
             k = qkv[:, heads * e : (heads + kv_heads) * e].reshape(rows, n, kv_heads, e)
             v = qkv[:, (heads + kv_heads) * e :].reshape(rows, n, kv_heads, e)
-            q = np.ascontiguousarray(q)
-            k = np.ascontiguousarray(k)
-            self._rotate(q, cos, sin)
-            self._rotate(k, cos, sin)
-            cache.keys[layer, :, :, start:total] = k.transpose(0, 2, 1, 3)
+            cache.keys[layer, :, :, :, start:total] = k.transpose(0, 2, 3, 1)  # (B, G, e, n)
             cache.values[layer, :, :, start:total] = v.transpose(0, 2, 1, 3)
-            keys = cache.keys[layer, :, :, :total]  # (B, G, T, e)
-            values = cache.values[layer, :, :, :total]
-            # queries grouped by their key/value head: (B, G, group n, e), head j = g group + i
-            grouped = q.reshape(rows, n, kv_heads, group, e).transpose(0, 2, 3, 1, 4).reshape(rows, kv_heads, group * n, e)
-            scores = grouped @ keys.transpose(0, 1, 3, 2)  # (B, G, group n, T)
-            scores *= scale
-            scores = scores.reshape(rows, kv_heads, group, n, total)
-            scores += mask
+            keys = cache.keys[layer, :, :, :, :total]  # (B, G, e, T): k^T, plain matrices
+            values = cache.values[layer, :, :, :total]  # (B, G, T, e)
+            # queries grouped by their key/value head, scaled: (B, G, group n, e), head j = g group + i
+            grouped = np.multiply(q.transpose(0, 2, 3, 1, 4), scale, order="C").reshape(rows, kv_heads, group * n, e)
+            scores = grouped @ keys  # (B, G, group n, T)
+            if mask is not None:
+                scores5 = scores.reshape(rows, kv_heads, group, n, total)
+                scores5 += mask
             scores -= scores.max(axis=-1, keepdims=True)  # each query sees itself: finite
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
-            mixed = scores.reshape(rows, kv_heads, group * n, total) @ values  # (B, G, group n, e)
+            mixed = scores @ values  # (B, G, group n, e)
             mixed = mixed.reshape(rows, kv_heads, group, n, e).transpose(0, 3, 1, 2, 4).reshape(rows * n, heads * e)
             x += mixed @ block.out
             f = rms_norm(x, block.ffn_norm, c.rms_eps)
             gate_up = f @ block.gate_up
-            hidden = silu(gate_up[:, : c.d_ff]) * gate_up[:, c.d_ff :]
+            hidden = silu(gate_up[:, :ff])  # in place: a view of gate_up, multiplied in place
+            hidden *= gate_up[:, ff:]
             x += hidden @ block.down
         cache.length = total
         return rms_norm(x, self.output_norm, c.rms_eps).reshape(rows, n, d)
