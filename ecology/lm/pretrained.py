@@ -48,6 +48,7 @@ CONTROL_TOKEN = 3  # tokenizer.ggml.token_type of a control token (llama.cpp's L
 CACHE_BYTES = 2 * 2**30  # key/value caches kept between reads, per premise (above: windows are re-read)
 SPARE = 32  # positions of room left in a gathered cache, so that the next steps append in place
 BATCH_BYTES = 2**28  # key/value cache of one forward batch (rows are split to stay below)
+LAW_BYTES = 2**27  # float64 laws over the vocabulary computed at once (1.3 MB a position for SmolLM2)
 MAX_WEIGHT_BYTES = 8 * 2**30  # float32 weights of a loaded file (SmolLM2-135M: 513 MiB)
 MACS_PER_OPERATION = 100  # float32 multiply-adds on BLAS per elementary numpy operation of the budgets
 
@@ -325,7 +326,7 @@ class GgufModel(SequenceModel):
         c = self.network.config
         per_row = (len(self.start) + length + 1) * c.cache_bytes_per_token
         kept = min(CACHE_BYTES, 2 * replicates * per_row)
-        return float(self.network.nbytes + kept + BATCH_BYTES + replicates * len(self.ids) * 8 * 3)
+        return float(self.network.nbytes + kept + BATCH_BYTES + LAW_BYTES + replicates * len(self.ids) * 8 * 3)
 
     def read_cost(self, length: int, new: int | None = None) -> float:
         """Elementary operations (``MACS_PER_OPERATION`` float32 multiply-adds each) of reading
@@ -350,6 +351,20 @@ class GgufModel(SequenceModel):
         logits -= logits.max(axis=1, keepdims=True)
         logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
         return logits.reshape(*hidden.shape[:-1], len(self.ids))
+
+    def conditionals(self, hidden: np.ndarray, following: np.ndarray) -> np.ndarray:
+        """(n, q - 1) ``log mu_s(following[:, i] | ...)`` from hidden states (n, q, d) of which
+        position ``i`` precedes ``following[:, i]``: the law at each position is computed over the
+        vocabulary in chunks of at most :data:`LAW_BYTES`, never held for all positions at once."""
+        n, q, d = hidden.shape
+        flat = hidden[:, :-1].reshape(-1, d)
+        tokens = following.reshape(-1)
+        picked = np.empty(len(flat))
+        chunk = max(1, LAW_BYTES // (8 * len(self.ids)))
+        for lo in range(0, len(flat), chunk):
+            laws = self.laws(flat[lo : lo + chunk])
+            picked[lo : lo + chunk] = laws[np.arange(len(laws)), tokens[lo : lo + chunk]]
+        return picked.reshape(n, q - 1)
 
     def _start(self):
         """The cache of ``start + prefix`` (one row) and the law after it, computed once."""
@@ -384,9 +399,8 @@ class GgufModel(SequenceModel):
         # level j: prefixes of j tokens are read; every window's rest (tokens j ..) in one pass
         cache = cache.gather(index, p + j, p + m + SPARE)
         hidden = self.network.extend(self.ids[windows[:, j:]], cache)
-        laws = self.laws(hidden)  # (n, m - j, V): the law after each further prefix
-        loglik += np.take_along_axis(laws[:, :-1], windows[:, j + 1 :, None], axis=2)[:, :, 0].sum(axis=1)
-        return cache, loglik, laws[:, -1]
+        loglik += self.conditionals(hidden, windows[:, j + 1 :]).sum(axis=1)
+        return cache, loglik, self.laws(hidden[:, -1])
 
     def _batch_rows(self, positions: int) -> int:
         return max(1, BATCH_BYTES // max(1, positions * self.network.config.cache_bytes_per_token))
