@@ -44,6 +44,7 @@ THREADS.add_argument("--threads", type=int, default=2)
 os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(THREADS.parse_known_args()[0].threads)
 
 import numpy as np  # noqa: E402
+from timing import best_time  # noqa: E402
 
 from ecology.lm.pretrained import GgufModel, gguf_path, load_gguf  # noqa: E402
 
@@ -108,15 +109,6 @@ for case in job["cases"]:
     L.llama_free(ctx)
 print(json.dumps({"version": L.__version__, "results": out}))
 '''
-
-
-def best_time(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - began)
-    return min(times)
 
 
 def output_time(model: GgufModel, hidden: np.ndarray, repeat: int) -> float:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_time
 
 from ecology.lm import load_model
 from ecology.lm.base import encode_contexts
@@ -70,15 +71,6 @@ def onnx_model(directory: Path):
         initializer=[numpy_helper.from_array(embedding, "E")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), directory / "bench.onnx")
     return load_model({"kind": "onnx", "file": "bench.onnx", "bos": V}, TOKENS, directory)
-
-
-def best_time(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - began)
-    return min(times)
 
 
 def main() -> None:
