@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ecology.errors import ScenarioError
-from ecology.lm.base import SequenceModel, unique_rows
+from ecology.lm.base import LanguageModel, unique_rows
 from ecology.lm.bpe import PRE_TOKENISERS, ByteLevelBPE
 from ecology.lm.llama import Block, KeyValueCache, Llama, LlamaConfig
 from ecology.lm.registry import register
@@ -254,7 +254,7 @@ class SequenceCache:
 
 
 @register
-class GgufModel(SequenceModel):
+class GgufModel(LanguageModel):
     """A pretrained llama model from a GGUF file, over the scenario's vocabulary (module docstring)."""
 
     kind = "gguf"
