@@ -409,3 +409,22 @@ def test_a_file_too_large_to_dequantise_is_refused_before_reading_its_tensors(ti
     monkeypatch.setattr(pretrained, "MAX_WEIGHT_BYTES", 1000)
     with pytest.raises(ScenarioError, match=r"dequantised to float32 take .* GiB, more than the .* use a smaller model"):
         read_gguf(tiny, "tiny", "premises.m.model")
+
+
+def test_caches_past_the_limit_are_not_kept_and_their_windows_are_read_again(tiny, monkeypatch):
+    """With room for no cache, every window that grew is read again: the same values, and the
+    kept bytes never exceed the limit."""
+    roomy = full_model(tiny, "Hi")
+    V = roomy.n_tokens  # the pad
+    windows = np.array([[V, V, 5, 6], [V, V, 7, 8]])
+    grown = np.array([[V, 5, 6, 9], [V, 7, 8, 10]])
+    roomy.read(windows)
+    expected = roomy.read(grown)
+    assert roomy.reads["extended"] == 2
+    monkeypatch.setattr(pretrained, "CACHE_BYTES", 1)
+    tight = full_model(tiny, "Hi")
+    tight.read(windows)
+    assert tight._memo.nbytes == 0 and all(entry[0] is None for entry in tight._memo.entries.values())
+    got = tight.read(grown)
+    assert tight.reads["extended"] == 0 and tight.reads["reread"] == 4
+    assert np.allclose(got[0], expected[0], atol=2e-4) and np.allclose(got[1], expected[1], atol=2e-4)

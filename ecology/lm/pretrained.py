@@ -241,16 +241,30 @@ def load_gguf(name: str, base: Path, field: str) -> GgufFile:
 
 
 class SequenceCache:
-    """The key/value caches of the windows read by the last call, by window (token bytes):
-    ``(cache, row, log mu_s(w), log mu_s(. | w))`` with ``cache.length`` = start + prefix +
-    window."""
+    """What the last call read, by window (token bytes): ``(cache, row, log mu_s(w), log mu_s(. |
+    w))``, the cache holding start + prefix + window in row ``row``. Caches are kept up to
+    ``limit`` bytes; the entries past it keep their likelihood and law but no cache (``None``), so a
+    window that grew from them is read again."""
 
-    def __init__(self):
-        self.entries: dict[bytes, tuple[KeyValueCache, int, float, np.ndarray]] = {}
+    def __init__(self, limit: int | None = None):
+        self.entries: dict[bytes, tuple[KeyValueCache | None, int, float, np.ndarray]] = {}
+        self.limit = CACHE_BYTES if limit is None else limit
+        self.kept: set[int] = set()  # ids of the caches kept
+        self.nbytes = 0
 
-    @property
-    def nbytes(self) -> int:
-        return sum(c.nbytes for c in {id(e[0]): e[0] for e in self.entries.values()}.values())
+    def put(self, key: bytes, cache: KeyValueCache | None, row: int, loglik: float, law: np.ndarray) -> None:
+        if cache is not None and id(cache) not in self.kept:
+            if self.nbytes + cache.nbytes > self.limit:
+                cache = None
+            else:
+                self.kept.add(id(cache))
+                self.nbytes += cache.nbytes
+        self.entries[key] = (cache, row, loglik, law)
+
+    def cache_of(self, key: bytes) -> tuple | None:
+        """The entry of ``key`` when it holds a cache (a window may grow from it), else None."""
+        entry = self.entries.get(key)
+        return entry if entry is not None and entry[0] is not None else None
 
 
 @register
@@ -397,7 +411,7 @@ class GgufModel(LanguageModel):
             level_laws = self.laws(self.network.extend(self.ids[prefixes[:, -1:]], cache)[:, -1])
             index = inverse
         # level j: prefixes of j tokens are read; every window's rest (tokens j ..) in one pass
-        cache = cache.gather(index, p + j, p + m + SPARE)
+        cache = cache.gather(index, p + j, p + m + 1)  # room for the next token, if the window grows
         hidden = self.network.extend(self.ids[windows[:, j:]], cache)
         loglik += self.conditionals(hidden, windows[:, j + 1 :]).sum(axis=1)
         return cache, loglik, self.laws(hidden[:, -1])
@@ -426,16 +440,16 @@ class GgufModel(LanguageModel):
             if m == 0:
                 for g, key in zip(group, keys, strict=True):
                     loglik[g], next_logp[g] = 0.0, start_law
-                    memo.entries[key] = (start_cache, 0, 0.0, start_law)
+                    memo.put(key, start_cache, 0, 0.0, start_law)
                 continue
             extend, reread = [], []
             for i, key in enumerate(keys):
                 if key in old:
-                    _, _, ll, law = old[key]
+                    cache, row, ll, law = old[key]
                     loglik[group[i]], next_logp[group[i]] = ll, law
-                    memo.entries[key] = old[key]
+                    memo.put(key, cache, row, ll, law)
                     self.reads["cached"] += 1
-                elif tokens[i, :-1].tobytes() in old:
+                elif self._memo.cache_of(tokens[i, :-1].tobytes()) is not None:
                     extend.append(i)
                 else:
                     reread.append(i)
@@ -459,7 +473,7 @@ class GgufModel(LanguageModel):
                     for j, (i, parent) in enumerate(part):
                         ll = parent[2] + parent[3][tokens[i, -1]]
                         loglik[group[i]], next_logp[group[i]] = ll, laws[j]
-                        memo.entries[keys[i]] = (new, j, ll, laws[j])
+                        memo.put(keys[i], new, j, ll, laws[j])
                     self.reads["extended"] += len(part)
             # windows read from their first token, after the cached start + prefix (lexicographic
             # order, as unique_rows gives them, keeps windows that share first tokens in one batch)
@@ -468,9 +482,9 @@ class GgufModel(LanguageModel):
                 cache, ll, laws = self._read_from_start(tokens[part])
                 for j, i in enumerate(part):
                     loglik[group[i]], next_logp[group[i]] = ll[j], laws[j]
-                    memo.entries[keys[i]] = (cache, j, float(ll[j]), laws[j])
+                    memo.put(keys[i], cache, j, float(ll[j]), laws[j])
                 self.reads["reread"] += len(part)
-        self._memo = memo if memo.nbytes <= CACHE_BYTES else SequenceCache()
+        self._memo = memo
         return loglik, next_logp
 
 
