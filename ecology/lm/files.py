@@ -10,6 +10,8 @@ order of the same tokens.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +39,36 @@ def check_same_tokens(own: list[str], tokens: list[str], source: str, field: str
 
 
 def read_npz(path: Path, source: str, field: str) -> tuple[dict, dict]:
-    """``(meta, arrays)`` of a file written by :func:`write_npz`."""
+    """``(meta, arrays)`` of a file written by :func:`write_npz`: a readable archive of numeric
+    arrays whose ``__meta__`` is a JSON object naming the model's ``kind`` and its ``tokens``
+    (a list of distinct strings); anything else is one line naming the file."""
+
+    def fail(message):
+        return ScenarioError(f"{field}.file", f"{source}: {message}")
+
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except OSError as err:
-        raise ScenarioError(f"{field}.file", f"{source}: cannot read: {err.strerror or err}") from None
-    except ValueError as err:
-        raise ScenarioError(f"{field}.file", f"{source}: not an .npz model file: {err}") from None
+        raise fail(f"cannot read: {err.strerror or err}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
+        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise fail(f"not an .npz model file, or an empty, truncated or corrupt one ({reason})") from None
     if "__meta__" not in arrays:
-        raise ScenarioError(f"{field}.file", f"{source}: no '__meta__' entry; not a model saved by ecology")
-    return json.loads(str(arrays.pop("__meta__"))), arrays
+        raise fail("no '__meta__' entry; not a model saved by ecology")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except (json.JSONDecodeError, RecursionError):
+        raise fail("its '__meta__' entry is not JSON; not a model saved by ecology") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
+        raise fail("its '__meta__' is not a JSON object naming the model's 'kind'; not a model saved by ecology")
+    own = meta.get("tokens")
+    if not isinstance(own, list) or not own or not all(isinstance(t, str) for t in own) or len(set(own)) != len(own):
+        raise fail("its '__meta__' has no 'tokens' list of distinct strings")
+    for name, array in arrays.items():
+        if array.dtype.kind not in "iuf" or (array.dtype.kind == "f" and not np.all(np.isfinite(array))):
+            raise fail(f"array {name!r} is not finite real numbers (dtype {array.dtype})")
+    return meta, arrays
 
 
 def load_npz_model(path: Path, tokens: list[str], source: str, field: str = "model") -> LanguageModel:

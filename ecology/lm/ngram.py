@@ -304,10 +304,32 @@ class NgramModel(ContextModel):
 
     @classmethod
     def from_npz(cls, meta: dict, data, tokens, source, field="model") -> NgramModel:
-        order = int(meta["order"])
-        counts = [None] + [(data[f"codes{i}"], data[f"counts{i}"]) for i in range(1, order + 1)]
-        model = cls(list(meta["tokens"]), source, order, counts, meta["smoothing"], float(meta["discount"]), float(meta["k"]),
-                    field)
+        """The saved model (:meth:`save`), its settings checked as a scenario's n-gram dict is
+        (:func:`ngram_settings`) and its counts as :meth:`train` makes them: for each order ``i``,
+        codes of ``i``-grams strictly increasing (the lookups bisect them), each below
+        ``(V + 1)^i``, and positive counts."""
+
+        def fail(message):
+            return ScenarioError(f"{field}.file", f"{source}: {message}")
+
+        try:
+            order, smoothing, discount, k = ngram_settings(meta, "__meta__")
+        except ScenarioError as err:
+            raise fail(f"bad n-gram settings: {err.line()}") from None
+        own = list(meta["tokens"])
+        counts: list = [None]
+        for i in range(1, order + 1):
+            if f"codes{i}" not in data or f"counts{i}" not in data:
+                raise fail(f"arrays 'codes{i}' and 'counts{i}' are missing (the model has order {order})")
+            codes, n = data[f"codes{i}"], data[f"counts{i}"]
+            if codes.ndim != 1 or codes.shape != n.shape or codes.dtype.kind not in "iu":
+                raise fail(f"'codes{i}' must be integers and 'counts{i}' numbers, arrays of one length")
+            if len(codes) and (np.any(np.diff(codes) <= 0) or codes[0] < 0 or codes[-1] >= (len(own) + 1) ** i):
+                raise fail(f"'codes{i}' must be strictly increasing codes of {i}-grams (as saved); the file was altered")
+            if np.any(n <= 0):
+                raise fail(f"'counts{i}' must be positive counts")
+            counts.append((codes.astype(np.int64), n))
+        model = cls(own, source, order, counts, smoothing, discount, k, field)
         return model.reordered(tokens)
 
     def reordered(self, tokens: list[str]) -> NgramModel:

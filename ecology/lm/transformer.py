@@ -31,9 +31,12 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """``(x - mean) / sqrt(var + eps) * gain + bias`` over the last axis."""
+    """``(x - mean) / sqrt(var + eps) * gain + bias`` over the last axis; a variance beyond a
+    double's range raises :class:`FloatingPointError` (it would silently flatten the row)."""
     centred = x - x.mean(axis=-1, keepdims=True)
     var = np.einsum("...i,...i->...", centred, centred)[..., None] / x.shape[-1]
+    if not np.all(np.isfinite(var)):  # einsum's sum of squares overflows without a floating-point flag
+        raise FloatingPointError("overflow in the layer norm's variance")
     centred /= np.sqrt(var + eps)
     centred *= gain
     centred += bias
@@ -131,8 +134,18 @@ class TransformerModel(SequenceModel):
         return float(c.n_layer * (n * (4 * d * d + 2 * d * c.d_mlp) + 2 * n * n * d) + n * d * self.n_tokens)
 
     def forward(self, ids):
+        """Log-probabilities after every prefix; a forward pass that overflowed (non-finite
+        logits, from weights too large for a double's range) is an error, never a law."""
         start = np.full((len(ids), 1), self.n_tokens, dtype=np.int64)
-        return log_softmax(self.logits(np.concatenate([start, ids], axis=1)))
+        try:  # an overflow inside (a squared activation in the norms or GELU) may leave finite, wrong logits
+            with np.errstate(over="raise", invalid="raise"):
+                logits = self.logits(np.concatenate([start, ids], axis=1))
+        except FloatingPointError:
+            logits = np.full(1, np.inf)
+        if not np.all(np.isfinite(logits)):
+            raise self.error("the forward pass overflowed (non-finite logits): the weights are too large for a "
+                             "double's range; retrain or rescale the model")
+        return log_softmax(logits)
 
     def save(self, path: Path, extra: dict | None = None) -> None:
         meta = {"kind": "transformer", "tokens": self.tokens, "config": self.config.__dict__} | (extra or {})
@@ -143,10 +156,17 @@ class TransformerModel(SequenceModel):
         def fail(message):
             return ScenarioError(f"{field}.file", f"{source}: {message}")
 
+        raw = meta.get("config")
         try:
-            config = TransformerConfig(**meta["config"])
+            config = TransformerConfig(**raw)
         except (KeyError, TypeError) as err:
             raise fail(f"bad transformer config in the file: {err}") from None
+        sizes = {key: getattr(config, key) for key in ("n_ctx", "n_layer", "n_head", "d_model", "d_mlp")}
+        bad = next((key for key, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1), None)
+        if bad is not None:
+            raise fail(f"bad transformer config in the file: {bad} = {sizes[bad]!r}; expected a positive integer")
+        if config.d_model % config.n_head:
+            raise fail(f"bad transformer config in the file: n_head = {config.n_head} does not divide d_model = {config.d_model}")
         own = list(meta["tokens"])
         check_same_tokens(own, tokens, source, field)
         weights = {}
