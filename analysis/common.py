@@ -94,3 +94,13 @@ def proportion(fraction: float, n: int, digits: int = 3) -> str:
     """A sample fraction over ``n`` replicates with its 95% Wilson interval."""
     lo, hi = wilson(round(fraction * n), n)
     return interval(float(fraction), lo, hi, digits)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A markdown table whose columns are the union of every row's keys (in first-seen order)."""
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -19,19 +19,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import markdown_table  # noqa: E402 (analysis/ is put on the path above)
+
 STUDIES = ["s01_deletion", "s02_zoo", "s03_toy", "s04_sticky", "s05_floors", "s06_martingale",
            "s07_decomposition", "s08_temperature", "s09_policies", "s10_coinflip", "s11_decompose",
            "s12_models", "s13_smollm2"]
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """A markdown table whose columns are the union of every row's keys (in first-seen order)."""
-    if not rows:
-        return ""
-    keys = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def build(out: Path, quick: bool) -> Path:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from common import Study, chain, figure, fmt, proportion, scenario, simulate
+from common import Study, chain, figure, fmt, markdown_table, proportion, scenario, simulate
 
 PUBLISHED = {("1 0 1", "0 1 1"): 0.79, ("1 1 1", "1 1 1"): 0.45, ("1 1 1", "1 1 0"): 0.55, ("0 0 0", "0 0 1"): 0.73}
 TRAINING = "111101111011110"
@@ -221,8 +221,8 @@ def run(out, quick: bool) -> Study:
         "3-token contexts only, from another initialisation (docs/models.md): it is closer to the training string's "
         "own conditionals (111 -> 1 in 3 of 6, 101 -> 1 in 2 of 2) and extrapolates the unseen 000 towards the "
         "marginal P(1) = 0.8.",
-        "**(b) pydoc characters.**\n\n" + markdown(pd_rows) + "\n" + pd_note,
-        "**(c) A trained luigi beside a hand-written waluigi.**\n\n" + markdown(lu_rows),
+        "**(b) pydoc characters.**\n\n" + markdown_table(pd_rows) + "\n" + pd_note,
+        "**(c) A trained luigi beside a hand-written waluigi.**\n\n" + markdown_table(lu_rows),
     ])
     return Study(12, "Trained models as premises", finding,
                  [(bg_fig, "babyGPT (scenarios/babygpt.toml): the exact 8-state chain of the trained transformer."),
@@ -231,9 +231,3 @@ def run(out, quick: bool) -> Study:
                   (lu_fig, "Reaching U^8 with a trained luigi (n-gram) and with a hand-written luigi, each beside the "
                            "same waluigi: exact curves and simulation.")],
                  bg_rows, notes)
-
-
-def markdown(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]) + "\n"

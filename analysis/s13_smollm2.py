@@ -27,7 +27,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import SCENARIOS, Study, chain, figure, fmt, interval, proportion, scenario, simulate, time_to_event, wilson
+from common import (
+    SCENARIOS,
+    Study,
+    chain,
+    figure,
+    fmt,
+    interval,
+    markdown_table,
+    proportion,
+    scenario,
+    simulate,
+    time_to_event,
+    wilson,
+)
 
 from ecology.lm.pretrained import GgufModel, load_gguf
 from ecology.model import EcologyModel
@@ -299,9 +312,9 @@ def run(out, quick: bool) -> Study:
                f"expected steps.")
     notes = "\n\n".join([
         "**(a) Loops against temperature.** " + a_note,
-        "**(b) The self-reinforcement curve.** " + b_note + "\n\n" + markdown(b_rows),
-        "**(c) Two personas on one model.** " + c_note + "\n\n" + markdown(c_rows),
-        "**(d) The ten digits, exact and simulated.** " + d_note + "\n\n" + markdown(d_rows),
+        "**(b) The self-reinforcement curve.** " + b_note + "\n\n" + markdown_table(b_rows),
+        "**(c) Two personas on one model.** " + c_note + "\n\n" + markdown_table(c_rows),
+        "**(d) The ten digits, exact and simulated.** " + d_note + "\n\n" + markdown_table(d_rows),
     ])
     return Study(13, "A real pretrained model in the loop: SmolLM2-135M", finding,
                  [(a_fig, f"Loops against temperature: SmolLM2-135M-Instruct on its whole vocabulary after a chat "
@@ -315,9 +328,3 @@ def run(out, quick: bool) -> Study:
                   (d_fig, "SmolLM2 restricted to the ten digits (scenarios/smollm2_digits.toml): exact P(a run of one "
                           "digit fills the window by t) against simulation with its 95% Wilson band.")],
                  a_rows, notes)
-
-
-def markdown(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]) + "\n"
