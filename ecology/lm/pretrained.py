@@ -70,14 +70,13 @@ def shipped_model(name: str, field: str) -> Path:
 class GgufFile:
     """What :func:`read_gguf` reads: the network, the tokenizer and the header values used."""
 
-    def __init__(self, source: str, network: Llama, tokenizer: ByteLevelBPE, add_bos: bool, bos: int, eos: int,
+    def __init__(self, source: str, network: Llama, tokenizer: ByteLevelBPE, add_bos: bool, bos: int,
                  header: dict):
         self.source = source
         self.network = network
         self.tokenizer = tokenizer
         self.add_bos = add_bos
         self.bos = bos
-        self.eos = eos
         self.header = header
 
     @property
@@ -161,7 +160,6 @@ def read_gguf(path: Path, source: str, field: str) -> GgufFile:
     if len(types) != len(tokens) or len(set(tokens)) != len(tokens) or not tokens:
         raise fail("the tokenizer's token list is empty, repeats a token or does not match its token types")
     bos = _field(reader, "tokenizer.ggml.bos_token_id", source, field, default=-1, kind=int)
-    eos = _field(reader, "tokenizer.ggml.eos_token_id", source, field, default=-1, kind=int)
     add_bos = bool(_field(reader, "tokenizer.ggml.add_bos_token", source, field, default=False))
 
     weight_bytes = 4 * sum(int(np.prod([int(x) for x in t.shape])) for t in reader.tensors)
@@ -207,7 +205,7 @@ def read_gguf(path: Path, source: str, field: str) -> GgufFile:
     tokenizer = ByteLevelBPE(tokens, merges, [i for i, t in enumerate(types) if t == CONTROL_TOKEN], pre)
     header = {"architecture": architecture, "name": _field(reader, "general.name", source, field, default="", kind=str),
               "tokenizer_pre": pre, "tensor_types": sorted({GGMLQuantizationType(t.tensor_type).name for t in reader.tensors})}
-    return GgufFile(source, network, tokenizer, add_bos, bos, eos, header)
+    return GgufFile(source, network, tokenizer, add_bos, bos, header)
 
 
 _files: dict = {}
@@ -320,8 +318,8 @@ class GgufModel(LanguageModel):
         self.network = loaded.network
         self.start = np.asarray(start, dtype=np.int64)
         self.ids = ids
-        self.whole = len(ids) == loaded.network.config.n_vocab and np.array_equal(ids, np.arange(len(ids)))
-        self.output = loaded.network.output if self.whole else np.ascontiguousarray(loaded.network.output[ids])
+        whole = len(ids) == loaded.network.config.n_vocab and np.array_equal(ids, np.arange(len(ids)))
+        self.output = loaded.network.output if whole else np.ascontiguousarray(loaded.network.output[ids])  # no copy of the whole
         self._start_cache = None  # (1 row) keys and values of start + prefix, and the law after them
         self._memo = SequenceCache()
         self.reads = {"cached": 0, "extended": 0, "reread": 0}  # windows found, extended by one token, read again
