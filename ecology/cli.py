@@ -65,7 +65,8 @@ def cmd_train(args) -> int:
 
     overrides = {key: value for key, value in (("seed", args.seed), ("steps", args.steps)) if value is not None}
     log = None if args.json else (lambda line: print(line, file=sys.stderr))
-    summary = train_from_spec(Path(args.spec), args.out and Path(args.out), args.table and Path(args.table), overrides, log)
+    summary = train_from_spec(Path(args.spec), args.out and Path(args.out), args.table and Path(args.table), overrides, log,
+                              args.replace, args.max_memory, args.max_work)
     model, context = summary.pop("model"), summary.pop("context")
     if args.json:
         print(json.dumps(summary))
@@ -542,6 +543,8 @@ def cmd_app(args) -> int:
 
 def build_parser() -> Parser:
     from ecology.core.budget import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
+    from ecology.lm.train import DEFAULT_MAX_MEMORY_GIB as TRAIN_MAX_MEMORY
+    from ecology.lm.train import DEFAULT_MAX_WORK as TRAIN_MAX_WORK
 
     parser = Parser(prog="ecology", description="Premises and simulacra competing for amplitude on a finite context window.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -649,6 +652,13 @@ def build_parser() -> Parser:
     p.add_argument("--table", help="also write every context's law as a CSV table; default: the spec's 'table'")
     p.add_argument("--seed", type=int, help="override training.seed")
     p.add_argument("--steps", type=positive_int, help="override training.steps")
+    p.add_argument("--replace", action="store_true", help="replace an existing model (and table) file; without it, "
+                   "an existing file is refused before training")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB", default=TRAIN_MAX_MEMORY,
+                   help=f"memory budget of training (default {TRAIN_MAX_MEMORY:g}): weights, AdamW moments, "
+                   "one batch's activations, the table")
+    p.add_argument("--max-work", type=positive_float, metavar="OPS", default=TRAIN_MAX_WORK,
+                   help=f"operations budget of training (default {TRAIN_MAX_WORK:.0e}; see docs/models.md)")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_train)
 

@@ -272,7 +272,8 @@ def test_train_command_writes_model_and_table(tmp_path, capsys):
 
 
 def test_train_command_rejects_a_bad_spec_in_one_line(tmp_path):
-    spec = write(tmp_path, "s.toml", 'kind = "transformer"\ntokens = ["0", "1"]\nout = "m.npz"\n[data]\nsequence = "0120"\n')
+    spec = write(tmp_path, "s.toml", 'kind = "transformer"\ntokens = ["0", "1"]\nout = "m.npz"\n[data]\nsequence = "0120"\n'
+                 '[model]\nn_ctx = 2\n')
     proc = subprocess.run([sys.executable, "-m", "ecology", "train", str(spec)], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "s.toml: data.sequence: '2' is not a token" in proc.stderr

@@ -179,6 +179,51 @@ def claim_new_directory(target: Path) -> Claim:
     return claim
 
 
+def claim_new_file(path: Path, replace: bool = False) -> Claim:
+    """Check the output file ``path`` and lock ``.NAME.lock`` beside it before computing anything.
+
+    Its directory must exist and be writable, its name must leave room for the temporary
+    ``.NAME.tmp-PID`` of :func:`write_file_atomically`, and nothing may be at ``path``; with
+    ``replace``, a regular file (or a symlink, which the write replaces, never follows) may be
+    there, never a directory or another special file. Removes leftovers of dead processes in the
+    directory; refuses if another process is writing ``path``."""
+    path = Path(path)
+    directory = path.parent
+    if not directory.is_dir():
+        what = "does not exist" if not os.path.lexists(directory) else "is not a directory"
+        raise OutputError(f"{path}: its directory {directory} {what}; create it first or choose another path")
+    if not path.name or path.name in (".", ".."):
+        raise OutputError(f"{path}: not a file name")
+    name_max = _pathconf(directory, "PC_NAME_MAX", 255)
+    if len(os.fsencode(path.name)) + SUFFIX_ROOM > name_max:
+        raise OutputError(f"{path}: the name {path.name[:40]!r}... is too long (at most {name_max - SUFFIX_ROOM} bytes here)")
+    if len(os.fsencode(str(path))) + SUFFIX_ROOM > _pathconf(directory, "PC_PATH_MAX", 4096):
+        raise OutputError(f"{path}: the path is too long")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only(directory) else "no permission to write"
+        raise OutputError(f"{path}: cannot be written in {directory} ({why})")
+
+    def check_target() -> None:
+        if not os.path.lexists(path):
+            return
+        if not replace:
+            raise OutputError(f"{path}: already exists; outputs never overwrite anything: choose a new path, or "
+                              "pass --replace to replace it")
+        if not (path.is_symlink() or path.is_file()):
+            raise OutputError(f"{path}: is a directory or another special file, not a file; choose another path")
+
+    check_target()
+    remove_leftovers(directory)
+    claim = Claim(directory / f".{path.name}.lock", f"{path}: another ecology process is writing this file",
+                  remove_file=True)
+    try:
+        check_target()  # it may have appeared while we were checking
+    except OutputError:
+        claim.release()
+        raise
+    return claim
+
+
 def lock_sweep(directory: Path) -> Claim:
     """The lock of a sweep directory, held while its points run."""
     return Claim(Path(directory) / ".lock", f"{directory}: a sweep is already running in this directory",

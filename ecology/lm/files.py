@@ -9,6 +9,7 @@ order of the same tokens.
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 import zlib
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ecology.errors import ScenarioError
+from ecology.io import safe
 from ecology.lm.base import LanguageModel
 from ecology.lm.registry import KINDS, kind_of
 
@@ -24,12 +26,11 @@ _cache: dict = {}
 
 
 def write_npz(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``meta`` (as JSON) and ``arrays`` to ``path`` atomically (temporary file, rename)."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
-        np.savez_compressed(handle, __meta__=np.array(json.dumps(meta)), **arrays)
-    partial.replace(path)
+    """Write ``meta`` (as JSON) and ``arrays`` to ``path`` whole or not at all, never through a
+    symlink (:func:`ecology.io.safe.write_file_atomically`)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
+    safe.write_file_atomically(Path(path), buffer.getvalue())
 
 
 def check_same_tokens(own: list[str], tokens: list[str], source: str, field: str) -> None:

@@ -24,24 +24,41 @@ when smaller than the example set, are drawn with the same seed. The same spec a
 the same weights.
 
 N-gram training counts the stream (:meth:`ecology.lm.ngram.NgramModel.train`); it is deterministic.
+Its ``table`` holds the law after every context of at most ``order - 1`` tokens: the whole model
+on windows of that length (a longer window, which the n-gram truncates, is absent from the table
+and named as such when a scenario reads it).
+
+Before anything is trained (:func:`train_from_spec`): the spec is validated by the pydantic model
+of its ``kind`` (:data:`SPECS`; strict types, ranges, the keys of the other kind named as such;
+``[data]`` and the n-gram's settings are checked by :func:`ecology.lm.ngram.load_stream` and
+:func:`ecology.lm.ngram.ngram_settings`, as for a scenario's n-gram); the output files are checked
+and locked (an existing one is refused unless ``replace``); the memory and operations of training
+are estimated (:func:`training_need`) and refused over the budgets. A loss, gradient or weight
+that leaves a double's range stops the training (:func:`diverged`): no model is written. The
+files are written whole or not at all, never through a symlink (:mod:`ecology.io.safe`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 import tomllib
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
-from ecology.errors import ScenarioError, UserError
+from ecology import scenario as scn
+from ecology.core.budget import GIB
+from ecology.errors import OutputError, ScenarioError, UserError
+from ecology.fields import Strict, Token
+from ecology.io import safe
 from ecology.lm.base import LanguageModel
 from ecology.lm.ngram import NgramModel, load_stream, ngram_settings
 from ecology.lm.transformer import TransformerConfig, TransformerModel
-
-TRANSFORMER_KEYS = {"n_ctx", "n_layer", "n_head", "d_model", "d_mlp"}
-TRAINING_DEFAULTS = {"seed": 0, "steps": 1000, "learning_rate": 1e-2, "weight_decay": 0.0, "batch": 0}
 
 
 def autograd_forward(params: dict, ids: np.ndarray, config: TransformerConfig):
@@ -100,7 +117,7 @@ def examples(stream: np.ndarray, n_ctx: int, start: int) -> tuple[np.ndarray, np
     """(E, n_ctx + 1) inputs ``[start, s_i .. s_{i+n_ctx-1}]`` and targets ``s_i .. s_{i+n_ctx}``."""
     count = len(stream) - n_ctx
     if count < 1:
-        raise UserError(f"the training stream has {len(stream)} tokens; it needs more than n_ctx = {n_ctx}")
+        raise ScenarioError("model.n_ctx", f"the training stream has {len(stream)} tokens; it needs more than n_ctx = {n_ctx}")
     index = np.arange(count)[:, None] + np.arange(n_ctx + 1)[None, :]
     targets = stream[index]
     inputs = np.concatenate([np.full((count, 1), start), targets[:, :-1]], axis=1)
@@ -128,17 +145,29 @@ def train_transformer(stream: np.ndarray, tokens: list[str], config: Transformer
     full = batch <= 0 or batch >= len(inputs)
     for step in range(1, steps + 1):
         chosen = slice(None) if full else rng.integers(0, len(inputs), batch)
-        value, grads = step_grad(params, inputs[chosen], targets[chosen])
-        losses.append(float(value))
-        for name, g in grads.items():
-            first[name] = beta1 * first[name] + (1 - beta1) * g
-            second[name] = beta2 * second[name] + (1 - beta2) * g * g
-            update = (first[name] / (1 - beta1**step)) / (np.sqrt(second[name] / (1 - beta2**step)) + eps)
-            decay = weight_decay * params[name] if params[name].ndim == 2 else 0.0
-            params[name] = params[name] - learning_rate * (update + decay)
+        with np.errstate(all="ignore"):  # an overflow shows as a non-finite loss or gradient, refused below
+            value, grads = step_grad(params, inputs[chosen], targets[chosen])
+            if not (math.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads.values())):
+                raise diverged(step, f"loss {float(value):g}" if not math.isfinite(value)
+                               else "a gradient is infinite or NaN", learning_rate)
+            losses.append(float(value))
+            for name, g in grads.items():
+                first[name] = beta1 * first[name] + (1 - beta1) * g
+                second[name] = beta2 * second[name] + (1 - beta2) * g * g
+                update = (first[name] / (1 - beta1**step)) / (np.sqrt(second[name] / (1 - beta2**step)) + eps)
+                decay = weight_decay * params[name] if params[name].ndim == 2 else 0.0
+                params[name] = params[name] - learning_rate * (update + decay)
         if log and (step == 1 or step == steps or step % max(steps // 10, 1) == 0):
             log(f"step {step:>6}/{steps}: loss {value:.6f} nats/token")
+    if not all(np.all(np.isfinite(w)) for w in params.values()):
+        raise diverged(steps, "a weight is infinite or NaN after the last update", learning_rate)
     return TransformerModel(tokens, "trained", config, params), losses
+
+
+def diverged(step: int, what: str, learning_rate: float) -> ScenarioError:
+    """Training that left a double's range (a non-finite loss, gradient or weight): stopped, never saved."""
+    return ScenarioError("training.learning_rate", f"training diverged at step {step} ({what}); nothing was written: "
+                         f"lower training.learning_rate (now {learning_rate:g})")
 
 
 def _picked_mean(logp, targets: np.ndarray):
@@ -166,9 +195,7 @@ def write_table(model: LanguageModel, length: int, path: Path) -> int:
     lines = ["context," + ",".join(model.tokens)]
     for window, row in zip(windows, next_logp):
         lines.append(model.context_text(window, len(window)) + "," + ",".join(repr(float(x)) for x in row))
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("\n".join(lines) + "\n")
-    partial.replace(path)
+    safe.write_file_atomically(path, "\n".join(lines) + "\n")  # whole or not at all, never through a symlink
     return len(windows)
 
 
@@ -190,73 +217,364 @@ def load_spec(path: Path) -> dict:
         raise UserError(f"{path}: not valid TOML: {err}") from None
 
 
-def section(spec: dict, name: str, allowed: set[str]) -> dict:
-    table = spec.get(name, {})
-    if not isinstance(table, dict):
-        raise ScenarioError(name, "expected a table")
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ScenarioError(f"{name}.{extra[0]}", f"unknown key; allowed: {sorted(allowed)}")
-    return table
+# ---------------------------------------------------------------------------------------------
+# The spec, validated (pydantic, strict: no value is converted)
+
+
+def _no_comma(token: str) -> str:
+    if "," in token:
+        raise ValueError(f"token {token!r} is not allowed: the table is comma-separated, so tokens have no commas")
+    return token
+
+
+class TransformerShape(Strict):
+    """``[model]`` of a transformer spec: :class:`ecology.lm.transformer.TransformerConfig`."""
+
+    n_ctx: int = Field(ge=1, description="a whole number >= 1: the context length")
+    n_layer: int = Field(2, ge=1, description="a whole number >= 1")
+    d_model: int = Field(16, ge=1, description="a whole number >= 1, a multiple of n_head")
+    n_head: int = Field(2, ge=1, description="a whole number >= 1 that divides d_model")
+    d_mlp: int = Field(64, ge=1, description="a whole number >= 1")
+
+    @field_validator("n_head")
+    @classmethod
+    def _divides_width(cls, n_head: int, info: ValidationInfo) -> int:
+        d_model = info.data.get("d_model")
+        if d_model is not None and d_model % n_head:
+            raise ValueError(f"n_head = {n_head} does not divide d_model = {d_model}; choose a divisor of d_model")
+        return n_head
+
+
+class TrainingSettings(Strict):
+    """``[training]`` of a transformer spec (module docstring)."""
+
+    seed: int = Field(0, ge=0, lt=2**63, description="a whole number, 0 <= seed < 2^63")
+    steps: int = Field(1000, ge=1, description="a whole number >= 1")
+    learning_rate: float = Field(1e-2, gt=0.0, description="a finite number > 0")
+    weight_decay: float = Field(0.0, ge=0.0, description="a finite number >= 0")
+    batch: int = Field(0, ge=0, description="a whole number >= 0: examples per step (0, or more than there are: all of them)")
+
+
+class NgramSettings(Strict):
+    """``[model]`` of an n-gram spec: the types here; the ranges and defaults are those of a
+    scenario's n-gram (:func:`ecology.lm.ngram.ngram_settings`, which reads the same table)."""
+
+    order: int | None = Field(None, description="a whole number (range and default: the `ngram` kind above)")
+    smoothing: str | None = Field(None, description="a string, \"kneser-ney\" or \"add-k\" (as above)")
+    discount: float | None = Field(None, description="a number (as above)")
+    k: float | None = Field(None, description="a number (as above)")
+
+
+class SpecCommon(Strict):
+    """The keys of both kinds; ``[data]`` is read by :func:`ecology.lm.ngram.load_stream`."""
+
+    kind: str = Field(description="\"transformer\" or \"ngram\"")
+    tokens: list[Annotated[Token, AfterValidator(_no_comma)]] = Field(
+        min_length=1, description="the vocabulary: a list of distinct tokens (no commas), in order")
+    out: str | None = Field(None, description="the model file (.npz), relative to the spec (or `--out`); required by one of them")
+    table: str | None = Field(None, description="also write the law after every context of at most n_ctx "
+                              "(transformer) or order - 1 (n-gram) tokens as a logits CSV (or `--table`)")
+    data: dict = Field(description="a table: `sequence = \"...\"` (inline tokens) or `text = FILE \\| \"pydoc\"` "
+                       "with `unit`, `map`, `lowercase`, `collapse`, as the `ngram` kind above")
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct(cls, tokens: list[str]) -> list[str]:
+        twice = next((t for i, t in enumerate(tokens) if t in tokens[:i]), None)
+        if twice is not None:
+            raise ValueError(f"token {twice!r} is listed twice; the vocabulary lists distinct tokens")
+        return tokens
+
+
+class TransformerSpec(SpecCommon):
+    kind: Literal["transformer"]
+    model: TransformerShape
+    training: TrainingSettings = TrainingSettings()
+
+
+class NgramSpec(SpecCommon):
+    kind: Literal["ngram"]
+    model: NgramSettings = NgramSettings()
+
+
+SPECS = {"transformer": TransformerSpec, "ngram": NgramSpec}  # the spec's model, by its `kind`
+
+
+def spec_keys_table() -> str:
+    """The markdown table of a spec's keys, their kinds, rules and defaults (docs/models.md)."""
+    sections = [("", SpecCommon, "both"), ("model.", TransformerShape, "transformer"),
+                ("model.", NgramSettings, "ngram"), ("training.", TrainingSettings, "transformer")]
+    rows = ["| key | kind | value | default |", "|---|---|---|---|"]
+    for prefix, model, kind in sections:
+        for name, field in model.model_fields.items():
+            default = "required" if field.is_required() else "" if field.default is None else f"`{field.default!r}`"
+            rows.append(f"| `{prefix}{name}` | {kind} | {field.description} | {default} |")
+    return "\n".join(rows)
+
+
+def _keys(spec_type: type[Strict], section: str) -> list[str]:
+    """The keys a spec of this type allows at the top (``section = ""``) or in a table."""
+    if not section:
+        return list(spec_type.model_fields)
+    field = spec_type.model_fields.get(section)
+    sub = getattr(field, "annotation", None) if field else None
+    return list(sub.model_fields) if isinstance(sub, type) and issubclass(sub, Strict) else []
+
+
+def spec_error(err: ValidationError, kind: str, overridden: dict) -> ScenarioError:
+    """The first validation error as one line naming the dotted key: an unknown key with the
+    keys allowed there (or the kind it belongs to), a bad value with the rule it breaks (the
+    field's description); anything else as scenarios report it (:func:`ecology.scenario._pydantic_error`)."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misplaced key explains the rest
+    loc = [str(part) for part in first["loc"]]
+    where = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        section, key = ".".join(loc[:-1]), loc[-1]
+        allowed = _keys(SPECS[kind], section)
+        other = next(k for k in SPECS if k != kind)
+        message = f"unknown key; the keys allowed here are {', '.join(allowed)}"
+        if key in _keys(SPECS[other], section):
+            message = f"belongs to {other} specs, not {kind} ones; the keys allowed here are {', '.join(allowed)}"
+        return ScenarioError(where, message)
+    spec_type = SPECS[kind]
+    if len(loc) == 2 and loc[0] in ("model", "training"):
+        section_type = spec_type.model_fields[loc[0]].annotation
+        described = section_type.model_fields[loc[1]].description if loc[1] in section_type.model_fields else None
+        rule = described and described.split(" (")[0].split(":")[0]  # the rule, without its gloss
+        if rule and first["type"] not in ("value_error", "missing"):
+            flag = f" (from --{loc[1]})" if loc[0] == "training" and loc[1] in overridden else ""
+            never = "; values are never converted" if first["type"].endswith("_type") else ""
+            return ScenarioError(where, f"expected {rule}, got {scn._toml_repr(first.get('input'))}{flag}{never}")
+    return scn._pydantic_error(err)
+
+
+def parse_spec(raw: dict, overrides: dict) -> TransformerSpec | NgramSpec:
+    """The validated spec of the kind ``raw["kind"]`` names, with the command line's
+    ``overrides`` of ``[training]`` (``--seed``, ``--steps``) validated as if written there."""
+    kind = raw.get("kind")
+    if kind not in SPECS:
+        raise ScenarioError("kind", f"{scn._toml_repr(kind) if 'kind' in raw else 'missing'}: "
+                            "write kind = \"transformer\" or kind = \"ngram\"")
+    if overrides:
+        if kind == "ngram":
+            raise ScenarioError("", f"{', '.join('--' + k for k in overrides)}: an n-gram is counted, not trained by "
+                                "steps; these flags apply to transformer specs")
+        training = raw.get("training", {})
+        if isinstance(training, dict):
+            raw = raw | {"training": training | overrides}
+    try:
+        return SPECS[kind].model_validate(raw)
+    except ValidationError as err:
+        raise spec_error(err, kind, overrides) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The budget, checked before training
+
+
+DEFAULT_MAX_MEMORY_GIB = 8.0  # the --max-memory default, as for runs
+DEFAULT_MAX_WORK = 2 * 10**11  # the --max-work default of training (calibration in docs/models.md)
+DISPATCH_WORK = 10**7  # per layer and step: autograd's Python dispatch, counted as multiply-adds
+ACTIVATION_FACTOR = 1.5  # above the fitted floats (ecology.core.budget.SAFETY)
+
+
+def parameter_count(shape: TransformerShape, n_tokens: int) -> int:
+    """Weights of :meth:`TransformerConfig.parameter_shapes`, in closed form: per layer
+    ``4 d^2 + 2 d d_mlp + 9 d + d_mlp``, plus ``(V + 1) d + (n_ctx + 1) d + 2 d + d V + V``."""
+    d, m, V = shape.d_model, shape.d_mlp, n_tokens
+    return shape.n_layer * (4 * d * d + 2 * d * m + 9 * d + m) + (V + 1) * d + (shape.n_ctx + 1) * d + 2 * d + d * V + V
+
+
+def forward_work(shape: TransformerShape, n_tokens: int) -> int:
+    """Multiply-adds of one forward pass over ``n = n_ctx + 1`` positions, as
+    :meth:`TransformerModel.read_cost`: per layer ``n (4 d^2 + 2 d d_mlp) + 2 n^2 d``, then ``n d V``."""
+    n, d = shape.n_ctx + 1, shape.d_model
+    return shape.n_layer * (n * (4 * d * d + 2 * d * shape.d_mlp) + 2 * n * n * d) + n * d * n_tokens
+
+
+def activation_floats(shape: TransformerShape, n_tokens: int) -> int:
+    """Floats autograd keeps per example for the backward pass (fitted, see :func:`training_need`):
+    ``n (n_layer (8 d + 10 d_mlp + 8 n_head n) + 8 V)``."""
+    n = shape.n_ctx + 1
+    per_layer = 8 * shape.d_model + 10 * shape.d_mlp + 8 * shape.n_head * n
+    return n * (shape.n_layer * per_layer + 8 * n_tokens)
+
+
+def table_floats(shape: TransformerShape, n_tokens: int) -> int:
+    """Floats the numpy forward pass holds per window while the table is read, all windows at
+    once (fitted, rounded up, on ``tracemalloc``'s peak of :func:`write_table` over 5 shapes,
+    which it bounds by factors 1.2-2.5): ``n (n_layer (2 d + d_mlp + 2 n_head n) + 2 V + 48)``."""
+    n = shape.n_ctx + 1
+    return n * (shape.n_layer * (2 * shape.d_model + shape.d_mlp + 2 * shape.n_head * n) + 2 * n_tokens + 48)
+
+
+def table_rows(n_tokens: int, length: int) -> float:
+    """Contexts of 0 .. ``length`` tokens: ``sum_m V^m = (V^(length+1) - 1) / (V - 1)``, in floats
+    (infinite beyond a double's range: a huge ``length`` costs nothing to estimate)."""
+    if n_tokens == 1:
+        return float(length + 1)
+    log_rows = (length + 1) * math.log(n_tokens) - math.log(n_tokens - 1)
+    if log_rows < 40:  # exact
+        return float((n_tokens ** (length + 1) - 1) // (n_tokens - 1))
+    return math.exp(log_rows) if log_rows < 700 else math.inf
+
+
+def training_need(shape: TransformerShape, n_tokens: int, n_examples: int, settings: TrainingSettings,
+                  table: bool) -> tuple[dict[str, float], float]:
+    """Bytes (by part) and operations of training, from the spec and the number of examples E.
+
+    With P weights (:func:`parameter_count`), B = ``batch`` (E when 0 or larger), n = n_ctx + 1:
+
+    - weights, AdamW's two moments, the gradients and the update's temporaries: ``6 P`` floats;
+    - one batch's activations kept by autograd: ``B`` x :func:`activation_floats`; the
+      coefficients are a least-squares fit, rounded up, of ``tracemalloc``'s peak over one step
+      on 13 shapes (B 8-64, n 5-129, d 8-256, d_mlp 8-1024, heads 1-16, V 3-1000: fitted
+      ``4.5 d + 5.2 d_mlp + 8.0 n_head n`` per layer and position, ``7.4 V``, ``6.0 P``), times
+      ``ACTIVATION_FACTOR``;
+    - the examples: ``5 E n`` int64 (:func:`examples` holds the index, the targets, a shifted copy
+      and the inputs at once);
+    - with a table, every context of at most n_ctx tokens read at once: rows x
+      :func:`table_floats`, times ``ACTIVATION_FACTOR``, plus 40 bytes per printed law entry.
+
+    Operations: ``steps x (3 B F + 20 P + DISPATCH_WORK (n_layer + 1))``, F = :func:`forward_work`
+    (the backward pass costs about twice the forward; AdamW is about 20 operations per weight;
+    autograd's Python dispatch dominates small models: measured about 10 ms per layer and step,
+    which is ``DISPATCH_WORK`` multiply-adds at the measured 1 G multiply-adds/s), plus a table's
+    rows x F."""
+    params = parameter_count(shape, n_tokens)
+    batch = n_examples if settings.batch <= 0 or settings.batch >= n_examples else settings.batch
+    per_example = activation_floats(shape, n_tokens)
+    need = {"weights, AdamW moments and gradients": 8.0 * 6 * params,
+            "one batch's activations": 8.0 * ACTIVATION_FACTOR * batch * per_example,
+            "the examples": 8.0 * 5 * n_examples * (shape.n_ctx + 1)}
+    work = settings.steps * (3.0 * batch * forward_work(shape, n_tokens) + 20.0 * params
+                             + DISPATCH_WORK * (shape.n_layer + 1))
+    if table:
+        rows = table_rows(n_tokens, shape.n_ctx)
+        need["the table"] = rows * (8.0 * ACTIVATION_FACTOR * table_floats(shape, n_tokens) + 40.0 * n_tokens)
+        work += rows * forward_work(shape, n_tokens)
+    return need, work
+
+
+def check_budget(need: dict[str, float], work: float, max_memory_gib: float, max_work: float, lower: dict[str, str]) -> None:
+    """Refuse (one line) a training whose memory or operations exceed the budgets; ``lower``
+    names, per part of ``need``, the keys to lower."""
+    total = sum(need.values())
+    if total > max_memory_gib * GIB:
+        parts = ", ".join(f"{what} {gib(size)}" for what, size in need.items() if size >= 0.01 * total)
+        largest = max(need, key=need.get)
+        raise ScenarioError("", f"training would need about {gib(total)} ({parts}); the budget is "
+                            f"{max_memory_gib:g} GiB: lower {lower[largest]}, or raise --max-memory")
+    if work > max_work:
+        raise ScenarioError("", f"training would take about {work:.3g} operations; the budget is {max_work:.3g}: "
+                            "lower training.steps, training.batch or the model's size, or raise --max-work")
+
+
+def gib(size: float) -> str:
+    """A size in GiB as the messages print it (thousands separated, exponents beyond a million)."""
+    if not math.isfinite(size):
+        return "more than 1e290 GiB"
+    return f"{size / GIB:,.0f} GiB" if 100 * GIB <= size < 1e6 * GIB else f"{size / GIB:.3g} GiB"
+
+
+def table_need(n_tokens: int, length: int) -> tuple[dict[str, float], float]:
+    """An n-gram's table: rows of ``length + 1`` codes read through the count lookups, and
+    40 bytes per printed law entry; about ``V x length`` operations a row."""
+    rows = table_rows(n_tokens, length)
+    return {"the table": rows * (8.0 * 8 * (length + 1) + 40.0 * n_tokens)}, rows * n_tokens * max(length, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, outputs claimed first
 
 
 def train_from_spec(path: Path, out: Path | None = None, table: Path | None = None, overrides: dict | None = None,
-                    log=print) -> dict:
-    """Train the model a spec describes, save it (and its table), return a summary."""
+                    log=print, replace: bool = False, max_memory_gib: float = DEFAULT_MAX_MEMORY_GIB,
+                    max_work: float = DEFAULT_MAX_WORK) -> dict:
+    """Train the model a spec describes, save it (and its table), return a summary.
+
+    Before any training: the spec is validated, ``out`` (and ``table``) checked and locked
+    (:func:`ecology.io.safe.claim_new_file`: an existing file is refused unless ``replace``),
+    and the memory and operations estimated (:func:`training_need`) against the budgets. The
+    files are written whole or not at all, never through a symlink."""
     path = Path(path)
-    spec = load_spec(path)
+    raw = load_spec(path)
     try:
-        return _train(spec, path, out, table, overrides or {}, log)
+        spec = parse_spec(raw, overrides or {})
+        out, table = output_paths(spec, path.parent, out, table)
     except ScenarioError as err:
         raise err.located(str(path)) from None
+    with ExitStack() as claims:
+        for target in (out, table) if table is not None else (out,):
+            claims.enter_context(safe.claim_new_file(target, replace))
+        try:
+            return _train(spec, path.parent, out, table, replace, log, max_memory_gib, max_work)
+        except ScenarioError as err:
+            raise err.located(str(path)) from None
 
 
-def _train(spec: dict, path: Path, out: Path | None, table: Path | None, overrides: dict, log) -> dict:
-    base = path.parent
-    extra = sorted(set(spec) - {"kind", "tokens", "out", "table", "data", "model", "training"})
-    if extra:
-        raise ScenarioError(extra[0], "unknown key; allowed: kind, tokens, out, table, data, model, training")
-    kind = spec.get("kind")
-    if kind not in ("transformer", "ngram"):
-        raise ScenarioError("kind", f"{kind!r}: expected 'transformer' or 'ngram'")
-    tokens = spec.get("tokens")
-    plain = isinstance(tokens, list) and all(isinstance(t, str) and t and not set(t) & set(" \t\n,") for t in tokens)
-    if not plain or not tokens or len(set(tokens)) != len(tokens):
-        raise ScenarioError("tokens", "expected a list of distinct tokens without spaces or commas")
-    out = Path(out) if out else (base / spec["out"] if isinstance(spec.get("out"), str) else None)
+def output_paths(spec, base: Path, out: Path | None, table: Path | None) -> tuple[Path, Path | None]:
+    """``out`` and ``table`` from the command line, else from the spec (relative to it)."""
+    out = Path(out) if out else (base / spec.out if spec.out else None)
     if out is None:
         raise ScenarioError("out", "give the output file here or with --out")
-    table = Path(table) if table else (base / spec["table"] if isinstance(spec.get("table"), str) else None)
-    data = section(spec, "data", {"sequence", "text", "unit", "map", "lowercase", "collapse"})
-    stream, source = load_stream(data, tokens, base, "data")
+    table = Path(table) if table else (base / spec.table if spec.table else None)
+    if table is not None and os.path.abspath(table) == os.path.abspath(out):
+        raise ScenarioError("table", f"{table} is also the model's file (out); choose another file")
+    return out, table
+
+
+def _train(spec, base: Path, out: Path, table: Path | None, replace: bool, log, max_memory_gib: float,
+           max_work: float) -> dict:
+    tokens = list(spec.tokens)
+    stream, source = load_stream(spec.data, tokens, base, "data")
     began = time.perf_counter()
-    if kind == "ngram":
-        model_spec = section(spec, "model", {"order", "smoothing", "discount", "k"})
-        order, smoothing, discount, k = ngram_settings(model_spec, "model")
-        model = NgramModel.train(stream, tokens, order, smoothing, discount, k, str(out))
-        model.save(out)
-        summary = {"kind": kind, "out": str(out), "tokens": len(stream), "order": order, "smoothing": smoothing}
+    if spec.kind == "ngram":
+        order, smoothing, discount, k = ngram_settings(spec.model.model_dump(exclude_none=True), "model")
         context = order - 1
+        if table is not None:
+            check_budget(*table_need(len(tokens), context), max_memory_gib, max_work,
+                         {"the table": "model.order, or drop the table"})
+        model = NgramModel.train(stream, tokens, order, smoothing, discount, k, str(out))
+        write_output(out, replace, lambda: model.save(out))
+        summary = {"kind": spec.kind, "out": str(out), "tokens": len(stream), "order": order, "smoothing": smoothing}
     else:
-        model_spec = section(spec, "model", TRANSFORMER_KEYS)
-        if "n_ctx" not in model_spec:
-            raise ScenarioError("model.n_ctx", "give the context length the transformer reads")
-        for key, value in model_spec.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ScenarioError(f"model.{key}", f"expected a positive integer, got {value!r}")
-        config = TransformerConfig(**model_spec)
-        if config.d_model % config.n_head:
-            raise ScenarioError("model.n_head", f"d_model = {config.d_model} is not a multiple of n_head = {config.n_head}")
-        training = TRAINING_DEFAULTS | section(spec, "training", set(TRAINING_DEFAULTS)) | overrides
-        model, losses = train_transformer(stream, tokens, config, int(training["seed"]), int(training["steps"]),
-                                          float(training["learning_rate"]), float(training["weight_decay"]),
-                                          int(training["batch"]), log)
-        model.save(out, {"training": training, "data": source, "final_loss": losses[-1]})
-        summary = {"kind": kind, "out": str(out), "tokens": len(stream), "examples": len(stream) - config.n_ctx,
+        shape, settings = spec.model, spec.training
+        n_examples = len(stream) - shape.n_ctx
+        if n_examples < 1:
+            raise ScenarioError("model.n_ctx", f"the training stream has {len(stream)} tokens; it needs more than "
+                                f"n_ctx = {shape.n_ctx}")
+        batch = "training.batch" if settings.batch else f"training.batch (0: all {n_examples} examples at once)"
+        check_budget(*training_need(shape, len(tokens), n_examples, settings, table is not None), max_memory_gib,
+                     max_work, {"weights, AdamW moments and gradients": "model.d_model, model.d_mlp or model.n_layer",
+                                "one batch's activations": f"{batch}, model.n_ctx or model.d_mlp",
+                                "the examples": "model.n_ctx or the data", "the table": "model.n_ctx, or drop the table"})
+        config = TransformerConfig(**shape.model_dump())
+        model, losses = train_transformer(stream, tokens, config, settings.seed, settings.steps, settings.learning_rate,
+                                          settings.weight_decay, settings.batch, log)
+        training = settings.model_dump()
+        write_output(out, replace, lambda: model.save(out, {"training": training, "data": source,
+                                                            "final_loss": losses[-1]}))
+        summary = {"kind": spec.kind, "out": str(out), "tokens": len(stream), "examples": n_examples,
                    "first_loss": losses[0], "final_loss": losses[-1], **training}
-        context = config.n_ctx
+        context = shape.n_ctx
     summary["seconds"] = round(time.perf_counter() - began, 2)
     if table is not None:
+        try:
+            summary["table_rows"] = write_output(table, replace, lambda: write_table(model, context, table))
+        except OutputError as err:
+            raise OutputError(f"wrote {out}, but {err}") from None
         summary["table"] = str(table)
-        summary["table_rows"] = write_table(model, context, table)
     return summary | {"model": model, "context": context}
+
+
+def write_output(path: Path, replace: bool, write):
+    """Run ``write()`` (an atomic write of ``path``); a failure (disk full, read-only) is one
+    line naming ``path``, with nothing written there."""
+    if not replace and os.path.lexists(path):
+        raise OutputError(f"{path}: appeared while training; nothing was written there")
+    try:
+        return write()
+    except OSError as err:
+        raise OutputError(f"writing {path} failed, nothing was written there: {err.strerror or err}") from None
