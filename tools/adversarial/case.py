@@ -41,6 +41,7 @@ class Case:
     expect_rc: int | None = None  # a documented exit status other than 0 and 2 (a sweep on a full disk: 1)
     stderr_lines: int = 1  # how many stderr lines the expect_rc answer may have (the path, the resume command)
     stderr_ignore: str | None = None  # a regex of legitimate stderr lines (training progress), dropped before judging
+    may_leave: tuple = ()  # paths (relative to work) a refusal may leave (a finished model beside a failed table)
     refuse_within: float | None = None  # a refusal slower than this (seconds) came after the computation: wrong
 
 

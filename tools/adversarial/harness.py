@@ -198,6 +198,8 @@ def leftovers(ctx: Ctx, before: dict) -> tuple[list[str], list[str], list[str]]:
 
 def judge(case: Case, ctx: Ctx, r: dict, before: dict) -> tuple[str, str]:
     outside, inside, partial = leftovers(ctx, before)
+    work_rel = os.path.relpath(ctx.work, ctx.root)
+    inside = [p for p in inside if os.path.relpath(p, work_rel) not in case.may_leave]
     if outside and not r["timed_out"]:
         return "wrong", f"wrote outside the working directory: {outside[0]}"
     if case.forbid_output and case.forbid_output in r["stdout"] + r["stderr"]:
