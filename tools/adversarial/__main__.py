@@ -15,16 +15,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import answers, inputs, outputs
+from . import answers, commands, inputs, models, outputs, training
 from .case import CASES, Case
-from .harness import OUTCOMES, make_fixtures, run_case, short
+from .harness import OUTCOMES, ecology_command, make_fixtures, run_case, short
 
 
 def build_cases() -> list[Case]:
     """Every case of every family, in the order of the report."""
     CASES.clear()
     for family in (inputs.file_cases, inputs.value_cases, inputs.name_cases, inputs.size_cases, outputs.sweep_cases,
-                   outputs.output_cases, answers.numeric_cases, answers.valid_cases):
+                   outputs.output_cases, answers.numeric_cases, answers.valid_cases,
+                   # issue 22: models, training, decompose, export, the app, a full disk, edges, the API
+                   models.ngram_file_cases, models.transformer_file_cases, models.table_cases, models.onnx_cases,
+                   models.gguf_cases, models.inline_cases, training.train_cases, training.train_output_cases,
+                   commands.decompose_cases, commands.export_cases, commands.app_cases, commands.diskfull_cases,
+                   commands.edge_cases, commands.budget_cases, commands.api_cases):
         family()
     return list(CASES)
 
@@ -32,7 +37,9 @@ def build_cases() -> list[Case]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.adversarial",
                                      description="Adversarial suite for the ecology command line.")
-    parser.add_argument("--only", help="run the cases whose category or name contains this substring")
+    parser.add_argument("--only", help="run the cases whose category or name contains this substring "
+                        "(or any of several, comma-separated)")
+    parser.add_argument("--category", help="run only these categories (exact names, comma-separated)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60.0, help="wall-clock limit per case, seconds")
     parser.add_argument("--json", metavar="FILE", help="write the per-case results here")
@@ -41,7 +48,16 @@ def main(argv=None) -> int:
 
     cases = build_cases()
     if args.only:
-        cases = [c for c in cases if args.only in c.name or args.only in c.category]
+        wanted = args.only.split(",")
+        cases = [c for c in cases if any(w in c.name or w in c.category for w in wanted)]
+    if args.category:
+        cases = [c for c in cases if c.category in args.category.split(",")]
+    if os.geteuid() != 0 and not args.list:
+        skipped = [c for c in cases if c.needs_root]
+        cases = [c for c in cases if not c.needs_root]
+        if skipped:
+            print(f"note: {len(skipped)} root-only cases skipped (they mount a small tmpfs to fill the disk; "
+                  f"run as root to include them): {', '.join(c.name for c in skipped[:5])}...", file=sys.stderr)
     if args.list:
         for c in cases:
             print(f"{c.category:10} {c.name}")
@@ -57,6 +73,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     try:
         make_fixtures(fixtures, env, args.timeout)
+        models.make_model_fixtures(fixtures, env, ecology_command())
         results = [None] * len(cases)
         done = 0
         with ThreadPoolExecutor(args.jobs) as pool:

@@ -32,6 +32,17 @@ class Case:
     concurrent: int = 1
     count_children: bool = False
     victims: tuple = ()  # paths (relative to work) that must be byte-identical afterwards
+    timeout: float | None = None  # this case's wall-clock limit (seconds), instead of --timeout
+    teardown: Callable[[Ctx], None] | None = None  # after the command, before the tree is removed (unmount)
+    needs_root: bool = False  # skipped, with a note, when the suite does not run as root (mounts a tmpfs)
+    program: list[str] | None = None  # run this instead of the ecology command (argv appended)
+    forbid_output: str | None = None  # must appear on neither stdout nor stderr ("serving" before a refusal)
+    hang_ok: Callable[[Ctx, str, str], str | None] | None = None  # judges a case still running at its timeout
+    expect_rc: int | None = None  # a documented exit status other than 0 and 2 (a sweep on a full disk: 1)
+    stderr_lines: int = 1  # how many stderr lines the expect_rc answer may have (the path, the resume command)
+    stderr_ignore: str | None = None  # a regex of legitimate stderr lines (training progress), dropped before judging
+    may_leave: tuple = ()  # paths (relative to work) a refusal may leave (a finished model beside a failed table)
+    refuse_within: float | None = None  # a refusal slower than this (seconds) came after the computation: wrong
 
 
 CASES: list[Case] = []

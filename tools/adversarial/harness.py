@@ -6,8 +6,10 @@ exit status, stderr, the files it left and the case's oracle.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
+import re
 import resource
 import shutil
 import signal
@@ -140,27 +142,42 @@ def run_case(case: Case, fixtures: Path, timeout: float, env: dict) -> dict:
             case.setup(ctx)
         before = snapshot(root)
         victims = {v: digest(work / v) for v in case.victims}
-        argv = ecology_command() + [a.replace("{R}", str(root)).replace("{W}", str(work)) for a in case.argv]
+        program = case.program or ecology_command()
+        argv = program + [a.replace("{R}", str(root)).replace("{W}", str(work)) for a in case.argv]
+        timeout = case.timeout or timeout
         if case.concurrent > 1:
             outcome, reason = run_concurrent(case, ctx, argv, env, timeout, before)
         else:
             r = launch(argv, work, env, timeout, case.count_children)
+            if case.stderr_ignore:
+                r["stderr"] = "".join(x for x in r["stderr"].splitlines(keepends=True)
+                                      if not re.match(case.stderr_ignore, x))
             ctx.max_children = r["max_children"]
             outcome, reason = judge(case, ctx, r, before)
         for v, d in victims.items():
             if digest(work / v) != d and outcome != "hang":
                 outcome, reason = "wrong", f"{v} was modified through the output path"
-        return {"category": case.category, "name": case.name, "command": "ecology " + short(argv_shown),
+        return {"category": case.category, "name": case.name, "command": shown(case, argv_shown),
                 "outcome": outcome, "detail": reason}
     except Exception as err:  # noqa: BLE001 - a broken case must not stop the suite
-        return {"category": case.category, "name": case.name, "command": "ecology " + short(argv_shown),
+        return {"category": case.category, "name": case.name, "command": shown(case, argv_shown),
                 "outcome": "traceback", "detail": f"harness: {type(err).__name__}: {err}"[:200]}
     finally:
+        if case.teardown:
+            with contextlib.suppress(Exception):
+                case.teardown(ctx)
         for dirpath, dirnames, _ in os.walk(root):
             for d in dirnames:
                 with contextlib.suppress(OSError):
                     os.chmod(os.path.join(dirpath, d), 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def shown(case: Case, argv_shown: str) -> str:
+    """The command as the report prints it (a Python snippet on one line)."""
+    if case.program:
+        return "python -c " + short(argv_shown.strip().replace("\n", "; "), 300)
+    return "ecology " + short(argv_shown)
 
 
 def short(text: str, width: int = 160) -> str:
@@ -181,8 +198,21 @@ def leftovers(ctx: Ctx, before: dict) -> tuple[list[str], list[str], list[str]]:
 
 def judge(case: Case, ctx: Ctx, r: dict, before: dict) -> tuple[str, str]:
     outside, inside, partial = leftovers(ctx, before)
+    work_rel = os.path.relpath(ctx.work, ctx.root)
+    inside = [p for p in inside if os.path.relpath(p, work_rel) not in case.may_leave]
     if outside and not r["timed_out"]:
         return "wrong", f"wrote outside the working directory: {outside[0]}"
+    if case.forbid_output and case.forbid_output in r["stdout"] + r["stderr"]:
+        ending = "still running at the timeout" if r["timed_out"] else f"exit {r['rc']}"
+        last = ([x for x in r["stderr"].splitlines() if x.strip()] or [""])[-1]
+        return "wrong", f"printed {case.forbid_output!r} first ({ending}) {last[:100]}"
+    if r["timed_out"] and case.hang_ok:
+        problem = run_oracle(dataclasses.replace(case, oracle=case.hang_ok), ctx, r)
+        return ("wrong", problem[:200]) if problem else ("clean", "still serving at the timeout, as it should")
+    if case.expect_rc is not None:
+        documented = judge_status(case, ctx, r)
+        if documented:
+            return documented
     bad = classify_process(r)
     if bad and bad[0] == "traceback" and "stderr lines" in bad[1] and r["rc"] == 0 and case.expect != "error":
         problem = run_oracle(case, ctx, r)  # extra stderr noise must not hide a wrong value
@@ -201,6 +231,8 @@ def judge(case: Case, ctx: Ctx, r: dict, before: dict) -> tuple[str, str]:
             return "wrong", f"refused ({line[:80]}) but left {(inside + partial)[0]}"
         if case.err_contains and case.err_contains not in line:
             return "wrong", f"error does not mention {case.err_contains!r}: {line[:140]}"
+        if case.refuse_within and r["seconds"] > case.refuse_within:
+            return "wrong", f"refused only after {r['seconds']:.0f} s (after the work): {line[:120]}"
         return "clean", line[:160]
     # exit 0
     if case.expect == "error":
@@ -211,6 +243,23 @@ def judge(case: Case, ctx: Ctx, r: dict, before: dict) -> tuple[str, str]:
     if problem:
         return "wrong", problem[:200]
     return "clean", "ok"
+
+
+def judge_status(case: Case, ctx: Ctx, r: dict) -> tuple[str, str] | None:
+    """A case whose documented exit status is ``case.expect_rc`` (neither 0 nor 2): that status with at
+    most ``case.stderr_lines`` lines, the first starting ``error: ``, no traceback, and the oracle
+    passed, is clean; exit 0 or 2 instead is wrong; anything else is left to :func:`classify_process`."""
+    if r["timed_out"] or "Traceback (most recent call last)" in r["stderr"]:
+        return None
+    lines = [x for x in r["stderr"].splitlines() if x.strip()]
+    if r["rc"] == case.expect_rc:
+        if not lines or not lines[0].startswith("error: ") or len(lines) > case.stderr_lines:
+            return "wrong", f"exit {r['rc']} but stderr is {len(lines)} lines: {(lines or [''])[0][:120]!r}"
+        problem = run_oracle(case, ctx, r)
+        return ("wrong", f"{problem[:150]} ({lines[0][:60]})") if problem else ("clean", lines[0][:160])
+    if r["rc"] in (0, 2):
+        return "wrong", f"exit {r['rc']}, documented {case.expect_rc}: {(lines or [''])[0][:140]}"
+    return None
 
 
 def run_oracle(case: Case, ctx: Ctx, r: dict) -> str | None:
