@@ -19,7 +19,8 @@ Every model reads a batch of windows at once; identical windows are read once
 loop: :class:`ContextModel` (the law is a function of an integer code of the context: table,
 n-gram) and :class:`SequenceModel` (one causal pass over ``[start] + w_1 .. w_m``: transformer,
 ONNX). A concrete model class is also its *kind*: it names the keys of its scenario table
-``model = {kind = ..., ...}``, checks them and builds itself from them (:meth:`LanguageModel.build`);
+``model = {kind = ..., ...}`` in a pydantic model (its ``spec_model``), which validates the table,
+and builds itself from the validated table (:meth:`LanguageModel.build`);
 :mod:`ecology.lm.registry` holds the registered kinds.
 """
 
@@ -30,8 +31,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from pydantic import ValidationError
 
 from ecology.errors import ScenarioError
+from ecology.fields import Strict, pydantic_error
 
 CODE_BITS = 62  # integer codes of token sequences stay below 2**62
 
@@ -73,14 +76,17 @@ class LanguageModel:
     """A language model over the scenario's vocabulary ``tokens`` (see module docstring).
 
     A registered subclass (:func:`ecology.lm.registry.register`) is a model kind and sets
-    ``kind`` (its name in ``model = {kind = ...}``), ``keys`` (the keys its table allows, ``kind``
-    included), ``file_keys`` (those of them that name files: anchored to the scenario's folder,
-    and part of the load cache's key) and ``docs_row`` (its row in docs/models.md's table of
-    kinds: the dict, then notes, separated by `` | ``), and implements :meth:`build`.
+    ``kind`` (its name in ``model = {kind = ...}``), ``spec_model`` (the pydantic model of its
+    table: the keys allowed, ``kind`` included, their types, ranges and defaults; ``keys`` is set
+    from it when the kind is registered), ``file_keys`` (those of them that name files: anchored
+    to the scenario's folder, and part of the load cache's key) and ``docs_row`` (its row in
+    docs/models.md's table of kinds: the dict, then notes, separated by `` | ``), and implements
+    :meth:`from_spec`.
     """
 
     kind: ClassVar[str] = ""
-    keys: ClassVar[frozenset[str]] = frozenset()
+    spec_model: ClassVar[type[Strict]] = Strict
+    keys: ClassVar[frozenset[str]] = frozenset()  # the fields of spec_model (set by register)
     file_keys: ClassVar[tuple[str, ...]] = ("file",)
     docs_row: ClassVar[str] = ""
     has_text: ClassVar[bool] = False  # the kind has a tokenizer: the three class methods below
@@ -101,10 +107,31 @@ class LanguageModel:
         raise NotImplementedError
 
     @classmethod
+    def validated(cls, spec: dict, field: str) -> Strict:
+        """``spec`` validated by :attr:`spec_model`; its first error is one line naming
+        ``field.<key>`` and what to write."""
+        try:
+            return cls.spec_model.model_validate(spec)
+        except ValidationError as err:
+            allowed = f"unknown key for kind '{cls.kind}'; allowed: {sorted(cls.keys)} (see docs/models.md)"
+            error = pydantic_error(err, field, unknown_key=allowed)
+            first = err.errors()[0]
+            described = cls.spec_model.model_fields.get(str(first["loc"][-1])) if first["loc"] else None
+            if first["type"] == "missing" and described is not None and described.description:
+                error = ScenarioError(error.path, f"{error.message}; give {described.description}")
+            raise error from None
+
+    @classmethod
     def build(cls, spec: dict, tokens: list[str], base: Path, field: str) -> LanguageModel:
-        """The model of the table ``spec`` (its keys already checked against :attr:`keys`) over
-        ``tokens``, files relative to ``base``; a bad value raises a :class:`ScenarioError` naming
-        ``field.<key>``."""
+        """The model of the table ``spec`` over ``tokens``, files relative to ``base``: ``spec``
+        validated (:meth:`validated`), then :meth:`from_spec`; a bad value raises a
+        :class:`ScenarioError` naming ``field.<key>``."""
+        return cls.from_spec(cls.validated(spec, field), tokens, base, field)
+
+    @classmethod
+    def from_spec(cls, spec, tokens: list[str], base: Path, field: str) -> LanguageModel:
+        """The model of the validated table ``spec`` (an instance of :attr:`spec_model`): what the
+        types cannot say (files, tokens of the vocabulary) is checked here."""
         raise NotImplementedError
 
     @classmethod
@@ -263,24 +290,12 @@ class SequenceModel(LanguageModel):
 # Reading a kind's table
 
 
-def number(spec: dict, key: str, default, field: str, low: float, high: float, integer: bool = False):
-    """``spec[key]`` (``default`` when absent), checked to be a number (an integer when ``integer``;
-    never a bool) in ``[low, high]``."""
-    value = spec.get(key, default)
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not (low <= value <= high):
-        kind = "an integer" if integer else "a number"
-        raise ScenarioError(f"{field}.{key}", f"expected {kind} in [{low}, {high}], got {value!r}")
-    return value
-
-
-def resolve(spec: dict, key: str, base: Path, field: str) -> Path:
-    """The existing file ``base / spec[key]``."""
-    name = spec.get(key)
-    if not isinstance(name, str) or not name:
-        raise ScenarioError(f"{field}.{key}", "expected a file name (relative to the scenario file)")
+def resolve(name: str, key: str, base: Path, field: str) -> Path:
+    """The existing regular file ``base / name`` (named under ``key``; a FIFO, a device or a
+    folder is refused: reading one would block or never end)."""
     path = Path(base) / name
     if not path.is_file():
         where = "" if Path(name).is_absolute() else f" (looked for {path})"
-        raise ScenarioError(f"{field}.{key}", f"{name}: no such file{where}")
+        what = "not a regular file" if path.exists() else "no such file"
+        raise ScenarioError(f"{field}.{key}", f"{name}: {what}{where}")
     return path

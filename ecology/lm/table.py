@@ -5,14 +5,26 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ecology.errors import ScenarioError
+from ecology.fields import Strict
 from ecology.lm.base import CODE_BITS, ContextModel, encode_contexts, log_softmax, resolve
 from ecology.lm.registry import register
 
 PROBABILITY_TOLERANCE = 1e-9  # a "probs" table row must sum to 1 within this
+
+
+class TableSpec(Strict):
+    """A table premise's keys."""
+
+    kind: Literal["table"] = Field(description="the kind")
+    file: Annotated[str, Field(min_length=1)] = Field(description="the CSV table, relative to the scenario")
+    values: Literal["logits", "probs"] = Field("logits", description="what the rows hold: logits (softmaxed) or "
+                                               "probabilities (summing to 1 within 1e-9)")
 
 
 @register
@@ -27,17 +39,13 @@ class TableModel(ContextModel):
     """
 
     kind = "table"
-    keys = frozenset({"kind", "file", "values"})
+    spec_model = TableSpec
     docs_row = (r'`{kind = "table", file = "m.csv", values = "logits" \| "probs"}` | one row per context; no '
                 'truncation: a context asked for but absent is an error naming it')
 
     @classmethod
-    def build(cls, spec, tokens, base, field):
-        values = spec.get("values", "logits")
-        if values not in ("logits", "probs"):
-            raise ScenarioError(f"{field}.values", f"'{values}' is not a value kind; expected 'logits' or 'probs'")
-        path = resolve(spec, "file", base, field)
-        return cls.from_csv(path, tokens, values, spec["file"], field)
+    def from_spec(cls, spec, tokens, base, field):
+        return cls.from_csv(resolve(spec.file, "file", base, field), tokens, spec.values, spec.file, field)
 
     def __init__(self, tokens, source, log_probs: np.ndarray, codes: np.ndarray, longest: int, field="model"):
         super().__init__(tokens, source, field)
@@ -53,7 +61,7 @@ class TableModel(ContextModel):
             return ScenarioError(f"{field}.file", f"{source}: {message}")
 
         try:
-            with path.open(newline="") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 rows = list(csv.reader(handle))
         except OSError as err:
             raise fail(f"cannot read the table: {err.strerror or err}") from None
