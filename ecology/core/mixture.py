@@ -61,8 +61,9 @@ class Step:
 
     @property
     def impossible(self) -> np.ndarray:
-        """Rows whose window has probability zero under every premise."""
-        return ~np.isfinite(self.free_energy)
+        """Rows whose window has probability zero under every premise (``F = +inf``; a single
+        premise's ``F`` may be unknown, NaN: see :meth:`Mixture.combine`)."""
+        return np.isposinf(self.free_energy)
 
 
 class Mixture:
@@ -78,14 +79,27 @@ class Mixture:
         self.labels = list(dict.fromkeys(p.label for p in premises))
         self.members = [np.array([s for s, p in enumerate(premises) if p.label == label]) for label in self.labels]
 
+    @property
+    def needs_likelihood(self) -> bool:
+        """Whether the amplitudes depend on the likelihoods: with a single premise ``alpha = 1``,
+        so a model premise reads only the laws after the windows (:meth:`ecology.lm.base.LanguageModel.read`
+        with ``likelihood = False``): a table of full windows needs no row for their prefixes."""
+        return len(self.premises) > 1
+
     def combine(self, log_next, loglik: np.ndarray) -> Step:
         """Bayes and mixing (module docstring) from each premise's next-token law and likelihood.
 
         ``log_next[s]`` is premise ``s``'s ``log mu_s(. | w)``, shape (R, V) (a sequence over
         premises, or an (S, R, V) array); ``loglik`` is ``log mu_s(w)``, premise-major (S, R).
         Automaton and model premises enter the same way: the automaton's law is its emission row
-        in its final state, the model's is what it computed from the window.
+        in its final state, the model's is what it computed from the window. A single premise has
+        ``alpha = 1`` and ``mu = mu_s`` exactly (what the formulas give for a finite likelihood),
+        and ``F = -log mu_s(w)``, NaN where its model does not know the likelihood (a table of
+        full windows, without the rows of their prefixes).
         """
+        if not self.needs_likelihood:  # alpha = 1 whatever the likelihood (which may be unknown: NaN)
+            log_mu = np.array(log_next[0], dtype=float)
+            return Step(np.zeros((loglik.shape[1], 1)), log_mu, tempered(log_mu, self.temperature), -loglik[0])
         log_joint = self.log_prior[:, None] + loglik
         log_z = logsumexp(log_joint, axis=0)
         with np.errstate(invalid="ignore"):
@@ -125,7 +139,7 @@ class Mixture:
         model_laws = {}
         for s, p in enumerate(self.premises):
             if p.automaton is None:
-                loglik[s], model_laws[s] = p.model.read(windows)
+                loglik[s], model_laws[s] = p.model.read(windows, likelihood=self.needs_likelihood)
             else:
                 states[s], loglik[s] = p.automaton.read(windows)
         return PremiseLaws(self.premises, states, model_laws), loglik

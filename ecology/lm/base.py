@@ -151,8 +151,12 @@ class LanguageModel:
     def error(self, message: str, key: str = "file") -> ScenarioError:
         return ScenarioError(f"{self.field}.{key}", f"{self.source}: {message}")
 
-    def read(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(log_likelihood (B,), next_log_probs (B, V))`` of a batch of windows (B, L)."""
+    def read(self, windows: np.ndarray, likelihood: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(log_likelihood (B,), next_log_probs (B, V))`` of a batch of windows (B, L).
+
+        ``likelihood = False`` (a single premise, whose amplitude is 1 whatever its likelihood):
+        the next-token law is still required, the likelihood is computed where the model knows
+        every conditional it needs and NaN (unknown) elsewhere (:meth:`read_distinct_partial`)."""
         windows = np.asarray(windows)
         if windows.ndim != 2:
             raise ValueError(f"windows must be a (B, L) array, got shape {windows.shape}")
@@ -161,12 +165,17 @@ class LanguageModel:
         if windows.shape[0] == 0:
             return np.zeros(0), np.zeros((0, self.n_tokens))
         distinct, inverse = unique_rows(canonical(windows, self.n_tokens), self.n_tokens + 1)
-        loglik, next_logp = self.read_distinct(distinct)
+        loglik, next_logp = self.read_distinct(distinct) if likelihood else self.read_distinct_partial(distinct)
         return loglik[inverse], next_logp[inverse]
 
     def read_distinct(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`read` on distinct canonical windows."""
         raise NotImplementedError
+
+    def read_distinct_partial(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read` on distinct canonical windows with the likelihood optional (NaN where
+        unknown); default: the whole read (a model that knows every conditional)."""
+        return self.read_distinct(windows)
 
     @property
     def n_parameters(self) -> int | None:
@@ -221,7 +230,19 @@ class ContextModel(LanguageModel):
         ``(window, position)`` of a place where the context of ``codes[i]`` occurs, to name it."""
         raise NotImplementedError
 
+    def known(self, codes: np.ndarray) -> np.ndarray:
+        """Whether the model has a law after each context code (default: every context)."""
+        return np.ones(len(codes), dtype=bool)
+
     def read_distinct(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.read_codes(windows, partial=False)
+
+    def read_distinct_partial(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.read_codes(windows, partial=True)
+
+    def read_codes(self, windows: np.ndarray, partial: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The read of the class docstring; ``partial``: the laws after the windows are required,
+        those after their prefixes (the likelihood's) only where :meth:`known` (NaN elsewhere)."""
         rows, length = windows.shape
         pad = self.n_tokens
         codes = np.zeros((rows, length + 1), dtype=np.int64)
@@ -233,7 +254,12 @@ class ContextModel(LanguageModel):
         codes[:, length] = code
         distinct, first, inverse = np.unique(codes.ravel(), return_index=True, return_inverse=True)
         inverse = inverse.reshape(rows, length + 1)
-        laws = self.laws(distinct, lambda i: (windows[first[i] // (length + 1)], first[i] % (length + 1)))
+        usable = self.known(distinct) if partial else np.ones(len(distinct), dtype=bool)
+        usable[inverse[:, length]] = True
+        picked = np.flatnonzero(usable)
+        laws = np.full((len(distinct), self.n_tokens), np.nan)
+        at = first[picked]
+        laws[picked] = self.laws(distinct[picked], lambda i: (windows[at[i] // (length + 1)], at[i] % (length + 1)))
         real = windows != pad
         per_token = laws[inverse[:, :length], np.where(real, windows, 0)]
         loglik = np.where(real, per_token, 0.0).sum(axis=1)

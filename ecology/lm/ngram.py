@@ -128,7 +128,15 @@ class SourceSpec(ReductionSpec):
         raise ValueError(f"expected a string of one-character tokens or a list of tokens, got {toml_repr(value)}")
 
 
+REDUCTION_KEYS = tuple(ReductionSpec.model_fields)
+
+
 def _one_source(spec: SourceSpec) -> None:
+    """Exactly one of ``text`` and ``sequence``; the reduction keys only with ``text`` (a
+    sequence is tokens already: a map or collapse given with it would be silently ignored)."""
+    reducing = [key for key in REDUCTION_KEYS if key in spec.model_fields_set]
+    if spec.sequence is not None and reducing:
+        raise ValueError(f"{reducing} apply to 'text' only; a 'sequence' is tokens already: remove {reducing}")
     if spec.text is not None and spec.sequence is not None:
         raise ValueError("give 'text' (a file or \"pydoc\") or 'sequence' (tokens inline), not both")
     if spec.text is None and spec.sequence is None:
@@ -190,10 +198,11 @@ def read_text(name: str, base: Path, field: str) -> str:
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise fail(f"cannot read: {err.strerror or err}") from None
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(handle)
+        raise fail("not a regular file (a folder, FIFO or device); give a text file")
     with os.fdopen(handle, "rb") as stream:
-        info = os.fstat(stream.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise fail("not a regular file (a folder, FIFO or device); give a text file")
         if info.st_size > MAX_TEXT_BYTES:
             raise fail(f"{info.st_size:,} bytes; a text is at most {MAX_TEXT_BYTES:,} bytes "
                        f"({MAX_TEXT_BYTES // 2**20} MiB): use a shorter extract")
@@ -344,7 +353,8 @@ class NgramModel(ContextModel):
         """Counts of the ``i``-grams of ``stream``, ``i = 1 .. order``; a stream shorter than the
         order has no ``order``-gram to count and is refused (naming ``field.order``)."""
         if len(stream) < order:
-            raise ScenarioError(f"{field}.order", f"{source} gives {len(stream)} tokens, fewer than the order {order}: "
+            where = "the sequence" if source == "sequence" else f"the text {source}"
+            raise ScenarioError(f"{field}.order", f"{where} gives {len(stream)} tokens, fewer than the order {order}: "
                                 f"no {order}-gram to count; give at least {order} tokens or a lower order")
         base = len(tokens) + 1
         counts: list = [None]
