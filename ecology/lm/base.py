@@ -188,8 +188,9 @@ class LanguageModel:
 
     def read_cost(self, length: int) -> float:
         """Elementary operations of reading one window of ``length`` positions (an upper-bound
-        estimate for the budgets of :mod:`ecology.core.budget`): a code, a search and a law of ``V``
-        entries per position (context models)."""
+        estimate for the budgets of :mod:`ecology.core.budget`): a law of ``V`` entries per
+        position (a context model reads one law, after the window, and one conditional per
+        position: :meth:`ContextModel.read_cost`)."""
         return 64.0 * (length + 1) * (self.n_tokens + 1)
 
     def step_cost(self, length: int, grew: bool) -> float:
@@ -217,9 +218,15 @@ class ContextModel(LanguageModel):
 
     Codes are base-``(V + 1)`` numbers whose digits are ``token + 1`` (0 = no token), so contexts
     of different lengths have different codes. Reading a window computes the code before each
-    token and after the last one, finds the distinct codes, asks :meth:`laws` for each once, and
-    sums the conditionals of the window's tokens.
+    token and after the last one; the law after the whole window is asked of :meth:`laws` once
+    per distinct window (a (W, V) array), and the likelihood is the sum of the conditionals
+    ``log mu(w_i | w_<i)`` of the window's tokens, asked of :meth:`conditionals` one per token
+    (never a whole law per prefix: with a large vocabulary that would be (W L, V) numbers).
     """
+
+    def read_cost(self, length: int) -> float:
+        """A code and a search per position, and one law of ``V`` entries (class docstring)."""
+        return 64.0 * (length + 1 + self.n_tokens + 1)
 
     def extend(self, code: np.ndarray, token: np.ndarray) -> np.ndarray:
         """The code of the context followed by ``token`` (one per row)."""
@@ -229,6 +236,14 @@ class ContextModel(LanguageModel):
         """(C, V) log-probabilities of the next token after each context code. ``where(i)`` gives
         ``(window, position)`` of a place where the context of ``codes[i]`` occurs, to name it."""
         raise NotImplementedError
+
+    def conditionals(self, codes: np.ndarray, tokens: np.ndarray, where) -> np.ndarray:
+        """(N,) ``log mu(tokens[i] | context of codes[i])``, bit for bit the entries of
+        :meth:`laws` (default: taken from them); ``where`` as for :meth:`laws`."""
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        first = np.zeros(len(distinct), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(codes))[::-1]
+        return self.laws(distinct, lambda i: where(int(first[i])))[inverse.ravel(), tokens]
 
     def known(self, codes: np.ndarray) -> np.ndarray:
         """Whether the model has a law after each context code (default: every context)."""
@@ -242,7 +257,8 @@ class ContextModel(LanguageModel):
 
     def read_codes(self, windows: np.ndarray, partial: bool) -> tuple[np.ndarray, np.ndarray]:
         """The read of the class docstring; ``partial``: the laws after the windows are required,
-        those after their prefixes (the likelihood's) only where :meth:`known` (NaN elsewhere)."""
+        the conditionals after their prefixes (the likelihood's) only where :meth:`known` (the
+        likelihood is NaN elsewhere)."""
         rows, length = windows.shape
         pad = self.n_tokens
         codes = np.zeros((rows, length + 1), dtype=np.int64)
@@ -252,18 +268,17 @@ class ContextModel(LanguageModel):
             token = windows[:, p].astype(np.int64)
             code = np.where(token == pad, code, self.extend(code, np.minimum(token, pad - 1)))
         codes[:, length] = code
-        distinct, first, inverse = np.unique(codes.ravel(), return_index=True, return_inverse=True)
-        inverse = inverse.reshape(rows, length + 1)
-        usable = self.known(distinct) if partial else np.ones(len(distinct), dtype=bool)
-        usable[inverse[:, length]] = True
+        final, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        laws = self.laws(final, lambda i: (windows[first[i]], length))[inverse.ravel()]
+        row, position = np.nonzero(windows != pad)
+        contexts, tokens = codes[row, position], windows[row, position].astype(np.int64)
+        usable = self.known(contexts) if partial else np.ones(len(contexts), dtype=bool)
         picked = np.flatnonzero(usable)
-        laws = np.full((len(distinct), self.n_tokens), np.nan)
-        at = first[picked]
-        laws[picked] = self.laws(distinct[picked], lambda i: (windows[at[i] // (length + 1)], at[i] % (length + 1)))
-        real = windows != pad
-        per_token = laws[inverse[:, :length], np.where(real, windows, 0)]
-        loglik = np.where(real, per_token, 0.0).sum(axis=1)
-        return loglik, laws[inverse[:, length]]
+        per_token = np.zeros((rows, length))
+        per_token[row, position] = np.nan
+        per_token[row[picked], position[picked]] = self.conditionals(
+            contexts[picked], tokens[picked], lambda i: (windows[row[picked[i]]], position[picked[i]]))
+        return per_token.sum(axis=1), laws
 
 
 def encode_contexts(contexts: list[list[int]], base: int) -> np.ndarray:

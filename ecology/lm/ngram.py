@@ -347,6 +347,7 @@ class NgramModel(ContextModel):
         self.base = len(tokens) + 1
         self.modulus = self.base ** (order - 1)
         self.continuation = [None] + [self.continuation_counts(i) for i in range(1, order)]
+        self._sums: dict = {}  # context_sums of each table, by the id of its codes array
 
     @classmethod
     def train(cls, stream: np.ndarray, tokens, order: int, smoothing: str, discount: float, k: float, source: str, field="model"):
@@ -379,48 +380,118 @@ class NgramModel(ContextModel):
 
     @staticmethod
     def lookup(table: tuple[np.ndarray, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        """The values of ``codes`` in the sorted table (0 for a code absent)."""
         keys, values = table
         if len(keys) == 0:
             return np.zeros(codes.shape)
         at = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
         return np.where(keys[at] == codes, values[at], 0.0)
 
-    def next_counts(self, contexts: np.ndarray, table) -> np.ndarray:
-        """(C, V) counts of each context followed by each token."""
-        return self.lookup(table, contexts[:, None] * self.base + np.arange(1, self.base))
+    def context_sums(self, table) -> tuple[tuple, tuple]:
+        """``(c(h .), N1+(h .))`` of the table's grams as two sorted tables by context code ``h``:
+        the sum of the counts of the grams ``h w`` and their number (the grams of one context are
+        consecutive in the sorted table: their codes are ``h (V + 1) + 1 .. h (V + 1) + V``).
+        Cached per table."""
+        key = id(table[0])
+        if key not in self._sums:
+            keys, values = table
+            contexts, start = np.unique(keys // self.base, return_index=True)
+            totals = np.add.reduceat(values, start) if len(keys) else np.zeros(0)
+            types = np.diff(np.append(start, len(keys))).astype(np.float64)
+            self._sums[key] = ((contexts, totals), (contexts, types))
+        return self._sums[key]
+
+    def next_counts(self, contexts: np.ndarray, table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The grams ``h w`` of the table after each context (sparse): ``(row, token, count)``,
+        found as each context's range of codes (two bisections per context, not ``V``)."""
+        keys, values = table
+        lo = np.searchsorted(keys, contexts * self.base + 1)
+        hi = np.searchsorted(keys, contexts * self.base + self.base)
+        sizes = hi - lo
+        row = np.repeat(np.arange(len(contexts)), sizes)
+        at = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(lo, sizes)
+        return row, keys[at] - contexts[row] * self.base - 1, values[at]
 
     def kneser_ney(self, contexts: np.ndarray, length: int, top: bool) -> np.ndarray:
-        """(C, V) probabilities after contexts of ``length`` tokens (class docstring)."""
+        """(C, V) probabilities after contexts of ``length`` tokens (class docstring): the lower
+        law times the back-off weight ``D N1+(h .) / c(h .)`` (1 for an unseen context), plus
+        ``max(c(h w) - D, 0) / c(h .)`` at the grams seen (the only tokens where it is not 0)."""
         V = self.n_tokens
-        lower = np.full((len(contexts), V), 1.0 / V)
-        if length > 0:
-            lower = self.kneser_ney(contexts % (self.base ** (length - 1)), length - 1, False)
+        if length > 0:  # the shorter contexts repeat (the empty one is every row's): each computed once
+            shorter, inverse = np.unique(contexts % (self.base ** (length - 1)), return_inverse=True)
+            law = self.kneser_ney(shorter, length - 1, False)[inverse.ravel()]
+        else:
+            law = np.full((len(contexts), V), 1.0 / V)
         table = self.counts[length + 1] if top else self.continuation[length + 1]
-        c = self.next_counts(contexts, table)
-        total = c.sum(axis=1, keepdims=True)
+        totals, types = self.context_sums(table)
+        total, kinds = self.lookup(totals, contexts), self.lookup(types, contexts)
         seen = total > 0
         safe = np.where(seen, total, 1.0)
-        types = np.sum(c > 0, axis=1, keepdims=True)
-        smoothed = np.maximum(c - self.discount, 0.0) / safe + self.discount * types / safe * lower
-        return np.where(seen, smoothed, lower)
+        law *= np.where(seen, self.discount * kinds / safe, 1.0)[:, None]
+        row, token, count = self.next_counts(contexts, table)
+        law[row, token] += np.maximum(count - self.discount, 0.0) / safe[row]
+        return law
+
+    def kneser_ney_at(self, contexts: np.ndarray, tokens: np.ndarray, length: int, top: bool) -> np.ndarray:
+        """(N,) the entries ``[i, tokens[i]]`` of :meth:`kneser_ney`, one gram each, in the same
+        operations (so bit for bit the same numbers)."""
+        if length > 0:
+            lower = self.kneser_ney_at(contexts % (self.base ** (length - 1)), tokens, length - 1, False)
+        else:
+            lower = np.full(len(contexts), 1.0 / self.n_tokens)
+        table = self.counts[length + 1] if top else self.continuation[length + 1]
+        totals, types = self.context_sums(table)
+        total, kinds = self.lookup(totals, contexts), self.lookup(types, contexts)
+        seen = total > 0
+        safe = np.where(seen, total, 1.0)
+        lower *= np.where(seen, self.discount * kinds / safe, 1.0)
+        count = self.lookup(table, contexts * self.base + tokens + 1)
+        return np.where(count > 0, np.maximum(count - self.discount, 0.0) / safe + lower, lower)
 
     def probabilities(self, contexts: np.ndarray, length: int) -> np.ndarray:
+        """(C, V) ``P(. | h)`` for contexts of ``length`` tokens (class docstring)."""
         if self.smoothing == "add-k":
-            c = self.next_counts(contexts, self.counts[length + 1])
-            return (c + self.k) / (c.sum(axis=1, keepdims=True) + self.k * self.n_tokens)
+            table = self.counts[length + 1]
+            law = np.full((len(contexts), self.n_tokens), self.k)
+            row, token, count = self.next_counts(contexts, table)
+            law[row, token] += count
+            law /= (self.lookup(self.context_sums(table)[0], contexts) + self.k * self.n_tokens)[:, None]
+            return law
         return self.kneser_ney(contexts, length, True)
 
-    def laws(self, codes, where):
-        out = np.empty((len(codes), self.n_tokens))
+    def probabilities_at(self, contexts: np.ndarray, tokens: np.ndarray, length: int) -> np.ndarray:
+        """(N,) the entries ``[i, tokens[i]]`` of :meth:`probabilities`, computed one by one."""
+        if self.smoothing == "add-k":
+            table = self.counts[length + 1]
+            count = self.lookup(table, contexts * self.base + tokens + 1)
+            return (self.k + count) / (self.lookup(self.context_sums(table)[0], contexts) + self.k * self.n_tokens)
+        return self.kneser_ney_at(contexts, tokens, length, True)
+
+    def lengths(self, codes: np.ndarray) -> np.ndarray:
+        """The number of tokens of each context code (its base-``(V + 1)`` digits)."""
         lengths = np.zeros(len(codes), dtype=np.int64)
         rest = codes.copy()
         while np.any(rest > 0):
             lengths += rest > 0
             rest //= self.base
+        return lengths
+
+    def laws(self, codes, where):
+        out = np.empty((len(codes), self.n_tokens))
+        lengths = self.lengths(codes)
         for length in np.unique(lengths):
             rows = lengths == length
             with np.errstate(divide="ignore"):
                 out[rows] = np.log(self.probabilities(codes[rows], int(length)))
+        return out
+
+    def conditionals(self, codes, tokens, where):
+        out = np.empty(len(codes))
+        lengths = self.lengths(codes)
+        for length in np.unique(lengths):
+            rows = lengths == length
+            with np.errstate(divide="ignore"):
+                out[rows] = np.log(self.probabilities_at(codes[rows], tokens[rows], int(length)))
         return out
 
     def save(self, path: Path) -> None:

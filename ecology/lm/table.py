@@ -141,21 +141,26 @@ class TableModel(ContextModel):
         at = np.clip(np.searchsorted(self.codes, codes), 0, len(self.codes) - 1)
         return self.codes[at] == codes
 
-    def laws(self, codes, where):
-        """The rows of ``codes``; a context not in the table is an error naming it: the law after a
-        window, or after one of its prefixes (the likelihood of a mixture of two or more premises
-        needs those; a single premise's does not, see :meth:`LanguageModel.read`)."""
+    def rows(self, codes, where, prefix: bool) -> np.ndarray:
+        """The table's row of each context code; a context not in the table is an error naming
+        it: the context of a window's law, or (``prefix``) one the likelihood needs (a mixture of
+        two or more premises reads it; a single premise does not, see :meth:`LanguageModel.read`)."""
         at = np.clip(np.searchsorted(self.codes, codes), 0, len(self.codes) - 1)
         found = self.codes[at] == codes
         if not found.all():
             window, position = where(int(np.argmin(found)))
             context = self.context_text(window, position)
             shown = f"'{context}'" if context else "'' (the empty window)"
-            if position < len(window) and np.any(window[position:] != self.n_tokens):
+            if prefix:
                 whole = self.context_text(window, len(window))
                 raise self.error(f"context {shown} is not in the table: the mixture's likelihood of the window "
                                  f"'{whole}' needs the law after each of its prefixes; add the row of context {shown}, or "
                                  "make the table the scenario's single premise (whose amplitude is 1: no likelihood)")
             raise self.error(f"context {shown} is not in the table; add a row for it")
-        return self.log_probs[at]
+        return at
 
+    def laws(self, codes, where):
+        return self.log_probs[self.rows(codes, where, prefix=False)]
+
+    def conditionals(self, codes, tokens, where):
+        return self.log_probs[self.rows(codes, where, prefix=True), tokens]
