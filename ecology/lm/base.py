@@ -40,10 +40,12 @@ CODE_BITS = 62  # integer codes of token sequences stay below 2**62
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """``z - log sum exp z`` along the last axis; rows of ``-inf`` stay ``-inf`` (no NaN)."""
+    """``z - log sum exp z`` along the last axis; rows of ``-inf`` stay ``-inf`` (no NaN); a
+    logit more than a double's range below the top one is ``-inf`` (probability 0, no warning)."""
     top = np.max(logits, axis=-1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    shifted = logits - top
+    with np.errstate(over="ignore"):
+        shifted = logits - top
     with np.errstate(divide="ignore"):
         return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 

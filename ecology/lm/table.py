@@ -65,7 +65,9 @@ class TableModel(ContextModel):
                 rows = list(csv.reader(handle))
         except OSError as err:
             raise fail(f"cannot read the table: {err.strerror or err}") from None
-        except (UnicodeDecodeError, csv.Error) as err:
+        except UnicodeDecodeError:
+            raise fail("not UTF-8 text; save it as UTF-8") from None
+        except csv.Error as err:
             raise fail(f"not a CSV text file: {err}") from None
         if not rows:
             raise fail("the table is empty; expected a header 'context,<token>,...'")
