@@ -41,7 +41,8 @@ class TableModel(ContextModel):
     kind = "table"
     spec_model = TableSpec
     docs_row = (r'`{kind = "table", file = "m.csv", values = "logits" \| "probs"}` | one row per context; no '
-                'truncation: a context asked for but absent is an error naming it')
+                'truncation: a context asked for but absent is an error naming it; a single premise needs only the '
+                "rows of the windows (no likelihood)")
 
     @classmethod
     def from_spec(cls, spec, tokens, base, field):
