@@ -374,3 +374,17 @@ def test_a_20000_token_ngram_reads_sparse_in_the_vocabulary():
     expected = [sum(model.read(np.concatenate([np.full((1, 4 - j), V), w[None, :j]], axis=1))[1][0, w[j]]
                     for j in range(4)) for w in first]
     assert loglik[:3] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_storylines_probability_still_needs_the_prefixes_of_a_single_premise(tmp_path):
+    """``log P(y)`` (decompose's held-out likelihood) is a likelihood even for one premise: a
+    full-window table without the rows of the prefixes is refused there, never a NaN."""
+    from ecology.core.compile import compile_scenario
+    from ecology.errors import ScenarioError
+    from ecology.scenario import load
+
+    full_window_table(tmp_path / "full.csv")
+    mixture = compile_scenario(load(scenario(tmp_path, {"kind": "table", "file": "full.csv"}))).mixture
+    with pytest.raises(ScenarioError, match=r"context '' \(the empty window\) is not in the table: the mixture's "
+                                            "likelihood of the window 'a b a'"):
+        mixture.sequence_log_prob(np.array([[0, 1, 0, 1]]))

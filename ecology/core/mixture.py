@@ -121,7 +121,7 @@ class Mixture:
         tokens, each premise reads ``y_1 .. y_{n-1}`` and adds ``log mu_s(y_n | y_1 .. y_{n-1})``."""
         if all(p.automaton is not None for p in self.premises):
             return -self.read(sequences).free_energy
-        laws, loglik = self.likelihoods(sequences[:, :-1])
+        laws, loglik = self.likelihoods(sequences[:, :-1], likelihood=True)  # log P(y) needs it, even for one premise
         rows, last = np.arange(len(sequences)), sequences[:, -1]
         joint = np.stack([self.log_prior[s] + loglik[s] + laws[s][rows, last] for s in range(len(self.premises))])
         return logsumexp(joint, axis=0)
@@ -130,16 +130,18 @@ class Mixture:
         """What the premises read: the windows after their last reset token (if any)."""
         return windows if self.reset is None else after_reset(windows, self.reset, self.n_tokens)
 
-    def likelihoods(self, windows: np.ndarray) -> tuple[PremiseLaws, np.ndarray]:
+    def likelihoods(self, windows: np.ndarray, likelihood: bool | None = None) -> tuple[PremiseLaws, np.ndarray]:
         """Each premise's ``log mu_s(. | w)`` (:class:`PremiseLaws`) and ``log mu_s(w)`` (S, R),
-        reading after the last reset token if any."""
+        reading after the last reset token if any; model premises' likelihoods are required when
+        ``likelihood`` (default: :attr:`needs_likelihood`), else NaN where unknown."""
+        likelihood = self.needs_likelihood if likelihood is None else likelihood
         windows = self.visible(windows)
         states = np.zeros((len(self.premises), len(windows)), dtype=np.intp)
         loglik = np.empty((len(self.premises), len(windows)))
         model_laws = {}
         for s, p in enumerate(self.premises):
             if p.automaton is None:
-                loglik[s], model_laws[s] = p.model.read(windows, likelihood=self.needs_likelihood)
+                loglik[s], model_laws[s] = p.model.read(windows, likelihood=likelihood)
             else:
                 states[s], loglik[s] = p.automaton.read(windows)
         return PremiseLaws(self.premises, states, model_laws), loglik
