@@ -140,16 +140,19 @@ class TableModel(ContextModel):
         longer = (code < 0) | (code >= self.limit)  # already ``longest`` tokens: not in the table
         return np.where(longer, -1, code * (self.n_tokens + 1) + token + 1)
 
-    def known(self, codes):
+    def search(self, codes) -> tuple[np.ndarray, np.ndarray]:
+        """The row of each context code in the table, and whether it is there."""
         at = np.clip(np.searchsorted(self.codes, codes), 0, len(self.codes) - 1)
-        return self.codes[at] == codes
+        return at, self.codes[at] == codes
+
+    def known(self, codes):
+        return self.search(codes)[1]
 
     def rows(self, codes, where, prefix: bool) -> np.ndarray:
         """The table's row of each context code; a context not in the table is an error naming
         it: the context of a window's law, or (``prefix``) one the likelihood needs (a mixture of
         two or more premises reads it; a single premise does not, see :meth:`LanguageModel.read`)."""
-        at = np.clip(np.searchsorted(self.codes, codes), 0, len(self.codes) - 1)
-        found = self.codes[at] == codes
+        at, found = self.search(codes)
         if not found.all():
             window, position = where(int(np.argmin(found)))
             context = self.context_text(window, position)
