@@ -169,9 +169,9 @@ def test_the_training_data_section_shares_the_stream_checks(tmp_path, capsys):
     assert main(["train", str(spec)]) == 2
     assert capsys.readouterr().err == (f"error: {spec}: data: give 'text' (a file or \"pydoc\") or 'sequence' (tokens "
                                        "inline), not both\n")
-    spec.write_text('kind = "ngram"\ntokens = ["a", "b"]\nout = "m.npz"\n[data]\nsequence = "abab"\n[model]\nk = -1\n')
+    spec.write_text('kind = "ngram"\ntokens = ["a", "b"]\nout = "m.npz"\n[data]\nsequence = "abab"\n[model]\nk = -1.5\n')
     assert main(["train", str(spec)]) == 2
-    assert capsys.readouterr().err == f"error: {spec}: model.k: Input should be greater than 0, got -1\n"
+    assert capsys.readouterr().err == f"error: {spec}: model.k: Input should be greater than 0, got -1.5\n"
     assert not (tmp_path / "m.npz").exists()
 
 
