@@ -14,7 +14,6 @@ the cross-references (tokens, states, cast members, labels). Either pass raises
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import stat
@@ -32,7 +31,8 @@ from pydantic import (
 )
 
 from ecology.errors import ScenarioError
-from ecology.fields import MAX_COUNT, NAME_RULE, TOKEN_RULE, Name, References, Strict, Token
+from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error
+from ecology.fields import toml_repr as _toml_repr  # noqa: F401 - the name ecology.lm.train (branch train) imports
 from ecology.kinds.criteria import FORMS
 from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS
@@ -256,51 +256,15 @@ class Scenario(Strict):
 # Loading, overrides and the cross-reference checks
 
 
-def _toml_repr(value: Any) -> str:
-    """A value as it would be written in TOML (for error messages)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (dict, list)):
-        return "a table" if isinstance(value, dict) else "a list"
-    return repr(value)
+def _not_a_tag(loc: list[str], i: int) -> bool:
+    """Whether ``loc[i]`` is a file key: a tagged union inserts its tag after the simulacrum (or
+    template) key."""
+    part = loc[i]
+    return not (part in SIMULACRUM_KINDS and i > 0 and (loc[i - 1] == "template" or loc[i - 2 : i - 1] == ["simulacra"]))
 
 
 def _pydantic_error(err: ValidationError) -> ScenarioError:
-    first = err.errors()[0]
-    loc = [str(x) for x in first["loc"]]
-    # A tagged union inserts its tag after the simulacrum (or template) key: not a file key.
-    parts = [
-        part
-        for i, part in enumerate(loc)
-        if not (part in SIMULACRUM_KINDS and i > 0 and (loc[i - 1] == "template" or loc[i - 2 : i - 1] == ["simulacra"]))
-    ]
-    is_key = parts[-1:] == ["[key]"]
-    path = ".".join(parts[:-2] if is_key else parts)
-    kind = first["type"]
-    msg = first["msg"].removeprefix("Value error, ")
-    value = first.get("input")
-    if kind == "extra_forbidden":
-        msg = "unknown key; see docs/scenarios.md or `ecology schema` for the keys allowed here"
-    elif kind == "missing":
-        msg = "required key is missing"
-    elif kind == "union_tag_invalid":
-        msg = f"unknown kind {value.get('kind')!r}; use one of {', '.join(SIMULACRUM_KINDS)}"
-    elif kind == "string_pattern_mismatch" and "A-Za-z0-9_" in str(first.get("ctx", {}).get("pattern")):
-        msg = f"name {value!r} is not allowed: names use {NAME_RULE}"
-    elif kind == "string_pattern_mismatch" or (kind == "string_too_long" and "64" in msg):
-        msg = f"token {value!r} is not allowed: {TOKEN_RULE}"
-    elif kind == "finite_number":
-        msg = f"must be a finite number, got {_toml_repr(value)}"
-    elif kind.endswith("_type") or kind == "int_from_float":
-        hint = {"bool_type": "true or false", "int_type": "a whole number", "int_from_float": "a whole number",
-                "float_type": "a number", "string_type": "a quoted string"}.get(kind)
-        msg = f"{msg}, got {_toml_repr(value)}" + (f"; write {hint} (values are never converted)" if hint else "")
-    if is_key:
-        key = parts[-2] if parts[-2].isprintable() else repr(parts[-2])
-        path = f"{path}.{key}" if path else key
-    return ScenarioError(path, msg)
+    return pydantic_error(err, keep=_not_a_tag)
 
 
 NAMED_TABLES = {"simulacra": "simulacrum", "premises": "premise", "populations": "population",

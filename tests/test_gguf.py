@@ -264,8 +264,8 @@ def one_line_error(tmp_path: Path, tiny: Path, body: str, *extra: str) -> str:
 @pytest.mark.parametrize(("body", "expected"), [
     (PREMISE + 'model = { kind = "gguf", file = "missing.gguf" }', "no such file"),
     (PREMISE + 'model = { kind = "gguf", file = "NOTGGUF" }', "not a readable GGUF file"),
-    (PREMISE + 'model = { kind = "gguf", file = "TINY", prefix = 3 }', "prefix: expected a text"),
-    (PREMISE + 'model = { kind = "gguf", file = "TINY", bos = "yes" }', "bos: expected true or false"),
+    (PREMISE + 'model = { kind = "gguf", file = "TINY", prefix = 3 }', "prefix: Input should be a valid string, got 3"),
+    (PREMISE + 'model = { kind = "gguf", file = "TINY", bos = "yes" }', "bos: Input should be a valid boolean, got \"yes\""),
     (PREMISE + 'model = { kind = "gguf", file = "TINY", bos = false }', "needs a context before its first token"),
     (PREMISE + 'model = { kind = "gguf", file = "TINY", layers = 3 }', "unknown key for kind 'gguf'"),
     ('[vocabulary]\ntokens = ["a", "Ġthe cat"]\n[premises.m]\nprior = 1.0\nmodel = { kind = "gguf", file = "TINY" }',

@@ -61,8 +61,9 @@ class Step:
 
     @property
     def impossible(self) -> np.ndarray:
-        """Rows whose window has probability zero under every premise."""
-        return ~np.isfinite(self.free_energy)
+        """Rows whose window has probability zero under every premise (``F = +inf``; a single
+        premise's ``F`` may be unknown, NaN: see :meth:`Mixture.combine`)."""
+        return np.isposinf(self.free_energy)
 
 
 class Mixture:
@@ -78,14 +79,27 @@ class Mixture:
         self.labels = list(dict.fromkeys(p.label for p in premises))
         self.members = [np.array([s for s, p in enumerate(premises) if p.label == label]) for label in self.labels]
 
+    @property
+    def needs_likelihood(self) -> bool:
+        """Whether the amplitudes depend on the likelihoods: with a single premise ``alpha = 1``,
+        so a model premise reads only the laws after the windows (:meth:`ecology.lm.base.LanguageModel.read`
+        with ``likelihood = False``): a table of full windows needs no row for their prefixes."""
+        return len(self.premises) > 1
+
     def combine(self, log_next, loglik: np.ndarray) -> Step:
         """Bayes and mixing (module docstring) from each premise's next-token law and likelihood.
 
         ``log_next[s]`` is premise ``s``'s ``log mu_s(. | w)``, shape (R, V) (a sequence over
         premises, or an (S, R, V) array); ``loglik`` is ``log mu_s(w)``, premise-major (S, R).
         Automaton and model premises enter the same way: the automaton's law is its emission row
-        in its final state, the model's is what it computed from the window.
+        in its final state, the model's is what it computed from the window. A single premise has
+        ``alpha = 1`` and ``mu = mu_s`` exactly (what the formulas give for a finite likelihood),
+        and ``F = -log mu_s(w)``, NaN where its model does not know the likelihood (a table of
+        full windows, without the rows of their prefixes).
         """
+        if not self.needs_likelihood:  # alpha = 1 whatever the likelihood (which may be unknown: NaN)
+            log_mu = np.array(log_next[0], dtype=float)
+            return Step(np.zeros((loglik.shape[1], 1)), log_mu, tempered(log_mu, self.temperature), -loglik[0])
         log_joint = self.log_prior[:, None] + loglik
         log_z = logsumexp(log_joint, axis=0)
         with np.errstate(invalid="ignore"):
@@ -107,7 +121,7 @@ class Mixture:
         tokens, each premise reads ``y_1 .. y_{n-1}`` and adds ``log mu_s(y_n | y_1 .. y_{n-1})``."""
         if all(p.automaton is not None for p in self.premises):
             return -self.read(sequences).free_energy
-        laws, loglik = self.likelihoods(sequences[:, :-1])
+        laws, loglik = self.likelihoods(sequences[:, :-1], likelihood=True)  # log P(y) needs it, even for one premise
         rows, last = np.arange(len(sequences)), sequences[:, -1]
         joint = np.stack([self.log_prior[s] + loglik[s] + laws[s][rows, last] for s in range(len(self.premises))])
         return logsumexp(joint, axis=0)
@@ -116,16 +130,18 @@ class Mixture:
         """What the premises read: the windows after their last reset token (if any)."""
         return windows if self.reset is None else after_reset(windows, self.reset, self.n_tokens)
 
-    def likelihoods(self, windows: np.ndarray) -> tuple[PremiseLaws, np.ndarray]:
+    def likelihoods(self, windows: np.ndarray, likelihood: bool | None = None) -> tuple[PremiseLaws, np.ndarray]:
         """Each premise's ``log mu_s(. | w)`` (:class:`PremiseLaws`) and ``log mu_s(w)`` (S, R),
-        reading after the last reset token if any."""
+        reading after the last reset token if any; model premises' likelihoods are required when
+        ``likelihood`` (default: :attr:`needs_likelihood`), else NaN where unknown."""
+        likelihood = self.needs_likelihood if likelihood is None else likelihood
         windows = self.visible(windows)
         states = np.zeros((len(self.premises), len(windows)), dtype=np.intp)
         loglik = np.empty((len(self.premises), len(windows)))
         model_laws = {}
         for s, p in enumerate(self.premises):
             if p.automaton is None:
-                loglik[s], model_laws[s] = p.model.read(windows)
+                loglik[s], model_laws[s] = p.model.read(windows, likelihood=likelihood)
             else:
                 states[s], loglik[s] = p.automaton.read(windows)
         return PremiseLaws(self.premises, states, model_laws), loglik

@@ -54,7 +54,7 @@ class ReferenceEngine(Engine):
         """Premise ``s``'s final state and likelihood after the window lost ``count`` oldest tokens."""
         premise, reader = self.compiled.premises[s], self.readers[s]
         if premise.automaton is None:
-            self.loglik[s], self.laws[s] = premise.model.read(self.visible)
+            self.loglik[s], self.laws[s] = premise.model.read(self.visible, likelihood=self.mixture.needs_likelihood)
         elif reader is None:
             self.states[s], self.loglik[s] = premise.automaton.read(self.visible)
         else:

@@ -13,7 +13,7 @@ module that registers its class (:mod:`ecology.lm.registry`):
 :func:`load_model` builds one from a scenario's ``model = {kind = ..., ...}`` table
 (:mod:`ecology.lm.files`); :mod:`ecology.lm.train` trains transformers and n-grams
 (``ecology train``) and is not imported here. Importing the package registers every kind and
-loads nothing beyond numpy (onnxruntime is imported when an ONNX model is built).
+loads nothing beyond numpy and pydantic (onnxruntime is imported when an ONNX model is built).
 """
 
 # importing a kind registers it; this order is the registry's (error messages, the docs' table of kinds)

@@ -19,7 +19,8 @@ Every model reads a batch of windows at once; identical windows are read once
 loop: :class:`ContextModel` (the law is a function of an integer code of the context: table,
 n-gram) and :class:`SequenceModel` (one causal pass over ``[start] + w_1 .. w_m``: transformer,
 ONNX). A concrete model class is also its *kind*: it names the keys of its scenario table
-``model = {kind = ..., ...}``, checks them and builds itself from them (:meth:`LanguageModel.build`);
+``model = {kind = ..., ...}`` in a pydantic model (its ``spec_model``), which validates the table,
+and builds itself from the validated table (:meth:`LanguageModel.build`);
 :mod:`ecology.lm.registry` holds the registered kinds.
 """
 
@@ -30,17 +31,21 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from pydantic import ValidationError
 
 from ecology.errors import ScenarioError
+from ecology.fields import Strict, pydantic_error
 
 CODE_BITS = 62  # integer codes of token sequences stay below 2**62
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """``z - log sum exp z`` along the last axis; rows of ``-inf`` stay ``-inf`` (no NaN)."""
+    """``z - log sum exp z`` along the last axis; rows of ``-inf`` stay ``-inf`` (no NaN); a
+    logit more than a double's range below the top one is ``-inf`` (probability 0, no warning)."""
     top = np.max(logits, axis=-1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    shifted = logits - top
+    with np.errstate(over="ignore"):
+        shifted = logits - top
     with np.errstate(divide="ignore"):
         return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
@@ -73,14 +78,17 @@ class LanguageModel:
     """A language model over the scenario's vocabulary ``tokens`` (see module docstring).
 
     A registered subclass (:func:`ecology.lm.registry.register`) is a model kind and sets
-    ``kind`` (its name in ``model = {kind = ...}``), ``keys`` (the keys its table allows, ``kind``
-    included), ``file_keys`` (those of them that name files: anchored to the scenario's folder,
-    and part of the load cache's key) and ``docs_row`` (its row in docs/models.md's table of
-    kinds: the dict, then notes, separated by `` | ``), and implements :meth:`build`.
+    ``kind`` (its name in ``model = {kind = ...}``), ``spec_model`` (the pydantic model of its
+    table: the keys allowed, ``kind`` included, their types, ranges and defaults; ``keys`` is set
+    from it when the kind is registered), ``file_keys`` (those of them that name files: anchored
+    to the scenario's folder, and part of the load cache's key) and ``docs_row`` (its row in
+    docs/models.md's table of kinds: the dict, then notes, separated by `` | ``), and implements
+    :meth:`from_spec`.
     """
 
     kind: ClassVar[str] = ""
-    keys: ClassVar[frozenset[str]] = frozenset()
+    spec_model: ClassVar[type[Strict]] = Strict
+    keys: ClassVar[frozenset[str]] = frozenset()  # the fields of spec_model (set by register)
     file_keys: ClassVar[tuple[str, ...]] = ("file",)
     docs_row: ClassVar[str] = ""
     has_text: ClassVar[bool] = False  # the kind has a tokenizer: the three class methods below
@@ -101,10 +109,31 @@ class LanguageModel:
         raise NotImplementedError
 
     @classmethod
+    def validated(cls, spec: dict, field: str) -> Strict:
+        """``spec`` validated by :attr:`spec_model`; its first error is one line naming
+        ``field.<key>`` and what to write."""
+        try:
+            return cls.spec_model.model_validate(spec)
+        except ValidationError as err:
+            allowed = f"unknown key for kind '{cls.kind}'; allowed: {sorted(cls.keys)} (see docs/models.md)"
+            error = pydantic_error(err, field, unknown_key=allowed)
+            first = err.errors()[0]
+            described = cls.spec_model.model_fields.get(str(first["loc"][-1])) if first["loc"] else None
+            if first["type"] == "missing" and described is not None and described.description:
+                error = ScenarioError(error.path, f"{error.message}; give {described.description}")
+            raise error from None
+
+    @classmethod
     def build(cls, spec: dict, tokens: list[str], base: Path, field: str) -> LanguageModel:
-        """The model of the table ``spec`` (its keys already checked against :attr:`keys`) over
-        ``tokens``, files relative to ``base``; a bad value raises a :class:`ScenarioError` naming
-        ``field.<key>``."""
+        """The model of the table ``spec`` over ``tokens``, files relative to ``base``: ``spec``
+        validated (:meth:`validated`), then :meth:`from_spec`; a bad value raises a
+        :class:`ScenarioError` naming ``field.<key>``."""
+        return cls.from_spec(cls.validated(spec, field), tokens, base, field)
+
+    @classmethod
+    def from_spec(cls, spec, tokens: list[str], base: Path, field: str) -> LanguageModel:
+        """The model of the validated table ``spec`` (an instance of :attr:`spec_model`): what the
+        types cannot say (files, tokens of the vocabulary) is checked here."""
         raise NotImplementedError
 
     @classmethod
@@ -124,8 +153,12 @@ class LanguageModel:
     def error(self, message: str, key: str = "file") -> ScenarioError:
         return ScenarioError(f"{self.field}.{key}", f"{self.source}: {message}")
 
-    def read(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(log_likelihood (B,), next_log_probs (B, V))`` of a batch of windows (B, L)."""
+    def read(self, windows: np.ndarray, likelihood: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(log_likelihood (B,), next_log_probs (B, V))`` of a batch of windows (B, L).
+
+        ``likelihood = False`` (a single premise, whose amplitude is 1 whatever its likelihood):
+        the next-token law is still required, the likelihood is computed where the model knows
+        every conditional it needs and NaN (unknown) elsewhere (:meth:`read_distinct_partial`)."""
         windows = np.asarray(windows)
         if windows.ndim != 2:
             raise ValueError(f"windows must be a (B, L) array, got shape {windows.shape}")
@@ -134,12 +167,17 @@ class LanguageModel:
         if windows.shape[0] == 0:
             return np.zeros(0), np.zeros((0, self.n_tokens))
         distinct, inverse = unique_rows(canonical(windows, self.n_tokens), self.n_tokens + 1)
-        loglik, next_logp = self.read_distinct(distinct)
+        loglik, next_logp = self.read_distinct(distinct) if likelihood else self.read_distinct_partial(distinct)
         return loglik[inverse], next_logp[inverse]
 
     def read_distinct(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`read` on distinct canonical windows."""
         raise NotImplementedError
+
+    def read_distinct_partial(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read` on distinct canonical windows with the likelihood optional (NaN where
+        unknown); default: the whole read (a model that knows every conditional)."""
+        return self.read_distinct(windows)
 
     @property
     def n_parameters(self) -> int | None:
@@ -152,8 +190,9 @@ class LanguageModel:
 
     def read_cost(self, length: int) -> float:
         """Elementary operations of reading one window of ``length`` positions (an upper-bound
-        estimate for the budgets of :mod:`ecology.core.budget`): a code, a search and a law of ``V``
-        entries per position (context models)."""
+        estimate for the budgets of :mod:`ecology.core.budget`): a law of ``V`` entries per
+        position (a context model reads one law, after the window, and one conditional per
+        position: :meth:`ContextModel.read_cost`)."""
         return 64.0 * (length + 1) * (self.n_tokens + 1)
 
     def step_cost(self, length: int, grew: bool) -> float:
@@ -181,9 +220,15 @@ class ContextModel(LanguageModel):
 
     Codes are base-``(V + 1)`` numbers whose digits are ``token + 1`` (0 = no token), so contexts
     of different lengths have different codes. Reading a window computes the code before each
-    token and after the last one, finds the distinct codes, asks :meth:`laws` for each once, and
-    sums the conditionals of the window's tokens.
+    token and after the last one; the law after the whole window is asked of :meth:`laws` once
+    per distinct window (a (W, V) array), and the likelihood is the sum of the conditionals
+    ``log mu(w_i | w_<i)`` of the window's tokens, asked of :meth:`conditionals` one per token
+    (never a whole law per prefix: with a large vocabulary that would be (W L, V) numbers).
     """
+
+    def read_cost(self, length: int) -> float:
+        """A code and a search per position, and one law of ``V`` entries (class docstring)."""
+        return 64.0 * (length + 1 + self.n_tokens + 1)
 
     def extend(self, code: np.ndarray, token: np.ndarray) -> np.ndarray:
         """The code of the context followed by ``token`` (one per row)."""
@@ -194,7 +239,28 @@ class ContextModel(LanguageModel):
         ``(window, position)`` of a place where the context of ``codes[i]`` occurs, to name it."""
         raise NotImplementedError
 
+    def conditionals(self, codes: np.ndarray, tokens: np.ndarray, where) -> np.ndarray:
+        """(N,) ``log mu(tokens[i] | context of codes[i])``, bit for bit the entries of
+        :meth:`laws` (default: taken from them); ``where`` as for :meth:`laws`."""
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        first = np.zeros(len(distinct), dtype=np.int64)
+        first[inverse[::-1]] = np.arange(len(codes))[::-1]
+        return self.laws(distinct, lambda i: where(int(first[i])))[inverse.ravel(), tokens]
+
+    def known(self, codes: np.ndarray) -> np.ndarray:
+        """Whether the model has a law after each context code (default: every context)."""
+        return np.ones(len(codes), dtype=bool)
+
     def read_distinct(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.read_codes(windows, partial=False)
+
+    def read_distinct_partial(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.read_codes(windows, partial=True)
+
+    def read_codes(self, windows: np.ndarray, partial: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The read of the class docstring; ``partial``: the laws after the windows are required,
+        the conditionals after their prefixes (the likelihood's) only where :meth:`known` (the
+        likelihood is NaN elsewhere)."""
         rows, length = windows.shape
         pad = self.n_tokens
         codes = np.zeros((rows, length + 1), dtype=np.int64)
@@ -204,13 +270,17 @@ class ContextModel(LanguageModel):
             token = windows[:, p].astype(np.int64)
             code = np.where(token == pad, code, self.extend(code, np.minimum(token, pad - 1)))
         codes[:, length] = code
-        distinct, first, inverse = np.unique(codes.ravel(), return_index=True, return_inverse=True)
-        inverse = inverse.reshape(rows, length + 1)
-        laws = self.laws(distinct, lambda i: (windows[first[i] // (length + 1)], first[i] % (length + 1)))
-        real = windows != pad
-        per_token = laws[inverse[:, :length], np.where(real, windows, 0)]
-        loglik = np.where(real, per_token, 0.0).sum(axis=1)
-        return loglik, laws[inverse[:, length]]
+        final, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+        laws = self.laws(final, lambda i: (windows[first[i]], length))[inverse.ravel()]
+        row, position = np.nonzero(windows != pad)
+        contexts, tokens = codes[row, position], windows[row, position].astype(np.int64)
+        usable = self.known(contexts) if partial else np.ones(len(contexts), dtype=bool)
+        picked = np.flatnonzero(usable)
+        per_token = np.zeros((rows, length))
+        per_token[row, position] = np.nan
+        per_token[row[picked], position[picked]] = self.conditionals(
+            contexts[picked], tokens[picked], lambda i: (windows[row[picked[i]]], position[picked[i]]))
+        return per_token.sum(axis=1), laws
 
 
 def encode_contexts(contexts: list[list[int]], base: int) -> np.ndarray:
@@ -263,24 +333,12 @@ class SequenceModel(LanguageModel):
 # Reading a kind's table
 
 
-def number(spec: dict, key: str, default, field: str, low: float, high: float, integer: bool = False):
-    """``spec[key]`` (``default`` when absent), checked to be a number (an integer when ``integer``;
-    never a bool) in ``[low, high]``."""
-    value = spec.get(key, default)
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not (low <= value <= high):
-        kind = "an integer" if integer else "a number"
-        raise ScenarioError(f"{field}.{key}", f"expected {kind} in [{low}, {high}], got {value!r}")
-    return value
-
-
-def resolve(spec: dict, key: str, base: Path, field: str) -> Path:
-    """The existing file ``base / spec[key]``."""
-    name = spec.get(key)
-    if not isinstance(name, str) or not name:
-        raise ScenarioError(f"{field}.{key}", "expected a file name (relative to the scenario file)")
+def resolve(name: str, key: str, base: Path, field: str) -> Path:
+    """The existing regular file ``base / name`` (named under ``key``; a FIFO, a device or a
+    folder is refused: reading one would block or never end)."""
     path = Path(base) / name
     if not path.is_file():
         where = "" if Path(name).is_absolute() else f" (looked for {path})"
-        raise ScenarioError(f"{field}.{key}", f"{name}: no such file{where}")
+        what = "not a regular file" if path.exists() else "no such file"
+        raise ScenarioError(f"{field}.{key}", f"{name}: {what}{where}")
     return path

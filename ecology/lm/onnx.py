@@ -3,11 +3,30 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
+from pydantic import Field
 
 from ecology.errors import ScenarioError
-from ecology.lm.base import SequenceModel, log_softmax, number, resolve
+from ecology.fields import Strict
+from ecology.lm.base import SequenceModel, log_softmax, resolve
 from ecology.lm.registry import register
+
+MAX_ID = 2**31 - 1  # token ids are int32 or int64 inputs
+
+
+class OnnxSpec(Strict):
+    """An ONNX premise's keys."""
+
+    kind: Literal["onnx"] = Field(description="the kind")
+    file: Annotated[str, Field(min_length=1)] = Field(description="the exported model (.onnx), relative to the scenario")
+    bos: int = Field(ge=0, le=MAX_ID, description="the model's start-of-text token id (the law of the empty window "
+                     "is the law after it)")
+    token_ids: list[Annotated[int, Field(ge=0, le=MAX_ID)]] | None = Field(
+        None, description="the model's id of each vocabulary token, in order; default 0 .. V-1")
+    max_length: int | None = Field(None, ge=1, le=MAX_ID, description="the longest window the model reads; "
+                                   "default no limit")
 
 
 @register
@@ -23,34 +42,29 @@ class OnnxModel(SequenceModel):
     """
 
     kind = "onnx"
-    keys = frozenset({"kind", "file", "bos", "token_ids", "max_length"})
+    spec_model = OnnxSpec
     docs_row = '`{kind = "onnx", file = "m.onnx", bos = ID, token_ids = [...], max_length = N}` | extra `[onnx]` (onnxruntime)'
 
     @classmethod
-    def build(cls, spec, tokens, base, field):
-        path = resolve(spec, "file", base, field)
+    def from_spec(cls, spec, tokens, base, field):
+        path = resolve(spec.file, "file", base, field)
         try:
             import onnxruntime
         except ImportError:
             raise ScenarioError(f"{field}.kind", "onnx models need onnxruntime: pip install 'simulacra-ecology[onnx]'") from None
-        bos = number(spec, "bos", None, field, 0, 2**31 - 1, integer=True) if "bos" in spec else None
-        if bos is None:
-            raise ScenarioError(f"{field}.bos", "give the model's start-of-text token id "
-                                "(the law of the empty window is the law after it)")
-        token_ids = spec.get("token_ids", list(range(len(tokens))))
-        if (not isinstance(token_ids, list) or len(token_ids) != len(tokens)
-                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in token_ids)):
-            raise ScenarioError(f"{field}.token_ids",
-                                f"expected {len(tokens)} non-negative model token ids, one per vocabulary token")
-        max_length = number(spec, "max_length", None, field, 1, 2**31 - 1, integer=True) if "max_length" in spec else None
+        token_ids = spec.token_ids if spec.token_ids is not None else list(range(len(tokens)))
+        if len(token_ids) != len(tokens):
+            raise ScenarioError(f"{field}.token_ids", f"{len(token_ids)} ids for {len(tokens)} vocabulary tokens; "
+                                "give one model token id per vocabulary token")
+        onnxruntime.set_default_logger_severity(3)  # errors only: its own warnings would precede our one line
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
-            reason = str(err).splitlines()[0][:200]
-            raise ScenarioError(f"{field}.file", f"{spec['file']}: not a loadable ONNX model: {reason}") from None
-        return cls(tokens, spec["file"], session, bos, token_ids, max_length, field)
+            reason = " ".join(str(err).split())[:200]
+            raise ScenarioError(f"{field}.file", f"{spec.file}: not a loadable ONNX model: {reason}") from None
+        return cls(tokens, spec.file, session, spec.bos, token_ids, spec.max_length, field)
 
     def __init__(self, tokens, source, session, bos: int, token_ids: list[int], max_length: int | None, field="model"):
         super().__init__(tokens, source, field)
@@ -70,6 +84,8 @@ class OnnxModel(SequenceModel):
             out = self.session.run([self.output], {self.input.name: ids.astype(self.dtype)})[0]
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise self.error(f"onnxruntime failed on input of shape {ids.shape}: {str(err).splitlines()[0][:200]}") from None
+        if out.dtype.kind not in "fiu":
+            raise self.error(f"the model's output has dtype {out.dtype}; expected real logits")
         if out.ndim not in (2, 3) or out.shape[0] != len(ids) or (out.ndim == 3 and out.shape[1] != ids.shape[1]):
             raise self.error(f"output shape {out.shape} for input {ids.shape}; expected (batch, length, V) or (batch, V)")
         if out.shape[-1] <= self.token_ids.max():
@@ -85,4 +101,19 @@ class OnnxModel(SequenceModel):
         else:  # last-position output only: one run per prefix
             logits = np.stack([out if j == ids.shape[1] else self.run(model_ids[:, : j + 1])
                                for j in range(ids.shape[1] + 1)], axis=1)
-        return log_softmax(logits[..., self.token_ids])
+        logits = logits[..., self.token_ids]
+        self.check_logits(logits, ids)
+        return log_softmax(logits)
+
+    def check_logits(self, logits: np.ndarray, ids: np.ndarray) -> None:
+        """Refuse logits that are no law: NaN or ``+inf`` anywhere, or a prefix after which every
+        token's logit is ``-inf``; the error names the first such context (vocabulary tokens)."""
+        bad = np.isnan(logits) | (logits == np.inf)
+        bad = bad.any(axis=-1) | ~np.isfinite(logits).any(axis=-1)  # (B, m + 1): the law after each prefix
+        if bad.any():
+            row, prefix = np.argwhere(bad)[0]
+            context = " ".join(self.tokens[t] for t in ids[row, :prefix])
+            law = logits[row, prefix]
+            what = "NaN" if np.isnan(law).any() else "+inf" if (law == np.inf).any() else "-inf for every token"
+            shown = f"'{context}'" if context else "'' (the empty window)"
+            raise self.error(f"the model's logits after context {shown} are {what}: no law; check the exported model")

@@ -32,10 +32,13 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ecology.errors import ScenarioError
+from ecology.fields import Strict
 from ecology.lm.base import LanguageModel, unique_rows
 from ecology.lm.bpe import PRE_TOKENISERS, ByteLevelBPE
 from ecology.lm.llama import Block, KeyValueCache, Llama, LlamaConfig
@@ -265,12 +268,23 @@ class SequenceCache:
         return entry if entry is not None and entry[0] is not None else None
 
 
+class GgufSpec(Strict):
+    """A GGUF premise's keys."""
+
+    kind: Literal["gguf"] = Field(description="the kind")
+    file: Annotated[str, Field(min_length=1)] = Field(
+        description=f"the GGUF file, relative to the scenario, or a shipped model: {', '.join(map(repr, SHIPPED_MODELS))}")
+    prefix: str = Field("", description="text read before the window (a persona, a system text), tokenised")
+    bos: bool | None = Field(None, description="start with the BOS token; default: the file's "
+                             "`tokenizer.ggml.add_bos_token`, or true without a prefix")
+
+
 @register
 class GgufModel(LanguageModel):
     """A pretrained llama model from a GGUF file, over the scenario's vocabulary (module docstring)."""
 
     kind = "gguf"
-    keys = frozenset({"kind", "file", "prefix", "bos"})
+    spec_model = GgufSpec
     docs_row = ('`{kind = "gguf", file = "m.gguf" \\| "smollm2", prefix = "TEXT", bos = true}` | llama architecture; '
                 "`vocabulary = {from_model = PREMISE}` or a restricted vocabulary of single model tokens")
 
@@ -278,16 +292,16 @@ class GgufModel(LanguageModel):
 
     @classmethod
     def model_vocabulary(cls, spec, base, field):
-        return list(load_gguf(spec.get("file"), Path(base), field).tokens)
+        return list(load_gguf(cls.validated(spec, field).file, Path(base), field).tokens)
 
     @classmethod
     def tokenize(cls, spec, base, field, text):
-        loaded = load_gguf(spec.get("file"), Path(base), field)
+        loaded = load_gguf(cls.validated(spec, field).file, Path(base), field)
         return [(i, loaded.tokens[i]) for i in loaded.tokenizer.encode(text)]
 
     @classmethod
     def token_index(cls, spec, base, field, tokens):
-        loaded = load_gguf(spec.get("file"), Path(base), field)
+        loaded = load_gguf(cls.validated(spec, field).file, Path(base), field)
         return {int(model_id): i for i, model_id in enumerate(token_ids(tokens, loaded, field))}
 
     @classmethod
@@ -296,21 +310,17 @@ class GgufModel(LanguageModel):
         return key in cls.file_keys and value not in SHIPPED_MODELS
 
     @classmethod
-    def build(cls, spec, tokens, base, field):
-        loaded = load_gguf(spec.get("file"), Path(base), field)
-        prefix = spec.get("prefix", "")
-        if not isinstance(prefix, str):
-            raise ScenarioError(f"{field}.prefix", f"expected a text, got {prefix!r}")
-        bos = spec.get("bos", loaded.add_bos or not prefix)
-        if not isinstance(bos, bool):
-            raise ScenarioError(f"{field}.bos", f"expected true or false, got {bos!r}")
+    def from_spec(cls, spec, tokens, base, field):
+        loaded = load_gguf(spec.file, Path(base), field)
+        prefix = spec.prefix
+        bos = spec.bos if spec.bos is not None else loaded.add_bos or not prefix
         prefix_ids = loaded.tokenizer.encode(prefix) if prefix else []
         if (bos and loaded.bos < 0) or (not bos and not prefix_ids):
             raise ScenarioError(f"{field}.bos", "the window needs a context before its first token: give a prefix, or "
                                 "bos = true with a file that names its BOS token")
         start = ([loaded.bos] if bos else []) + prefix_ids
         ids = token_ids(tokens, loaded, field)
-        return cls(tokens, spec.get("file"), loaded, start, ids, field)
+        return cls(tokens, spec.file, loaded, start, ids, field)
 
     def __init__(self, tokens, source, loaded: GgufFile, start: list[int], ids: np.ndarray, field="model"):
         super().__init__(tokens, source, field)

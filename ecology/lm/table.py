@@ -5,14 +5,26 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ecology.errors import ScenarioError
+from ecology.fields import Strict
 from ecology.lm.base import CODE_BITS, ContextModel, encode_contexts, log_softmax, resolve
 from ecology.lm.registry import register
 
 PROBABILITY_TOLERANCE = 1e-9  # a "probs" table row must sum to 1 within this
+
+
+class TableSpec(Strict):
+    """A table premise's keys."""
+
+    kind: Literal["table"] = Field(description="the kind")
+    file: Annotated[str, Field(min_length=1)] = Field(description="the CSV table, relative to the scenario")
+    values: Literal["logits", "probs"] = Field("logits", description="what the rows hold: logits (softmaxed) or "
+                                               "probabilities (summing to 1 within 1e-9)")
 
 
 @register
@@ -27,17 +39,14 @@ class TableModel(ContextModel):
     """
 
     kind = "table"
-    keys = frozenset({"kind", "file", "values"})
+    spec_model = TableSpec
     docs_row = (r'`{kind = "table", file = "m.csv", values = "logits" \| "probs"}` | one row per context; no '
-                'truncation: a context asked for but absent is an error naming it')
+                'truncation: a context asked for but absent is an error naming it; a single premise needs only the '
+                "rows of the windows (no likelihood)")
 
     @classmethod
-    def build(cls, spec, tokens, base, field):
-        values = spec.get("values", "logits")
-        if values not in ("logits", "probs"):
-            raise ScenarioError(f"{field}.values", f"'{values}' is not a value kind; expected 'logits' or 'probs'")
-        path = resolve(spec, "file", base, field)
-        return cls.from_csv(path, tokens, values, spec["file"], field)
+    def from_spec(cls, spec, tokens, base, field):
+        return cls.from_csv(resolve(spec.file, "file", base, field), tokens, spec.values, spec.file, field)
 
     def __init__(self, tokens, source, log_probs: np.ndarray, codes: np.ndarray, longest: int, field="model"):
         super().__init__(tokens, source, field)
@@ -53,11 +62,13 @@ class TableModel(ContextModel):
             return ScenarioError(f"{field}.file", f"{source}: {message}")
 
         try:
-            with path.open(newline="") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 rows = list(csv.reader(handle))
         except OSError as err:
             raise fail(f"cannot read the table: {err.strerror or err}") from None
-        except (UnicodeDecodeError, csv.Error) as err:
+        except UnicodeDecodeError:
+            raise fail("not UTF-8 text; save it as UTF-8") from None
+        except csv.Error as err:
             raise fail(f"not a CSV text file: {err}") from None
         if not rows:
             raise fail("the table is empty; expected a header 'context,<token>,...'")
@@ -129,13 +140,33 @@ class TableModel(ContextModel):
         longer = (code < 0) | (code >= self.limit)  # already ``longest`` tokens: not in the table
         return np.where(longer, -1, code * (self.n_tokens + 1) + token + 1)
 
-    def laws(self, codes, where):
+    def search(self, codes) -> tuple[np.ndarray, np.ndarray]:
+        """The row of each context code in the table, and whether it is there."""
         at = np.clip(np.searchsorted(self.codes, codes), 0, len(self.codes) - 1)
-        found = self.codes[at] == codes
+        return at, self.codes[at] == codes
+
+    def known(self, codes):
+        return self.search(codes)[1]
+
+    def rows(self, codes, where, prefix: bool) -> np.ndarray:
+        """The table's row of each context code; a context not in the table is an error naming
+        it: the context of a window's law, or (``prefix``) one the likelihood needs (a mixture of
+        two or more premises reads it; a single premise does not, see :meth:`LanguageModel.read`)."""
+        at, found = self.search(codes)
         if not found.all():
             window, position = where(int(np.argmin(found)))
             context = self.context_text(window, position)
             shown = f"'{context}'" if context else "'' (the empty window)"
+            if prefix:
+                whole = self.context_text(window, len(window))
+                raise self.error(f"context {shown} is not in the table: the mixture's likelihood of the window "
+                                 f"'{whole}' needs the law after each of its prefixes; add the row of context {shown}, or "
+                                 "make the table the scenario's single premise (whose amplitude is 1: no likelihood)")
             raise self.error(f"context {shown} is not in the table; add a row for it")
-        return self.log_probs[at]
+        return at
 
+    def laws(self, codes, where):
+        return self.log_probs[self.rows(codes, where, prefix=False)]
+
+    def conditionals(self, codes, tokens, where):
+        return self.log_probs[self.rows(codes, where, prefix=True), tokens]

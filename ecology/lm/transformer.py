@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from ecology.errors import ScenarioError
+from ecology.fields import Strict
 from ecology.lm.base import SequenceModel, log_softmax, resolve
 from ecology.lm.files import check_same_tokens, load_npz_model, write_npz
 from ecology.lm.registry import register
@@ -66,6 +69,50 @@ class TransformerConfig:
         return shapes | {"lnf.g": (d,), "lnf.b": (d,), "unembed.w": (d, V), "unembed.b": (V,)}
 
 
+def _positive_integer(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+Size = Annotated[int, BeforeValidator(_positive_integer)]
+
+
+class ConfigMeta(Strict):
+    """The ``config`` of a saved transformer (the fields of :class:`TransformerConfig`)."""
+
+    n_ctx: Size
+    n_layer: Size
+    n_head: Size
+    d_model: Size
+    d_mlp: Size
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ConfigMeta:
+        if self.d_model % self.n_head:
+            raise ValueError(f"n_head = {self.n_head} does not divide d_model = {self.d_model}")
+        return self
+
+
+class TransformerMeta(Strict):
+    """The ``__meta__`` of a saved transformer (:meth:`TransformerModel.save`; ``ecology train``
+    adds its ``training`` settings, ``data`` source and ``final_loss``)."""
+
+    kind: Literal["transformer"]
+    tokens: list[str]
+    config: ConfigMeta
+    training: dict[str, Any] | None = None
+    data: str | None = None
+    final_loss: float | None = None
+
+
+class TransformerSpec(Strict):
+    """A transformer premise's keys."""
+
+    kind: Literal["transformer"] = Field(description="the kind")
+    file: Annotated[str, Field(min_length=1)] = Field(description="the saved model (.npz, written by `ecology train`)")
+
+
 @register
 class TransformerModel(SequenceModel):
     """A small decoder-only transformer, forward pass in numpy (float64).
@@ -78,15 +125,14 @@ class TransformerModel(SequenceModel):
     """
 
     kind = "transformer"
-    keys = frozenset({"kind", "file"})
+    spec_model = TransformerSpec
     docs_row = '`{kind = "transformer", file = "m.npz"}` | numpy forward; the window may hold at most `n_ctx` tokens'
 
     @classmethod
-    def build(cls, spec, tokens, base, field):
-        path = resolve(spec, "file", base, field)
-        model = load_npz_model(path, tokens, spec["file"], field)
+    def from_spec(cls, spec, tokens, base, field):
+        model = load_npz_model(resolve(spec.file, "file", base, field), tokens, spec.file, field)
         if model.kind != "transformer":
-            raise ScenarioError(f"{field}.file", f"{spec['file']}: holds a {model.kind} model, not a transformer")
+            raise ScenarioError(f"{field}.file", f"{spec.file}: holds a {model.kind} model, not a transformer")
         return model
 
     def __init__(self, tokens, source, config: TransformerConfig, weights: dict[str, np.ndarray], field="model"):
@@ -156,17 +202,18 @@ class TransformerModel(SequenceModel):
         def fail(message):
             return ScenarioError(f"{field}.file", f"{source}: {message}")
 
-        raw = meta.get("config")
         try:
-            config = TransformerConfig(**raw)
-        except (KeyError, TypeError) as err:
-            raise fail(f"bad transformer config in the file: {err}") from None
-        sizes = {key: getattr(config, key) for key in ("n_ctx", "n_layer", "n_head", "d_model", "d_mlp")}
-        bad = next((key for key, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1), None)
-        if bad is not None:
-            raise fail(f"bad transformer config in the file: {bad} = {sizes[bad]!r}; expected a positive integer")
-        if config.d_model % config.n_head:
-            raise fail(f"bad transformer config in the file: n_head = {config.n_head} does not divide d_model = {config.d_model}")
+            checked = TransformerMeta.model_validate(meta)
+        except ValidationError as err:
+            first = err.errors()[0]
+            key = next((str(part) for part in reversed(first["loc"]) if isinstance(part, str)), "")
+            if first["type"] == "missing":
+                reason = f"'{key}' is missing"
+            else:
+                found = "" if isinstance(first.get("input"), dict) else f"{key} = {first.get('input')!r}; "
+                reason = found + first["msg"].removeprefix("Value error, ")
+            raise fail(f"bad transformer config in the file: {reason}") from None
+        config = TransformerConfig(**checked.config.model_dump())
         own = list(meta["tokens"])
         check_same_tokens(own, tokens, source, field)
         weights = {}
