@@ -32,7 +32,6 @@ from pydantic import (
 
 from ecology.errors import ScenarioError
 from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error
-from ecology.fields import toml_repr as _toml_repr  # noqa: F401 - the name ecology.lm.train (branch train) imports
 from ecology.kinds.criteria import FORMS
 from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS

@@ -51,10 +51,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
-from ecology import scenario as scn
 from ecology.core.budget import GIB
 from ecology.errors import OutputError, ScenarioError, UserError
-from ecology.fields import Strict, Token
+from ecology.fields import Strict, Token, pydantic_error, toml_repr
 from ecology.io import safe
 from ecology.lm.base import LanguageModel
 from ecology.lm.ngram import NgramModel, load_stream, ngram_settings
@@ -324,7 +323,7 @@ def _keys(spec_type: type[Strict], section: str) -> list[str]:
 def spec_error(err: ValidationError, kind: str, overridden: dict) -> ScenarioError:
     """The first validation error as one line naming the dotted key: an unknown key with the
     keys allowed there (or the kind it belongs to), a bad value with the rule it breaks (the
-    field's description); anything else as scenarios report it (:func:`ecology.scenario._pydantic_error`)."""
+    field's description); anything else as scenarios report it (:func:`ecology.fields.pydantic_error`)."""
     errors = err.errors()
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misplaced key explains the rest
     loc = [str(part) for part in first["loc"]]
@@ -345,8 +344,8 @@ def spec_error(err: ValidationError, kind: str, overridden: dict) -> ScenarioErr
         if rule and first["type"] not in ("value_error", "missing"):
             flag = f" (from --{loc[1]})" if loc[0] == "training" and loc[1] in overridden else ""
             never = "; values are never converted" if first["type"].endswith("_type") else ""
-            return ScenarioError(where, f"expected {rule}, got {scn._toml_repr(first.get('input'))}{flag}{never}")
-    return scn._pydantic_error(err)
+            return ScenarioError(where, f"expected {rule}, got {toml_repr(first.get('input'))}{flag}{never}")
+    return pydantic_error(err)
 
 
 def parse_spec(raw: dict, overrides: dict) -> TransformerSpec | NgramSpec:
@@ -354,7 +353,7 @@ def parse_spec(raw: dict, overrides: dict) -> TransformerSpec | NgramSpec:
     ``overrides`` of ``[training]`` (``--seed``, ``--steps``) validated as if written there."""
     kind = raw.get("kind")
     if kind not in SPECS:
-        raise ScenarioError("kind", f"{scn._toml_repr(kind) if 'kind' in raw else 'missing'}: "
+        raise ScenarioError("kind", f"{toml_repr(kind) if 'kind' in raw else 'missing'}: "
                             "write kind = \"transformer\" or kind = \"ngram\"")
     if overrides:
         if kind == "ngram":
