@@ -355,7 +355,11 @@ def cmd_sweep(args) -> int:
                                 sys.stderr.isatty() and not args.json)
         stopped = outcome["interrupted"] or outcome["error"]
         if not stopped:
-            draw_sweep(target, plan)
+            try:
+                draw_sweep(target, plan)
+            except OSError as err:  # a full disk: the points are on disk, --resume redraws the plots
+                outcome["error"] = f"cannot write the plots: {safe.describe_os_error(err)}"
+                stopped = True
     if args.json:
         print(json.dumps(outcome))
     else:
@@ -518,8 +522,55 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1 .. 65535."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 1 to 65535, got {value}")
+    return value
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse, in one line, a ``--host``/``--port`` the server could not listen on, before
+    "serving" is printed: the host must resolve (``getaddrinfo``, as uvicorn's
+    ``loop.create_server`` resolves it) and every address it resolves to must accept a bind on
+    ``port`` with ``SO_REUSEADDR`` (the server's own options), so a port another process
+    listens on, an address of another machine and a privileged port are refused here. The test
+    sockets are closed just before the server starts; a process that takes the port in between
+    still gets the server's own message."""
+    import errno
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        why = err.strerror if isinstance(err, socket.gaierror) else str(err)
+        raise UsageError(f"--host {host}: cannot be resolved ({why}); give a name or address of this machine, "
+                         "e.g. 127.0.0.1 (loopback) or 0.0.0.0 (every interface)") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise UsageError(f"--port {port}: address already in use on {address[0]} (another process is "
+                                     "listening there): choose another --port") from None
+                if err.errno == errno.EADDRNOTAVAIL:
+                    raise UsageError(f"--host {host}: {address[0]} is not an address of this machine; give one of its "
+                                     "addresses, e.g. 127.0.0.1 (loopback) or 0.0.0.0 (every interface)") from None
+                if err.errno == errno.EACCES:
+                    raise UsageError(f"--port {port}: permission denied (ports below 1024 need privileges): "
+                                     "choose a port above 1023") from None
+                raise UsageError(f"--host {host} --port {port}: cannot listen on {address[0]} "
+                                 f"({err.strerror or err})") from None
+
+
 def cmd_app(args) -> int:
-    """Serve the interactive page of a scenario with solara (``ecology.app``) until interrupted."""
+    """Serve the interactive page of a scenario with solara (``ecology.app``) until interrupted;
+    the scenario, the app extra, the host and the port are checked first (one line, exit 2)."""
     import os
     import subprocess
 
@@ -533,9 +584,10 @@ def cmd_app(args) -> int:
         import solara  # noqa: F401  (the page needs the optional extra)
     except ImportError:
         raise UsageError("ecology app needs the 'app' extra: pip install 'simulacra-ecology[app]'") from None
+    check_listen_address(args.host, args.port)
     env = {**os.environ, "ECOLOGY_SCENARIO": str(Path(args.file).resolve())}
     command = [sys.executable, "-m", "solara", "run", "ecology.app", "--host", args.host, "--port", str(args.port),
-               "--production", "--no-open"]
+               "--production", "--no-open", "--no-check-version"]
     print(f"serving {args.file} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
     return subprocess.run(command, env=env).returncode
 
@@ -639,7 +691,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("app", help="open an interactive page (Mesa SolaraViz) for a scenario")
     p.add_argument("file")
-    p.add_argument("--port", type=positive_int, default=8765)
+    p.add_argument("--port", type=port_number, default=8765, help="TCP port, 1 to 65535 (default 8765)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.set_defaults(func=cmd_app)
 

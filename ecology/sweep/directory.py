@@ -19,7 +19,15 @@ import pandas as pd
 import tomli_w
 
 from ecology.errors import OutputError, UserError
-from ecology.io.safe import Claim, describe_os_error, lock_sweep, new_directory, remove_leftovers, write_file_atomically
+from ecology.io.safe import (
+    Claim,
+    describe_os_error,
+    lock_sweep,
+    naming,
+    new_directory,
+    remove_leftovers,
+    write_file_atomically,
+)
 from ecology.sweep.grid import Plan
 
 
@@ -50,8 +58,13 @@ def start_directory(target: Path, plan: Plan) -> Claim:
         if lock:
             lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OutputError):  # the lock file could not be written
+            raise OutputError(f"cannot create the sweep directory {target}: {str(err).replace(str(tmp), str(target))}") \
+                from None
         if isinstance(err, OSError):
-            raise OutputError(f"cannot create the sweep directory {target}: {describe_os_error(err)}") from None
+            named = naming(err, target, tmp, target)
+            where = named.strerror if named.filename == str(target) else describe_os_error(named)
+            raise OutputError(f"cannot create the sweep directory {target}, nothing was written: {where}") from None
         raise
     return lock
 
