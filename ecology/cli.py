@@ -166,6 +166,8 @@ def cmd_analyze(args) -> int:
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
+    if args.out is not None and args.export is not None and os.path.abspath(args.out) == os.path.abspath(args.export):
+        raise UsageError(f"analyze: --out and --export both name {args.out}; each needs a new directory of its own")
     s = scn.load(args.file, run_overrides(args))
     out = fresh_directory(args.out, s.name) if args.out is not None else None
     export = fresh_directory(args.export, s.name) if args.export is not None else None
@@ -450,11 +452,14 @@ def cmd_decompose(args) -> int:
 
     families = parse_families(args.family)
     components = parse_components(args.components)
-    s = scn.load(args.file, parse_sets(args.set))
+    overrides = parse_sets(args.set)
+    if args.max_memory is not None:
+        overrides["run.max_memory_gib"] = args.max_memory
+    s = scn.load(args.file, overrides)
     compare = [(path, scn.load(path)) for path in args.compare or []]
     target = fresh_directory(args.out, f"decompose-{s.name}")
     request = Request(families, components, args.storylines, args.length, args.seed, args.restarts, args.data,
-                      args.max_states, compare)
+                      args.max_states, compare, **({} if args.max_work is None else {"max_work": args.max_work}))
     try:
         result = decompose(s, request)
     except ScenarioError as err:
@@ -668,6 +673,10 @@ def build_parser() -> Parser:
     p.add_argument("--data", choices=["auto", "exact", "samples"], default="auto",
                    help="exact: all storylines weighted by their probability (when V^(k+1) <= 65536); samples: sampled")
     p.add_argument("--max-states", type=positive_int, default=50_000, help="state budget of the exact visit law")
+    p.add_argument("--max-work", type=positive_int, help="budget of operations of EM (components x restarts x "
+                   "storylines, worst case) and of the columns (--length); default 10^11, about five minutes")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB",
+                   help="memory budget (default: the scenario's run.max_memory_gib, 8)")
     p.add_argument("--compare", action="append", metavar="FILE", help="a decomposition of the same mu to add to the table")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
     p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP")
