@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -351,4 +352,20 @@ def test_atomic_files_name_their_path_never_the_temporary_one(code, tmp_path, mo
     with pytest.raises(OSError) as caught:
         safe.write_file_atomically(target, "a,b\n")
     assert caught.value.errno == code and caught.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_that_names_no_file_is_given_the_file_being_written(tmp_path, monkeypatch, capsys):
+    """``write`` on a full disk names no file: the one being written is the newest in the
+    temporary directory, reported under its final name."""
+    def fills_up(directory, *args, **kwargs):
+        time.sleep(0.05)  # a clock tick after the CSV files: strictly the newest file
+        (directory / "raster.png").write_bytes(b"half")
+        raise full(errno.ENOSPC)
+
+    monkeypatch.setattr(plots, "run_plots", fills_up)
+    out = tmp_path / "run"
+    assert main(["run", TOY, *SMALL, "--out", str(out)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert f"writing {out} failed, nothing was written: {out / 'raster.png'}: No space left on device" in err, err
     assert list(tmp_path.iterdir()) == []

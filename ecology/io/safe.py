@@ -61,17 +61,16 @@ def naming(err: OSError, path: Path, tmp: Path | None = None, final: Path | None
     same path inside ``final`` (``.NAME.partial-PID/x.png`` -> ``NAME/x.png``, a temporary file
     ``.F.tmp-PID`` -> ``F``), and an error that names no file (a full disk found by ``write``,
     ``close`` or ``fsync``) names ``path``."""
-    where = err.filename
-    if where is not None and tmp is not None and final is not None:
+    where = str(path) if err.filename is None else str(err.filename)
+    if tmp is not None and final is not None:
         try:
             where = str(final / Path(where).relative_to(tmp))
         except ValueError:
             pass
-    if where is not None:
-        match = TEMPORARY.match(Path(where).name)
-        if match:
-            where = str(Path(where).with_name(match["name"]))
-    return OSError(err.errno, err.strerror or str(err), str(path) if where is None else where)
+    match = TEMPORARY.match(Path(where).name)
+    if match:
+        where = str(Path(where).with_name(match["name"]))
+    return OSError(err.errno, err.strerror or str(err), where)
 
 
 def check_new_directory(target: Path) -> Path:
@@ -275,8 +274,8 @@ def write_atomically(target: Path, fill) -> Path:
             raise OutputError(f"{target}: appeared while writing; nothing was written")
         os.rename(tmp, target)
     except OSError as err:
+        named = naming(err, newest_file(tmp) or target, tmp, target)
         _remove(tmp)
-        named = naming(err, target, tmp, target)
         where = named.strerror if named.filename == str(target) else describe_os_error(named)
         raise OutputError(f"writing {target} failed, nothing was written: {where}") from None
     except BaseException:
@@ -288,6 +287,23 @@ def write_atomically(target: Path, fill) -> Path:
         else:
             release(target)
     return target
+
+
+def newest_file(directory: Path) -> Path | None:
+    """The file last modified under ``directory``: the one being written when an error that names
+    no file (a full disk found by ``write`` or ``close``) stopped a writer that fills the
+    directory one file at a time. Timestamps are coarse (a clock tick), so ties go to the larger
+    inode number, the later created on the usual file systems."""
+    newest, when = None, (-1, -1)
+    for here, _, files in os.walk(directory):
+        for name in files:
+            try:
+                info = os.stat(os.path.join(here, name), follow_symlinks=False)
+            except OSError:
+                continue
+            if (info.st_mtime_ns, info.st_ino) > when:
+                newest, when = Path(here) / name, (info.st_mtime_ns, info.st_ino)
+    return newest
 
 
 def write_file_atomically(path: Path, data: bytes | str) -> None:
@@ -341,7 +357,7 @@ def replace_files_from(directory: Path, render) -> list[Path]:
         try:
             written = render(tmp)
         except OSError as err:
-            raise naming(err, directory, tmp, directory) from None
+            raise naming(err, newest_file(tmp) or directory, tmp, directory) from None
         moved = []
         for path in written:
             destination = directory / Path(path).name

@@ -25,6 +25,7 @@ from ecology.io.safe import (
     lock_sweep,
     naming,
     new_directory,
+    newest_file,
     remove_leftovers,
     write_file_atomically,
 )
@@ -55,14 +56,14 @@ def start_directory(target: Path, plan: Plan) -> Claim:
         write_file_atomically(tmp / "scenario.toml", tomli_w.dumps(plan.base))
         os.rename(tmp, target)
     except BaseException as err:
+        named = naming(err, newest_file(tmp) or target, tmp, target) if isinstance(err, OSError) else None
         if lock:
             lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OutputError):  # the lock file could not be written
             raise OutputError(f"cannot create the sweep directory {target}: {str(err).replace(str(tmp), str(target))}") \
                 from None
-        if isinstance(err, OSError):
-            named = naming(err, target, tmp, target)
+        if named is not None:
             where = named.strerror if named.filename == str(target) else describe_os_error(named)
             raise OutputError(f"cannot create the sweep directory {target}, nothing was written: {where}") from None
         raise
