@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ecology import scenario as scn
-from ecology.errors import ScenarioError, UsageError, UserError
+from ecology.errors import OutputError, ScenarioError, UsageError, UserError
 
 ENGINES = scn.ENGINES
 
@@ -182,7 +182,10 @@ def cmd_analyze(args) -> int:
         write_export(export, chain, compiled, args.power, args.max_states)
         report.export = str(export)
     if out:
-        artefacts.write_analysis(out, report, chain)
+        try:
+            artefacts.write_analysis(out, report, chain)
+        except OutputError as err:
+            raise OutputError(f"{err}; the export {export} was written" if export else str(err)) from None
         report.output = str(out)
     if args.json:
         print(report.to_json())
@@ -441,6 +444,7 @@ def cmd_plot(args) -> int:
 def cmd_decompose(args) -> int:
     from ecology.decompose import (
         Request,
+        check_request,
         decompose,
         parse_components,
         parse_families,
@@ -457,9 +461,10 @@ def cmd_decompose(args) -> int:
         overrides["run.max_memory_gib"] = args.max_memory
     s = scn.load(args.file, overrides)
     compare = [(path, scn.load(path)) for path in args.compare or []]
-    target = fresh_directory(args.out, f"decompose-{s.name}")
     request = Request(families, components, args.storylines, args.length, args.seed, args.restarts, args.data,
                       args.max_states, compare, **({} if args.max_work is None else {"max_work": args.max_work}))
+    check_request(s, request)  # refused before the output directory (or its parents) is made
+    target = fresh_directory(args.out, f"decompose-{s.name}")
     try:
         result = decompose(s, request)
     except ScenarioError as err:

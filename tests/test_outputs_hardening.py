@@ -145,12 +145,12 @@ def nothing_computed(monkeypatch):
      "more than the memory budget of 0.01 GiB"),
 ])
 def test_decompose_requests_over_budget_are_refused_up_front(flags, expected, nothing_computed, tmp_path, capsys):
-    out = tmp_path / "dec"
+    out = tmp_path / "parent" / "dec"
     assert main(["decompose", ALICE, "--family", "iid", *flags, "--out", str(out)]) == 2
     err = one_line(capsys.readouterr().err)
     assert err.startswith("error: decompose: this request") and expected in err, err
     assert "--max-work" in err or "--max-memory" in err
-    assert not out.exists() and leftovers(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []  # refused before the output's parent was made
 
 
 def test_the_decompose_budget_grows_with_each_factor():
@@ -247,7 +247,7 @@ def test_full_disk_while_writing_an_analysis_names_the_file_and_leaves_nothing(w
             raise full(errno.ENOSPC)
 
         monkeypatch.setattr(prism, "write_prism", fills_up)
-        name = "chain"
+        name = "chain.tra"
     else:
         def fills_up(directory, report, network):
             (directory / "reaching.png").write_bytes(b"half")
@@ -258,9 +258,23 @@ def test_full_disk_while_writing_an_analysis_names_the_file_and_leaves_nothing(w
     out = tmp_path / writer
     assert main([*ANALYZE, f"--{writer}", str(out)]) == 2
     err = one_line(capsys.readouterr().err)
-    assert f"writing {out} failed, nothing was written" in err and "No space left on device" in err
-    assert ".partial-" not in err and (writer == "export" or str(out / name) in err), err
+    assert f"writing {out} failed, nothing was written: {out / name}" in err and "No space left on device" in err
+    assert ".partial-" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_analysis_that_cannot_be_written_says_its_export_was(tmp_path, monkeypatch, capsys):
+    from ecology.io import artefacts
+
+    def fills_up(directory, report, network):
+        raise full(errno.ENOSPC, str(directory / "eigenvalues.png"))
+
+    monkeypatch.setattr(artefacts, "draw_analysis", fills_up)
+    out, export = tmp_path / "out", tmp_path / "export"
+    assert main([*ANALYZE, "--out", str(out), "--export", str(export)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert f"{out / 'eigenvalues.png'}: No space left on device; the export {export} was written" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"] and (export / "chain.tra").is_file()
 
 
 def filling_savefig(monkeypatch, when: int) -> list:

@@ -53,6 +53,9 @@ from ecology.errors import TooMuchWork
 from ecology.kinds.deletion import RULES
 from ecology.scenario import Scenario
 
+EXACT_SEQUENCES = 1 << 16  # exact fitting data when V^(k+1) is at most this
+
+
 STORY_STORYLINES = 500  # storylines along which the amplitude stories (and sampled visits) are taken
 
 
@@ -78,6 +81,16 @@ class Cost:
     memory_driver: str
 
 
+def sequence_count(V: int, width: int, cap: int) -> int:
+    """``min(V^width, cap + 1)``, without the huge power a long window would make."""
+    count = 1
+    for _ in range(width):
+        count *= V
+        if count > cap:
+            return cap + 1
+    return count
+
+
 def premise_count(scenario: Scenario) -> int:
     """Premises after populations are expanded."""
     return len(scenario.premises) + sum(p.count for p in scenario.populations.values())
@@ -87,7 +100,8 @@ def cost(scenario: Scenario, families: list[str], components: list[int] | range,
          length: int, exact_data: bool, exact_visits: bool, max_states: int, compare: list[Scenario]) -> Cost:
     """The work and memory of a request (module docstring)."""
     V, k = len(scenario.vocabulary.tokens), scenario.context.length
-    N = V ** (k + 1) if exact_data else storylines + max(storylines // 4, 2)
+    sequences = sequence_count(V, k + 1, EXACT_SEQUENCES)
+    N = sequences if exact_data else storylines + max(storylines // 4, 2)
     sizes = [family(name).size(V, k) for name in families]
     C, E, G = sum(c for c, _ in sizes), sum(e for _, e in sizes), len(families)
     R = min(storylines, STORY_STORYLINES)
@@ -95,8 +109,8 @@ def cost(scenario: Scenario, families: list[str], components: list[int] | range,
     visits = window_count(V + 1, k, max_states) if exact_visits else length * R
     K_sum = (components[0] + components[-1]) * len(components) / 2 if isinstance(components, range) else sum(components)
     others = [premise_count(scenario), *(premise_count(c) for c in compare)]
-    if V ** (k + 1) <= TRIVIAL_SEQUENCES:
-        others += [1, V ** (k + 1)]
+    if sequences <= TRIVIAL_SEQUENCES:
+        others += [1, sequences]
     rows = length * R + visits
     work = {
         "--components x --restarts (EM)":

@@ -37,7 +37,7 @@ from ecology.errors import DecomposeError, UserError
 from ecology.kinds.deletion import DeletionRule, Fifo
 from ecology.scenario import Scenario, to_table, validate
 
-EXACT_SEQUENCES = 1 << 16  # exact fitting data when V^(k+1) is at most this
+EXACT_SEQUENCES = budget.EXACT_SEQUENCES
 
 
 TOP_LABELS = 6  # amplitude stories show the largest premises, the others summed
@@ -158,10 +158,10 @@ def check_support(K: int, families: list[str], V: int, data: Storylines) -> None
             f"storylines) support at most {distinct - 1}; use a smaller K (or more --storylines)")
 
 
-def decompose(scenario: Scenario, request: Request) -> dict:
-    """Fit, build the decompositions, compute the comparison; returns everything to write."""
-    tokens = list(scenario.vocabulary.tokens)
-    V, k = len(tokens), scenario.context.length
+def check_request(scenario: Scenario, request: Request) -> tuple[int, int, bool]:
+    """Everything about a request that can be refused before anything is computed, the budget
+    included (:mod:`ecology.decompose.budget`); returns (seed, length, exact data)."""
+    V, k = len(scenario.vocabulary.tokens), scenario.context.length
     seed = scenario.run.seed if request.seed is None else request.seed
     if seed < 0:
         raise DecomposeError(f"--seed: {seed}: must be at least 0")
@@ -171,16 +171,24 @@ def decompose(scenario: Scenario, request: Request) -> dict:
     for f in request.families:
         if f == "waluigi" and V < 2:
             raise DecomposeError("--family: waluigi needs at least two tokens")
-    compiled = compile_scenario(scenario)
-    fitting = compile_scenario(fitting_scenario(scenario))
-    seeds = np.random.SeedSequence(seed).generate_state(4)
-    exact_possible = V ** (k + 1) <= EXACT_SEQUENCES
+    exact_possible = budget.sequence_count(V, k + 1, EXACT_SEQUENCES) <= EXACT_SEQUENCES
     if request.data == "exact" and not exact_possible:
         raise DecomposeError(f"--data exact: V^(k+1) = {V}^{k + 1} sequences exceeds {EXACT_SEQUENCES}; use --data samples")
     use_exact = request.data == "exact" or (request.data == "auto" and exact_possible)
     estimate = budget.cost(scenario, request.families, request.components, request.restarts, request.storylines,
                            length, use_exact, use_exact, request.max_states, [other for _, other in request.compare])
     budget.check(estimate, request.max_work, scenario.run.max_memory_gib)
+    return seed, length, use_exact
+
+
+def decompose(scenario: Scenario, request: Request) -> dict:
+    """Fit, build the decompositions, compute the comparison; returns everything to write."""
+    tokens = list(scenario.vocabulary.tokens)
+    V, k = len(tokens), scenario.context.length
+    seed, length, use_exact = check_request(scenario, request)
+    compiled = compile_scenario(scenario)
+    fitting = compile_scenario(fitting_scenario(scenario))
+    seeds = np.random.SeedSequence(seed).generate_state(4)
     if use_exact:
         train = held = exact_storylines(fitting)
     else:
