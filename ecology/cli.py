@@ -319,6 +319,8 @@ RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--repl
 
 
 def cmd_sweep(args) -> int:
+    import shutil
+
     from ecology.core.budget import DEFAULT_MAX_STATES
     from ecology.io import safe
     from ecology.io.safe import fresh_directory
@@ -356,8 +358,13 @@ def cmd_sweep(args) -> int:
         finally:
             safe.release(target)
     with lock:
-        outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
-                                sys.stderr.isatty() and not args.json)
+        try:
+            outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
+                                            sys.stderr.isatty() and not args.json)
+        except UserError:  # refused before any point ran (no Dask, a scheduler that is not one)
+            if not args.resume:  # a new directory holding only its plan: removed, nothing is left behind
+                shutil.rmtree(target, ignore_errors=True)
+            raise
         stopped = outcome["interrupted"] or outcome["error"]
         if not stopped:
             try:

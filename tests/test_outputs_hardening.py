@@ -383,3 +383,19 @@ def test_an_error_that_names_no_file_is_given_the_file_being_written(tmp_path, m
     err = one_line(capsys.readouterr().err)
     assert f"writing {out} failed, nothing was written: {out / 'raster.png'}: No space left on device" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_sweep_refused_before_any_point_ran_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """No Dask, or a scheduler address where no Dask scheduler answers: one line, and the new
+    directory (holding only its plan, points/ and failed/) is removed."""
+    from ecology.errors import UserError
+    from ecology.sweep import execute as sweep_execute
+
+    def refused(*args, **kwargs):
+        raise UserError("--scheduler tcp://127.0.0.1:1: cannot connect (not a Dask scheduler)")
+
+    monkeypatch.setattr(sweep_execute, "make_executor", refused)
+    out = tmp_path / "o"
+    assert main(["sweep", TOY, "--grid", "context.length=2,3", *SMALL, "--out", str(out)]) == 2
+    assert "cannot connect" in one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
