@@ -137,7 +137,7 @@ def nothing_computed(monkeypatch):
 @pytest.mark.parametrize("flags, expected", [
     (["--components", "1:1000000000000"], "GiB (mostly the largest decomposition's premises"),
     (["--components", "2", "--restarts", "1000000000"], "operations (mostly --components x --restarts (EM))"),
-    (["--components", "2", "--length", "1000000000"], "GiB (mostly the largest decomposition's premises x --length"),
+    (["--components", "2", "--length", "1000000000"], "or the input's) x --length windows read), more than"),
     (["--components", "2", "--data", "samples", "--storylines", "100000000"],
      "GiB (mostly the storylines and their emission counts)"),
     (["--components", "1", "--restarts", "1", "--max-work", "1000"], "over the work budget of 1e+03"),

@@ -122,7 +122,7 @@ def cost(scenario: Scenario, families: list[str], components: list[int] | range,
         "the storylines and their emission counts": N * (k + 1) * 8 * (C + 1) * 6 + 8 * E * 4,
         "--components (EM responsibilities)": 8 * N * components[-1] * 6,
         "--length (the windows along the storylines)": 8 * length * R * w * 4,
-        "the largest decomposition's premises x --length (reading the windows)":
+        "the largest decomposition's premises (K up to --components, or the input's) x --length windows read":
             24 * max(components[-1], *others) * rows * (V + 1),
     }
     return Cost(sum(work.values()), max(work, key=work.get),
