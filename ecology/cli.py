@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ecology import scenario as scn
-from ecology.errors import ScenarioError, UsageError, UserError
+from ecology.errors import OutputError, ScenarioError, UsageError, UserError
 
 ENGINES = scn.ENGINES
 
@@ -167,6 +167,8 @@ def cmd_analyze(args) -> int:
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
+    if args.out is not None and args.export is not None and os.path.abspath(args.out) == os.path.abspath(args.export):
+        raise UsageError(f"analyze: --out and --export both name {args.out}; each needs a new directory of its own")
     s = scn.load(args.file, run_overrides(args))
     out = fresh_directory(args.out, s.name) if args.out is not None else None
     export = fresh_directory(args.export, s.name) if args.export is not None else None
@@ -181,7 +183,10 @@ def cmd_analyze(args) -> int:
         write_export(export, chain, compiled, args.power, args.max_states)
         report.export = str(export)
     if out:
-        artefacts.write_analysis(out, report, chain)
+        try:
+            artefacts.write_analysis(out, report, chain)
+        except OutputError as err:
+            raise OutputError(f"{err}; the export {export} was written" if export else str(err)) from None
         report.output = str(out)
     if args.json:
         print(report.to_json())
@@ -315,6 +320,8 @@ RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--repl
 
 
 def cmd_sweep(args) -> int:
+    import shutil
+
     from ecology.core.budget import DEFAULT_MAX_STATES
     from ecology.io import safe
     from ecology.io.safe import fresh_directory
@@ -352,11 +359,20 @@ def cmd_sweep(args) -> int:
         finally:
             safe.release(target)
     with lock:
-        outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
-                                sys.stderr.isatty() and not args.json)
+        try:
+            outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
+                                            sys.stderr.isatty() and not args.json)
+        except UserError:  # refused before any point ran (no Dask, a scheduler that is not one)
+            if not args.resume:  # a new directory holding only its plan: removed, nothing is left behind
+                shutil.rmtree(target, ignore_errors=True)
+            raise
         stopped = outcome["interrupted"] or outcome["error"]
         if not stopped:
-            draw_sweep(target, plan)
+            try:
+                draw_sweep(target, plan)
+            except OSError as err:  # a full disk: the points are on disk, --resume redraws the plots
+                outcome["error"] = f"cannot write the plots: {safe.describe_os_error(err)}"
+                stopped = True
     if args.json:
         print(json.dumps(outcome))
     else:
@@ -436,6 +452,7 @@ def cmd_plot(args) -> int:
 def cmd_decompose(args) -> int:
     from ecology.decompose import (
         Request,
+        check_request,
         decompose,
         parse_components,
         parse_families,
@@ -447,11 +464,15 @@ def cmd_decompose(args) -> int:
 
     families = parse_families(args.family)
     components = parse_components(args.components)
-    s = scn.load(args.file, parse_sets(args.set))
+    overrides = parse_sets(args.set)
+    if args.max_memory is not None:
+        overrides["run.max_memory_gib"] = args.max_memory
+    s = scn.load(args.file, overrides)
     compare = [(path, scn.load(path)) for path in args.compare or []]
-    target = fresh_directory(args.out, f"decompose-{s.name}")
     request = Request(families, components, args.storylines, args.length, args.seed, args.restarts, args.data,
-                      args.max_states, compare)
+                      args.max_states, compare, **({} if args.max_work is None else {"max_work": args.max_work}))
+    check_request(s, request)  # refused before the output directory (or its parents) is made
+    target = fresh_directory(args.out, f"decompose-{s.name}")
     try:
         result = decompose(s, request)
     except ScenarioError as err:
@@ -519,8 +540,55 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1 .. 65535."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 1 to 65535, got {value}")
+    return value
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse, in one line, a ``--host``/``--port`` the server could not listen on, before
+    "serving" is printed: the host must resolve (``getaddrinfo``, as uvicorn's
+    ``loop.create_server`` resolves it) and every address it resolves to must accept a bind on
+    ``port`` with ``SO_REUSEADDR`` (the server's own options), so a port another process
+    listens on, an address of another machine and a privileged port are refused here. The test
+    sockets are closed just before the server starts; a process that takes the port in between
+    still gets the server's own message."""
+    import errno
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        why = err.strerror if isinstance(err, socket.gaierror) else str(err)
+        raise UsageError(f"--host {host}: cannot be resolved ({why}); give a name or address of this machine, "
+                         "e.g. 127.0.0.1 (loopback) or 0.0.0.0 (every interface)") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise UsageError(f"--port {port}: address already in use on {address[0]} (another process is "
+                                     "listening there): choose another --port") from None
+                if err.errno == errno.EADDRNOTAVAIL:
+                    raise UsageError(f"--host {host}: {address[0]} is not an address of this machine; give one of its "
+                                     "addresses, e.g. 127.0.0.1 (loopback) or 0.0.0.0 (every interface)") from None
+                if err.errno == errno.EACCES:
+                    raise UsageError(f"--port {port}: permission denied (ports below 1024 need privileges): "
+                                     "choose a port above 1023") from None
+                raise UsageError(f"--host {host} --port {port}: cannot listen on {address[0]} "
+                                 f"({err.strerror or err})") from None
+
+
 def cmd_app(args) -> int:
-    """Serve the interactive page of a scenario with solara (``ecology.app``) until interrupted."""
+    """Serve the interactive page of a scenario with solara (``ecology.app``) until interrupted;
+    the scenario, the app extra, the host and the port are checked first (one line, exit 2)."""
     import os
     import subprocess
 
@@ -534,9 +602,10 @@ def cmd_app(args) -> int:
         import solara  # noqa: F401  (the page needs the optional extra)
     except ImportError:
         raise UsageError("ecology app needs the 'app' extra: pip install 'simulacra-ecology[app]'") from None
+    check_listen_address(args.host, args.port)
     env = {**os.environ, "ECOLOGY_SCENARIO": str(Path(args.file).resolve())}
     command = [sys.executable, "-m", "solara", "run", "ecology.app", "--host", args.host, "--port", str(args.port),
-               "--production", "--no-open"]
+               "--production", "--no-open", "--no-check-version"]
     print(f"serving {args.file} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
     return subprocess.run(command, env=env).returncode
 
@@ -619,6 +688,10 @@ def build_parser() -> Parser:
     p.add_argument("--data", choices=["auto", "exact", "samples"], default="auto",
                    help="exact: all storylines weighted by their probability (when V^(k+1) <= 65536); samples: sampled")
     p.add_argument("--max-states", type=positive_int, default=50_000, help="state budget of the exact visit law")
+    p.add_argument("--max-work", type=positive_int, help="budget of operations of EM (components x restarts x "
+                   "storylines, worst case) and of the columns (--length); default 10^11, about five minutes")
+    p.add_argument("--max-memory", type=positive_float, metavar="GIB",
+                   help="memory budget (default: the scenario's run.max_memory_gib, 8)")
     p.add_argument("--compare", action="append", metavar="FILE", help="a decomposition of the same mu to add to the table")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
     p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP")
@@ -642,7 +715,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("app", help="open an interactive page (Mesa SolaraViz) for a scenario")
     p.add_argument("file")
-    p.add_argument("--port", type=positive_int, default=8765)
+    p.add_argument("--port", type=port_number, default=8765, help="TCP port, 1 to 65535 (default 8765)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.set_defaults(func=cmd_app)
 

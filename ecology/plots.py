@@ -58,9 +58,17 @@ def esc(text) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _save(fig, path: Path, dpi: int = 150) -> None:
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+def _save(fig, path: Path, dpi: int = 150, bbox_inches: str | None = "tight") -> None:
+    """Write the figure to ``path`` and close it (also when writing fails); an ``OSError`` that
+    names no file (a full disk found by ``write``) names ``path``."""
+    try:
+        fig.savefig(path, dpi=dpi, bbox_inches=bbox_inches)
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
+    finally:
+        plt.close(fig)
 
 
 def _colours(n: int) -> np.ndarray:
@@ -488,8 +496,7 @@ def amplitude_stories(stories: list[tuple[str, list[str], np.ndarray]], title: s
         ax.set_xlabel("step (tokens generated)")
     fig.suptitle(f"{title}: the same storylines, told by each decomposition")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100, bbox_inches=None)
 
 
 def decomposition_comparison(rows: list[dict], title: str, path: Path) -> None:
@@ -508,8 +515,7 @@ def decomposition_comparison(rows: list[dict], title: str, path: Path) -> None:
         ax.set_xticks(K)
     fig.suptitle(f"{title}: fitted decompositions")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100, bbox_inches=None)
 
 
 # ---------------------------------------------------------------------------------------------

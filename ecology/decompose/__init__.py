@@ -48,7 +48,8 @@ scenario tables, free parameters), :mod:`~ecology.decompose.compare` (the driver
 the output directory). The names below are the package's entry points.
 """
 
-from ecology.decompose.compare import Request, decompose, parse_components, parse_families
+from ecology.decompose.compare import Request, check_request, decompose, parse_components, parse_families
 from ecology.decompose.report import report_text, summary, write_report
 
-__all__ = ["Request", "decompose", "parse_components", "parse_families", "report_text", "summary", "write_report"]
+__all__ = ["Request", "check_request", "decompose", "parse_components", "parse_families", "report_text", "summary",
+           "write_report"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ecology.core.compile import Compiled, compile_scenario
+from ecology.decompose import budget
 from ecology.decompose.data import (
     Storylines,
     Visits,
@@ -36,7 +37,7 @@ from ecology.errors import DecomposeError, UserError
 from ecology.kinds.deletion import DeletionRule, Fifo
 from ecology.scenario import Scenario, to_table, validate
 
-EXACT_SEQUENCES = 1 << 16  # exact fitting data when V^(k+1) is at most this
+EXACT_SEQUENCES = budget.EXACT_SEQUENCES
 
 
 TOP_LABELS = 6  # amplitude stories show the largest premises, the others summed
@@ -114,7 +115,7 @@ def bic(row: dict, n_storylines: int) -> float | None:
 @dataclass
 class Request:
     families: list[str]
-    components: list[int]
+    components: list[int] | range  # increasing
     storylines: int = 2000
     length: int | None = None  # default 4k
     seed: int | None = None  # default run.seed
@@ -122,10 +123,11 @@ class Request:
     data: str = "auto"  # "exact", "samples" or "auto"
     max_states: int = 50_000
     compare: list[tuple[str, Scenario]] = field(default_factory=list)
+    max_work: int = budget.DEFAULT_MAX_WORK  # operations (:mod:`ecology.decompose.budget`); memory: run.max_memory_gib
 
 
-def parse_components(text: str) -> list[int]:
-    """``K`` or ``K1:K2`` (inclusive)."""
+def parse_components(text: str) -> range:
+    """``K`` or ``K1:K2`` (inclusive), as a range (a huge one costs nothing until the budget refuses it)."""
     try:
         low, _, high = text.partition(":")
         first, last = int(low), int(high or low)
@@ -133,7 +135,7 @@ def parse_components(text: str) -> list[int]:
         raise DecomposeError(f"--components: {text!r} is not K or K1:K2 (integers)") from None
     if first < 1 or last < first:
         raise DecomposeError(f"--components: {text!r}: need 1 <= K1 <= K2")
-    return list(range(first, last + 1))
+    return range(first, last + 1)
 
 
 def parse_families(text: str) -> list[str]:
@@ -156,10 +158,10 @@ def check_support(K: int, families: list[str], V: int, data: Storylines) -> None
             f"storylines) support at most {distinct - 1}; use a smaller K (or more --storylines)")
 
 
-def decompose(scenario: Scenario, request: Request) -> dict:
-    """Fit, build the decompositions, compute the comparison; returns everything to write."""
-    tokens = list(scenario.vocabulary.tokens)
-    V, k = len(tokens), scenario.context.length
+def check_request(scenario: Scenario, request: Request) -> tuple[int, int, bool]:
+    """Everything about a request that can be refused before anything is computed, the budget
+    included (:mod:`ecology.decompose.budget`); returns (seed, length, exact data)."""
+    V, k = len(scenario.vocabulary.tokens), scenario.context.length
     seed = scenario.run.seed if request.seed is None else request.seed
     if seed < 0:
         raise DecomposeError(f"--seed: {seed}: must be at least 0")
@@ -169,13 +171,24 @@ def decompose(scenario: Scenario, request: Request) -> dict:
     for f in request.families:
         if f == "waluigi" and V < 2:
             raise DecomposeError("--family: waluigi needs at least two tokens")
-    compiled = compile_scenario(scenario)
-    fitting = compile_scenario(fitting_scenario(scenario))
-    seeds = np.random.SeedSequence(seed).generate_state(4)
-    exact_possible = V ** (k + 1) <= EXACT_SEQUENCES
+    exact_possible = budget.sequence_count(V, k + 1, EXACT_SEQUENCES) <= EXACT_SEQUENCES
     if request.data == "exact" and not exact_possible:
         raise DecomposeError(f"--data exact: V^(k+1) = {V}^{k + 1} sequences exceeds {EXACT_SEQUENCES}; use --data samples")
     use_exact = request.data == "exact" or (request.data == "auto" and exact_possible)
+    estimate = budget.cost(scenario, request.families, request.components, request.restarts, request.storylines,
+                           length, use_exact, use_exact, request.max_states, [other for _, other in request.compare])
+    budget.check(estimate, request.max_work, scenario.run.max_memory_gib)
+    return seed, length, use_exact
+
+
+def decompose(scenario: Scenario, request: Request) -> dict:
+    """Fit, build the decompositions, compute the comparison; returns everything to write."""
+    tokens = list(scenario.vocabulary.tokens)
+    V, k = len(tokens), scenario.context.length
+    seed, length, use_exact = check_request(scenario, request)
+    compiled = compile_scenario(scenario)
+    fitting = compile_scenario(fitting_scenario(scenario))
+    seeds = np.random.SeedSequence(seed).generate_state(4)
     if use_exact:
         train = held = exact_storylines(fitting)
     else:

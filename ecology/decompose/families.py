@@ -106,8 +106,8 @@ def canonical_cycles(V: int, max_period: int) -> list[tuple[int, ...]]:
             rotations = [seq[i:] + seq[:i] for i in range(n)]
             if seq == min(rotations) and len(set(rotations)) == n:
                 batch.append(seq)
-        if len(out) + len(batch) > CYCLE_CANDIDATES:
-            break
+                if len(out) + len(batch) > CYCLE_CANDIDATES:  # this period is not taken: stop looking
+                    return out
         out += batch
     return out
 
@@ -211,6 +211,11 @@ class Family(ABC):
         """The best candidate of ``group`` (this family's) for the statistics ``S`` (one entry per
         stacked cell), and its ``sum S log E``."""
 
+    @abstractmethod
+    def size(self, V: int, k: int) -> tuple[int, int]:
+        """(candidate structures, emission cells in all) over ``V`` tokens and window ``k``,
+        computed without building them (the budget of :mod:`ecology.decompose.budget`)."""
+
 
 FAMILIES: dict[str, Family] = {}
 
@@ -247,6 +252,10 @@ class TableFamily(Family):
 
     def m_step(self, group: Candidates, S: np.ndarray) -> tuple[Component, float]:
         return m_step(group.structures[0], S)
+
+    def size(self, V: int, k: int) -> tuple[int, int]:
+        """One automaton of ``1 + V + ... + V^m`` states."""
+        return 1, V * sum(V**i for i in range(self.order + 1))
 
 
 class ParameterFamily(Family):
@@ -313,6 +322,10 @@ class Constant(ParameterFamily):
     def specs(self, tokens: list[str], k: int) -> list:
         return [ConstantSpec(kind="constant", token=t, eps=0.01 if len(tokens) > 1 else 0.0) for t in tokens]
 
+    def size(self, V: int, k: int) -> tuple[int, int]:
+        """One one-state automaton per token."""
+        return V, V * V
+
 
 @register
 class Markov1(TableFamily):
@@ -341,6 +354,12 @@ class Cycle(ParameterFamily):
         return [CycleSpec(kind="cycle", sequence=[tokens[i] for i in seq], slip=slip)
                 for seq in canonical_cycles(len(tokens), min(k + 1, 8))]
 
+    def size(self, V: int, k: int) -> tuple[int, int]:
+        """One automaton per cycle, with one state per position and one more (at most
+        :data:`CYCLE_CANDIDATES` cycles, so this enumeration is short)."""
+        cycles = canonical_cycles(V, min(k + 1, 8))
+        return len(cycles), sum((len(seq) + 1) * V for seq in cycles)
+
 
 @register
 class Waluigi(ParameterFamily):
@@ -351,3 +370,7 @@ class Waluigi(ParameterFamily):
 
     def specs(self, tokens: list[str], k: int) -> list:
         return [WaluigiSpec(kind="waluigi", mask=a, reveal=b, p=0.9, eps=0.01) for a in tokens for b in tokens if a != b]
+
+    def size(self, V: int, k: int) -> tuple[int, int]:
+        """One two-state automaton (hiding, revealed) per ordered pair of distinct tokens."""
+        return V * (V - 1), V * (V - 1) * 2 * V

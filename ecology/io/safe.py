@@ -56,6 +56,23 @@ def describe_os_error(err: OSError) -> str:
     return f"{where}: {err.strerror or err}" if where else str(err.strerror or err)
 
 
+def naming(err: OSError, path: Path, tmp: Path | None = None, final: Path | None = None) -> OSError:
+    """``err`` naming the file the user will see: a path inside the temporary ``tmp`` becomes the
+    same path inside ``final`` (``.NAME.partial-PID/x.png`` -> ``NAME/x.png``, a temporary file
+    ``.F.tmp-PID`` -> ``F``), and an error that names no file (a full disk found by ``write``,
+    ``close`` or ``fsync``) names ``path``."""
+    where = str(path) if err.filename is None else str(err.filename)
+    if tmp is not None and final is not None:
+        try:
+            where = str(final / Path(where).relative_to(tmp))
+        except ValueError:
+            pass
+    match = TEMPORARY.match(Path(where).name)
+    if match:
+        where = str(Path(where).with_name(match["name"]))
+    return OSError(err.errno, err.strerror or str(err), where)
+
+
 def check_new_directory(target: Path) -> Path:
     """``target`` must not exist (not even as a dangling symlink); the nearest existing ancestor
     must be a writable directory; every name must fit the file system's limits."""
@@ -302,8 +319,10 @@ def write_atomically(target: Path, fill) -> Path:
             raise OutputError(f"{target}: appeared while writing; nothing was written")
         os.rename(tmp, target)
     except OSError as err:
+        named = naming(err, newest_file(tmp) or target, tmp, target)
         _remove(tmp)
-        raise OutputError(f"writing {target} failed, nothing was written: {describe_os_error(err)}") from None
+        where = named.strerror if named.filename == str(target) else describe_os_error(named)
+        raise OutputError(f"writing {target} failed, nothing was written: {where}") from None
     except BaseException:
         _remove(tmp)
         raise
@@ -315,43 +334,75 @@ def write_atomically(target: Path, fill) -> Path:
     return target
 
 
+def newest_file(directory: Path) -> Path | None:
+    """The file last modified under ``directory``: the one being written when an error that names
+    no file (a full disk found by ``write`` or ``close``) stopped a writer that fills the
+    directory one file at a time. Timestamps are coarse (a clock tick), so ties go to the larger
+    inode number, the later created on the usual file systems."""
+    newest, when = None, (-1, -1)
+    for here, _, files in os.walk(directory):
+        for name in files:
+            try:
+                info = os.stat(os.path.join(here, name), follow_symlinks=False)
+            except OSError:
+                continue
+            if (info.st_mtime_ns, info.st_ino) > when:
+                newest, when = Path(here) / name, (info.st_mtime_ns, info.st_ino)
+    return newest
+
+
 def write_file_atomically(path: Path, data: bytes | str) -> None:
     """Write ``path`` whole or not at all: exclusive temporary file (never through a symlink),
-    flushed to disk, then renamed over ``path`` (replacing a symlink, never following it)."""
+    flushed to disk, then renamed over ``path`` (replacing a symlink, never following it). An
+    ``OSError`` (a full disk, a read-only file system, a quota) names ``path``, never the
+    temporary file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     payload = data.encode() if isinstance(data, str) else data
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, 0o666)
-    except FileExistsError:  # left behind by an earlier process that had our pid
-        os.unlink(tmp)
-        fd = os.open(tmp, flags, 0o666)
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:  # left behind by an earlier process that had our pid
+            os.unlink(tmp)
+            fd = os.open(tmp, flags, 0o666)
+    except OSError as err:
+        raise naming(err, path) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError):
+            raise naming(err, path) from None
         raise
 
 
 def replace_files_from(directory: Path, render) -> list[Path]:
     """Render files into a fresh temporary directory inside ``directory`` (``render(tmp)``
     returns the paths it wrote) and move each over its namesake in ``directory`` with
-    ``os.replace``, so a symlink planted in ``directory`` is replaced, never followed."""
+    ``os.replace``, so a symlink planted in ``directory`` is replaced, never followed. An
+    ``OSError`` while rendering (a full disk) replaces nothing and names the file of
+    ``directory`` that was being written."""
     directory = Path(directory)
     tmp = directory / f".render.partial-{os.getpid()}"
     if os.path.lexists(tmp):
         _remove(tmp)
-    new_directory(tmp)
     try:
-        written = render(tmp)
+        new_directory(tmp)
+    except OSError as err:
+        raise naming(err, directory, tmp, directory) from None
+    try:
+        try:
+            written = render(tmp)
+        except OSError as err:
+            raise naming(err, newest_file(tmp) or directory, tmp, directory) from None
         moved = []
         for path in written:
             destination = directory / Path(path).name

@@ -19,7 +19,16 @@ import pandas as pd
 import tomli_w
 
 from ecology.errors import OutputError, UserError
-from ecology.io.safe import Claim, describe_os_error, lock_sweep, new_directory, remove_leftovers, write_file_atomically
+from ecology.io.safe import (
+    Claim,
+    describe_os_error,
+    lock_sweep,
+    naming,
+    new_directory,
+    newest_file,
+    remove_leftovers,
+    write_file_atomically,
+)
 from ecology.sweep.grid import Plan
 
 
@@ -47,11 +56,16 @@ def start_directory(target: Path, plan: Plan) -> Claim:
         write_file_atomically(tmp / "scenario.toml", tomli_w.dumps(plan.base))
         os.rename(tmp, target)
     except BaseException as err:
+        named = naming(err, newest_file(tmp) or target, tmp, target) if isinstance(err, OSError) else None
         if lock:
             lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError):
-            raise OutputError(f"cannot create the sweep directory {target}: {describe_os_error(err)}") from None
+        if isinstance(err, OutputError):  # the lock file could not be written
+            raise OutputError(f"cannot create the sweep directory {target}: {str(err).replace(str(tmp), str(target))}") \
+                from None
+        if named is not None:
+            where = named.strerror if named.filename == str(target) else describe_os_error(named)
+            raise OutputError(f"cannot create the sweep directory {target}, nothing was written: {where}") from None
         raise
     return lock
 
