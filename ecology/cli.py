@@ -65,7 +65,7 @@ def cmd_train(args) -> int:
 
     overrides = {key: value for key, value in (("seed", args.seed), ("steps", args.steps)) if value is not None}
     log = None if args.json else (lambda line: print(line, file=sys.stderr))
-    summary = train_from_spec(Path(args.spec), args.out and Path(args.out), args.table and Path(args.table), overrides, log,
+    summary = train_from_spec(Path(args.spec), args.out, args.table, overrides, log,
                               args.replace, args.max_memory, args.max_work)
     model, context = summary.pop("model"), summary.pop("context")
     if args.json:

@@ -40,6 +40,15 @@ class NotANumber(ScenarioError):
     """A computed law or amplitude is NaN: stop rather than write it."""
 
 
+class UnreadableInput(UserError):
+    """An input file that cannot be read as one: ``reason`` completes ``PATH: ...`` (the caller
+    names the field)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 class OutputError(UserError):
     """An output location that cannot be used or written (one line, exit status 2)."""
 

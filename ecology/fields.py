@@ -15,6 +15,7 @@ from ecology.errors import ScenarioError
 PROBABILITY_TOLERANCE = 1e-9  # a declared law must sum to 1 within this
 
 
+GIB = 2**30  # bytes in a gibibyte, the unit of every memory budget
 MAX_COUNT = 2**53  # every count stays an exact int64 (the budgets bound memory far below it)
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -30,8 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from ecology.errors import ScenarioError
+from ecology.errors import ScenarioError, UnreadableInput
 from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error
+from ecology.io import safe
 from ecology.kinds.criteria import FORMS
 from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS
@@ -416,35 +415,11 @@ def read_toml(path: str | Path) -> dict:
     """Parse a scenario file: a regular UTF-8 file of at most ``MAX_FILE_BYTES`` holding TOML
     nested at most ``MAX_DEPTH`` deep. Opened without blocking, so a FIFO or a device is refused
     instead of hanging or filling memory."""
-    path = Path(path)
     where = str(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ScenarioError("", "file not found", where) from None
-    except IsADirectoryError:
-        raise ScenarioError("", "is a directory, not a scenario file", where) from None
-    except OSError as err:
-        raise ScenarioError("", f"cannot open: {err.strerror}", where) from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ScenarioError("", "is a directory, not a scenario file", where)
-        if not stat.S_ISREG(info.st_mode):
-            raise ScenarioError("", "is not a regular file (a pipe, socket or device); give a scenario file", where)
-        if info.st_size > MAX_FILE_BYTES:
-            raise ScenarioError("", f"is {info.st_size:,} bytes; a scenario file is at most {MAX_FILE_BYTES:,}", where)
-        chunks, size = [], 0
-        while chunk := os.read(fd, 2**20):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_FILE_BYTES:
-                raise ScenarioError("", f"is larger than {MAX_FILE_BYTES:,} bytes; not a scenario file", where)
-        raw = b"".join(chunks)
-    except OSError as err:
-        raise ScenarioError("", f"cannot read: {err.strerror}", where) from None
-    finally:
-        os.close(fd)
+        raw = safe.read_regular_file(path, MAX_FILE_BYTES, "a scenario file")
+    except UnreadableInput as err:
+        raise ScenarioError("", err.reason, where) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

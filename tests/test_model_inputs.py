@@ -149,12 +149,12 @@ def hostile_text(tmp_path: Path, kind: str) -> str:
 
 
 @pytest.mark.parametrize(("kind", "expected"), [
-    ("fifo", "not a regular file (a folder, FIFO or device); give a text file"),
-    ("device", "not a regular file (a folder, FIFO or device); give a text file"),
-    ("folder", "not a regular file (a folder, FIFO or device); give a text file"),
-    ("large", f"{MAX_TEXT_BYTES + 1:,} bytes; a text is at most {MAX_TEXT_BYTES:,} bytes (16 MiB): use a shorter extract"),
+    ("fifo", "not a regular file (a FIFO, socket or device); give a text file"),
+    ("device", "not a regular file (a FIFO, socket or device); give a text file"),
+    ("folder", "is a directory; give a text file"),
+    ("large", f"is {MAX_TEXT_BYTES + 1:,} bytes; a text file is at most {MAX_TEXT_BYTES:,} bytes"),
     ("latin-1", "not UTF-8 text (byte 4 is not valid UTF-8); save it as UTF-8"),
-    ("missing", "cannot read: No such file or directory"),
+    ("missing", "file not found"),
 ])
 def test_a_text_that_is_no_regular_utf8_file_is_one_line_and_never_read(tmp_path, capsys, kind, expected):
     """A FIFO would block the read and /dev/zero never end: both are refused from the opened

@@ -343,3 +343,32 @@ def test_the_estimate_bounds_the_peak_of_a_whole_training_run(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak <= sum(need.values()) <= 4 * peak
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("fifo", "not a regular file (a FIFO, socket or device); give a training spec (TOML)"),
+    ("device", "not a regular file (a FIFO, socket or device); give a training spec (TOML)"),
+    ("folder", "is a directory; give a training spec (TOML)"),
+    ("large", f"is {train.MAX_SPEC_BYTES + 1:,} bytes; a training spec (TOML) is at most {train.MAX_SPEC_BYTES:,} bytes"),
+    ("latin-1", "not UTF-8 text (byte 8 is not valid UTF-8); save it as UTF-8"),
+])
+def test_a_spec_that_is_no_small_regular_utf8_file_is_refused_unread(tmp_path, capsys, case, expected):
+    path = {"fifo": tmp_path / "fifo", "device": "/dev/zero", "folder": tmp_path, "large": tmp_path / "big.toml",
+            "latin-1": tmp_path / "l.toml"}[case]
+    if case == "fifo":
+        os.mkfifo(path)  # reading it would block forever
+    elif case == "large":
+        with open(path, "wb") as handle:
+            handle.truncate(train.MAX_SPEC_BYTES + 1)
+    elif case == "latin-1":
+        path.write_bytes('kind = "\xe9"\n'.encode("latin-1"))
+    assert main(["train", str(path), "--out", str(tmp_path / "m.npz")]) == 2
+    assert one_line(capsys.readouterr().err) == f"error: {path}: {expected}"
+
+
+@pytest.mark.parametrize("flag", ["--out", "--table"])
+def test_an_empty_output_path_is_refused_not_read_as_missing(tmp_path, capsys, no_training, flag):
+    extra = ["--out", str(tmp_path / "m.npz")] if flag == "--table" else []
+    assert main(["train", str(spec_file(tmp_path)), *extra, flag, ""]) == 2
+    assert one_line(capsys.readouterr().err) == f"error: {flag}: an empty path; give a file name"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]

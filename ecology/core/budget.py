@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 from ecology.errors import ScenarioError, TooManyStates
+from ecology.fields import GIB
 from ecology.kinds.deletion import RULES
 from ecology.lm import LanguageModel, load_model
 from ecology.scenario import Scenario
@@ -47,7 +48,6 @@ MAX_AUTOMATON_CELLS = 20_000_000  # sum over premises of states x tokens (each c
 SAFETY = 1.5
 
 
-GIB = 2**30
 DEFAULT_MAX_STATES = 2_500_000  # the one state budget of every exact computation (run, sweep, analyze)
 DEFAULT_MAX_WORK = 2 * 10**10  # sparse multiply-adds allowed for curves and powers (about a minute)
 

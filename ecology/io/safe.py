@@ -1,4 +1,5 @@
-"""Writing output safely: new directories, atomic files, locks, leftovers of killed processes.
+"""Writing output safely: new directories, atomic files, locks, leftovers of killed processes;
+and reading input files without hanging or filling memory (:func:`read_regular_file`).
 
 Every file and directory the tool writes goes through this module, with these rules:
 
@@ -26,10 +27,11 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import time
 from pathlib import Path
 
-from ecology.errors import Busy, OutputError
+from ecology.errors import Busy, OutputError, UnreadableInput
 
 PARTIAL = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 
@@ -490,3 +492,37 @@ def clean_tree(root: Path) -> tuple[list[Path], list[Path]]:
         gone = {p.name for p in stale + busy}
         dirs[:] = [d for d in dirs if d not in gone]
     return removed, live
+
+
+def read_regular_file(path: str | Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``max_bytes`` (a FIFO would
+    block, a device never end, a folder has no bytes). The file is opened without blocking and
+    checked on the opened descriptor, so what is read is what was checked; ``what`` ("a scenario
+    file") phrases the fix. Raises :class:`~ecology.errors.UnreadableInput` with the reason."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UnreadableInput("file not found") from None
+    except IsADirectoryError:
+        raise UnreadableInput(f"is a directory; give {what}") from None
+    except OSError as err:
+        raise UnreadableInput(f"cannot open: {err.strerror or err}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UnreadableInput(f"is a directory; give {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableInput(f"not a regular file (a FIFO, socket or device); give {what}")
+        if info.st_size > max_bytes:
+            raise UnreadableInput(f"is {info.st_size:,} bytes; {what} is at most {max_bytes:,} bytes")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 2**20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise UnreadableInput(f"grew beyond {max_bytes:,} bytes while read; {what} is at most that")
+        return b"".join(chunks)
+    except OSError as err:
+        raise UnreadableInput(f"cannot read: {err.strerror or err}") from None
+    finally:
+        os.close(fd)

@@ -5,9 +5,7 @@ the character classes, the map to the vocabulary, the shipped corpus ``pydoc``).
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,8 +13,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ecology.errors import ScenarioError
+from ecology.errors import ScenarioError, UnreadableInput
 from ecology.fields import Strict, pydantic_error, toml_repr
+from ecology.io import safe
 from ecology.lm.base import CODE_BITS, ContextModel, resolve
 from ecology.lm.files import check_same_tokens, load_npz_model, write_npz
 from ecology.lm.registry import register
@@ -189,29 +188,13 @@ def read_text(name: str, base: Path, field: str) -> str:
     """The text of the file ``base / name``: a regular file (a FIFO would block, a device never
     end) of at most :data:`MAX_TEXT_BYTES`, UTF-8; opened without blocking and checked on the
     opened descriptor, so what is read is what was checked."""
-    path = Path(base) / name
-
     def fail(message):
         return ScenarioError(f"{field}.text", f"{name}: {message}")
 
     try:
-        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as err:
-        raise fail(f"cannot read: {err.strerror or err}") from None
-    info = os.fstat(handle)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(handle)
-        raise fail("not a regular file (a folder, FIFO or device); give a text file")
-    with os.fdopen(handle, "rb") as stream:
-        if info.st_size > MAX_TEXT_BYTES:
-            raise fail(f"{info.st_size:,} bytes; a text is at most {MAX_TEXT_BYTES:,} bytes "
-                       f"({MAX_TEXT_BYTES // 2**20} MiB): use a shorter extract")
-        try:
-            data = stream.read(MAX_TEXT_BYTES + 1)
-        except OSError as err:
-            raise fail(f"cannot read: {err.strerror or err}") from None
-    if len(data) > MAX_TEXT_BYTES:
-        raise fail(f"grew beyond {MAX_TEXT_BYTES:,} bytes while read; a text is at most {MAX_TEXT_BYTES // 2**20} MiB")
+        data = safe.read_regular_file(Path(base) / name, MAX_TEXT_BYTES, "a text file")
+    except UnreadableInput as err:
+        raise fail(err.reason) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

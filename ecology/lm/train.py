@@ -51,9 +51,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
-from ecology.core.budget import GIB
-from ecology.errors import OutputError, ScenarioError, UserError
-from ecology.fields import Strict, Token, pydantic_error, toml_repr
+from ecology.errors import OutputError, ScenarioError, UnreadableInput, UserError
+from ecology.fields import GIB, Strict, Token, pydantic_error, toml_repr
 from ecology.io import safe
 from ecology.lm.base import LanguageModel
 from ecology.lm.ngram import NgramModel, load_stream, ngram_settings
@@ -206,12 +205,19 @@ def full_context_laws(model: LanguageModel, length: int) -> list[tuple[str, np.n
     return [(model.context_text(w, length), np.exp(row)) for w, row in zip(windows, next_logp)]
 
 
+MAX_SPEC_BYTES = 2**20  # a training spec is a few lines of TOML (its data lives in `text` files)
+
+
 def load_spec(path: Path) -> dict:
+    """The TOML table of a spec: a regular UTF-8 file of at most :data:`MAX_SPEC_BYTES` (a FIFO or
+    a device is refused, not read)."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as err:
-        raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
+        text = safe.read_regular_file(path, MAX_SPEC_BYTES, "a training spec (TOML)").decode("utf-8")
+        return tomllib.loads(text)
+    except UnreadableInput as err:
+        raise UserError(f"{path}: {err.reason}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start} is not valid UTF-8); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: not valid TOML: {err}") from None
 
@@ -270,8 +276,9 @@ class SpecCommon(Strict):
     kind: str = Field(description="\"transformer\" or \"ngram\"")
     tokens: list[Annotated[Token, AfterValidator(_no_comma)]] = Field(
         min_length=1, description="the vocabulary: a list of distinct tokens (no commas), in order")
-    out: str | None = Field(None, description="the model file (.npz), relative to the spec (or `--out`); required by one of them")
-    table: str | None = Field(None, description="also write the law after every context of at most n_ctx "
+    out: str | None = Field(
+        None, min_length=1, description="the model file (.npz), relative to the spec (or `--out`); required by one of them")
+    table: str | None = Field(None, min_length=1, description="also write the law after every context of at most n_ctx "
                               "(transformer) or order - 1 (n-gram) tokens as a logits CSV (or `--table`)")
     data: dict = Field(description="a table: `sequence = \"...\"` (inline tokens) or `text = FILE \\| \"pydoc\"` "
                        "with `unit`, `map`, `lowercase`, `collapse`, as the `ngram` kind above")
@@ -515,10 +522,13 @@ def train_from_spec(path: Path, out: Path | None = None, table: Path | None = No
 
 def output_paths(spec, base: Path, out: Path | None, table: Path | None) -> tuple[Path, Path | None]:
     """``out`` and ``table`` from the command line, else from the spec (relative to it)."""
-    out = Path(out) if out else (base / spec.out if spec.out else None)
+    for flag, given in (("--out", out), ("--table", table)):
+        if given is not None and not str(given):
+            raise UserError(f"{flag}: an empty path; give a file name")
+    out = Path(out) if out is not None else (base / spec.out if spec.out else None)
     if out is None:
         raise ScenarioError("out", "give the output file here or with --out")
-    table = Path(table) if table else (base / spec.table if spec.table else None)
+    table = Path(table) if table is not None else (base / spec.table if spec.table else None)
     if table is not None and os.path.abspath(table) == os.path.abspath(out):
         raise ScenarioError("table", f"{table} is also the model's file (out); choose another file")
     return out, table
