@@ -106,8 +106,8 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
         print(f"    mean time given reached by step {steps}: {c['time_mean_given_reached']:.2f} "
               "(conditional on reaching; not the expected time)")
     if exact:
-        expected = "infinite (may never be reached)" if exact["expected_hitting_time"] is None \
-            else f"{exact['expected_hitting_time']:.6g}"
+        expected = expected_time(exact["expected_hitting_time"], exact.get("expected_hitting_time_overflow"),
+                                 exact.get("expected_hitting_time_log10"), "infinite (may never be reached)")
         if exact.get("expected_hitting_time_note"):
             expected = f"not computed ({exact['expected_hitting_time_note']})"
         elif exact.get("expected_hitting_time_bounds"):
@@ -225,8 +225,28 @@ def print_matrix(title: str, M, labels: list[str]) -> None:
         print(f"  {label:>{width}}  " + " ".join(f"{x:7.4f}" if x else "      ." for x in row))
 
 
-def _time(x) -> str:
-    return "infinite (the set may never be entered)" if x is None else f"{x:.6g}"
+def expected_time(value: float | None, overflow: str | None = None, log10: float | None = None,
+                  infinite: str = "infinite (the set may never be entered)") -> str:
+    """An expected time as printed: its value; beyond a double, ``above 1.8e308`` with its log10
+    when known (log-space elimination: docs/exact.md); None otherwise means infinite."""
+    if value is not None:
+        return f"{value:.6g}"
+    if overflow is not None:
+        return overflow + ("" if log10 is None else f" (log10 {log10:.3f}, by the log-space elimination)")
+    return infinite
+
+
+def _time(h: dict) -> str:
+    return expected_time(h["expected_hitting_time"], h.get("expected_hitting_time_overflow"),
+                         h.get("expected_hitting_time_log10"))
+
+
+def _ever(name: str, probability: float, infinite: bool) -> str:
+    """``P(ever) p``; an infinite time means the set is missed with positive probability (a finite
+    chain), so a probability that rounds to 1 is then printed as below 1."""
+    if infinite and f"{probability:.6g}" == "1":
+        return f"{name} below 1 (1 to double precision)"
+    return f"{name} {probability:.6g}"
 
 
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
@@ -237,8 +257,9 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
         return
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
-    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}{how}, "
-          f"{name} {probability:.6g}, {within}")
+    infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
+    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h)}{how}, "
+          f"{_ever(name, probability, infinite)}, {within}")
 
 
 def print_report(r, chain) -> None:
@@ -255,8 +276,10 @@ def print_report(r, chain) -> None:
         if c["absorbing_state"]:
             continue
         if "kemeny_constant" in c:
-            print(f"      Kemeny's constant {c['kemeny_constant']:.6g}; longest mean first passage between two of "
-                  f"its states {c['max_mean_first_passage']:.6g} steps")
+            kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}"
+            longest = expected_time(c["max_mean_first_passage"], c.get("max_mean_first_passage_overflow"),
+                                    c.get("max_mean_first_passage_log10"))
+            print(f"      Kemeny's constant {kemeny}; longest mean first passage between two of its states {longest} steps")
         if acc["trusted"]:
             top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
             print(f"      stationary (top): {top}  [{acc['method']}; L1 error estimate {acc['error_estimate']:.1e}]")
@@ -264,15 +287,19 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+    absorption = expected_time(r.expected_absorption_time, r.expected_absorption_time_overflow,
+                               r.expected_absorption_time_log10)
     if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
               "the hitting times below are the informative ones)")
+    elif r.expected_absorption_time_note:
+        print(f"expected steps until a closed class is entered: not computed ({r.expected_absorption_time_note})")
     elif len(r.closed_classes) == 1 and r.closed_classes[0]["size"] > 1:
-        print(f"expected steps until the closed class is entered: {r.expected_absorption_time:.6g} (trivial here: "
+        print(f"expected steps until the closed class is entered: {absorption} (trivial here: "
               f"one closed class of {r.closed_classes[0]['size']:,} states, so nothing is absorbing; the hitting "
               "times of the criteria below say where the chain goes)")
     else:
-        print(f"expected steps until a closed class is entered: {r.expected_absorption_time:.6g}")
+        print(f"expected steps until a closed class is entered: {absorption}")
     print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r.eigenvalues))
     for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))

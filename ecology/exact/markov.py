@@ -231,6 +231,50 @@ def _solve_small(A: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
+LOG_SOLVE_LIMIT = 400  # unknowns of the log-space elimination (n^3 / 3 logaddexp: about a second at 400)
+
+
+DOUBLE_MAX_LOG10 = math.log10(np.finfo(float).max)  # 308.2547...: a time above 10^this is not a double
+
+
+def log_solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, log_b: np.ndarray) -> np.ndarray:
+    """``ln x`` for ``x = b + P_SS x`` on the states ``S = unknown`` (as :func:`solve_leaving`),
+    with ``b = exp(log_b) >= 0`` given by its logarithm (``-inf`` for 0).
+
+    The same subtraction-free elimination as :func:`_solve_small`, every entry held as its
+    natural logarithm: a sum of non-negative terms is a ``logaddexp``, a product a sum, a quotient
+    a difference. No intermediate over- or underflows (a pivot ``1e-330`` is ``-759.8``), so it
+    answers the systems whose solution or pivots leave the range of a double (an expected time of
+    ``1e330``) to a relative error of a few ulps of ``ln x`` per elimination step. Dense, up to
+    ``LOG_SOLVE_LIMIT`` unknowns (a ChainError beyond)."""
+    n = len(unknown)
+    if n > LOG_SOLVE_LIMIT:
+        raise ChainError(f"the log-space elimination is done for up to {LOG_SOLVE_LIMIT:,} unknowns, not {n:,}")
+    P = sp.csr_matrix(P)
+    inside = np.zeros(P.shape[0], dtype=bool)
+    inside[unknown] = True
+    rows = P[unknown]
+    with np.errstate(divide="ignore"):
+        log_A = np.log(rows[:, unknown].toarray())
+        log_out = np.log(np.asarray(rows[:, ~inside].sum(axis=1)).ravel())
+    log_b = np.array(log_b, dtype=float)
+    np.fill_diagonal(log_A, -np.inf)
+    pivots = np.empty(n)
+    for k in range(n):
+        pivots[k] = _logsumexp(np.append(log_A[k, k + 1 :], log_out[k]))
+        if pivots[k] == -np.inf:
+            raise ChainError("the system is singular: a set of states is never left")
+        f = log_A[k + 1 :, k] - pivots[k]
+        log_A[k + 1 :, k + 1 :] = np.logaddexp(log_A[k + 1 :, k + 1 :], f[:, None] + log_A[k, None, k + 1 :])
+        log_out[k + 1 :] = np.logaddexp(log_out[k + 1 :], f + log_out[k])
+        log_b[k + 1 :] = np.logaddexp(log_b[k + 1 :], f + log_b[k])
+        log_A[np.arange(k + 1, n), np.arange(k + 1, n)] = -np.inf
+    log_x = np.empty(n)
+    for k in range(n - 1, -1, -1):
+        log_x[k] = _logsumexp(np.append(log_A[k, k + 1 :] + log_x[k + 1 :], log_b[k])) - pivots[k]
+    return log_x
+
+
 def _bandwidth_order(Q: sp.csr_matrix) -> tuple[np.ndarray, int]:
     """Reverse Cuthill–McKee order of the symmetrised pattern, and the bandwidth in that order."""
     pattern = (abs(Q) + abs(Q.T)).tocsr()
@@ -1149,6 +1193,34 @@ class MarkovChain:
             s = np.flatnonzero(sure)
             h[s] = solve_leaving(self.P, s, np.ones(len(s)))
         return h
+
+    def surely_entered(self, target) -> np.ndarray:
+        """Bool mask of the states from which ``target`` (mask or indices) is entered with
+        probability 1 (decided on the graph: exactly); elsewhere ``E[time to enter]`` is infinite."""
+        return self._surely_entered(self._mask(target))
+
+    def log10_expected_hitting_time(self, start: int, target) -> float:
+        """``log10 E_start[steps until target is entered]`` by the log-space elimination
+        (:func:`log_solve_leaving`), for times beyond the range of a double; ``inf`` where the
+        target may be missed, ``-inf`` on it. Only the states that ``start`` can reach avoiding
+        the target are unknowns (at most ``LOG_SOLVE_LIMIT`` of them, else a ChainError)."""
+        target = self._mask(target)
+        if target[start]:
+            return -math.inf
+        if not self._surely_entered(target)[start]:
+            return math.inf
+        seen = np.zeros(self.n_states, dtype=bool)
+        seen[start] = True
+        frontier = np.array([start])
+        while len(frontier):  # forward reach of start through states outside the target
+            nxt = np.zeros(self.n_states, dtype=bool)
+            nxt[self.P[frontier].indices] = True
+            nxt &= ~target & ~seen
+            seen |= nxt
+            frontier = np.flatnonzero(nxt)
+        unknown = np.flatnonzero(seen)
+        log_x = log_solve_leaving(self.P, unknown, np.zeros(len(unknown)))
+        return float(log_x[np.searchsorted(unknown, start)] / math.log(10))
 
     def hitting_curve(self, start: int, target, steps: int) -> np.ndarray:
         """``P_start(target entered at some s <= t)`` for t = 0 .. steps (mass that has not yet
