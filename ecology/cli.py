@@ -228,11 +228,12 @@ def print_matrix(title: str, M, labels: list[str]) -> None:
 def expected_time(value: float | None, overflow: str | None = None, log10: float | None = None,
                   infinite: str = "infinite (the set may never be entered)") -> str:
     """An expected time as printed: its value; beyond a double, ``above 1.8e308`` with its log10
-    when known (log-space elimination: docs/exact.md); None otherwise means infinite."""
+    when known (log-space elimination: docs/exact.md; already rounded to the decimals it defends,
+    :func:`ecology.exact.report.defended_log10`); None otherwise means infinite."""
     if value is not None:
         return f"{value:.6g}"
     if overflow is not None:
-        return overflow + ("" if log10 is None else f" (log10 {log10:.3f}, by the log-space elimination)")
+        return overflow + ("" if log10 is None else f" (log10 {log10}, by the log-space elimination)")
     return infinite
 
 
@@ -241,16 +242,24 @@ def _time(h: dict) -> str:
                          h.get("expected_hitting_time_log10"))
 
 
+def probability_text(p: float) -> str:
+    """``p`` to 6 significant digits, fewer for a subnormal double (below 2.2e-308 the spacing is
+    4.9e-324, so 1.02766e-320 holds 4 digits, not 6)."""
+    if 0 < p < sys.float_info.min:
+        return f"{p:.{max(1, min(6, math.floor(math.log10(p / 5e-324))))}g}"
+    return f"{p:.6g}"
+
+
 def _ever(name: str, probability: float, infinite: bool) -> str:
     """``P(ever) p``; an infinite time means the set is missed with positive probability (a finite
     chain), so a probability that rounds to 1 is then printed as below 1."""
     if infinite and f"{probability:.6g}" == "1":
         return f"{name} below 1 (1 to double precision)"
-    return f"{name} {probability:.6g}"
+    return f"{name} {probability_text(probability)}"
 
 
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
-    within = f"P(within {h['within']:,} steps) {h['probability_within']:.6g}"
+    within = f"P(within {h['within']:,} steps) {probability_text(h['probability_within'])}"
     if h["note"]:
         known = "" if probability is None else f"{name} {probability:.6g}, "
         print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")

@@ -1199,16 +1199,24 @@ class MarkovChain:
         probability 1 (decided on the graph: exactly); elsewhere ``E[time to enter]`` is infinite."""
         return self._surely_entered(self._mask(target))
 
-    def log10_expected_hitting_time(self, start: int, target) -> float:
-        """``log10 E_start[steps until target is entered]`` by the log-space elimination
-        (:func:`log_solve_leaving`), for times beyond the range of a double; ``inf`` where the
-        target may be missed, ``-inf`` on it. Only the states that ``start`` can reach avoiding
-        the target are unknowns (at most ``LOG_SOLVE_LIMIT`` of them, else a ChainError)."""
+    def log10_expected_hitting_time(self, start: int, target) -> tuple[float, float]:
+        """``(log10 E_start[steps until target is entered], its error bound)`` by the log-space
+        elimination (:func:`log_solve_leaving`), for times beyond the range of a double; ``inf``
+        where the target may be missed, ``-inf`` on it (error 0). Only the states that ``start``
+        can reach avoiding the target are unknowns (at most ``LOG_SOLVE_LIMIT`` of them, else a
+        ChainError).
+
+        The error is that of the matrix, not of the elimination (a few ulps of ``ln x`` per step):
+        an entry ``p`` of ``P`` is held to a relative ``delta(p) = max(2^-53, 2^-1075 / p)`` (a
+        subnormal probability, 1e-321, keeps only 3 digits), and a subtraction-free system whose
+        entries move by a relative ``delta`` moves its solution by at most about ``2 n delta``
+        relative (first order; ``n`` unknowns), so the bound is
+        ``log10(1 + 2 n delta_max) + n 1e-15 |log10 x|`` (``inf`` when ``2 n delta_max >= 1``)."""
         target = self._mask(target)
         if target[start]:
-            return -math.inf
+            return -math.inf, 0.0
         if not self._surely_entered(target)[start]:
-            return math.inf
+            return math.inf, 0.0
         seen = np.zeros(self.n_states, dtype=bool)
         seen[start] = True
         frontier = np.array([start])
@@ -1220,7 +1228,12 @@ class MarkovChain:
             frontier = np.flatnonzero(nxt)
         unknown = np.flatnonzero(seen)
         log_x = log_solve_leaving(self.P, unknown, np.zeros(len(unknown)))
-        return float(log_x[np.searchsorted(unknown, start)] / math.log(10))
+        log10 = float(log_x[np.searchsorted(unknown, start)] / math.log(10))
+        entries = self.P[unknown].data
+        delta = max(2.0**-53, float(np.max(2.0**-1074 / entries[entries > 0], initial=0.0)) / 2)  # 2^-1075 underflows
+        n = len(unknown)
+        spread = math.inf if 2 * n * delta >= 1 else math.log10(1 + 2 * n * delta)
+        return log10, spread + n * 1e-15 * abs(log10)
 
     def hitting_curve(self, start: int, target, steps: int) -> np.ndarray:
         """``P_start(target entered at some s <= t)`` for t = 0 .. steps (mass that has not yet

@@ -94,21 +94,25 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
         return {}
     inside = MarkovChain(mc.P[members][:, members])
     try:
-        kemeny, longest = inside.kemeny_constant(), float(inside.mean_first_passage_times().max())
+        with np.errstate(over="ignore"):  # an overflow is the inf looked at below
+            kemeny, longest = inside.kemeny_constant(), float(inside.mean_first_passage_times().max())
         if math.isfinite(kemeny) and math.isfinite(longest):
             return {"kemeny_constant": kemeny, "max_mean_first_passage": longest}
     except ChainError:
         pass
     n = len(members)
-    log10 = max(float(log_solve_leaving(inside.P, np.delete(np.arange(n), j), np.zeros(n - 1)).max())
-                for j in range(n)) / math.log(10)
+    columns = [log_solve_leaving(inside.P, np.delete(np.arange(n), j), np.zeros(n - 1)) for j in range(n)]
+    j = int(np.argmax([c.max() for c in columns]))
+    i = int(np.delete(np.arange(n), j)[np.argmax(columns[j])])
+    log10 = inside.log10_expected_hitting_time(i, np.arange(n) == j)  # the longest, with its error bound
     return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: passage times {OVERFLOW}",
             "max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
-            "max_mean_first_passage_log10": log10}
+            "max_mean_first_passage_log10": defended_log10(*log10)}
 
 
 def _law_report(law: StationaryLaw) -> dict:
-    return {"method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": law.trusted}
+    return {"method": law.method, "error_estimate": _finite(law.error) if law.error is not None else None,  # never NaN in JSON
+            "error_kind": law.error_kind, "trusted": law.trusted}
 
 
 @dataclass
@@ -293,24 +297,34 @@ def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int
     if not mc.surely_entered(A)[x]:
         return out
     try:
-        value = float(mc.expected_hitting_times(A)[x])
+        with np.errstate(over="ignore"):  # an overflow is the inf looked at below
+            value = float(mc.expected_hitting_times(A)[x])
         if math.isfinite(value):
             return {**out, "value": value}
         failure = None  # the solution overflowed
     except ChainError as err:
         failure = str(err)
     try:
-        log10 = mc.log10_expected_hitting_time(x, A)
+        log10, error = mc.log10_expected_hitting_time(x, A)
     except ChainError:
-        log10 = None
-    if log10 is not None and log10 < DOUBLE_MAX_LOG10:
+        log10 = error = None
+    if log10 is not None and log10 < DOUBLE_MAX_LOG10 and error < 1e-12:
         return {**out, "value": 10.0**log10}  # within range, though a pivot of the float solve underflowed
     if log10 is not None or failure is None:
-        return {**out, "overflow": OVERFLOW, "log10": log10}
+        return {**out, "overflow": OVERFLOW, "log10": defended_log10(log10, error)}
     series = _hitting_time_by_series(mc, x, A, max_work)
     if series is None:
         return {**out, "note": failure}
     return {**out, "value": (series[0] + series[1]) / 2, "bounds": series}
+
+
+def defended_log10(log10: float | None, error: float | None) -> float | None:
+    """``log10`` rounded to the decimals its error bound defends (at most 3; None when it
+    defends none, or when there is no log10)."""
+    if log10 is None or not error < 0.5:
+        return None
+    decimals = min(3, max(0, math.floor(-math.log10(2 * error)))) if error > 0 else 3
+    return round(log10, decimals)
 
 
 def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
