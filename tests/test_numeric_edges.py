@@ -232,3 +232,51 @@ def test_bad_priors_are_one_line_with_the_true_reason(value, reason, tmp_path, c
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {path}: {reason}\n"
+
+
+# --- the Python API's argument types -----------------------------------------------------------
+
+SCENARIO_TYPES = "scenario must be a path to a scenario file (str or os.PathLike) or an ecology.scenario.Scenario"
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((42,), {}, f"ecology.run: {SCENARIO_TYPES}, got int"),
+    ((None,), {}, f"ecology.run: {SCENARIO_TYPES}, got None"),
+    ((b"coins.toml",), {}, f"ecology.run: {SCENARIO_TYPES}, got bytes"),
+    ((["coins.toml"],), {}, f"ecology.run: {SCENARIO_TYPES}, got list"),
+    (("S",), {"exact": 1}, "ecology.run: exact must be True or False, got int"),
+    (("S",), {"exact": "yes"}, "ecology.run: exact must be True or False, got str"),
+    (("S",), {"max_states": "9"}, "ecology.run: max_states must be an int, got str"),
+    (("S",), {"max_states": 1e6}, "ecology.run: max_states must be an int, got float"),
+    (("S",), {"max_states": True}, "ecology.run: max_states must be an int, got bool"),
+])
+def test_api_arguments_of_the_wrong_type_are_a_type_error_naming_them(args, kwargs, message):
+    import ecology
+
+    from .conftest import SCENARIOS
+
+    args = tuple(str(SCENARIOS / "coins.toml") if a == "S" else a for a in args)
+    with pytest.raises(TypeError) as caught:
+        ecology.run(*args, **kwargs)
+    assert str(caught.value) == message
+
+
+def test_api_values_are_a_scenario_error_and_save_checks_its_path(tmp_path):
+    import ecology
+    from ecology.errors import ScenarioError
+
+    from .conftest import SCENARIOS
+
+    coins = SCENARIOS / "coins.toml"
+    with pytest.raises(ScenarioError, match="^max_states: must be a positive integer, got 0$"):
+        ecology.run(coins, max_states=0)
+    with pytest.raises(ScenarioError, match='run.steps: Input should be a valid integer, got "9"'):
+        ecology.run(coins, steps="9")
+    with pytest.raises(ScenarioError, match="file not found"):
+        ecology.run(tmp_path / "missing.toml")
+    outcome = ecology.run(coins, steps=3, replicates=4)
+    with pytest.raises(TypeError, match="^RunOutcome.save: out must be a path \\(str or os.PathLike\\) or None, got int$"):
+        outcome.save(42)
+    assert not list(tmp_path.iterdir())
+    assert outcome.save(tmp_path / "r") == tmp_path / "r" and (tmp_path / "r" / "summary.json").exists()
+    assert ecology.run(outcome.result.scenario, steps=3, replicates=4).summary["steps"] == 3
