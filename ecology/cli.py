@@ -44,7 +44,7 @@ def run_overrides(args) -> dict:
 
 
 def cmd_validate(args) -> int:
-    from ecology.core.budget import GIB, check_run
+    from ecology.core.budget import GIB, check_run, stage_bytes
     from ecology.core.compile import compile_scenario
 
     s = scn.load(args.file, run_overrides(args))
@@ -55,7 +55,8 @@ def cmd_validate(args) -> int:
         raise err.located(args.file) from None
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
           f"{len(compiled.premises)} premises in {len(compiled.mixture.labels)} populations, "
-          f"{len(compiled.criteria)} absorption criteria; a run needs about {memory / GIB:.2g} GiB")
+          f"{len(compiled.criteria)} absorption criteria; a run needs about {memory / GIB:.2g} GiB "
+          f"({', '.join(f'{size / GIB:.2g} {stage}' for stage, size in stage_bytes(s).items())})")
     return 0
 
 

@@ -280,3 +280,73 @@ def test_api_values_are_a_scenario_error_and_save_checks_its_path(tmp_path):
     assert not list(tmp_path.iterdir())
     assert outcome.save(tmp_path / "r") == tmp_path / "r" and (tmp_path / "r" / "summary.json").exists()
     assert ecology.run(outcome.result.scenario, steps=3, replicates=4).summary["steps"] == 3
+
+
+# --- the run's budgets: the output stage and the number of criteria --------------------------------
+
+def many_criteria(count: int, steps: int = 20) -> dict:
+    data = coin_table(0.5, 4)
+    data["run"]["steps"] = steps
+    data["absorption"] = {f"c{i}": {"window_only": ["H"]} if i % 2 else {"repeats": {"period": 1, "copies": 2}}
+                          for i in range(count)}
+    return data
+
+
+def test_the_estimate_includes_the_output_stage_and_a_refusal_names_it(tmp_path, capsys):
+    from ecology.core.budget import GIB, SAFETY, run_bytes, stage_bytes
+
+    s = validate(many_criteria(1000, steps=100_000))
+    stages = stage_bytes(s)
+    # writing: (n + 1) (28 W + 210 C + 114 min(R, 32)), W = 7 L + 4 S + 2 C + 6 = 2017 columns of steps.csv
+    assert stages["writing the outputs"] == pytest.approx(SAFETY * 100_001 * (28 * 2017 + 210 * 1000 + 114 * 16))
+    assert run_bytes(s)[0] == pytest.approx(sum(stages.values()))
+    path = write(tmp_path, many_criteria(1000, steps=100_000))
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    total, simulating, writing = (x / GIB for x in (sum(stages.values()), stages["simulating"], stages["writing the outputs"]))
+    assert err.count("\n") == 1 and err.startswith(
+        f"error: {path}: run: the run needs about {total:,.3g} GiB ({simulating:,.3g} simulating, {writing:,.3g} writing "
+        "the outputs; mostly writing the outputs: run.steps (steps.csv, curves, the first replicates' tables, plots))")
+    assert "lower run.steps (--steps), or raise the budget with --max-memory GIB" in err
+    assert not (tmp_path / "r").exists()
+    assert main(["validate", str(write(tmp_path, coin_table(0.5, 3), "small.toml"))]) == 0
+    assert "simulating, " in capsys.readouterr().out and stages["simulating"] < 200 * GIB
+
+
+def test_the_output_stage_estimate_bounds_the_measured_peak():
+    """The formula's constants were measured (docstring of ecology.core.budget); at the smallest
+    measured size the estimate of writing must exceed the memory that writing added there."""
+    from ecology.core.budget import stage_bytes
+    from ecology.scenario import load
+
+    from .conftest import SCENARIOS
+
+    measured = {(10_000, 20): 0.090, (60_000, 20): 0.269, (60_000, 4): 0.168}  # GiB above the held records
+    for (steps, replicates), gib in measured.items():
+        estimate = stage_bytes(load(SCENARIOS / "coins.toml", {"run.steps": steps, "run.replicates": replicates}))
+        assert gib * 0.6 < estimate["writing the outputs"] / 2**30 < gib * 3
+
+
+def test_many_criteria_are_written_whole_and_too_many_are_refused(tmp_path, capsys):
+    from ecology.core.budget import MAX_CRITERIA
+
+    path = write(tmp_path, many_criteria(300))
+    out = tmp_path / "r"
+    assert main(["run", str(path), "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    summary = strict_json((out / "summary.json").read_text())
+    assert len(summary["criteria"]) == 300
+    import pandas as pd
+
+    replicates = pd.read_csv(out / "replicates.csv", index_col="replicate")
+    steps = pd.read_csv(out / "steps.csv", index_col="step")
+    for name in ("c0", "c1", "c299"):
+        reached = replicates[f"reached_step_{name}"]
+        assert (reached.notna().mean() == summary["criteria"][name]["reached"])
+        assert steps[f"holding_{name}"].tolist() == summary["criteria"][name]["holding_curve"]
+    assert summary["criteria"]["c1"] == summary["criteria"]["c299"]  # the same criterion, the same figures
+    path = write(tmp_path, many_criteria(MAX_CRITERIA + 1), "many.toml")
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: absorption: 10,001 criteria (more than 10,000): each is columns "
+                                       "of steps.csv and replicates.csv, curves and a summary (about 7 ms each to "
+                                       "write); use fewer [absorption] tables\n")
