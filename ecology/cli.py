@@ -323,7 +323,8 @@ def print_report(r, chain) -> None:
         m = r.metastable
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
         for i, c in enumerate(m["classes"]):
-            exit_time = "never (closed)" if c["exit_time"] is None else f"{c['exit_time']:.6g}"
+            exit_time = "never (closed)" if c["max_escape"] == 0 else \
+                expected_time(c["exit_time"], c.get("exit_time_overflow"), c.get("exit_time_log10"))
             print(f"  <{i}> {c['size']:,} states, most likely '{c['likely_state']}', max escape per step "
                   f"{c['max_escape']:.3g}, expected exit time from there {exit_time}")
             if c["exits_to"]:

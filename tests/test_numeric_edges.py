@@ -154,6 +154,18 @@ def test_a_subnormal_prior_gives_a_time_beyond_a_double_with_the_digits_it_defen
     assert c["expected_hitting_time_overflow"] == "above 1.8e308" and c["expected_hitting_time_log10"] == round(log10, 1)
 
 
+def test_a_metastable_exit_time_beyond_a_double_is_not_closed(tmp_path, capsys):
+    """'T T' under the prior-1e-320 premise escapes with probability 1.25e-321 per step: its exit
+    time is above 1.8e308, never 'never (closed)'."""
+    path = write(tmp_path, coin_table(0.5, 2, priors=(1e-320, 1.0), second=0.0))
+    assert main(["analyze", str(path), "--tolerance", "1e-5"]) == 0
+    assert ("<0> 1 states, most likely 'T T', max escape per step 1.25e-321, expected exit time from there above "
+            "1.8e308 (log10 320.9, by the log-space elimination)") in capsys.readouterr().out
+    assert main(["analyze", str(path), "--tolerance", "1e-5", "--json"]) == 0
+    c = strict_json(capsys.readouterr().out)["metastable"]["classes"][0]
+    assert c["exit_time"] is None and c["exit_time_overflow"] == "above 1.8e308" and c["exit_time_log10"] == 320.9
+
+
 def test_an_infinite_time_is_infinite_only_when_the_set_may_be_missed(tmp_path, capsys):
     """A coin that never prints H again after a T: the set is missed with probability 1 - 1e-300;
     the time is infinite and P(ever) is not 1."""

@@ -1418,7 +1418,10 @@ class MarkovChain:
         """Closed classes once transitions below ``tolerance`` are ignored: for each, its states,
         the largest per-step escape probability, the most likely state (stationary law of the kept
         transitions), the expected exit time from it (``(I - P_CC) tau = 1``, subtraction-free) and
-        the exit law ``P(first state outside C = j)`` from it."""
+        the exit law ``P(first state outside C = j)`` from it. An exit time beyond a double is
+        ``inf`` with ``exit_time_log10`` = ``(log10, error bound)`` of
+        :meth:`log10_expected_hitting_time` (None otherwise); a class that is left has
+        ``max_escape > 0``, so ``inf`` with ``max_escape = 0`` alone means closed."""
         kept = self.P.multiply(tolerance <= self.P).tocsr()
         kept.eliminate_zeros()
         _, classes = closed_classes_of(kept)
@@ -1435,18 +1438,29 @@ class MarkovChain:
                 likely_at = int(np.argmax(stationary(restricted.tocsr())))
             else:  # a single state whose every kept transition leaves it
                 likely_at = 0
-            exits = {}
+            exits, beyond = {}, None
             if escape.max() > 0:
-                tau = float(solve_leaving(self.P, c, np.ones(len(c)))[likely_at])
-                start = np.zeros(len(c))
-                start[likely_at] = 1.0
-                visits = np.clip(_left_solve(self.P, c, start), 0.0, None)  # e_x (I - P_CC)^{-1}
-                law = block[:, ~inside].T @ visits
-                law /= law.sum()
-                outside = np.flatnonzero(~inside)
-                exits = {int(outside[j]): float(law[j]) for j in np.flatnonzero(law > 0)}
+                with np.errstate(over="ignore", invalid="ignore"):  # overflows are looked at below
+                    try:
+                        tau = float(solve_leaving(self.P, c, np.ones(len(c)))[likely_at])
+                    except ChainError:
+                        tau = math.inf
+                    start = np.zeros(len(c))
+                    start[likely_at] = 1.0
+                    try:
+                        visits = np.clip(_left_solve(self.P, c, start), 0.0, None)  # e_x (I - P_CC)^{-1}
+                        law = block[:, ~inside].T @ visits
+                        law /= law.sum()
+                    except ChainError:
+                        law = np.array([math.nan])
+                if not math.isfinite(tau):  # beyond a double: its log10 (and error bound) in log space
+                    with contextlib.suppress(ChainError):
+                        beyond = self.log10_expected_hitting_time(int(c[likely_at]), ~inside)
+                if np.all(np.isfinite(law)):  # else the visits overflowed: no exit law is given
+                    outside = np.flatnonzero(~inside)
+                    exits = {int(outside[j]): float(law[j]) for j in np.flatnonzero(law > 0)}
             else:
                 tau = math.inf
             out.append({"states": c, "max_escape": float(escape.max()), "likely_state": int(c[likely_at]),
-                        "exit_time": tau, "exit_law": exits})
+                        "exit_time": tau, "exit_time_log10": beyond, "exit_law": exits})
         return out

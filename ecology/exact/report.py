@@ -353,7 +353,9 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
             "states": [pc.label(i) for i in m["states"]] if len(m["states"]) <= FEW_STATES else None,
             "max_escape": m["max_escape"],
             "likely_state": pc.label(m["likely_state"]),
-            "exit_time": _finite(m["exit_time"]),
+            "exit_time": _finite(m["exit_time"]),  # null: closed (max_escape 0), or beyond a double (below)
+            **({"exit_time_overflow": OVERFLOW, "exit_time_log10": defended_log10(*(m["exit_time_log10"] or (None, None)))}
+               if m["max_escape"] > 0 and not math.isfinite(m["exit_time"]) else {}),
             "exits_to": [{"state": pc.label(s), "probability": p, "metastable_class": int(home[s])}
                          for s, p in exits[:TOP_EXITS]],
             "exit_class_probabilities": {str(k): v for k, v in sorted(into.items())},
