@@ -23,7 +23,9 @@ def run(scenario, exact: bool = False, max_states: int | None = None, **override
     ``seed`` are short for ``run__steps`` etc. ``exact=True`` adds the exact chain's figures per
     criterion (expected hitting time, P(reached by N), restricted mean, closed) within
     ``max_states`` page-states (default: the one state budget of every exact computation,
-    :data:`ecology.core.budget.DEFAULT_MAX_STATES`).
+    :data:`ecology.core.budget.DEFAULT_MAX_STATES`). An argument of the wrong type is a
+    ``TypeError`` naming it (``ecology.run: scenario must be a path ... got int``), a bad value a
+    one-line :class:`ecology.errors.ScenarioError`.
     """
     from ecology.api import run as _run
 

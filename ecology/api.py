@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from ecology.core.budget import DEFAULT_MAX_STATES
 from ecology.core.compile import compile_scenario
+from ecology.errors import ScenarioError
 from ecology.exact.report import criterion_figures
 from ecology.io import artefacts
 from ecology.io.safe import fresh_directory
@@ -22,6 +24,38 @@ from ecology.results import (
     simulate,
     summarize,
 )
+from ecology.scenario import Scenario
+
+
+def _type_name(value) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def check_path(function: str, name: str, value, optional: bool = False) -> None:
+    """Refuse (TypeError naming the function and the argument) a value that is not a path."""
+    if not (isinstance(value, (str, os.PathLike)) or (optional and value is None)):
+        accepts = "a path (str or os.PathLike)" + (" or None" if optional else "")
+        raise TypeError(f"{function}: {name} must be {accepts}, got {_type_name(value)}")
+
+
+def check_scenario(function: str, scenario) -> None:
+    """A scenario argument is a path to a TOML file or a :class:`Scenario`."""
+    if not isinstance(scenario, (str, os.PathLike, Scenario)):
+        raise TypeError(f"{function}: scenario must be a path to a scenario file (str or os.PathLike) or an "
+                        f"ecology.scenario.Scenario, got {_type_name(scenario)}")
+
+
+def check_flag(function: str, name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{function}: {name} must be True or False, got {_type_name(value)}")
+
+
+def check_count(function: str, name: str, value) -> None:
+    """A positive integer (not a bool): TypeError for another type, ScenarioError for a value below 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{function}: {name} must be an int, got {_type_name(value)}")
+    if value < 1:
+        raise ScenarioError(name, f"must be a positive integer, got {value}")
 
 
 @dataclass
@@ -62,12 +96,18 @@ class RunOutcome:
 
     def save(self, out: str | Path | None = None) -> Path:
         """Write the run directory (``out`` must not exist; default ``runs/NAME-TIMESTAMP``)."""
+        check_path("RunOutcome.save", "out", out, optional=True)
         target = fresh_directory(out, self.summary["scenario"])
         return artefacts.write_run(self.result, target, {**self.summary, "output": str(target)})
 
 
 def run(scenario, exact: bool = False, max_states: int = DEFAULT_MAX_STATES, **overrides) -> RunOutcome:
-    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`."""
+    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`.
+    Arguments of the wrong type are a TypeError naming them, before anything is read; values are
+    checked by the scenario's validation (one-line :class:`ScenarioError`)."""
+    check_scenario("ecology.run", scenario)
+    check_flag("ecology.run", "exact", exact)
+    check_count("ecology.run", "max_states", max_states)
     paths = {key.replace("__", "."): value for key, value in overrides.items()}
     for short in ("steps", "replicates", "seed"):
         if short in paths:

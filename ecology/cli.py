@@ -44,7 +44,7 @@ def run_overrides(args) -> dict:
 
 
 def cmd_validate(args) -> int:
-    from ecology.core.budget import GIB, check_run
+    from ecology.core.budget import GIB, check_run, stage_bytes
     from ecology.core.compile import compile_scenario
 
     s = scn.load(args.file, run_overrides(args))
@@ -55,7 +55,8 @@ def cmd_validate(args) -> int:
         raise err.located(args.file) from None
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
           f"{len(compiled.premises)} premises in {len(compiled.mixture.labels)} populations, "
-          f"{len(compiled.criteria)} absorption criteria; a run needs about {memory / GIB:.2g} GiB")
+          f"{len(compiled.criteria)} absorption criteria; a run needs about {memory / GIB:.2g} GiB "
+          f"({', '.join(f'{size / GIB:.2g} {stage}' for stage, size in stage_bytes(s).items())})")
     return 0
 
 
@@ -107,8 +108,8 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
         print(f"    mean time given reached by step {steps}: {c['time_mean_given_reached']:.2f} "
               "(conditional on reaching; not the expected time)")
     if exact:
-        expected = "infinite (may never be reached)" if exact["expected_hitting_time"] is None \
-            else f"{exact['expected_hitting_time']:.6g}"
+        expected = expected_time(exact["expected_hitting_time"], exact.get("expected_hitting_time_overflow"),
+                                 exact.get("expected_hitting_time_log10"), "infinite (may never be reached)")
         if exact.get("expected_hitting_time_note"):
             expected = f"not computed ({exact['expected_hitting_time_note']})"
         elif exact.get("expected_hitting_time_bounds"):
@@ -231,20 +232,50 @@ def print_matrix(title: str, M, labels: list[str]) -> None:
         print(f"  {label:>{width}}  " + " ".join(f"{x:7.4f}" if x else "      ." for x in row))
 
 
-def _time(x) -> str:
-    return "infinite (the set may never be entered)" if x is None else f"{x:.6g}"
+def expected_time(value: float | None, overflow: str | None = None, log10: float | None = None,
+                  infinite: str = "infinite (the set may never be entered)") -> str:
+    """An expected time as printed: its value; beyond a double, ``above 1.8e308`` with its log10
+    when known (log-space elimination: docs/exact.md; already rounded to the decimals it defends,
+    :func:`ecology.exact.report.defended_log10`); None otherwise means infinite."""
+    if value is not None:
+        return f"{value:.6g}"
+    if overflow is not None:
+        return overflow + ("" if log10 is None else f" (log10 {log10}, by the log-space elimination)")
+    return infinite
+
+
+def _time(h: dict) -> str:
+    return expected_time(h["expected_hitting_time"], h.get("expected_hitting_time_overflow"),
+                         h.get("expected_hitting_time_log10"))
+
+
+def probability_text(p: float) -> str:
+    """``p`` to 6 significant digits, fewer for a subnormal double (below 2.2e-308 the spacing is
+    4.9e-324, so 1.02766e-320 holds 4 digits, not 6)."""
+    if 0 < p < sys.float_info.min:
+        return f"{p:.{max(1, min(6, math.floor(math.log10(p / 5e-324))))}g}"
+    return f"{p:.6g}"
+
+
+def _ever(name: str, probability: float, infinite: bool) -> str:
+    """``P(ever) p``; an infinite time means the set is missed with positive probability (a finite
+    chain), so a probability that rounds to 1 is then printed as below 1."""
+    if infinite and f"{probability:.6g}" == "1":
+        return f"{name} below 1 (1 to double precision)"
+    return f"{name} {probability_text(probability)}"
 
 
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
-    within = f"P(within {h['within']:,} steps) {h['probability_within']:.6g}"
+    within = f"P(within {h['within']:,} steps) {probability_text(h['probability_within'])}"
     if h["note"]:
         known = "" if probability is None else f"{name} {probability:.6g}, "
         print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")
         return
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
-    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h['expected_hitting_time'])}{how}, "
-          f"{name} {probability:.6g}, {within}")
+    infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
+    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h)}{how}, "
+          f"{_ever(name, probability, infinite)}, {within}")
 
 
 def print_report(r, chain) -> None:
@@ -261,8 +292,10 @@ def print_report(r, chain) -> None:
         if c["absorbing_state"]:
             continue
         if "kemeny_constant" in c:
-            print(f"      Kemeny's constant {c['kemeny_constant']:.6g}; longest mean first passage between two of "
-                  f"its states {c['max_mean_first_passage']:.6g} steps")
+            kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}"
+            longest = expected_time(c["max_mean_first_passage"], c.get("max_mean_first_passage_overflow"),
+                                    c.get("max_mean_first_passage_log10"))
+            print(f"      Kemeny's constant {kemeny}; longest mean first passage between two of its states {longest} steps")
         if acc["trusted"]:
             top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
             print(f"      stationary (top): {top}  [{acc['method']}; L1 error estimate {acc['error_estimate']:.1e}]")
@@ -270,15 +303,19 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+    absorption = expected_time(r.expected_absorption_time, r.expected_absorption_time_overflow,
+                               r.expected_absorption_time_log10)
     if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
               "the hitting times below are the informative ones)")
+    elif r.expected_absorption_time_note:
+        print(f"expected steps until a closed class is entered: not computed ({r.expected_absorption_time_note})")
     elif len(r.closed_classes) == 1 and r.closed_classes[0]["size"] > 1:
-        print(f"expected steps until the closed class is entered: {r.expected_absorption_time:.6g} (trivial here: "
+        print(f"expected steps until the closed class is entered: {absorption} (trivial here: "
               f"one closed class of {r.closed_classes[0]['size']:,} states, so nothing is absorbing; the hitting "
               "times of the criteria below say where the chain goes)")
     else:
-        print(f"expected steps until a closed class is entered: {r.expected_absorption_time:.6g}")
+        print(f"expected steps until a closed class is entered: {absorption}")
     print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r.eigenvalues))
     for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
@@ -292,7 +329,8 @@ def print_report(r, chain) -> None:
         m = r.metastable
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
         for i, c in enumerate(m["classes"]):
-            exit_time = "never (closed)" if c["exit_time"] is None else f"{c['exit_time']:.6g}"
+            exit_time = "never (closed)" if c["max_escape"] == 0 else \
+                expected_time(c["exit_time"], c.get("exit_time_overflow"), c.get("exit_time_log10"))
             print(f"  <{i}> {c['size']:,} states, most likely '{c['likely_state']}', max escape per step "
                   f"{c['max_escape']:.3g}, expected exit time from there {exit_time}")
             if c["exits_to"]:

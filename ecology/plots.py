@@ -115,13 +115,19 @@ def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path
     _save(fig, path)
 
 
+PLOTTED_CRITERIA = 12  # curves of at most this many criteria in reaching.png (every one is in the tables)
+
+
 @paper_style
 def reaching_curves(criteria: dict, title: str, path: Path) -> None:
     """Per criterion: P(reached by t) (Kaplan–Meier, 95% band), fraction holding at t, and the
-    exact chain's two curves where the summary has them."""
+    exact chain's two curves where the summary has them; the first :data:`PLOTTED_CRITERIA`
+    criteria only (beyond, the curves and their legend cannot be told apart, and drawing them costs
+    0.1 s each), the title saying how many are shown."""
     fig, ax = plt.subplots(figsize=(7.0, 3.4))
-    colours = _colours(max(len(criteria), 1))
-    for (name, c), colour in zip(criteria.items(), colours):
+    shown = dict(list(criteria.items())[:PLOTTED_CRITERIA])
+    colours = _colours(max(len(shown), 1))
+    for (name, c), colour in zip(shown.items(), colours):
         t = np.arange(len(c["reached_curve"]))
         ax.fill_between(t, c["reached_curve_lo"], c["reached_curve_hi"], step="post", color=colour, alpha=0.25, lw=0)
         ax.step(t, c["reached_curve"], where="post", color=colour, lw=1.4,
@@ -138,7 +144,8 @@ def reaching_curves(criteria: dict, title: str, path: Path) -> None:
     ax.set_xlabel("step t (tokens generated)")
     ax.set_ylabel("fraction of replicates")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{esc(title)}: criteria reached (first hit) and holding")
+    some = "" if len(shown) == len(criteria) else f" (the first {len(shown)} of {len(criteria):,})"
+    ax.set_title(f"{esc(title)}: criteria reached (first hit) and holding{some}")
     if criteria:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, path)

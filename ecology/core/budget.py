@@ -16,6 +16,22 @@ allocates, see :mod:`ecology.kinds.deletion`, :class:`ecology.core.readers.Slidi
     automata       sum_s 16 Q_s (V + 1)                (Q_s = 0 for a model premise)
     mixture        24 S R + 24 S R V                    (joint, amplitudes, per-premise laws)
     records        n (4 L + 2 C + S + 8) 120 + 32 k n b (DataCollector rows; the raster)
+                   + 112 n min(R, 32)                  (trajectories, tokens, speakers of the first 32)
+
+Memory of writing the outputs (bytes), held beside the simulation's records (``ecology.io.artefacts.
+write_run``: ``steps.csv``, ``summary.json``'s curves, ``trajectories.csv`` and ``speakers.csv`` of
+the first ``min(R, 32)`` replicates, the plots), with ``W = 7 L + 4 S + 2 C + 6`` columns of
+``steps.csv``:
+
+    outputs        (n + 1) (28 W + 210 C + 114 min(R, 32))
+
+Measured (peak RSS of ``write_run`` above what the simulation leaves held, ``scenarios/coins.toml``:
+L = 2, S = 9, C = 1, W = 58) at n = 10^4, 3 x 10^4, 6 x 10^4 steps: 3.85 KB per step with R = 20
+and 2.07 KB with R = 4, i.e. 114 B per step and traced replicate (the rows of the trajectory and
+speaker tables, built for the CSVs and again for the plots) and 1.6 KB per step otherwise (28 B
+per cell of ``steps.csv`` as it is formatted and plotted; 210 B per step and criterion for the four
+curves of ``summary.json`` as Python floats and JSON text). The simulation's own records grow by
+the 112 B per step and traced replicate above (6.1 KB per step at R = 20, 4.3 KB at R = 4).
 
 A model premise (``model = {...}``) re-reads every replicate's window each step: its work per
 step is ``R x read_cost(k)`` (:meth:`ecology.lm.LanguageModel.read_cost`), refused with the
@@ -23,7 +39,12 @@ per-step costs of :func:`check_work`; an exact chain reads each page-state once
 (:func:`check_model_reads`, against ``--max-work``).
 
 The estimate is an upper bound up to small constants (a factor 1.5 is added); it is compared
-with ``run.max_memory_gib`` (the ``--max-memory`` flag).
+with ``run.max_memory_gib`` (the ``--max-memory`` flag). The two stages are added (the outputs are
+written while the records are held), and a refusal names the stage and the fields that drive it.
+
+The number of criteria is bounded by :data:`MAX_CRITERIA` (each is two columns of ``steps.csv``
+and ``replicates.csv``, four curves of ``summary.json`` and a time-to-event summary: about 7 ms
+each at 50 replicates and 20 steps, so 20,000 take 2.5 minutes to write).
 """
 
 from __future__ import annotations
@@ -46,6 +67,12 @@ MAX_AUTOMATON_CELLS = 20_000_000  # sum over premises of states x tokens (each c
 
 
 SAFETY = 1.5
+
+
+MAX_CRITERIA = 10_000  # [absorption] tables of one scenario (outputs written per criterion: see the module docstring)
+
+
+TRACED = 32  # replicates whose trajectories and speakers are recorded (ecology.model.RASTER_REPLICATES)
 
 
 DEFAULT_MAX_STATES = 2_500_000  # the one state budget of every exact computation (run, sweep, analyze)
@@ -112,7 +139,23 @@ def automaton_sizes(scenario: Scenario) -> list[int]:
 
 
 def run_bytes(scenario: Scenario) -> tuple[float, str]:
-    """Estimated peak memory of simulating the scenario, and the fields that drive it."""
+    """Estimated peak memory of simulating the scenario and writing its outputs, and the stage
+    and fields that drive it (the largest part of :func:`run_parts`)."""
+    parts = run_parts(scenario)
+    return SAFETY * sum(parts.values()), max(parts, key=parts.get)
+
+
+def stage_bytes(scenario: Scenario) -> dict[str, float]:
+    """The estimate of :func:`run_bytes` by stage: ``{"simulating": ..., "writing the outputs": ...}``."""
+    stages: dict[str, float] = {}
+    for part, size in run_parts(scenario).items():
+        stage = part.split(":")[0]
+        stages[stage] = stages.get(stage, 0.0) + SAFETY * size
+    return stages
+
+
+def run_parts(scenario: Scenario) -> dict[str, float]:
+    """The parts of the memory estimate (module docstring), each named ``"stage: fields"``."""
     sizes = automaton_sizes(scenario)
     ctx, run = scenario.context, scenario.run
     R, n, V, S = run.replicates, run.steps, len(scenario.vocabulary.tokens), len(sizes)
@@ -121,21 +164,25 @@ def run_bytes(scenario: Scenario) -> tuple[float, str]:
     L = len({p.population or name for name, p in scenario.premises.items()} | set(scenario.populations))
     C = len(scenario.absorption)
     b = 1 if V + 2 <= 256 else 2 if V + 2 <= 2**16 else 4
+    traced = min(R, TRACED)
+    W = 7 * L + 4 * S + 2 * C + 6
     parts = {
-        "run.replicates x context.length": R * (2 * (P + k) + 64) * b + sum(R * (16 * k + 48 * q) for q in sizes),
-        "premises (automaton states x tokens)": sum(16 * q * (V + 1) for q in sizes),
-        "run.replicates x premises x tokens": 24 * S * R * (V + 1),
-        "run.steps": n * (4 * L + 2 * C + S + 8) * 120 + 32 * k * (n + 1) * b,
+        "simulating: run.replicates x context.length": R * (2 * (P + k) + 64) * b + sum(R * (16 * k + 48 * q) for q in sizes),
+        "simulating: premises (automaton states x tokens)": sum(16 * q * (V + 1) for q in sizes),
+        "simulating: run.replicates x premises x tokens": 24 * S * R * (V + 1),
+        "simulating: run.steps": n * (4 * L + 2 * C + S + 8) * 120 + 32 * k * (n + 1) * b + 112 * n * traced,
+        "writing the outputs: run.steps (steps.csv, curves, the first replicates' tables, plots)":
+            (n + 1) * (28 * W + 210 * C + 114 * traced),
     }
     models = model_premises(scenario)
     if models:
-        parts["the model premises (weights and key/value caches)"] = sum(m.memory_bytes(R, k) for m in models.values())
+        parts["simulating: the model premises (weights and key/value caches)"] = sum(m.memory_bytes(R, k)
+                                                                                       for m in models.values())
     if P:
-        parts["run.replicates x periodic memory"] = R * k * P * b if not _sliding(scenario) else 0
+        parts["simulating: run.replicates x periodic memory"] = R * k * P * b if not _sliding(scenario) else 0
     if run.drift:
-        parts["run.replicates x context.length (drift)"] = 16 * R * (k + 1) * max(S, 1)
-    total = SAFETY * sum(parts.values())
-    return total, max(parts, key=parts.get)
+        parts["simulating: run.replicates x context.length (drift)"] = 16 * R * (k + 1) * max(S, 1)
+    return parts
 
 
 def _sliding(scenario: Scenario) -> bool:
@@ -146,6 +193,10 @@ def check_compile(scenario: Scenario) -> None:
     """What compiling needs, whatever is done next: bounded automata and premise counts, and an
     initial window (and a few copies of it) within the memory budget."""
     automaton_sizes(scenario)
+    if len(scenario.absorption) > MAX_CRITERIA:
+        raise ScenarioError("absorption", f"{len(scenario.absorption):,} criteria (more than {MAX_CRITERIA:,}): each is "
+                            "columns of steps.csv and replicates.csv, curves and a summary (about 7 ms each to write); "
+                            "use fewer [absorption] tables")
     window = 64 * scenario.context.length
     if window > scenario.run.max_memory_gib * GIB:
         raise ScenarioError(
@@ -198,9 +249,13 @@ def check_run(scenario: Scenario) -> float:
     total, driver = run_bytes(scenario)
     limit = scenario.run.max_memory_gib * GIB
     if total > limit:
+        stages = ", ".join(f"{size / GIB:,.3g} {stage}" for stage, size in stage_bytes(scenario).items())
+        stage, fields = driver.split(": ", 1)
+        named = fields.split(" (")[0]
+        lower = named.replace("run.steps", "run.steps (--steps)").replace("run.replicates", "run.replicates (--replicates)")
         raise ScenarioError(
-            "run", f"simulating needs about {total / GIB:,.3g} GiB (mostly {driver}), more than the budget of "
-            f"{scenario.run.max_memory_gib:g} GiB; lower those, or raise the budget with --max-memory GIB "
+            "run", f"the run needs about {total / GIB:,.3g} GiB ({stages}; mostly {stage}: {fields}), more than the "
+            f"budget of {scenario.run.max_memory_gib:g} GiB; lower {lower}, or raise the budget with --max-memory GIB "
             "(run.max_memory_gib) if the machine has the memory")
     return total
 

@@ -66,6 +66,23 @@ class Step:
         return np.isposinf(self.free_energy)
 
 
+def normalised_log_prior(priors) -> np.ndarray:
+    """``log(prior_s / sum_r prior_r)`` computed without forming the sum of the priors: with
+    ``m = max_r prior_r`` and ``rho_s = prior_s / m`` (in ``(0, 1]``, one rounding each),
+    ``log rho_s - log sum_r rho_r``, the sum lying in ``[1, S]``. So priors whose sum overflows
+    (two of 1e308: 1/2 each, exactly) and subnormal priors (1e-320 beside 1: its logarithm, to
+    the few digits a subnormal holds) give their ratios to a few ulps; a ratio below the double
+    range (1e-320 beside 1e10) is ``log prior_s - log m``. The priors are positive and finite
+    (validated by the scenario)."""
+    prior = np.asarray(priors, dtype=float)
+    top = prior.max()
+    with np.errstate(under="ignore"):
+        ratio = prior / top
+    normal = ratio >= np.finfo(float).tiny
+    log_ratio = np.where(normal, np.log(np.where(normal, ratio, 1.0)), np.log(prior) - np.log(top))
+    return log_ratio - np.log(ratio.sum())
+
+
 class Mixture:
     """Priors, emission tables and temperature of a scenario's premises."""
 
@@ -74,8 +91,7 @@ class Mixture:
         self.n_tokens = n_tokens
         self.temperature = temperature
         self.reset = reset  # premises read only what follows the last reset token
-        prior = np.array([p.prior for p in premises], dtype=float)
-        self.log_prior = np.log(prior / prior.sum())
+        self.log_prior = normalised_log_prior([p.prior for p in premises])
         self.labels = list(dict.fromkeys(p.label for p in premises))
         self.members = [np.array([s for s, p in enumerate(premises) if p.label == label]) for label in self.labels]
 

@@ -231,6 +231,50 @@ def _solve_small(A: np.ndarray, out: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
+LOG_SOLVE_LIMIT = 400  # unknowns of the log-space elimination (n^3 / 3 logaddexp: about a second at 400)
+
+
+DOUBLE_MAX_LOG10 = math.log10(np.finfo(float).max)  # 308.2547...: a time above 10^this is not a double
+
+
+def log_solve_leaving(P: sp.csr_matrix, unknown: np.ndarray, log_b: np.ndarray) -> np.ndarray:
+    """``ln x`` for ``x = b + P_SS x`` on the states ``S = unknown`` (as :func:`solve_leaving`),
+    with ``b = exp(log_b) >= 0`` given by its logarithm (``-inf`` for 0).
+
+    The same subtraction-free elimination as :func:`_solve_small`, every entry held as its
+    natural logarithm: a sum of non-negative terms is a ``logaddexp``, a product a sum, a quotient
+    a difference. No intermediate over- or underflows (a pivot ``1e-330`` is ``-759.8``), so it
+    answers the systems whose solution or pivots leave the range of a double (an expected time of
+    ``1e330``) to a relative error of a few ulps of ``ln x`` per elimination step. Dense, up to
+    ``LOG_SOLVE_LIMIT`` unknowns (a ChainError beyond)."""
+    n = len(unknown)
+    if n > LOG_SOLVE_LIMIT:
+        raise ChainError(f"the log-space elimination is done for up to {LOG_SOLVE_LIMIT:,} unknowns, not {n:,}")
+    P = sp.csr_matrix(P)
+    inside = np.zeros(P.shape[0], dtype=bool)
+    inside[unknown] = True
+    rows = P[unknown]
+    with np.errstate(divide="ignore"):
+        log_A = np.log(rows[:, unknown].toarray())
+        log_out = np.log(np.asarray(rows[:, ~inside].sum(axis=1)).ravel())
+    log_b = np.array(log_b, dtype=float)
+    np.fill_diagonal(log_A, -np.inf)
+    pivots = np.empty(n)
+    for k in range(n):
+        pivots[k] = _logsumexp(np.append(log_A[k, k + 1 :], log_out[k]))
+        if pivots[k] == -np.inf:
+            raise ChainError("the system is singular: a set of states is never left")
+        f = log_A[k + 1 :, k] - pivots[k]
+        log_A[k + 1 :, k + 1 :] = np.logaddexp(log_A[k + 1 :, k + 1 :], f[:, None] + log_A[k, None, k + 1 :])
+        log_out[k + 1 :] = np.logaddexp(log_out[k + 1 :], f + log_out[k])
+        log_b[k + 1 :] = np.logaddexp(log_b[k + 1 :], f + log_b[k])
+        log_A[np.arange(k + 1, n), np.arange(k + 1, n)] = -np.inf
+    log_x = np.empty(n)
+    for k in range(n - 1, -1, -1):
+        log_x[k] = _logsumexp(np.append(log_A[k, k + 1 :] + log_x[k + 1 :], log_b[k])) - pivots[k]
+    return log_x
+
+
 def _bandwidth_order(Q: sp.csr_matrix) -> tuple[np.ndarray, int]:
     """Reverse Cuthill–McKee order of the symmetrised pattern, and the bandwidth in that order."""
     pattern = (abs(Q) + abs(Q.T)).tocsr()
@@ -1150,6 +1194,47 @@ class MarkovChain:
             h[s] = solve_leaving(self.P, s, np.ones(len(s)))
         return h
 
+    def surely_entered(self, target) -> np.ndarray:
+        """Bool mask of the states from which ``target`` (mask or indices) is entered with
+        probability 1 (decided on the graph: exactly); elsewhere ``E[time to enter]`` is infinite."""
+        return self._surely_entered(self._mask(target))
+
+    def log10_expected_hitting_time(self, start: int, target) -> tuple[float, float]:
+        """``(log10 E_start[steps until target is entered], its error bound)`` by the log-space
+        elimination (:func:`log_solve_leaving`), for times beyond the range of a double; ``inf``
+        where the target may be missed, ``-inf`` on it (error 0). Only the states that ``start``
+        can reach avoiding the target are unknowns (at most ``LOG_SOLVE_LIMIT`` of them, else a
+        ChainError).
+
+        The error is that of the matrix, not of the elimination (a few ulps of ``ln x`` per step):
+        an entry ``p`` of ``P`` is held to a relative ``delta(p) = max(2^-53, 2^-1075 / p)`` (a
+        subnormal probability, 1e-321, keeps only 3 digits), and a subtraction-free system whose
+        entries move by a relative ``delta`` moves its solution by at most about ``2 n delta``
+        relative (first order; ``n`` unknowns), so the bound is
+        ``log10(1 + 2 n delta_max) + n 1e-15 |log10 x|`` (``inf`` when ``2 n delta_max >= 1``)."""
+        target = self._mask(target)
+        if target[start]:
+            return -math.inf, 0.0
+        if not self._surely_entered(target)[start]:
+            return math.inf, 0.0
+        seen = np.zeros(self.n_states, dtype=bool)
+        seen[start] = True
+        frontier = np.array([start])
+        while len(frontier):  # forward reach of start through states outside the target
+            nxt = np.zeros(self.n_states, dtype=bool)
+            nxt[self.P[frontier].indices] = True
+            nxt &= ~target & ~seen
+            seen |= nxt
+            frontier = np.flatnonzero(nxt)
+        unknown = np.flatnonzero(seen)
+        log_x = log_solve_leaving(self.P, unknown, np.zeros(len(unknown)))
+        log10 = float(log_x[np.searchsorted(unknown, start)] / math.log(10))
+        entries = self.P[unknown].data
+        delta = max(2.0**-53, float(np.max(2.0**-1074 / entries[entries > 0], initial=0.0)) / 2)  # 2^-1075 underflows
+        n = len(unknown)
+        spread = math.inf if 2 * n * delta >= 1 else math.log10(1 + 2 * n * delta)
+        return log10, spread + n * 1e-15 * abs(log10)
+
     def hitting_curve(self, start: int, target, steps: int) -> np.ndarray:
         """``P_start(target entered at some s <= t)`` for t = 0 .. steps (mass that has not yet
         entered is propagated; one vector, so memory is O(n + steps))."""
@@ -1333,7 +1418,10 @@ class MarkovChain:
         """Closed classes once transitions below ``tolerance`` are ignored: for each, its states,
         the largest per-step escape probability, the most likely state (stationary law of the kept
         transitions), the expected exit time from it (``(I - P_CC) tau = 1``, subtraction-free) and
-        the exit law ``P(first state outside C = j)`` from it."""
+        the exit law ``P(first state outside C = j)`` from it. An exit time beyond a double is
+        ``inf`` with ``exit_time_log10`` = ``(log10, error bound)`` of
+        :meth:`log10_expected_hitting_time` (None otherwise); a class that is left has
+        ``max_escape > 0``, so ``inf`` with ``max_escape = 0`` alone means closed."""
         kept = self.P.multiply(tolerance <= self.P).tocsr()
         kept.eliminate_zeros()
         _, classes = closed_classes_of(kept)
@@ -1350,18 +1438,29 @@ class MarkovChain:
                 likely_at = int(np.argmax(stationary(restricted.tocsr())))
             else:  # a single state whose every kept transition leaves it
                 likely_at = 0
-            exits = {}
+            exits, beyond = {}, None
             if escape.max() > 0:
-                tau = float(solve_leaving(self.P, c, np.ones(len(c)))[likely_at])
-                start = np.zeros(len(c))
-                start[likely_at] = 1.0
-                visits = np.clip(_left_solve(self.P, c, start), 0.0, None)  # e_x (I - P_CC)^{-1}
-                law = block[:, ~inside].T @ visits
-                law /= law.sum()
-                outside = np.flatnonzero(~inside)
-                exits = {int(outside[j]): float(law[j]) for j in np.flatnonzero(law > 0)}
+                with np.errstate(over="ignore", invalid="ignore"):  # overflows are looked at below
+                    try:
+                        tau = float(solve_leaving(self.P, c, np.ones(len(c)))[likely_at])
+                    except ChainError:
+                        tau = math.inf
+                    start = np.zeros(len(c))
+                    start[likely_at] = 1.0
+                    try:
+                        visits = np.clip(_left_solve(self.P, c, start), 0.0, None)  # e_x (I - P_CC)^{-1}
+                        law = block[:, ~inside].T @ visits
+                        law /= law.sum()
+                    except ChainError:
+                        law = np.array([math.nan])
+                if not math.isfinite(tau):  # beyond a double: its log10 (and error bound) in log space
+                    with contextlib.suppress(ChainError):
+                        beyond = self.log10_expected_hitting_time(int(c[likely_at]), ~inside)
+                if np.all(np.isfinite(law)):  # else the visits overflowed: no exit law is given
+                    outside = np.flatnonzero(~inside)
+                    exits = {int(outside[j]): float(law[j]) for j in np.flatnonzero(law > 0)}
             else:
                 tau = math.inf
             out.append({"states": c, "max_escape": float(escape.max()), "likely_state": int(c[likely_at]),
-                        "exit_time": tau, "exit_law": exits})
+                        "exit_time": tau, "exit_time_log10": beyond, "exit_law": exits})
         return out

@@ -51,7 +51,17 @@ from ecology.exact.chain import (
     holding_curve,
     target_mask,
 )
-from ecology.exact.markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, gth, stationary, times_power  # noqa: F401  (re-exported: the chain's API used to live here)
+from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API used to live here)
+    DENSE_LIMIT,
+    DOUBLE_MAX_LOG10,
+    ChainError,
+    MarkovChain,
+    StationaryLaw,
+    gth,
+    log_solve_leaving,
+    stationary,
+    times_power,
+)
 from ecology.kinds.criteria import Periodic
 
 TOP_STATES = 20
@@ -70,17 +80,39 @@ def _finite(x: float) -> float | None:
 PASSAGE_REPORT_LIMIT = 64  # classes up to this size get Kemeny's constant and the longest mean first passage
 
 
+OVERFLOW = "above 1.8e308"  # an expected time beyond the largest double, 1.7976931348623157e308
+
+
 def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
-    """Kemeny's constant and ``max_{i, j} E_i[time to hit j]`` of a small closed class."""
+    """Kemeny's constant and ``M = max_{i, j} E_i[time to hit j]`` of a small closed class. When
+    the passage times leave the range of a double, ``M`` is null with
+    ``max_mean_first_passage_overflow`` (:data:`OVERFLOW`) and ``max_mean_first_passage_log10``
+    (``max_j`` of the log-space elimination's column ``j``, :func:`log_solve_leaving`), and Kemeny's
+    constant is null with ``kemeny_constant_note`` (its terms ``pi_j M[i, j]`` pair a stationary
+    mass below the float range with a time above it)."""
     if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
         return {}
     inside = MarkovChain(mc.P[members][:, members])
-    return {"kemeny_constant": inside.kemeny_constant(),
-            "max_mean_first_passage": float(inside.mean_first_passage_times().max())}
+    try:
+        with np.errstate(over="ignore"):  # an overflow is the inf looked at below
+            kemeny, longest = inside.kemeny_constant(), float(inside.mean_first_passage_times().max())
+        if math.isfinite(kemeny) and math.isfinite(longest):
+            return {"kemeny_constant": kemeny, "max_mean_first_passage": longest}
+    except ChainError:
+        pass
+    n = len(members)
+    columns = [log_solve_leaving(inside.P, np.delete(np.arange(n), j), np.zeros(n - 1)) for j in range(n)]
+    j = int(np.argmax([c.max() for c in columns]))
+    i = int(np.delete(np.arange(n), j)[np.argmax(columns[j])])
+    log10 = inside.log10_expected_hitting_time(i, np.arange(n) == j)  # the longest, with its error bound
+    return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: passage times {OVERFLOW}",
+            "max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
+            "max_mean_first_passage_log10": defended_log10(*log10)}
 
 
 def _law_report(law: StationaryLaw) -> dict:
-    return {"method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": law.trusted}
+    return {"method": law.method, "error_estimate": _finite(law.error) if law.error is not None else None,  # never NaN in JSON
+            "error_kind": law.error_kind, "trusted": law.trusted}
 
 
 @dataclass
@@ -98,7 +130,7 @@ class Report:
     initial_state: str
     depth: int
     closed_classes: list[dict]
-    expected_absorption_time: float
+    expected_absorption_time: float | None  # null only with expected_absorption_time_overflow (or _note)
     initial_in_closed_class: bool
     stationary: list[dict] | None  # the top of the stationary law when there is one closed class
     eigenvalues: list[float]
@@ -111,8 +143,12 @@ class Report:
     power: dict | None = None
     export: str | None = None
     output: str | None = None
+    expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
+    expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
+    expected_absorption_time_note: str | None = None  # why it was not computed
 
-    OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output")
+    OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output", "expected_absorption_time_overflow",
+                "expected_absorption_time_log10", "expected_absorption_time_note")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -163,6 +199,9 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             **_passage_report(mc, members),
         })
     eig = mc.eigenvalues(6)
+    closed = np.ones(mc.n_states, dtype=bool)
+    closed[mc.transient_states] = False
+    absorption = expected_entrance_time(mc, x, closed, max_work)
     within = horizon if horizon is not None else compiled.scenario.run.steps
     flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
     criteria = {}
@@ -176,12 +215,15 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         initial_state=pc.label(x),
         depth=pc.depth,
         closed_classes=classes,
-        expected_absorption_time=mc.expected_absorption_time(x),
+        expected_absorption_time=absorption["value"],
         initial_in_closed_class=bool(x not in set(mc.transient_states.tolist())),
         stationary=classes[0]["stationary_top"] if len(classes) == 1 else None,
         eigenvalues=np.abs(eig).tolist(),
         eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
         criteria=criteria,
+        expected_absorption_time_overflow=absorption["overflow"],
+        expected_absorption_time_log10=absorption["log10"],
+        expected_absorption_time_note=absorption["note"],
     )
     if hit is not None:
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
@@ -211,8 +253,10 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
 
 
 def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, max_work: int, flag: str) -> dict:
-    """From the initial state: ``E[time to enter A]`` (None when A may be missed), ``P(ever enter
-    A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
+    """From the initial state: ``E[time to enter A]`` (None when A may be missed, or beyond a
+    double: then ``expected_hitting_time_overflow`` and ``_log10`` are given, see
+    :func:`expected_entrance_time`), ``P(ever enter A)`` or, with ``B``, ``P(A before B)``, and
+    ``P(A entered within `within` steps)``."""
     mc, x = pc.chain, pc.initial
     out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
     key = "probability" if B is None else "probability_before"
@@ -226,25 +270,61 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
         out["expected_hitting_time"], out["note"] = time["value"], time["note"]
         if time["bounds"] is not None:
             out["expected_hitting_time_bounds"] = time["bounds"]
+        if time["overflow"] is not None:
+            out["expected_hitting_time_overflow"], out["expected_hitting_time_log10"] = time["overflow"], time["log10"]
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out
 
 
 def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
-    """``E_x[time to enter A]``: ``value`` (None: infinite, A may be missed, or not computed),
-    ``bounds`` (``[lo, hi]`` when it comes from the survival series) and ``note`` (why it was not
-    computed, else None). The subtraction-free solvers first; when the system is out of their
-    reach, the survival series with its two-sided tail bounds (the value is their midpoint)."""
+    """``E_x[time to enter A]`` as ``value`` (a float; None when infinite, beyond a double or not
+    computed), ``bounds`` (``[lo, hi]`` when it comes from the survival series), ``overflow``
+    (:data:`OVERFLOW` when the time is beyond the largest double), ``log10`` (its log10 when
+    known) and ``note`` (why it was not computed). None with neither ``overflow`` nor ``note``
+    means infinite: A is missed with positive probability (decided on the graph, exactly; a finite
+    chain has no null-recurrent states, so a time is infinite only then).
+
+    The subtraction-free solvers first. A time whose solution overflows (``inf`` where A is
+    surely entered) or whose pivots underflow (a ChainError) is solved again by the log-space
+    elimination (:meth:`ecology.exact.markov.MarkovChain.log10_expected_hitting_time`, up to
+    ``LOG_SOLVE_LIMIT`` unknowns), which gives its log10; beyond that size an overflowed solution
+    is still ``above 1.8e308`` (every step of the elimination adds, multiplies or divides
+    non-negative numbers, so ``inf`` means a true value beyond the range) without log10, and a
+    failed one goes to the survival series with its two-sided tail bounds (the value is their
+    midpoint), else the note."""
+    out = {"value": None, "bounds": None, "overflow": None, "log10": None, "note": None}
+    if not mc.surely_entered(A)[x]:
+        return out
     try:
-        return {"value": _finite(mc.expected_hitting_times(A)[x]), "bounds": None, "note": None}
+        with np.errstate(over="ignore"):  # an overflow is the inf looked at below
+            value = float(mc.expected_hitting_times(A)[x])
+        if math.isfinite(value):
+            return {**out, "value": value}
+        failure = None  # the solution overflowed
     except ChainError as err:
-        series = _hitting_time_by_series(mc, x, A, max_work)
-        if series is None:
-            return {"value": None, "bounds": None, "note": str(err)}
-        if math.isinf(series[0]):  # A may be missed: infinite, as the solvers say it
-            return {"value": None, "bounds": None, "note": None}
-        return {"value": (series[0] + series[1]) / 2, "bounds": series, "note": None}
+        failure = str(err)
+    try:
+        log10, error = mc.log10_expected_hitting_time(x, A)
+    except ChainError:
+        log10 = error = None
+    if log10 is not None and log10 < DOUBLE_MAX_LOG10 and error < 1e-12:
+        return {**out, "value": 10.0**log10}  # within range, though a pivot of the float solve underflowed
+    if log10 is not None or failure is None:
+        return {**out, "overflow": OVERFLOW, "log10": defended_log10(log10, error)}
+    series = _hitting_time_by_series(mc, x, A, max_work)
+    if series is None:
+        return {**out, "note": failure}
+    return {**out, "value": (series[0] + series[1]) / 2, "bounds": series}
+
+
+def defended_log10(log10: float | None, error: float | None) -> float | None:
+    """``log10`` rounded to the decimals its error bound defends (at most 3; None when it
+    defends none, or when there is no log10)."""
+    if log10 is None or not error < 0.5:
+        return None
+    decimals = min(3, max(0, math.floor(-math.log10(2 * error)))) if error > 0 else 3
+    return round(log10, decimals)
 
 
 def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
@@ -273,7 +353,9 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
             "states": [pc.label(i) for i in m["states"]] if len(m["states"]) <= FEW_STATES else None,
             "max_escape": m["max_escape"],
             "likely_state": pc.label(m["likely_state"]),
-            "exit_time": _finite(m["exit_time"]),
+            "exit_time": _finite(m["exit_time"]),  # null: closed (max_escape 0), or beyond a double (below)
+            **({"exit_time_overflow": OVERFLOW, "exit_time_log10": defended_log10(*(m["exit_time_log10"] or (None, None)))}
+               if m["max_escape"] > 0 and not math.isfinite(m["exit_time"]) else {}),
             "exits_to": [{"state": pc.label(s), "probability": p, "metastable_class": int(home[s])}
                          for s, p in exits[:TOP_EXITS]],
             "exit_class_probabilities": {str(k): v for k, v in sorted(into.items())},
@@ -291,7 +373,9 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
       ``periodic``);
     - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
       the set is missed with positive probability, or not computed: then
-      ``expected_hitting_time_note`` says why); ``expected_hitting_time_bounds``: ``[lo, hi]``
+      ``expected_hitting_time_note`` says why, or beyond a double: then
+      ``expected_hitting_time_overflow`` is ``"above 1.8e308"`` and ``expected_hitting_time_log10``
+      its log10 when known, both null otherwise); ``expected_hitting_time_bounds``: ``[lo, hi]``
       when it comes from the survival series (:func:`expected_entrance_time`);
       ``reached_ever``: P(T < infinity);
     - ``reached_by_horizon`` and ``reached_curve``: ``P(T <= t)``, ``t = 0 .. N``;
@@ -321,6 +405,8 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
             "expected_hitting_time": expected["value"],
             "expected_hitting_time_bounds": expected["bounds"],
             "expected_hitting_time_note": expected["note"],
+            "expected_hitting_time_overflow": expected["overflow"],
+            "expected_hitting_time_log10": expected["log10"],
             "reached_ever": float(mc.hitting_probabilities(h)[x]),
             "reached_by_horizon": float(curve[-1]),
             "restricted_mean": float(np.sum(1.0 - curve[:horizon])),

@@ -398,7 +398,8 @@ def build_premises(scenario: Scenario) -> list[CompiledPremise]:
     ]
     for label, pop in scenario.populations.items():
         weights = np.ones(pop.count) if pop.weights is None else population_values(pop, pop.weights, stream=1)
-        priors = pop.prior * weights / weights.sum()
+        weights = weights / weights.max()  # relative weights at most 1: their sum cannot overflow
+        priors = pop.prior * (weights / weights.sum())
         for i, value in enumerate(population_values(pop)):
             spec = pop.template.model_copy(update={pop.parameter: float(value)})
             member = f"{label}[{i}]"

@@ -51,7 +51,9 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
         criteria = criterion_figures(compiled, max_states, chain=chain)
     except UserError as err:
         return {"exact_note": str(err)}
-    row = {"exact_n_states": report["n_states"], "exact_expected_absorption_time": report["expected_absorption_time"]}
+    absorption = report["expected_absorption_time"]
+    row = {"exact_n_states": report["n_states"],
+           "exact_expected_absorption_time": math.nan if absorption is None else absorption}
     for i, c in enumerate(report["closed_classes"]):
         row[f"exact_class{i}"] = c["absorbing_state"] or f"{c['size']} states, period {c['period']}"
         row[f"exact_class{i}_probability"] = c["probability"]
@@ -59,7 +61,11 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
         expected = c["expected_hitting_time"]
         if c.get("expected_hitting_time_note"):  # not computed: left empty, never an infinite time
             expected = math.nan
+        if c.get("expected_hitting_time_overflow"):  # beyond a double: left empty, its log10 beside it
+            expected = math.nan
         row[f"{name}_exact_expected_hitting_time"] = math.inf if expected is None else expected
+        if c.get("expected_hitting_time_overflow"):
+            row[f"{name}_exact_expected_hitting_time_log10"] = c["expected_hitting_time_log10"]
         row[f"{name}_exact_reached_by_horizon"] = c["reached_by_horizon"]
         row[f"{name}_exact_restricted_mean"] = c["restricted_mean"]
         row[f"{name}_exact_closed"] = c["closed"]
