@@ -76,8 +76,14 @@ def raw_npz(path: Path, **arrays) -> Path:
     (lambda p: altered(ngram_file(p), lambda m: m | {"order": 4}), "'codes4' and 'counts4' are missing"),
     (lambda p: altered(ngram_file(p), codes2=read_npz(ngram_file(p), "m", "m")[1]["codes2"][::-1].copy()),
      "strictly increasing"),
-    (lambda p: altered(ngram_file(p), counts1=-read_npz(ngram_file(p), "m", "m")[1]["counts1"]), "positive counts"),
+    (lambda p: altered(ngram_file(p), counts1=-read_npz(ngram_file(p), "m", "m")[1]["counts1"]), "positive whole counts"),
     (lambda p: altered(ngram_file(p), counts1=np.array(["x", "y", "z"])), "not finite real numbers"),
+    (lambda p: altered(ngram_file(p), lambda m: {k: v for k, v in m.items() if k != "order"}),
+     "the settings ['order'] are missing"),
+    (lambda p: altered(ngram_file(p), counts1=0 * read_npz(ngram_file(p), "m", "m")[1]["counts1"] + 1e308),
+     "summing below 2^53"),
+    (lambda p: altered(ngram_file(p), counts1=read_npz(ngram_file(p), "m", "m")[1]["counts1"] + 0.5),
+     "positive whole counts"),
 ])
 def test_damaged_ngram_files_are_one_line(tmp_path, make, expected):
     path = make(tmp_path / "m.npz")
@@ -108,6 +114,13 @@ def test_damaged_transformer_files_are_one_line(tmp_path, config, weights, expec
     if weights:
         altered(path, **weights)
     assert expected in one_line(path, {"kind": "transformer", "file": "m.npz"})
+
+
+@pytest.mark.parametrize("n_layer", [3, 10**9])
+def test_a_config_whose_layer_count_is_not_the_files_is_one_line_without_listing_its_weights(tmp_path, n_layer):
+    path = altered(transformer_file(tmp_path / "m.npz"), lambda m: m | {"config": m["config"] | {"n_layer": n_layer}})
+    assert f"the config says n_layer = {n_layer} but the file holds the weights of 2 layers" in one_line(
+        path, {"kind": "transformer", "file": "m.npz"})
 
 
 def test_an_intact_file_still_loads(tmp_path):

@@ -234,8 +234,8 @@ def test_population_weights_whose_sum_overflows(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value, reason", [
-    (0.0, "premises.a.prior: Input should be greater than 0"),
-    (-1.0, "premises.a.prior: Input should be greater than 0"),
+    (0.0, "premises.a.prior: Input should be greater than 0, got 0.0"),
+    (-1.0, "premises.a.prior: Input should be greater than 0, got -1.0"),
     (math.nan, "premises.a.prior: must be a finite number, got nan"),
     (math.inf, "premises.a.prior: must be a finite number, got inf"),
 ])

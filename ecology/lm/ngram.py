@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ecology.errors import ScenarioError, UnreadableInput
-from ecology.fields import Strict, pydantic_error, toml_repr
+from ecology.fields import MAX_COUNT, Strict, pydantic_error, toml_repr
 from ecology.io import safe
 from ecology.lm.base import CODE_BITS, ContextModel, resolve
 from ecology.lm.files import check_same_tokens, load_npz_model, write_npz
@@ -270,10 +270,18 @@ class NgramSpec(NgramSettings, SourceSpec):
 
 
 class NgramMeta(NgramSettings):
-    """The ``__meta__`` of a saved n-gram model (:meth:`NgramModel.save`)."""
+    """The ``__meta__`` of a saved n-gram model (:meth:`NgramModel.save`): every setting is
+    written, so every setting is required (a missing one is an altered file, not a default)."""
 
     kind: Literal["ngram"]
     tokens: list[str]
+
+    @model_validator(mode="after")
+    def _every_setting_written(self) -> NgramMeta:
+        missing = [name for name in NgramSettings.model_fields if name not in self.model_fields_set]
+        if missing:
+            raise ValueError(f"the settings {missing} are missing (a saved model holds every one): the file was altered")
+        return self
 
 
 @register
@@ -489,7 +497,7 @@ class NgramModel(ContextModel):
         """The saved model (:meth:`save`), its settings checked as a scenario's n-gram dict is
         (:func:`ngram_settings`) and its counts as :meth:`train` makes them: for each order ``i``,
         codes of ``i``-grams strictly increasing (the lookups bisect them), each below
-        ``(V + 1)^i``, and positive counts."""
+        ``(V + 1)^i``, and positive whole counts whose sum is an exact double (below ``2^53``)."""
 
         def fail(message):
             return ScenarioError(f"{field}.file", f"{source}: {message}")
@@ -509,8 +517,10 @@ class NgramModel(ContextModel):
                 raise fail(f"'codes{i}' must be integers and 'counts{i}' numbers, arrays of one length")
             if len(codes) and (np.any(np.diff(codes) <= 0) or codes[0] < 0 or codes[-1] >= (len(own) + 1) ** i):
                 raise fail(f"'codes{i}' must be strictly increasing codes of {i}-grams (as saved); the file was altered")
-            if np.any(n <= 0):
-                raise fail(f"'counts{i}' must be positive counts")
+            with np.errstate(over="ignore"):  # a sum beyond a double is inf, and refused
+                total = n.sum(dtype=np.float64) if n.dtype.kind in "iuf" else 0.0
+            if n.dtype.kind not in "iuf" or np.any(n <= 0) or np.any(n != np.floor(n)) or total >= MAX_COUNT:
+                raise fail(f"'counts{i}' must be positive whole counts summing below 2^53 (as training makes them)")
             counts.append((codes.astype(np.int64), n))
         model = cls(own, source, order, counts, smoothing, discount, k, field)
         return model.reordered(tokens)

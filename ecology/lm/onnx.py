@@ -14,6 +14,16 @@ from ecology.lm.base import SequenceModel, log_softmax, resolve
 from ecology.lm.registry import register
 
 MAX_ID = 2**31 - 1  # token ids are int32 or int64 inputs
+QUIET = 4  # onnxruntime's log severity "fatal": nothing of its own reaches stderr
+
+
+def onnxruntime_run_options():
+    """Options of ``InferenceSession.run`` that keep onnxruntime's run-time errors off stderr (they raise)."""
+    import onnxruntime
+
+    options = onnxruntime.RunOptions()
+    options.log_severity_level = QUIET
+    return options
 
 
 class OnnxSpec(Strict):
@@ -56,9 +66,11 @@ class OnnxModel(SequenceModel):
         if len(token_ids) != len(tokens):
             raise ScenarioError(f"{field}.token_ids", f"{len(token_ids)} ids for {len(tokens)} vocabulary tokens; "
                                 "give one model token id per vocabulary token")
-        onnxruntime.set_default_logger_severity(3)  # errors only: its own warnings would precede our one line
+        # fatal only: onnxruntime logs its errors too (a coloured line before ours); each one also raises, and
+        # that exception becomes our one line
+        onnxruntime.set_default_logger_severity(QUIET)
         options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = QUIET
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -75,13 +87,14 @@ class OnnxModel(SequenceModel):
         self.bos = bos
         self.token_ids = np.asarray(token_ids)
         self.limit = max_length
+        self.run_options = onnxruntime_run_options()
 
     def max_length(self):
         return self.limit
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         try:
-            out = self.session.run([self.output], {self.input.name: ids.astype(self.dtype)})[0]
+            out = self.session.run([self.output], {self.input.name: ids.astype(self.dtype)}, self.run_options)[0]
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise self.error(f"onnxruntime failed on input of shape {ids.shape}: {str(err).splitlines()[0][:200]}") from None
         if out.dtype.kind not in "fiu":

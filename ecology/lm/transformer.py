@@ -216,6 +216,10 @@ class TransformerModel(SequenceModel):
         config = TransformerConfig(**checked.config.model_dump())
         own = list(meta["tokens"])
         check_same_tokens(own, tokens, source, field)
+        layers = {name.split(".")[0] for name in data if name[:1] == "l" and name.split(".")[0][1:].isdigit()}
+        if len(layers) != config.n_layer:  # checked before the weights' names are listed (n_layer may be huge)
+            raise fail(f"the config says n_layer = {config.n_layer} but the file holds the weights of {len(layers)} "
+                       "layers; the file was altered")
         weights = {}
         for name, shape in config.parameter_shapes(len(own)).items():
             if name not in data:

@@ -165,9 +165,10 @@ def untmpfs(rel="full"):
 
 
 def nothing_half_written(c: Ctx) -> str | None:
-    """Oracle: no temporary or partial file and no ``failed`` marker left on the full disk."""
+    """Oracle: no temporary or partial file and no failed-point record left on the full disk (a kept
+    sweep directory has its ``failed/`` folder, empty when no point failed)."""
     left = [str(p.relative_to(c.work)) for p in (c.work / "full").rglob("*")
-            if ".partial" in p.name or ".tmp" in p.name or p.name == "failed"]
+            if ".partial" in p.name or ".tmp" in p.name or (p.parent.name == "failed" and p.suffix == ".json")]
     return f"left {left[0]}" if left else None
 
 
