@@ -236,9 +236,16 @@ def said_above_range(ctx, stdout, stderr):
 
 
 def json_time_defended(r):
-    """Oracle of a JSON report: every hitting time finite or null with a note (strict JSON: no NaN)."""
+    """Oracle of a JSON report: every hitting time finite, or null with a note or with the documented
+    overflow form (``expected_hitting_time_overflow`` "above 1.8e308", its log10 above 308 when given;
+    docs/outputs.md); strict JSON: no NaN."""
     for name, c in r.get("criteria", {}).items():
         t = c.get("expected_hitting_time")
+        overflow, log10 = c.get("expected_hitting_time_overflow"), c.get("expected_hitting_time_log10")
+        if t is None and overflow is not None:
+            if overflow != "above 1.8e308" or (log10 is not None and not log10 > 308):
+                return f"criterion {name}: overflow {overflow!r} with log10 {log10}"
+            continue
         if t is None and c.get("probability", 0) >= 1 - 1e-12 and not c.get("note"):
             return f"criterion {name}: time null beside P(ever) {c.get('probability')} and no note"
         if t is not None and not math.isfinite(t):
