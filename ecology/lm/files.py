@@ -48,8 +48,12 @@ def read_npz(path: Path, source: str, field: str) -> tuple[dict, dict]:
         return ScenarioError(f"{field}.file", f"{source}: {message}")
 
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        with open(path, "rb") as handle:  # ours to close: np.load leaks its own handle when the archive is damaged
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with data:
+                arrays = {name: data[name] for name in data.files}
     except OSError as err:
         raise fail(f"cannot read: {err.strerror or err}") from None
     except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
