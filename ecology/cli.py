@@ -17,6 +17,7 @@ from ecology import scenario as scn
 from ecology.errors import OutputError, ScenarioError, UsageError, UserError
 
 ENGINES = scn.ENGINES
+SIGPIPE_STATUS = 128 + 13  # the status of a process ended by SIGPIPE, as `cmd | head` expects
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,8 +55,9 @@ def cmd_validate(args) -> int:
     except ScenarioError as err:
         raise err.located(args.file) from None
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
-          f"{len(compiled.premises)} premises in {len(compiled.mixture.labels)} populations, "
-          f"{len(compiled.criteria)} absorption criteria; a run needs about {memory / GIB:.2g} GiB "
+          f"{counted(len(compiled.premises), 'premise')} in {counted(len(compiled.mixture.labels), 'population')}, "
+          f"{counted(len(compiled.criteria), 'absorption criterion', 'absorption criteria')}; "
+          f"a run needs about {memory / GIB:.2g} GiB "
           f"({', '.join(f'{size / GIB:.2g} {stage}' for stage, size in stage_bytes(s).items())})")
     return 0
 
@@ -537,8 +539,13 @@ def cmd_clean(args) -> int:
         print(f"removed {path}")
     for path in live:
         print(f"kept {path} (the process writing it still runs)")
-    print(f"{root}: removed {len(removed)} leftovers of stopped processes, kept {len(live)}")
+    print(f"{root}: removed {counted(len(removed), 'leftover')} of stopped processes, kept {len(live)}")
     return 0
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and the noun in its number: "1 premise", "2 premises", "1 absorption criterion"."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
 
 
 def positive_int(text: str) -> int:
@@ -645,7 +652,14 @@ def cmd_app(args) -> int:
     command = [sys.executable, "-m", "solara", "run", "ecology.app", "--host", args.host, "--port", str(args.port),
                "--production", "--no-open", "--no-check-version"]
     print(f"serving {args.file} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
-    return subprocess.run(command, env=env).returncode
+    try:
+        return subprocess.run(command, env=env).returncode
+    except KeyboardInterrupt as err:  # the way this command is meant to end: not an error (the server is stopped)
+        from ecology.interrupts import exit_status
+
+        name = str(err) or "SIGINT"
+        print(f"stopped serving {args.file} ({name})", file=sys.stderr)
+        return exit_status(name)
 
 
 def build_parser() -> Parser:
@@ -813,6 +827,9 @@ def _main(argv: list[str] | None) -> int:
               f"assumed); lower {lower}, or --max-memory to what is free so that it is refused up front",
               file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed by its reader (`| head`): what was computed is written; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        return SIGPIPE_STATUS
     except OSError as err:  # an output that failed while writing (disk full, ...); nothing half-written stays
         print(f"error: {safe.describe_os_error(err)}", file=sys.stderr)
         return 2

@@ -165,3 +165,23 @@ def test_schema_and_every_shipped_scenario_validates(capsys):
     for path in sorted(SCENARIOS.glob("*.toml")):
         assert main(["validate", str(path)]) == 0, path
     capsys.readouterr()
+
+
+def test_a_closed_pipe_ends_the_command_quietly_with_sigpipes_status(tmp_path):
+    """``ecology analyze ... --json | head``: the reader may close the pipe before the JSON is written."""
+    reader = subprocess.Popen([sys.executable, "-m", "ecology", "analyze", str(SCENARIOS / "waluigi.toml"), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    reader.stdout.close()
+    err = reader.stderr.read()
+    reader.stderr.close()
+    assert reader.wait(timeout=120) == 128 + 13 and err == b""
+
+
+def test_counts_are_printed_with_nouns_in_their_number(tmp_path, capsys):
+    data = {"name": "one", "vocabulary": {"tokens": ["a", "b"]}, "context": {"length": 2, "prompt": ["a"]},
+            "simulacra": {"c": {"kind": "iid", "probs": {"a": 0.5, "b": 0.5}}},
+            "premises": {"p": {"prior": 1.0, "cast": ["c"]}}, "absorption": {"x": {"window_only": ["b"]}}}
+    path = tmp_path / "one.toml"
+    path.write_text(tomli_w.dumps(data))
+    assert main(["validate", str(path)]) == 0
+    assert "1 premise in 1 population, 1 absorption criterion;" in capsys.readouterr().out

@@ -399,3 +399,18 @@ def test_a_new_sweep_refused_before_any_point_ran_leaves_nothing(tmp_path, monke
     assert main(["sweep", TOY, "--grid", "context.length=2,3", *SMALL, "--out", str(out)]) == 2
     assert "cannot connect" in one_line(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stopping_the_app_is_a_plain_message_not_an_error(monkeypatch, capsys):
+    pytest.importorskip("solara")
+
+    def interrupted(*args, **kwargs):  # the user presses Ctrl-C while the server runs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "run", interrupted)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["app", TOY, "--port", str(port)]) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"stopped serving {TOY} (SIGINT)" and not any(line.startswith("error") for line in err)

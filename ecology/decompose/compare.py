@@ -57,7 +57,8 @@ def columns(reference: Compiled, candidate: Compiled, visits: Visits, held_out: 
     with np.errstate(invalid="ignore", divide="ignore"):
         terms = np.where(mu > 0, mu * (ref.log_mu - got.log_mu), 0.0)
     kl = terms.sum(axis=1)
-    kl = np.where(np.isnan(kl), np.inf, kl)
+    # KL >= 0 (Gibbs); laws equal to the last digit can sum to -1e-17 in rounding: that is 0
+    kl = np.where(np.isnan(kl), np.inf, np.maximum(kl, 0.0))
     kl_mean = float(visits.weight @ kl) if np.all(np.isfinite(kl[visits.weight > 0])) else math.inf
 
     amp = np.exp(got.log_amplitude)
