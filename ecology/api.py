@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -70,8 +70,24 @@ class RunOutcome:
     - ``result``: the :class:`RunResult` (arrays); :meth:`save` writes a run directory.
     """
 
-    result: RunResult
-    summary: dict
+    result: RunResult = field(repr=False)
+    summary: dict = field(repr=False)
+
+    REPR_CRITERIA = 4  # criteria named in the repr; the others counted
+
+    def __repr__(self) -> str:
+        """One line: the run's size and, per criterion, the fraction reached by the horizon with its
+        95% Wilson interval (the numbers ``summary.json`` holds)."""
+        s = self.summary
+        parts = [f"'{name}' reached {c['reached']:.4f} [{c['reached_lo']:.4f}, {c['reached_hi']:.4f}] by step {c['horizon']}"
+                 for name, c in list(s["criteria"].items())[: self.REPR_CRITERIA]]
+        more = len(s["criteria"]) - self.REPR_CRITERIA
+        if more > 0:
+            parts.append(f"{more} more")
+        criteria = "; ".join(parts) or "no criteria"
+        return (f"<RunOutcome of '{s['scenario']}': {s['replicates']:,} replicates x {s['steps']:,} steps "
+                f"({s['engine']} engine, {s['seconds']} s); {criteria}; tables: .steps .replicates .premises "
+                f".criteria; .save(out)>")
 
     @property
     def steps(self) -> pd.DataFrame:

@@ -453,3 +453,13 @@ def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
     monkeypatch.setattr(exact_module, "_hitting_time_by_series", lambda *args: None)
     figures = criterion_figures(compile_scenario(s), 10_000)["revealed"]
     assert figures["expected_hitting_time"] is None and "too large" in figures["expected_hitting_time_note"]
+
+
+def test_analyze_takes_a_scenario_or_its_compiled_form_and_names_anything_else():
+    from ecology.scenario import load
+
+    scenario = load(SCENARIOS / "waluigi.toml")
+    from_scenario, from_compiled = analyze(scenario), analyze(compile_scenario(scenario))
+    assert from_scenario.to_dict() == from_compiled.to_dict()
+    with pytest.raises(TypeError, match="compiled must be an ecology.scenario.Scenario .* got int"):
+        analyze(42)

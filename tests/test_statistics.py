@@ -320,6 +320,9 @@ def test_python_entry_point_returns_dataframes(tmp_path):
     assert row["exact_closed"] and abs(row["reached"] - row["exact_reached_by_horizon"]) < 5 * math.sqrt(0.25 / 300)
     saved = r.save(tmp_path / "run")
     assert json.loads((saved / "summary.json").read_text())["criteria"]["revealed"]["reached"] == row["reached"]
+    shown = repr(r)  # one line: the size and each criterion with its interval, not a wall of fields
+    assert "\n" not in shown and shown.startswith("<RunOutcome of 'waluigi': 300 replicates x 60 steps")
+    assert f"'revealed' reached {row['reached']:.4f} [{row['reached_lo']:.4f}, {row['reached_hi']:.4f}] by step 60" in shown
 
 
 def test_sweep_row_carries_censoring_safe_and_exact_figures():

@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ecology.core.compile import Compiled
+from ecology.core.compile import Compiled, compile_scenario
 from ecology.errors import UserError
 from ecology.exact.chain import (
     DEFAULT_MAX_STATES,
@@ -63,6 +63,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     times_power,
 )
 from ecology.kinds.criteria import Periodic
+from ecology.scenario import Scenario
 
 TOP_STATES = 20
 
@@ -169,11 +170,17 @@ class Report:
         return self[key] if key in self else default
 
 
-def analyze(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
+def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> Report:
-    """The full :class:`Report` (see ``ecology analyze --help`` and the module docstring); a
-    question the numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
+    (compiled here) (see ``ecology analyze --help`` and the module docstring); a question the
+    numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    if isinstance(compiled, Scenario):
+        compiled = compile_scenario(compiled)
+    elif not isinstance(compiled, Compiled):
+        raise TypeError(f"ecology.exact.analyze: compiled must be an ecology.scenario.Scenario (from "
+                        f"ecology.scenario.load) or its compiled form, got {type(compiled).__name__}")
     try:
         return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
     except ChainError as err:
