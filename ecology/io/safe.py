@@ -86,18 +86,25 @@ def check_new_directory(target: Path) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise OutputError(f"{target}: cannot be created, {ancestor} is not a directory")
-    name_max = _pathconf(ancestor, "PC_NAME_MAX", 255)
-    path_max = _pathconf(ancestor, "PC_PATH_MAX", 4096)
-    for part in target.relative_to(ancestor).parts:
+    _check_room(target, ancestor, target.relative_to(ancestor).parts, NAME_ROOM, "created")
+    return target
+
+
+def _check_room(target: Path, directory: Path, names, path_room: int, verb: str) -> None:
+    """Before ``target`` is made in the existing ``directory``: each of its new ``names`` leaves
+    room for the temporary suffix (:data:`SUFFIX_ROOM`), its path for ``path_room`` more bytes,
+    and ``directory`` is writable (``verb``: "created", "written")."""
+    name_max = _pathconf(directory, "PC_NAME_MAX", 255)
+    for part in names:
         if len(os.fsencode(part)) + SUFFIX_ROOM > name_max:
             raise OutputError(f"{target}: the name {part[:40]!r}... is too long "
                               f"(at most {name_max - SUFFIX_ROOM} bytes here)")
-    if len(os.fsencode(str(target))) + NAME_ROOM > path_max:
-        raise OutputError(f"{target}: the path is too long (at most {path_max - NAME_ROOM} bytes here)")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        why = "read-only file system" if _read_only(ancestor) else "no permission to write"
-        raise OutputError(f"{target}: cannot be created in {ancestor} ({why})")
-    return target
+    path_max = _pathconf(directory, "PC_PATH_MAX", 4096)
+    if len(os.fsencode(str(target))) + path_room > path_max:
+        raise OutputError(f"{target}: the path is too long (at most {path_max - path_room} bytes here)")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only(directory) else "no permission to write"
+        raise OutputError(f"{target}: cannot be {verb} in {directory} ({why})")
 
 
 def _pathconf(path: Path, name: str, default: int) -> int:
@@ -213,14 +220,7 @@ def claim_new_file(path: Path, replace: bool = False) -> Claim:
         raise OutputError(f"{path}: its directory {directory} {what}; create it first or choose another path")
     if not path.name or path.name in (".", ".."):
         raise OutputError(f"{path}: not a file name")
-    name_max = _pathconf(directory, "PC_NAME_MAX", 255)
-    if len(os.fsencode(path.name)) + SUFFIX_ROOM > name_max:
-        raise OutputError(f"{path}: the name {path.name[:40]!r}... is too long (at most {name_max - SUFFIX_ROOM} bytes here)")
-    if len(os.fsencode(str(path))) + SUFFIX_ROOM > _pathconf(directory, "PC_PATH_MAX", 4096):
-        raise OutputError(f"{path}: the path is too long")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        why = "read-only file system" if _read_only(directory) else "no permission to write"
-        raise OutputError(f"{path}: cannot be written in {directory} ({why})")
+    _check_room(path, directory, (path.name,), SUFFIX_ROOM, "written")
 
     def check_target() -> None:
         if not os.path.lexists(path):
