@@ -1127,15 +1127,16 @@ class MarkovChain:
 
     # -- hitting -----------------------------------------------------------------------------
 
-    def _reach(self, sources: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
-        """Bool mask of the states that can reach ``sources`` (mask) along edges of ``P``,
-        moving only through states of ``within`` (mask; all states when None)."""
-        reverse = self.P.T.tocsr()
+    def _reach(self, sources: np.ndarray, within: np.ndarray | None = None, forward: bool = False) -> np.ndarray:
+        """Bool mask of the states that can reach ``sources`` (mask) along edges of ``P`` (with
+        ``forward``: that ``sources`` can reach), moving only through states of ``within`` (mask;
+        all states when None)."""
+        edges = self.P if forward else self.P.T.tocsr()
         seen = sources.copy()
         frontier = np.flatnonzero(sources)
         while len(frontier):
             nxt = np.zeros(self.n_states, dtype=bool)
-            nxt[reverse[frontier].indices] = True
+            nxt[edges[frontier].indices] = True
             if within is not None:
                 nxt &= within
             nxt &= ~seen
@@ -1217,16 +1218,7 @@ class MarkovChain:
             return -math.inf, 0.0
         if not self._surely_entered(target)[start]:
             return math.inf, 0.0
-        seen = np.zeros(self.n_states, dtype=bool)
-        seen[start] = True
-        frontier = np.array([start])
-        while len(frontier):  # forward reach of start through states outside the target
-            nxt = np.zeros(self.n_states, dtype=bool)
-            nxt[self.P[frontier].indices] = True
-            nxt &= ~target & ~seen
-            seen |= nxt
-            frontier = np.flatnonzero(nxt)
-        unknown = np.flatnonzero(seen)
+        unknown = np.flatnonzero(self._reach(self._mask([start]), within=~target, forward=True))
         log_x = log_solve_leaving(self.P, unknown, np.zeros(len(unknown)))
         log10 = float(log_x[np.searchsorted(unknown, start)] / math.log(10))
         entries = self.P[unknown].data
