@@ -110,8 +110,7 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
         print(f"    mean time given reached by step {steps}: {c['time_mean_given_reached']:.2f} "
               "(conditional on reaching; not the expected time)")
     if exact:
-        expected = expected_time(exact["expected_hitting_time"], exact.get("expected_hitting_time_overflow"),
-                                 exact.get("expected_hitting_time_log10"), "infinite (may never be reached)")
+        expected = expected_time(exact, "expected_hitting_time", "infinite (may never be reached)")
         if exact.get("expected_hitting_time_note"):
             expected = f"not computed ({exact['expected_hitting_time_note']})"
         elif exact.get("expected_hitting_time_bounds"):
@@ -234,21 +233,17 @@ def print_matrix(title: str, M, labels: list[str]) -> None:
         print(f"  {label:>{width}}  " + " ".join(f"{x:7.4f}" if x else "      ." for x in row))
 
 
-def expected_time(value: float | None, overflow: str | None = None, log10: float | None = None,
-                  infinite: str = "infinite (the set may never be entered)") -> str:
-    """An expected time as printed: its value; beyond a double, ``above 1.8e308`` with its log10
-    when known (log-space elimination: docs/exact.md; already rounded to the decimals it defends,
-    :func:`ecology.exact.report.defended_log10`); None otherwise means infinite."""
+def expected_time(record: dict, key: str, infinite: str = "infinite (the set may never be entered)") -> str:
+    """The expected time ``record[key]`` as printed: its value; beyond a double (``KEY_overflow``),
+    ``above 1.8e308`` with its log10 when known (``KEY_log10``: log-space elimination, docs/exact.md;
+    already rounded to the decimals it defends, :func:`ecology.exact.report.defended_log10`); None
+    otherwise means infinite."""
+    value, overflow, log10 = record[key], record.get(f"{key}_overflow"), record.get(f"{key}_log10")
     if value is not None:
         return f"{value:.6g}"
     if overflow is not None:
         return overflow + ("" if log10 is None else f" (log10 {log10}, by the log-space elimination)")
     return infinite
-
-
-def _time(h: dict) -> str:
-    return expected_time(h["expected_hitting_time"], h.get("expected_hitting_time_overflow"),
-                         h.get("expected_hitting_time_log10"))
 
 
 def probability_text(p: float) -> str:
@@ -276,7 +271,7 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
     infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
-    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {_time(h)}{how}, "
+    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
           f"{_ever(name, probability, infinite)}, {within}")
 
 
@@ -295,8 +290,7 @@ def print_report(r, chain) -> None:
             continue
         if "kemeny_constant" in c:
             kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}"
-            longest = expected_time(c["max_mean_first_passage"], c.get("max_mean_first_passage_overflow"),
-                                    c.get("max_mean_first_passage_log10"))
+            longest = expected_time(c, "max_mean_first_passage")
             print(f"      Kemeny's constant {kemeny}; longest mean first passage between two of its states {longest} steps")
         if acc["trusted"]:
             top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
@@ -305,8 +299,7 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
-    absorption = expected_time(r.expected_absorption_time, r.expected_absorption_time_overflow,
-                               r.expected_absorption_time_log10)
+    absorption = expected_time(vars(r), "expected_absorption_time")
     if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
               "the hitting times below are the informative ones)")
@@ -332,7 +325,7 @@ def print_report(r, chain) -> None:
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
         for i, c in enumerate(m["classes"]):
             exit_time = "never (closed)" if c["max_escape"] == 0 else \
-                expected_time(c["exit_time"], c.get("exit_time_overflow"), c.get("exit_time_log10"))
+                expected_time(c, "exit_time")
             print(f"  <{i}> {c['size']:,} states, most likely '{c['likely_state']}', max escape per step "
                   f"{c['max_escape']:.3g}, expected exit time from there {exit_time}")
             if c["exits_to"]:
