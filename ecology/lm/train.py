@@ -260,7 +260,7 @@ class TrainingSettings(Strict):
     batch: int = Field(0, ge=0, description="a whole number >= 0: examples per step (0, or more than there are: all of them)")
 
 
-class NgramSettings(Strict):
+class NgramShape(Strict):
     """``[model]`` of an n-gram spec: the types here; the ranges and defaults are those of a
     scenario's n-gram (:func:`ecology.lm.ngram.ngram_settings`, which reads the same table)."""
 
@@ -300,7 +300,7 @@ class TransformerSpec(SpecCommon):
 
 class NgramSpec(SpecCommon):
     kind: Literal["ngram"]
-    model: NgramSettings = NgramSettings()
+    model: NgramShape = NgramShape()
 
 
 SPECS = {"transformer": TransformerSpec, "ngram": NgramSpec}  # the spec's model, by its `kind`
@@ -309,7 +309,7 @@ SPECS = {"transformer": TransformerSpec, "ngram": NgramSpec}  # the spec's model
 def spec_keys_table() -> str:
     """The markdown table of a spec's keys, their kinds, rules and defaults (docs/models.md)."""
     sections = [("", SpecCommon, "both"), ("model.", TransformerShape, "transformer"),
-                ("model.", NgramSettings, "ngram"), ("training.", TrainingSettings, "transformer")]
+                ("model.", NgramShape, "ngram"), ("training.", TrainingSettings, "transformer")]
     rows = ["| key | kind | value | default |", "|---|---|---|---|"]
     for prefix, model, kind in sections:
         for name, field in model.model_fields.items():
