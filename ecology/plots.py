@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
+from ecology.io import safe
 from ecology.kinds.observables import Certain, Majority
 
 PAPER = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -64,9 +65,7 @@ def _save(fig, path: Path, dpi: int = 150, bbox_inches: str | None = "tight") ->
     try:
         fig.savefig(path, dpi=dpi, bbox_inches=bbox_inches)
     except OSError as err:
-        if err.filename is None:
-            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
-        raise
+        raise safe.naming(err, path) from None
     finally:
         plt.close(fig)
 
