@@ -474,7 +474,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 x = ticks(ax, "x", p, grid[p], kinds[p])
                 for v in grid[q]:
                     line = sub[sub[q] == v].set_index(p).reindex(grid[p])
-                    ax.plot(x, line[col], marker="o", ms=3, label=f"{esc(axis[q])} = {esc(tick[q][str(v)] if q in tick else v)}")
+                    ax.plot(x, line[col], marker="o", ms=3, label=f"{esc(q)} = {esc(tick[q][str(v)] if q in tick else v)}")
                     if lo:
                         ax.fill_between(x, line[lo], line[hi], alpha=0.15)
                     if exact:

@@ -224,19 +224,18 @@ def test_plot_axes_name_the_acting_prior():
     table = read_scenario_table(TOY)
     plan = make_plan(table, {"premises.luigi.prior": [0.5, 0.9, 0.99]}, {}, False, 10_000)
     grid, titles, ticks = plot_axes(plan)
-    assert titles == {"premises.luigi.prior": "acting prior of luigi (raw premises.luigi.prior)"}
+    assert titles == {"premises.luigi.prior": "acting prior of luigi\n(raw premises.luigi.prior)"}
     assert ticks == {"premises.luigi.prior": ["0.5→0.833", "0.9→0.9", "0.99→0.908"]}
     grids = {"context.length": [2, 4], "premises.luigi.odds": [1.0, 9.0], "premises.waluigi.prior": [0.1, 0.3]}
     plan = make_plan(table, grids, {}, False, 10_000, [["context.length", "premises.luigi.odds"]])
     grid, titles, ticks = plot_axes(plan)
     assert list(grid) == ["context.length", "premises.waluigi.prior"]  # the zipped group drawn along its first path
-    assert titles["context.length"] == "context.length & prior odds of luigi (premises.luigi.odds; acting prior O/(1+O))"
+    assert titles["context.length"] == "context.length & prior odds of luigi\n(premises.luigi.odds; acting prior O/(1+O))"
     assert ticks["context.length"] == ["2, 1→0.5", "4, 9→0.9"]
-    assert titles["premises.waluigi.prior"] == ("raw premises.waluigi.prior (its acting prior also moves with the other "
-                                                "prior grids)")
+    assert titles["premises.waluigi.prior"] == "raw premises.waluigi.prior\n(its acting prior moves with the other prior grids)"
     assert ticks["premises.waluigi.prior"] == ["0.1", "0.3"]
     grid, titles, ticks = plot_axes(make_plan(table, {"premises.luigi.weight": [0.5, 0.9]}, {}, False, 10_000))
-    assert titles == {"premises.luigi.weight": "acting prior of luigi (premises.luigi.weight)"}
+    assert titles == {"premises.luigi.weight": "acting prior of luigi\n(premises.luigi.weight)"}
     assert ticks == {"premises.luigi.weight": ["0.5", "0.9"]}
 
 

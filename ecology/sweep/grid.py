@@ -288,7 +288,7 @@ def plot_axes(plan: Plan) -> tuple[dict[str, list], dict[str, str], dict[str, li
     (the group's points lie along it), the axis title of each path and one tick label per value.
 
     A swept written prior ``premises.NAME.prior`` (or ``populations.NAME.prior``) is titled
-    "acting prior of NAME (raw PATH)" with ticks ``raw→acting``, the acting prior
+    "acting prior of NAME", then "(raw PATH)" on a second line, with ticks ``raw→acting``, the acting prior
     ``raw / sum_r raw_r`` at the plan's base with that value (and its group's values) set, where no
     other group moves a prior (then the acting prior is not a function of this axis and the
     title says so); ``.weight`` is the acting prior itself; ``.odds`` ``O`` gets ticks
@@ -309,13 +309,13 @@ def plot_axes(plan: Plan) -> tuple[dict[str, list], dict[str, str], dict[str, li
             is_prior = keys[0] in PRIOR_TABLES and len(keys) == 3 and (acting_key(path) or keys[2] == "prior")
             entry = ".".join(keys[:2])
             if is_prior and keys[2] == "weight":
-                parts.append(f"acting prior of {keys[1]} ({path})")
+                parts.append(f"acting prior of {keys[1]}\n({path})")
             elif is_prior and keys[2] == "odds":
-                parts.append(f"prior odds of {keys[1]} ({path}; acting prior O/(1+O))")
+                parts.append(f"prior odds of {keys[1]}\n({path}; acting prior O/(1+O))")
             elif is_prior and alone:
-                parts.append(f"acting prior of {keys[1]} (raw {path})")
+                parts.append(f"acting prior of {keys[1]}\n(raw {path})")
             elif is_prior:
-                parts.append(f"raw {path} (its acting prior also moves with the other prior grids)")
+                parts.append(f"raw {path}\n(its acting prior moves with the other prior grids)")
             else:
                 parts.append(path)
             for i, value in enumerate(plan.grid[path]):
