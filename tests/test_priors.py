@@ -181,7 +181,7 @@ def test_zipped_grids_move_together_and_seeds_stay_functions_of_the_parameters()
     ([2, 4], [["context.length", "run.steps"]], "--zip context.length,run.steps: 'run.steps' is not a grid path; give it a "
      "--grid (grids are ['context.length', 'sampling.temperature'])"),
     ([2, 4], [["context.length", "sampling.temperature"], ["sampling.temperature", "context.length"]],
-     "--zip sampling.temperature,context.length: 'sampling.temperature' is linked twice"),
+     "--zip sampling.temperature,context.length: 'sampling.temperature' is named twice in the zipped groups"),
 ])
 def test_bad_zips_are_one_line(lengths, zips, says):
     grids = {"context.length": lengths, "sampling.temperature": [1.0, 0.5]}

@@ -136,7 +136,8 @@ def linked_groups(grid: dict[str, list], zips: list[list[str]], where: list[str]
             if problem is None and path not in grid:
                 problem = f"{path!r} is not a grid path; give it a --grid (grids are {list(grid)})"
             elif problem is None and path in owner:
-                problem = f"{path!r} is linked twice; put the paths that move together in one --zip"
+                problem = (f"{path!r} is named twice in the zipped groups; name each path once (the paths that move "
+                           "together in one group)")
             owner.setdefault(path, i)
         lengths = {path: len(grid[path]) for path in group if path in grid}
         if problem is None and len(set(lengths.values())) > 1:
