@@ -44,9 +44,21 @@ def run_overrides(args) -> dict:
     return out
 
 
+def print_priors(priors: dict[str, dict[str, float]]) -> None:
+    """Each premise's and population's prior as written and as it acts (normalised to sum 1;
+    :func:`ecology.core.mixture.acting_priors`)."""
+    written = math.fsum(p["raw"] for p in priors.values())
+    total = f", the written ones sum to {written:.6g}" if math.isfinite(written) else ""
+    print(f"  priors as written -> as they act (normalised to sum 1 over all premises and populations{total}):")
+    for entry, p in priors.items():
+        table, name = entry.split(".", 1)
+        print(f"    {scn.NAMED_TABLES[table]} '{name}': {p['raw']:.6g} -> {p['acting']:.6g}")
+
+
 def cmd_validate(args) -> int:
     from ecology.core.budget import GIB, check_run, stage_bytes
     from ecology.core.compile import compile_scenario
+    from ecology.core.mixture import acting_priors
 
     s = scn.load(args.file, run_overrides(args))
     try:
@@ -59,6 +71,7 @@ def cmd_validate(args) -> int:
           f"{counted(len(compiled.criteria), 'absorption criterion', 'absorption criteria')}; "
           f"a run needs about {memory / GIB:.2g} GiB "
           f"({', '.join(f'{size / GIB:.2g} {stage}' for stage, size in stage_bytes(s).items())})")
+    print_priors(acting_priors(s))
     return 0
 
 
@@ -152,6 +165,7 @@ def cmd_run(args) -> int:
         return 0
     print(f"{s.name}: {s.run.replicates} replicates x {s.run.steps} steps in {result.seconds:.2f} s "
           f"({result.engine} engine) -> {target}")
+    print_priors(summary["priors"])
     for name, c in summary["criteria"].items():
         print_criterion(name, c, c.get("exact"), s.run.steps, s.run.replicates)
     for label, p in summary["populations"].items():
@@ -347,7 +361,7 @@ def print_report(r, chain) -> None:
         print(f"T^{r.power['n']} from the initial window (top): {top}")
 
 
-RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--set", "set"), ("--replicates", "replicates"),
+RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--zip", "zip"), ("--set", "set"), ("--replicates", "replicates"),
                 ("--steps", "steps"), ("--exact", "exact"), ("--max-states", "max_states"), ("--max-memory", "max_memory"),
                 ("--engine", "engine"), ("--out", "out"))
 
@@ -383,7 +397,8 @@ def cmd_sweep(args) -> int:
                           if value is not None})
         max_states = args.max_states or DEFAULT_MAX_STATES
         try:
-            plan = sweep_grid.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states)
+            plan = sweep_grid.make_plan(scn.read_scenario_table(args.file), grids, overrides, args.exact, max_states,
+                                        [sweep_grid.parse_zip(z) for z in args.zip or []])
         except ScenarioError as err:
             raise err.located(args.file) from None
         target = fresh_directory(args.out, f"sweep-{plan.name}")
@@ -431,15 +446,16 @@ def draw_sweep(directory: Path, plan) -> list[Path]:
 
     from ecology import plots
     from ecology.io import safe
-    from ecology.sweep.grid import labels_of
+    from ecology.sweep.grid import labels_of, plot_axes
 
     try:  # results.csv is current: execute() wrote it, cmd_plot rewrites it from the points
         rows = pd.read_csv(directory / "results.csv")
     except pd.errors.EmptyDataError:  # no finished point
         rows = pd.DataFrame()
+    grid, axis_labels, tick_labels = plot_axes(plan)
     return safe.replace_files_from(directory, lambda tmp: plots.sweep_plots(
-        tmp, rows, plan.grid, list(plan.base.get("absorption", {})), labels_of(plan.base), plan.name, plan.kinds,
-        plan.base["run"]["steps"]))
+        tmp, rows, grid, list(plan.base.get("absorption", {})), labels_of(plan.base), plan.name, plan.kinds,
+        plan.base["run"]["steps"], axis_labels=axis_labels, tick_labels=tick_labels))
 
 
 def cmd_plot(args) -> int:
@@ -705,7 +721,10 @@ def build_parser() -> Parser:
     p = sub.add_parser("sweep", help="run a grid of scenario variants on all cores or a Dask cluster")
     p.add_argument("file", nargs="?")
     p.add_argument("--grid", action="append", metavar="PATH=VALUES",
-                   help="v1,v2,... or START:STOP:STEP or START:STOP:*FACTOR; several --grid form a product")
+                   help="v1,v2,... or START:STOP:STEP or START:STOP:*FACTOR; several --grid form a product; "
+                   "premises.NAME.weight=W sweeps a prior as it acts (normalised), .odds=O as prior odds")
+    p.add_argument("--zip", action="append", metavar="PATH,PATH,...",
+                   help="grids that move together (equal lengths; their i-th values make one point), not a product")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="a fixed override for every point")
     p.add_argument("--replicates", type=positive_int)
     p.add_argument("--steps", type=natural)
@@ -718,7 +737,7 @@ def build_parser() -> Parser:
                    help=f"state budget of --exact (default {DEFAULT_MAX_STATES:,})")
     p.add_argument("--out", help="output directory (must not exist); default runs/sweep-NAME-TIMESTAMP")
     p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep (its plan "
-                   "unchanged: no FILE, --grid, --set, --replicates, --steps, --exact, --max-states, --out)")
+                   "unchanged: no FILE, --grid, --zip, --set, --replicates, --steps, --exact, --max-states, --out)")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
     p.set_defaults(func=cmd_sweep)
 

@@ -338,10 +338,11 @@ def grid_kind(values: list) -> str:
     return "arithmetic"
 
 
-def _ticks(ax, axis: str, values: list, kind: str) -> np.ndarray:
+def _ticks(ax, axis: str, values: list, kind: str, texts: list[str] | None = None) -> np.ndarray:
     """Positions of a swept parameter's values on ``axis`` ('x' or 'y'), its scale from the grid
     kind (log for geometric grids, linear for arithmetic ones, one slot per value for categories)
-    and at most ``MAX_TICKS`` labelled ticks, so that labels never overlap."""
+    and at most ``MAX_TICKS`` labelled ticks, so that labels never overlap; ``texts`` (one per
+    value) replace the values as labels."""
     if kind == "categorical":
         positions = np.arange(len(values), dtype=float)
     else:
@@ -350,7 +351,7 @@ def _ticks(ax, axis: str, values: list, kind: str) -> np.ndarray:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     every = max(1, math.ceil(len(values) / MAX_TICKS))
     chosen = list(range(0, len(values), every))
-    labels = [esc(f"{v:g}" if isinstance(v, float) else v) for v in values]
+    labels = [esc(t) for t in texts] if texts is not None else [esc(f"{v:g}" if isinstance(v, float) else v) for v in values]
     setter = ax.set_xticks if axis == "x" else ax.set_yticks
     setter(positions[chosen], [labels[i] for i in chosen])
     if axis == "x":
@@ -400,10 +401,18 @@ def _annotate(ax, values: np.ndarray, image) -> None:
 
 @paper_style
 def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], criteria: list[str], labels: list[str],
-                title: str, kinds: dict[str, str] | None = None, steps: int | None = None) -> list[Path]:
+                title: str, kinds: dict[str, str] | None = None, steps: int | None = None,
+                axis_labels: dict[str, str] | None = None, tick_labels: dict[str, list[str]] | None = None) -> list[Path]:
     """Plots chosen by the grid's shape: lines with 95% bands (one parameter), annotated
-    heatmaps (two), faceted lines (more); exact values drawn as black crosses where known."""
+    heatmaps (two), faceted lines (more); exact values drawn as black crosses where known.
+    ``axis_labels`` (grid path -> axis title) and ``tick_labels`` (grid path -> one label per grid
+    value) replace the path and the values on the axes where given."""
     kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
+    axis = {p: (axis_labels or {}).get(p, p) for p in grid}
+    tick = {p: dict(zip(map(str, grid[p]), (tick_labels or {})[p])) for p in grid if p in (tick_labels or {})}
+
+    def ticks(ax, where: str, p: str, values: list, kind: str) -> np.ndarray:
+        return _ticks(ax, where, values, kind, [tick[p][str(v)] for v in values] if p in tick else None)
     # list values (a swept prompt) are drawn by their text, as results.csv holds them
     listed = [p for p, values in grid.items() if any(isinstance(v, (list, dict)) for v in values)]
     if listed:
@@ -421,7 +430,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                                  gridspec_kw={"hspace": 0.45})
         table = rows.set_index(p).reindex(values)
         for ax, (col, name, lo, hi, exact) in zip(axes[:, 0], metrics):
-            x = _ticks(ax, "x", values, kinds[p])
+            x = ticks(ax, "x", p, values, kinds[p])
             ax.plot(x, table[col], marker="o", ms=3, label="simulated")
             if lo:
                 ax.fill_between(x, table[lo], table[hi], alpha=0.25, label="95% interval")
@@ -429,7 +438,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 ax.plot(x, table[exact], "kx", ms=5, label="exact chain")
             ax.set_title(name.replace("\n", " "), fontsize=8, loc="left")
             ax.set_ylabel(_unit(col))
-        axes[-1, 0].set_xlabel(esc(p))
+        axes[-1, 0].set_xlabel(esc(axis[p]))
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         height = fig.get_size_inches()[1]
         fig.subplots_adjust(top=1 - 0.55 / height)
@@ -444,10 +453,10 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
             fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(grid[p]), 1.4 + 0.45 * len(grid[q])))
             image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
             _annotate(ax, values, image)
-            _ticks(ax, "x", grid[p], "categorical")
-            _ticks(ax, "y", grid[q], "categorical")
-            ax.set_xlabel(esc(p))
-            ax.set_ylabel(esc(q))
+            ticks(ax, "x", p, grid[p], "categorical")
+            ticks(ax, "y", q, grid[q], "categorical")
+            ax.set_xlabel(esc(axis[p]))
+            ax.set_ylabel(esc(axis[q]))
             fig.colorbar(image, ax=ax, label=name)
             note = " (censoring-safe)" if "restricted_mean" in col else ""
             ax.set_title(f"{esc(title)}: {name.replace(chr(10), ' ')}{note}", fontsize=8)
@@ -462,16 +471,16 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 sub = rows
                 for r, v in zip(rest, facet):
                     sub = sub[sub[r] == v]
-                x = _ticks(ax, "x", grid[p], kinds[p])
+                x = ticks(ax, "x", p, grid[p], kinds[p])
                 for v in grid[q]:
                     line = sub[sub[q] == v].set_index(p).reindex(grid[p])
-                    ax.plot(x, line[col], marker="o", ms=3, label=f"{esc(q)} = {esc(v)}")
+                    ax.plot(x, line[col], marker="o", ms=3, label=f"{esc(q)} = {esc(tick[q][str(v)] if q in tick else v)}")
                     if lo:
                         ax.fill_between(x, line[lo], line[hi], alpha=0.15)
                     if exact:
                         ax.plot(x, line[exact], "kx", ms=4)
                 ax.set_title(", ".join(f"{esc(r)} = {esc(v)}" for r, v in zip(rest, facet)), fontsize=8)
-                ax.set_xlabel(esc(p))
+                ax.set_xlabel(esc(axis[p]))
             axes[0, 0].set_ylabel(_unit(col))
             axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
             fig.suptitle(f"{esc(title)}: {name.replace(chr(10), ' ')}" + (" (crosses: exact chain)" if exact else ""),

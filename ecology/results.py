@@ -2,7 +2,8 @@
 
 A run directory holds (every column and key is documented in ``docs/outputs.md``)
 
-- ``summary.json``: scenario name, steps, replicates, seed; per criterion (``criteria``) the
+- ``summary.json``: scenario name, steps, replicates, seed; the prior of every premise and
+  population as written and as it acts (``priors``, :func:`ecology.core.mixture.acting_priors`); per criterion (``criteria``) the
   time-to-event figures of :func:`ecology.statistics.time_to_event` for *reached* (Kaplan–Meier
   curve of P(reached by t) with its 95% band, censored count, restricted mean time within the
   horizon, median only when the curve crosses 1/2) and the fraction *holding* at the last step
@@ -14,7 +15,7 @@ A run directory holds (every column and key is documented in ``docs/outputs.md``
 - ``steps.csv``: one row per step (the DataCollector's table);
 - ``replicates.csv``: one row per replicate: first step each criterion held (empty if never),
   whether it holds at the end, final amplitude per population and per premise;
-- ``premises.csv``: one row per premise: population, prior, drawn parameter, final amplitude
+- ``premises.csv``: one row per premise: population, prior (acting) and as written, drawn parameter, final amplitude
   and the fraction of replicates in which it ends with the largest amplitude;
 - ``scenario.toml``: the resolved scenario (overrides applied; population members listed in a
   comment);
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
+from ecology.core.mixture import acting_priors
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel
 from ecology.scenario import Scenario, to_table
@@ -159,6 +161,7 @@ def summarize(result: RunResult) -> dict:
         "seconds": round(result.seconds, 3),
         "engine": result.engine,
         "raster_replicate": result.raster_replicate,
+        "priors": acting_priors(s),
         "criteria": criteria,
         "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},
         "premises": {row.pop("premise"): row for row in premise_rows(result)},
@@ -191,7 +194,8 @@ def premise_table(result: RunResult) -> pd.DataFrame:
 
 
 def premise_rows(result: RunResult) -> list[dict]:
-    """One row per premise: population, normalised prior, drawn parameter (population members),
+    """One row per premise: population, normalised (acting) prior and the prior as written (a
+    population member's share of its population's prior), drawn parameter (population members),
     final amplitude (mean and quantiles over replicates) and the fraction of replicates in which
     it ends with the largest amplitude of all premises (with its Wilson interval)."""
     amplitudes = result.premise_amplitudes
@@ -200,7 +204,7 @@ def premise_rows(result: RunResult) -> list[dict]:
     rows = []
     for s, p in enumerate(result.premises):
         lo, hi = wilson(int(top[s]), n)
-        rows.append({"premise": p.name, "population": p.label, "prior": float(result.priors[s]),
+        rows.append({"premise": p.name, "population": p.label, "prior": float(result.priors[s]), "prior_written": p.prior,
                      "parameter": p.parameter, "value": p.value, **quantiles(amplitudes[:, s]),
                      "largest_final": float(top[s] / n), "largest_final_lo": lo, "largest_final_hi": hi})
     return rows

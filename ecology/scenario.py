@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from ecology.errors import ScenarioError, UnreadableInput
-from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error
+from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error, toml_repr
 from ecology.io import safe
 from ecology.kinds.criteria import FORMS
 from ecology.kinds.deletion import RULES
@@ -229,9 +229,12 @@ Criterion = create_model(
 
 class SweepSpec(Strict):
     """A study declared in the file: ``grid`` maps dotted paths to lists or range strings
-    (see ``ecology sweep``); ``replicates`` and ``steps`` override ``[run]`` for the sweep."""
+    (see ``ecology sweep``); ``zip`` lists groups of grid paths that move together (``--zip``);
+    ``replicates`` and ``steps`` override ``[run]`` for the sweep."""
 
     grid: dict[str, list[Any] | str] = Field(default_factory=dict)
+    zip: list[list[str]] = Field(default_factory=list, description="groups of grid paths whose values move together "
+                                 "(the i-th values of each make one point); the grids of a group need equal lengths")
     replicates: int | None = Field(None, ge=1, le=MAX_COUNT)
     steps: int | None = Field(None, ge=0, le=MAX_COUNT)
 
@@ -278,14 +281,93 @@ def parse_value(text: str) -> Any:
         return text
 
 
+PRIOR_TABLES = ("premises", "populations")  # the tables whose entries carry a prior
+ACTING_KEYS = ("weight", "odds")  # virtual keys of an entry: its acting prior as a probability, or its odds
+
+
+def acting_key(path: str) -> str | None:
+    """``"weight"`` or ``"odds"`` when ``path`` is a virtual path ``premises.NAME.weight``,
+    ``populations.NAME.odds`` ... (see :func:`set_acting_priors`), else None."""
+    keys = path.split(".")
+    return keys[2] if len(keys) == 3 and keys[0] in PRIOR_TABLES and keys[2] in ACTING_KEYS else None
+
+
+def written_priors(data: dict) -> dict[str, Any]:
+    """The prior of every entry of a raw scenario table as written, keyed ``premises.NAME`` and
+    ``populations.NAME`` (premises first, each in file order); values are as the table holds them
+    (not yet validated)."""
+    return {f"{table}.{name}": entry.get("prior") if isinstance(entry, dict) else None
+            for table in PRIOR_TABLES for name, entry in (data.get(table) or {}).items()}
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def set_acting_priors(data: dict, acting: dict[str, Any]) -> dict:
+    """Set the raw priors of a table so that entries get the acting (normalised) priors asked for.
+
+    Priors act normalised: entry ``e`` (a premise, or a whole population) acts with
+    ``pi_e = prior_e / sum_r prior_r``. ``premises.NAME.weight = W`` (``0 < W < 1``) asks for
+    ``pi_NAME = W``; ``premises.NAME.odds = O`` (``O > 0``) for prior odds ``pi_NAME / (1 - pi_NAME) = O``,
+    i.e. ``W = O / (1 + O)``. With ``A`` the entries so fixed and ``R = sum_{r not in A} prior_r``
+    the written priors of the others (kept, so they keep their ratios and share ``1 - sum_A W_a``),
+    each ``a`` in ``A`` gets the written prior ``prior_a = W_a R / (1 - sum_A W_a)``: then the sum of
+    all priors is ``R / (1 - sum_A W_a)`` and ``pi_a = W_a`` exactly (up to rounding). For one entry
+    fixed by odds, ``prior_a = O R``. ``R`` is formed as ``m * sum_r (prior_r / m)`` with
+    ``m = max_r prior_r``, so large priors do not overflow in the sum. Where another prior is not
+    yet a positive number, nothing is set: the validation that follows names that prior.
+    """
+    priors = written_priors(data)
+    fixed: dict[str, tuple[float, float]] = {}  # entry -> (W, 1 - W)
+    for path, value in acting.items():
+        entry, key = path.rsplit(".", 1)
+        if entry in fixed:
+            raise ScenarioError(path, f"sets the acting prior of {entry} twice (weight and odds); give one of them")
+        if key == "weight":
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1):
+                raise ScenarioError(path, f"{toml_repr(value)} is not an acting prior: the weight is the normalised prior, "
+                                    f"a number with 0 < W < 1 (e.g. {path}=0.9)")
+            fixed[entry] = (float(value), 1.0 - value)
+        else:
+            if not _positive_number(value):
+                raise ScenarioError(path, f"{toml_repr(value)} is not prior odds: odds against all other priors are a finite "
+                                    f"number > 0 (e.g. {path}=9 for an acting prior of 0.9)")
+            fixed[entry] = (value / (1.0 + value), 1.0 / (1.0 + value))
+    others = [prior for entry, prior in priors.items() if entry not in fixed]
+    if not others:
+        raise ScenarioError(next(iter(acting)), "fixes the acting prior of every premise and population; the rest keep "
+                            "their ratios, so leave at least one of them free (set its 'prior' instead)")
+    share = next(iter(fixed.values()))[1] if len(fixed) == 1 else 1.0 - math.fsum(w for w, _ in fixed.values())
+    if share <= 0:
+        raise ScenarioError(next(iter(acting)), f"the acting priors fixed by weight/odds sum to "
+                            f"{math.fsum(w for w, _ in fixed.values()):.6g}; they must sum to less than 1")
+    if not all(_positive_number(prior) for prior in others):
+        return data
+    top = max(others)
+    rest = math.fsum(prior / top for prior in others)
+    for path in acting:
+        entry = path.rsplit(".", 1)[0]
+        prior = top * (fixed[entry][0] / share * rest)
+        if not 0 < prior < math.inf:
+            raise ScenarioError(path, f"the written prior that gives {entry} this acting prior ({prior:.3g}) is not a "
+                                "positive double; rescale the other priors")
+        table, name = entry.split(".")
+        data[table][name]["prior"] = prior
+    return data
+
+
 def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
     """Return a copy of the raw scenario table with each dotted path set to its value.
 
     Paths may create keys that the file omits (``sampling.temperature``), but not a new named
     entry (``premises.typo.prior`` when there is no premise ``typo``); whether the result is
-    valid is decided by the validation that follows.
+    valid is decided by the validation that follows. The virtual paths ``premises.NAME.weight``
+    and ``.odds`` (also of ``populations.NAME``) set the entry's acting prior; they are applied
+    after every other path (so after the other priors), by :func:`set_acting_priors`.
     """
     data = copy.deepcopy(data)
+    acting = {}
     for path, value in overrides.items():
         keys = path.split(".")
         if not all(keys):
@@ -294,6 +376,14 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
             known = list(data.get(keys[0]) or {})
             raise ScenarioError(path, f"there is no {NAMED_TABLES[keys[0]]} {keys[1]!r} to set (--set); "
                                       f"{keys[0]} are {known}")
+        if acting_key(path):
+            if f"{keys[0]}.{keys[1]}.prior" in overrides:
+                raise ScenarioError(path, f"{keys[0]}.{keys[1]}.prior is set too; give either the written prior or "
+                                    f"its {keys[2]}, not both")
+            if not isinstance(data[keys[0]][keys[1]], dict):
+                raise ScenarioError(f"{keys[0]}.{keys[1]}", f"is a value, not a table: cannot set {path} (--set)")
+            acting[path] = value
+            continue
         node = data
         for i, key in enumerate(keys[:-1]):
             child = node.get(key)
@@ -307,7 +397,7 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
         if isinstance(node.get(keys[-1]), dict):
             raise ScenarioError(path, "is a table; --set takes a path to a scalar or list")
         node[keys[-1]] = value
-    return data
+    return set_acting_priors(data, acting) if acting else data
 
 
 def validate(data: dict) -> Scenario:

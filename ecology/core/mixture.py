@@ -20,6 +20,7 @@ simulator and the analyser call on the visible windows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from ecology.core.windows import after_reset
 from ecology.kinds.deletion import DeletionRule
 from ecology.kinds.simulacra import CompiledPremise
 from ecology.numerics import inline, logsumexp, logsumexp_jit, tempered, tempered_jit
+
+if TYPE_CHECKING:
+    from ecology.scenario import Scenario
 
 
 class PremiseLaws:
@@ -81,6 +85,18 @@ def normalised_log_prior(priors) -> np.ndarray:
     normal = ratio >= np.finfo(float).tiny
     log_ratio = np.where(normal, np.log(np.where(normal, ratio, 1.0)), np.log(prior) - np.log(top))
     return log_ratio - np.log(ratio.sum())
+
+
+def acting_priors(scenario: Scenario) -> dict[str, dict[str, float]]:
+    """The prior of every ``[premises.NAME]`` and ``[populations.NAME]`` entry as written (``raw``)
+    and as it acts (``acting``): priors are normalised to sum 1 over all entries, ``acting_e =
+    raw_e / sum_r raw_r`` (by :func:`normalised_log_prior`, the normalisation the mixture uses).
+    A population's members split its prior, so their acting priors sum to the population's.
+    Keyed ``premises.NAME`` and ``populations.NAME`` (premises first, in file order)."""
+    raw = {f"premises.{name}": spec.prior for name, spec in scenario.premises.items()}
+    raw.update({f"populations.{name}": spec.prior for name, spec in scenario.populations.items()})
+    acting = np.exp(normalised_log_prior(list(raw.values())))
+    return {entry: {"raw": prior, "acting": float(a)} for (entry, prior), a in zip(raw.items(), acting)}
 
 
 class Mixture:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ecology import results
 from ecology.core.compile import compile_scenario
+from ecology.core.mixture import acting_priors
 from ecology.errors import UserError
 from ecology.exact.chain import build_chain
 from ecology.exact.report import analyze, criterion_figures
@@ -24,10 +25,14 @@ def run_point(base: dict, point: dict, exact: bool, max_states: int) -> dict:
     when the KM curve crosses 1/2, the mean given reached), the fraction holding at the end with
     its interval and, with ``exact``, the exact chain's ``E[T]``, P(reached by N), restricted mean
     and whether the set is closed (:func:`exact_figures`). Per population the final mean amplitude.
+    Per premise and population entry ``E`` its acting prior, ``acting_prior_E`` (the written priors
+    normalised to sum 1, :func:`ecology.core.mixture.acting_priors`). A point's ``acting`` (fixed
+    ``weight``/``odds`` overrides) is applied after its parameters.
     """
-    scenario = validate(apply_overrides(base, {**point["params"], "run.seed": point["seed"]}))
+    scenario = validate(apply_overrides(base, {**point["params"], **point.get("acting", {}), "run.seed": point["seed"]}))
     result = results.simulate(scenario)
     row: dict[str, Any] = {"point": point["index"], **point["params"], "seed": point["seed"], "engine": result.engine}
+    row.update({f"acting_prior_{entry.split('.', 1)[1]}": p["acting"] for entry, p in acting_priors(scenario).items()})
     steps = scenario.run.steps
     for name, at in result.reached_at.items():
         figures = results.reaching_figures(at, result.holding_final[name], steps)
