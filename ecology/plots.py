@@ -457,7 +457,7 @@ def grid_kind(values: list) -> str:
     ``0.001,0.01,0.1``) or spanning a decade or more (``max / min >= 10``) with log-spacing more
     even than linear spacing: the coefficient of variation (standard deviation over mean) of the
     steps ``|ln x_{i+1} - ln x_i|`` smaller than that of the steps ``|x_{i+1} - x_i|``. The list
-    ``1,0.5,0.3,0.2,0.1`` is log (0.22 against 0.73), ``0.1:1:0.1`` linear (0.77 against 0)."""
+    ``1,0.5,0.3,0.2,0.1`` is log (0.21 against 0.73), ``0.1:1:0.1`` linear (0.77 against 0)."""
     if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return "categorical"
     x = np.array(values, dtype=float)
@@ -607,12 +607,14 @@ class Layout:
 
 
 def sweep_layout(grid: dict[str, list], kinds: dict[str, str], choice: FigureChoice) -> Layout:
-    """The rule: ``x`` is ``--x``, else the first numeric parameter (else the first); with two or
+    """The rule: ``x`` is ``--x``, else the first numeric parameter other than ``--hue`` (else the
+    first other than it); with two or
     more parameters the second is ``--hue``, else the first other numeric one (else the first other);
     two numeric parameters and no ``--hue`` are a heatmap; the remaining parameters are facets."""
     params = list(grid)
     numeric = [p for p in params if kinds.get(p) != "categorical"]
-    x = choice.x or (numeric or params)[0]
+    free = [p for p in params if p != choice.hue]
+    x = choice.x or ([p for p in numeric if p in free] or free)[0]
     others = [p for p in params if p != x]
     if not others:
         return Layout(x, None, (), False)
