@@ -650,7 +650,8 @@ def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], st
     is left out where it carries no information: holding where the criterion's set is closed
     (``C_exact_closed``: reached = holding) or its column equals an earlier panel's at every point; a
     population's amplitude when it is the only one (identically 1) or the last one (1 minus the sum of
-    the others); the absorption time where it equals a criterion's ``E[T]`` at every point."""
+    the others); the absorption time where it equals a criterion's ``E[T]`` or is 0 (the initial
+    window in a closed class) at every point."""
     horizon = f"N = {steps}" if steps is not None else "N"
     asked = [spec.rpartition(":")[::2] for spec in metrics]
     if not asked:
@@ -736,6 +737,8 @@ def _informative(rows: pd.DataFrame, panel: Panel, shown: list[Panel], labels: l
     if panel.column.endswith("_amplitude_final_mean") and len(labels) < 2:
         return False
     values = rows[panel.column].to_numpy(dtype=float)
+    if panel.column == "exact_expected_absorption_time" and np.all(values == 0):
+        return False  # the initial window is in a closed class at every point
     if not np.isfinite(values).any():
         return panel.column.endswith("_expected_hitting_time")  # an exact E[T] out of reach is said, not hidden
     return not any(np.allclose(values, rows[p.column].to_numpy(dtype=float), rtol=1e-12, atol=0, equal_nan=True)
@@ -846,7 +849,7 @@ class Drawing:
             ax.text(0.5, 0.5, "no value at any point (see exact_note in results.csv)", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
         elif self.y_log(panel) and (rows[panel.column].to_numpy(dtype=float) > 0).any():
-            ax.set_yscale("log")
+            _log_axis(ax, rows[panel.column].to_numpy(dtype=float))
         ax.set_ylabel(panel.unit)
 
     def legend(self, ax, panels: list[Panel]) -> None:
@@ -856,7 +859,7 @@ class Drawing:
             texts.append("95% interval")
         if any(p.exact for p in panels):
             handles.append(matplotlib.lines.Line2D([], [], color="black", marker="x", ls="none"))
-            texts.append("exact chain")
+            texts.append("exact chain, beside simulated")
         title = self.names.of(self.layout.hue) if self.layout.hue else None
         ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=title)
 
@@ -917,6 +920,20 @@ class Drawing:
         ax.set_title(f"{esc(self.title)}: {_wrap(panel.title + cells, 70)}", fontsize=8)
         _save(fig, path, dpi)
         return path
+
+
+def _log_axis(ax, values: np.ndarray) -> None:
+    """A log value axis; over less than two decades its ticks written plainly (``150``, not
+    ``1.5 x 10^2``): at round numbers (less than a decade) or at 1, 1.5, 2, 3, 5 and 7 times the
+    powers of ten."""
+    ax.set_yscale("log")
+    positive = values[np.isfinite(values) & (values > 0)]
+    if len(positive) and positive.max() / positive.min() < 100:
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10])
+                                   if positive.max() / positive.min() < 10 else
+                                   matplotlib.ticker.LogLocator(subs=(1, 1.5, 2, 3, 5, 7), numticks=30))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _wrap(text: str, width: int) -> str:
