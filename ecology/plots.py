@@ -662,6 +662,10 @@ def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], st
         for owner in ([name] if name else criteria if metric in CRITERION_METRICS else labels if metric == "amplitude"
                       else [""]):
             rows, panel = _panel(rows, owner, metric, horizon, replicates, labels)
+            if panel is None and metrics and metric in EXACT_METRICS:  # asked for, out of reach at every point: said
+                column = "exact_expected_absorption_time" if metric == "absorption_time" else \
+                    f"{owner}_exact_expected_hitting_time"
+                rows, panel = _panel(rows.assign(**{column: np.nan}), owner, metric, horizon, replicates, labels)
             if panel is not None and (metrics or _informative(rows, panel, panels, labels)):
                 panels.append(panel)
     return rows, panels
@@ -710,7 +714,9 @@ def _panel(rows: pd.DataFrame, owner: str, metric: str, horizon: str, replicates
 def _simulated(rows: pd.DataFrame, column: str, title: str, unit: str, exact: str | None = None) -> Panel | None:
     if column not in rows:
         return None
-    return Panel(column, title, unit, f"{column}_lo", f"{column}_hi", exact if exact in rows else None)
+    band = f"{column}_lo" in rows and f"{column}_hi" in rows
+    return Panel(column, title, unit, f"{column}_lo" if band else None, f"{column}_hi" if band else None,
+                 exact if exact in rows else None)
 
 
 def _censored(rows: pd.DataFrame, c: str, replicates: int | None) -> str:
@@ -848,6 +854,9 @@ class Drawing:
         if not np.isfinite(rows[panel.column].to_numpy(dtype=float)).any():
             ax.text(0.5, 0.5, "no value at any point (see exact_note in results.csv)", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
+            ax.set_yticks([])
+            ax.update_datalim(np.column_stack([x, np.zeros_like(x)]))  # the grid's span, as a drawn line would set it
+            ax.autoscale_view()
         elif self.y_log(panel) and (rows[panel.column].to_numpy(dtype=float) > 0).any():
             _log_axis(ax, rows[panel.column].to_numpy(dtype=float))
         ax.set_ylabel(panel.unit)

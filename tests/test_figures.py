@@ -318,3 +318,21 @@ def test_stationary_figure_of_absorbing_and_periodic_chains(tmp_path, drawn, cap
 def test_check_choice_names_the_exact_metrics():
     with pytest.raises(UsageError, match="absorption_time is the exact chain's"):
         plots.check_choice(plots.FigureChoice(("absorption_time",)), {"a": [1, 2]}, {"a": "arithmetic"}, ["r"], [], False)
+
+
+def test_x_chooses_the_heatmap_axis(swept, drawn, capsys):
+    assert main(["plot", str(swept), "--plot", "revealed:reached", "--x", "premises.luigi.prior"]) == 0
+    (fig, path), = drawn
+    ax = fig.axes[0]
+    assert path.name == "heatmap_revealed_reached.png"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("premises.luigi.prior", "context.length")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "0.9"]
+    capsys.readouterr()
+
+
+def test_an_exact_metric_out_of_reach_is_said(drawn):
+    rows = pd.DataFrame({"k": [4, 8], "c_reached": [0.1, 0.2], "exact_note": ["too many states"] * 2})
+    plots.sweep_plots(NOWHERE, rows, {"k": [4, 8]}, ["c"], [], "t", choice=plots.FigureChoice(("expected_time",)))
+    (fig, _), = drawn
+    assert "no value at any point" in fig.axes[0].texts[0].get_text()
+    assert fig.axes[0].get_xlim()[0] < 4 < 8 < fig.axes[0].get_xlim()[1]
