@@ -12,9 +12,15 @@ Run figures (:func:`run_plots`):
 - ``speakers.png``: for the first replicates, the token printed at each step and the population
   most responsible for it (largest ``alpha_s mu_s(t|w) / mu(t|w)`` summed over its premises).
 
-Sweep figures (:func:`sweep_plots`) follow the grid's shape and its kind (log axis for
-geometric grids, linear for arithmetic ones); time figures are the censoring-safe restricted
-mean ``E[min(T, N)]``, labelled as such.
+Sweep figures (:func:`sweep_plots`) draw the metrics of :data:`METRICS` (:func:`sweep_metrics`:
+with ``--exact`` the exact ``E[T]`` on a log axis, P(reached by N) simulated beside exact, the
+restricted mean ``E[min(T, N)]`` titled with its censored counts; no panel that repeats another)
+laid out by :func:`sweep_layout` (lines, lines per hue, heatmaps, facets), each parameter's axis
+scale from :func:`grid_kind` unless a :class:`FigureChoice` forces it.
+
+Analysis figures: :func:`eigenvalue_plane` (``1 - |lambda|`` on a log axis, multiplicities, the
+unit eigenvalues listed), :func:`stationary_mass` (where the chain ends), :func:`exact_curves`,
+:func:`transition_network`. The rasters of a run show a window of steps (:func:`raster_window`).
 
 Decomposition figures (:func:`amplitude_stories`, :func:`decomposition_comparison`) are those of
 ``ecology decompose``. The interactive page's figures (``page_*`` and :class:`PageNetwork`) draw on
@@ -382,14 +388,14 @@ def stationary_mass(classes: list[dict], title: str, path: Path, dpi: int = DPI)
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, max(2.6, 0.3 * max(len(classes), 6) + 1.2)),
                                       gridspec_kw={"width_ratios": [1, 1.3], "wspace": 0.9})
-    shown = list(range(len(classes)))[:20][::-1]
+    shown = sorted(range(len(classes)), key=lambda i: -classes[i]["probability"])[:20][::-1]  # likeliest on top
     left.barh([names[i] for i in shown], [classes[i]["probability"] for i in shown], color="C0")
     for k, i in enumerate(shown):
         left.annotate(probability_text(classes[i]["probability"]), (classes[i]["probability"], k), xytext=(3, 0),
                       textcoords="offset points", va="center", fontsize=7)
     left.set_xlim(0, 1.15)
     left.set_xlabel("probability of ending in the class")
-    more = f" (the first 20 of {len(classes):,})" if len(classes) > 20 else ""
+    more = f" (the 20 likeliest of {len(classes):,})" if len(classes) > 20 else ""
     left.set_title(f"closed classes reached from the initial window{more}", fontsize=8, loc="left")
     rows = [(esc(f"[{i}] {s['state']}"), s["mass"]) for i, c in enumerate(classes) if c["size"] > 1
             for s in c["stationary_top"]]
@@ -571,8 +577,9 @@ def check_choice(choice: FigureChoice, grid: dict[str, list], kinds: dict[str, s
         raise UsageError(f"--hue {choice.hue}: the sweep has one grid parameter; --hue needs a second one")
     if choice.hue is not None and choice.hue == choice.x:
         raise UsageError(f"--hue {choice.hue}: the same parameter as --x; give --hue another grid parameter")
-    for axis in sorted(choice.log & choice.linear):
-        raise UsageError(f"--log {axis} and --linear {axis}: choose one scale for {axis}")
+    both = sorted(choice.log & choice.linear)
+    if both:
+        raise UsageError(f"--log {both[0]} and --linear {both[0]}: choose one scale for {both[0]}")
     layout = sweep_layout(grid, kinds, choice)
     for flag, axes in (("--log", choice.log), ("--linear", choice.linear)):
         for axis in sorted(axes):

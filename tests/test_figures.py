@@ -336,3 +336,12 @@ def test_an_exact_metric_out_of_reach_is_said(drawn):
     (fig, _), = drawn
     assert "no value at any point" in fig.axes[0].texts[0].get_text()
     assert fig.axes[0].get_xlim()[0] < 4 < 8 < fig.axes[0].get_xlim()[1]
+
+
+def test_the_help_lists_every_metric():
+    from ecology.cli import build_parser
+
+    for command in ("sweep", "plot"):
+        text = " ".join(build_parser()._subparsers._group_actions[0].choices[command].format_help().split())
+        for metric in plots.METRICS:
+            assert metric in text, (command, metric)
