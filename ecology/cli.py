@@ -385,6 +385,7 @@ def cmd_sweep(args) -> int:
                              "apply (start a new sweep to change the plan)")
         target = Path(args.resume)
         plan = sweep_directory.load_plan(target)
+        check_figures(plan, figure_choice(args))
         lock = sweep_directory.open_directory(target)
     else:
         if not args.file:
@@ -401,6 +402,7 @@ def cmd_sweep(args) -> int:
                                         [sweep_grid.parse_zip(z) for z in args.zip or []])
         except ScenarioError as err:
             raise err.located(args.file) from None
+        check_figures(plan, figure_choice(args))
         target = fresh_directory(args.out, f"sweep-{plan.name}")
         try:
             lock = sweep_directory.start_directory(target, plan)
@@ -417,7 +419,7 @@ def cmd_sweep(args) -> int:
         stopped = outcome["interrupted"] or outcome["error"]
         if not stopped:
             try:
-                draw_sweep(target, plan)
+                draw_sweep(target, plan, figure_choice(args))
             except OSError as err:  # a full disk: the points are on disk, --resume redraws the plots
                 outcome["error"] = f"cannot write the plots: {safe.describe_os_error(err)}"
                 stopped = True
@@ -441,7 +443,30 @@ def cmd_sweep(args) -> int:
 
 
 
-def draw_sweep(directory: Path, plan) -> list[Path]:
+def figure_choice(args):
+    """The sweep figures that ``--plot``, ``--x``, ``--hue``, ``--log`` and ``--linear`` ask for
+    (:class:`ecology.plots.FigureChoice`; comma-separated lists, the flags repeatable)."""
+    from ecology.plots import FigureChoice
+
+    def listed(values: list[str] | None) -> list[str]:
+        return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+    return FigureChoice(tuple(dict.fromkeys(listed(args.plot))), args.x, args.hue, frozenset(listed(args.log)),
+                        frozenset(listed(args.linear)))
+
+
+def check_figures(plan, choice) -> None:
+    """Refuse, before anything runs or is drawn, figure options that cannot apply to the sweep."""
+    from ecology import plots
+    from ecology.sweep.grid import labels_of
+
+    plots.check_choice(choice, plan.grid, {p: plan.kinds.get(p) or plots.grid_kind(v) for p, v in plan.grid.items()},
+                       list(plan.base.get("absorption", {})), labels_of(plan.base), plan.exact)
+
+
+def draw_sweep(directory: Path, plan, choice=None, ext: str = "png", dpi: int | None = None) -> list[Path]:
+    """The sweep's figures (:func:`ecology.plots.sweep_plots`) from its ``results.csv``, as
+    ``choice`` (a :class:`ecology.plots.FigureChoice`) asks, in format ``ext`` at ``dpi``."""
     import pandas as pd
 
     from ecology import plots
@@ -455,7 +480,8 @@ def draw_sweep(directory: Path, plan) -> list[Path]:
     grid, axis_labels, tick_labels = plot_axes(plan)
     return safe.replace_files_from(directory, lambda tmp: plots.sweep_plots(
         tmp, rows, grid, list(plan.base.get("absorption", {})), labels_of(plan.base), plan.name, plan.kinds,
-        plan.base["run"]["steps"], axis_labels=axis_labels, tick_labels=tick_labels))
+        plan.base["run"]["steps"], choice=choice or plots.FigureChoice(), replicates=plan.base["run"]["replicates"],
+        axis_labels=axis_labels, tick_labels=tick_labels, ext=ext, dpi=dpi or plots.DPI))
 
 
 def cmd_plot(args) -> int:
@@ -468,26 +494,40 @@ def cmd_plot(args) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
-    safe.remove_leftovers(directory)
+    choice = figure_choice(args)
+    dpi = args.dpi
     if (directory / "sweep.json").is_file():
+        if args.window is not None:
+            raise UsageError(f"--window: {directory} is a sweep directory; --window chooses the steps of a run's rasters")
         plan = sweep_directory.load_plan(directory)
+        check_figures(plan, choice)
+        safe.remove_leftovers(directory)
         sweep_directory.write_table(directory, plan)
-        written = draw_sweep(directory, plan)
-        print(f"{directory}: redrew {len(written)} sweep plots")
+        written = draw_sweep(directory, plan, choice, args.format, dpi)
+        print(f"{directory}: redrew {len(written)} sweep plots ({', '.join(p.name for p in written)})")
         return 0
+    if choice.any:
+        given = [flag for flag, on in (("--plot", choice.metrics), ("--x", choice.x), ("--hue", choice.hue),
+                                        ("--log", choice.log), ("--linear", choice.linear)) if on]
+        raise UsageError(f"{', '.join(given)}: {directory} is not a sweep directory; these choose a sweep's figures")
     if (directory / "summary.json").is_file():
         run = artefacts.read_run(directory)
+        window = artefacts.check_window(run, args.window)
+        safe.remove_leftovers(directory)
 
         def render(tmp: Path) -> list[Path]:
-            artefacts.draw_run(tmp, run)
-            return sorted(tmp.iterdir())
+            return artefacts.draw_run(tmp, run, window, args.format, dpi)
 
         what = "run"
     elif (directory / "report.json").is_file():
+        if args.window is not None:
+            raise UsageError(f"--window: {directory} is an analysis directory; --window chooses the steps of a run's "
+                             "rasters")
         report, network = artefacts.read_analysis(directory)
+        safe.remove_leftovers(directory)
 
         def render(tmp: Path) -> list[Path]:
-            return artefacts.draw_analysis(tmp, report, network)
+            return artefacts.draw_analysis(tmp, report, network, args.format, dpi)
 
         what = "analysis"
     else:
@@ -671,6 +711,34 @@ def cmd_app(args) -> int:
         return exit_status(name)
 
 
+FORMATS = ("png", "pdf", "svg")
+
+
+def figure_options(p) -> None:
+    """The options that choose a sweep's figures (``sweep`` and ``plot``; docs/outputs.md)."""
+    p.add_argument("--plot", action="append", metavar="METRIC[,METRIC]",
+                   help="sweep figures to draw: expected_time, reached, restricted_mean, median, holding, amplitude, "
+                   "absorption_time, each optionally NAME:METRIC (a criterion, or for amplitude a population)")
+    p.add_argument("--x", metavar="PARAM", help="grid parameter on the horizontal axis")
+    p.add_argument("--hue", metavar="PARAM", help="grid parameter drawn as one line per value (no heatmap)")
+    p.add_argument("--log", action="append", metavar="AXIS", help="force a log scale: x, y (the values) or a grid parameter")
+    p.add_argument("--linear", action="append", metavar="AXIS", help="force a linear scale: x, y or a grid parameter")
+
+
+def step_window(text: str) -> tuple[int | None, int | None]:
+    """``START:END`` (either part may be empty): the steps ``START <= t < END`` of a run's rasters."""
+    start, sep, end = text.partition(":")
+    try:
+        window = (int(start) if start.strip() else None, int(end) if end.strip() else None)
+    except ValueError:
+        window = None
+    if not sep or window is None or any(v is not None and v < 0 for v in window):
+        raise argparse.ArgumentTypeError(f"{text!r} is not START:END with steps >= 0, e.g. 0:500 or 1000:")
+    if None not in window and window[0] >= window[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: START must be below END (the steps START <= t < END)")
+    return window
+
+
 def build_parser() -> Parser:
     from ecology.core.budget import DEFAULT_MAX_STATES, DEFAULT_MAX_WORK
     from ecology.lm.train import DEFAULT_MAX_MEMORY_GIB as TRAIN_MAX_MEMORY
@@ -739,6 +807,7 @@ def build_parser() -> Parser:
     p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep (its plan "
                    "unchanged: no FILE, --grid, --zip, --set, --replicates, --steps, --exact, --max-states, --out)")
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    figure_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("decompose", help="fit mixtures of premises to a scenario's static model and compare decompositions")
@@ -762,8 +831,13 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print only the report JSON")
     p.set_defaults(func=cmd_decompose)
 
-    p = sub.add_parser("plot", help="redraw the plots of a run or sweep directory")
+    p = sub.add_parser("plot", help="redraw the plots of a run, analysis or sweep directory")
     p.add_argument("directory")
+    figure_options(p)
+    p.add_argument("--format", choices=FORMATS, default="png", help="file format of the figures (default png)")
+    p.add_argument("--dpi", type=positive_int, help="resolution of png figures (default 150)")
+    p.add_argument("--window", type=step_window, metavar="START:END",
+                   help="a run's rasters: steps START <= t < END (either may be left out); default: see docs/outputs.md")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("clean", help="remove what stopped processes left behind (.NAME.partial-PID "

@@ -12,9 +12,15 @@ Run figures (:func:`run_plots`):
 - ``speakers.png``: for the first replicates, the token printed at each step and the population
   most responsible for it (largest ``alpha_s mu_s(t|w) / mu(t|w)`` summed over its premises).
 
-Sweep figures (:func:`sweep_plots`) follow the grid's shape and its kind (log axis for
-geometric grids, linear for arithmetic ones); time figures are the censoring-safe restricted
-mean ``E[min(T, N)]``, labelled as such.
+Sweep figures (:func:`sweep_plots`) draw the metrics of :data:`METRICS` (:func:`sweep_metrics`:
+with ``--exact`` the exact ``E[T]`` on a log axis, P(reached by N) simulated beside exact, the
+restricted mean ``E[min(T, N)]`` titled with its censored counts; no panel that repeats another)
+laid out by :func:`sweep_layout` (lines, lines per hue, heatmaps, facets), each parameter's axis
+scale from :func:`grid_kind` unless a :class:`FigureChoice` forces it.
+
+Analysis figures: :func:`eigenvalue_plane` (``1 - |lambda|`` on a log axis, multiplicities, the
+unit eigenvalues listed), :func:`stationary_mass` (where the chain ends), :func:`exact_curves`,
+:func:`transition_network`. The rasters of a run show a window of steps (:func:`raster_window`).
 
 Decomposition figures (:func:`amplitude_stories`, :func:`decomposition_comparison`) are those of
 ``ecology decompose``. The interactive page's figures (``page_*`` and :class:`PageNetwork`) draw on
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -42,6 +49,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
+from ecology.errors import UsageError
 from ecology.io import safe
 from ecology.kinds.observables import Certain, Majority
 
@@ -52,6 +60,7 @@ paper_style = matplotlib.rc_context(PAPER)  # decorates every figure drawn at a 
 SHOWN_TRAJECTORIES = 4  # individual replicates drawn under the population dynamics
 SHOWN_SPEAKERS = 16  # replicates in the speakers raster
 MAX_TICKS = 8
+DPI = 150  # resolution of a raster figure (png) unless --dpi says otherwise
 
 
 def esc(text) -> str:
@@ -59,7 +68,7 @@ def esc(text) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _save(fig, path: Path, dpi: int = 150, bbox_inches: str | None = "tight") -> None:
+def _save(fig, path: Path, dpi: int = DPI, bbox_inches: str | None = "tight") -> None:
     """Write the figure to ``path`` and close it (also when writing fails); an ``OSError`` that
     names no file (a full disk found by ``write``) names ``path``."""
     try:
@@ -76,7 +85,7 @@ def _colours(n: int) -> np.ndarray:
 
 @paper_style
 def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path: Path,
-                        trajectories: pd.DataFrame | None = None) -> None:
+                        trajectories: pd.DataFrame | None = None, dpi: int = DPI) -> None:
     """Stacked fraction of replicates in which each population holds > 1/2 of the amplitude
     (the rest: no majority), lines for > 0.99, and a few replicates' trajectories below."""
     colours = _colours(len(labels))
@@ -111,14 +120,14 @@ def population_dynamics(steps: pd.DataFrame, labels: list[str], title: str, path
             sub.set_yticklabels([])
         else:
             sub.set_ylabel("amplitude")
-    _save(fig, path)
+    _save(fig, path, dpi)
 
 
 PLOTTED_CRITERIA = 12  # curves of at most this many criteria in reaching.png (every one is in the tables)
 
 
 @paper_style
-def reaching_curves(criteria: dict, title: str, path: Path) -> None:
+def reaching_curves(criteria: dict, title: str, path: Path, dpi: int = DPI) -> None:
     """Per criterion: P(reached by t) (Kaplan–Meier, 95% band), fraction holding at t, and the
     exact chain's two curves where the summary has them; the first :data:`PLOTTED_CRITERIA`
     criteria only (beyond, the curves and their legend cannot be told apart, and drawing them costs
@@ -147,7 +156,7 @@ def reaching_curves(criteria: dict, title: str, path: Path) -> None:
     ax.set_title(f"{esc(title)}: criteria reached (first hit) and holding{some}")
     if criteria:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    _save(fig, path)
+    _save(fig, path, dpi)
 
 
 def _token_map(tokens: list[str], pad: str | None):
@@ -186,102 +195,225 @@ def _compact(indices: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[st
     return out, [names[u] for u in used], counts
 
 
+RASTER_STEPS = 400  # a longer run's rasters show this many steps by default (raster_window)
+
+
+def raster_window(raster: np.ndarray) -> tuple[int, int]:
+    """The steps ``START <= t < END`` a run's rasters show unless ``--window`` says otherwise: every
+    step of a run of at most :data:`RASTER_STEPS` steps (rows ``t = 0 .. N``); of a longer one, the
+    :data:`RASTER_STEPS` consecutive steps in which the raster replicate's window changes most often
+    (a step counts when its window differs from the step before), the earliest on a tie: where the
+    window stops changing (absorbed in a fixed page) the figure would be uniform colour."""
+    rows = len(raster)
+    if rows <= RASTER_STEPS:
+        return 0, rows
+    changed = np.concatenate([[0], np.cumsum(np.any(raster[1:] != raster[:-1], axis=1))])
+    counts = changed[RASTER_STEPS - 1:] - changed[:rows - RASTER_STEPS + 1]  # changes at steps s+1 .. s+W-1
+    start = int(np.argmax(counts))
+    return start, start + RASTER_STEPS
+
+
+def _window_text(window: tuple[int, int], rows: int) -> str:
+    """``steps 0-399 of 0-6000`` (every step: ``steps 0-40``)."""
+    start, end = window
+    return f"steps {start}-{end - 1}" + ("" if (start, end) == (0, rows) else f" of 0-{rows - 1}")
+
+
 @paper_style
-def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path) -> None:
-    """One replicate's window over time: x = step, y = position in the window, colour = token
-    (for a large vocabulary, the tokens that occur; the most frequent named)."""
+def window_raster(raster: np.ndarray, tokens: list[str], pad: str, title: str, path: Path,
+                  window: tuple[int, int] | None = None, dpi: int = DPI) -> None:
+    """One replicate's window over the steps ``START <= t < END`` of ``window`` (default
+    :func:`raster_window`): x = step, y = position in the window, colour = token (for a large
+    vocabulary, the tokens that occur; the most frequent named)."""
+    start, end = window or raster_window(raster)
     names, cmap = _token_map(tokens, pad)
-    raster, names, counts = _compact(raster, names)
+    shown, names, counts = _compact(raster[start:end], names)
     if counts is not None:
         cmap = ListedColormap(_colours(len(names)))
     fig, ax = plt.subplots(figsize=(7.0, 3.2))
-    ax.imshow(raster.T, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
-              origin="lower", extent=(-0.5, raster.shape[0] - 0.5, -0.5, raster.shape[1] - 0.5))
+    ax.imshow(shown.T, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
+              origin="lower", extent=(start - 0.5, end - 0.5, -0.5, shown.shape[1] - 0.5))
     _legend(ax, cmap, names, counts, "token")
     ax.set_xlabel("step (tokens generated)")
     ax.set_ylabel("position in window (0 = oldest)")
-    ax.set_title(esc(title))
-    _save(fig, path)
+    ax.set_title(f"{esc(title)}, {_window_text((start, end), len(raster))}")
+    _save(fig, path, dpi)
 
 
 @paper_style
-def speakers_raster(speakers: pd.DataFrame, tokens: list[str], labels: list[str], title: str, path: Path) -> None:
-    """For the first replicates: the token printed at each step (top) and the population most
-    responsible for it, ``argmax_population sum_s alpha_s mu_s(t|w) / mu(t|w)`` (bottom)."""
+def speakers_raster(speakers: pd.DataFrame, tokens: list[str], labels: list[str], title: str, path: Path,
+                    window: tuple[int, int] | None = None, dpi: int = DPI) -> None:
+    """For the first replicates, over the steps ``START <= t < END`` of ``window`` (default: every
+    step): the token printed at each step (top) and the population most responsible for it,
+    ``argmax_population sum_s alpha_s mu_s(t|w) / mu(t|w)`` (bottom)."""
     fig, axes = plt.subplots(2, 1, figsize=(7.0, 4.6), sharex=True)
-    if speakers.empty:
+    start, end = window or (1, int(speakers["step"].max()) + 1 if not speakers.empty else 1)
+    sub = speakers[(speakers["step"] >= start) & (speakers["step"] < end)]
+    if sub.empty:
         for ax in axes:
-            ax.text(0.5, 0.5, "no steps", ha="center", va="center", transform=ax.transAxes)
-        _save(fig, path)
+            ax.text(0.5, 0.5, "no steps printed in this window" if not speakers.empty else "no steps",
+                    ha="center", va="center", transform=ax.transAxes)
+        _save(fig, path, dpi)
         return
-    shown = sorted(speakers["replicate"].unique())[:SHOWN_SPEAKERS]
-    sub = speakers[speakers["replicate"].isin(shown)]
-    steps = int(sub["step"].max())
+    shown = sorted(sub["replicate"].unique())[:SHOWN_SPEAKERS]
+    sub = sub[sub["replicate"].isin(shown)]
+    first, last = int(sub["step"].min()), int(sub["step"].max())
     for ax, column, names, legend in ((axes[0], "token", tokens, "token printed"),
                                       (axes[1], "speaker", labels, "most responsible")):
         index = {name: i for i, name in enumerate(names)}
-        grid = np.full((len(shown), steps), np.nan)
-        grid[sub["replicate"].map({r: i for i, r in enumerate(shown)}).to_numpy(), sub["step"].to_numpy() - 1] = \
+        grid = np.full((len(shown), last - first + 1), np.nan)
+        grid[sub["replicate"].map({r: i for i, r in enumerate(shown)}).to_numpy(), sub["step"].to_numpy() - first] = \
             sub[column].astype(str).map(index).to_numpy(dtype=float)
         grid, names, counts = _compact(grid, names) if column == "token" else (grid, names, None)
         palette = _colours(len(names)) if column == "token" else plt.get_cmap("Dark2")(np.arange(len(names)) % 8)
         cmap = ListedColormap(palette)
         ax.imshow(grid, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5,
-                  origin="lower", extent=(0.5, steps + 0.5, -0.5, len(shown) - 0.5))
+                  origin="lower", extent=(first - 0.5, last + 0.5, -0.5, len(shown) - 0.5))
         _legend(ax, cmap, names, counts, legend)
         ax.set_ylabel("replicate")
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[0].set_title(f"{esc(title)}: who is speaking (token printed, and the population most responsible)")
+    every = int(speakers["step"].max())
+    steps = f"steps {first}-{last}" + ("" if (first, last) == (1, every) else f" of 1-{every}")
+    axes[0].set_title(f"{esc(title)}: who is speaking (token printed, and the population most responsible), {steps}")
     axes[1].set_xlabel("step (tokens generated)")
-    _save(fig, path)
+    _save(fig, path, dpi)
 
 
 def run_plots(directory: Path, summary: dict, steps: pd.DataFrame, raster: np.ndarray, tokens: list[str], pad: str,
-              replicate: int, trajectories: pd.DataFrame | None = None, speakers: pd.DataFrame | None = None) -> None:
-    """All plots of a run directory."""
+              replicate: int, trajectories: pd.DataFrame | None = None, speakers: pd.DataFrame | None = None,
+              window: tuple[int, int] | None = None, ext: str = "png", dpi: int = DPI) -> list[Path]:
+    """All plots of a run directory, in format ``ext``; the rasters over ``window`` (steps
+    ``START <= t < END``; default :func:`raster_window`, which the speakers raster shares)."""
     name = summary["scenario"]
     labels = list(summary["populations"])
-    population_dynamics(steps, labels, name, directory / "populations.png", trajectories)
-    reaching_curves(summary["criteria"], name, directory / "reaching.png")
-    window_raster(raster, tokens, pad, f"{name}: window of replicate {replicate} over time", directory / "raster.png")
+    window = window or raster_window(raster)
+    written = [directory / f"{stem}.{ext}" for stem in ("populations", "reaching", "raster")]
+    population_dynamics(steps, labels, name, written[0], trajectories, dpi=dpi)
+    reaching_curves(summary["criteria"], name, written[1], dpi=dpi)
+    window_raster(raster, tokens, pad, f"{name}: window of replicate {replicate}", written[2], window, dpi)
     if speakers is not None:
-        speakers_raster(speakers, tokens, labels, name, directory / "speakers.png")
+        written.append(directory / f"speakers.{ext}")
+        speakers_raster(speakers, tokens, labels, name, written[-1], window, dpi)
+    return written
+
+
+UNIT_TOLERANCE = 1e-9  # |lambda| within this of 1 counts as a unit eigenvalue (the solver's accuracy is ~1e-12)
+SAME_EIGENVALUE = 1e-9  # eigenvalues closer than this are counted as one, with its multiplicity
+
+
+def eigenvalue_groups(eigenvalues: list[list[float]]) -> list[tuple[complex, int]]:
+    """The computed eigenvalues as ``(value, multiplicity)``, values closer than
+    :data:`SAME_EIGENVALUE` counted as one, largest modulus first."""
+    values = sorted((complex(re, im) for re, im in eigenvalues), key=lambda z: (-abs(z), -z.real, -z.imag))
+    groups: list[list] = []
+    for z in values:
+        for group in groups:
+            if abs(group[0] - z) < SAME_EIGENVALUE:
+                group[1] += 1
+                break
+        else:
+            groups.append([z, 1])
+    return [(z, n) for z, n in groups]
+
+
+def _complex_text(z: complex) -> str:
+    """``0.9925``, ``-0.5 + 0.866i``, ``-1i``: parts below :data:`SAME_EIGENVALUE` written as 0."""
+    re, im = (0.0 if abs(v) < SAME_EIGENVALUE else v for v in (z.real, z.imag))
+    if im == 0:
+        return f"{re:.6g}"
+    return f"{im:.4g}i" if re == 0 else f"{re:.4g} {'+' if im > 0 else '-'} {abs(im):.4g}i"
 
 
 @paper_style
-def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path) -> None:
-    """The computed eigenvalues of T in the complex plane, with the unit circle."""
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    theta = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(theta), np.sin(theta), color="0.7", lw=1)
-    values = np.array(eigenvalues).reshape(-1, 2)
-    ax.scatter(values[:, 0], values[:, 1], zorder=3)
-    ax.set_xlabel("real part")
-    ax.set_ylabel("imaginary part")
-    ax.set_aspect("equal")
-    ax.set_xlim(-1.1, 1.1)
-    ax.set_ylim(-1.1, 1.1)
-    ax.set_title(f"{esc(title)}: largest eigenvalues of T")
-    _save(fig, path)
+def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path, dpi: int = DPI) -> None:
+    """The computed eigenvalues of T (the largest by modulus) as the distance from the unit
+    circle, ``1 - |lambda|`` (log axis), against their argument ``arg(lambda) / pi``: the spectral
+    gap ``1 - |lambda_2|`` is what sets the time to forget the start (about ``1 / (1 - |lambda_2|)``
+    steps). Marker area and a ``xN`` label give multiplicities; the unit eigenvalues
+    (``|lambda| = 1`` within :data:`UNIT_TOLERANCE`, one per closed class and period) cannot sit on
+    a log axis and are listed in the figure instead."""
+    groups = eigenvalue_groups(eigenvalues)
+    unit = [(z, n) for z, n in groups if abs(1 - abs(z)) <= UNIT_TOLERANCE]
+    inside = [(z, n) for z, n in groups if abs(1 - abs(z)) > UNIT_TOLERANCE]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    if inside:
+        gap = np.array([1 - abs(z) for z, _ in inside])
+        angle = np.array([np.angle(z) / np.pi for z, _ in inside])
+        count = np.array([n for _, n in inside])
+        ax.scatter(angle, gap, s=30 * count, zorder=3, alpha=0.8)
+        for a, g, n in zip(angle, gap, count):
+            if n > 1:
+                ax.annotate(f"x{n}", (a, g), xytext=(5, 3), textcoords="offset points", fontsize=7)
+        ax.set_yscale("log")
+        low, high = gap.min(), gap.max()
+        ax.set_ylim(high * 3, low / 3)  # inverted: near the unit circle (the slow modes) at the top
+        z, _ = inside[0]
+        ax.annotate(f"$|\\lambda_2|$ = {abs(z):.6g}, $1 - |\\lambda_2|$ = {1 - abs(z):.3g}", (angle[0], gap[0]),
+                    xytext=(0, 9), textcoords="offset points", fontsize=7, ha="center")
+        if any(z == 0 for z, _ in inside):
+            ax.annotate("$\\lambda = 0$", (0, 1), xytext=(0, -12), textcoords="offset points", fontsize=7, ha="center")
+    else:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "every computed eigenvalue has $|\\lambda| = 1$: nothing to draw on this axis",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_xticks([-1, -0.5, 0, 0.5, 1], ["-1", "-1/2", "0", "1/2", "1"])
+    ax.set_xlabel("argument $\\arg(\\lambda) / \\pi$ (0: real positive, $\\pm 1$: real negative)")
+    ax.set_ylabel("$1 - |\\lambda|$ (log axis; marker area: multiplicity)")
+    listed = ", ".join(f"{_complex_text(z)}{f' (x{n})' if n > 1 else ''}" for z, n in unit) or "none computed"
+    total = sum(n for _, n in groups)
+    ax.set_title(f"{esc(title)}: the {total} computed eigenvalues of T of largest modulus\n"
+                 + _wrap(f"unit eigenvalues ($|\\lambda| = 1$, not on the axis): {listed}", 100), fontsize=8)
+    _save(fig, path, dpi)
 
 
 @paper_style
-def stationary_mass(classes: list[dict], title: str, path: Path) -> None:
-    """Stationary mass of the top page-states of each closed class (weighted by the
-    probability of ending in that class from the initial window)."""
-    rows = [(esc(f"[{i}] {s['state']}"), cls["probability"] * s["mass"]) for i, cls in enumerate(classes)
-            for s in cls["stationary_top"]]
-    rows.sort(key=lambda r: -r[1])
-    rows = rows[:20][::-1]
-    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(rows) + 1)))
-    ax.barh([r[0] for r in rows], [r[1] for r in rows])
-    ax.set_xlabel("long-run probability from the initial window ([i] = closed class i)")
-    ax.set_title(f"{esc(title)}: stationary mass of the top page-states")
-    _save(fig, path)
+def stationary_mass(classes: list[dict], title: str, path: Path, dpi: int = DPI) -> None:
+    """Where the chain ends from the initial window: left, the probability of ending in each closed
+    class (the absorption probabilities; a class named by its absorbing page-state, or its size and
+    period); right, the stationary law within each closed class of more than one state (its top
+    page-states, as the report keeps them). A chain whose closed classes are single absorbing
+    states has no law within them to draw, and the figure says so; a chain with one closed class,
+    a single absorbing state, is said in words (there is nothing to draw)."""
+    names = [esc(f"[{i}] " + (c["absorbing_state"] or f"{c['size']:,} states, period {c['period']}"))
+             for i, c in enumerate(classes)]
+    if len(classes) == 1 and classes[0]["size"] == 1:
+        fig, ax = plt.subplots(figsize=(7.0, 1.8))
+        ax.set_axis_off()
+        ax.text(0.0, 0.5, f"one closed class, the absorbing page-state {names[0][4:]}, reached with probability "
+                f"{probability_text(classes[0]['probability'])}:\nthe stationary law is the point mass there; "
+                "nothing more to draw", ha="left", va="center", transform=ax.transAxes, fontsize=9)
+        ax.set_title(f"{esc(title)}: where the chain ends (long-run behaviour from the initial window)", loc="left")
+        _save(fig, path, dpi)
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, max(2.6, 0.3 * max(len(classes), 6) + 1.2)),
+                                      gridspec_kw={"width_ratios": [1, 1.3], "wspace": 0.9})
+    shown = sorted(range(len(classes)), key=lambda i: -classes[i]["probability"])[:20][::-1]  # likeliest on top
+    left.barh([names[i] for i in shown], [classes[i]["probability"] for i in shown], color="C0")
+    for k, i in enumerate(shown):
+        left.annotate(probability_text(classes[i]["probability"]), (classes[i]["probability"], k), xytext=(3, 0),
+                      textcoords="offset points", va="center", fontsize=7)
+    left.set_xlim(0, 1.15)
+    left.set_xlabel("probability of ending in the class")
+    more = f" (the 20 likeliest of {len(classes):,})" if len(classes) > 20 else ""
+    left.set_title(f"closed classes reached from the initial window{more}", fontsize=8, loc="left")
+    rows = [(esc(f"[{i}] {s['state']}"), s["mass"]) for i, c in enumerate(classes) if c["size"] > 1
+            for s in c["stationary_top"]]
+    rows = sorted(rows, key=lambda r: -r[1])[:20][::-1]
+    if rows:
+        right.barh([r[0] for r in rows], [r[1] for r in rows], color="C1")
+        right.set_xlabel("stationary probability within its class ([i] = class i)")
+        right.set_title("stationary law within each class of more than one state (top states)", fontsize=8, loc="left")
+    else:
+        right.set_axis_off()
+        right.text(0.0, 0.5, "every closed class is a single absorbing page-state:\nits stationary law is the point "
+                   "mass there,\nnothing more to draw", ha="left", va="center", transform=right.transAxes, fontsize=8)
+    fig.suptitle(f"{esc(title)}: where the chain ends (long-run behaviour from the initial window)", y=1.02)
+    _save(fig, path, dpi)
 
 
 @paper_style
-def transition_network(P, labels: list[str], title: str, path: Path) -> None:
+def transition_network(P, labels: list[str], title: str, path: Path, dpi: int = 110) -> None:
     """The chain drawn as a directed graph with labelled states and edge probabilities."""
     import networkx as nx
 
@@ -302,11 +434,11 @@ def transition_network(P, labels: list[str], title: str, path: Path) -> None:
                                  ax=ax, font_size=6, connectionstyle="arc3,rad=0.12")
     ax.set_title(f"{esc(title)}: transition network ({P.shape[0]} page-states, pads shown as the pad token)")
     ax.axis("off")
-    _save(fig, path, dpi=110)
+    _save(fig, path, dpi=dpi)
 
 
 @paper_style
-def exact_curves(curves: dict, title: str, path: Path) -> None:
+def exact_curves(curves: dict, title: str, path: Path, dpi: int = DPI) -> None:
     """Exact probability that each criterion holds at step t, and has held at or before t."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, c in curves.items():
@@ -318,31 +450,47 @@ def exact_curves(curves: dict, title: str, path: Path) -> None:
     ax.set_title(f"{esc(title)}: exact reaching and holding curves")
     if curves:
         ax.legend(loc="best")
-    _save(fig, path)
+    _save(fig, path, dpi)
 
 
 def grid_kind(values: list) -> str:
-    """How a grid's values are spaced, which decides its plot axis: ``"geometric"`` (numbers > 0
-    in constant ratio, at least 3 of them: ``START:STOP:*FACTOR`` or a list such as
-    ``0.001,0.01,0.1``; log axis), ``"arithmetic"`` (other numbers: linear axis) or
-    ``"categorical"`` (anything else: one tick per value, in grid order)."""
+    """How a grid's values are spaced, which decides its plot axis: ``"geometric"`` (log axis),
+    ``"arithmetic"`` (other numbers: linear axis) or ``"categorical"`` (anything else: one tick
+    per value, in grid order).
+
+    The rule for numbers: a grid is drawn on a log axis when its values are all > 0, at least 3
+    of them, and either in constant ratio (``START:STOP:*FACTOR``, a list such as
+    ``0.001,0.01,0.1``) or spanning a decade or more (``max / min >= 10``) with log-spacing more
+    even than linear spacing: the coefficient of variation (standard deviation over mean) of the
+    steps ``|ln x_{i+1} - ln x_i|`` smaller than that of the steps ``|x_{i+1} - x_i|``. The list
+    ``1,0.5,0.3,0.2,0.1`` is log (0.21 against 0.73), ``0.1:1:0.1`` linear (0.77 against 0)."""
     if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return "categorical"
     x = np.array(values, dtype=float)
-    if len(x) >= 3 and np.all(x > 0):
-        ratios = x[1:] / x[:-1]
-        differences = np.diff(x)
-        geometric = np.allclose(ratios, ratios[0], rtol=1e-9) and not np.isclose(ratios[0], 1.0)
-        if geometric and not np.allclose(differences, differences[0], rtol=1e-9):
-            return "geometric"
+    if len(x) < 3 or not np.all(x > 0):
+        return "arithmetic"
+    ratios = x[1:] / x[:-1]
+    if np.allclose(ratios, ratios[0], rtol=1e-9) and not np.isclose(ratios[0], 1.0):
+        return "geometric"
+    if x.max() / x.min() >= LOG_SPAN and _unevenness(np.log(x)) < _unevenness(x):
+        return "geometric"
     return "arithmetic"
 
 
-def _ticks(ax, axis: str, values: list, kind: str, texts: list[str] | None = None) -> np.ndarray:
+LOG_SPAN = 10.0  # a grid that is not in constant ratio is drawn on a log axis only if it spans this ratio
+
+
+def _unevenness(x: np.ndarray) -> float:
+    """The coefficient of variation of the steps ``|x_{i+1} - x_i|`` (0: evenly spaced)."""
+    steps = np.abs(np.diff(x))
+    return float(steps.std() / steps.mean()) if steps.mean() > 0 else 0.0
+
+
+def _ticks(ax, axis: str, values: list, kind: str, labels: list[str] | None = None) -> np.ndarray:
     """Positions of a swept parameter's values on ``axis`` ('x' or 'y'), its scale from the grid
     kind (log for geometric grids, linear for arithmetic ones, one slot per value for categories)
-    and at most ``MAX_TICKS`` labelled ticks, so that labels never overlap; ``texts`` (one per
-    value) replace the values as labels."""
+    and at most ``MAX_TICKS`` labelled ticks, so that labels never overlap; ``labels`` (one per
+    value) replace the values' own text."""
     if kind == "categorical":
         positions = np.arange(len(values), dtype=float)
     else:
@@ -351,7 +499,7 @@ def _ticks(ax, axis: str, values: list, kind: str, texts: list[str] | None = Non
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     every = max(1, math.ceil(len(values) / MAX_TICKS))
     chosen = list(range(0, len(values), every))
-    labels = [esc(t) for t in texts] if texts is not None else [esc(f"{v:g}" if isinstance(v, float) else v) for v in values]
+    labels = [esc(v) for v in labels] if labels is not None else [_value_text(v) for v in values]
     setter = ax.set_xticks if axis == "x" else ax.set_yticks
     setter(positions[chosen], [labels[i] for i in chosen])
     if axis == "x":
@@ -363,131 +511,451 @@ def _ticks(ax, axis: str, values: list, kind: str, texts: list[str] | None = Non
     return positions
 
 
-def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], steps: int | None = None
-                  ) -> list[tuple[str, str, str | None, str | None, str | None]]:
-    """(column, axis label, band low column, band high column, exact column) per plotted metric.
-    Time is the restricted mean ``E[min(T, N)]`` (censoring-safe), never a mean over the
-    replicates that happened to reach the criterion."""
+def _value_text(value) -> str:
+    return esc(f"{value:g}" if isinstance(value, float) else value)
+
+
+# The metrics of a sweep figure (``--plot``): name -> what a panel of it shows. A criterion's metric
+# may be qualified by the criterion (``revealed:expected_time``), ``amplitude`` by the population.
+METRICS = {
+    "expected_time": "exact E[T] per criterion (needs --exact), log axis; log10 E[T] where some point's E[T] "
+                     "overflows a double",
+    "reached": "P(reached by N) simulated, with its 95% Wilson interval, and exact (crosses, with --exact)",
+    "restricted_mean": "restricted mean E[min(T, N)] simulated, with its 95% interval, and exact (crosses); the "
+                       "title gives how many replicates were censored",
+    "median": "median of T with its 95% interval (no value where the KM curve does not cross 1/2 by N)",
+    "holding": "fraction of replicates holding the criterion at N, with its 95% Wilson interval",
+    "amplitude": "final mean amplitude per population",
+    "absorption_time": "exact expected time to a closed class (needs --exact)",
+}
+CRITERION_METRICS = ("expected_time", "reached", "restricted_mean", "median", "holding")
+EXACT_METRICS = ("expected_time", "absorption_time")
+
+
+@dataclass(frozen=True)
+class FigureChoice:
+    """What the sweep figures show, as ``--plot``, ``--x``, ``--hue``, ``--log`` and ``--linear``
+    ask: ``metrics`` are ``METRIC`` or ``NAME:METRIC`` (empty: the default panels); ``log`` and
+    ``linear`` hold axes forced to that scale: ``x``, ``y`` (the metric's values; a heatmap's
+    colour scale) or a grid parameter (its axis, where it is drawn on one)."""
+
+    metrics: tuple[str, ...] = ()
+    x: str | None = None
+    hue: str | None = None
+    log: frozenset[str] = frozenset()
+    linear: frozenset[str] = frozenset()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.metrics or self.x or self.hue or self.log or self.linear)
+
+
+def check_choice(choice: FigureChoice, grid: dict[str, list], kinds: dict[str, str], criteria: list[str],
+                 labels: list[str], exact: bool) -> None:
+    """Refuse, in one line (:class:`ecology.errors.UsageError`), a choice that cannot apply to the
+    sweep: an unknown metric or criterion, an exact metric without ``--exact``, ``--x``/``--hue``
+    not grid parameters, a hue with one parameter, a log scale for categories or values <= 0."""
+    for spec in choice.metrics:
+        name, _, metric = spec.rpartition(":")
+        if metric not in METRICS:
+            raise UsageError(f"--plot {spec}: unknown metric {metric!r}; the metrics are {', '.join(METRICS)} "
+                             "(optionally NAME:METRIC, NAME a criterion or, for amplitude, a population)")
+        if metric in EXACT_METRICS and not exact:
+            raise UsageError(f"--plot {spec}: {metric} is the exact chain's; run the sweep with --exact")
+        if name and metric == "amplitude" and name not in labels:
+            raise UsageError(f"--plot {spec}: no population {name!r}; the populations are {', '.join(labels)}")
+        if name and metric in CRITERION_METRICS and name not in criteria:
+            raise UsageError(f"--plot {spec}: no criterion {name!r}; the criteria are "
+                             f"{', '.join(criteria) or 'none ([absorption] declares none)'}")
+        if name and metric == "absorption_time":
+            raise UsageError(f"--plot {spec}: absorption_time belongs to the chain, not to a criterion: "
+                             "--plot absorption_time")
+    for flag, param in (("--x", choice.x), ("--hue", choice.hue)):
+        if param is not None and param not in grid:
+            raise UsageError(f"{flag} {param}: not a grid parameter; the grid parameters are {', '.join(grid)}")
+    if choice.hue is not None and len(grid) < 2:
+        raise UsageError(f"--hue {choice.hue}: the sweep has one grid parameter; --hue needs a second one")
+    if choice.hue is not None and choice.hue == choice.x:
+        raise UsageError(f"--hue {choice.hue}: the same parameter as --x; give --hue another grid parameter")
+    both = sorted(choice.log & choice.linear)
+    if both:
+        raise UsageError(f"--log {both[0]} and --linear {both[0]}: choose one scale for {both[0]}")
+    layout = sweep_layout(grid, kinds, choice)
+    for flag, axes in (("--log", choice.log), ("--linear", choice.linear)):
+        for axis in sorted(axes):
+            param = layout.x if axis == "x" else axis
+            if axis != "y" and param not in grid:
+                raise UsageError(f"{flag} {axis}: AXIS is x, y or a grid parameter ({', '.join(grid)})")
+            if axis == "y":
+                continue
+            if layout.heatmap:
+                raise UsageError(f"{flag} {axis}: a heatmap's axes are one cell per grid value; give --hue PARAM "
+                                 "to draw lines (their x axis has a scale), or scale y (the heatmap's colours)")
+            if param != layout.x:
+                raise UsageError(f"{flag} {axis}: {param} is drawn as {'lines' if param == layout.hue else 'facets'}, "
+                                 f"not on an axis; scale x (the parameter {layout.x}) or y (the values)")
+            if kinds[param] == "categorical":
+                raise UsageError(f"{flag} {axis}: {param} takes values that are not numbers; it has no scale")
+            if flag == "--log" and min(float(v) for v in grid[param]) <= 0:
+                raise UsageError(f"--log {axis}: {param} takes values <= 0, which a log axis cannot show; "
+                                 f"use --linear {axis}")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a sweep is drawn: ``x`` on the horizontal axis, a line per value of ``hue``, a facet per
+    combination of ``facets``; ``heatmap`` (two numeric parameters and no hue): ``x`` across, ``hue``
+    up the cells."""
+
+    x: str
+    hue: str | None
+    facets: tuple[str, ...]
+    heatmap: bool
+
+
+def sweep_layout(grid: dict[str, list], kinds: dict[str, str], choice: FigureChoice) -> Layout:
+    """The rule: ``x`` is ``--x``, else the first numeric parameter other than ``--hue`` (else the
+    first other than it); with two or
+    more parameters the second is ``--hue``, else the first other numeric one (else the first other);
+    two numeric parameters and no ``--hue`` are a heatmap; the remaining parameters are facets."""
+    params = list(grid)
+    numeric = [p for p in params if kinds.get(p) != "categorical"]
+    free = [p for p in params if p != choice.hue]
+    x = choice.x or ([p for p in numeric if p in free] or free)[0]
+    others = [p for p in params if p != x]
+    if not others:
+        return Layout(x, None, (), False)
+    hue = choice.hue or ([p for p in numeric if p != x] or others)[0]
+    heatmap = len(params) == 2 and choice.hue is None and kinds.get(x) != "categorical" and kinds.get(hue) != "categorical"
+    return Layout(x, hue, tuple(p for p in others if p != hue), heatmap)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One plotted figure: ``column`` of the rows (also the figure's file-name part), its title and
+    unit, the columns of its 95% band (``lo``, ``hi``) and of the exact chain's value drawn as crosses
+    beside it (``exact``), and whether its values go on a log axis unless told otherwise."""
+
+    column: str
+    title: str
+    unit: str
+    lo: str | None = None
+    hi: str | None = None
+    exact: str | None = None
+    log: bool = False
+
+
+def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], steps: int | None = None,
+                  metrics: tuple[str, ...] = (), replicates: int | None = None) -> tuple[pd.DataFrame, list[Panel]]:
+    """The panels of the sweep figures and the rows they read (with the derived column of a log10
+    ``E[T]``): the ``metrics`` asked for (``METRIC`` for every criterion or population, or
+    ``NAME:METRIC``), in that order, else the default panels.
+
+    The default, per criterion: the exact ``E[T]`` (with ``--exact``), P(reached by N), the restricted
+    mean ``E[min(T, N)]`` (never a mean over the replicates that happened to reach it) and holding at
+    N; then the final amplitude per population and the exact expected absorption time. A default panel
+    is left out where it carries no information: holding where the criterion's set is closed
+    (``C_exact_closed``: reached = holding) or its column equals an earlier panel's at every point; a
+    population's amplitude when it is the only one (identically 1) or the last one (1 minus the sum of
+    the others); the absorption time where it equals a criterion's ``E[T]`` or is 0 (the initial
+    window in a closed class) at every point."""
     horizon = f"N = {steps}" if steps is not None else "N"
-    metrics = []
-    for c in criteria:
-        c_ = esc(c)
-        metrics.append((f"{c}_reached", f"'{c_}': P(reached by {horizon})", f"{c}_reached_lo", f"{c}_reached_hi",
-                        f"{c}_exact_reached_by_horizon"))
-        metrics.append((f"{c}_restricted_mean", f"'{c_}': restricted mean time\nto reach, E[min(T, {horizon})]",
-                        f"{c}_restricted_mean_lo", f"{c}_restricted_mean_hi", f"{c}_exact_restricted_mean"))
-        metrics.append((f"{c}_holding_final", f"'{c_}': holding at {horizon}", f"{c}_holding_final_lo",
-                        f"{c}_holding_final_hi", None))
-    for label in labels:
-        metrics.append((f"{label}_amplitude_final_mean", f"'{esc(label)}': final mean amplitude", None, None, None))
-    return [(col, name, lo, hi, exact if exact in rows else None) for col, name, lo, hi, exact in metrics if col in rows]
+    asked = [spec.rpartition(":")[::2] for spec in metrics]
+    if not asked:
+        asked = [(c, m) for c in criteria for m in ("expected_time", "reached", "restricted_mean", "holding")]
+        asked += [(label, "amplitude") for label in labels[:-1]] + [("", "absorption_time")]
+    panels: list[Panel] = []
+    for name, metric in asked:
+        for owner in ([name] if name else criteria if metric in CRITERION_METRICS else labels if metric == "amplitude"
+                      else [""]):
+            rows, panel = _panel(rows, owner, metric, horizon, replicates, labels)
+            if panel is None and metrics and metric in EXACT_METRICS:  # asked for, out of reach at every point: said
+                column = "exact_expected_absorption_time" if metric == "absorption_time" else \
+                    f"{owner}_exact_expected_hitting_time"
+                rows, panel = _panel(rows.assign(**{column: np.nan}), owner, metric, horizon, replicates, labels)
+            if panel is not None and (metrics or _informative(rows, panel, panels, labels)):
+                panels.append(panel)
+    return rows, panels
 
 
-def _unit(column: str) -> str:
-    return "steps" if "restricted_mean" in column else "amplitude" if "amplitude" in column else "fraction"
+def _panel(rows: pd.DataFrame, owner: str, metric: str, horizon: str, replicates: int | None,
+           labels: list[str]) -> tuple[pd.DataFrame, Panel | None]:
+    """The panel of one metric of one criterion or population (None where the rows lack its column)."""
+    c, c_ = owner, f"'{esc(owner)}'"
+    if metric == "expected_time":
+        column = f"{c}_exact_expected_hitting_time"
+        if column not in rows:
+            return rows, None
+        missed = int(np.isinf(rows[column].astype(float)).sum())
+        note = f"; infinite at {missed} point{'s' * (missed != 1)} (the set may be missed): not drawn" if missed else ""
+        overflow = f"{column}_log10"
+        if overflow in rows and rows[overflow].notna().any():
+            values = rows[column].astype(float)
+            logged = np.where(np.isfinite(values) & (values > 0), np.log10(values.where(values > 0, np.nan)), rows[overflow])
+            derived = f"{c}_exact_log10_expected_hitting_time"
+            return rows.assign(**{derived: logged}), Panel(
+                derived, f"{c_}: log10 of the exact E[T] (E[T] overflows a double at some points){note}", "log10 steps")
+        return rows, Panel(column, f"{c_}: exact expected time to reach, E[T]{note}", "steps", log=True)
+    if metric == "reached":
+        exact = f"{c}_exact_reached_by_horizon"
+        return rows, _simulated(rows, f"{c}_reached", f"{c_}: P(reached by {horizon})", "fraction", exact)
+    if metric == "restricted_mean":
+        panel = _simulated(rows, f"{c}_restricted_mean", f"{c_}: restricted mean time to reach, E[min(T, {horizon})]",
+                           "steps", f"{c}_exact_restricted_mean")
+        if panel is not None and f"{c}_censored" in rows:
+            panel = Panel(**{**panel.__dict__, "title": f"{panel.title}; {_censored(rows, c, replicates)}"})
+        return rows, panel
+    if metric == "median":
+        return rows, _simulated(rows, f"{c}_time_median", f"{c_}: median time to reach (KM; none where it does not "
+                                f"cross 1/2 by {horizon})", "steps")
+    if metric == "holding":
+        return rows, _simulated(rows, f"{c}_holding_final", f"{c_}: holding at {horizon}", "fraction")
+    if metric == "amplitude":
+        column = f"{c}_amplitude_final_mean"
+        rest = "" if len(labels) != 2 else f" ('{esc(next(x for x in labels if x != c))}': 1 minus it)"
+        return rows, Panel(column, f"{c_}: final mean amplitude{rest}", "amplitude") if column in rows else None
+    column = "exact_expected_absorption_time"  # absorption_time
+    return rows, Panel(column, "exact expected time to a closed class", "steps", log=True) if column in rows else None
 
 
-def _annotate(ax, values: np.ndarray, image) -> None:
-    """Write each heatmap cell's value in it, dark on light cells and light on dark ones."""
-    finite = values[np.isfinite(values)]
-    if not len(finite):
-        return
-    middle = (np.nanmin(finite) + np.nanmax(finite)) / 2
+def _simulated(rows: pd.DataFrame, column: str, title: str, unit: str, exact: str | None = None) -> Panel | None:
+    if column not in rows:
+        return None
+    band = f"{column}_lo" in rows and f"{column}_hi" in rows
+    return Panel(column, title, unit, f"{column}_lo" if band else None, f"{column}_hi" if band else None,
+                 exact if exact in rows else None)
+
+
+def _censored(rows: pd.DataFrame, c: str, replicates: int | None) -> str:
+    """How many replicates were censored at the horizon, over the points: ``censored 117-171 of 200``."""
+    censored = rows[f"{c}_censored"].dropna().astype(int)
+    if censored.empty:
+        return "censored: no point"
+    spread = f"{censored.min():,}" if censored.min() == censored.max() else f"{censored.min():,}-{censored.max():,}"
+    n = rows["run.replicates"] if "run.replicates" in rows else replicates
+    if n is None:
+        return f"censored: {spread} replicates per point"
+    if not np.isscalar(n):
+        share = censored / n.loc[censored.index]
+        return f"censored: {spread} replicates per point ({share.min():.0%}-{share.max():.0%})"
+    return f"censored: {spread} of {n:,} replicates per point"
+
+
+def _informative(rows: pd.DataFrame, panel: Panel, shown: list[Panel], labels: list[str]) -> bool:
+    """Whether a default panel says something the shown ones do not (the rules of :func:`sweep_metrics`)."""
+    if panel.column.endswith("_holding_final"):
+        closed = panel.column.removesuffix("_holding_final") + "_exact_closed"
+        if closed in rows and rows[closed].astype(str).str.lower().eq("true").all():
+            return False
+    if panel.column.endswith("_amplitude_final_mean") and len(labels) < 2:
+        return False
+    values = rows[panel.column].to_numpy(dtype=float)
+    if panel.column == "exact_expected_absorption_time" and np.all(values == 0):
+        return False  # the initial window is in a closed class at every point
+    if not np.isfinite(values).any():
+        return panel.column.endswith("_expected_hitting_time")  # an exact E[T] out of reach is said, not hidden
+    return not any(np.allclose(values, rows[p.column].to_numpy(dtype=float), rtol=1e-12, atol=0, equal_nan=True)
+                   for p in shown)
+
+
+def _annotate(ax, values: np.ndarray, image, exact: np.ndarray | None = None) -> None:
+    """Write each heatmap cell's value in it (and below, in parentheses, the exact chain's), dark on
+    light cells and light on dark ones."""
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
-                    color="white" if v < middle else "black")
+            light = sum(image.cmap(image.norm(v))[:3]) > 1.5
+            text = f"{v:.3g}" if exact is None or not np.isfinite(exact[i, j]) else f"{v:.3g}\n({exact[i, j]:.3g})"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7 if exact is None else 6,
+                    color="black" if light else "white")
 
 
 @paper_style
 def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], criteria: list[str], labels: list[str],
-                title: str, kinds: dict[str, str] | None = None, steps: int | None = None,
-                axis_labels: dict[str, str] | None = None, tick_labels: dict[str, list[str]] | None = None) -> list[Path]:
-    """Plots chosen by the grid's shape: lines with 95% bands (one parameter), annotated
-    heatmaps (two), faceted lines (more); exact values drawn as black crosses where known.
-    ``axis_labels`` (grid path -> axis title) and ``tick_labels`` (grid path -> one label per grid
-    value) replace the path and the values on the axes where given."""
+                title: str, kinds: dict[str, str] | None = None, steps: int | None = None, *,
+                choice: FigureChoice = FigureChoice(), replicates: int | None = None,
+                axis_labels: dict[str, str] | None = None, tick_labels: dict[str, list[str]] | None = None,
+                ext: str = "png", dpi: int = DPI) -> list[Path]:
+    """The sweep's figures (:func:`sweep_layout`): one parameter, or lines per value of a second
+    (``hue``), in ``sweep.EXT``, a panel per metric with its 95% band and the exact chain's values as
+    crosses; two numeric parameters and no hue, an annotated heatmap per metric
+    (``heatmap_COLUMN.EXT``); more, faceted lines per metric (``facets_COLUMN.EXT``). The metrics are
+    :func:`sweep_metrics`'s. ``axis_labels`` (parameter -> axis title) and ``tick_labels`` (parameter
+    -> one label per grid value, in grid order) replace the raw path and values wherever a parameter
+    is named: axes, ticks, legends, facet titles."""
     kinds = {p: (kinds or {}).get(p) or grid_kind(values) for p, values in grid.items()}
-    axis = {p: (axis_labels or {}).get(p, p) for p in grid}
-    tick = {p: dict(zip(map(str, grid[p]), (tick_labels or {})[p])) for p in grid if p in (tick_labels or {})}
-
-    def ticks(ax, where: str, p: str, values: list, kind: str) -> np.ndarray:
-        return _ticks(ax, where, values, kind, [tick[p][str(v)] for v in values] if p in tick else None)
     # list values (a swept prompt) are drawn by their text, as results.csv holds them
     listed = [p for p, values in grid.items() if any(isinstance(v, (list, dict)) for v in values)]
     if listed:
         grid = {p: [str(v) for v in values] if p in listed else values for p, values in grid.items()}
         rows = rows.assign(**{p: rows[p].astype(str) for p in listed if p in rows})
-    metrics = sweep_metrics(rows, criteria, labels, steps)
-    params = list(grid)
-    written = []
-    if rows.empty or not metrics:
-        return written
-    if len(params) == 1:
-        p = params[0]
-        values = [v for v in grid[p] if v in set(rows[p])]
-        fig, axes = plt.subplots(len(metrics), 1, figsize=(6.0, 1.7 * len(metrics) + 0.6), squeeze=False, sharex=True,
-                                 gridspec_kw={"hspace": 0.45})
-        table = rows.set_index(p).reindex(values)
-        for ax, (col, name, lo, hi, exact) in zip(axes[:, 0], metrics):
-            x = ticks(ax, "x", p, values, kinds[p])
-            ax.plot(x, table[col], marker="o", ms=3, label="simulated")
-            if lo:
-                ax.fill_between(x, table[lo], table[hi], alpha=0.25, label="95% interval")
-            if exact:
-                ax.plot(x, table[exact], "kx", ms=5, label="exact chain")
-            ax.set_title(name.replace("\n", " "), fontsize=8, loc="left")
-            ax.set_ylabel(_unit(col))
-        axes[-1, 0].set_xlabel(esc(axis[p]))
-        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if rows.empty:
+        return []
+    rows, panels = sweep_metrics(rows, criteria, labels, steps, choice.metrics, replicates)
+    if not panels:
+        return []
+    names = Names(axis_labels or {}, tick_labels or {}, grid)
+    layout = sweep_layout(grid, kinds, choice)
+    x_kind = "geometric" if {"x", layout.x} & choice.log else "arithmetic" if {"x", layout.x} & choice.linear \
+        else kinds[layout.x]
+    draw = Drawing(rows, grid, names, layout, x_kind, choice, title)
+    if layout.heatmap:
+        return [draw.heatmap(panel, directory / f"heatmap_{panel.column}.{ext}", dpi) for panel in panels]
+    if layout.facets:
+        return [draw.facets(panel, directory / f"facets_{panel.column}.{ext}", dpi) for panel in panels]
+    return [draw.lines(panels, directory / f"sweep.{ext}", dpi)]
+
+
+@dataclass(frozen=True)
+class Names:
+    """How parameters and their values are written: the given axis titles and tick labels, else the
+    path and the value."""
+
+    axis: dict[str, str]
+    ticks: dict[str, list[str]]
+    grid: dict[str, list]
+
+    def of(self, param: str) -> str:
+        return esc(self.axis.get(param, param))
+
+    def value(self, param: str, value) -> str:
+        if param in self.ticks:
+            return esc(self.ticks[param][self.grid[param].index(value)])
+        return _value_text(value)
+
+    def tick_labels(self, param: str) -> list[str] | None:
+        return self.ticks.get(param)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """The figures of one sweep, drawn from its rows as :func:`sweep_plots` lays them out."""
+
+    rows: pd.DataFrame
+    grid: dict[str, list]
+    names: Names
+    layout: Layout
+    x_kind: str
+    choice: FigureChoice
+    title: str
+
+    def y_log(self, panel: Panel) -> bool:
+        return "y" in self.choice.log or (panel.log and "y" not in self.choice.linear)
+
+    def curves(self, ax, panel: Panel, rows: pd.DataFrame) -> None:
+        """A panel's lines on ``ax``: one per hue value (or one), with band and exact crosses."""
+        x_param, hue = self.layout.x, self.layout.hue
+        x = _ticks(ax, "x", self.grid[x_param], self.x_kind, self.names.tick_labels(x_param))
+        hues = self.grid[hue] if hue else [None]
+        colours = _colours(len(hues))
+        for value, colour in zip(hues, colours):
+            line = (rows if hue is None else rows[rows[hue] == value]).drop_duplicates(x_param).set_index(x_param)
+            line = line.reindex(self.grid[x_param])
+            exact_only = panel.exact is None and panel.lo is None and "exact" in panel.column
+            label = self.names.value(hue, value) if hue else "exact chain" if exact_only else "simulated"
+            ax.plot(x, line[panel.column], marker="x" if exact_only else "o", ms=4 if exact_only else 3, color=colour,
+                    label=label)
+            if panel.lo:
+                ax.fill_between(x, line[panel.lo], line[panel.hi], color=colour, alpha=0.2 if hue else 0.25, lw=0)
+            if panel.exact:
+                ax.plot(x, line[panel.exact], "x", color="black" if hue is None else colour, ms=5)
+        if not np.isfinite(rows[panel.column].to_numpy(dtype=float)).any():
+            ax.text(0.5, 0.5, "no value at any point (see exact_note in results.csv)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+            ax.set_yticks([])
+            ax.update_datalim(np.column_stack([x, np.zeros_like(x)]))  # the grid's span, as a drawn line would set it
+            ax.autoscale_view()
+        elif self.y_log(panel) and (rows[panel.column].to_numpy(dtype=float) > 0).any():
+            _log_axis(ax, rows[panel.column].to_numpy(dtype=float))
+        ax.set_ylabel(panel.unit)
+
+    def legend(self, ax, panels: list[Panel]) -> None:
+        handles, texts = ax.get_legend_handles_labels()
+        if any(p.lo for p in panels):
+            handles.append(plt.Rectangle((0, 0), 1, 1, color="0.6", alpha=0.4))
+            texts.append("95% interval")
+        if any(p.exact for p in panels):
+            handles.append(matplotlib.lines.Line2D([], [], color="black", marker="x", ls="none"))
+            texts.append("exact chain, beside simulated")
+        title = self.names.of(self.layout.hue) if self.layout.hue else None
+        ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=title)
+
+    def lines(self, panels: list[Panel], path: Path, dpi: int) -> Path:
+        fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 1.8 * len(panels) + 0.7), squeeze=False, sharex=True,
+                                 gridspec_kw={"hspace": 0.5})
+        for ax, panel in zip(axes[:, 0], panels):
+            self.curves(ax, panel, self.rows)
+            ax.set_title(_wrap(panel.title, 80), fontsize=8, loc="left")
+        axes[-1, 0].set_xlabel(self.names.of(self.layout.x))
+        self.legend(axes[0, 0], panels)
         height = fig.get_size_inches()[1]
-        fig.subplots_adjust(top=1 - 0.55 / height)
-        fig.suptitle(f"{esc(title)}: sweep over {esc(p)} ({kinds[p]} grid)", y=1 - 0.12 / height)
-        written.append(directory / "sweep.png")
-        _save(fig, written[-1])
-    elif len(params) == 2:
-        p, q = params
-        for col, name, _, _, _ in metrics:
-            table = rows.pivot_table(index=q, columns=p, values=col, aggfunc="first").reindex(index=grid[q], columns=grid[p])
-            values = table.to_numpy(dtype=float)
-            fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(grid[p]), 1.4 + 0.45 * len(grid[q])))
-            image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
-            _annotate(ax, values, image)
-            ticks(ax, "x", p, grid[p], "categorical")
-            ticks(ax, "y", q, grid[q], "categorical")
-            ax.set_xlabel(esc(axis[p]))
-            ax.set_ylabel(esc(axis[q]))
-            fig.colorbar(image, ax=ax, label=name)
-            note = " (censoring-safe)" if "restricted_mean" in col else ""
-            ax.set_title(f"{esc(title)}: {name.replace(chr(10), ' ')}{note}", fontsize=8)
-            written.append(directory / f"heatmap_{col}.png")
-            _save(fig, written[-1])
-    else:
-        p, q, rest = params[0], params[1], params[2:]
-        facets = list(itertools.product(*(grid[r] for r in rest)))
-        for col, name, lo, hi, exact in metrics:
-            fig, axes = plt.subplots(1, len(facets), figsize=(2.8 * len(facets) + 1.5, 2.8), squeeze=False, sharey=True)
-            for ax, facet in zip(axes[0], facets):
-                sub = rows
-                for r, v in zip(rest, facet):
-                    sub = sub[sub[r] == v]
-                x = ticks(ax, "x", p, grid[p], kinds[p])
-                for v in grid[q]:
-                    line = sub[sub[q] == v].set_index(p).reindex(grid[p])
-                    ax.plot(x, line[col], marker="o", ms=3, label=f"{esc(q)} = {esc(tick[q][str(v)] if q in tick else v)}")
-                    if lo:
-                        ax.fill_between(x, line[lo], line[hi], alpha=0.15)
-                    if exact:
-                        ax.plot(x, line[exact], "kx", ms=4)
-                ax.set_title(", ".join(f"{esc(r)} = {esc(v)}" for r, v in zip(rest, facet)), fontsize=8)
-                ax.set_xlabel(esc(axis[p]))
-            axes[0, 0].set_ylabel(_unit(col))
-            axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-            fig.suptitle(f"{esc(title)}: {name.replace(chr(10), ' ')}" + (" (crosses: exact chain)" if exact else ""),
-                         y=1.04)
-            written.append(directory / f"facets_{col}.png")
-            _save(fig, written[-1])
-    return written
+        fig.subplots_adjust(top=1 - 0.6 / height)
+        scale = "log" if self.x_kind == "geometric" else "linear" if self.x_kind == "arithmetic" else "one slot per value"
+        over = f" and {self.names.of(self.layout.hue)}" if self.layout.hue else ""
+        fig.suptitle(f"{esc(self.title)}: sweep over {self.names.of(self.layout.x)} ({scale} axis){over}",
+                     y=1 - 0.12 / height)
+        _save(fig, path, dpi)
+        return path
+
+    def facets(self, panel: Panel, path: Path, dpi: int) -> Path:
+        facets = list(itertools.product(*(self.grid[r] for r in self.layout.facets)))
+        fig, axes = plt.subplots(1, len(facets), figsize=(2.8 * len(facets) + 1.5, 3.0), squeeze=False, sharey=True)
+        for ax, facet in zip(axes[0], facets):
+            sub = self.rows
+            for r, v in zip(self.layout.facets, facet):
+                sub = sub[sub[r] == v]
+            self.curves(ax, panel, sub)
+            ax.set_title(", ".join(f"{self.names.of(r)} = {self.names.value(r, v)}"
+                                   for r, v in zip(self.layout.facets, facet)), fontsize=8)
+            ax.set_xlabel(self.names.of(self.layout.x))
+        for ax in axes[0, 1:]:
+            ax.set_ylabel("")
+        self.legend(axes[0, -1], [panel])
+        fig.suptitle(f"{esc(self.title)}: {_wrap(panel.title, 110)}", y=1.06)
+        _save(fig, path, dpi)
+        return path
+
+    def heatmap(self, panel: Panel, path: Path, dpi: int) -> Path:
+        x, y = self.layout.x, self.layout.hue
+        values, exact = (None if column is None else self.rows.pivot_table(
+            index=y, columns=x, values=column, aggfunc="first", dropna=False).reindex(
+            index=self.grid[y], columns=self.grid[x]).to_numpy(dtype=float) for column in (panel.column, panel.exact))
+        fig, ax = plt.subplots(figsize=(2.4 + 0.75 * len(self.grid[x]), 1.6 + 0.45 * len(self.grid[y])))
+        finite = values[np.isfinite(values)]
+        log = self.y_log(panel) and len(finite) and finite.min() > 0 and finite.max() > finite.min()
+        norm = matplotlib.colors.LogNorm(finite.min(), finite.max()) if log else None
+        image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis", norm=norm)
+        _annotate(ax, values, image, exact)
+        if not len(finite):
+            ax.text(0.5, 0.5, "no value at any point", ha="center", va="center", transform=ax.transAxes)
+        _ticks(ax, "x", self.grid[x], "categorical", self.names.tick_labels(x))
+        _ticks(ax, "y", self.grid[y], "categorical", self.names.tick_labels(y))
+        ax.set_xlabel(self.names.of(x))
+        ax.set_ylabel(self.names.of(y))
+        fig.colorbar(image, ax=ax, label=f"{panel.unit}{' (log scale)' if log else ''}")
+        cells = "" if not panel.exact else " (cells: simulated, and exact chain in parentheses)"
+        ax.set_title(f"{esc(self.title)}: {_wrap(panel.title + cells, 70)}", fontsize=8)
+        _save(fig, path, dpi)
+        return path
+
+
+def _log_axis(ax, values: np.ndarray) -> None:
+    """A log value axis; over less than two decades its ticks written plainly (``150``, not
+    ``1.5 x 10^2``): at round numbers (less than a decade) or at 1, 1.5, 2, 3, 5 and 7 times the
+    powers of ten."""
+    ax.set_yscale("log")
+    positive = values[np.isfinite(values) & (values > 0)]
+    if len(positive) and positive.max() / positive.min() < 100:
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10])
+                                   if positive.max() / positive.min() < 10 else
+                                   matplotlib.ticker.LogLocator(subs=(1, 1.5, 2, 3, 5, 7), numticks=30))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def amplitude_stories(stories: list[tuple[str, list[str], np.ndarray]], title: str, path: Path) -> None:

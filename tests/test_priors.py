@@ -241,7 +241,7 @@ def test_plot_axes_name_the_acting_prior():
 
 def test_sweep_plots_use_the_axis_titles_and_tick_labels(tmp_path, monkeypatch):
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path, **_: drawn.append(fig))
+    monkeypatch.setattr(plots, "_save", lambda fig, path, *_, **__: drawn.append(fig))
     rows = pd.DataFrame({"premises.luigi.prior": [0.5, 0.99], "context.length": [4, 4], "revealed_reached": [0.3, 0.2],
                          "revealed_reached_lo": [0.2, 0.1], "revealed_reached_hi": [0.4, 0.3]})
     grid = {"premises.luigi.prior": [0.5, 0.99]}

@@ -20,7 +20,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
-from ecology.errors import UnreadableDirectory
+from ecology.errors import UnreadableDirectory, UsageError
 from ecology.io.safe import write_atomically
 
 NETWORK_LIMIT = 64  # an analysis keeps (and draws) the transition network of chains up to this size
@@ -89,12 +89,29 @@ def read_run(directory: Path) -> RunFiles:
         raise UnreadableDirectory(f"{directory}: not a readable run directory ({type(err).__name__}: {err})") from None
 
 
-def draw_run(directory: Path, run: RunFiles) -> None:
-    """The plots of a run (:func:`ecology.plots.run_plots`) from what its directory holds."""
+def check_window(run: RunFiles, window: tuple[int | None, int | None] | None) -> tuple[int, int] | None:
+    """``--window START:END`` of ``ecology plot`` against the run's steps ``0 .. N``: the steps
+    ``START <= t < END`` (a missing START is 0, a missing END is N + 1), or None when not given;
+    a window outside the run is a :class:`ecology.errors.UsageError`."""
+    if window is None:
+        return None
+    steps = len(run.raster) - 1
+    start, end = window[0] or 0, steps + 1 if window[1] is None else window[1]
+    if start > steps or end > steps + 1 or start >= end:
+        raise UsageError(f"--window {'' if window[0] is None else window[0]}:{'' if window[1] is None else window[1]}: "
+                         f"the run has steps 0 .. {steps}; give 0 <= START < END <= {steps + 1}")
+    return start, end
+
+
+def draw_run(directory: Path, run: RunFiles, window: tuple[int, int] | None = None, ext: str = "png",
+             dpi: int | None = None) -> list[Path]:
+    """The plots of a run (:func:`ecology.plots.run_plots`) from what its directory holds, the
+    rasters over ``window`` (steps ``START <= t < END``; default :func:`ecology.plots.raster_window`)."""
     from ecology import plots
 
-    plots.run_plots(directory, run.summary, run.steps, run.raster, run.tokens, run.pad,
-                           run.summary.get("raster_replicate", 0), run.trajectories, run.speakers)
+    return plots.run_plots(directory, run.summary, run.steps, run.raster, run.tokens, run.pad,
+                           run.summary.get("raster_replicate", 0), run.trajectories, run.speakers, window, ext,
+                           dpi or plots.DPI)
 
 
 def write_analysis(target: Path, report, chain) -> Path:
@@ -131,21 +148,23 @@ def read_analysis(directory: Path) -> tuple[dict, tuple[np.ndarray, np.ndarray] 
             from None
 
 
-def draw_analysis(directory: Path, report: dict, network: tuple[np.ndarray, np.ndarray] | None) -> list[Path]:
-    """``eigenvalues.png``, ``stationary.png``, ``curves.png`` (with a horizon) and
-    ``network.png`` (small chains) of an analysis report."""
+def draw_analysis(directory: Path, report: dict, network: tuple[np.ndarray, np.ndarray] | None, ext: str = "png",
+                  dpi: int | None = None) -> list[Path]:
+    """``eigenvalues``, ``stationary``, ``curves`` (with a horizon) and ``network`` (small chains)
+    of an analysis report, in format ``ext`` (``.png`` unless told)."""
     import scipy.sparse as sp
 
     from ecology import plots
 
     name = report["scenario"]
-    written = [directory / "eigenvalues.png", directory / "stationary.png"]
-    plots.eigenvalue_plane(report["eigenvalues_complex"], name, written[0])
-    plots.stationary_mass(report["closed_classes"], name, written[1])
+    written = [directory / f"eigenvalues.{ext}", directory / f"stationary.{ext}"]
+    plots.eigenvalue_plane(report["eigenvalues_complex"], name, written[0], dpi or plots.DPI)
+    plots.stationary_mass(report["closed_classes"], name, written[1], dpi or plots.DPI)
     if report.get("curves") is not None:
-        written.append(directory / "curves.png")
-        plots.exact_curves(report["curves"], name, written[-1])
+        written.append(directory / f"curves.{ext}")
+        plots.exact_curves(report["curves"], name, written[-1], dpi or plots.DPI)
     if network is not None:
-        written.append(directory / "network.png")
-        plots.transition_network(sp.csr_matrix(network[0]), [str(x) for x in network[1]], name, written[-1])
+        written.append(directory / f"network.{ext}")
+        plots.transition_network(sp.csr_matrix(network[0]), [str(x) for x in network[1]], name, written[-1],
+                                 *([dpi] if dpi else []))
     return written
