@@ -62,7 +62,6 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     stationary,
     times_power,
 )
-from ecology.kinds.criteria import Periodic
 from ecology.scenario import Scenario
 
 TOP_STATES = 20
@@ -376,8 +375,8 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     --exact``, :func:`ecology.run`), from the initial page-state ``x`` with ``h`` the criterion's
     set (bool mask of page-states) and ``N`` the horizon (default ``run.steps``):
 
-    - ``n_states``: the states of the chain the criterion is decided on (the extended chain for
-      ``periodic``);
+    - ``n_states``: the states of the chain the criterion is decided on (for ``periodic``, the
+      product of :func:`ecology.exact.chain.repetition_chain`);
     - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
       the set is missed with positive probability, or not computed: then
       ``expected_hitting_time_note`` says why, or beyond a double: then
@@ -395,15 +394,11 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     when a chain is out of reach (too many states, deletion none).
     """
     horizon = compiled.scenario.run.steps if horizon is None else horizon
-    chains = {} if chain is None else {chain.memory: chain}
     out = {}
     for c in compiled.criteria:
-        memory = compiled.memory if isinstance(c, Periodic) else 0
-        if memory not in chains:
-            chains[memory] = build_chain(compiled, max_states, memory) if chain is None else chain.extended(max_states)
-        pc = chains[memory]
+        chain = chain or build_chain(compiled, max_states)
+        pc, h = criterion_chain(compiled, chain, c, max_states)
         mc, x = pc.chain, pc.initial
-        h = pc.holds(c)
         curve = mc.hitting_curve(x, h, horizon)
         expected = expected_entrance_time(mc, x, h, DEFAULT_MAX_WORK)
         leaving = mc.P[np.flatnonzero(h)][:, np.flatnonzero(~h)].sum() if h.any() else 0.0
