@@ -59,6 +59,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     StationaryLaw,
     gth,
     log_solve_leaving,
+    most_likely_cycles,
     stationary,
     times_power,
 )
@@ -146,9 +147,10 @@ class Report:
     expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
+    loops: dict | None = None  # the cycles of the most likely successor map (loops_report)
 
     OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output", "expected_absorption_time_overflow",
-                "expected_absorption_time_log10", "expected_absorption_time_note")
+                "expected_absorption_time_log10", "expected_absorption_time_note", "loops")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -230,6 +232,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         expected_absorption_time_overflow=absorption["overflow"],
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
+        loops=loops_report(pc),
     )
     if hit is not None:
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
@@ -340,6 +343,46 @@ def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: in
     1e-10 relative within the budget (``[inf, inf]`` when A may be missed)."""
     bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))
     return None if bounds is None else [float(bounds[0]), float(bounds[1])]
+
+
+TOP_LOOPS = 10  # loops listed in the report (the most likely laps first)
+
+
+def loops_report(pc: PageChain) -> dict:
+    """The loops of the chain: the cycles of its most likely successor map
+    ``f(i) = argmax_j P[i, j]`` (:func:`ecology.exact.markov.most_likely_cycles`), every state's
+    likeliest future ending on one of them. ``count`` of them in all, the :data:`TOP_LOOPS` with
+    the most likely laps listed, each with its page-states in the order the chain runs round them,
+    ``length`` ``L``, ``lap_probability`` ``rho`` (going once round), ``leak_per_step``
+    ``1 - rho^(1/L)``, ``expected_laps`` ``rho / (1 - rho)`` (complete laps before leaving; null
+    when ``closed``: no transition leaves it, a closed class of period ``L``), the closed class it
+    lies in (``closed_class``, null when transient) and ``stationary_mass``, the mass of that
+    class's stationary law on the cycle (0 on a transient cycle; null when the law's error
+    estimate is not trusted)."""
+    mc = pc.chain
+    home = np.full(mc.n_states, -1)
+    for i, members in enumerate(mc.recurrent_classes):
+        home[members] = i
+    laws = mc.stationary_laws
+    position = np.zeros(mc.n_states, dtype=np.int64)
+    for members in mc.recurrent_classes:
+        position[members] = np.arange(len(members))
+    cycles = most_likely_cycles(mc.P)
+    listed = []
+    for c in cycles[:TOP_LOOPS]:
+        where = int(home[c.states[0]])
+        mass = 0.0 if where < 0 else float(laws[where].pi[position[c.states]].sum()) if laws[where].trusted else None
+        listed.append({
+            "states": [pc.label(i) for i in c.states],
+            "length": c.length,
+            "lap_probability": c.lap,
+            "leak_per_step": c.leak,
+            "expected_laps": _finite(c.expected_laps),
+            "closed": c.closed,
+            "closed_class": where if where >= 0 else None,
+            "stationary_mass": mass,
+        })
+    return {"count": len(cycles), "cycles": listed}
 
 
 def metastable_report(pc: PageChain, tolerance: float) -> dict:
