@@ -5,8 +5,9 @@ With a finite window the dynamic model is a finite chain over page-states (SCIEN
 with the simulator's own next-token law (:meth:`ecology.core.mixture.Mixture.read`), so chain and
 simulation share one source of truth; the result is a :class:`PageChain` (sparse ``P``, the
 page-states, their labels). On it: the criterion curves ``P_x(T_C <= t)`` for every criterion
-(:func:`criterion_curves`, from :func:`holding_curve` and the hitting curve), the extended chain a ``periodic`` criterion needs
-(:func:`criterion_chain`), hitting probabilities within a horizon and rows of ``T^n``. Every
+(:func:`criterion_curves`, from :func:`holding_curve` and the hitting curve), the product chain on which a
+``periodic`` criterion is a set of states (:func:`repetition_chain`, through :func:`criterion_chain`), hitting
+probabilities within a horizon and rows of ``T^n``. Every
 computation whose size grows with a flag is estimated first and refused with one line naming
 the flag when over budget. The report is :mod:`ecology.exact.report`; the generic chain
 mathematics is :mod:`ecology.exact.markov`.
@@ -247,26 +248,35 @@ def repetition_chain(chain: PageChain, period: int, max_states: int = DEFAULT_MA
     :func:`build_chain`).
     """
     compiled = chain.compiled
-    name = next((c.name for c in compiled.criteria if isinstance(c, Periodic) and c.period == period), "")
     if chain.memory:
         raise ValueError("repetition_chain extends the plain page-state chain (memory 0)")
-    if compiled.rule.sliding:
-        automaton = _TokenRuns(chain.windows, period, compiled.n_tokens)
-    elif period == 1:
-        automaton = _SelfLoops()
-    else:
-        raise ScenarioError(
-            f"absorption.{name}.periodic",
-            f"exact analysis of periodic = {period} under deletion = \"{compiled.rule.name}\""
-            f"{' with a pinned prefix' if compiled.rule.pinned else ''} would need the last {period} page-states in each "
-            f"state (up to {chain.chain.n_states:,}^{period} states): the page-state d >= 2 steps earlier is not a function "
-            "of the window; use periodic = 1 (a self-loop: exact under every rule), deletion = \"fifo\", or the simulation",
-        )
+    name = next((c.name for c in compiled.criteria if isinstance(c, Periodic) and c.period == period), None)
+    _refuse_undecidable(compiled.rule, period, f"absorption.{name}.periodic" if name else "absorption")
+    automaton = _TokenRuns(chain.windows, period, compiled.n_tokens) if compiled.rule.sliding else _SelfLoops()
     rows, P = _product(chain.chain.P, np.concatenate([[chain.initial], automaton.start(chain.windows[chain.initial])]),
                        automaton, max_states, period, compiled.scenario.context.length)
     page_state = rows[:, 0]
     return PageChain(compiled, chain.windows[page_state], MarkovChain(P), 0, chain.depth, 0,
                      automaton.repeated(rows[:, 1:]), page_state, chain)
+
+
+def check_periodic(compiled: Compiled) -> None:
+    """Refuse, before any chain is built, a ``periodic`` criterion the exact chain cannot decide
+    (``P >= 2`` under a rule that re-writes the window, :func:`repetition_chain`), in one line
+    naming the criterion and what to do."""
+    for c in compiled.criteria:
+        if isinstance(c, Periodic):
+            _refuse_undecidable(compiled.rule, c.period, f"absorption.{c.name}.periodic")
+
+
+def _refuse_undecidable(rule, period: int, path: str) -> None:
+    if period >= 2 and not rule.sliding:
+        raise ScenarioError(
+            path, f"exact analysis of periodic = {period} under deletion = \"{rule.name}\""
+            f"{' with a pinned prefix' if rule.pinned else ''} is not available: the exact chain decides X_t = X_(t-d) for "
+            "d >= 2 only when the window slides (fifo without a pinned prefix); use periodic = 1 (a self-loop: exact "
+            "under every rule), deletion = \"fifo\" without pinned, or the simulation",
+        )
 
 
 class _SelfLoops:

@@ -51,6 +51,13 @@ Hitting analysis
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
     part is ``N = (I - Q)^{-1}`` (expected visits), ``Q`` the transient-to-transient block.
 
+Loops
+    The *most likely successor* map ``f(i) = argmax_j P[i, j]`` (ties to the lowest ``j``) sends
+    every state, followed repeatedly, onto one of its cycles ``c_0 -> .. -> c_{L-1} -> c_0``; for
+    each, ``rho = prod_i P[c_i, c_{i+1}]`` is the probability of one lap, ``1 - rho^(1/L)`` the leak
+    per step, ``rho / (1 - rho)`` the expected number of complete laps before leaving; it is closed
+    (a closed class of period ``L``) when no other transition leaves its states.
+
 Mixing
     The *relaxation time* of an irreducible aperiodic chain is ``1 / (1 - |lambda_2|)``; the
     *mixing time* ``t_mix(eps) = min{t : max_i ||P^t(i, .) - pi||_TV <= eps}`` (computed exactly

@@ -44,6 +44,7 @@ from ecology.exact.chain import (
     PER_CALL,
     PageChain,
     build_chain,
+    check_periodic,
     criterion_chain,
     criterion_curves,
     distribution_after,
@@ -189,6 +190,7 @@ def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES,
 
 
 def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> Report:
+    check_periodic(compiled)
     pc = chain or build_chain(compiled, max_states)
     mc = pc.chain
     x = pc.initial
@@ -437,6 +439,7 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     when a chain is out of reach (too many states, deletion none).
     """
     horizon = compiled.scenario.run.steps if horizon is None else horizon
+    check_periodic(compiled)
     out = {}
     for c in compiled.criteria:
         chain = chain or build_chain(compiled, max_states)
