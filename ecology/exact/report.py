@@ -13,7 +13,9 @@ Report items, for the initial page-state ``x``:
   the per-law L1 error estimate) and the expected time to enter a closed class;
 - for each criterion with holding set ``H``: the expected hitting time ``E_x[min{t : X_t in H}]``
   (``inf`` when ``H`` is missed with positive probability) and ``P_x(H entered by the horizon)``
-  (the horizon is ``--horizon``, else the scenario's ``run.steps``);
+  (the horizon is ``--horizon``, else the scenario's ``run.steps``); a ``periodic`` criterion is
+  decided on the product chain of :func:`ecology.exact.chain.repetition_chain`, whose size is its ``n_states``;
+- the loops: the cycles of the most likely successor map (:func:`loops_report`);
 - metastable classes at tolerance ``D`` (closed classes once transitions below ``D`` are
   ignored): escape per step, expected exit time from the most likely state, and where the chain
   goes when it leaves (the exit law);
@@ -218,6 +220,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
         criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+        if cpc is not pc:  # a periodic criterion: decided on the product of repetition_chain
+            criteria[c.name]["n_states"] = cpc.chain.n_states
     report = Report(
         scenario=compiled.scenario.name,
         n_states=mc.n_states,
