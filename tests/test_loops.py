@@ -28,6 +28,8 @@ from ecology.results import simulate, summarize
 from ecology.scenario import validate
 from ecology.statistics import wilson
 
+from .conftest import table
+
 
 def rotation(length: int, leak: float = 0.0) -> sp.csr_matrix:
     """States 0 .. L-1 in a ring, each leaving to the absorbing state L with probability ``leak``."""
@@ -226,3 +228,18 @@ def test_analyze_reports_the_loops(tmp_path, capsys):
     assert main(["analyze", str(path)]) == 0
     out = capsys.readouterr().out
     assert "loops (cycles of the most likely successor" in out and "length 3: 'a b c' -> 'b c a' -> 'c a b'" in out
+
+
+def test_a_long_period_keys_its_states_as_bytes_and_still_equals_the_extended_chain():
+    """dog.toml (k = 6) with periodic = 20: the product keeps 14 deleted tokens and 20 runs, too many
+    digits for an int64 code, so states are compared as raw bytes; the curves still equal the
+    extended chain's."""
+    data = table("dog")
+    data["absorption"] = {"orbit": {"periodic": 20}}
+    compiled = compile_scenario(validate(data))
+    product, h = criterion_chain(compiled, build_chain(compiled), compiled.criteria[0], 10**6)
+    extended = build_chain(compiled, 10**6, 20)
+    h_ext = extended.holds(compiled.criteria[0])
+    assert np.allclose(product.chain.hitting_curve(0, h, 80), extended.chain.hitting_curve(0, h_ext, 80), atol=1e-13)
+    assert np.allclose(holding_curve(product, h, 80), holding_curve(extended, h_ext, 80), atol=1e-13)
+    assert product.chain.hitting_curve(0, h, 80)[-1] > 0.5

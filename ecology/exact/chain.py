@@ -340,9 +340,9 @@ def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, pe
     on its transitions: states are rows ``(page-state, automaton state)``, reachable from ``start``;
     each transition ``i -> j`` of ``P`` moves ``(i, a)`` to ``(j, step(i, j, a))`` with ``P[i, j]``.
     Returns the rows (breadth-first order, ``start`` first) and the product's CSR matrix."""
-    radices = np.array((P.shape[0],) + tuple(automaton.radices), dtype=np.float64)
-    packed = float(np.sum(np.log2(radices))) < 62
-    weights = np.concatenate([np.cumprod(radices[::-1])[::-1][1:], [1]]).astype(np.int64) if packed else None
+    radices = (P.shape[0],) + tuple(automaton.radices)
+    packed = math.prod(radices) < 2**62  # mixed-radix int64 codes (exact integers), else raw bytes
+    weights = np.array([math.prod(radices[i + 1 :]) for i in range(len(radices))], dtype=np.int64) if packed else None
 
     def keys(rows: np.ndarray) -> np.ndarray:
         if packed:
