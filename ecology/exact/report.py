@@ -140,6 +140,7 @@ class Report:
     eigenvalues: list[float]
     eigenvalues_complex: list[list[float]]
     criteria: dict[str, dict]
+    loops: dict  # the cycles of the most likely successor map (loops_report)
     hit: dict | None = None
     metastable: dict | None = None
     horizon: int | None = None
@@ -150,10 +151,9 @@ class Report:
     expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
-    loops: dict | None = None  # the cycles of the most likely successor map (loops_report)
 
     OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output", "expected_absorption_time_overflow",
-                "expected_absorption_time_log10", "expected_absorption_time_note", "loops")
+                "expected_absorption_time_log10", "expected_absorption_time_note")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -235,10 +235,10 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         eigenvalues=np.abs(eig).tolist(),
         eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
         criteria=criteria,
+        loops=loops_report(pc),
         expected_absorption_time_overflow=absorption["overflow"],
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
-        loops=loops_report(pc),
     )
     if hit is not None:
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
