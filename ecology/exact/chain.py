@@ -253,10 +253,10 @@ def repetition_chain(chain: PageChain, period: int, max_states: int = DEFAULT_MA
     name = next((c.name for c in compiled.criteria if isinstance(c, Periodic) and c.period == period), None)
     _refuse_undecidable(compiled.rule, period, f"absorption.{name}.periodic" if name else "absorption")
     automaton = _TokenRuns(chain.windows, period, compiled.n_tokens) if compiled.rule.sliding else _SelfLoops()
-    rows, P = _product(chain.chain.P, np.concatenate([[chain.initial], automaton.start(chain.windows[chain.initial])]),
+    rows, P, depth = _product(chain.chain.P, np.concatenate([[chain.initial], automaton.start(chain.windows[chain.initial])]),
                        automaton, max_states, period, compiled.scenario.context.length)
     page_state = rows[:, 0]
-    return PageChain(compiled, chain.windows[page_state], MarkovChain(P), 0, chain.depth, 0,
+    return PageChain(compiled, chain.windows[page_state], MarkovChain(P), 0, depth, 0,
                      automaton.repeated(rows[:, 1:]), page_state, chain)
 
 
@@ -339,7 +339,8 @@ def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, pe
     """Breadth-first enumeration of the product of the chain ``P`` with a deterministic automaton
     on its transitions: states are rows ``(page-state, automaton state)``, reachable from ``start``;
     each transition ``i -> j`` of ``P`` moves ``(i, a)`` to ``(j, step(i, j, a))`` with ``P[i, j]``.
-    Returns the rows (breadth-first order, ``start`` first) and the product's CSR matrix."""
+    Returns the rows (breadth-first order, ``start`` first), the product's CSR matrix and the
+    number of breadth-first levels after the first."""
     radices = (P.shape[0],) + tuple(automaton.radices)
     packed = math.prod(radices) < 2**62  # mixed-radix int64 codes (exact integers), else raw bytes
     weights = np.array([math.prod(radices[i + 1 :]) for i in range(len(radices))], dtype=np.int64) if packed else None
@@ -352,7 +353,7 @@ def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, pe
 
     start = start.astype(np.int64)[None]
     known_keys, known_ids = keys(start), np.array([0], dtype=np.int64)
-    found, frontier, n = [start], start, 1
+    found, frontier, n, depth = [start], start, 1, 0
     row_counts, columns, probs = [], [], []
     degree = np.diff(P.indptr)
     while len(frontier):
@@ -388,11 +389,12 @@ def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, pe
             columns.append(known_ids[np.searchsorted(known_keys, succ_keys)])
         frontier = np.concatenate(fresh_rows)
         found.append(frontier)
+        depth += 1 if len(frontier) else 0
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.concatenate(row_counts), out=indptr[1:])
     product = sp.csr_matrix((np.concatenate(probs), np.concatenate(columns), indptr), shape=(n, n))
     product.sum_duplicates()
-    return np.concatenate(found), product
+    return np.concatenate(found), product, depth
 
 
 PER_CALL = 10**4  # a sparse product's fixed cost, in multiply-adds: a step of a small chain is not free
