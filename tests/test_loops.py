@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from ecology.cli import main
 from ecology.core.compile import compile_scenario
-from ecology.errors import ScenarioError
+from ecology.errors import ScenarioError, TooManyStates
 from ecology.exact.chain import build_chain, criterion_chain, holding_curve, repetition_chain
 from ecology.exact.markov import MarkovChain, most_likely_cycles
 from ecology.exact.report import analyze
@@ -243,3 +243,16 @@ def test_a_long_period_keys_its_states_as_bytes_and_still_equals_the_extended_ch
     assert np.allclose(product.chain.hitting_curve(0, h, 80), extended.chain.hitting_curve(0, h_ext, 80), atol=1e-13)
     assert np.allclose(holding_curve(product, h, 80), holding_curve(extended, h_ext, 80), atol=1e-13)
     assert product.chain.hitting_curve(0, h, 80)[-1] > 0.5
+
+
+def test_a_product_over_the_state_budget_is_one_line_with_the_way_out():
+    data = ngram()
+    data["absorption"] = {"loop": {"periodic": 5}}
+    compiled = compile_scenario(validate(data))
+    base = build_chain(compiled)
+    with pytest.raises(TooManyStates) as refused:
+        repetition_chain(base, 5, max_states=base.chain.n_states)
+    message = str(refused.value)
+    assert message.startswith("absorption.loop: the exact chain of periodic = 5 (page-states with their runs of repeated "
+                              "tokens and 2 deleted tokens) has more than")
+    assert "use periodic <= 3 (context.length" in message and "\n" not in message

@@ -253,8 +253,13 @@ def repetition_chain(chain: PageChain, period: int, max_states: int = DEFAULT_MA
     name = next((c.name for c in compiled.criteria if isinstance(c, Periodic) and c.period == period), None)
     _refuse_undecidable(compiled.rule, period, f"absorption.{name}.periodic" if name else "absorption")
     automaton = _TokenRuns(chain.windows, period, compiled.n_tokens) if compiled.rule.sliding else _SelfLoops()
+    k = compiled.scenario.context.length
+    what = (f"absorption.{name}: " if name else "") + f"the exact chain of periodic = {period} (page-states with their runs " \
+        f"of repeated tokens{f' and {period - k} deleted tokens' if period > k else ''})"
+    advice = "raise --max-states if memory allows" + (f", or use periodic <= {k} (context.length: no deleted token kept)"
+                                                       if period > k else "")
     rows, P, depth = _product(chain.chain.P, np.concatenate([[chain.initial], automaton.start(chain.windows[chain.initial])]),
-                       automaton, max_states, period, compiled.scenario.context.length)
+                              automaton, max_states, what, advice)
     page_state = rows[:, 0]
     return PageChain(compiled, chain.windows[page_state], MarkovChain(P), 0, depth, 0,
                      automaton.repeated(rows[:, 1:]), page_state, chain)
@@ -335,12 +340,13 @@ class _TokenRuns:
         return state[:, self.m :] == self.k
 
 
-def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, period: int, length: int):
+def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, what: str, advice: str):
     """Breadth-first enumeration of the product of the chain ``P`` with a deterministic automaton
     on its transitions: states are rows ``(page-state, automaton state)``, reachable from ``start``;
     each transition ``i -> j`` of ``P`` moves ``(i, a)`` to ``(j, step(i, j, a))`` with ``P[i, j]``.
     Returns the rows (breadth-first order, ``start`` first), the product's CSR matrix and the
-    number of breadth-first levels after the first."""
+    number of breadth-first levels after the first; over ``max_states``, one line saying ``what``
+    is too large and the ``advice``."""
     radices = (P.shape[0],) + tuple(automaton.radices)
     packed = math.prod(radices) < 2**62  # mixed-radix int64 codes (exact integers), else raw bytes
     weights = np.array([math.prod(radices[i + 1 :]) for i in range(len(radices))], dtype=np.int64) if packed else None
@@ -374,12 +380,7 @@ def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, pe
             seen[seen] = known_keys[pos[seen]] == unique[seen]
             fresh = first[~seen]
             if n + len(fresh) > max_states:
-                longer = period > length  # deleted tokens are kept only then
-                raise TooManyStates(
-                    f"the chain of a periodic = {period} criterion has more than {max_states:,} states ({n + len(fresh):,} "
-                    f"found: page-states with their runs of repeated tokens{' and deleted tokens' if longer else ''}); "
-                    f"raise --max-states if memory allows{f', or use periodic <= {length} (context.length)' if longer else ''}"
-                )
+                raise TooManyStates(f"{what} has more than {max_states:,} states ({n + len(fresh):,} found); {advice}")
             fresh_rows.append(succ[fresh])
             merged = np.concatenate([known_keys, unique[~seen]])
             order = np.argsort(merged, kind="stable")
