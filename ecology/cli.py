@@ -264,14 +264,16 @@ def _ever(name: str, probability: float, infinite: bool) -> str:
 
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
     within = f"P(within {h['within']:,} steps) {probability_text(h['probability_within'])}"
+    size = f"{h['size']:,} page-states" if "n_states" not in h else \
+        f"{h['size']:,} of the {h['n_states']:,} states of its product with the repetition counts"  # a periodic criterion
     if h["note"]:
         known = "" if probability is None else f"{name} {probability:.6g}, "
-        print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")
+        print(f"{what} ({size}): {known}{within}; expected time not computed: {h['note']}")
         return
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
     infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
-    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
+    print(f"{what} ({size}): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
           f"{_ever(name, probability, infinite)}, {within}")
 
 

@@ -28,7 +28,7 @@ from ecology.results import simulate, summarize
 from ecology.scenario import validate
 from ecology.statistics import wilson
 
-from .conftest import table
+from .conftest import SCENARIOS, table
 
 
 def rotation(length: int, leak: float = 0.0) -> sp.csr_matrix:
@@ -228,6 +228,15 @@ def test_analyze_reports_the_loops(tmp_path, capsys):
     assert main(["analyze", str(path)]) == 0
     out = capsys.readouterr().out
     assert "loops (cycles of the most likely successor" in out and "length 3: 'a b c' -> 'b c a' -> 'c a b'" in out
+
+
+def test_analyze_says_what_a_periodic_criterion_was_decided_on(tmp_path, capsys):
+    path = tmp_path / "dog.toml"
+    path.write_text((SCENARIOS / "dog.toml").read_text().replace("periodic = 4", "periodic = 1"))
+    assert main(["analyze", str(path), "--json"]) == 0
+    entry = json.loads(capsys.readouterr().out)["criteria"]["orbit"]
+    assert main(["analyze", str(path)]) == 0
+    assert f"criterion 'orbit' ({entry['size']} of the {entry['n_states']} states of its product" in capsys.readouterr().out
 
 
 def test_a_long_period_keys_its_states_as_bytes_and_still_equals_the_extended_chain():
