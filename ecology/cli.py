@@ -278,14 +278,16 @@ def _ever(name: str, probability: float, infinite: bool) -> str:
 
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
     within = f"P(within {h['within']:,} steps) {probability_text(h['probability_within'])}"
+    size = f"{h['size']:,} page-states" if "n_states" not in h else \
+        f"{h['size']:,} of the {h['n_states']:,} states of its product with the repetition counts"  # a periodic criterion
     if h["note"]:
         known = "" if probability is None else f"{name} {probability:.6g}, "
-        print(f"{what} ({h['size']:,} page-states): {known}{within}; expected time not computed: {h['note']}")
+        print(f"{what} ({size}): {known}{within}; expected time not computed: {h['note']}")
         return
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
     infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
-    print(f"{what} ({h['size']:,} page-states): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
+    print(f"{what} ({size}): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
           f"{_ever(name, probability, infinite)}, {within}")
 
 
@@ -328,6 +330,7 @@ def print_report(r, chain) -> None:
     print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r.eigenvalues))
     for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
+    print_loops(r.loops)
     if r.hit is not None:
         h = r.hit
         if h["before"]:
@@ -359,6 +362,22 @@ def print_report(r, chain) -> None:
     elif r.power is not None:
         top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r.power["from_initial"][:8])
         print(f"T^{r.power['n']} from the initial window (top): {top}")
+
+
+LOOPS_PRINTED = 5
+
+
+def print_loops(loops: dict) -> None:
+    """The first loops of the report (cycles of the most likely successor map), one line each."""
+    shown = loops["cycles"][:LOOPS_PRINTED]
+    print(f"loops (cycles of the most likely successor; {loops['count']:,} in all, most likely lap first):")
+    for i, c in enumerate(shown):
+        states = " -> ".join(f"'{s}'" for s in c["states"][:6]) + (" -> ..." if c["length"] > 6 else "")
+        laps = "closed (never left)" if c["closed"] else (f"once round {c['lap_probability']:.4g}, leak per step "
+                                                         f"{c['leak_per_step']:.4g}, {c['expected_laps']:.4g} laps expected")
+        where = "transient" if c["closed_class"] is None else \
+            f"stationary mass {'not trusted' if c['stationary_mass'] is None else format(c['stationary_mass'], '.4g')}"
+        print(f"  ({i}) length {c['length']}: {states}; {laps}; {where}")
 
 
 RESUME_FIXED = (("FILE", "file"), ("--grid", "grid"), ("--zip", "zip"), ("--set", "set"), ("--replicates", "replicates"),

@@ -5,8 +5,9 @@ With a finite window the dynamic model is a finite chain over page-states (SCIEN
 with the simulator's own next-token law (:meth:`ecology.core.mixture.Mixture.read`), so chain and
 simulation share one source of truth; the result is a :class:`PageChain` (sparse ``P``, the
 page-states, their labels). On it: the criterion curves ``P_x(T_C <= t)`` for every criterion
-(:func:`criterion_curves`, from :func:`holding_curve` and the hitting curve), the extended chain a ``periodic`` criterion needs
-(:func:`criterion_chain`), hitting probabilities within a horizon and rows of ``T^n``. Every
+(:func:`criterion_curves`, from :func:`holding_curve` and the hitting curve), the product chain on which a
+``periodic`` criterion is a set of states (:func:`repetition_chain`, through :func:`criterion_chain`), hitting
+probabilities within a horizon and rows of ``T^n``. Every
 computation whose size grows with a flag is estimated first and refused with one line naming
 the flag when over budget. The report is :mod:`ecology.exact.report`; the generic chain
 mathematics is :mod:`ecology.exact.markov`.
@@ -53,6 +54,9 @@ class PageChain:
     memory: int = 0
     depth: int = 0  # the largest number of steps needed to reach a page-state from the initial one
     initial: int = 0  # states are numbered in breadth-first order from the initial window
+    repeated: np.ndarray | None = None  # (n, P) on a repetition_chain: whether X_t = X_{t-d}, d = 1 .. P
+    page_state: np.ndarray | None = None  # on a repetition_chain: each state's page-state in ``extends``
+    extends: PageChain | None = None  # on a repetition_chain: the page-state chain it is the product of
 
     def label(self, i: int) -> str:
         return self.compiled.label(self.windows[i, self.memory :])
@@ -63,20 +67,30 @@ class PageChain:
     @cached_property
     def population_amplitudes(self) -> np.ndarray:
         """(n, labels) amplitude of each population label on each page-state."""
+        if self.extends is not None:
+            return self.extends.population_amplitudes[self.page_state]
         mixture, windows = self.compiled.mixture, self.windows[:, self.memory :]
         return np.concatenate([mixture.population_amplitudes(mixture.read(windows[i : i + CHUNK]).log_amplitude)
                                for i in range(0, len(windows), CHUNK)])
 
     def holds(self, criterion) -> np.ndarray:
+        if isinstance(criterion, Periodic) and self.repeated is not None:
+            return self.repeated[:, : criterion.period].any(axis=1)
         return criterion.holds(self.windows, self.population_amplitudes)
 
     def extended(self, max_states: int) -> PageChain:
-        """The chain whose states also carry the deleted tokens the criteria need (``periodic``)."""
-        if self.memory == self.compiled.memory:
+        """The chain on which every criterion is decided: this one, or, with ``periodic`` criteria,
+        the product that also carries what they need (:func:`repetition_chain`, for the longest period)."""
+        if self.memory == self.compiled.memory or self.repeated is not None:
             return self
-        if "_extended" not in self.__dict__:
-            self.__dict__["_extended"] = build_chain(self.compiled, max_states, self.compiled.memory)
-        return self.__dict__["_extended"]
+        return self.repetition(self.compiled.memory, max_states)
+
+    def repetition(self, period: int, max_states: int) -> PageChain:
+        """The :func:`repetition_chain` of ``periodic = period`` over this chain (built once per period)."""
+        products = self.__dict__.setdefault("_repetition", {})
+        if period not in products:
+            products[period] = repetition_chain(self, period, max_states)
+        return products[period]
 
 
 CHUNK = 32_768  # windows per call of the mixture (bounds its temporaries)
@@ -124,7 +138,8 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
             "(under other rules the page-state d steps earlier is not a function of the deleted tokens)",
         )
     width = len(compiled.window)
-    extended = [width + compiled.memory] if compiled.memory and compiled.rule.sliding else []
+    # the product of a periodic criterion (repetition_chain) holds at most the window and P - k deleted tokens
+    extended = [width + max(0, compiled.memory - width)] if compiled.memory and compiled.rule.sliding else []
     emitted = np.zeros(compiled.n_tokens, dtype=bool)
     for premise in compiled.mixture.premises:  # a model premise may print any token
         emitted |= True if premise.automaton is None else np.isfinite(premise.automaton.emit_logp).any(axis=0)
@@ -208,6 +223,181 @@ def _drain(parts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def repetition_chain(chain: PageChain, period: int, max_states: int = DEFAULT_MAX_STATES) -> PageChain:
+    """The chain on which ``X_t = X_{t-d}`` (``1 <= d <= period``, the ``periodic`` criterion) is a
+    set of states: the product of the page-state chain with a deterministic automaton reading its
+    transitions, never the page-state extended by ``period`` deleted tokens.
+
+    *Which rules decide it without memory.* ``d = 1`` under every deleting rule: ``X_t = X_{t-1}``
+    exactly when the transition just taken is a self-loop ``i -> i``, an event on the chain's edges;
+    its product redirects those transitions to a copy ``(i, 1)`` of ``i`` (one more state per
+    page-state with a self-loop). Under ``fifo`` without a pinned prefix (the window holds the
+    last ``k`` tokens ``x``): ``X_t = X_{t-d}`` if and only if ``x_i = x_{i-d}`` for the ``k``
+    positions ``t - k < i <= t``, all of them real tokens (a window holding pads has more pads ``d``
+    steps earlier; before step 0 nothing matches). With ``r_d`` the length of the current run of
+    such matches, capped at ``k``, the criterion is ``r_d = k``, and ``r_d`` is updated from the token
+    ``x_{t+1-d}``, which the window holds for ``d <= k``: the product is (page-state, ``r_1 .. r_P``),
+    and it differs from the page-state chain only on windows that are themselves ``d``-periodic
+    (``r_d`` is visible in the window up to ``k - d``). For ``d <= k - 1`` this is the statement
+    that ``X_{t-d}, .., X_t`` were all full ``d``-periodic windows: the chain went ``d`` steps round the
+    rotation of one of them. Only ``d > k`` needs tokens that left the window: the product then
+    carries the last ``P - k`` deleted tokens (not ``P``). Under ``block``, ``message`` and a pinned
+    ``fifo`` the page-state ``d >= 2`` steps earlier is a function neither of the window nor of
+    the deleted tokens (the deleted count varies), so ``periodic >= 2`` is refused there, up front;
+    under ``none`` the window only grows, it never repeats, and the chain is infinite (refused by
+    :func:`build_chain`).
+    """
+    compiled = chain.compiled
+    if chain.memory:
+        raise ValueError("repetition_chain extends the plain page-state chain (memory 0)")
+    name = next((c.name for c in compiled.criteria if isinstance(c, Periodic) and c.period == period), None)
+    _refuse_undecidable(compiled.rule, period, f"absorption.{name}.periodic" if name else "absorption")
+    automaton = _TokenRuns(chain.windows, period, compiled.n_tokens) if compiled.rule.sliding else _SelfLoops()
+    k = compiled.scenario.context.length
+    what = (f"absorption.{name}: " if name else "") + f"the exact chain of periodic = {period} (page-states with their runs " \
+        f"of repeated tokens{f' and {period - k} deleted tokens' if period > k else ''})"
+    advice = "raise --max-states if memory allows" + (f", or use periodic <= {k} (context.length: no deleted token kept)"
+                                                       if period > k else "")
+    rows, P, depth = _product(chain.chain.P, np.concatenate([[chain.initial], automaton.start(chain.windows[chain.initial])]),
+                              automaton, max_states, what, advice)
+    page_state = rows[:, 0]
+    return PageChain(compiled, chain.windows[page_state], MarkovChain(P), 0, depth, 0,
+                     automaton.repeated(rows[:, 1:]), page_state, chain)
+
+
+def check_periodic(compiled: Compiled) -> None:
+    """Refuse, before any chain is built, a ``periodic`` criterion the exact chain cannot decide
+    (``P >= 2`` under a rule that re-writes the window, :func:`repetition_chain`), in one line
+    naming the criterion and what to do."""
+    for c in compiled.criteria:
+        if isinstance(c, Periodic):
+            _refuse_undecidable(compiled.rule, c.period, f"absorption.{c.name}.periodic")
+
+
+def _refuse_undecidable(rule, period: int, path: str) -> None:
+    if period >= 2 and not rule.sliding:
+        raise ScenarioError(
+            path, f"exact analysis of periodic = {period} under deletion = \"{rule.name}\""
+            f"{' with a pinned prefix' if rule.pinned else ''} is not available: the exact chain decides X_t = X_(t-d) for "
+            "d >= 2 only when the window slides (fifo without a pinned prefix); use periodic = 1 (a self-loop: exact "
+            "under every rule), deletion = \"fifo\" without pinned, or the simulation",
+        )
+
+
+class _SelfLoops:
+    """The automaton of ``periodic = 1`` under any rule: one flag, whether the last transition was a self-loop."""
+
+    radices = (2,)
+
+    def start(self, window: np.ndarray) -> np.ndarray:
+        return np.zeros(1, dtype=np.int64)
+
+    def step(self, src: np.ndarray, dst: np.ndarray, state: np.ndarray) -> np.ndarray:
+        return (src == dst).astype(np.int64)[:, None]
+
+    def repeated(self, state: np.ndarray) -> np.ndarray:
+        return state.astype(bool)
+
+
+class _TokenRuns:
+    """The automaton of ``periodic = P`` under ``fifo`` (:func:`repetition_chain`): the last
+    ``m = max(0, P - k)`` deleted tokens (oldest first; pads and "before step 0" as the pad, which
+    matches nothing), then ``r_d`` for ``d = 1 .. P``, the current run of ``x_i = x_{i-d}`` capped at ``k``."""
+
+    def __init__(self, windows: np.ndarray, period: int, n_tokens: int):
+        self.windows = windows.astype(np.int64)
+        self.k = windows.shape[1]
+        self.period = period
+        self.m = max(0, period - self.k)
+        self.pad = n_tokens
+        self.radices = (n_tokens + 1,) * self.m + (self.k + 1,) * period
+
+    def start(self, window: np.ndarray) -> np.ndarray:
+        """Before step 0 nothing matches: each ``r_d`` counts the matches at the end of the initial window."""
+        seq = np.concatenate([np.full(self.m, self.pad), window.astype(np.int64)])
+        runs = np.zeros(self.period, dtype=np.int64)
+        for d in range(1, self.period + 1):
+            i = len(seq) - 1
+            while i - d >= 0 and seq[i] < self.pad and seq[i] == seq[i - d] and runs[d - 1] < self.k:
+                runs[d - 1] += 1
+                i -= 1
+        return np.concatenate([np.full(self.m, self.pad, dtype=np.int64), runs])
+
+    def step(self, src: np.ndarray, dst: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Along ``src -> dst``: the token ``x = dst[-1]`` is appended, ``src[0]`` deleted; ``r_d``
+        grows by one where ``x`` equals the token ``d`` back (``seq[m + k - d]`` of the deleted
+        tokens and the window before the step), else restarts at 0."""
+        memory, runs = state[:, : self.m], state[:, self.m :]
+        seq = np.concatenate([memory, self.windows[src]], axis=1)
+        token = self.windows[dst, -1][:, None]
+        back = seq[:, self.m + self.k - np.arange(1, self.period + 1)]
+        runs = np.where(back == token, np.minimum(runs + 1, self.k), 0)
+        if self.m:
+            memory = np.concatenate([memory[:, 1:], np.minimum(self.windows[src, :1], self.pad)], axis=1)
+        return np.concatenate([memory, runs], axis=1)
+
+    def repeated(self, state: np.ndarray) -> np.ndarray:
+        return state[:, self.m :] == self.k
+
+
+def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, what: str, advice: str):
+    """Breadth-first enumeration of the product of the chain ``P`` with a deterministic automaton
+    on its transitions: states are rows ``(page-state, automaton state)``, reachable from ``start``;
+    each transition ``i -> j`` of ``P`` moves ``(i, a)`` to ``(j, step(i, j, a))`` with ``P[i, j]``.
+    Returns the rows (breadth-first order, ``start`` first), the product's CSR matrix and the
+    number of breadth-first levels after the first; over ``max_states``, one line saying ``what``
+    is too large and the ``advice``."""
+    radices = (P.shape[0],) + tuple(automaton.radices)
+    packed = math.prod(radices) < 2**62  # mixed-radix int64 codes (exact integers), else raw bytes
+    weights = np.array([math.prod(radices[i + 1 :]) for i in range(len(radices))], dtype=np.int64) if packed else None
+
+    def keys(rows: np.ndarray) -> np.ndarray:
+        if packed:
+            return rows @ weights
+        rows = np.ascontiguousarray(rows)
+        return rows.view(np.dtype((np.void, rows.shape[1] * 8))).ravel()
+
+    start = start.astype(np.int64)[None]
+    known_keys, known_ids = keys(start), np.array([0], dtype=np.int64)
+    found, frontier, n, depth = [start], start, 1, 0
+    row_counts, columns, probs = [], [], []
+    degree = np.diff(P.indptr)
+    while len(frontier):
+        fresh_rows = []
+        for lo in range(0, len(frontier), CHUNK):
+            rows = frontier[lo : lo + CHUNK]
+            counts = degree[rows[:, 0]]
+            src = np.repeat(np.arange(len(rows)), counts)
+            edge = P.indptr[rows[src, 0]] + np.arange(len(src)) - np.repeat(np.cumsum(counts) - counts, counts)
+            dst = P.indices[edge].astype(np.int64)
+            succ = np.concatenate([dst[:, None], automaton.step(rows[src, 0], dst, rows[src, 1:])], axis=1)
+            row_counts.append(counts)
+            probs.append(P.data[edge])
+            succ_keys = keys(succ)
+            unique, first = np.unique(succ_keys, return_index=True)
+            pos = np.searchsorted(known_keys, unique)
+            seen = pos < len(known_keys)
+            seen[seen] = known_keys[pos[seen]] == unique[seen]
+            fresh = first[~seen]
+            if n + len(fresh) > max_states:
+                raise TooManyStates(f"{what} has more than {max_states:,} states ({n + len(fresh):,} found); {advice}")
+            fresh_rows.append(succ[fresh])
+            merged = np.concatenate([known_keys, unique[~seen]])
+            order = np.argsort(merged, kind="stable")
+            known_keys = merged[order]
+            known_ids = np.concatenate([known_ids, np.arange(n, n + len(fresh))])[order]
+            n += len(fresh)
+            columns.append(known_ids[np.searchsorted(known_keys, succ_keys)])
+        frontier = np.concatenate(fresh_rows)
+        found.append(frontier)
+        depth += 1 if len(frontier) else 0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(row_counts), out=indptr[1:])
+    product = sp.csr_matrix((np.concatenate(probs), np.concatenate(columns), indptr), shape=(n, n))
+    product.sum_duplicates()
+    return np.concatenate(found), product, depth
+
+
 PER_CALL = 10**4  # a sparse product's fixed cost, in multiply-adds: a step of a small chain is not free
 
 
@@ -254,8 +444,8 @@ def holding_curve(pc: PageChain, h: np.ndarray, horizon: int) -> np.ndarray:
 def criterion_chain(compiled: Compiled, chain: PageChain, criterion, max_states: int) -> tuple[PageChain, np.ndarray]:
     """The chain a criterion is decided on (the extended one for ``periodic``) and its holding mask."""
     pc = chain
-    if isinstance(criterion, Periodic):
-        pc = chain.extended(max_states)
+    if isinstance(criterion, Periodic) and chain.repeated is None and chain.memory < criterion.period:
+        pc = chain.repetition(criterion.period, max_states)
     return pc, pc.holds(criterion)
 
 

@@ -51,6 +51,13 @@ Hitting analysis
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
     part is ``N = (I - Q)^{-1}`` (expected visits), ``Q`` the transient-to-transient block.
 
+Loops
+    The *most likely successor* map ``f(i) = argmax_j P[i, j]`` (ties to the lowest ``j``) sends
+    every state, followed repeatedly, onto one of its cycles ``c_0 -> .. -> c_{L-1} -> c_0``; for
+    each, ``rho = prod_i P[c_i, c_{i+1}]`` is the probability of one lap, ``1 - rho^(1/L)`` the leak
+    per step, ``rho / (1 - rho)`` the expected number of complete laps before leaving; it is closed
+    (a closed class of period ``L``) when no other transition leaves its states.
+
 Mixing
     The *relaxation time* of an irreducible aperiodic chain is ``1 / (1 - |lambda_2|)``; the
     *mixing time* ``t_mix(eps) = min{t : max_i ||P^t(i, .) - pi||_TV <= eps}`` (computed exactly
@@ -1456,3 +1463,107 @@ class MarkovChain:
             out.append({"states": c, "max_escape": float(escape.max()), "likely_state": int(c[likely_at]),
                         "exit_time": tau, "exit_time_log10": beyond, "exit_law": exits})
         return out
+
+
+# -- loops -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """A cycle ``c_0 -> c_1 -> ... -> c_{L-1} -> c_0`` of the most likely successor map (see
+    :func:`most_likely_cycles`): its ``states`` in the order the chain runs round them (from the
+    lowest index), ``log_lap`` = ``log rho``, ``rho = prod_i P[c_i, c_{i+1}]`` the probability of
+    going once round, and ``closed``: no transition leaves any of its states."""
+
+    states: np.ndarray
+    log_lap: float
+    closed: bool
+
+    @property
+    def length(self) -> int:
+        return len(self.states)
+
+    @property
+    def lap(self) -> float:
+        return math.exp(self.log_lap)
+
+    @property
+    def leak(self) -> float:
+        """Leak per step ``1 - rho^(1/L)``: the constant per-step escape that loses the same mass per lap."""
+        return -math.expm1(self.log_lap / self.length)
+
+    @property
+    def expected_laps(self) -> float:
+        """Expected number of complete laps before the chain leaves, from any of its states:
+        ``sum_{m >= 1} rho^m = rho / (1 - rho) = 1 / (1 / rho - 1)`` (``inf`` when closed)."""
+        if self.closed:
+            return math.inf
+        with np.errstate(over="ignore"):
+            return 1.0 / math.expm1(-self.log_lap) if self.log_lap < 0 else math.inf
+
+
+def most_likely_successors(P: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of a stochastic CSR matrix: ``f(i) = argmax_j P[i, j]`` (ties to the lowest
+    ``j``), ``log P[i, f(i)]`` and whether ``f(i)`` is the row's only transition. The logarithm is
+    ``log1p(-e)`` with ``e`` the sum of the row's other entries when ``P[i, f(i)] >= 1/2``, so a
+    probability within rounding of 1 keeps its escape (``log(P[i, f(i)])`` otherwise)."""
+    P = sp.csr_matrix(P)
+    P.sort_indices()
+    counts = np.diff(P.indptr)
+    if (counts == 0).any():
+        raise ChainError(f"row {int(np.flatnonzero(counts == 0)[0])} has no transition")
+    rows = np.repeat(np.arange(P.shape[0]), counts)
+    top = np.maximum.reduceat(P.data, P.indptr[:-1])
+    at_top = np.flatnonzero(P.data == top[rows])
+    chosen = at_top[np.unique(rows[at_top], return_index=True)[1]]  # entries are sorted by row, then column
+    others = P.data.copy()
+    others[chosen] = 0.0
+    escape = np.add.reduceat(others, P.indptr[:-1])
+    with np.errstate(divide="ignore"):
+        log_p = np.where(top >= 0.5, np.log1p(-np.minimum(escape, 1.0)), np.log(top))
+    return P.indices[chosen].astype(np.int64), log_p, counts == 1
+
+
+def most_likely_cycles(P: sp.csr_matrix) -> list[Cycle]:
+    """The cycles of the most likely successor map ``f(i) = argmax_j P[i, j]`` (ties to the lowest
+    ``j``), most likely lap first.
+
+    ``f`` maps the finite state set into itself, so its graph is a union of components each holding
+    exactly one cycle ``c_0 -> f(c_0) -> ... -> f^L(c_0) = c_0``, the rest of the component being
+    trees that flow into it: every state, following its most likely successor, ends on one of these
+    cycles. They are the loops the chain runs round when it follows its likeliest transitions;
+    ``rho = prod_i P[c_i, f(c_i)]`` is the probability of going once round from any of its states,
+    ``1 - rho^(1/L)`` the leak per step, ``rho / (1 - rho)`` the expected number of complete laps
+    before leaving (:class:`Cycle`). A cycle is *closed* when each of its states has ``f(c_i)`` as
+    its only transition (then ``rho = 1`` and the cycle is a closed class of period ``L``; a
+    closed class is a closed cycle exactly when each of its states has a single successor). The
+    cycle states are what is left after peeling, repeatedly, the states no remaining state maps to;
+    the work is ``O(nnz)`` for the row maxima and ``O(n)`` vectorised passes for the rest, plus one
+    Python step per cycle state (0.4 s of CPU for 10^5 one-state cycles)."""
+    f, log_p, single = most_likely_successors(P)
+    n = len(f)
+    indegree = np.bincount(f, minlength=n)
+    on_cycle = np.ones(n, dtype=bool)
+    leaves = np.flatnonzero(indegree == 0)
+    while len(leaves):
+        on_cycle[leaves] = False
+        targets, hits = np.unique(f[leaves], return_counts=True)
+        indegree[targets] -= hits
+        leaves = targets[(indegree[targets] == 0) & on_cycle[targets]]
+    successor, seen = f.tolist(), (~on_cycle).tolist()
+    order, bounds = [], [0]  # the cycle states, cycle after cycle, each from its lowest state
+    for start in np.flatnonzero(on_cycle).tolist():
+        if seen[start]:
+            continue
+        at = start
+        while not seen[at]:
+            seen[at] = True
+            order.append(at)
+            at = successor[at]
+        bounds.append(len(order))
+    order, bounds = np.array(order, dtype=np.int64), np.array(bounds)
+    which = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    log_lap = np.bincount(which, weights=log_p[order], minlength=len(bounds) - 1)
+    leaves_cycle = np.bincount(which, weights=~single[order], minlength=len(bounds) - 1) > 0
+    ranked = np.lexsort((order[bounds[:-1]], -log_lap))  # most likely lap first, then the lowest state
+    return [Cycle(order[bounds[c] : bounds[c + 1]], float(log_lap[c]), not leaves_cycle[c]) for c in ranked.tolist()]

@@ -13,7 +13,9 @@ Report items, for the initial page-state ``x``:
   the per-law L1 error estimate) and the expected time to enter a closed class;
 - for each criterion with holding set ``H``: the expected hitting time ``E_x[min{t : X_t in H}]``
   (``inf`` when ``H`` is missed with positive probability) and ``P_x(H entered by the horizon)``
-  (the horizon is ``--horizon``, else the scenario's ``run.steps``);
+  (the horizon is ``--horizon``, else the scenario's ``run.steps``); a ``periodic`` criterion is
+  decided on the product chain of :func:`ecology.exact.chain.repetition_chain`, whose size is its ``n_states``;
+- the loops: the cycles of the most likely successor map (:func:`loops_report`);
 - metastable classes at tolerance ``D`` (closed classes once transitions below ``D`` are
   ignored): escape per step, expected exit time from the most likely state, and where the chain
   goes when it leaves (the exit law);
@@ -44,6 +46,7 @@ from ecology.exact.chain import (
     PER_CALL,
     PageChain,
     build_chain,
+    check_periodic,
     criterion_chain,
     criterion_curves,
     distribution_after,
@@ -59,10 +62,10 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     StationaryLaw,
     gth,
     log_solve_leaving,
+    most_likely_cycles,
     stationary,
     times_power,
 )
-from ecology.kinds.criteria import Periodic
 from ecology.scenario import Scenario
 
 TOP_STATES = 20
@@ -137,6 +140,7 @@ class Report:
     eigenvalues: list[float]
     eigenvalues_complex: list[list[float]]
     criteria: dict[str, dict]
+    loops: dict  # the cycles of the most likely successor map (loops_report)
     hit: dict | None = None
     metastable: dict | None = None
     horizon: int | None = None
@@ -188,6 +192,7 @@ def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES,
 
 
 def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> Report:
+    check_periodic(compiled)
     pc = chain or build_chain(compiled, max_states)
     mc = pc.chain
     x = pc.initial
@@ -215,6 +220,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
         criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+        if cpc is not pc:  # a periodic criterion: decided on the product of repetition_chain
+            criteria[c.name]["n_states"] = cpc.chain.n_states
     report = Report(
         scenario=compiled.scenario.name,
         n_states=mc.n_states,
@@ -228,6 +235,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         eigenvalues=np.abs(eig).tolist(),
         eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
         criteria=criteria,
+        loops=loops_report(pc),
         expected_absorption_time_overflow=absorption["overflow"],
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
@@ -343,6 +351,46 @@ def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: in
     return None if bounds is None else [float(bounds[0]), float(bounds[1])]
 
 
+TOP_LOOPS = 10  # loops listed in the report (the most likely laps first)
+
+
+def loops_report(pc: PageChain) -> dict:
+    """The loops of the chain: the cycles of its most likely successor map
+    ``f(i) = argmax_j P[i, j]`` (:func:`ecology.exact.markov.most_likely_cycles`), every state's
+    likeliest future ending on one of them. ``count`` of them in all, the :data:`TOP_LOOPS` with
+    the most likely laps listed, each with its page-states in the order the chain runs round them,
+    ``length`` ``L``, ``lap_probability`` ``rho`` (going once round), ``leak_per_step``
+    ``1 - rho^(1/L)``, ``expected_laps`` ``rho / (1 - rho)`` (complete laps before leaving; null
+    when ``closed``: no transition leaves it, a closed class of period ``L``), the closed class it
+    lies in (``closed_class``, null when transient) and ``stationary_mass``, the mass of that
+    class's stationary law on the cycle (0 on a transient cycle; null when the law's error
+    estimate is not trusted)."""
+    mc = pc.chain
+    home = np.full(mc.n_states, -1)
+    for i, members in enumerate(mc.recurrent_classes):
+        home[members] = i
+    laws = mc.stationary_laws
+    position = np.zeros(mc.n_states, dtype=np.int64)
+    for members in mc.recurrent_classes:
+        position[members] = np.arange(len(members))
+    cycles = most_likely_cycles(mc.P)
+    listed = []
+    for c in cycles[:TOP_LOOPS]:
+        where = int(home[c.states[0]])
+        mass = 0.0 if where < 0 else float(laws[where].pi[position[c.states]].sum()) if laws[where].trusted else None
+        listed.append({
+            "states": [pc.label(i) for i in c.states],
+            "length": c.length,
+            "lap_probability": c.lap,
+            "leak_per_step": c.leak,
+            "expected_laps": _finite(c.expected_laps),
+            "closed": c.closed,
+            "closed_class": where if where >= 0 else None,
+            "stationary_mass": mass,
+        })
+    return {"count": len(cycles), "cycles": listed}
+
+
 def metastable_report(pc: PageChain, tolerance: float) -> dict:
     """Metastable classes at ``tolerance`` with exit times and exit laws (labelled)."""
     meta = pc.chain.metastable(tolerance)
@@ -376,8 +424,8 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     --exact``, :func:`ecology.run`), from the initial page-state ``x`` with ``h`` the criterion's
     set (bool mask of page-states) and ``N`` the horizon (default ``run.steps``):
 
-    - ``n_states``: the states of the chain the criterion is decided on (the extended chain for
-      ``periodic``);
+    - ``n_states``: the states of the chain the criterion is decided on (for ``periodic``, the
+      product of :func:`ecology.exact.chain.repetition_chain`);
     - ``expected_hitting_time``: ``E[T] = h(x)`` from ``(I - P_SS) h_S = 1`` (None = infinite:
       the set is missed with positive probability, or not computed: then
       ``expected_hitting_time_note`` says why, or beyond a double: then
@@ -395,15 +443,12 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     when a chain is out of reach (too many states, deletion none).
     """
     horizon = compiled.scenario.run.steps if horizon is None else horizon
-    chains = {} if chain is None else {chain.memory: chain}
+    check_periodic(compiled)
     out = {}
     for c in compiled.criteria:
-        memory = compiled.memory if isinstance(c, Periodic) else 0
-        if memory not in chains:
-            chains[memory] = build_chain(compiled, max_states, memory) if chain is None else chain.extended(max_states)
-        pc = chains[memory]
+        chain = chain or build_chain(compiled, max_states)
+        pc, h = criterion_chain(compiled, chain, c, max_states)
         mc, x = pc.chain, pc.initial
-        h = pc.holds(c)
         curve = mc.hitting_curve(x, h, horizon)
         expected = expected_entrance_time(mc, x, h, DEFAULT_MAX_WORK)
         leaving = mc.P[np.flatnonzero(h)][:, np.flatnonzero(~h)].sum() if h.any() else 0.0

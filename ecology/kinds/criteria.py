@@ -15,8 +15,9 @@ analyser says whether it is.
   by one reader and 0.4999999999999999 by another) is decided the same way by the simulator,
   the exact analyser and the studies, whatever the rounding.
 - ``periodic = P``: the page-state equals the page-state ``d`` steps earlier for some
-  ``1 <= d <= P``; this needs the ``P`` most recently deleted tokens (the *extended* window,
-  ``memory = P`` columns before the page-state). A window that never deletes never repeats.
+  ``1 <= d <= P``; the simulator keeps the earlier page-states (or the ``P`` most recently deleted
+  tokens of a sliding window, ``memory = P``). The exact analyser does not extend the page-state
+  by them: see :class:`Periodic`. A window that never deletes never repeats.
 - ``repeats = { period = P, copies = C }``: the window ends in ``C`` consecutive copies of a block
   of ``p`` tokens for some ``1 <= p <= P`` (a loop of period ``p`` repeated ``C`` times): its last
   ``C p`` positions are real tokens (no pad) and ``w[-i] == w[-i - p]`` for ``i = 1 .. (C - 1) p``.
@@ -223,7 +224,27 @@ def population_above_jit(c, population, label, threshold, tie, holding):
 
 @form
 class Periodic(CriterionForm):
-    """The page-state equals the one ``d`` steps earlier for some ``1 <= d <= P``."""
+    """The page-state equals the one ``d`` steps earlier for some ``1 <= d <= P``: ``X_t = X_{t-d}``.
+
+    When the window decides it (the exact analyser, :func:`ecology.exact.chain.repetition_chain`):
+
+    - ``d = 1``, every deleting rule: ``X_t = X_{t-1}`` exactly when the transition just taken is a
+      self-loop ``i -> i`` of the page-state chain (an event on its edges, not on its states).
+    - ``fifo`` without a pinned prefix, where the window holds the last ``k`` tokens:
+      ``X_t = X_{t-d}`` exactly when ``x_i = x_{i-d}`` for the ``k`` latest positions ``i``, all real
+      tokens (a window that still holds pads had more pads ``d`` steps earlier). For ``d < k`` this
+      is "the last ``d + 1`` windows were all full and ``d``-periodic": the chain went ``d`` steps round
+      the rotation of a ``d``-periodic window, which the window itself shows, plus a count of the
+      steps; for ``d >= k`` the comparison reaches tokens that left the window, and only the last
+      ``d - k`` of them are needed.
+    - ``block``, ``message`` and a pinned ``fifo``: for ``d >= 2`` the page-state ``d`` steps earlier is
+      not the window shifted back by ``d`` tokens (a step deletes a varying number of them, or not
+      the oldest), so the exact analysis refuses ``P >= 2`` there; ``none`` never repeats.
+
+    The simulator's rule is the definition on every rule (it compares with the kept page-states).
+    ``holds`` is the definition on the chain whose states carry ``memory >= P`` deleted tokens
+    before a sliding page-state (:func:`equals_earlier`), kept as the reference the product is tested against.
+    """
 
     key = "periodic"
     fields = {"periodic": (int | None, Field(None, ge=1, le=MAX_COUNT))}
