@@ -31,7 +31,7 @@ from pydantic import (
 from ecology.errors import ScenarioError, UnreadableInput
 from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error
 from ecology.io import safe
-from ecology.kinds.criteria import FORMS
+from ecology.kinds.criteria import FORMS, SET_FORMS
 from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS
 from ecology.lm import KINDS as MODEL_KINDS
@@ -227,6 +227,39 @@ Criterion = create_model(
 )
 
 
+class SetTable(Strict):
+    """A ``[sets.NAME]`` table: a named set of page-states, for occupation (time spent in it) and
+    hitting queries. Exactly one of ``criterion = "NAME"`` (the page-states where that
+    ``[absorption.NAME]`` criterion holds) or one criterion form (``windows``, ``window_only``,
+    ``population``/``above``, ``repeats``; not ``periodic``, which looks at earlier page-states)."""
+
+    criterion: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SetTable:
+        keys = ["criterion", *SET_FORMS]
+        chosen = [key for key in keys if getattr(self, key) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"give exactly one of {', '.join(repr(k) for k in keys)}")
+        own = {"criterion"} if chosen[0] == "criterion" else set(SET_FORMS[chosen[0]].fields)
+        stray = [key for cls in SET_FORMS.values() for key in cls.fields if key not in own and getattr(self, key) is not None]
+        if stray:
+            raise ValueError(f"{stray[0]!r} goes with {next(k for k, c in SET_FORMS.items() if stray[0] in c.fields)!r}")
+        if chosen[0] != "criterion":
+            SET_FORMS[chosen[0]].validate_spec(self)
+        return self
+
+    @property
+    def form(self) -> str:
+        return next(key for key in ["criterion", *SET_FORMS] if getattr(self, key) is not None)
+
+
+NamedSet = create_model(
+    "NamedSet", __base__=SetTable, __doc__=SetTable.__doc__,
+    **{name: definition for cls in SET_FORMS.values() for name, definition in cls.fields.items()},
+)
+
+
 class SweepSpec(Strict):
     """A study declared in the file: ``grid`` maps dotted paths to lists or range strings
     (see ``ecology sweep``); ``replicates`` and ``steps`` override ``[run]`` for the sweep."""
@@ -247,6 +280,7 @@ class Scenario(Strict):
     premises: dict[Name, PremiseSpec] = Field(default_factory=dict)
     populations: dict[Name, PopulationSpec] = Field(default_factory=dict)
     absorption: dict[Name, Criterion] = Field(default_factory=dict)
+    sets: dict[Name, NamedSet] = Field(default_factory=dict)
     sweep: SweepSpec | None = None
 
 
@@ -266,7 +300,7 @@ def _pydantic_error(err: ValidationError) -> ScenarioError:
 
 
 NAMED_TABLES = {"simulacra": "simulacrum", "premises": "premise", "populations": "population",
-                "absorption": "criterion"}
+                "absorption": "criterion", "sets": "set"}
 
 
 def parse_value(text: str) -> Any:
@@ -560,8 +594,29 @@ def check(s: Scenario) -> None:
         labels.add(name)
     for name, crit in s.absorption.items():
         FORMS[crit.form].check(f"absorption.{name}", crit, refs, labels, ctx.length)
+    for name, spec in s.sets.items():
+        check_set(f"sets.{name}", name, spec, s, refs, labels)
     if not math.isfinite(s.sampling.temperature):
         raise ScenarioError("sampling.temperature", "must be finite")
+
+
+def check_set(path: str, name: str, spec, s: Scenario, refs: References, labels: set[str]) -> None:
+    """A ``[sets.NAME]`` table against the scenario: its name is not a criterion's (sets and
+    criteria share the names of ``--hit``, ``--occupation`` and the output columns), its
+    ``criterion`` names an absorption criterion that is a set of page-states, its form's own
+    cross-references hold."""
+    if name in s.absorption:
+        raise ScenarioError(path, f"an absorption criterion is also named {name!r}; sets and criteria share one "
+                            f"namespace: rename the set, or define it as criterion = {name!r} under another name")
+    if spec.criterion is None:
+        SET_FORMS[spec.form].check(path, spec, refs, labels, s.context.length)
+        return
+    if spec.criterion not in s.absorption:
+        raise ScenarioError(f"{path}.criterion", f"unknown absorption criterion {spec.criterion!r}; criteria are "
+                            f"{list(s.absorption)}")
+    if s.absorption[spec.criterion].form not in SET_FORMS:
+        raise ScenarioError(f"{path}.criterion", f"criterion {spec.criterion!r} is 'periodic', which compares the "
+                            "page-state with earlier ones: not a set of page-states; use windows or repeats")
 
 
 def check_model(path: str, spec: dict, s: Scenario) -> None:
