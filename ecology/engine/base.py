@@ -123,25 +123,29 @@ def scalar_column(n_premises: int, n_labels: int, name: str) -> int:
 
 class Occupation(NamedTuple):
     """Per predicate (criteria then named sets, :attr:`ecology.core.compile.Compiled.tracked`) and
-    replicate, (C, R) int64, updated by the engines at every step ``t = 0, 1, ..``: ``occupied``
-    the steps at which it held, ``entries`` the steps ``t >= 1`` at which it holds and did not at
+    replicate, (C, R), updated by the engines at every step ``t = 0, 1, ..``: ``occupied`` the
+    steps at which it held, ``entries`` the steps ``t >= 1`` at which it holds and did not at
     ``t - 1`` (a visit in progress at step 0 is not an entry), ``last`` the last step it held
-    (-1: never)."""
+    (-1: never), ``initial`` (bool) whether it held at step 0."""
 
     occupied: np.ndarray
     entries: np.ndarray
     last: np.ndarray
+    initial: np.ndarray
 
     @classmethod
     def zeros(cls, predicates: int, replicates: int) -> Occupation:
         shape = (predicates, replicates)
-        return cls(np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.full(shape, -1, dtype=np.int64))
+        return cls(np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.full(shape, -1, dtype=np.int64),
+                   np.zeros(shape, dtype=bool))
 
     def update(self, holding: np.ndarray, step: int) -> None:
         """Step ``step``'s holding (C, R) into the counts (the reference form of the kernel's loop)."""
         self.occupied[:] += holding
         if step:
             self.entries[:] += holding & (self.last != step - 1)
+        else:
+            self.initial[:] = holding
         self.last[holding] = step
 
 

@@ -684,7 +684,8 @@ class CompiledEngine(Engine):
                                    np.array([f.period for f in forms], dtype=np.int64),
                                    np.array([f.copies for f in forms], dtype=np.int64),
                                    np.zeros((C, R), dtype=np.int64), self.reached_at, self.holding, patterns,
-                                   pattern_count, *self.occupation)
+                                   pattern_count, self.occupation.occupied, self.occupation.entries,
+                                   self.occupation.last)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
                             np.empty(S + L), np.empty(S), np.empty(S), np.empty(V))
         self.sliding_windows = isinstance(context, SlidingWindows)
