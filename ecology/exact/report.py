@@ -126,7 +126,8 @@ class Report:
     """The exact analysis of a scenario (module docstring), as ``ecology analyze`` prints and writes it.
 
     ``to_dict()`` / ``to_json()`` give the JSON report, whose keys are the field names in this
-    order (docs/outputs.md); the optional parts (``hit``, ``metastable``, ``horizon``, ``curves``,
+    order (docs/outputs.md); the optional parts (``occupation``, absent when there is no criterion,
+    set or ``--occupation``; ``hit``, ``metastable``, ``horizon``, ``curves``,
     ``power``, and ``export``/``output`` set by the CLI) are left out when absent. Read-only item
     access (``report["n_states"]``, ``"curves" in report``) reads the same keys."""
 
@@ -142,6 +143,7 @@ class Report:
     eigenvalues: list[float]
     eigenvalues_complex: list[list[float]]
     criteria: dict[str, dict]
+    occupation: dict[str, dict] | None = None  # per criterion and set (or --occupation): occupation_report
     hit: dict | None = None
     metastable: dict | None = None
     horizon: int | None = None
@@ -152,7 +154,6 @@ class Report:
     expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
-    occupation: dict[str, dict] | None = None  # per set or criterion: occupation_report
 
     OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
                 "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note")
