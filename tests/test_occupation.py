@@ -176,7 +176,8 @@ def coin(sets: dict | None = None, absorption: dict | None = None, **run) -> dic
         "absorption": absorption if absorption is not None else {"bb": {"window_only": ["b"]}},
         "sets": sets if sets is not None else {"ends_b": {"windows": ["* * b"]}, "young": {"windows": ["N * *"]},
                                                "alternating": {"windows": ["a b a", "b a b"]}, "all_b": {"criterion": "bb"},
-                                               "double": {"repeats": {"period": 1, "copies": 2}}},
+                                               "double": {"repeats": {"period": 1, "copies": 2}},
+                                               "b_or_young": {"any_of": ["ends_b", "young"]}, "grown": {"not": "young"}},
     }
 
 
@@ -189,7 +190,10 @@ def test_window_patterns_match_tokens_pads_and_wildcards():
     assert pattern["young"].holds(windows, None).tolist() == [True, True, True, False, False, False]
     assert pattern["alternating"].holds(windows, None).tolist() == [False, False, False, True, False, False]
     assert pattern["all_b"].holds(windows, None).tolist() == [False, False, False, False, True, False]
-    assert [c.name for c in compiled.tracked] == ["bb", "ends_b", "young", "alternating", "all_b", "double"]
+    assert pattern["b_or_young"].holds(windows, None).tolist() == [True, True, True, False, True, False]
+    assert pattern["grown"].holds(windows, None).tolist() == [False, False, False, True, True, True]
+    assert [c.name for c in compiled.tracked] == ["bb", "ends_b", "young", "alternating", "all_b", "double", "b_or_young",
+                                                  "grown"]
 
 
 @pytest.mark.parametrize("sets, path, words", [
@@ -200,10 +204,15 @@ def test_window_patterns_match_tokens_pads_and_wildcards():
     ({"s": {"criterion": "nothing"}}, "sets.s.criterion", "unknown absorption criterion 'nothing'"),
     ({"s": {"criterion": "loop"}}, "sets.s.criterion", "is 'periodic'"),
     ({"s": {"periodic": 2}}, "sets.s.periodic", "unknown key"),
-    ({"s": {}}, "sets.s", "give exactly one of 'criterion', 'window_only'"),
+    ({"s": {}}, "sets.s", "give exactly one of 'criterion', 'any_of', 'not', 'window_only'"),
     ({"s": {"criterion": "bb", "windows": ["* * b"]}}, "sets.s", "give exactly one of"),
     ({"s": {"window_only": ["z"]}}, "sets.s.window_only[0]", "unknown token 'z'"),
     ({"s": {"population": "coin"}}, "sets.s", "'population' needs 'above'"),
+    ({"s": {"any_of": ["bb", "later"]}, "later": {"windows": ["* * b"]}}, "sets.s.any_of[1]",
+     "unknown criterion or set 'later'; a combination names absorption criteria ['bb', 'loop'] or sets declared before it []"),
+    ({"s": {"not": "loop"}}, "sets.s.not", "is 'periodic'"),
+    ({"s": {"any_of": []}}, "sets.s.any_of", "at least 1"),
+    ({"s": {"not": "bb", "any_of": ["bb"]}}, "sets.s", "give exactly one of 'criterion', 'any_of', 'not'"),
 ])
 def test_bad_sets_are_one_line_errors_naming_the_field(sets, path, words):
     with pytest.raises(ScenarioError) as raised:
@@ -233,7 +242,9 @@ def test_engines_count_the_same_occupation(context):
     data["context"] = context
     model = assert_engines_agree(data)
     occupied = model.engine.occupation.occupied
-    assert occupied.shape == (6, 64) and occupied.sum() > 0
+    assert occupied.shape == (8, 64) and occupied.sum() > 0
+    counts = model.engine.occupation  # a set and its complement share every step
+    assert np.array_equal(counts.occupied[7] + counts.occupied[2], np.full(64, 26))
 
 
 def test_coin_exact_occupation_is_the_closed_form():
@@ -309,7 +320,9 @@ def test_run_writes_and_prints_the_occupation(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "occupation 'ends_b' over steps 0-60: fraction of steps" in printed
     summary = json.loads((out_dir / "summary.json").read_text())
-    assert set(summary["occupation"]) == {"bb", "ends_b", "young", "alternating", "all_b", "double"}
+    assert set(summary["occupation"]) == {"bb", "ends_b", "young", "alternating", "all_b", "double", "b_or_young", "grown"}
+    resolved = (out_dir / "scenario.toml").read_text()
+    assert 'not = "young"' in resolved and validate(__import__("tomllib").loads(resolved)).sets["grown"].not_ == "young"
     assert summary["occupation"]["ends_b"]["exact"]["long_run_fraction"] == pytest.approx(0.3)
     header = (out_dir / "replicates.csv").read_text().splitlines()[0].split(",")
     assert "occupied_steps_ends_b" in header and "entries_ends_b" in header

@@ -64,7 +64,7 @@ def compile_scenario(scenario: Scenario) -> Compiled:
     criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length)
     rule = deletion_rule(ctx, index, len(tokens))
     window = rule.initial_window([index[t] for t in ctx.prompt])
-    sets = build_sets(scenario.sets, scenario.absorption, index, mixture.labels, ctx.length)
+    sets = build_sets(scenario.sets, scenario.absorption, criteria, index, mixture.labels, ctx.length)
     compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window, rule, sets)
     if mixture.read(window[None]).impossible[0]:
         raise ScenarioError(

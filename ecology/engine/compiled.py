@@ -52,11 +52,13 @@ from ecology.engine.base import Engine, ReplicateState, StepRecords
 from ecology.interrupts import deferred
 from ecology.kinds import observables
 from ecology.kinds.criteria import (
+    COMBINED,
     PATTERNS,
     PERIODIC,
     POPULATION,
     REPEATS,
     WINDOW_ONLY,
+    combined_jit,
     patterns_read_jit,
     patterns_slide_jit,
     periodic_read_jit,
@@ -149,7 +151,8 @@ class CriteriaArrays(NamedTuple):
     """The criteria's compiled forms (:class:`ecology.kinds.criteria.CompiledCriterion`), one row
     per criterion (then per named set), and their state: ``outside`` (C, R) the incremental
     ``window_only`` counts, ``reached_at`` and ``holding`` (C, R); ``patterns`` (C, M, k) and
-    ``pattern_count`` (C,) the window patterns; ``occupied``, ``entries``, ``last`` the
+    ``pattern_count`` (C,) the window patterns; ``members`` (C, K), ``member_count`` and
+    ``negate`` (C,) the combined sets; ``occupied``, ``entries``, ``last`` the
     engine's :class:`ecology.engine.base.Occupation`."""
 
     form: np.ndarray
@@ -163,6 +166,9 @@ class CriteriaArrays(NamedTuple):
     holding: np.ndarray
     patterns: np.ndarray
     pattern_count: np.ndarray
+    members: np.ndarray
+    member_count: np.ndarray
+    negate: np.ndarray
     occupied: np.ndarray
     entries: np.ndarray
     last: np.ndarray
@@ -466,6 +472,8 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     for c in range(n_criteria):
         if form[c] == POPULATION:
             population_above_jit(c, population, label[c], threshold[c], TIE_TOLERANCE, holding)
+        elif form[c] == COMBINED:  # its members are earlier rows, settled already
+            combined_jit(c, crit.members[c], crit.member_count[c], crit.negate[c], holding)
         reached = held = 0
         for r in range(rows):
             if holding[c, r] and reached_at[c, r] < 0:
@@ -678,14 +686,19 @@ class CompiledEngine(Engine):
                 disallowed[c] = form.disallowed
             if form.patterns is not None:
                 patterns[c, : len(form.patterns)] = form.patterns
+        member_count = np.array([0 if f.members is None else len(f.members) for f in forms], dtype=np.int64)
+        members = np.zeros((C, max(member_count, default=0)), dtype=np.int64)
+        for c, form in enumerate(forms):
+            if form.members is not None:
+                members[c, : len(form.members)] = form.members
         self.crit = CriteriaArrays(np.array([f.form for f in forms], dtype=np.int64),
                                    np.array([f.label for f in forms], dtype=np.int64),
                                    np.array([f.threshold for f in forms], dtype=float), disallowed,
                                    np.array([f.period for f in forms], dtype=np.int64),
                                    np.array([f.copies for f in forms], dtype=np.int64),
                                    np.zeros((C, R), dtype=np.int64), self.reached_at, self.holding, patterns,
-                                   pattern_count, self.occupation.occupied, self.occupation.entries,
-                                   self.occupation.last)
+                                   pattern_count, members, member_count, np.array([f.negate for f in forms], dtype=np.bool_),
+                                   self.occupation.occupied, self.occupation.entries, self.occupation.last)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
                             np.empty(S + L), np.empty(S), np.empty(S), np.empty(V))
         self.sliding_windows = isinstance(context, SlidingWindows)

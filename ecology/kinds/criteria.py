@@ -56,7 +56,8 @@ if TYPE_CHECKING:  # the scenario's [absorption.NAME] table is built from the fo
     from ecology.scenario import Criterion
 
 
-WINDOW_ONLY, POPULATION, PERIODIC, REPEATS, PATTERNS = 0, 1, 2, 3, 4  # the compiled predicates (CompiledCriterion.form)
+# the compiled predicates (CompiledCriterion.form)
+WINDOW_ONLY, POPULATION, PERIODIC, REPEATS, PATTERNS, COMBINED = 0, 1, 2, 3, 4, 5
 ANY = -1  # a ``*`` entry of a window pattern (compiled patterns: token index, V for the pad, ANY)
 
 
@@ -71,6 +72,8 @@ class CompiledCriterion(NamedTuple):
     period: int = 0  # PERIODIC: P; REPEATS: the longest block that fits, min(P, k // C)
     copies: int = 0  # REPEATS: C
     patterns: np.ndarray | None = None  # PATTERNS: (M, k) token index, V for the pad, ANY for ``*``
+    members: np.ndarray | None = None  # COMBINED: the rows (earlier predicates) it combines ...
+    negate: bool = False  # ... by "any of" (False) or "not" (True, one member)
 
 
 class CriterionForm:
@@ -483,13 +486,61 @@ def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], 
 SET_FORMS = {key: cls for key, cls in FORMS.items() if cls is not Periodic}  # sets are predicates on page-states
 
 
-def build_sets(sets: dict, criteria: dict[str, Criterion], token_index: dict[str, int], labels: list[str],
-               length: int) -> list[CriterionForm]:
-    """Compile the scenario's named sets (``[sets.NAME]``): each a criterion form's predicate
-    under the set's name; ``criterion = "NAME"`` takes that absorption criterion's form."""
+class Combined(CriterionForm):
+    """A named set made of earlier predicates (criteria, or sets declared before it): ``any_of``
+    (the union: some member holds) or ``not`` (the complement of its one member). ``indices``
+    are the members' rows among the engines' predicates (criteria, then sets), all before its own."""
+
+    def __init__(self, name: str, members: list[CriterionForm], indices: list[int], negate: bool):
+        super().__init__(name)
+        self.members = members
+        self.indices = np.array(indices, dtype=np.int64)
+        self.negate = negate
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(extended), dtype=bool)
+        for member in self.members:
+            out |= member.holds(extended, amplitudes)
+        return ~out if self.negate else out
+
+    def observe(self, engine) -> np.ndarray:
+        """The members' rows, settled already at this step (they come first)."""
+        out = np.any(engine.holding[self.indices], axis=0)
+        return ~out if self.negate else out
+
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(COMBINED, members=self.indices, negate=self.negate)
+
+
+@inline
+def combined_jit(c, members, count, negate, holding):
+    """The compiled form: the first ``count`` member rows of ``holding`` (settled before row ``c``), or'ed, negated."""
+    for r in range(holding.shape[1]):
+        found = False
+        for m in range(count):
+            if holding[members[m], r]:
+                found = True
+                break
+        holding[c, r] = found != negate
+
+
+def build_sets(sets: dict, criteria: dict[str, Criterion], compiled: list[CriterionForm], token_index: dict[str, int],
+               labels: list[str], length: int) -> list[CriterionForm]:
+    """Compile the scenario's named sets (``[sets.NAME]``), after the ``compiled`` criteria: each a
+    criterion form's predicate under the set's name; ``criterion = "NAME"`` takes that absorption
+    criterion's form; ``any_of``/``not`` combine criteria and sets declared before it."""
     setting = Setting(token_index, labels, length, 0)
+    row = {c.name: i for i, c in enumerate(compiled)}
+    tracked = list(compiled)
     out = []
     for name, spec in sets.items():
-        source = criteria[spec.criterion] if spec.criterion is not None else spec
-        out.append(FORMS[source.form].from_spec(name, source, setting))
+        if spec.form in ("any_of", "not"):
+            names = spec.any_of if spec.form == "any_of" else [spec.not_]
+            built = Combined(name, [tracked[row[n]] for n in names], [row[n] for n in names], spec.form == "not")
+        else:
+            source = criteria[spec.criterion] if spec.criterion is not None else spec
+            built = FORMS[source.form].from_spec(name, source, setting)
+        row[name] = len(tracked)
+        tracked.append(built)
+        out.append(built)
     return out
