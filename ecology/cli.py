@@ -54,9 +54,10 @@ def cmd_validate(args) -> int:
         compiled = compile_scenario(s)
     except ScenarioError as err:
         raise err.located(args.file) from None
+    sets = f", {counted(len(compiled.sets), 'named set')}" if compiled.sets else ""
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
           f"{counted(len(compiled.premises), 'premise')} in {counted(len(compiled.mixture.labels), 'population')}, "
-          f"{counted(len(compiled.criteria), 'absorption criterion', 'absorption criteria')}; "
+          f"{counted(len(compiled.criteria), 'absorption criterion', 'absorption criteria')}{sets}; "
           f"a run needs about {memory / GIB:.2g} GiB "
           f"({', '.join(f'{size / GIB:.2g} {stage}' for stage, size in stage_bytes(s).items())})")
     return 0
@@ -244,7 +245,7 @@ def cmd_analyze(args) -> int:
 
 def write_export(target: Path, chain, compiled, power: int | None, max_states: int) -> None:
     """``transition.npz``, ``states.txt``, PRISM explicit files (``chain.tra``, ``chain.lab`` with
-    one label per criterion, ``chain.sta``) and, for small chains, ``power_N.npz``."""
+    one label per criterion and named set, ``chain.sta``) and, for small chains, ``power_N.npz``."""
     import scipy.sparse as sp
 
     from ecology.exact.chain import criterion_chain
@@ -253,7 +254,7 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
     from ecology.io.safe import write_atomically
 
     labels = {}
-    for c in compiled.criteria:  # a periodic criterion lives on the extended chain: not labelled here
+    for c in compiled.tracked:  # a periodic criterion lives on the extended chain: not labelled here
         decided_on, mask = criterion_chain(compiled, chain, c, max_states)
         if decided_on is chain:
             labels[c.name] = mask
