@@ -145,7 +145,7 @@ def print_occupation(name: str, o: dict, exact: dict | None, steps: int) -> None
         print(f"    exact chain: fraction {exact['fraction']:.6g}, visits {exact['visits']:.6g}, exposure/exits "
               f"{_exact_value(exact['mean_stay_within'], 'none (no exit)')}, {steps}/entries "
               f"{_exact_value(exact['mean_time_between_entries_within'], 'none (no entry)')}; "
-              f"long-run fraction {exact['long_run_fraction']:.6g}")
+              f"long-run fraction {_exact_value(exact['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
 
 
 def print_stationary_occupation(o: dict) -> None:
@@ -364,7 +364,7 @@ def print_report(r, chain) -> None:
         print(f"occupation '{name}' ({o['size']:,} page-states) over t = 0-{o['horizon']}: expected steps in it "
               f"{o['occupation']:.6g} (fraction {o['fraction']:.6g}), visits {o['visits']:.6g}, mean stay per visit "
               f"(exposure/exits) {_exact_value(o['mean_stay_within'], 'none (no visit ends)')}; long-run fraction "
-              f"{o['long_run_fraction']:.6g}")
+              f"{_exact_value(o['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
         print_stationary_occupation(o)
     if r.hit is not None:
         h = r.hit

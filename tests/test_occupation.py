@@ -328,3 +328,22 @@ def test_run_writes_and_prints_the_occupation(tmp_path, capsys):
     assert "occupied_steps_ends_b" in header and "entries_ends_b" in header
     with pytest.raises(UserError):
         analyze(compile_scenario(validate(coin())), occupation=["a a z"])
+
+
+def test_an_untrusted_stationary_law_withholds_the_stationary_figures():
+    """A law whose error estimate is above the trusted bound gives no stationary digits: the class's
+    figures and the long-run fraction are null with a note; the horizon figures stay."""
+    from ecology.exact.chain import build_chain
+    from ecology.exact.markov import StationaryLaw
+    from ecology.exact.report import occupation_report
+
+    compiled = compile_scenario(validate(coin()))
+    pc = build_chain(compiled)
+    (law,) = pc.chain.stationary_laws
+    pc.chain.__dict__["stationary_laws"] = [StationaryLaw(law.pi, law.method, 1e-3, "test")]
+    mask = compiled.sets[0].holds(pc.windows, pc.population_amplitudes)
+    out = occupation_report(pc, mask, 60, 10**9, "--horizon")
+    (cls,) = out["classes"]
+    assert cls["mass"] is None and cls["mean_stay"] is None and out["long_run_fraction"] is None
+    assert cls["note"] == "not computed: the class's stationary law is not trusted (L1 error estimate 1.0e-03)"
+    assert out["occupation"] == pytest.approx(18.0, rel=1e-12)

@@ -311,11 +311,13 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
       ``fraction`` (over ``H + 1``), ``visits``, ``entries``, ``exits``, and the ratios a simulation
       estimates, ``mean_stay_within = exposure / exits`` and ``mean_time_between_entries_within =
       H / entries`` (null when no visit ends, or none begins, within the horizon);
-    - ``long_run_fraction``: the Cesàro limit of ``fraction``, ``sum_C P(end in C) pi_C(A)``;
+    - ``long_run_fraction``: the Cesàro limit of ``fraction``, ``sum_C P(end in C) pi_C(A)`` (null
+      when a class that may be entered has a stationary law that is not trusted);
     - ``classes``: per closed class, ``probability`` of ending there, ``mass = pi(A)``, ``flux``
       into A per step, ``mean_stay = pi(A) / flux``, ``mean_time_between_entries = 1 / flux``,
       ``mean_excursion = (1 - pi(A)) / flux`` and ``mean_return_time = 1 / pi(A)`` (from pi
-      restricted to A); where they are infinite or undefined they are null and ``note`` says which."""
+      restricted to A); where they are infinite, undefined or not defended by the class's stationary
+      law (:attr:`StationaryLaw.trusted`) they are null and ``note`` says which."""
     mc = pc.chain
     _work_check("the occupation over the horizon", within, mc.P.nnz, max_work, flag)
     initial = np.zeros(mc.n_states)
@@ -323,19 +325,24 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
     horizon = mc.occupation_over_horizon(initial, A, within)
     absorb = mc.absorption_probabilities(pc.initial)
     classes = []
-    for i, (stay, probability) in enumerate(zip(mc.occupation_in_stationarity(A), absorb)):
+    keys = ("mass", "flux", "mean_stay", "mean_time_between_entries", "mean_excursion", "mean_return_time")
+    for i, (stay, probability, law) in enumerate(zip(mc.occupation_in_stationarity(A), absorb, mc.stationary_laws)):
+        if not law.trusted:  # digits that the law's error estimate does not defend are withheld
+            estimate = "none" if law.error is None else f"{law.error:.1e}"
+            classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
+                            "note": f"not computed: the class's stationary law is not trusted (L1 error estimate {estimate})"})
+            continue
         note = None if stay["mean_stay"] is not None and math.isfinite(stay["mean_stay"]) else \
             STAY_NOTES["closed" if stay["mass"] > 0 else "unvisited"]
-        classes.append({"class": i, "probability": float(probability), "mass": stay["mass"], "flux": stay["flux"],
-                        **{key: _finite(stay[key]) if stay[key] is not None else None
-                           for key in ("mean_stay", "mean_time_between_entries", "mean_excursion", "mean_return_time")},
-                        "note": note})
+        classes.append({"class": i, "probability": float(probability),
+                        **{key: _finite(stay[key]) if stay[key] is not None else None for key in keys}, "note": note})
+    trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0)
     return {
         "size": int(A.sum()), "horizon": within,
         **{key: horizon[key] for key in ("occupation", "fraction", "visits", "entries", "exits")},
         "mean_stay_within": horizon["exposure"] / horizon["exits"] if horizon["exits"] > 0 else None,
         "mean_time_between_entries_within": within / horizon["entries"] if horizon["entries"] > 0 else None,
-        "long_run_fraction": mc.long_run_fraction(initial, A),
+        "long_run_fraction": mc.long_run_fraction(initial, A) if trusted else None,
         "classes": classes,
     }
 
