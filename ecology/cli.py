@@ -747,8 +747,9 @@ def build_parser() -> Parser:
     p.add_argument("--power", type=natural, help="report (and export) T^n")
     p.add_argument("--hit", metavar="TARGET", help="hitting analysis of a criterion or set name, 'class:I', or "
                    "page-states ('U U U' or several separated by commas)")
-    p.add_argument("--occupation", metavar="NAME[,NAME]", help="time spent in these criteria, sets ([sets.NAME]), "
-                   "'class:I' or page-states, over the horizon and in stationarity (default: every criterion and set)")
+    p.add_argument("--occupation", metavar="NAME[,NAME]", help="time spent in each of these, over the horizon and in "
+                   "stationarity: a criterion, a set ([sets.NAME]), 'class:I' or one page-state per name (name a set of "
+                   "page-states in [sets.NAME] windows); default: every criterion and set")
     p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")
