@@ -392,7 +392,8 @@ def parse_pattern(path: str, pattern: str, refs: References, length: int) -> lis
     :class:`ScenarioError` on ``path``."""
     entries = pattern.split()
     if len(entries) != length:
-        raise ScenarioError(path, f"the pattern {pattern!r} has {len(entries)} entries, the window context.length = "
+        raise ScenarioError(path, f"the pattern {pattern!r} has {len(entries)} {'entry' if len(entries) == 1 else 'entries'}, "
+                            f"the window context.length = "
                             f"{length}; give one entry per position (a token, the pad {refs.pad!r}, or '*')")
     for entry in entries:
         if entry != "*" and entry != refs.pad and entry not in refs.known:
