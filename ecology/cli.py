@@ -142,7 +142,8 @@ def print_occupation(name: str, o: dict, exact: dict | None, steps: int) -> None
           f"visits open at step {steps} count their steps, not an exit); mean time between entries "
           f"{_estimate(o, 'mean_time_between_entries', ' steps')}")
     if exact:
-        print(f"    exact chain: fraction {exact['fraction']:.6g}, visits {exact['visits']:.6g}, exposure/exits "
+        print(f"    exact chain: fraction {probability_text(exact['fraction'])}, visits {probability_text(exact['visits'])}, "
+              "exposure/exits "
               f"{_exact_value(exact['mean_stay_within'], 'none (no exit)')}, {steps}/entries "
               f"{_exact_value(exact['mean_time_between_entries_within'], 'none (no entry)')}; "
               f"long-run fraction {_exact_value(exact['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
@@ -151,7 +152,9 @@ def print_occupation(name: str, o: dict, exact: dict | None, steps: int) -> None
 def print_stationary_occupation(o: dict) -> None:
     """Per closed class: the stationary time in the set (:func:`ecology.exact.report.occupation_report`)."""
     for c in o["classes"]:
-        head = f"    class [{c['class']}] (probability {c['probability']:.6g}): pi(set) {c['mass']:.6g}"
+        head = f"    class [{c['class']}] (probability {c['probability']:.6g})"
+        if c["mass"] is not None:
+            head += f": pi(set) {probability_text(c['mass'])}"
         if c["note"]:
             print(f"{head}; {c['note']}")
             continue
@@ -362,7 +365,8 @@ def print_report(r, chain) -> None:
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
     for name, o in (r.occupation or {}).items():
         print(f"occupation '{name}' ({o['size']:,} page-states) over t = 0-{o['horizon']}: expected steps in it "
-              f"{o['occupation']:.6g} (fraction {o['fraction']:.6g}), visits {o['visits']:.6g}, mean stay per visit "
+              f"{probability_text(o['occupation'])} (fraction {probability_text(o['fraction'])}), visits "
+              f"{probability_text(o['visits'])}, mean stay per visit "
               f"(exposure/exits) {_exact_value(o['mean_stay_within'], 'none (no visit ends)')}; long-run fraction "
               f"{_exact_value(o['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
         print_stationary_occupation(o)

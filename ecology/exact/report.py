@@ -300,7 +300,8 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
 
 
 STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
-              "unvisited": "never visited in this class: no stay, excursion or return to measure"}
+              "unvisited": "never visited in this class: no stay, excursion or return to measure",
+              "overflow": f"a time {OVERFLOW} (the flux into the set is below the range of the ratio): not given"}
 
 
 def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, flag: str) -> dict:
@@ -332,19 +333,24 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
             classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
                             "note": f"not computed: the class's stationary law is not trusted (L1 error estimate {estimate})"})
             continue
-        note = None if stay["mean_stay"] is not None and math.isfinite(stay["mean_stay"]) else \
-            STAY_NOTES["closed" if stay["mass"] > 0 else "unvisited"]
-        classes.append({"class": i, "probability": float(probability),
-                        **{key: _finite(stay[key]) if stay[key] is not None else None for key in keys}, "note": note})
+        figures = {key: _finite(stay[key]) if stay[key] is not None else None for key in keys}
+        note = STAY_NOTES["unvisited"] if stay["mass"] == 0 else STAY_NOTES["closed"] if stay["flux"] == 0 else \
+            STAY_NOTES["overflow"] if None in figures.values() else None
+        classes.append({"class": i, "probability": float(probability), **figures, "note": note})
     trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0)
     return {
         "size": int(A.sum()), "horizon": within,
         **{key: horizon[key] for key in ("occupation", "fraction", "visits", "entries", "exits")},
-        "mean_stay_within": horizon["exposure"] / horizon["exits"] if horizon["exits"] > 0 else None,
-        "mean_time_between_entries_within": within / horizon["entries"] if horizon["entries"] > 0 else None,
+        "mean_stay_within": _ratio(horizon["exposure"], horizon["exits"]),
+        "mean_time_between_entries_within": _ratio(within, horizon["entries"]),
         "long_run_fraction": mc.long_run_fraction(initial, A) if trusted else None,
         "classes": classes,
     }
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``; None when the denominator is 0 or the ratio is beyond a double."""
+    return _finite(numerator / denominator) if denominator > 0 else None
 
 
 def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
