@@ -66,9 +66,10 @@ def cmd_validate(args) -> int:
         compiled = compile_scenario(s)
     except ScenarioError as err:
         raise err.located(args.file) from None
+    sets = f", {counted(len(compiled.sets), 'named set')}" if compiled.sets else ""
     print(f"{args.file}: ok: {s.name}: {len(compiled.tokens)} tokens, k = {s.context.length} ({s.context.deletion}), "
           f"{counted(len(compiled.premises), 'premise')} in {counted(len(compiled.mixture.labels), 'population')}, "
-          f"{counted(len(compiled.criteria), 'absorption criterion', 'absorption criteria')}; "
+          f"{counted(len(compiled.criteria), 'absorption criterion', 'absorption criteria')}{sets}; "
           f"a run needs about {memory / GIB:.2g} GiB "
           f"({', '.join(f'{size / GIB:.2g} {stage}' for stage, size in stage_bytes(s).items())})")
     print_priors(acting_priors(s))
@@ -134,9 +135,50 @@ def print_criterion(name: str, c: dict, exact: dict | None, steps: int, replicat
               f"set closed (holding once reached): {'yes' if exact['closed'] else 'no'}")
 
 
+def _estimate(o: dict, key: str, unit: str = "", digits: int = 4) -> str:
+    """A simulated figure with its unit and 95% interval, or why there is none (``KEY_note``)."""
+    if o[key] is None:
+        return f"none ({o[f'{key}_note']})"
+    return f"{o[key]:.{digits}g}{unit} (95% {o[f'{key}_lo']:.{digits}g}-{o[f'{key}_hi']:.{digits}g})"
+
+
+def _exact_value(x: float | None, missing: str) -> str:
+    return missing if x is None else f"{x:.6g}"
+
+
+def print_occupation(name: str, o: dict, exact: dict | None, steps: int) -> None:
+    """The simulated time in a criterion's or set's page-states (``summary.json``'s ``occupation``),
+    and the exact chain's values beside them (``run --exact``)."""
+    print(f"  occupation '{name}' over steps 0-{steps}: fraction of steps {_estimate(o, 'fraction')}, "
+          f"visits {_estimate(o, 'visits')}")
+    print(f"    mean stay per visit {_estimate(o, 'mean_stay', ' steps')} ({o['exits']} exits; {o['open_at_horizon']} "
+          f"visits open at step {steps} count their steps, not an exit); mean time between entries "
+          f"{_estimate(o, 'mean_time_between_entries', ' steps')}")
+    if exact:
+        print(f"    exact chain: fraction {probability_text(exact['fraction'])}, visits {probability_text(exact['visits'])}, "
+              "exposure/exits "
+              f"{_exact_value(exact['mean_stay_within'], 'none (no exit)')}, {steps}/entries "
+              f"{_exact_value(exact['mean_time_between_entries_within'], 'none (no entry)')}; "
+              f"long-run fraction {_exact_value(exact['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
+
+
+def print_stationary_occupation(o: dict) -> None:
+    """Per closed class: the stationary time in the set (:func:`ecology.exact.report.occupation_report`)."""
+    for c in o["classes"]:
+        head = f"    class [{c['class']}] (probability {c['probability']:.6g})"
+        if c["mass"] is not None:
+            head += f": pi(set) {probability_text(c['mass'])}"
+        if c["note"]:
+            print(f"{head}; {c['note']}")
+            continue
+        print(f"{head}, mean stay per visit {c['mean_stay']:.6g} steps, mean time between entries "
+              f"{c['mean_time_between_entries']:.6g}, mean excursion outside {c['mean_excursion']:.6g}, "
+              f"mean return time from the set (Kac, 1/pi) {c['mean_return_time']:.6g}")
+
+
 def cmd_run(args) -> int:
     from ecology.core.compile import compile_scenario
-    from ecology.exact.report import criterion_figures
+    from ecology.exact.report import criterion_figures, occupation_figures
     from ecology.io.artefacts import write_run
     from ecology.io.safe import fresh_directory
     from ecology.results import simulate, summarize
@@ -151,12 +193,16 @@ def cmd_run(args) -> int:
     summary["output"] = str(target)
     if args.exact:
         try:
-            exact = criterion_figures(compile_scenario(s), args.max_states)
+            compiled = compile_scenario(s)
+            exact = criterion_figures(compiled, args.max_states)
+            exact_occupation = occupation_figures(compiled, args.max_states)
         except UserError as err:
             print(f"note: no exact figures: {err}", file=sys.stderr)
-            exact = {}
+            exact = exact_occupation = {}
         for name, figures in exact.items():
             summary["criteria"][name]["exact"] = figures
+        for name, figures in exact_occupation.items():
+            summary["occupation"][name]["exact"] = figures
     write_run(result, target, summary)
     if result.engine_note:
         print(f"note: {result.engine_note}", file=sys.stderr)
@@ -168,6 +214,8 @@ def cmd_run(args) -> int:
     print_priors(summary["priors"])
     for name, c in summary["criteria"].items():
         print_criterion(name, c, c.get("exact"), s.run.steps, s.run.replicates)
+    for name, o in summary["occupation"].items():
+        print_occupation(name, o, o.get("exact"), s.run.steps)
     for label, p in summary["populations"].items():
         print(f"  amplitude '{label}' at the end: mean {p['amplitude_final_mean']:.4f} "
               f"(10%-50%-90%: {p['amplitude_final_q10']:.4f}-{p['amplitude_final_q50']:.4f}-{p['amplitude_final_q90']:.4f})")
@@ -191,8 +239,9 @@ def cmd_analyze(args) -> int:
     try:
         compiled = compile_scenario(s)
         chain = build_chain(compiled, args.max_states, max_work=args.max_work)
+        occupation = None if args.occupation is None else [n.strip() for n in args.occupation.split(",") if n.strip()]
         report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
-                         hit=args.hit, before=args.before, max_work=args.max_work)
+                         hit=args.hit, before=args.before, max_work=args.max_work, occupation=occupation)
     except ScenarioError as err:
         raise err.located(args.file) from None
     if export:
@@ -213,7 +262,7 @@ def cmd_analyze(args) -> int:
 
 def write_export(target: Path, chain, compiled, power: int | None, max_states: int) -> None:
     """``transition.npz``, ``states.txt``, PRISM explicit files (``chain.tra``, ``chain.lab`` with
-    one label per criterion, ``chain.sta``) and, for small chains, ``power_N.npz``."""
+    one label per criterion and named set, ``chain.sta``) and, for small chains, ``power_N.npz``."""
     import scipy.sparse as sp
 
     from ecology.exact.chain import criterion_chain
@@ -222,7 +271,7 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
     from ecology.io.safe import write_atomically
 
     labels = {}
-    for c in compiled.criteria:  # a periodic criterion lives on the extended chain: not labelled here
+    for c in compiled.tracked:  # a periodic criterion lives on the extended chain: not labelled here
         decided_on, mask = criterion_chain(compiled, chain, c, max_states)
         if decided_on is chain:
             labels[c.name] = mask
@@ -331,6 +380,13 @@ def print_report(r, chain) -> None:
     for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
     print_loops(r.loops)
+    for name, o in (r.occupation or {}).items():
+        print(f"occupation '{name}' ({o['size']:,} page-states) over t = 0-{o['horizon']}: expected steps in it "
+              f"{probability_text(o['occupation'])} (fraction {probability_text(o['fraction'])}), visits "
+              f"{probability_text(o['visits'])}, mean stay per visit "
+              f"(exposure/exits) {_exact_value(o['mean_stay_within'], 'none (no visit ends)')}; long-run fraction "
+              f"{_exact_value(o['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
+        print_stationary_occupation(o)
     if r.hit is not None:
         h = r.hit
         if h["before"]:
@@ -796,8 +852,11 @@ def build_parser() -> Parser:
     p.add_argument("--tolerance", type=probability, help="metastable classes: ignore transitions below this")
     p.add_argument("--horizon", type=natural, help="exact criterion curves for t = 0 .. H")
     p.add_argument("--power", type=natural, help="report (and export) T^n")
-    p.add_argument("--hit", metavar="TARGET", help="hitting analysis of a criterion name, 'class:I', or page-states "
-                   "('U U U' or several separated by commas)")
+    p.add_argument("--hit", metavar="TARGET", help="hitting analysis of a criterion or set name, 'class:I', or "
+                   "page-states ('U U U' or several separated by commas)")
+    p.add_argument("--occupation", metavar="NAME[,NAME]", help="time spent in each of these, over the horizon and in "
+                   "stationarity: a criterion, a set ([sets.NAME]), 'class:I' or one page-state per name (name a set of "
+                   "page-states in [sets.NAME] windows); default: every criterion and set")
     p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")

@@ -7,14 +7,16 @@ A run directory holds (every column and key is documented in ``docs/outputs.md``
   time-to-event figures of :func:`ecology.statistics.time_to_event` for *reached* (Kaplan–Meier
   curve of P(reached by t) with its 95% band, censored count, restricted mean time within the
   horizon, median only when the curve crosses 1/2) and the fraction *holding* at the last step
-  with its Wilson interval; with ``--exact``, the exact chain's figures beside them (``exact``,
+  with its Wilson interval; per criterion and named set (``occupation``) the time spent in its set
+  (:func:`occupation_summary`); with ``--exact``, the exact chain's figures beside them (``exact``,
   :func:`ecology.exact.report.criterion_figures`: expected hitting time, P(reached by N),
   restricted mean, whether the set is closed); per
   population label and per premise the final amplitude (mean and quantiles over replicates),
   and for population members their drawn parameter and prior;
 - ``steps.csv``: one row per step (the DataCollector's table);
 - ``replicates.csv``: one row per replicate: first step each criterion held (empty if never),
-  whether it holds at the end, final amplitude per population and per premise;
+  whether it holds at the end, the steps in each criterion's and set's set and its entries,
+  final amplitude per population and per premise;
 - ``premises.csv``: one row per premise: population, prior (acting) and as written, drawn parameter, final amplitude
   and the fraction of replicates in which it ends with the largest amplitude;
 - ``scenario.toml``: the resolved scenario (overrides applied; population members listed in a
@@ -32,7 +34,7 @@ overwritten.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,7 +44,7 @@ from ecology.core.mixture import acting_priors
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel
 from ecology.scenario import Scenario, to_table
-from ecology.statistics import kaplan_meier, time_to_event, wilson
+from ecology.statistics import kaplan_meier, mean_interval, ratio_of_sums, time_to_event, wilson
 
 
 @dataclass
@@ -65,6 +67,8 @@ class RunResult:
     seconds: float
     engine: str = "numpy"  # the engine that ran: "compiled" or "numpy" (ecology.engine.compiled)
     engine_note: str | None = None  # why the compiled engine was not used, when it was asked for
+    # criterion or named set -> (R,) per replicate: "occupied" steps, "entries", "initial" and "final" holding
+    occupation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -90,6 +94,10 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
     reached = {c.name: model.reached_at[i] for i, c in enumerate(model.criteria)}
     holding = {c.name: model.holding[i].copy() for i, c in enumerate(model.criteria)}
     finals = {label: model.population[:, j] for j, label in enumerate(model.mixture.labels)}
+    occ = model.engine.occupation
+    occupation = {c.name: {"occupied": occ.occupied[i].copy(), "entries": occ.entries[i].copy(),
+                           "initial": occ.initial[i].copy(), "final": model.holding[i].copy()}
+                  for i, c in enumerate(model.compiled.tracked)}
     raster = np.stack(model.raster)
     chosen = pick_raster_replicate(next(iter(reached.values()), None))
     shown = min(RASTER_REPLICATES, model.replicates)
@@ -100,7 +108,7 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
         raster[:, chosen], chosen, np.stack(model.trajectories),
         np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
         np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
-        model.engine.name, model.engine_note,
+        model.engine.name, model.engine_note, occupation,
     )
 
 
@@ -138,6 +146,44 @@ def criterion_summary(reached_at: np.ndarray, holding_final: np.ndarray, steps: 
     return out
 
 
+def occupation_summary(counts: dict[str, np.ndarray], steps: int) -> dict:
+    """The time ``R`` replicates spent in a set over steps ``0 .. N`` (``N = steps``), from each
+    replicate's ``occupied`` steps ``O``, ``entries`` ``E`` (steps ``t >= 1`` entering the set),
+    ``initial`` and ``final`` holding ``I``, ``F``:
+
+    - ``occupation`` = mean of ``O`` and ``fraction`` = mean of ``O / (N + 1)``, each with the 95%
+      normal interval over replicates (:func:`ecology.statistics.mean_interval`);
+    - ``visits`` = mean of ``I + E`` (maximal runs of steps in the set), with its interval;
+      ``entries`` and ``exits`` = totals of ``E`` and of ``I + E - F``; ``open_at_horizon`` = the
+      replicates whose visit is still in progress at ``N`` (right-censored) and ``open_at_start``
+      those in the set at step 0 (left-censored: not an entry);
+    - ``mean_stay`` = ``sum (O - F) / sum exits``, the steps in the set that could have been
+      followed by an exit within the horizon per exit (a ratio estimator, delta-method interval,
+      :func:`ecology.statistics.ratio_of_sums`). A censored visit counts the steps it was seen to
+      stay and no exit; for stays of constant exit probability this is the maximum-likelihood
+      estimate, and whatever the law of the stays it estimates the exact ``exposure / exits`` over the
+      horizon (``mean_stay_within`` of the exact occupation), which tends to ``pi(A) / flux`` in
+      stationarity. Null with ``mean_stay_note`` when no visit ended;
+    - ``mean_time_between_entries`` = ``R N / sum E`` (the same estimator; null when nothing entered)."""
+    occupied, entries = counts["occupied"].astype(float), counts["entries"].astype(float)
+    initial, final = counts["initial"].astype(float), counts["final"].astype(float)
+    n = len(occupied)
+    exits = initial + entries - final
+    out = {}
+    for key, values in (("occupation", occupied), ("fraction", occupied / (steps + 1)), ("visits", initial + entries)):
+        out[key], out[f"{key}_lo"], out[f"{key}_hi"] = mean_interval(values)
+    out.update({"entries": int(entries.sum()), "exits": int(exits.sum()), "open_at_start": int(initial.sum()),
+                "open_at_horizon": int(final.sum())})
+    stay = ratio_of_sums(occupied - final, exits)
+    between = ratio_of_sums(np.full(n, float(steps)), entries)
+    for key, ratio, missing in (("mean_stay", stay, "no visit ended within the horizon"),
+                                ("mean_time_between_entries", between, "the set was never entered after step 0")):
+        out[key], out[f"{key}_lo"], out[f"{key}_hi"] = ratio if ratio is not None else (None, None, None)
+        if ratio is None:
+            out[f"{key}_note"] = missing
+    return out
+
+
 def quantiles(a: np.ndarray) -> dict:
     q10, q50, q90 = np.quantile(a, [0.1, 0.5, 0.9])
     return {"amplitude_final_mean": float(a.mean()), "amplitude_final_q10": float(q10),
@@ -163,6 +209,7 @@ def summarize(result: RunResult) -> dict:
         "raster_replicate": result.raster_replicate,
         "priors": acting_priors(s),
         "criteria": criteria,
+        "occupation": {name: occupation_summary(counts, s.run.steps) for name, counts in result.occupation.items()},
         "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},
         "premises": {row.pop("premise"): row for row in premise_rows(result)},
         "final": {key: _number(last[key]) for key in ("entropy", "surprisal", "free_energy")},
@@ -181,6 +228,9 @@ def replicate_table(result: RunResult) -> pd.DataFrame:
     for name, at in result.reached_at.items():
         columns[f"reached_step_{name}"] = pd.Series(at, dtype="Int64").mask(at < 0).array  # empty if never
         columns[f"holding_end_{name}"] = result.holding_final[name].astype(int)
+    for name, counts in result.occupation.items():
+        columns[f"occupied_steps_{name}"] = counts["occupied"]
+        columns[f"entries_{name}"] = counts["entries"]
     for label, a in result.final_amplitudes.items():
         columns[f"amplitude_{label}"] = a
     for s, premise in enumerate(result.premises):

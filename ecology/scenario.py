@@ -17,7 +17,7 @@ import copy
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     Discriminator,
@@ -31,7 +31,7 @@ from pydantic import (
 from ecology.errors import ScenarioError, UnreadableInput
 from ecology.fields import MAX_COUNT, Name, References, Strict, Token, pydantic_error, toml_repr
 from ecology.io import safe
-from ecology.kinds.criteria import FORMS
+from ecology.kinds.criteria import FORMS, SET_FORMS
 from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS
 from ecology.lm import KINDS as MODEL_KINDS
@@ -227,6 +227,48 @@ Criterion = create_model(
 )
 
 
+class SetTable(Strict):
+    """A ``[sets.NAME]`` table: a named set of page-states, for occupation (time spent in it) and
+    hitting queries. Exactly one of ``criterion = "NAME"`` (the page-states where that
+    ``[absorption.NAME]`` criterion holds), ``any_of = [NAMES]`` (the union of criteria and of
+    sets declared before this one), ``not = "NAME"`` (the complement of one), or one criterion
+    form (``windows``, ``window_only``, ``population``/``above``, ``repeats``; not ``periodic``,
+    which looks at earlier page-states)."""
+
+    criterion: Name | None = None
+    any_of: list[Name] | None = Field(None, min_length=1, max_length=MAX_COUNT)
+    not_: Name | None = Field(None, alias="not")
+
+    REFERENCES: ClassVar[dict[str, str]] = {"criterion": "criterion", "any_of": "any_of", "not": "not_"}  # key -> attribute
+
+    def _given(self, key: str):
+        return getattr(self, self.REFERENCES.get(key, key))
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SetTable:
+        keys = [*self.REFERENCES, *SET_FORMS]
+        chosen = [key for key in keys if self._given(key) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"give exactly one of {', '.join(repr(k) for k in keys)}")
+        own = {chosen[0]} if chosen[0] in self.REFERENCES else set(SET_FORMS[chosen[0]].fields)
+        stray = [key for cls in SET_FORMS.values() for key in cls.fields if key not in own and getattr(self, key) is not None]
+        if stray:
+            raise ValueError(f"{stray[0]!r} goes with {next(k for k, c in SET_FORMS.items() if stray[0] in c.fields)!r}")
+        if chosen[0] not in self.REFERENCES:
+            SET_FORMS[chosen[0]].validate_spec(self)
+        return self
+
+    @property
+    def form(self) -> str:
+        return next(key for key in [*self.REFERENCES, *SET_FORMS] if self._given(key) is not None)
+
+
+NamedSet = create_model(
+    "NamedSet", __base__=SetTable, __doc__=SetTable.__doc__,
+    **{name: definition for cls in SET_FORMS.values() for name, definition in cls.fields.items()},
+)
+
+
 class SweepSpec(Strict):
     """A study declared in the file: ``grid`` maps dotted paths to lists or range strings
     (see ``ecology sweep``); ``zip`` lists groups of grid paths that move together (``--zip``);
@@ -250,6 +292,7 @@ class Scenario(Strict):
     premises: dict[Name, PremiseSpec] = Field(default_factory=dict)
     populations: dict[Name, PopulationSpec] = Field(default_factory=dict)
     absorption: dict[Name, Criterion] = Field(default_factory=dict)
+    sets: dict[Name, NamedSet] = Field(default_factory=dict)
     sweep: SweepSpec | None = None
 
 
@@ -269,7 +312,7 @@ def _pydantic_error(err: ValidationError) -> ScenarioError:
 
 
 NAMED_TABLES = {"simulacra": "simulacrum", "premises": "premise", "populations": "population",
-                "absorption": "criterion"}
+                "absorption": "criterion", "sets": "set"}
 
 
 def parse_value(text: str) -> Any:
@@ -569,7 +612,7 @@ def to_table(scenario: Scenario, text: bool = True) -> dict:
     results): what :func:`resolve_text` derived from ``vocabulary.from_model`` and
     ``context.prompt_text`` is left out, the text kept; else the derived tokens are kept and the
     text left out (for a table whose premises or prompt are then replaced)."""
-    table = scenario.model_dump(mode="json", exclude_none=True)
+    table = scenario.model_dump(mode="json", exclude_none=True, by_alias=True)
     derived = (("vocabulary", "tokens", "from_model", scenario.vocabulary.from_model),
                ("context", "prompt", "prompt_text", scenario.context.prompt_text))
     for section, tokens, source, value in derived:
@@ -650,8 +693,41 @@ def check(s: Scenario) -> None:
         labels.add(name)
     for name, crit in s.absorption.items():
         FORMS[crit.form].check(f"absorption.{name}", crit, refs, labels, ctx.length)
+    for name, spec in s.sets.items():
+        check_set(f"sets.{name}", name, spec, s, refs, labels)
     if not math.isfinite(s.sampling.temperature):
         raise ScenarioError("sampling.temperature", "must be finite")
+
+
+def check_set(path: str, name: str, spec, s: Scenario, refs: References, labels: set[str]) -> None:
+    """A ``[sets.NAME]`` table against the scenario: its name is not a criterion's (sets and
+    criteria share the names of ``--hit``, ``--occupation`` and the output columns), its
+    ``criterion`` names an absorption criterion that is a set of page-states, its form's own
+    cross-references hold."""
+    if name in s.absorption:
+        raise ScenarioError(path, f"an absorption criterion is also named {name!r}; sets and criteria share one "
+                            f"namespace: rename the set, or define it as criterion = {name!r} under another name")
+    if spec.form in ("any_of", "not"):
+        names = spec.any_of if spec.form == "any_of" else [spec.not_]
+        earlier = list(s.sets)[: list(s.sets).index(name)]
+        for i, member in enumerate(names):
+            where = f"{path}.any_of[{i}]" if spec.form == "any_of" else f"{path}.not"
+            if member not in s.absorption and member not in earlier:
+                raise ScenarioError(where, f"unknown criterion or set {member!r}; a combination names absorption criteria "
+                                    f"{list(s.absorption)} or sets declared before it {earlier}")
+            if member in s.absorption and s.absorption[member].form not in SET_FORMS:
+                raise ScenarioError(where, f"criterion {member!r} is 'periodic', which compares the page-state with "
+                                    "earlier ones: not a set of page-states")
+        return
+    if spec.criterion is None:
+        SET_FORMS[spec.form].check(path, spec, refs, labels, s.context.length)
+        return
+    if spec.criterion not in s.absorption:
+        raise ScenarioError(f"{path}.criterion", f"unknown absorption criterion {spec.criterion!r}; criteria are "
+                            f"{list(s.absorption)}")
+    if s.absorption[spec.criterion].form not in SET_FORMS:
+        raise ScenarioError(f"{path}.criterion", f"criterion {spec.criterion!r} is 'periodic', which compares the "
+                            "page-state with earlier ones: not a set of page-states; use windows or repeats")
 
 
 def check_model(path: str, spec: dict, s: Scenario) -> None:

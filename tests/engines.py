@@ -3,7 +3,7 @@
 What they build and compare: a model of a scenario table under one engine (:func:`build`), run to
 its end step by step or by a schedule of blocks (:func:`drive`, :func:`simulate`); two models
 compared on everything the engines guarantee to share (:func:`assert_same`: identical tokens,
-rasters, speakers, first hitting times, holding, windows and automaton states; every ``steps.csv``
+rasters, speakers, first hitting times, holding, occupation counts, windows and automaton states; every ``steps.csv``
 column, trajectory, amplitude, credit and likelihood within ``TOLERANCE``, relative and absolute);
 numpy against compiled step by step and compiled step by step against schedules of blocks
 (:func:`assert_engines_agree`); and a random scenario of multi-state simulacra with turns
@@ -52,6 +52,8 @@ def assert_same(a: EcologyModel, b: EcologyModel, tolerance: float = TOLERANCE) 
         assert np.array_equal(np.array(getattr(a, name)), np.array(getattr(b, name))), name
     assert np.array_equal(a.reached_at, b.reached_at)
     assert np.array_equal(a.holding, b.holding)
+    for counts_a, counts_b, name in zip(a.engine.occupation, b.engine.occupation, a.engine.occupation._fields):
+        assert np.array_equal(counts_a, counts_b), f"occupation {name}"
     assert np.array_equal(a.context.window, b.context.window)
     table_a, table_b = a.datacollector.get_model_vars_dataframe(), b.datacollector.get_model_vars_dataframe()
     assert list(table_a.columns) == list(table_b.columns)

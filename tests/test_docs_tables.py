@@ -5,7 +5,7 @@ table is generated and checked in tests/test_lm.py)."""
 import re
 from pathlib import Path
 
-from ecology.kinds.criteria import FORMS
+from ecology.kinds.criteria import FORMS, SET_FORMS
 from ecology.kinds.deletion import RULES
 from ecology.kinds.simulacra import KINDS
 
@@ -36,3 +36,7 @@ def test_every_parameterised_simulacrum_kind_has_a_row():
 
 def test_every_criterion_form_has_a_row():
     assert first_cells("| form | meaning |") == list(FORMS)
+
+
+def test_every_set_form_has_a_row():
+    assert first_cells("| set form | meaning |") == ["criterion", "any_of", "not", *SET_FORMS]

@@ -408,7 +408,7 @@ def test_report_is_a_dataclass_with_the_json_keys(toy):
     assert isinstance(report, Report)
     keys = ["scenario", "n_states", "n_transitions", "initial_state", "depth", "closed_classes",
             "expected_absorption_time", "initial_in_closed_class", "stationary", "eigenvalues",
-            "eigenvalues_complex", "criteria", "loops"]
+            "eigenvalues_complex", "criteria", "loops", "occupation"]
     assert list(json.loads(report.to_json())) == keys == list(report.to_dict())
     assert "curves" not in report and report.get("curves") is None and report["n_states"] == report.n_states
     with pytest.raises(KeyError):

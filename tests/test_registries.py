@@ -128,6 +128,9 @@ EXAMPLES: dict[str, dict[str, Example]] = {
                                 (f"{CRITERION}.repeats", {"period": 0, "copies": 2}),
                                 (f"{CRITERION}.repeats", {"period": 2}),
                                 (f"{CRITERION}.repeats", {"period": 2, "copies": 2, "length": 4})]),
+        "windows": Example(scenario(absorption={"decided": {"windows": ["* a b", "b * c", "N N a"]}}),
+                           bad=[(f"{CRITERION}.windows", []), (f"{CRITERION}.windows", ["a b"]),
+                                (f"{CRITERION}.windows", ["a b z"]), (f"{CRITERION}.windows", "a b c")]),
     },
     "simulacrum kind": {
         "automaton": Example(scenario(ECHO), bad=[("simulacra.subject.start", "nowhere"),

@@ -17,6 +17,10 @@ allocates, see :mod:`ecology.kinds.deletion`, :class:`ecology.core.readers.Slidi
     mixture        24 S R + 24 S R V                    (joint, amplitudes, per-premise laws)
     records        n (4 L + 2 C + S + 8) 120 + 32 k n b (DataCollector rows; the raster)
                    + 112 n min(R, 32)                  (trajectories, tokens, speakers of the first 32)
+    predicates     48 R (C + Z) + 8 (C + Z) M k0        (holding, first hits, occupation counts of the C
+                                                        criteria and Z named sets; M the most window
+                                                        patterns of one, compiled (C + Z, M, k0),
+                                                        k0 = context.length)
 
 Memory of writing the outputs (bytes), held beside the simulation's records (``ecology.io.artefacts.
 write_run``: ``steps.csv``, ``summary.json``'s curves, ``trajectories.csv`` and ``speakers.csv`` of
@@ -44,7 +48,9 @@ written while the records are held), and a refusal names the stage and the field
 
 The number of criteria is bounded by :data:`MAX_CRITERIA` (each is two columns of ``steps.csv``
 and ``replicates.csv``, four curves of ``summary.json`` and a time-to-event summary: about 7 ms
-each at 50 replicates and 20 steps, so 20,000 take 2.5 minutes to write).
+each at 50 replicates and 20 steps, so 20,000 take 2.5 minutes to write); the named sets
+(``[sets.NAME]``, an occupation summary and two columns of ``replicates.csv`` each) by the same
+number.
 """
 
 from __future__ import annotations
@@ -171,6 +177,9 @@ def run_parts(scenario: Scenario) -> dict[str, float]:
         "simulating: premises (automaton states x tokens)": sum(16 * q * (V + 1) for q in sizes),
         "simulating: run.replicates x premises x tokens": 24 * S * R * (V + 1),
         "simulating: run.steps": n * (4 * L + 2 * C + S + 8) * 120 + 32 * k * (n + 1) * b + 112 * n * traced,
+        "simulating: run.replicates x (absorption criteria + sets), window patterns":
+            48 * R * (C + len(scenario.sets)) + 8 * (C + len(scenario.sets)) * ctx.length * max(
+                [len(c.windows) for c in [*scenario.absorption.values(), *scenario.sets.values()] if c.windows], default=0),
         "writing the outputs: run.steps (steps.csv, curves, the first replicates' tables, plots)":
             (n + 1) * (28 * W + 210 * C + 114 * traced),
     }
@@ -197,6 +206,9 @@ def check_compile(scenario: Scenario) -> None:
         raise ScenarioError("absorption", f"{len(scenario.absorption):,} criteria (more than {MAX_CRITERIA:,}): each is "
                             "columns of steps.csv and replicates.csv, curves and a summary (about 7 ms each to write); "
                             "use fewer [absorption] tables")
+    if len(scenario.sets) > MAX_CRITERIA:
+        raise ScenarioError("sets", f"{len(scenario.sets):,} sets (more than {MAX_CRITERIA:,}): each is an occupation "
+                            "summary and columns of replicates.csv; use fewer [sets] tables")
     window = 64 * scenario.context.length
     if window > scenario.run.max_memory_gib * GIB:
         raise ScenarioError(

@@ -4,14 +4,14 @@ analysis, drift and decompositions all start from :func:`compile_scenario`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ecology.core.budget import check_compile
 from ecology.core.mixture import Mixture
 from ecology.errors import ScenarioError
-from ecology.kinds.criteria import build_criteria
+from ecology.kinds.criteria import build_criteria, build_sets
 from ecology.kinds.deletion import DeletionRule, deletion_rule
 from ecology.kinds.simulacra import CompiledPremise, build_premises
 from ecology.scenario import Scenario
@@ -29,6 +29,13 @@ class Compiled:
     memory: int  # deleted tokens that the criteria need to see (``periodic``)
     window: np.ndarray  # the initial page-state
     rule: DeletionRule
+    sets: list = field(default_factory=list)  # the named sets ([sets.NAME]), predicates like the criteria
+
+    @property
+    def tracked(self) -> list:
+        """The criteria, then the named sets: every predicate the engines evaluate at every step
+        (criterion ``i`` is row ``i`` of their holding arrays, set ``j`` row ``len(criteria) + j``)."""
+        return self.criteria + self.sets
 
     @property
     def n_tokens(self) -> int:
@@ -57,7 +64,8 @@ def compile_scenario(scenario: Scenario) -> Compiled:
     criteria, memory = build_criteria(scenario.absorption, index, mixture.labels, ctx.length)
     rule = deletion_rule(ctx, index, len(tokens))
     window = rule.initial_window([index[t] for t in ctx.prompt])
-    compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window, rule)
+    sets = build_sets(scenario.sets, scenario.absorption, criteria, index, mixture.labels, ctx.length)
+    compiled = Compiled(scenario, tokens, premises, mixture, criteria, memory, window, rule, sets)
     if mixture.read(window[None]).impossible[0]:
         raise ScenarioError(
             "context.prompt",

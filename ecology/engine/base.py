@@ -121,6 +121,34 @@ def scalar_column(n_premises: int, n_labels: int, name: str) -> int:
     return n_premises + 2 * n_labels + SCALARS.index(name)
 
 
+class Occupation(NamedTuple):
+    """Per predicate (criteria then named sets, :attr:`ecology.core.compile.Compiled.tracked`) and
+    replicate, (C, R), updated by the engines at every step ``t = 0, 1, ..``: ``occupied`` the
+    steps at which it held, ``entries`` the steps ``t >= 1`` at which it holds and did not at
+    ``t - 1`` (a visit in progress at step 0 is not an entry), ``last`` the last step it held
+    (-1: never), ``initial`` (bool) whether it held at step 0."""
+
+    occupied: np.ndarray
+    entries: np.ndarray
+    last: np.ndarray
+    initial: np.ndarray
+
+    @classmethod
+    def zeros(cls, predicates: int, replicates: int) -> Occupation:
+        shape = (predicates, replicates)
+        return cls(np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.full(shape, -1, dtype=np.int64),
+                   np.zeros(shape, dtype=bool))
+
+    def update(self, holding: np.ndarray, step: int) -> None:
+        """Step ``step``'s holding (C, R) into the counts (the reference form of the kernel's loop)."""
+        self.occupied[:] += holding
+        if step:
+            self.entries[:] += holding & (self.last != step - 1)
+        else:
+            self.initial[:] = holding
+        self.last[holding] = step
+
+
 class ReplicateState(NamedTuple):
     """The per-replicate state after a step, replicate-major: arrays no engine writes to again (copies,
     or arrays an engine makes anew each step), which the model keeps until the next block."""
@@ -158,12 +186,13 @@ class Engine:
         self.replicates = replicates
         self.raster_rows = raster_rows
         self.length = compiled.rule.length
-        self.criteria = compiled.criteria
+        self.criteria = compiled.tracked  # the criteria, then the named sets
         self.rows = np.arange(replicates)
         self.credit = np.zeros((replicates, len(self.mixture.labels)))
         self.deleted = np.zeros(replicates)
         self.reached_at = np.full((len(self.criteria), replicates), -1)
         self.holding = np.zeros((len(self.criteria), replicates), dtype=bool)
+        self.occupation = Occupation.zeros(len(self.criteria), replicates)
         self.token = self.left = self.surprisal = None
 
     @staticmethod
@@ -225,6 +254,7 @@ class Engine:
             self.holding[i] = criterion.observe(self)
         first = self.holding & (self.reached_at < 0)
         self.reached_at[first] = generated
+        self.occupation.update(self.holding, generated)
         self.amplitudes = np.exp(step.log_amplitude)  # (R, S) alpha_s(w) on the current windows
         return None
 

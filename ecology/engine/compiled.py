@@ -52,10 +52,15 @@ from ecology.engine.base import Engine, ReplicateState, StepRecords
 from ecology.interrupts import deferred
 from ecology.kinds import observables
 from ecology.kinds.criteria import (
+    COMBINED,
+    PATTERNS,
     PERIODIC,
     POPULATION,
     REPEATS,
     WINDOW_ONLY,
+    combined_jit,
+    patterns_read_jit,
+    patterns_slide_jit,
     periodic_read_jit,
     periodic_slide_jit,
     population_above_jit,
@@ -144,8 +149,11 @@ class Replicates(NamedTuple):
 
 class CriteriaArrays(NamedTuple):
     """The criteria's compiled forms (:class:`ecology.kinds.criteria.CompiledCriterion`), one row
-    per criterion, and their state: ``outside`` (C, R) the incremental ``window_only`` counts,
-    ``reached_at`` and ``holding`` (C, R)."""
+    per criterion (then per named set), and their state: ``outside`` (C, R) the incremental
+    ``window_only`` counts, ``reached_at`` and ``holding`` (C, R); ``patterns`` (C, M, k) and
+    ``pattern_count`` (C,) the window patterns; ``members`` (C, K), ``member_count`` and
+    ``negate`` (C,) the combined sets; ``occupied``, ``entries``, ``last`` the
+    engine's :class:`ecology.engine.base.Occupation`."""
 
     form: np.ndarray
     label: np.ndarray
@@ -156,6 +164,14 @@ class CriteriaArrays(NamedTuple):
     outside: np.ndarray
     reached_at: np.ndarray
     holding: np.ndarray
+    patterns: np.ndarray
+    pattern_count: np.ndarray
+    members: np.ndarray
+    member_count: np.ndarray
+    negate: np.ndarray
+    occupied: np.ndarray
+    entries: np.ndarray
+    last: np.ndarray
 
 
 class Scratch(NamedTuple):
@@ -456,10 +472,17 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     for c in range(n_criteria):
         if form[c] == POPULATION:
             population_above_jit(c, population, label[c], threshold[c], TIE_TOLERANCE, holding)
+        elif form[c] == COMBINED:  # its members are earlier rows, settled already
+            combined_jit(c, crit.members[c], crit.member_count[c], crit.negate[c], holding)
         reached = held = 0
         for r in range(rows):
             if holding[c, r] and reached_at[c, r] < 0:
                 reached_at[c, r] = step
+            if holding[c, r]:  # occupation (Occupation.update)
+                crit.occupied[c, r] += 1
+                if crit.last[c, r] != step - 1:
+                    crit.entries[c, r] += 1
+                crit.last[c, r] = step
             reached += reached_at[c, r] >= 0
             held += holding[c, r]
         counts[b, 2 * n_labels + c] = reached
@@ -537,6 +560,8 @@ def _run_sliding(uniforms, generated, exact_rows, win, start, end, stacks, head,
                 periodic_slide_jit(c, buf, start, end, crit.period[c], deletes, holding)
             elif form[c] == REPEATS:
                 repeats_slide_jit(c, buf, end, length, pad, crit.period[c], crit.copies[c], holding)
+            elif form[c] == PATTERNS:
+                patterns_slide_jit(c, buf, end, length, crit.patterns[c], crit.pattern_count[c], holding)
         failure, replicate = _end_step(b, step, exact_rows, laws, st, crit, out, work)
         if failure:
             return b, failure, replicate, start, end, head
@@ -572,6 +597,8 @@ def _run_rereading(uniforms, generated, exact_rows, win, position, filled, laws,
                 periodic_read_jit(c, window, history, position, filled, crit.period[c], holding)
             elif form[c] == REPEATS:
                 repeats_read_jit(c, window, win.pad, crit.period[c], crit.copies[c], holding)
+            elif form[c] == PATTERNS:
+                patterns_read_jit(c, window, crit.patterns[c], crit.pattern_count[c], holding)
         if memory:
             position = (position + 1) % memory
         failure, replicate = _end_step(b, step, exact_rows, laws, st, crit, out, work)
@@ -609,7 +636,7 @@ class CompiledEngine(Engine):
                 return f"premise '{p.name}' is a trained model, not an automaton"
         if compiled.rule.compiled_form() is None:
             return f"deletion rule '{compiled.rule.name}' has no compiled form"
-        for c in compiled.criteria:
+        for c in compiled.tracked:
             if c.compiled_form() is None:
                 return f"criterion '{c.name}' is of a form without a compiled form"
         for item in observables.OBSERVABLES:
@@ -649,18 +676,29 @@ class CompiledEngine(Engine):
         self.st = Replicates(np.empty((S, R)), np.empty((S, R)), mu, log_mu, p, log_p, np.empty(R),
                              np.empty((S, R), dtype=np.intp), np.empty((S, R)), np.empty((L, R)), self.credit,
                              self.deleted, np.zeros(R, dtype=np.intp), np.zeros(R))
-        forms = [c.compiled_form() for c in compiled.criteria]
+        forms = [c.compiled_form() for c in compiled.tracked]
         C = len(forms)
         disallowed = np.zeros((C, V + 2), dtype=np.int64)
+        pattern_count = np.array([0 if f.patterns is None else len(f.patterns) for f in forms], dtype=np.int64)
+        patterns = np.zeros((C, max(pattern_count, default=0), self.length), dtype=np.int64)
         for c, form in enumerate(forms):
             if form.disallowed is not None:
                 disallowed[c] = form.disallowed
+            if form.patterns is not None:
+                patterns[c, : len(form.patterns)] = form.patterns
+        member_count = np.array([0 if f.members is None else len(f.members) for f in forms], dtype=np.int64)
+        members = np.zeros((C, max(member_count, default=0)), dtype=np.int64)
+        for c, form in enumerate(forms):
+            if form.members is not None:
+                members[c, : len(form.members)] = form.members
         self.crit = CriteriaArrays(np.array([f.form for f in forms], dtype=np.int64),
                                    np.array([f.label for f in forms], dtype=np.int64),
                                    np.array([f.threshold for f in forms], dtype=float), disallowed,
                                    np.array([f.period for f in forms], dtype=np.int64),
                                    np.array([f.copies for f in forms], dtype=np.int64),
-                                   np.zeros((C, R), dtype=np.int64), self.reached_at, self.holding)
+                                   np.zeros((C, R), dtype=np.int64), self.reached_at, self.holding, patterns,
+                                   pattern_count, members, member_count, np.array([f.negate for f in forms], dtype=np.bool_),
+                                   self.occupation.occupied, self.occupation.entries, self.occupation.last)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
                             np.empty(S + L), np.empty(S), np.empty(S), np.empty(V))
         self.sliding_windows = isinstance(context, SlidingWindows)

@@ -483,9 +483,9 @@ def distribution_after(mc: MarkovChain, start: int, steps: int, max_work: int) -
 
 
 def target_mask(compiled: Compiled, pc: PageChain, spec: str, max_states: int, flag: str) -> tuple[PageChain, np.ndarray]:
-    """A target set from its description: a criterion name, ``class:I`` (closed class I), or
-    page-state labels separated by commas (``"U U U, F U U"``)."""
-    for c in compiled.criteria:
+    """A target set from its description: a criterion or named set (``[sets.NAME]``), ``class:I``
+    (closed class I), or page-state labels separated by commas (``"U U U, F U U"``)."""
+    for c in compiled.tracked:
         if c.name == spec:
             return criterion_chain(compiled, pc, c, max_states)
     if spec.startswith("class:"):
@@ -503,7 +503,7 @@ def target_mask(compiled: Compiled, pc: PageChain, spec: str, max_states: int, f
         found = labels == label
         mask |= found
         if not found.any():
-            names = ", ".join(c.name for c in compiled.criteria) or "none"
-            raise UserError(f"{flag} {spec!r}: '{label}' is neither a criterion ({names}), 'class:I', nor a reachable "
+            names = ", ".join(c.name for c in compiled.tracked) or "none"
+            raise UserError(f"{flag} {spec!r}: '{label}' is neither a criterion or set ({names}), 'class:I', nor a reachable "
                             f"page-state (tokens separated by spaces, e.g. '{pc.label(pc.initial)}')")
     return pc, mask

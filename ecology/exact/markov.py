@@ -1394,6 +1394,82 @@ class MarkovChain:
         np.add.at(row_entropy, coo.row, -coo.data * np.log(coo.data))
         return float(self.stationary_distributions[0] @ row_entropy)
 
+    # -- occupation of a set ----------------------------------------------------------------
+
+    def occupation_over_horizon(self, initial: np.ndarray, target, horizon: int) -> dict[str, float]:
+        """Expected time in the set ``A = target`` over ``t = 0 .. H`` from the law ``initial`` of
+        ``X_0``, with ``d_t = initial P^t`` propagated one vector at a time (memory O(n)):
+
+        - ``occupation = E #{0 <= t <= H : X_t in A} = sum_{t=0}^{H} d_t(A)`` (``fraction``: over ``H + 1``);
+        - ``entries = E #{1 <= t <= H : X_{t-1} notin A, X_t in A} = sum_{t=0}^{H-1} sum_{x notin A} d_t(x) P(x, A)``;
+        - ``visits = d_0(A) + entries`` (maximal runs of steps in A, the one in progress at 0 included);
+        - ``exits = E #{1 <= t <= H : X_{t-1} in A, X_t notin A} = sum_{t=0}^{H-1} sum_{x in A} d_t(x) P(x, not A)``
+          (the visits that end by ``H``; ``visits - d_H(A)``, summed without that subtraction);
+        - ``exposure = sum_{t=0}^{H-1} d_t(A)`` (steps in A whose successor is within the horizon).
+
+        ``exposure / exits`` and ``H / entries`` are the finite-horizon counterparts of the mean
+        stay and of the mean time between entries: a simulation's ratio estimators converge to
+        them as replicates grow, whatever the law of the stays."""
+        A = self._mask(target)
+        PT = self.P.T.tocsr()
+        into = np.asarray(self.P[:, np.flatnonzero(A)].sum(axis=1)).ravel()  # P(x, A)
+        out_of = np.asarray(self.P[:, np.flatnonzero(~A)].sum(axis=1)).ravel()  # P(x, not A)
+        into[A] = 0.0  # only steps from outside A enter it ...
+        out_of[~A] = 0.0  # ... and only steps from inside leave it
+        d = np.asarray(initial, dtype=float).copy()
+        entries, exits, exposure = 0.0, 0.0, 0.0
+        first = float(d[A].sum())
+        for _ in range(horizon):
+            exposure += float(d[A].sum())
+            entries += float(d @ into)
+            exits += float(d @ out_of)
+            d = PT @ d
+        occupation = exposure + float(d[A].sum())
+        return {"occupation": occupation, "fraction": occupation / (horizon + 1), "entries": entries,
+                "visits": first + entries, "exits": exits, "exposure": exposure}
+
+    def occupation_in_stationarity(self, target) -> list[dict[str, float | None]]:
+        """Per closed class ``C`` with stationary law ``pi`` (in :attr:`recurrent_classes` order),
+        the stationary time in ``A = target``: ``mass = pi(A)``; ``flux = sum_{x in C - A, y in A}
+        pi_x P(x, y)`` the probability per step of an entry (equal, in stationarity, to the flux
+        out of ``A``, ``flux_out``, given as a check); ``mean_stay = pi(A) / flux``, the mean number
+        of consecutive steps in A per visit; ``mean_time_between_entries = 1 / flux`` (Kac's formula
+        for the set: the mean time from one entry to the next); ``mean_excursion = (1 - pi(A)) /
+        flux``, the mean time outside between visits; ``mean_return_time = 1 / pi(A)`` (Kac),
+        ``E[min{t >= 1 : X_t in A}]`` started from ``pi`` restricted to A (a step that stays in A
+        is a return at ``t = 1``). A class that never leaves A once in it (``flux = 0 < mass``)
+        has ``mean_stay = mean_time_between_entries = inf`` and ``mean_excursion = 0``; a class that
+        never visits A (``mass = 0``) has ``mean_time_between_entries = inf`` and ``mean_stay``,
+        ``mean_excursion``, ``mean_return_time`` None (undefined: there is no visit)."""
+        A = self._mask(target)
+        out = []
+        for members, law in zip(self.recurrent_classes, self.stationary_laws):
+            a = A[members]
+            block = self.P[members][:, members]
+            mass = float(law.pi[a].sum())
+            flux = float(law.pi[~a] @ np.asarray(block[~a][:, a].sum(axis=1)).ravel()) if a.any() and (~a).any() else 0.0
+            flux_out = float(law.pi[a] @ np.asarray(block[a][:, ~a].sum(axis=1)).ravel()) if a.any() and (~a).any() else 0.0
+            visited = mass > 0
+            out.append({
+                "mass": mass, "flux": flux, "flux_out": flux_out,
+                "mean_stay": (mass / flux if flux > 0 else math.inf) if visited else None,
+                "mean_time_between_entries": 1.0 / flux if flux > 0 else math.inf,
+                "mean_excursion": ((1.0 - mass) / flux if flux > 0 else 0.0) if visited else None,
+                "mean_return_time": 1.0 / mass if visited else None,
+            })
+        return out
+
+    def long_run_fraction(self, initial: np.ndarray, target) -> float:
+        """The Cesàro limit ``lim_H E #{0 <= t <= H : X_t in A} / (H + 1)`` from the law ``initial``:
+        ``sum_C P(end in C) pi_C(A)`` over the closed classes (``pi(A)`` for an irreducible chain;
+        it exists whatever the periods)."""
+        initial = np.asarray(initial, dtype=float)
+        total = 0.0
+        for c, stay in enumerate(self.occupation_in_stationarity(target)):
+            if stay["mass"] > 0:
+                total += float(initial @ self.hitting_probabilities(self._class_mask(c))) * stay["mass"]
+        return total
+
     # -- powers ------------------------------------------------------------------------------
 
     def distribution_after(self, start: int, steps: int) -> np.ndarray:

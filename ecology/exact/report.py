@@ -19,6 +19,10 @@ Report items, for the initial page-state ``x``:
 - metastable classes at tolerance ``D`` (closed classes once transitions below ``D`` are
   ignored): escape per step, expected exit time from the most likely state, and where the chain
   goes when it leaves (the exit law);
+- occupation of every named set and criterion (or those of ``--occupation``): the expected
+  time in it over the horizon from ``x``, its visits and entries, and per closed class its
+  stationary mass, mean stay per visit, mean time between entries and mean return time
+  (:func:`occupation_report`);
 - optional: a hitting query ``--hit A [--before B]`` (expected hitting time of ``A`` and
   ``P(A before B)`` from the initial state), exact criterion curves up to ``--horizon`` and the
   row of ``T^n`` (``--power``).
@@ -45,6 +49,7 @@ from ecology.exact.chain import (
     DEFAULT_MAX_WORK,
     PER_CALL,
     PageChain,
+    _work_check,
     build_chain,
     check_periodic,
     criterion_chain,
@@ -124,7 +129,8 @@ class Report:
     """The exact analysis of a scenario (module docstring), as ``ecology analyze`` prints and writes it.
 
     ``to_dict()`` / ``to_json()`` give the JSON report, whose keys are the field names in this
-    order (docs/outputs.md); the optional parts (``hit``, ``metastable``, ``horizon``, ``curves``,
+    order (docs/outputs.md); the optional parts (``occupation``, absent when there is no criterion,
+    set or ``--occupation``; ``hit``, ``metastable``, ``horizon``, ``curves``,
     ``power``, and ``export``/``output`` set by the CLI) are left out when absent. Read-only item
     access (``report["n_states"]``, ``"curves" in report``) reads the same keys."""
 
@@ -141,6 +147,7 @@ class Report:
     eigenvalues_complex: list[list[float]]
     criteria: dict[str, dict]
     loops: dict  # the cycles of the most likely successor map (loops_report)
+    occupation: dict[str, dict] | None = None  # per criterion and set (or --occupation): occupation_report
     hit: dict | None = None
     metastable: dict | None = None
     horizon: int | None = None
@@ -152,8 +159,8 @@ class Report:
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
 
-    OPTIONAL = ("hit", "metastable", "horizon", "curves", "power", "export", "output", "expected_absorption_time_overflow",
-                "expected_absorption_time_log10", "expected_absorption_time_note")
+    OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
+                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -176,22 +183,24 @@ class Report:
 
 def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
-            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> Report:
+            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
+            occupation: list[str] | None = None) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     (compiled here) (see ``ecology analyze --help`` and the module docstring); a question the
-    numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    numerics cannot answer is one :class:`UserError` line, never a wrong number. ``occupation``
+    names the sets and criteria whose occupation is reported (default: all of them)."""
     if isinstance(compiled, Scenario):
         compiled = compile_scenario(compiled)
     elif not isinstance(compiled, Compiled):
         raise TypeError(f"ecology.exact.analyze: compiled must be an ecology.scenario.Scenario (from "
                         f"ecology.scenario.load) or its compiled form, got {type(compiled).__name__}")
     try:
-        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation)
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
 
-def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> Report:
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation) -> Report:
     check_periodic(compiled)
     pc = chain or build_chain(compiled, max_states)
     mc = pc.chain
@@ -240,6 +249,12 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
     )
+    names = [c.name for c in compiled.tracked] if occupation is None else occupation
+    if names:
+        report.occupation = {}
+        for name in names:
+            opc, mask = target_mask(compiled, pc, name, max_states, "--occupation")
+            report.occupation[name] = occupation_report(opc, mask, within, max_work, flag)
     if hit is not None:
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
         B = None
@@ -290,6 +305,60 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out
+
+
+STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
+              "unvisited": "never visited in this class: no stay, excursion or return to measure",
+              "overflow": f"a time {OVERFLOW} (the flux into the set is below the range of the ratio): not given"}
+
+
+def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, flag: str) -> dict:
+    """The time the chain spends in ``A`` (:meth:`ecology.exact.markov.MarkovChain.occupation_over_horizon`
+    and :meth:`~ecology.exact.markov.MarkovChain.occupation_in_stationarity`), from the initial page-state:
+
+    - over the horizon ``H = within``: ``occupation`` (expected steps in A among ``t = 0 .. H``),
+      ``fraction`` (over ``H + 1``), ``visits``, ``entries``, ``exits``, and the ratios a simulation
+      estimates, ``mean_stay_within = exposure / exits`` and ``mean_time_between_entries_within =
+      H / entries`` (null when no visit ends, or none begins, within the horizon);
+    - ``long_run_fraction``: the Cesàro limit of ``fraction``, ``sum_C P(end in C) pi_C(A)`` (null
+      when a class that may be entered has a stationary law that is not trusted);
+    - ``classes``: per closed class, ``probability`` of ending there, ``mass = pi(A)``, ``flux``
+      into A per step, ``mean_stay = pi(A) / flux``, ``mean_time_between_entries = 1 / flux``,
+      ``mean_excursion = (1 - pi(A)) / flux`` and ``mean_return_time = 1 / pi(A)`` (from pi
+      restricted to A); where they are infinite, undefined or not defended by the class's stationary
+      law (:attr:`StationaryLaw.trusted`) they are null and ``note`` says which."""
+    mc = pc.chain
+    _work_check("the occupation over the horizon", within, mc.P.nnz, max_work, flag)
+    initial = np.zeros(mc.n_states)
+    initial[pc.initial] = 1.0
+    horizon = mc.occupation_over_horizon(initial, A, within)
+    absorb = mc.absorption_probabilities(pc.initial)
+    classes = []
+    keys = ("mass", "flux", "mean_stay", "mean_time_between_entries", "mean_excursion", "mean_return_time")
+    for i, (stay, probability, law) in enumerate(zip(mc.occupation_in_stationarity(A), absorb, mc.stationary_laws)):
+        if not law.trusted:  # digits that the law's error estimate does not defend are withheld
+            estimate = "none" if law.error is None else f"{law.error:.1e}"
+            classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
+                            "note": f"not computed: the class's stationary law is not trusted (L1 error estimate {estimate})"})
+            continue
+        figures = {key: _finite(stay[key]) if stay[key] is not None else None for key in keys}
+        note = STAY_NOTES["unvisited"] if stay["mass"] == 0 else STAY_NOTES["closed"] if stay["flux"] == 0 else \
+            STAY_NOTES["overflow"] if None in figures.values() else None
+        classes.append({"class": i, "probability": float(probability), **figures, "note": note})
+    trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0)
+    return {
+        "size": int(A.sum()), "horizon": within,
+        **{key: horizon[key] for key in ("occupation", "fraction", "visits", "entries", "exits")},
+        "mean_stay_within": _ratio(horizon["exposure"], horizon["exits"]),
+        "mean_time_between_entries_within": _ratio(within, horizon["entries"]),
+        "long_run_fraction": mc.long_run_fraction(initial, A) if trusted else None,
+        "classes": classes,
+    }
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``; None when the denominator is 0 or the ratio is beyond a double."""
+    return _finite(numerator / denominator) if denominator > 0 else None
 
 
 def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
@@ -466,4 +535,17 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
             "reached_curve": curve.tolist(),
             "holding_curve": holding_curve(pc, h, horizon).tolist(),
         }
+    return out
+
+
+def occupation_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, horizon: int | None = None,
+                       chain: PageChain | None = None) -> dict:
+    """:func:`occupation_report` of every criterion and named set, over the horizon (default
+    ``run.steps``), beside a simulation (``run --exact``); ``chain`` as in :func:`criterion_figures`."""
+    within = compiled.scenario.run.steps if horizon is None else horizon
+    pc = chain or (build_chain(compiled, max_states) if compiled.tracked else None)
+    out = {}
+    for c in compiled.tracked:
+        opc, mask = target_mask(compiled, pc, c.name, max_states, "--occupation")
+        out[c.name] = occupation_report(opc, mask, within, DEFAULT_MAX_WORK, "--horizon (default run.steps)")
     return out

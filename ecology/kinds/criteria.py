@@ -22,6 +22,11 @@ analyser says whether it is.
   of ``p`` tokens for some ``1 <= p <= P`` (a loop of period ``p`` repeated ``C`` times): its last
   ``C p`` positions are real tokens (no pad) and ``w[-i] == w[-i - p]`` for ``i = 1 .. (C - 1) p``.
   A predicate on the window alone (unlike ``periodic``); only blocks with ``C p <= k`` can hold.
+- ``windows = ["* * U U", ...]``: the window matches one of the patterns, position by position:
+  each pattern is ``k`` space-separated entries, a vocabulary token (that token), the pad (a pad
+  position: the window is not full there) or ``*`` (anything, pad included). Page-states are
+  canonical, pads first, so ``"N N * *"`` is "at most two tokens printed so far". Under
+  ``deletion = "none"`` the patterns match the most recent ``k`` positions.
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ if TYPE_CHECKING:  # the scenario's [absorption.NAME] table is built from the fo
     from ecology.scenario import Criterion
 
 
-WINDOW_ONLY, POPULATION, PERIODIC, REPEATS = 0, 1, 2, 3  # the compiled predicates (CompiledCriterion.form)
+# the compiled predicates (CompiledCriterion.form)
+WINDOW_ONLY, POPULATION, PERIODIC, REPEATS, PATTERNS, COMBINED = 0, 1, 2, 3, 4, 5
+ANY = -1  # a ``*`` entry of a window pattern (compiled patterns: token index, V for the pad, ANY)
 
 
 class CompiledCriterion(NamedTuple):
@@ -65,6 +72,9 @@ class CompiledCriterion(NamedTuple):
     disallowed: np.ndarray | None = None  # WINDOW_ONLY: (V + 2,) 1 for each token outside the set
     period: int = 0  # PERIODIC: P; REPEATS: the longest block that fits, min(P, k // C)
     copies: int = 0  # REPEATS: C
+    patterns: np.ndarray | None = None  # PATTERNS: (M, k) token index, V for the pad, ANY for ``*``
+    members: np.ndarray | None = None  # COMBINED: the rows (earlier predicates) it combines ...
+    negate: bool = False  # ... by "any of" (False) or "not" (True, one member)
 
 
 class CriterionForm:
@@ -398,6 +408,85 @@ def repeats_slide_jit(c, buf, end, length, pad, period, copies, holding):
         holding[c, r] = ends_in_copies_jit(buf[r, end - length : end], pad, period, copies)
 
 
+def parse_pattern(path: str, pattern: str, refs: References, length: int) -> list[str]:
+    """A window pattern's ``k`` entries (tokens, the pad, ``*``); a wrong entry or length is a
+    :class:`ScenarioError` on ``path``."""
+    entries = pattern.split()
+    if len(entries) != length:
+        raise ScenarioError(path, f"the pattern {pattern!r} has {len(entries)} {'entry' if len(entries) == 1 else 'entries'}, "
+                            f"the window context.length = "
+                            f"{length}; give one entry per position (a token, the pad {refs.pad!r}, or '*')")
+    for entry in entries:
+        if entry != "*" and entry != refs.pad and entry not in refs.known:
+            raise ScenarioError(path, f"unknown token {entry!r} in the pattern {pattern!r}; entries are vocabulary "
+                                f"tokens {refs.tokens}, the pad {refs.pad!r} or '*' (any, pad included)")
+    return entries
+
+
+@form
+class WindowPattern(CriterionForm):
+    """The window matches one of the patterns (token, pad or ``*`` at each of the ``k`` positions)."""
+
+    key = "windows"
+    fields = {"windows": (list[str] | None, Field(None, min_length=1, max_length=MAX_COUNT))}
+
+    @classmethod
+    def check(cls, path: str, spec: Criterion, refs: References, labels: set[str], length: int) -> None:
+        for i, pattern in enumerate(spec.windows):
+            parse_pattern(f"{path}.windows[{i}]", pattern, refs, length)
+
+    def __init__(self, name: str, patterns: np.ndarray):
+        super().__init__(name)
+        self.patterns = patterns
+        self.length = patterns.shape[1]
+
+    @classmethod
+    def from_spec(cls, name: str, spec: Criterion, setting: Setting) -> WindowPattern:
+        pad = len(setting.token_index)
+        index = {**setting.token_index, "*": ANY}
+        rows = [[index.get(entry, pad) for entry in pattern.split()] for pattern in spec.windows]
+        return cls(name, np.unique(np.array(rows, dtype=np.int64), axis=0))
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        """On the last ``k`` columns of ``extended``: some pattern agrees at every non-``*`` position."""
+        w = extended[:, -self.length :].astype(np.int64)
+        out = np.zeros(len(w), dtype=bool)
+        for pattern in self.patterns:
+            out |= np.all((pattern == ANY) | (w == pattern), axis=1)
+        return out
+
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(PATTERNS, patterns=self.patterns)
+
+
+@inline
+def matches_jit(w, patterns, count):
+    """Whether the row ``w`` matches one of the first ``count`` rows of ``patterns`` (ANY matches all)."""
+    for m in range(count):
+        found = True
+        for j in range(len(w)):
+            if patterns[m, j] != ANY and patterns[m, j] != w[j]:
+                found = False
+                break
+        if found:
+            return True
+    return False
+
+
+@inline
+def patterns_read_jit(c, window, patterns, count, holding):
+    """The compiled form on canonical windows."""
+    for r in range(window.shape[0]):
+        holding[c, r] = matches_jit(window[r], patterns, count)
+
+
+@inline
+def patterns_slide_jit(c, buf, end, length, patterns, count, holding):
+    """The compiled form on a sliding buffer: the last ``k`` positions ``buf[r, end - k : end]``."""
+    for r in range(buf.shape[0]):
+        holding[c, r] = matches_jit(buf[r, end - length : end], patterns, count)
+
+
 @dataclass(frozen=True)
 class Setting:
     """What criteria are compiled against: token indices, population labels, window length and
@@ -414,3 +503,66 @@ def build_criteria(criteria: dict[str, Criterion], token_index: dict[str, int], 
     memory = max([c.periodic for c in criteria.values() if c.periodic is not None], default=0)
     setting = Setting(token_index, labels, length, memory)
     return [FORMS[c.form].from_spec(name, c, setting) for name, c in criteria.items()], memory
+
+
+SET_FORMS = {key: cls for key, cls in FORMS.items() if cls is not Periodic}  # sets are predicates on page-states
+
+
+class Combined(CriterionForm):
+    """A named set made of earlier predicates (criteria, or sets declared before it): ``any_of``
+    (the union: some member holds) or ``not`` (the complement of its one member). ``indices``
+    are the members' rows among the engines' predicates (criteria, then sets), all before its own."""
+
+    def __init__(self, name: str, members: list[CriterionForm], indices: list[int], negate: bool):
+        super().__init__(name)
+        self.members = members
+        self.indices = np.array(indices, dtype=np.int64)
+        self.negate = negate
+
+    def holds(self, extended: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(extended), dtype=bool)
+        for member in self.members:
+            out |= member.holds(extended, amplitudes)
+        return ~out if self.negate else out
+
+    def observe(self, engine) -> np.ndarray:
+        """The members' rows, settled already at this step (they come first)."""
+        out = np.any(engine.holding[self.indices], axis=0)
+        return ~out if self.negate else out
+
+    def compiled_form(self) -> CompiledCriterion:
+        return CompiledCriterion(COMBINED, members=self.indices, negate=self.negate)
+
+
+@inline
+def combined_jit(c, members, count, negate, holding):
+    """The compiled form: the first ``count`` member rows of ``holding`` (settled before row ``c``), or'ed, negated."""
+    for r in range(holding.shape[1]):
+        found = False
+        for m in range(count):
+            if holding[members[m], r]:
+                found = True
+                break
+        holding[c, r] = found != negate
+
+
+def build_sets(sets: dict, criteria: dict[str, Criterion], compiled: list[CriterionForm], token_index: dict[str, int],
+               labels: list[str], length: int) -> list[CriterionForm]:
+    """Compile the scenario's named sets (``[sets.NAME]``), after the ``compiled`` criteria: each a
+    criterion form's predicate under the set's name; ``criterion = "NAME"`` takes that absorption
+    criterion's form; ``any_of``/``not`` combine criteria and sets declared before it."""
+    setting = Setting(token_index, labels, length, 0)
+    row = {c.name: i for i, c in enumerate(compiled)}
+    tracked = list(compiled)
+    out = []
+    for name, spec in sets.items():
+        if spec.form in ("any_of", "not"):
+            names = spec.any_of if spec.form == "any_of" else [spec.not_]
+            built = Combined(name, [tracked[row[n]] for n in names], [row[n] for n in names], spec.form == "not")
+        else:
+            source = criteria[spec.criterion] if spec.criterion is not None else spec
+            built = FORMS[source.form].from_spec(name, source, setting)
+        row[name] = len(tracked)
+        tracked.append(built)
+        out.append(built)
+    return out
