@@ -162,3 +162,25 @@ def time_to_event(times: np.ndarray, horizon: int) -> dict:
     }
     out.update(median_time(km))
     return out
+
+
+def mean_interval(x: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: the mean of independent replicates ``x`` with its 95% normal interval
+    ``mean +- z s / sqrt(n)`` (``s`` the sample standard deviation; a point when ``n = 1``)."""
+    x = np.asarray(x, dtype=float)
+    mean = float(x.mean())
+    half = z * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else 0.0
+    return mean, mean - half, mean + half
+
+
+def ratio_interval(num: np.ndarray, den: np.ndarray, z: float = Z95) -> tuple[float, float, float] | None:
+    """``(r, lo, hi)``: the ratio of sums ``r = sum num / sum den`` over independent replicates with
+    its 95% delta-method interval, ``r +- z sqrt(var(num - r den) / n) / mean(den)`` (None when
+    ``sum den = 0``: nothing to divide by)."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    if den.sum() <= 0:
+        return None
+    r = float(num.sum() / den.sum())
+    n = len(num)
+    half = z * float(np.std(num - r * den, ddof=1)) / math.sqrt(n) / float(den.mean()) if n > 1 else 0.0
+    return r, r - half, r + half

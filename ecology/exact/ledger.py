@@ -51,7 +51,7 @@ import scipy.sparse as sp
 
 from ecology.core.budget import DEFAULT_MAX_WORK
 from ecology.core.compile import Compiled
-from ecology.errors import ScenarioError, TooMuchWork
+from ecology.errors import ScenarioError, TooMuchWork, UserError
 from ecology.exact.chain import CHUNK, PageChain, _keys
 
 PER_PRODUCT = 10**4  # a sparse product's fixed cost, in multiply-adds (as exact.chain.PER_CALL)
@@ -112,8 +112,17 @@ def ledger_transitions(compiled: Compiled, pc: PageChain) -> LedgerTransitions:
     return LedgerTransitions(PT, issue, f, real - pinned, windows.shape[1])
 
 
+MAX_BYTES = 2**31  # the credit masses by page-state and age, and their temporaries (four arrays of n x k x L)
+
+
 def _check_work(what: str, products: int, lt: LedgerTransitions, max_work: int, flag: str) -> None:
     L = len(lt.issue)
+    n = lt.PT.shape[0]
+    if 4 * 8 * n * lt.k * L > MAX_BYTES:
+        raise TooMuchWork(
+            f"{what} needs {4 * 8 * n * lt.k * L / 2**30:.3g} GiB for the credit of {n:,} page-states x {lt.k} ages x "
+            f"{L} labels, over {MAX_BYTES / 2**30:.3g} GiB; shorten context.length"
+        )
     work = products * max(lt.PT.nnz * (lt.k + 1) * L, PER_PRODUCT)
     if work > max_work:
         raise TooMuchWork(
@@ -213,3 +222,49 @@ def unbounded_ledger(compiled: Compiled, horizon: int) -> np.ndarray:
                             "simulate it instead")
     amplitude = mixture.population_amplitudes(mixture.read(compiled.window[None]).log_amplitude)[0]
     return np.arange(horizon + 1)[:, None] * amplitude[None, :]
+
+
+def exact_ledger_figures(compiled: Compiled, max_states: int, horizon: int | None = None,
+                         max_work: int = DEFAULT_MAX_WORK) -> dict:
+    """Per population label, the exact ledger beside a simulation (``run --exact``, :func:`ecology.run`):
+    ``issued``, ``retired``, ``held`` and ``age`` (credit times age at deletion) expected at the
+    horizon ``N`` (default ``run.steps``), ``turnover`` (``age / retired`` at ``N``: the mean age at
+    deletion of the tokens deleted by ``N``, as the simulation reports it; None when nothing is
+    retired) and ``stationary`` (:func:`stationary_ledger`'s figures; None under ``none``, whose
+    window grows for ever). Under ``none`` the closed form :func:`unbounded_ledger`; raises
+    :class:`ecology.errors.UserError` (one line) when neither is within reach."""
+    from ecology.exact.chain import build_chain
+
+    horizon = compiled.scenario.run.steps if horizon is None else horizon
+    labels = compiled.mixture.labels
+    if not compiled.rule.deletes_oldest:
+        issued = unbounded_ledger(compiled, horizon)[-1]
+        zero = np.zeros(len(labels))
+        curves_at, stationary = (issued, zero, issued, zero), None
+    else:
+        pc = build_chain(compiled, max_states)
+        lt = ledger_transitions(compiled, pc)
+        curves = ledger_curves(compiled, pc, horizon, max_work, lt)
+        curves_at = (curves.issued[-1], curves.retired[-1], curves.held[-1], curves.age[-1])
+        stationary = stationary_ledger(compiled, pc, max_work, lt)
+    out = {}
+    for j, label in enumerate(labels):
+        issued, retired, held, age = (float(a[j]) for a in curves_at)
+        out[label] = {"issued": issued, "retired": retired, "held": held, "age": age,
+                      "turnover": age / retired if retired > 0 else None,
+                      "stationary": None if stationary is None else stationary[label]}
+    return out
+
+
+def attach_exact_ledger(ledger: dict, compiled: Compiled, max_states: int) -> str | None:
+    """Put :func:`exact_ledger_figures` in a summary's ``ledger`` section (``ledger[label]["exact"]``);
+    when they are out of reach, None there and ``ledger[label]["exact_note"]`` says why (returned too)."""
+    try:
+        exact = exact_ledger_figures(compiled, max_states)
+    except UserError as err:
+        for row in ledger.values():
+            row["exact"], row["exact_note"] = None, str(err)
+        return str(err)
+    for label, figures in exact.items():
+        ledger[label]["exact"] = figures
+    return None
