@@ -62,13 +62,20 @@ class LedgerTransitions:
     """The chain's transitions with what the ledger needs: ``PT`` (n, n) the transposed transition
     matrix, ``issue`` (L sparse (n, n)) the transposed ``p(t | w) c_L(w, t)``, ``f`` (n, L) the
     credit each page-state issues per step, ``deletable`` (n,) ``m(w)``, the real tokens of ``w``
-    that are not pinned, and ``k`` the window."""
+    that are not pinned, ``k`` the window, and ``keep`` (n, k - 1) 1.0 where a token of age
+    ``a = 1 .. k - 1`` is still in ``w`` (``a < m(w)``), else 0.0."""
 
     PT: sp.csr_matrix
     issue: list[sp.csr_matrix]
     f: np.ndarray
     deletable: np.ndarray
     k: int
+
+    @property
+    def keep(self) -> np.ndarray:
+        if "_keep" not in self.__dict__:
+            self.__dict__["_keep"] = (np.arange(1, self.k)[None, :] < self.deletable[:, None]).astype(float)
+        return self.__dict__["_keep"]
 
 
 def ledger_transitions(compiled: Compiled, pc: PageChain) -> LedgerTransitions:
@@ -132,16 +139,19 @@ def _check_work(what: str, products: int, lt: LedgerTransitions, max_work: int, 
 
 
 def _advance(lt: LedgerTransitions, dist: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One step of the extended chain: (the next ``H``, credit retired (L,), credit times age retired (L,))."""
+    """One step of the extended chain: (the next ``H``, credit retired (L,), credit times age retired
+    (L,)). What the masks drop at age ``a`` is what moved to age ``a`` less what was kept there."""
     n, k, L = H.shape
     moved = (lt.PT @ H.reshape(n, k * L)).reshape(n, k, L)  # moved[:, a - 1]: the tokens now of age a
-    ages = np.arange(1, k + 1)
-    alive = ages[None, :] < lt.deletable[:, None]  # (n, k): age a survives in w'
     nxt = np.empty_like(H)
-    nxt[:, 1:] = np.where(alive[:, :-1, None], moved[:, :-1], 0.0)
-    nxt[:, 0] = np.stack([issue @ dist for issue in lt.issue], axis=1)
-    dropped = np.where(alive[:, :, None], 0.0, moved)
-    return nxt, dropped.sum(axis=(0, 1)), np.tensordot(ages, dropped.sum(axis=0), axes=(0, 0))
+    nxt[:, 1:] = moved[:, :-1]
+    nxt[:, 1:] *= lt.keep[:, :, None]
+    for j, issue in enumerate(lt.issue):
+        nxt[:, 0, j] = issue @ dist
+    moved_total, kept_total = moved.sum(axis=0), nxt.sum(axis=0)  # (k, L) by age
+    dropped = moved_total.copy()
+    dropped[:-1] -= kept_total[1:]
+    return nxt, dropped.sum(axis=0), np.arange(1, k + 1) @ dropped
 
 
 @dataclass
