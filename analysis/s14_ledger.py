@@ -163,7 +163,12 @@ def run(out, quick: bool) -> Study:
     name = figure(out, "s14_ledger.png", draw, size=(13, 7.5))
     toy, msg = raw["waluigi", "fifo", "waluigi"], [raw["chat", "message", label] for label in ("helpful", "waluigi")]
     block = raw["waluigi", "block", "waluigi"]["stationary"]["turnover"]
-    share = msg[1]["stationary"]["held"] / (msg[0]["stationary"]["held"] + msg[1]["stationary"]["held"])
+    def waluigi_share(name, rule, other):
+        held = [raw[name, rule, label]["stationary"]["held"] for label in (other, "waluigi")]
+        return held[1] / sum(held)
+
+    share = waluigi_share("chat", "message", "helpful")
+    trained = {rule: waluigi_share("trained_luigi", rule, "luigi") for rule in ("fifo", "block")}
     finding = (f"Deletion decides who owns the window and for how long: under fifo the toy's waluigi holds "
                f"{interval(*toy['held'])} of the 8 window tokens' credit at step {toy['N']} (exact {fmt(toy['exact'])}) and "
                f"{fmt(toy['stationary']['held'])} at stationarity (the chain ends in its U-windows), under none a share "
@@ -172,7 +177,9 @@ def run(out, quick: bool) -> Study:
                f"deletion the chat's credit turns over in {interval(*msg[0]['late'])} (helpful) and "
                f"{interval(*msg[1]['late'])} (waluigi) steps of k = 6 (exact stationary "
                f"{fmt(msg[0]['stationary']['turnover'])} and {fmt(msg[1]['stationary']['turnover'])}), the waluigi holding "
-               f"{fmt(share, 3)} of the window's credit at stationarity.")
+               f"{fmt(share, 3)} of the window's credit at stationarity; with the trained luigi the waluigi's stationary "
+               f"share of the window is {fmt(trained['fifo'], 3)} under fifo but {fmt(trained['block'], 3)} under block "
+               f"(exact).")
     notes = ("Issued = retired + held for every population and replicate, in both engines (tests/test_ledger.py). "
              "Intervals are 95% normal intervals over replicates; turnover is a ratio of sums over replicates "
              "(credit x age over credit, of the tokens deleted in the second half of the run) with its delta-method "
