@@ -158,7 +158,7 @@ class LedgerState(NamedTuple):
     the window`` (``tests/test_ledger.py`` checks both, and every figure against a recomputation
     from the printed tokens)."""
 
-    ring: np.ndarray  # (R, k + 1, L), or (R, 0, L) under none
+    ring: np.ndarray  # (R, L, k + 1), or (R, L, 0) under none
     retired: np.ndarray
     held: np.ndarray
     age: np.ndarray
@@ -171,7 +171,7 @@ class LedgerState(NamedTuple):
         slots = compiled.rule.length + 1 if compiled.rule.deletes_oldest else 0
         real = int(np.count_nonzero(compiled.window < compiled.n_tokens))
         zeros = [np.zeros((replicates, L)) for _ in range(3)]
-        return cls(np.zeros((replicates, slots, L)), *zeros, np.ones(replicates, dtype=np.int64),
+        return cls(np.zeros((replicates, L, slots)), *zeros, np.ones(replicates, dtype=np.int64),
                    np.full(replicates, real - min(compiled.rule.pinned, real), dtype=np.int64))
 
     def copy(self) -> LedgerState:
@@ -182,11 +182,11 @@ class LedgerState(NamedTuple):
         ``step`` with credit ``fresh`` (R, L) enters the ring; the ``deleted`` (R,) real tokens the
         rule deleted are the oldest, prompt tokens first, then printed ones from ``oldest`` on; the
         held credit is summed anew over the ring (``issued`` under ``none``)."""
-        slots = self.ring.shape[1]
+        slots = self.ring.shape[2]
         if not slots:
             self.held[:] = issued
             return
-        self.ring[:, step % slots] = fresh
+        self.ring[:, :, step % slots] = fresh
         from_prompt = np.minimum(deleted, self.prompt_left)
         self.prompt_left[:] -= from_prompt
         gone = deleted - from_prompt
@@ -194,12 +194,12 @@ class LedgerState(NamedTuple):
         for i in range(int(gone.max(initial=0))):
             leaving = gone > i
             birth = self.oldest[leaving] + i
-            credit = self.ring[rows[leaving], birth % slots]
+            credit = self.ring[rows[leaving], :, birth % slots]
             self.retired[leaving] += credit
             self.age[leaving] += credit * (step - birth)[:, None]
         self.oldest[:] += gone
         alive = (np.arange(slots)[None, :] - self.oldest[:, None]) % slots < (step + 1 - self.oldest)[:, None]
-        self.held[:] = np.where(alive[:, :, None], self.ring, 0.0).sum(axis=1)
+        self.held[:] = np.where(alive[:, None, :], self.ring, 0.0).sum(axis=2)
 
 
 class ReplicateState(NamedTuple):

@@ -351,14 +351,14 @@ def _ledger_pass(b, step, ledger, st, work, sums):
     ring, retired, held, age, oldest, prompt_left, seen = (ledger.ring, ledger.retired, ledger.held, ledger.age,
                                                            ledger.oldest, ledger.prompt_left, ledger.seen)
     credit, deleted, fresh, tmp = st.credit, st.deleted, work.fresh, work.top
-    rows, slots, n_labels = ring.shape
+    rows, n_labels, slots = ring.shape
     for r in range(rows):
         if slots == 0:
             for j in range(n_labels):
                 held[r, j] = credit[r, j]
             continue
         for j in range(n_labels):
-            ring[r, step % slots, j] = fresh[r, j]
+            ring[r, j, step % slots] = fresh[r, j]
         gone = int(deleted[r] - seen[r])
         seen[r] = deleted[r]
         from_prompt = min(gone, prompt_left[r])
@@ -367,17 +367,20 @@ def _ledger_pass(b, step, ledger, st, work, sums):
         for i in range(gone):
             birth = oldest[r] + i
             for j in range(n_labels):
-                c = ring[r, birth % slots, j]
+                c = ring[r, j, birth % slots]
                 retired[r, j] += c
                 age[r, j] += c * (step - birth)
         oldest[r] += gone
-        alive = step + 1 - oldest[r]
+        first = oldest[r] % slots  # the live slots, in slot order: [0, wrap) then [first, last)
+        last = first + step + 1 - oldest[r]
+        wrap = max(last - slots, 0)
         for j in range(n_labels):
-            held[r, j] = 0.0
-        for m in range(slots):
-            if (m - oldest[r]) % slots < alive:
-                for j in range(n_labels):
-                    held[r, j] += ring[r, m, j]
+            total = 0.0
+            for m in range(wrap):
+                total += ring[r, j, m]
+            for m in range(first, min(last, slots)):
+                total += ring[r, j, m]
+            held[r, j] = total
     scalars = sums.shape[1] - 3 * n_labels - 2  # the columns of "window" and "prompt" (engine.base.SCALARS)
     for r in range(rows):
         tmp[r] = ledger.initial + step - deleted[r]
