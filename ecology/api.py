@@ -13,6 +13,7 @@ import pandas as pd
 from ecology.core.budget import DEFAULT_MAX_STATES
 from ecology.core.compile import compile_scenario
 from ecology.errors import ScenarioError
+from ecology.exact.ledger import attach_exact_ledger
 from ecology.exact.report import criterion_figures
 from ecology.io import artefacts
 from ecology.io.safe import fresh_directory
@@ -134,4 +135,5 @@ def run(scenario, exact: bool = False, max_states: int = DEFAULT_MAX_STATES, **o
     if exact:
         for name, figures in criterion_figures(compile_scenario(s), max_states).items():
             summary["criteria"][name]["exact"] = figures
+        attach_exact_ledger(summary["ledger"], compile_scenario(s), max_states)
     return RunOutcome(result, summary)

@@ -178,6 +178,7 @@ def print_stationary_occupation(o: dict) -> None:
 
 def cmd_run(args) -> int:
     from ecology.core.compile import compile_scenario
+    from ecology.exact.ledger import attach_exact_ledger
     from ecology.exact.report import criterion_figures, occupation_figures
     from ecology.io.artefacts import write_run
     from ecology.io.safe import fresh_directory
@@ -203,6 +204,9 @@ def cmd_run(args) -> int:
             summary["criteria"][name]["exact"] = figures
         for name, figures in exact_occupation.items():
             summary["occupation"][name]["exact"] = figures
+        note = attach_exact_ledger(summary["ledger"], compile_scenario(s), args.max_states)
+        if note:
+            print(f"note: no exact ledger: {note}", file=sys.stderr)
     write_run(result, target, summary)
     if result.engine_note:
         print(f"note: {result.engine_note}", file=sys.stderr)
@@ -219,7 +223,28 @@ def cmd_run(args) -> int:
     for label, p in summary["populations"].items():
         print(f"  amplitude '{label}' at the end: mean {p['amplitude_final_mean']:.4f} "
               f"(10%-50%-90%: {p['amplitude_final_q10']:.4f}-{p['amplitude_final_q50']:.4f}-{p['amplitude_final_q90']:.4f})")
+    for label, row in summary["ledger"].items():
+        print_ledger(label, row, s.run.steps)
     return 0
+
+
+def print_ledger(label: str, row: dict, steps: int) -> None:
+    """One population's token ledger at the last step, with intervals (and the exact chain's figures)."""
+    def est(name):
+        return f"{row[name]:.4g} [{row[name + '_lo']:.4g}, {row[name + '_hi']:.4g}]"
+    turnover = "none retired" if row["turnover"] is None else f"{est('turnover')} steps"
+    print(f"  ledger '{label}' at step {steps} (95% intervals): issued {est('issued')}, retired {est('retired')}, "
+          f"held {est('held')} tokens; turnover (mean age at deletion) {turnover}")
+    exact = row.get("exact")
+    if exact:
+        turnover = "infinite (nothing deleted)" if exact["turnover"] is None else f"{exact['turnover']:.6g}"
+        line = (f"    exact: issued {exact['issued']:.6g}, retired {exact['retired']:.6g}, held {exact['held']:.6g}, "
+                f"turnover {turnover}")
+        if exact["stationary"]:
+            st = exact["stationary"]
+            line += (f"; stationary: held {st['held']:.6g}, issued {st['issued_per_step']:.6g}/step, turnover "
+                     + ("none retired" if st["turnover"] is None else f"{st['turnover']:.6g}"))
+        print(line)
 
 
 def cmd_analyze(args) -> int:

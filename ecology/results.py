@@ -41,6 +41,7 @@ import pandas as pd
 import tomli_w
 
 from ecology.core.mixture import acting_priors
+from ecology.engine.base import LedgerState
 from ecology.kinds.observables import Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel
 from ecology.scenario import Scenario, to_table
@@ -69,6 +70,8 @@ class RunResult:
     engine_note: str | None = None  # why the compiled engine was not used, when it was asked for
     # criterion or named set -> (R,) per replicate: "occupied" steps, "entries", "initial" and "final" holding
     occupation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    issued: np.ndarray | None = None  # (R, L) credit issued per population (the engines' credit)
+    ledger: LedgerState | None = None  # each replicate's token ledger at the end
 
     @property
     def labels(self) -> list[str]:
@@ -108,7 +111,7 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
         raster[:, chosen], chosen, np.stack(model.trajectories),
         np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
         np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
-        model.engine.name, model.engine_note, occupation,
+        model.engine.name, model.engine_note, occupation, model.credit, model.state.ledger,
     )
 
 
@@ -213,7 +216,31 @@ def summarize(result: RunResult) -> dict:
         "populations": {label: quantiles(a) for label, a in result.final_amplitudes.items()},
         "premises": {row.pop("premise"): row for row in premise_rows(result)},
         "final": {key: _number(last[key]) for key in ("entropy", "surprisal", "free_energy")},
+        "ledger": ledger_summary(result),
     }
+
+
+def ledger_summary(result: RunResult) -> dict:
+    """The token ledger at the last step ``N`` (docs/outputs.md): per population label, the credit
+    ``issued``, ``retired`` and ``held`` (means over replicates with their 95% normal intervals,
+    ``_lo``/``_hi``), ``held_share`` (``held_L / sum of held``: the share of the window's printed
+    tokens credited to ``L``; None when none are in the window) and ``turnover``, the credit-weighted
+    mean age at deletion of the tokens deleted by ``N`` (``sum age / sum retired`` over replicates,
+    with its delta-method interval; None when nothing was deleted, as under ``none``, where no credit
+    is ever retired and held credit grows without bound). Ages are at most ``k``, so only tokens
+    printed in the last ``k`` steps are still waiting to be counted."""
+    held_total = result.ledger.held.sum()
+    out = {}
+    for j, label in enumerate(result.labels):
+        row = {}
+        for name, values in (("issued", result.issued[:, j]), ("retired", result.ledger.retired[:, j]),
+                             ("held", result.ledger.held[:, j])):
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_interval(values)
+        row["held_share"] = float(result.ledger.held[:, j].sum() / held_total) if held_total > 0 else None
+        turnover = ratio_of_sums(result.ledger.age[:, j], result.ledger.retired[:, j])
+        row["turnover"], row["turnover_lo"], row["turnover_hi"] = turnover if turnover else (None, None, None)
+        out[label] = row
+    return out
 
 
 def _number(x) -> float | None:

@@ -309,8 +309,8 @@ def test_the_estimate_includes_the_output_stage_and_a_refusal_names_it(tmp_path,
 
     s = validate(many_criteria(1000, steps=100_000))
     stages = stage_bytes(s)
-    # writing: (n + 1) (28 W + 210 C + 114 min(R, 32)), W = 7 L + 4 S + 2 C + 6 = 2017 columns of steps.csv
-    assert stages["writing the outputs"] == pytest.approx(SAFETY * 100_001 * (28 * 2017 + 210 * 1000 + 114 * 16))
+    # writing: (n + 1) (28 W + 210 C + 114 min(R, 32)), W = 10 L + 4 S + 2 C + 8 = 2022 columns of steps.csv
+    assert stages["writing the outputs"] == pytest.approx(SAFETY * 100_001 * (28 * 2022 + 210 * 1000 + 114 * 16))
     assert run_bytes(s)[0] == pytest.approx(sum(stages.values()))
     path = write(tmp_path, many_criteria(1000, steps=100_000))
     assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 2

@@ -15,7 +15,8 @@ allocates, see :mod:`ecology.kinds.deletion`, :class:`ecology.core.readers.Slidi
     readers        sum_s R (16 k + 48 Q_s)              (two-stack queues and their rebuild)
     automata       sum_s 16 Q_s (V + 1)                (Q_s = 0 for a model premise)
     mixture        24 S R + 24 S R V                    (joint, amplitudes, per-premise laws)
-    records        n (4 L + 2 C + S + 8) 120 + 32 k n b (DataCollector rows; the raster)
+    ledger         16 R (k + 1) L                       (the credit ring, engine and model copy; 0 under none)
+    records        n (7 L + 2 C + S + 10) 120 + 32 k n b (DataCollector rows; the raster)
                    + 112 n min(R, 32)                  (trajectories, tokens, speakers of the first 32)
     predicates     48 R (C + Z) + 8 (C + Z) M k0        (holding, first hits, occupation counts of the C
                                                         criteria and Z named sets; M the most window
@@ -24,8 +25,8 @@ allocates, see :mod:`ecology.kinds.deletion`, :class:`ecology.core.readers.Slidi
 
 Memory of writing the outputs (bytes), held beside the simulation's records (``ecology.io.artefacts.
 write_run``: ``steps.csv``, ``summary.json``'s curves, ``trajectories.csv`` and ``speakers.csv`` of
-the first ``min(R, 32)`` replicates, the plots), with ``W = 7 L + 4 S + 2 C + 6`` columns of
-``steps.csv``:
+the first ``min(R, 32)`` replicates, the plots), with ``W = 10 L + 4 S + 2 C + 8`` columns of
+``steps.csv`` (``7 L + 4 S + 2 C + 6`` before the token ledger's, when the figures below were measured):
 
     outputs        (n + 1) (28 W + 210 C + 114 min(R, 32))
 
@@ -171,15 +172,18 @@ def run_parts(scenario: Scenario) -> dict[str, float]:
     C = len(scenario.absorption)
     b = 1 if V + 2 <= 256 else 2 if V + 2 <= 2**16 else 4
     traced = min(R, TRACED)
-    W = 7 * L + 4 * S + 2 * C + 6
+    W = 10 * L + 4 * S + 2 * C + 8  # columns of steps.csv
     parts = {
         "simulating: run.replicates x context.length": R * (2 * (P + k) + 64) * b + sum(R * (16 * k + 48 * q) for q in sizes),
         "simulating: premises (automaton states x tokens)": sum(16 * q * (V + 1) for q in sizes),
         "simulating: run.replicates x premises x tokens": 24 * S * R * (V + 1),
-        "simulating: run.steps": n * (4 * L + 2 * C + S + 8) * 120 + 32 * k * (n + 1) * b + 112 * n * traced,
+        "simulating: run.steps": n * (7 * L + 2 * C + S + 10) * 120 + 32 * k * (n + 1) * b + 112 * n * traced,
         "simulating: run.replicates x (absorption criteria + sets), window patterns":
             48 * R * (C + len(scenario.sets)) + 8 * (C + len(scenario.sets)) * ctx.length * max(
                 [len(c.windows) for c in [*scenario.absorption.values(), *scenario.sets.values()] if c.windows], default=0),
+        # the ledger's ring of k + 1 credits per replicate and label (none under "none"), the engine's and the model's copy
+        "simulating: run.replicates x context.length x populations (the token ledger)":
+            16 * R * (ctx.length + 1) * L if RULES[ctx.deletion].deletes_oldest else 0,
         "writing the outputs: run.steps (steps.csv, curves, the first replicates' tables, plots)":
             (n + 1) * (28 * W + 210 * C + 114 * traced),
     }

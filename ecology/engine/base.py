@@ -12,8 +12,10 @@ reference code below, for both engines (:meth:`Engine.start`).
 
 Recorded per step ``t`` over the replicates ``r`` (``S`` premises, ``L`` population labels, ``C``
 criteria): sums of ``alpha_s``, of ``A_L = sum_{s in L} alpha_s``, of each population's credit, of the
-entropy of ``p_T``, the surprisal, the free energy, the effective number of premises and the tokens
-deleted (:data:`SCALARS`); counts of replicates with ``A_L`` above 1/2 and 0.99 (the tie rule of
+entropy of ``p_T``, the surprisal, the free energy, the effective number of premises, the tokens
+deleted, the real tokens in the window and the prompt tokens among them (:data:`SCALARS`), and of each
+population's retired credit, held credit and credit-weighted age at deletion (the token ledger,
+:class:`LedgerState`); counts of replicates with ``A_L`` above 1/2 and 0.99 (the tie rule of
 :func:`ecology.numerics.above`), that have reached and that hold each criterion; the 10/50/90%
 quantiles (``np.quantile``, method "linear") of every ``alpha_s`` and ``A_L``.
 """
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from ecology.core.compile import Compiled
     from ecology.core.windows import Windows
 
-SCALARS = ("entropy", "surprisal", "free_energy", "effective_premises", "deleted")
+SCALARS = ("entropy", "surprisal", "free_energy", "effective_premises", "deleted", "window", "prompt")
+LEDGER = ("retired", "held", "age")  # per population label, after the SCALARS (StepRecords.ledger_sums)
 BLOCK_BYTES = 2**25  # uniforms and raster rows of one block stay below about this many bytes
 IMPOSSIBLE, NOT_A_NUMBER = 1, 2  # why a block stopped early (StepRecords.failure)
 
@@ -43,7 +46,7 @@ class RecordArrays(NamedTuple):
     """The arrays of a block's records (rows are steps), as the engines fill them (the compiled
     engine passes this tuple to its kernel as it is)."""
 
-    sums: np.ndarray  # (B, S + 2L + 5)
+    sums: np.ndarray  # (B, S + 2L + 7 + 3L)
     counts: np.ndarray  # (B, 2L + 2C)
     quantiles: np.ndarray  # (B, 3, S + L)
     raster: np.ndarray  # (B, n, k) the raster replicates' windows
@@ -55,11 +58,12 @@ class RecordArrays(NamedTuple):
 
 @dataclass
 class StepRecords:
-    """What a block of ``done`` steps recorded (rows are steps): ``sums`` (B, S + 2L + 5): per-step
-    sums over replicates of each premise's amplitude, each population's amplitude and credit, and
-    the :data:`SCALARS`; ``counts`` (B, 2L + 2C): replicates with a population above 1/2 and 0.99,
-    that have reached and that hold each criterion; ``quantiles`` (B, 3, S + L): the 10/50/90%
-    quantiles over replicates of each premise's then each population's amplitude; and the raster
+    """What a block of ``done`` steps recorded (rows are steps): ``sums`` (B, S + 2L + 7 + 3L): per-step
+    sums over replicates of each premise's amplitude, each population's amplitude and credit, the
+    :data:`SCALARS`, and each population's :data:`LEDGER` figures; ``counts`` (B, 2L + 2C):
+    replicates with a population above 1/2 and 0.99, that have reached and that hold each criterion;
+    ``quantiles`` (B, 3, S + L): the 10/50/90% quantiles over replicates of each premise's then
+    each population's amplitude; and the raster
     replicates' windows, printed tokens, speakers (population and premise most responsible) and
     population amplitudes. ``failure`` is (:data:`IMPOSSIBLE` or :data:`NOT_A_NUMBER`, replicate) at
     step ``done + 1`` of the block, or None."""
@@ -76,7 +80,7 @@ class StepRecords:
               token_dtype) -> StepRecords:
         """Records of a block of ``steps`` steps, to be filled (``done`` is set by the engine)."""
         S, L, n = n_premises, n_labels, raster_rows
-        arrays = RecordArrays(np.zeros((steps, S + 2 * L + len(SCALARS))),
+        arrays = RecordArrays(np.zeros((steps, S + 2 * L + len(SCALARS) + len(LEDGER) * L)),
                               np.zeros((steps, 2 * L + 2 * n_criteria), dtype=np.int64),
                               np.empty((steps, len(QUANTILES), S + L)), np.empty((steps, n, length), dtype=token_dtype),
                               np.empty((steps, n), dtype=np.intp), np.empty((steps, n), dtype=np.intp),
@@ -94,8 +98,15 @@ class StepRecords:
 
     def scalar_sum(self, b: int, name: str) -> float:
         """Sum over replicates of ``entropy``, ``surprisal``, ``free_energy``,
-        ``effective_premises`` or ``deleted`` (cumulative tokens deleted) at step ``b``."""
+        ``effective_premises``, ``deleted`` (cumulative real tokens deleted), ``window`` (real
+        tokens in the window) or ``prompt`` (prompt tokens in the window) at step ``b``."""
         return float(self.arrays.sums[b, scalar_column(self.n_premises, self.n_labels, name)])
+
+    def ledger_sums(self, b: int, name: str) -> np.ndarray:
+        """(L,) sums over replicates of each population's ``retired``, ``held`` or ``age`` ledger
+        figure at step ``b`` (:class:`LedgerState`)."""
+        at = ledger_column(self.n_premises, self.n_labels, name)
+        return self.arrays.sums[b, at : at + self.n_labels]
 
     def premise_quantiles(self, b: int) -> np.ndarray:
         """(3, S) quantiles of the premises' amplitudes."""
@@ -149,6 +160,76 @@ class Occupation(NamedTuple):
         self.last[holding] = step
 
 
+def ledger_column(n_premises: int, n_labels: int, name: str) -> int:
+    """The first of the ``n_labels`` columns of ``sums`` that hold the ledger figure ``name``."""
+    return n_premises + 2 * n_labels + len(SCALARS) + LEDGER.index(name) * n_labels
+
+
+class LedgerState(NamedTuple):
+    """Each replicate's token ledger (SCIENCE.md §7, docs/outputs.md). A token printed at step ``u``
+    carries the credit ``c_L(u) = sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)`` (on the window it
+    was printed from; it sums to 1 over labels); the engines' ``credit`` is the credit *issued*,
+    ``sum_{u <= t} c_L(u)``. Every rule deletes the oldest tokens after the pinned prefix, so the
+    prompt tokens go first and the printed tokens still in the window are those of steps
+    ``oldest .. t``: their credits are kept in a ring of ``k + 1`` slots by step (slot ``u mod
+    (k + 1)``; no ring under ``none``, which deletes nothing). At step ``t``:
+
+    - ``retired`` (R, L): ``sum`` of ``c_L(u)`` over the printed tokens deleted by step ``t``;
+    - ``held`` (R, L): ``sum_{u = oldest}^{t} c_L(u)``, summed over the ring (under ``none``:
+      the credit issued);
+    - ``age`` (R, L): ``sum`` of ``c_L(u) (t_u - u)`` over the deleted tokens, ``t_u`` the step that
+      deleted the token printed at ``u`` (its age at deletion: ``k`` for every token under ``fifo``);
+    - ``oldest`` (R,): the step of the oldest printed token in the window (``t + 1`` when none);
+    - ``prompt_left`` (R,): the prompt tokens in the window that the rule may still delete.
+
+    So ``issued = retired + held`` per label, and ``sum_L held_L + prompt tokens = real tokens in
+    the window`` (``tests/test_ledger.py`` checks both, and every figure against a recomputation
+    from the printed tokens)."""
+
+    ring: np.ndarray  # (R, L, k + 1), or (R, L, 0) under none
+    retired: np.ndarray
+    held: np.ndarray
+    age: np.ndarray
+    oldest: np.ndarray
+    prompt_left: np.ndarray
+
+    @classmethod
+    def start(cls, compiled: Compiled, replicates: int) -> LedgerState:
+        L = len(compiled.mixture.labels)
+        slots = compiled.rule.length + 1 if compiled.rule.deletes_oldest else 0
+        real = int(np.count_nonzero(compiled.window < compiled.n_tokens))
+        zeros = [np.zeros((replicates, L)) for _ in range(3)]
+        return cls(np.zeros((replicates, L, slots)), *zeros, np.ones(replicates, dtype=np.int64),
+                   np.full(replicates, real - min(compiled.rule.pinned, real), dtype=np.int64))
+
+    def copy(self) -> LedgerState:
+        return LedgerState(*(a.copy() for a in self))
+
+    def step(self, fresh: np.ndarray, deleted: np.ndarray, step: int, issued: np.ndarray) -> None:
+        """The numpy reference of :func:`ecology.engine.compiled._ledger_pass`: the token printed at
+        ``step`` with credit ``fresh`` (R, L) enters the ring; the ``deleted`` (R,) real tokens the
+        rule deleted are the oldest, prompt tokens first, then printed ones from ``oldest`` on; the
+        held credit is summed anew over the ring (``issued`` under ``none``)."""
+        slots = self.ring.shape[2]
+        if not slots:
+            self.held[:] = issued
+            return
+        self.ring[:, :, step % slots] = fresh
+        from_prompt = np.minimum(deleted, self.prompt_left)
+        self.prompt_left[:] -= from_prompt
+        gone = deleted - from_prompt
+        rows = np.arange(len(gone))
+        for i in range(int(gone.max(initial=0))):
+            leaving = gone > i
+            birth = self.oldest[leaving] + i
+            credit = self.ring[rows[leaving], :, birth % slots]
+            self.retired[leaving] += credit
+            self.age[leaving] += credit * (step - birth)[:, None]
+        self.oldest[:] += gone
+        alive = (np.arange(slots)[None, :] - self.oldest[:, None]) % slots < (step + 1 - self.oldest)[:, None]
+        self.held[:] = np.where(alive[:, None, :], self.ring, 0.0).sum(axis=2)
+
+
 class ReplicateState(NamedTuple):
     """The per-replicate state after a step, replicate-major: arrays no engine writes to again (copies,
     or arrays an engine makes anew each step), which the model keeps until the next block."""
@@ -165,6 +246,7 @@ class ReplicateState(NamedTuple):
     deleted: np.ndarray  # (R,) real tokens deleted so far
     token: np.ndarray | None  # (R,) the token printed at the last step (None at step 0)
     surprisal: np.ndarray | None  # (R,) its surprisal -log mu(t | w)
+    ledger: LedgerState  # the token ledger (a copy)
 
 
 class Engine:
@@ -190,6 +272,10 @@ class Engine:
         self.rows = np.arange(replicates)
         self.credit = np.zeros((replicates, len(self.mixture.labels)))
         self.deleted = np.zeros(replicates)
+        self.ledger = LedgerState.start(compiled, replicates)
+        self.initial_tokens = int(np.count_nonzero(compiled.window < compiled.n_tokens))  # real tokens at step 0
+        self.pinned_tokens = min(compiled.rule.pinned, self.initial_tokens)
+        self.settled_step = 0
         self.reached_at = np.full((len(self.criteria), replicates), -1)
         self.holding = np.zeros((len(self.criteria), replicates), dtype=bool)
         self.occupation = Occupation.zeros(len(self.criteria), replicates)
@@ -223,6 +309,15 @@ class Engine:
         per_step = 8 * self.replicates + 8 * self.raster_rows * (self.length + 4)
         return max(1, min(steps, BLOCK_BYTES // per_step))
 
+    def window_tokens(self) -> np.ndarray:
+        """(R,) real tokens in each window at the settled step: the initial window's, plus the tokens
+        printed, less the real tokens deleted."""
+        return self.initial_tokens + self.settled_step - self.deleted
+
+    def prompt_tokens(self) -> np.ndarray:
+        """(R,) prompt tokens in each window: the pinned ones and those the rule has not deleted yet."""
+        return self.pinned_tokens + self.ledger.prompt_left
+
     def new_records(self, steps: int) -> StepRecords:
         return StepRecords.empty(steps, len(self.compiled.premises), len(self.mixture.labels), len(self.criteria),
                                  self.raster_rows, self.length, self.context.window.dtype)
@@ -249,6 +344,7 @@ class Engine:
         if broken.any():
             return NOT_A_NUMBER, int(np.flatnonzero(broken)[0])
         self.current = step
+        self.settled_step = generated
         self.population = self.mixture.population_amplitudes(step.log_amplitude)
         for i, criterion in enumerate(self.criteria):
             self.holding[i] = criterion.observe(self)
@@ -275,9 +371,14 @@ class Engine:
             "free_energy": step.free_energy.sum(),
             "effective_premises": np.exp(entropy(step.log_amplitude)).sum(),
             "deleted": self.deleted.sum(),
+            "window": self.window_tokens().sum(),
+            "prompt": self.prompt_tokens().sum(),
         }
         for name, value in scalars.items():
             sums[scalar_column(S, L, name)] = value
+        for name in LEDGER:
+            at = ledger_column(S, L, name)
+            sums[at : at + L] = getattr(self.ledger, name).sum(axis=0)
         counts = records.arrays.counts[b]
         for j in range(L):
             counts[j] = np.count_nonzero(above(population[:, j], MAJORITY))

@@ -175,8 +175,9 @@ class CriteriaArrays(NamedTuple):
 
 
 class Scratch(NamedTuple):
-    """Work arrays reused by every step: three of length R, the quantile probabilities, and the
-    short ones of the log-space twins (responsibilities, joint terms, tempered exponents)."""
+    """Work arrays reused by every step: three of length R, the quantile probabilities, the
+    short ones of the log-space twins (responsibilities, joint terms, tempered exponents), and
+    ``fresh`` (R, L), the credit of the token each replicate printed this step."""
 
     top: np.ndarray
     norm: np.ndarray
@@ -186,6 +187,23 @@ class Scratch(NamedTuple):
     joint: np.ndarray
     terms: np.ndarray
     z: np.ndarray
+    fresh: np.ndarray
+
+
+class LedgerArrays(NamedTuple):
+    """The token ledger in the kernel: the arrays of :class:`ecology.engine.base.LedgerState`
+    (updated in place), ``seen`` (R,) the real tokens deleted by the last ledger pass, and the real
+    and pinned tokens of the initial window."""
+
+    ring: np.ndarray
+    retired: np.ndarray
+    held: np.ndarray
+    age: np.ndarray
+    oldest: np.ndarray
+    prompt_left: np.ndarray
+    seen: np.ndarray
+    initial: int
+    pinned: int
 
 
 class SlidingBuffer(NamedTuple):
@@ -229,8 +247,8 @@ class CanonicalWindows(NamedTuple):
 def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, credit, raster_rows,
                   speakers, premise_speakers, resp):
     """Credit of replicate ``r``'s token in log space exactly as numpy (``exp(log alpha_s + log
-    mu_s(t | w) - log mu(t | w))`` summed per population); the raster rows also record the
-    population and the premise most responsible for it."""
+    mu_s(t | w) - log mu(t | w))`` summed per population, into ``credit``, the row of the step's
+    fresh credit); the raster rows also record the population and the premise most responsible for it."""
     n_premises = len(member_of)
     n_labels = credit.shape[1]
     for j in range(n_labels):
@@ -239,7 +257,7 @@ def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, cr
         resp[s] = log_amp[r, s] + step_logp[s, states[s, r], token] - log_mu[r, token]
         resp[n_premises + member_of[s]] += np.exp(resp[s])
     for j in range(n_labels):
-        credit[r, j] += resp[n_premises + j]
+        credit[r, j] = resp[n_premises + j]
     if r < raster_rows:
         speakers[b, r] = most_responsible_jit(resp[n_premises:])
         premise_speakers[b, r] = most_responsible_jit(resp[:n_premises])
@@ -254,7 +272,7 @@ def _print_pass(b, u, exact_rows, laws, st, out, work):
     ``p``, ``mu``, ``log_mu`` are token-major, ``alpha`` and ``log_amp`` premise-major: every loop
     runs over replicates innermost, each replicate's sums in the order of the reference."""
     p, mu, log_mu, alpha, log_amp, states = st.p, st.mu, st.log_mu, st.alpha, st.log_amp, st.states
-    credit, surprisal, tokens = st.credit, st.surprisal, st.tokens
+    credit, surprisal, tokens, fresh = st.credit, st.surprisal, st.tokens, work.fresh
     step_logp, emit, member_of = laws.step_logp, laws.emit, laws.member_of
     printed, speakers, premise_speakers = out.printed, out.speakers, out.premise_speakers
     resp, norm, cum, scale = work.resp, work.top, work.norm, work.scratch
@@ -267,6 +285,8 @@ def _print_pass(b, u, exact_rows, laws, st, out, work):
         norm[r] = 0.0
         cum[r] = 0.0
         tokens[r] = 0
+        for j in range(n_labels):
+            fresh[r, j] = 0.0
     for t in range(n_tokens):
         for r in range(rows):
             norm[r] += p[t, r]
@@ -282,7 +302,7 @@ def _print_pass(b, u, exact_rows, laws, st, out, work):
         exact = r < exact_rows or mu[token, r] < TINY
         scale[r] = 0.0 if exact else 1.0 / mu[token, r]
         if exact:
-            _credit_exact(r, b, token, log_amp_rows, log_mu_rows, states, step_logp, member_of, credit,
+            _credit_exact(r, b, token, log_amp_rows, log_mu_rows, states, step_logp, member_of, fresh,
                           raster_rows, speakers, premise_speakers, resp)
     for j in range(n_labels):  # exact rows add 0
         for r in range(rows):
@@ -292,7 +312,8 @@ def _print_pass(b, u, exact_rows, laws, st, out, work):
                 for r in range(rows):
                     cum[r] += alpha[s, r] * emit[s, states[s, r], tokens[r]] * scale[r]
         for r in range(rows):
-            credit[r, j] += cum[r]
+            fresh[r, j] += cum[r]
+            credit[r, j] += fresh[r, j]
     for r in range(raster_rows):
         printed[b, r] = tokens[r]
 
@@ -331,6 +352,63 @@ def _total(x):
             a0 += x[j]
         out += (a0 + a1) + (a2 + a3)
     return out
+
+
+@jit
+def _ledger_pass(b, step, ledger, st, work, sums):
+    """The token ledger after step ``step``'s deletion, as :meth:`ecology.engine.base.LedgerState.step`
+    (the same additions in the same order): the printed token's credit (``work.fresh``) enters
+    ring slot ``step mod (k + 1)``; the real tokens the rule deleted this step (the growth of
+    ``deleted`` since the last pass) are the oldest, prompt tokens first, then printed tokens from
+    ``oldest`` on, whose credit is retired (and, times their age ``step - u``, added to ``age``);
+    the held credit is summed over the ring's live slots (under ``none``, no ring: the credit
+    issued). Then the step's sums of the real and prompt tokens in the window and of each
+    population's retired, held and age figures."""
+    ring, retired, held, age, oldest, prompt_left, seen = (ledger.ring, ledger.retired, ledger.held, ledger.age,
+                                                           ledger.oldest, ledger.prompt_left, ledger.seen)
+    credit, deleted, fresh, tmp = st.credit, st.deleted, work.fresh, work.top
+    rows, n_labels, slots = ring.shape
+    for r in range(rows):
+        if slots == 0:
+            for j in range(n_labels):
+                held[r, j] = credit[r, j]
+            continue
+        for j in range(n_labels):
+            ring[r, j, step % slots] = fresh[r, j]
+        gone = int(deleted[r] - seen[r])
+        seen[r] = deleted[r]
+        from_prompt = min(gone, prompt_left[r])
+        prompt_left[r] -= from_prompt
+        gone -= from_prompt
+        for i in range(gone):
+            birth = oldest[r] + i
+            for j in range(n_labels):
+                c = ring[r, j, birth % slots]
+                retired[r, j] += c
+                age[r, j] += c * (step - birth)
+        oldest[r] += gone
+        first = oldest[r] % slots  # the live slots, in slot order: [0, wrap) then [first, last)
+        last = first + step + 1 - oldest[r]
+        wrap = max(last - slots, 0)
+        for j in range(n_labels):
+            total = 0.0
+            for m in range(wrap):
+                total += ring[r, j, m]
+            for m in range(first, min(last, slots)):
+                total += ring[r, j, m]
+            held[r, j] = total
+    scalars = sums.shape[1] - 3 * n_labels - 2  # the columns of "window" and "prompt" (engine.base.SCALARS)
+    for r in range(rows):
+        tmp[r] = ledger.initial + step - deleted[r]
+    sums[b, scalars] = _total(tmp)
+    for r in range(rows):
+        tmp[r] = ledger.pinned + prompt_left[r]
+    sums[b, scalars + 1] = _total(tmp)
+    at = scalars + 2
+    for j in range(n_labels):
+        sums[b, at + j] = _total(retired[:, j])
+        sums[b, at + n_labels + j] = _total(held[:, j])
+        sums[b, at + 2 * n_labels + j] = _total(age[:, j])
 
 
 @jit
@@ -519,11 +597,11 @@ def _end_step(b, step, exact_rows, laws, st, crit, out, work):
 
 
 @jit
-def _run_sliding(uniforms, generated, exact_rows, win, start, end, stacks, head, laws, st, crit, out, work):
+def _run_sliding(uniforms, generated, exact_rows, win, start, end, stacks, head, laws, st, ledger, crit, out, work):
     """``B = len(uniforms)`` steps of every replicate whose windows slide in one buffer
     (:class:`SlidingBuffer`: ``buf[:, start:end]``, the last ``memory`` deleted tokens before
     ``start``): print, append, delete the oldest when full (``fifo``), read with the two-stack
-    queue (or re-read after the last reset token), evaluate the criteria, mix, record.
+    queue (or re-read after the last reset token), keep the ledger, evaluate the criteria, mix, record.
     Returns (steps done, failure (0 none, 1 impossible, 2 NaN), failing replicate, start, end, head)."""
     buf, length, deletes, pad = win.buf, win.length, win.deletes, win.pad
     states, loglik, deleted, tokens = st.states, st.loglik, st.deleted, st.tokens
@@ -553,6 +631,7 @@ def _run_sliding(uniforms, generated, exact_rows, win, start, end, stacks, head,
             slide_read_jit(tokens, head, rebuild, buf[:, start:end], laws.step_state, laws.step_logp, laws.n_states,
                            laws.start, stacks.front_state, stacks.front_logw, stacks.back_state, stacks.back_logw,
                            states, loglik)
+        _ledger_pass(b, step, ledger, st, work, out.sums)
         for c in range(len(form)):
             if form[c] == WINDOW_ONLY:
                 window_only_slide_jit(c, tokens, buf, end, length, crit.disallowed[c], crit.outside, holding)
@@ -572,7 +651,7 @@ def _run_sliding(uniforms, generated, exact_rows, win, start, end, stacks, head,
 
 
 @jit
-def _run_rereading(uniforms, generated, exact_rows, win, position, filled, laws, st, crit, out, work):
+def _run_rereading(uniforms, generated, exact_rows, win, position, filled, laws, st, ledger, crit, out, work):
     """``B`` steps of every replicate whose windows are canonical rows ``window[r]`` rewritten by the
     rule's program (:func:`ecology.kinds.deletion.delete_canonical_jit`); every premise re-reads the
     window after its last reset token. ``history`` keeps the last ``memory`` page-states
@@ -587,6 +666,7 @@ def _run_rereading(uniforms, generated, exact_rows, win, position, filled, laws,
         _begin_step(b, uniforms[b], exact_rows, laws, st, out, work)
         delete_canonical_jit(tokens, window, win.grown, win.oldest, win.delimiter, win.pinned, win.pad, history,
                              position, deleted)
+        _ledger_pass(b, step, ledger, st, work, out.sums)
         if memory:
             filled = min(filled + 1, memory)
         read_visible_jit(window, win.reset, win.pad, laws.next_at, laws.logp_at, laws.start, states, loglik)
@@ -700,7 +780,10 @@ class CompiledEngine(Engine):
                                    pattern_count, members, member_count, np.array([f.negate for f in forms], dtype=np.bool_),
                                    self.occupation.occupied, self.occupation.entries, self.occupation.last)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
-                            np.empty(S + L), np.empty(S), np.empty(S), np.empty(V))
+                            np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty((R, L)))
+        book = self.ledger
+        self.ledger_arrays = LedgerArrays(book.ring, book.retired, book.held, book.age, book.oldest, book.prompt_left,
+                                          self.deleted.copy(), self.initial_tokens, self.pinned_tokens)
         self.sliding_windows = isinstance(context, SlidingWindows)
         if compiled.slides:
             length = context.window.shape[1]
@@ -773,13 +856,13 @@ class CompiledEngine(Engine):
             with deferred():
                 done, failure, replicate, ctx.start, ctx.end, self.head = _run_sliding(
                     uniforms, generated, exact, win, ctx.start, ctx.end, self.stacks, self.head, self.laws, self.st,
-                    self.crit, out, self.work)
+                    self.ledger_arrays, self.crit, out, self.work)
         else:
             win = self.canonical._replace(window=self.context.array)  # the context's windows, rewritten in place
             with deferred():
                 done, failure, replicate, self.position, self.filled = _run_rereading(
-                    uniforms, generated, exact, win, self.position, self.filled, self.laws, self.st, self.crit, out,
-                    self.work)
+                    uniforms, generated, exact, win, self.position, self.filled, self.laws, self.st, self.ledger_arrays,
+                    self.crit, out, self.work)
         if self.singletons:  # each population is one premise: its quantiles are that premise's
             records.arrays.quantiles[:] = np.concatenate([out.quantiles, out.quantiles[:, :, self.sole_premise]], axis=2)
         records.done, records.failure = done, ((failure, replicate) if failure else None)
@@ -797,4 +880,4 @@ class CompiledEngine(Engine):
         return ReplicateState(step, st.alpha.T.copy(), st.population.T.copy(), st.states.copy(), st.loglik.copy(), {},
                               self.holding.copy(), self.reached_at.copy(), self.credit.copy(), self.deleted.copy(),
                               None if self.token is None else st.tokens.copy(),
-                              None if self.surprisal is None else st.surprisal.copy())
+                              None if self.surprisal is None else st.surprisal.copy(), self.ledger.copy())

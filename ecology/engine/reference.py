@@ -10,7 +10,9 @@ One step, for every replicate together (SCIENCE.md §1, §3):
    keeps ``log mu_s(w)`` with a :class:`ecology.core.readers.SlidingReader` (O(1) per step) when the
    window slides, else re-reads it (O(k)); a model premise re-reads the visible windows with its
    model (all replicates in one batch, identical windows once);
-4. Bayes and mixing on the new windows (:meth:`ecology.core.mixture.Mixture.combine`), then the
+4. the token ledger: the printed token's credit enters the ledger, the deleted tokens' credit is
+   retired (:meth:`ecology.engine.base.LedgerState.step`);
+5. Bayes and mixing on the new windows (:meth:`ecology.core.mixture.Mixture.combine`), then the
    reference settling and recording of :class:`ecology.engine.base.Engine`.
 """
 
@@ -73,8 +75,8 @@ class ReferenceEngine(Engine):
             return self.laws[s][self.rows, tokens]
         return automaton.emit_logp[self.states[s], tokens]
 
-    def _print(self, u: np.ndarray, records: StepRecords, b: int) -> np.ndarray:
-        """Step 1 (module docstring): the printed tokens, their surprisal and credit."""
+    def _print(self, u: np.ndarray, records: StepRecords, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Step 1 (module docstring): the printed tokens, their surprisal and credit (R, L)."""
         step = self.current
         token = sample(step.log_p, u)
         self.token = token
@@ -88,12 +90,12 @@ class ReferenceEngine(Engine):
         records.arrays.printed[b] = token[:n]
         records.arrays.speakers[b] = most_responsible(responsibility[:n])
         records.arrays.premise_speakers[b] = most_responsible(log_responsibility[:n])
-        return token
+        return token, responsibility
 
     def run(self, uniforms: np.ndarray, generated: int) -> StepRecords:
         records = self.new_records(len(uniforms))
         for b, u in enumerate(uniforms):
-            token = self._print(u, records, b)
+            token, credit = self._print(u, records, b)
             self.left = self.context.append(token)
             for reader in self.readers:
                 if reader is not None:
@@ -104,6 +106,7 @@ class ReferenceEngine(Engine):
             for s in range(len(self.compiled.premises)):
                 self._forget(s, deleted)
             self.deleted += self.context.deleted_tokens
+            self.ledger.step(credit, self.context.deleted_tokens, generated + b + 1, self.credit)
             failure = self.settle(self._combine(), generated + b + 1)
             if failure:
                 records.done, records.failure = b, failure
@@ -114,4 +117,4 @@ class ReferenceEngine(Engine):
     def state(self) -> ReplicateState:
         return ReplicateState(self.current, self.amplitudes, self.population, np.stack(self.states),
                               np.stack(self.loglik), dict(self.laws), self.holding.copy(), self.reached_at.copy(),
-                              self.credit.copy(), self.deleted.copy(), self.token, self.surprisal)
+                              self.credit.copy(), self.deleted.copy(), self.token, self.surprisal, self.ledger.copy())

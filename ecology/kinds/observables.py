@@ -16,8 +16,9 @@ and ``A_L = sum_{s in L} alpha_s`` that of population label ``L``, per step:
 - entropy of the sampling law ``-sum_t p_T log p_T``, surprisal ``-log mu(t|w)`` of the printed
   token, free energy ``-log sum_s prior_s mu_s(w)`` (means over replicates);
 - effective number of premises ``exp(-sum_s alpha_s log alpha_s)`` (mean over replicates);
-- token ledger: tokens generated, mean tokens deleted, and each population's mean credit
-  ``sum over printed tokens of sum_{s in L} alpha_s mu_s(t|w) / mu(t|w)``;
+- token ledger: tokens generated, mean tokens deleted, in the window and prompt tokens in it, and
+  each population's mean credit issued ``sum over printed tokens of sum_{s in L} alpha_s mu_s(t|w) /
+  mu(t|w)``, retired (deleted tokens), held (tokens in the window) and credit times age at deletion;
 - drift (``run.drift = true``): mean exact expected one-step change of ``alpha_s`` and ``A_L``;
 - criteria: fraction of replicates that have reached each criterion, and that hold it now.
 """
@@ -186,20 +187,44 @@ class EffectivePremises(ModelScalar):
 
 @observable
 class Ledger(Observable):
+    """The token ledger (SCIENCE.md §7; every column a formula in docs/outputs.md). Each printed
+    token carries the credit ``c_L = sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)`` of the window
+    ``w`` it was printed from (summing to 1 over labels); deletion retires the credit of the tokens
+    it deletes. Per step, means over replicates of: tokens printed (``generated``), real tokens
+    deleted (``deleted``), real tokens in the window (``window``) and prompt tokens among them
+    (``prompt``); per label ``L`` the credit issued (``credit_L``: every printed token's), retired
+    (``retired``: the deleted tokens'), held (``held``: the tokens' in the window) and
+    ``age``, the sum of ``c_L`` times the age at deletion of each deleted token, so that
+    ``age / retired`` is the turnover time of ``L``'s credit. Identities, per replicate:
+    ``credit_L = retired_L + held_L`` and ``sum_L held_L + prompt = window``."""
+
     compiled = True
     unit = "tokens"
-    description = "tokens generated, mean tokens deleted, and each population's mean credit"
+    description = ("tokens generated, deleted, in the window and prompt tokens in it; each population's credit "
+                   "issued, retired, held, and credit times age at deletion")
     aggregate = "mean over replicates"
+    PER_LABEL: ClassVar[tuple[str, ...]] = ("retired", "held", "age")  # engine.base.LEDGER, by label
 
     @staticmethod
     def column(part: str, label: str | None = None) -> str:
-        return f"credit_{label}" if part == "credit" else f"ledger_{part}"
+        """``credit_L`` (the credit issued), ``ledger_PART_L`` for ``retired``/``held``/``age``, else
+        ``ledger_PART`` (``generated``, ``deleted``, ``window``, ``prompt``)."""
+        if part == "credit":
+            return f"credit_{label}"
+        return f"ledger_{part}" if label is None else f"ledger_{part}_{label}"
 
     def summarise(self, model, records, b, row):
+        R = model.replicates
         row[self.column("generated")] = float(model.generated)
-        row[self.column("deleted")] = records.scalar_sum(b, "deleted") / model.replicates
-        for j, label in enumerate(model.mixture.labels):
-            row[self.column("credit", label)] = float(records.credit_sums(b)[j] / model.replicates)
+        for part in ("deleted", "window", "prompt"):
+            row[self.column(part)] = records.scalar_sum(b, part) / R
+        labels = model.mixture.labels
+        for j, label in enumerate(labels):
+            row[self.column("credit", label)] = float(records.credit_sums(b)[j] / R)
+        for part in self.PER_LABEL:
+            sums = records.ledger_sums(b, part)
+            for j, label in enumerate(labels):
+                row[self.column(part, label)] = float(sums[j] / R)
 
 
 @observable
