@@ -63,6 +63,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     times_power,
 )
 from ecology.kinds.criteria import Periodic
+from ecology.progress import Progress, silent
 from ecology.scenario import Scenario
 
 TOP_STATES = 20
@@ -172,28 +173,45 @@ class Report:
 
 def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
-            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK) -> Report:
+            hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
+            progress: Progress = silent) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     (compiled here) (see ``ecology analyze --help`` and the module docstring); a question the
-    numerics cannot answer is one :class:`UserError` line, never a wrong number."""
+    numerics cannot answer is one :class:`UserError` line, never a wrong number. ``progress``
+    (:mod:`ecology.progress`) hears the enumeration of the chain (when ``chain`` is not given) and
+    then each solver phase as it starts, ``("solving: PHASE", i, n_phases)``: classes, stationary
+    laws, passage times, spectrum, absorption time, hitting times, and as asked the ``--hit``
+    target, metastable classes, curves and the power."""
     if isinstance(compiled, Scenario):
         compiled = compile_scenario(compiled)
     elif not isinstance(compiled, Compiled):
         raise TypeError(f"ecology.exact.analyze: compiled must be an ecology.scenario.Scenario (from "
                         f"ecology.scenario.load) or its compiled form, got {type(compiled).__name__}")
     try:
-        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work)
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, progress)
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
 
-def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work) -> Report:
-    pc = chain or build_chain(compiled, max_states)
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, progress) -> Report:
+    pc = chain or build_chain(compiled, max_states, progress=progress)
     mc = pc.chain
     x = pc.initial
+    asked = {"target (--hit)": hit is not None, "metastable classes": tolerance is not None,
+             "curves": horizon is not None, "power": power is not None}
+    phases = ["classes", "stationary laws", "passage times", "spectrum", "absorption time", "hitting times",
+              *(name for name, given in asked.items() if given)]
+
+    def phase(name: str) -> None:
+        progress(f"solving: {name}", phases.index(name), len(phases), f"{mc.n_states:,} page-states")
+
+    phase("classes")
     absorb = mc.absorption_probabilities(x)
+    phase("stationary laws")
+    laws = mc.stationary_laws
+    phase("passage times")
     classes = []
-    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, mc.stationary_laws, absorb):
+    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, laws, absorb):
         top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
             "size": len(members),
@@ -205,13 +223,16 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "stationary_accuracy": _law_report(law),
             **_passage_report(mc, members),
         })
+    phase("spectrum")
     eig = mc.eigenvalues(6)
     closed = np.ones(mc.n_states, dtype=bool)
     closed[mc.transient_states] = False
+    phase("absorption time")
     absorption = expected_entrance_time(mc, x, closed, max_work)
     within = horizon if horizon is not None else compiled.scenario.run.steps
     flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
     criteria = {}
+    phase("hitting times")
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
         criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
@@ -233,6 +254,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         expected_absorption_time_note=absorption["note"],
     )
     if hit is not None:
+        phase("target (--hit)")
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
         B = None
         if before is not None:
@@ -245,11 +267,14 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
         report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
     if tolerance is not None:
+        phase("metastable classes")
         report.metastable = metastable_report(pc, tolerance)
     if horizon is not None:
+        phase("curves")
         report.horizon = horizon
         report.curves = criterion_curves(compiled, pc, horizon, max_states, max_work)
     if power is not None:
+        phase("power")
         row = distribution_after(mc, x, power, max_work)
         top = np.argsort(-row, kind="stable")[:TOP_STATES]
         report.power = {

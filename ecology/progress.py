@@ -1,0 +1,141 @@
+"""Progress of long jobs: the callback the library takes, and the terminal bar the command line shows.
+
+A long job (a run's steps, a sweep's points, the exact chain's enumeration and solver phases, the
+EM of ``decompose``, training) takes a ``progress`` callback and calls it now and then as
+``progress(task, done, total, detail)``: the task being run (``"steps"``, ``"enumerating page-states"``,
+``"K = 2, restart 3 of 5"``), how much of it is done, out of how much (None when unknown), and one
+short line of detail (a rate, the current loss). The default, :func:`silent`, does nothing, so
+the library API stays silent and its cost is one call of an empty function per report; callers
+report at most about every :data:`INTERVAL` seconds, or every few hundred items of cheap work.
+
+:class:`TerminalProgress` is the one display (rich, imported only when it is made, so the lower
+layers never load it): a bar on stderr, never stdout, with the task, done of total, the detail,
+the elapsed time and the time remaining (rich's estimate from the recent rate: done items per
+second, extrapolated to the total). It appears only once a job has run :data:`START_DELAY`
+seconds (a job finishing sooner shows nothing) and is erased when the job ends (transient), so
+stderr keeps only the command's own lines. :func:`terminal_progress` gives it only when stderr is
+a terminal and the command was not told ``--quiet`` (or ``--json``), else :func:`silent`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Protocol
+
+START_DELAY = 1.0  # seconds a job runs before its bar appears
+INTERVAL = 0.1  # seconds between two redraws of the bar (and between a caller's reports, at most)
+
+
+class Progress(Protocol):
+    def __call__(self, task: str, done: float, total: float | None = None, detail: str = "") -> None: ...
+
+
+def silent(task: str, done: float, total: float | None = None, detail: str = "") -> None:
+    """The default progress callback: reports nothing (library calls stay silent)."""
+
+
+class TerminalProgress:
+    """A rich progress bar on ``console`` (default: stderr) fed by progress reports (module docstring).
+
+    A report updates rich's task (done, total, detail, its samples of the rate); drawing happens at
+    most every :data:`INTERVAL` seconds, from a daemon thread (``thread=True``, so the elapsed time
+    and estimate move while one long phase runs) or from the reports themselves (``thread=False``:
+    a sweep, which forks workers while its bar is shown, and forking beside a thread is unsafe; it
+    reports every poll). A new task name starts the bar afresh. Use it as a context manager:
+    leaving it erases the bar."""
+
+    def __init__(self, console=None, delay: float = START_DELAY, thread: bool = True):
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.bar = Progress(*_columns(), console=console or Console(stderr=True), transient=True, auto_refresh=False)
+        self.began = time.monotonic()
+        self.delay = delay
+        self.shown = False
+        self.task = self.task_id = None
+        self.drawn_at = -float("inf")
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._redraw_loop, daemon=True, name="progress") if thread else None
+        if self.thread:
+            self.thread.start()
+
+    def __call__(self, task: str, done: float, total: float | None = None, detail: str = "") -> None:
+        if task != self.task:  # a new phase: a fresh bar (its own elapsed time, rate and estimate)
+            if self.task_id is not None:
+                self.bar.remove_task(self.task_id)
+            self.task_id, self.task = self.bar.add_task(task, total=total, completed=done, detail=detail), task
+        self.bar.update(self.task_id, completed=done, total=total, detail=detail)
+        if self.thread is None and time.monotonic() - self.drawn_at >= INTERVAL:
+            self._draw()
+
+    def _redraw_loop(self) -> None:
+        while not self.stopped.wait(INTERVAL):
+            self._draw()
+
+    def _draw(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if self.stopped.is_set() or now - self.began < self.delay or self.task_id is None:
+                return
+            if not self.shown:
+                self.bar.start()
+                self.shown = True
+            self.bar.refresh()
+            self.drawn_at = now
+
+    def close(self) -> None:
+        """Stop drawing and erase the bar (idempotent)."""
+        self.stopped.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join()
+        with self.lock:
+            if self.shown:
+                self.bar.stop()
+                self.shown = False
+
+    def __enter__(self) -> TerminalProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _columns() -> tuple:
+    """The bar's columns: task, bar, ``done/total`` (thousands separated, ``?`` when the total is
+    unknown), detail, elapsed time, and ``eta H:MM:SS`` (rich's estimate; nothing when the total is
+    unknown)."""
+    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        def render(self, task) -> Text:
+            total = "?" if task.total is None else f"{task.total:,.0f}"
+            return Text(f"{task.completed:,.0f}/{total}", style="progress.download")
+
+    class Remaining(TimeRemainingColumn):
+        def render(self, task) -> Text:
+            return Text("") if task.total is None else Text("eta ") + super().render(task)
+
+    return (TextColumn("{task.description}"), BarColumn(), Count(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+            Remaining())
+
+
+class _Silent:
+    """:func:`silent` as a context manager, so callers write one ``with`` either way."""
+
+    def __enter__(self):
+        return silent
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def terminal_progress(quiet: bool, thread: bool = True):
+    """A context manager giving the progress callback of a command: a :class:`TerminalProgress`
+    when stderr is a terminal and not ``quiet``, else :func:`silent`."""
+    if quiet or not sys.stderr.isatty():
+        return _Silent()
+    return TerminalProgress(thread=thread)
