@@ -25,7 +25,9 @@ import time
 from typing import Protocol
 
 START_DELAY = 1.0  # seconds a job runs before its bar appears
-INTERVAL = 0.1  # seconds between two redraws of the bar (and between a caller's reports, at most)
+INTERVAL = 0.1  # seconds between a caller's reports, about (they may come less often, never much more)
+REDRAW = 0.2  # seconds between two redraws of the bar (a redraw costs a few milliseconds of rich's rendering)
+STALE = 1.0  # seconds without a report after which the thread redraws (the elapsed time moves on)
 
 
 class Progress(Protocol):
@@ -39,20 +41,22 @@ def silent(task: str, done: float, total: float | None = None, detail: str = "")
 class TerminalProgress:
     """A rich progress bar on ``console`` (default: stderr) fed by progress reports (module docstring).
 
-    A report updates rich's task (done, total, detail, its samples of the rate); drawing happens at
-    most every :data:`INTERVAL` seconds, from a daemon thread (``thread=True``, so the elapsed time
-    and estimate move while one long phase runs) or from the reports themselves (``thread=False``:
-    a sweep, which forks workers while its bar is shown, and forking beside a thread is unsafe; it
-    reports every poll). A new task name starts the bar afresh. Use it as a context manager:
-    leaving it erases the bar."""
+    A report updates rich's task (done, total, detail, its samples of the rate) and redraws the bar
+    when the last drawing is :data:`REDRAW` seconds old, in the caller's thread. With ``thread=True``
+    a daemon thread also redraws it when no report came for :data:`STALE` seconds (one long phase
+    of an analysis: the elapsed time moves on, and the bar appears after :data:`START_DELAY` even
+    before the first report after it); a sweep, which forks workers while its bar is shown (forking
+    beside a thread is unsafe), has none and reports at every poll. A new task name starts the
+    bar afresh. Use it as a context manager: leaving it erases the bar."""
 
-    def __init__(self, console=None, delay: float = START_DELAY, thread: bool = True):
+    def __init__(self, console=None, delay: float | None = None, thread: bool = True):
         from rich.console import Console
         from rich.progress import Progress
 
-        self.bar = Progress(*_columns(), console=console or Console(stderr=True), transient=True, auto_refresh=False)
+        self.bar = Progress(*_columns(), console=console or Console(stderr=True), transient=True, auto_refresh=False,
+                            redirect_stdout=False)  # stdout is the command's own; lines on stderr print above the bar
         self.began = time.monotonic()
-        self.delay = delay
+        self.delay = START_DELAY if delay is None else delay
         self.shown = False
         self.task = self.task_id = None
         self.drawn_at = -float("inf")
@@ -68,12 +72,13 @@ class TerminalProgress:
                 self.bar.remove_task(self.task_id)
             self.task_id, self.task = self.bar.add_task(task, total=total, completed=done, detail=detail), task
         self.bar.update(self.task_id, completed=done, total=total, detail=detail)
-        if self.thread is None and time.monotonic() - self.drawn_at >= INTERVAL:
+        if time.monotonic() - self.drawn_at >= REDRAW:
             self._draw()
 
     def _redraw_loop(self) -> None:
-        while not self.stopped.wait(INTERVAL):
-            self._draw()
+        while not self.stopped.wait(REDRAW):
+            if time.monotonic() - self.drawn_at >= STALE:
+                self._draw()
 
     def _draw(self) -> None:
         with self.lock:

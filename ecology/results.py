@@ -76,8 +76,9 @@ def simulate(scenario: Scenario, progress: Progress = silent) -> RunResult:
     With a ``progress`` callback (:mod:`ecology.progress`) the steps are taken in slices sized to
     last about :data:`ecology.progress.INTERVAL` seconds each (from the last slice's time per
     step), reporting ``("steps", done, run.steps, "R replicates, RATE replicate-steps/s")`` after
-    each (RATE: the last slice's replicates times steps over its seconds); the trajectories are the same bit for bit (the engines' blocks are independent of their sizes).
-    Without one (the default) the steps run in the engine's own blocks."""
+    each (RATE: the last slice's replicates times steps over its seconds); the trajectories are the
+    same bit for bit (the engines' blocks are independent of their sizes). Without one (the
+    default) the steps run in the engine's own blocks."""
     began = time.perf_counter()
     model = EcologyModel(scenario)
     if progress is silent:
