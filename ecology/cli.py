@@ -401,8 +401,10 @@ def cmd_sweep(args) -> int:
             safe.release(target)
     with lock:
         try:
-            with terminal_progress(args.quiet or args.json, thread=False) as progress:  # workers fork: no thread
-                outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler, progress)
+            workers = args.workers or os.cpu_count() or 1
+            serial = workers == 1 and not args.scheduler  # points run here: a redraw thread keeps the bar alive
+            with terminal_progress(args.quiet or args.json, thread=serial) as progress:  # workers fork: no thread
+                outcome = sweep_execute.execute(target, plan, workers, args.scheduler, progress)
         except UserError:  # refused before any point ran (no Dask, a scheduler that is not one)
             if not args.resume:  # a new directory holding only its plan: removed, nothing is left behind
                 shutil.rmtree(target, ignore_errors=True)

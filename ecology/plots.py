@@ -482,7 +482,8 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
 
 
 STORY_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-                 "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d"]
+                 "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a"]
+# tab10 without its grey, then the dark tones of tab20b (18 colours; the second nine darker than the first)
 STORY_OTHER = "#7f7f7f"  # the summed smaller premises ("other (n)") of any decomposition
 SAME_STORY = 0.1  # mean |alpha difference| within which two premises tell the same story (one colour)
 

@@ -2,23 +2,27 @@
 
 A long job (a run's steps, a sweep's points, the exact chain's enumeration and solver phases, the
 EM of ``decompose``, training) takes a ``progress`` callback and calls it now and then as
-``progress(task, done, total, detail)``: the task being run (``"steps"``, ``"enumerating page-states"``,
-``"K = 2, restart 3 of 5"``), how much of it is done, out of how much (None when unknown), and one
-short line of detail (a rate, the current loss). The default, :func:`silent`, does nothing, so
-the library API stays silent and its cost is one call of an empty function per report; callers
-report at most about every :data:`INTERVAL` seconds, or every few hundred items of cheap work.
+``progress(task, done, total, detail)``: the task being run (``"steps"``, ``"enumerating
+page-states"``, ``"EM restarts"``), how much of it is done, out of how much (None when unknown),
+and one short line of detail (a rate, the current restart, the loss). The default,
+:func:`silent`, does nothing, so the library API stays silent and its cost is one call of an
+empty function per report. Callers report about every :data:`INTERVAL` seconds (a run's slices
+of steps, a sweep's polls), or once per unit of work that costs far more than a report (a chunk
+of the enumeration, a solver phase, an EM iteration, a training step).
 
 :class:`TerminalProgress` is the one display (rich, imported only when it is made, so the lower
 layers never load it): a bar on stderr, never stdout, with the task, done of total, the detail,
-the elapsed time and the time remaining (rich's estimate from the recent rate: done items per
-second, extrapolated to the total). It appears only once a job has run :data:`START_DELAY`
-seconds (a job finishing sooner shows nothing) and is erased when the job ends (transient), so
-stderr keeps only the command's own lines. :func:`terminal_progress` gives it only when stderr is
-a terminal and the command was not told ``--quiet`` (or ``--json``), else :func:`silent`.
+the elapsed time and the time remaining (the task's average rate since its first report,
+extrapolated to the total: :func:`remaining_seconds`), redrawn at most every :data:`REDRAW`
+seconds. It appears only once a job has run :data:`START_DELAY` seconds (a job finishing sooner
+shows nothing) and is erased when the job ends (transient), so stderr keeps only the command's
+own lines. :func:`terminal_progress` gives it only when stderr is a terminal and the command was
+not told ``--quiet`` (or ``--json``), else :func:`silent`.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -70,7 +74,7 @@ class TerminalProgress:
         if task != self.task:  # a new phase: a fresh bar (its own elapsed time, rate and estimate)
             if self.task_id is not None:
                 self.bar.remove_task(self.task_id)
-            self.task_id, self.task = self.bar.add_task(task, total=total, completed=done, detail=detail), task
+            self.task_id, self.task = self.bar.add_task(task, total=total, completed=done, detail=detail, first=done), task
         self.bar.update(self.task_id, completed=done, total=total, detail=detail)
         if time.monotonic() - self.drawn_at >= REDRAW:
             self._draw()
@@ -108,11 +112,26 @@ class TerminalProgress:
         self.close()
 
 
+def remaining_seconds(gained: float, elapsed: float | None, left: float) -> float | None:
+    """The time left at the task's average rate since its first report: ``left * elapsed / gained``
+    (None until something was gained). Not rich's default, the rate over the last samples, which
+    a sweep's points finishing together (one per worker) make arbitrarily fast."""
+    if not elapsed or gained <= 0:
+        return None
+    return max(left, 0) * elapsed / gained
+
+
+def clock(seconds: float) -> str:
+    """``H:MM:SS`` of a number of seconds (rounded up: an estimate of 0.4 s is ``0:00:01``)."""
+    whole = math.ceil(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 def _columns() -> tuple:
     """The bar's columns: task, bar, ``done/total`` (thousands separated, ``?`` when the total is
-    unknown), detail, elapsed time, and ``eta H:MM:SS`` (rich's estimate; nothing when the total is
-    unknown)."""
-    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    unknown), detail, elapsed time, and ``eta H:MM:SS`` (:func:`remaining_seconds`; ``--:--`` until
+    some progress is made, nothing when the total is unknown)."""
+    from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
     class Count(ProgressColumn):
@@ -120,9 +139,12 @@ def _columns() -> tuple:
             total = "?" if task.total is None else f"{task.total:,.0f}"
             return Text(f"{task.completed:,.0f}/{total}", style="progress.download")
 
-    class Remaining(TimeRemainingColumn):
+    class Remaining(ProgressColumn):
         def render(self, task) -> Text:
-            return Text("") if task.total is None else Text("eta ") + super().render(task)
+            if task.total is None:
+                return Text("")
+            seconds = remaining_seconds(task.completed - task.fields["first"], task.elapsed, task.total - task.completed)
+            return Text("eta " + ("--:--" if seconds is None else clock(seconds)), style="progress.remaining")
 
     return (TextColumn("{task.description}"), BarColumn(), Count(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
             Remaining())

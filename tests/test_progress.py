@@ -233,3 +233,9 @@ def test_run_json_into_a_closed_pipe_exits_quietly_with_sigpipes_status(tmp_path
     err = reader.stderr.read()
     reader.stderr.close()
     assert reader.wait(timeout=120) == 128 + 13 and err == b"" and list(tmp_path.iterdir()) == []
+
+
+def test_the_time_left_is_the_average_rate_since_the_first_report_extrapolated():
+    assert progress_module.remaining_seconds(2, 8.0, 2) == 8.0  # 2 points in 8 s, 2 left: 8 s, however bunched
+    assert progress_module.remaining_seconds(0, 8.0, 2) is None and progress_module.remaining_seconds(3, 0.0, 2) is None
+    assert [progress_module.clock(x) for x in (0.4, 59.5, 3600 + 61)] == ["0:00:01", "0:01:00", "1:01:01"]
