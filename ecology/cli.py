@@ -685,7 +685,7 @@ def build_parser() -> Parser:
     p.add_argument("--replicates", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
-    p.add_argument("--out", help="output directory (must not exist); default runs/NAME-TIMESTAMP")
+    p.add_argument("--out", help="output directory (must not exist); default runs/NAME-TIMESTAMP, none with --json")
     p.add_argument("--json", action="store_true", help="print only the summary JSON (no run directory unless --out is given)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
                    "terminal; --json implies --quiet)")
@@ -761,7 +761,7 @@ def build_parser() -> Parser:
                    help="memory budget (default: the scenario's run.max_memory_gib, 8)")
     p.add_argument("--compare", action="append", metavar="FILE", help="a decomposition of the same mu to add to the table")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
-    p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP")
+    p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP, none with --json")
     p.add_argument("--json", action="store_true", help="print only the report JSON (no directory unless --out is given)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
                    "terminal; --json implies --quiet)")
