@@ -180,23 +180,25 @@ def cmd_analyze(args) -> int:
     s = scn.load(args.file, run_overrides(args))
     out = fresh_directory(args.out, s.name) if args.out is not None else None
     export = fresh_directory(args.export, s.name) if args.export is not None else None
-    try:
-        compiled = compile_scenario(s)
-        with terminal_progress(args.quiet or args.json) as progress:
+    with terminal_progress(args.quiet or args.json) as progress:
+        try:
+            compiled = compile_scenario(s)
             chain = build_chain(compiled, args.max_states, max_work=args.max_work, progress=progress)
             report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
                              hit=args.hit, before=args.before, max_work=args.max_work, progress=progress)
-    except ScenarioError as err:
-        raise err.located(args.file) from None
-    if export:
-        write_export(export, chain, compiled, args.power, args.max_states)
-        report.export = str(export)
-    if out:
-        try:
-            artefacts.write_analysis(out, report, chain)
-        except OutputError as err:
-            raise OutputError(f"{err}; the export {export} was written" if export else str(err)) from None
-        report.output = str(out)
+        except ScenarioError as err:
+            raise err.located(args.file) from None
+        if export:
+            progress("writing the export", 0, None, str(export))
+            write_export(export, chain, compiled, args.power, args.max_states)
+            report.export = str(export)
+        if out:
+            progress("writing the report and figures", 0, None, str(out))
+            try:
+                artefacts.write_analysis(out, report, chain)
+            except OutputError as err:
+                raise OutputError(f"{err}; the export {export} was written" if export else str(err)) from None
+            report.output = str(out)
     if args.json:
         print(report.to_json())
     else:

@@ -129,13 +129,16 @@ def clock(seconds: float) -> str:
 
 def _columns() -> tuple:
     """The bar's columns: task, bar, ``done/total`` (thousands separated, ``?`` when the total is
-    unknown), detail, elapsed time, and ``eta H:MM:SS`` (:func:`remaining_seconds`; ``--:--`` until
-    some progress is made, nothing when the total is unknown)."""
+    unknown, nothing when neither is known: a phase), detail, elapsed time, and ``eta H:MM:SS``
+    (:func:`remaining_seconds`; ``--:--`` until some progress is made, nothing when the total is
+    unknown)."""
     from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
     class Count(ProgressColumn):
         def render(self, task) -> Text:
+            if task.total is None and not task.completed:  # a phase with nothing to count
+                return Text("")
             total = "?" if task.total is None else f"{task.total:,.0f}"
             return Text(f"{task.completed:,.0f}/{total}", style="progress.download")
 

@@ -123,6 +123,8 @@ def test_the_bar_shows_task_done_of_total_and_detail_on_a_terminal_and_is_erased
     assert text.endswith("\x1b[2K")  # transient: the last line is erased
     unknown = bar_output([("enumerating page-states", 12345, None, "depth 3")])
     assert "12,345/?" in unknown and "eta" not in unknown
+    phase = bar_output([("writing the report and figures", 0, None, "runs/x")])
+    assert "writing the report and figures" in phase and "/?" not in phase and "0/" not in phase
 
 
 def test_a_job_shorter_than_the_start_delay_shows_no_bar():
