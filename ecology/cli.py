@@ -133,23 +133,24 @@ def cmd_run(args) -> int:
 
     s = scn.load(args.file, run_overrides(args))
     target = None if args.json and args.out is None else fresh_directory(args.out, s.name)  # --json alone: no directory
-    try:
-        with terminal_progress(args.quiet or args.json) as progress:
-            result = simulate(s, progress)
-    except ScenarioError as err:
-        raise err.located(args.file) from None
-    summary = summarize(result)
-    summary["output"] = None if target is None else str(target)
-    if args.exact:
+    with terminal_progress(args.quiet or args.json) as progress:
         try:
-            exact = criterion_figures(compile_scenario(s), args.max_states)
-        except UserError as err:
-            print(f"note: no exact figures: {err}", file=sys.stderr)
-            exact = {}
-        for name, figures in exact.items():
-            summary["criteria"][name]["exact"] = figures
-    if target is not None:
-        write_run(result, target, summary)
+            result = simulate(s, progress)
+        except ScenarioError as err:
+            raise err.located(args.file) from None
+        summary = summarize(result)
+        summary["output"] = None if target is None else str(target)
+        if args.exact:
+            try:
+                exact = criterion_figures(compile_scenario(s), args.max_states, progress=progress)
+            except UserError as err:
+                print(f"note: no exact figures: {err}", file=sys.stderr)
+                exact = {}
+            for name, figures in exact.items():
+                summary["criteria"][name]["exact"] = figures
+        if target is not None:
+            progress("writing the run directory", 0, None, str(target))
+            write_run(result, target, summary)
     if result.engine_note:
         print(f"note: {result.engine_note}", file=sys.stderr)
     if args.json:

@@ -396,7 +396,7 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
 
 
 def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, horizon: int | None = None,
-                      chain: PageChain | None = None) -> dict:
+                      chain: PageChain | None = None, progress: Progress = silent) -> dict:
     """The exact chain's figures per criterion beside a simulation (``run --exact``, ``sweep
     --exact``, :func:`ecology.run`), from the initial page-state ``x`` with ``h`` the criterion's
     set (bool mask of page-states) and ``N`` the horizon (default ``run.steps``):
@@ -417,15 +417,18 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
 
     ``chain`` is the page-state chain when the caller has built it already; else the chains the
     criteria need are built here (none when there is no criterion). Raises :class:`UserError`
-    when a chain is out of reach (too many states, deletion none).
+    when a chain is out of reach (too many states, deletion none). ``progress`` hears the
+    enumeration (:func:`build_chain`) and ``("exact figures", i, n_criteria, NAME)`` before each.
     """
     horizon = compiled.scenario.run.steps if horizon is None else horizon
     chains = {} if chain is None else {chain.memory: chain}
     out = {}
-    for c in compiled.criteria:
+    for i, c in enumerate(compiled.criteria):
         memory = compiled.memory if isinstance(c, Periodic) else 0
         if memory not in chains:
-            chains[memory] = build_chain(compiled, max_states, memory) if chain is None else chain.extended(max_states)
+            chains[memory] = (build_chain(compiled, max_states, memory, progress=progress) if chain is None
+                              else chain.extended(max_states))
+        progress("exact figures", i, len(compiled.criteria), c.name)
         pc = chains[memory]
         mc, x = pc.chain, pc.initial
         h = pc.holds(c)
