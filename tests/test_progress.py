@@ -152,8 +152,9 @@ def test_only_ecology_progress_imports_rich_and_only_inside_functions():
 
 
 def on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
-    """Run ``ecology ARGS`` with stderr on a pseudo-terminal (stdout a pipe) and the start delay 0."""
-    code = ("import sys, ecology.progress as p; p.START_DELAY = 0.0; from ecology.cli import main; "
+    """Run ``ecology ARGS`` with stderr on a pseudo-terminal (stdout a pipe), no start delay and
+    every report redrawn."""
+    code = ("import sys, ecology.progress as p; p.START_DELAY = p.REDRAW = 0.0; from ecology.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "OPENBLAS_NUM_THREADS": "1"}
@@ -185,8 +186,10 @@ def test_on_a_terminal_the_bar_appears_on_stderr_and_stdout_is_what_quiet_prints
 
 @pytest.fixture
 def fake_terminal(monkeypatch):
-    """Every command's bar drawn into a buffer as on a terminal (no start delay); quiet stays quiet."""
+    """Every command's bar drawn into a buffer as on a terminal (no start delay, every report
+    redrawn); quiet stays quiet."""
     screen = io.StringIO()
+    monkeypatch.setattr(progress_module, "REDRAW", 0.0)
 
     def fake(quiet: bool, thread: bool = True):
         if quiet:
