@@ -6,9 +6,10 @@ EM of ``decompose``, training) takes a ``progress`` callback and calls it now an
 page-states"``, ``"EM restarts"``), how much of it is done, out of how much (None when unknown),
 and one short line of detail (a rate, the current restart, the loss). The default,
 :func:`silent`, does nothing, so the library API stays silent and its cost is one call of an
-empty function per report. Callers report about every :data:`INTERVAL` seconds (a run's slices
-of steps, a sweep's polls), or once per unit of work that costs far more than a report (a chunk
-of the enumeration, a solver phase, an EM iteration, a training step).
+empty function per report. Callers report at most about every :data:`INTERVAL` seconds (a
+sweep's polls; a run's slices of steps, every half second:
+:data:`ecology.results.SLICE_SECONDS`), or once per unit of work that costs far more than a
+report (a chunk of the enumeration, a solver phase, an EM iteration, a training step).
 
 :class:`TerminalProgress` is the one display (rich, imported only when it is made, so the lower
 layers never load it): a bar on stderr, never stdout, with the task, done of total, the detail,
