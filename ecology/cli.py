@@ -79,11 +79,13 @@ def cmd_validate(args) -> int:
 def cmd_train(args) -> int:
     """Train the model of a training spec (see ``docs/models.md``) and save it."""
     from ecology.lm.train import full_context_laws, train_from_spec
+    from ecology.progress import terminal_progress
 
     overrides = {key: value for key, value in (("seed", args.seed), ("steps", args.steps)) if value is not None}
-    log = None if args.json else (lambda line: print(line, file=sys.stderr))
-    summary = train_from_spec(Path(args.spec), args.out, args.table, overrides, log,
-                              args.replace, args.max_memory, args.max_work)
+    log = None if args.json or args.quiet else (lambda line: print(line, file=sys.stderr))
+    with terminal_progress(args.quiet or args.json) as progress:
+        summary = train_from_spec(Path(args.spec), args.out, args.table, overrides, log,
+                                  args.replace, args.max_memory, args.max_work, progress)
     model, context = summary.pop("model"), summary.pop("context")
     if args.json:
         print(json.dumps(summary))
@@ -182,32 +184,38 @@ def cmd_run(args) -> int:
     from ecology.exact.report import criterion_figures, occupation_figures
     from ecology.io.artefacts import write_run
     from ecology.io.safe import fresh_directory
+    from ecology.progress import terminal_progress
     from ecology.results import simulate, summarize
 
     s = scn.load(args.file, run_overrides(args))
-    target = fresh_directory(args.out, s.name)
-    try:
-        result = simulate(s, progress=sys.stderr.isatty() and not args.json)
-    except ScenarioError as err:
-        raise err.located(args.file) from None
-    summary = summarize(result)
-    summary["output"] = str(target)
-    if args.exact:
+    target = None if args.json and args.out is None else fresh_directory(args.out, s.name)  # --json alone: no directory
+    with terminal_progress(args.quiet or args.json) as progress:
         try:
-            compiled = compile_scenario(s)
-            exact = criterion_figures(compiled, args.max_states)
-            exact_occupation = occupation_figures(compiled, args.max_states)
-        except UserError as err:
-            print(f"note: no exact figures: {err}", file=sys.stderr)
-            exact = exact_occupation = {}
-        for name, figures in exact.items():
-            summary["criteria"][name]["exact"] = figures
-        for name, figures in exact_occupation.items():
-            summary["occupation"][name]["exact"] = figures
-        note = attach_exact_ledger(summary["ledger"], compile_scenario(s), args.max_states)
-        if note:
-            print(f"note: no exact ledger: {note}", file=sys.stderr)
-    write_run(result, target, summary)
+            result = simulate(s, progress)
+        except ScenarioError as err:
+            raise err.located(args.file) from None
+        summary = summarize(result)
+        summary["output"] = None if target is None else str(target)
+        if args.exact:
+            try:
+                compiled = compile_scenario(s)
+                exact = criterion_figures(compiled, args.max_states, progress=progress)
+                progress("exact figures: occupation", 0, None)
+                exact_occupation = occupation_figures(compiled, args.max_states)
+            except UserError as err:
+                print(f"note: no exact figures: {err}", file=sys.stderr)
+                exact = exact_occupation = {}
+            for name, figures in exact.items():
+                summary["criteria"][name]["exact"] = figures
+            for name, figures in exact_occupation.items():
+                summary["occupation"][name]["exact"] = figures
+            progress("exact figures: token ledger", 0, None)
+            note = attach_exact_ledger(summary["ledger"], compile_scenario(s), args.max_states)
+            if note:
+                print(f"note: no exact ledger: {note}", file=sys.stderr)
+        if target is not None:
+            progress("writing the run directory", 0, None, str(target))
+            write_run(result, target, summary)
     if result.engine_note:
         print(f"note: {result.engine_note}", file=sys.stderr)
     if args.json:
@@ -253,6 +261,7 @@ def cmd_analyze(args) -> int:
     from ecology.exact.report import analyze
     from ecology.io import artefacts
     from ecology.io.safe import fresh_directory
+    from ecology.progress import terminal_progress
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
@@ -261,23 +270,27 @@ def cmd_analyze(args) -> int:
     s = scn.load(args.file, run_overrides(args))
     out = fresh_directory(args.out, s.name) if args.out is not None else None
     export = fresh_directory(args.export, s.name) if args.export is not None else None
-    try:
-        compiled = compile_scenario(s)
-        chain = build_chain(compiled, args.max_states, max_work=args.max_work)
-        occupation = None if args.occupation is None else [n.strip() for n in args.occupation.split(",") if n.strip()]
-        report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
-                         hit=args.hit, before=args.before, max_work=args.max_work, occupation=occupation)
-    except ScenarioError as err:
-        raise err.located(args.file) from None
-    if export:
-        write_export(export, chain, compiled, args.power, args.max_states)
-        report.export = str(export)
-    if out:
+    occupation = None if args.occupation is None else [n.strip() for n in args.occupation.split(",") if n.strip()]
+    with terminal_progress(args.quiet or args.json) as progress:
         try:
-            artefacts.write_analysis(out, report, chain)
-        except OutputError as err:
-            raise OutputError(f"{err}; the export {export} was written" if export else str(err)) from None
-        report.output = str(out)
+            compiled = compile_scenario(s)
+            chain = build_chain(compiled, args.max_states, max_work=args.max_work, progress=progress)
+            report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
+                             hit=args.hit, before=args.before, max_work=args.max_work, occupation=occupation,
+                             progress=progress)
+        except ScenarioError as err:
+            raise err.located(args.file) from None
+        if export:
+            progress("writing the export", 0, None, str(export))
+            write_export(export, chain, compiled, args.power, args.max_states)
+            report.export = str(export)
+        if out:
+            progress("writing the report and figures", 0, None, str(out))
+            try:
+                artefacts.write_analysis(out, report, chain)
+            except OutputError as err:
+                raise OutputError(f"{err}; the export {export} was written" if export else str(err)) from None
+            report.output = str(out)
     if args.json:
         print(report.to_json())
     else:
@@ -472,6 +485,7 @@ def cmd_sweep(args) -> int:
     from ecology.core.budget import DEFAULT_MAX_STATES
     from ecology.io import safe
     from ecology.io.safe import fresh_directory
+    from ecology.progress import terminal_progress
     from ecology.sweep import directory as sweep_directory
     from ecology.sweep import execute as sweep_execute
     from ecology.sweep import grid as sweep_grid
@@ -510,8 +524,10 @@ def cmd_sweep(args) -> int:
             safe.release(target)
     with lock:
         try:
-            outcome = sweep_execute.execute(target, plan, args.workers or os.cpu_count() or 1, args.scheduler,
-                                            sys.stderr.isatty() and not args.json)
+            workers = args.workers or os.cpu_count() or 1
+            serial = workers == 1 and not args.scheduler  # points run here: a redraw thread keeps the bar alive
+            with terminal_progress(args.quiet or args.json, thread=serial) as progress:  # workers fork: no thread
+                outcome = sweep_execute.execute(target, plan, workers, args.scheduler, progress)
         except UserError:  # refused before any point ran (no Dask, a scheduler that is not one)
             if not args.resume:  # a new directory holding only its plan: removed, nothing is left behind
                 shutil.rmtree(target, ignore_errors=True)
@@ -650,6 +666,7 @@ def cmd_decompose(args) -> int:
         write_report,
     )
     from ecology.io.safe import fresh_directory
+    from ecology.progress import terminal_progress
 
     families = parse_families(args.family)
     components = parse_components(args.components)
@@ -661,14 +678,18 @@ def cmd_decompose(args) -> int:
     request = Request(families, components, args.storylines, args.length, args.seed, args.restarts, args.data,
                       args.max_states, compare, **({} if args.max_work is None else {"max_work": args.max_work}))
     check_request(s, request)  # refused before the output directory (or its parents) is made
-    target = fresh_directory(args.out, f"decompose-{s.name}")
-    try:
-        result = decompose(s, request)
-    except ScenarioError as err:
-        raise err.located(args.file) from None
-    report = summary(result)
-    report["output"] = str(target)
-    write_report(target, result, report)
+    # --json alone: no directory
+    target = None if args.json and args.out is None else fresh_directory(args.out, f"decompose-{s.name}")
+    with terminal_progress(args.quiet or args.json) as progress:
+        try:
+            result = decompose(s, request, progress)
+        except ScenarioError as err:
+            raise err.located(args.file) from None
+        report = summary(result)
+        report["output"] = None if target is None else str(target)
+        if target is not None:
+            progress("writing the report and figures", 0, None, str(target))
+            write_report(target, result, report)
     if args.json:
         print(json.dumps(report))
     else:
@@ -854,8 +875,10 @@ def build_parser() -> Parser:
     p.add_argument("--replicates", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
-    p.add_argument("--out", help="output directory (must not exist); default runs/NAME-TIMESTAMP")
-    p.add_argument("--json", action="store_true", help="print only the summary JSON")
+    p.add_argument("--out", help="output directory (must not exist); default runs/NAME-TIMESTAMP, none with --json")
+    p.add_argument("--json", action="store_true", help="print only the summary JSON (no run directory unless --out is given)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
+                   "terminal; --json implies --quiet)")
     p.add_argument("--exact", action="store_true",
                    help="add the exact chain's expected hitting time and P(reached by N) beside the simulated ones")
     p.add_argument("--max-states", type=positive_int, default=DEFAULT_MAX_STATES,
@@ -886,7 +909,9 @@ def build_parser() -> Parser:
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")
     p.add_argument("--out", help="write report.json and plots to this new directory")
-    p.add_argument("--json", action="store_true", help="print only the report JSON")
+    p.add_argument("--json", action="store_true", help="print only the report JSON (nothing written unless --out or --export)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
+                   "terminal; --json implies --quiet)")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("sweep", help="run a grid of scenario variants on all cores or a Dask cluster")
@@ -909,7 +934,10 @@ def build_parser() -> Parser:
     p.add_argument("--out", help="output directory (must not exist); default runs/sweep-NAME-TIMESTAMP")
     p.add_argument("--resume", metavar="DIR", help="run only the missing points of an earlier sweep (its plan "
                    "unchanged: no FILE, --grid, --zip, --set, --replicates, --steps, --exact, --max-states, --out)")
-    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.add_argument("--json", action="store_true", help="print only a JSON summary (the sweep still writes its directory: "
+                   "its points are kept there as they finish)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
+                   "terminal; --json implies --quiet)")
     figure_options(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -930,8 +958,10 @@ def build_parser() -> Parser:
                    help="memory budget (default: the scenario's run.max_memory_gib, 8)")
     p.add_argument("--compare", action="append", metavar="FILE", help="a decomposition of the same mu to add to the table")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override any scalar of the scenario")
-    p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP")
-    p.add_argument("--json", action="store_true", help="print only the report JSON")
+    p.add_argument("--out", help="output directory (must not exist); default runs/decompose-NAME-TIMESTAMP, none with --json")
+    p.add_argument("--json", action="store_true", help="print only the report JSON (no directory unless --out is given)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
+                   "terminal; --json implies --quiet)")
     p.set_defaults(func=cmd_decompose)
 
     p = sub.add_parser("plot", help="redraw the plots of a run, analysis or sweep directory")
@@ -973,7 +1003,9 @@ def build_parser() -> Parser:
                    "one batch's activations, the table")
     p.add_argument("--max-work", type=positive_float, metavar="OPS", default=TRAIN_MAX_WORK,
                    help=f"operations budget of training (default {TRAIN_MAX_WORK:.0e}; see docs/models.md)")
-    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.add_argument("--json", action="store_true", help="print only a JSON summary (the model file is still written)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no loss lines on stderr (the bar is shown "
+                   "only when stderr is a terminal; --json implies --quiet)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the scenario format")

@@ -958,47 +958,122 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def amplitude_stories(stories: list[tuple[str, list[str], np.ndarray]], title: str, path: Path) -> None:
-    """Per decomposition: mean amplitude (band 10%–90% of storylines) per premise, and one
-    storyline's amplitudes stacked; the storylines are the same for every decomposition."""
-    fig, axes = plt.subplots(len(stories), 2, figsize=(11, 2.6 * len(stories)), squeeze=False)
-    for (name, labels, amp), (left, right) in zip(stories, axes):
+STORY_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+                 "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a"]
+# tab10 without its grey, then the dark tones of tab20b (18 colours; the second nine darker than the first)
+STORY_OTHER = "#7f7f7f"  # the summed smaller premises ("other (n)") of any decomposition
+SAME_STORY = 0.1  # mean |alpha difference| within which two premises tell the same story (one colour)
+
+
+def story_colours(stories: list[tuple[str, list[str], np.ndarray]]) -> list[dict[str, str]]:
+    """The colour of every premise of every decomposition, by the story it tells.
+
+    Rule: decompositions are taken in the order given (:func:`amplitude_stories_figure` puts the
+    input scenario's first: it is the reference); a list of identities grows as they go, one per
+    colour of :data:`STORY_PALETTE` in turn. A premise of each decomposition is matched, by the optimal assignment
+    (``scipy.optimize.linear_sum_assignment``), to the identity whose amplitude along the same
+    storylines is closest in mean absolute difference, ``mean_{t,r} |alpha_i(t, r) - alpha_j(t, r)|``;
+    a match within :data:`SAME_STORY` takes that identity's colour, any other premise becomes a new
+    identity with the next colour (cycling after 18). "other (n)" is always grey. So one premise
+    (the waluigi, a biased coin) has one colour in every panel, whatever its name or order."""
+    from scipy.optimize import linear_sum_assignment
+
+    identities: list[np.ndarray] = []  # (L, R) amplitude story of each identity, colour i
+    out = []
+    for _, labels, amp in stories:
+        own = [j for j, label in enumerate(labels) if not label.startswith("other (")]
+        colours = dict.fromkeys(labels, STORY_OTHER)
+        matched = {}
+        if identities and own:
+            cost = np.array([[np.mean(np.abs(amp[:, :, j] - story)) for story in identities] for j in own])
+            for row, col in zip(*linear_sum_assignment(cost)):
+                if cost[row, col] <= SAME_STORY:
+                    matched[own[row]] = col
+        for j in own:
+            if j not in matched:
+                matched[j] = len(identities)
+                identities.append(amp[:, :, j])
+            colours[labels[j]] = STORY_PALETTE[matched[j] % len(STORY_PALETTE)]
+        out.append(colours)
+    return out
+
+
+def _wrapped(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False)) or text
+
+
+@paper_style
+def amplitude_stories_figure(stories: list[tuple[str, list[str], np.ndarray]], title: str):
+    """The figure of :func:`amplitude_stories` (returned, for its layout to be checked)."""
+    order = sorted(range(len(stories)), key=lambda i: stories[i][0] != "input")  # the input first: the reference
+    colours = [None] * len(stories)
+    for i, c in zip(order, story_colours([stories[i] for i in order])):
+        colours[i] = c
+    fig, axes = plt.subplots(len(stories), 2, figsize=(12, 2.5 * len(stories) + 0.6), squeeze=False, layout="constrained")
+    for (name, labels, amp), palette, (left, right) in zip(stories, colours, axes):
         steps = np.arange(amp.shape[0])
         for j, label in enumerate(labels):
-            line = left.plot(steps, amp[:, :, j].mean(axis=1), label=label)[0]
+            colour = palette[label]
+            left.plot(steps, amp[:, :, j].mean(axis=1), color=colour, label=esc(label))
             left.fill_between(steps, np.quantile(amp[:, :, j], 0.1, axis=1), np.quantile(amp[:, :, j], 0.9, axis=1),
-                              color=line.get_color(), alpha=0.2)
-        right.stackplot(steps, amp[:, 0, :].T, labels=labels)
+                              color=colour, alpha=0.15, linewidth=0)
+        right.stackplot(steps, amp[:, 0, :].T, colors=[palette[label] for label in labels])
         for ax in (left, right):
             ax.set_ylim(-0.02, 1.02)
-            ax.set_ylabel("amplitude")
-        left.set_title(f"{name}: mean over storylines (band 10%–90%)", fontsize=9)
-        right.set_title(f"{name}: storyline 0", fontsize=9)
-        left.legend(fontsize=7, loc="upper right")
+            ax.set_xlim(steps[0], max(steps[-1], 1))
+        left.set_ylabel("amplitude")
+        left.set_title(_wrapped(f"{esc(name)}: mean over storylines (band 10%–90%)", 70), fontsize=9, loc="left")
+        right.set_title(_wrapped(f"{esc(name)}: storyline 0, stacked", 70), fontsize=9, loc="left")
+        right.legend(*left.get_legend_handles_labels(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                     borderaxespad=0.0, frameon=False)
     for ax in axes[-1]:
         ax.set_xlabel("step (tokens generated)")
-    fig.suptitle(f"{title}: the same storylines, told by each decomposition")
-    fig.tight_layout()
-    _save(fig, path, dpi=100, bbox_inches=None)
+    fig.suptitle(_wrapped(f"{esc(title)}: the same storylines, told by each decomposition "
+                          "(one colour per story: a premise whose amplitude matches another's within 0.1 shares its colour)",
+                          120), fontsize=10)
+    return fig
 
 
-def decomposition_comparison(rows: list[dict], title: str, path: Path) -> None:
-    """BIC and the martingale defect of the fitted decompositions against K."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+def amplitude_stories(stories: list[tuple[str, list[str], np.ndarray]], title: str, path: Path) -> None:
+    """Per decomposition (a row): mean amplitude (band 10%–90% of storylines) per premise, and
+    one storyline's amplitudes stacked; the storylines are the same for every decomposition, and
+    a premise's colour is the story it tells (:func:`story_colours`), the same in every row."""
+    _save(amplitude_stories_figure(stories, title), path, dpi=100, bbox_inches=None)
+
+
+@paper_style
+def decomposition_comparison_figure(rows: list[dict], title: str, reference: dict | None = None):
+    """The figure of :func:`decomposition_comparison` (returned, for its layout to be checked)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     K = [row["premises"] for row in rows]
-    a.plot(K, [np.nan if row["bic"] is None else row["bic"] for row in rows], marker="o")
-    a.set_xlabel("K (premises fitted)")
-    a.set_ylabel("BIC")
-    b.plot(K, [np.nan if row["defect_mean"] is None else row["defect_mean"] for row in rows], marker="o", label="mean")
-    b.plot(K, [np.nan if row["defect_max"] is None else row["defect_max"] for row in rows], marker="s", label="max")
-    b.set_xlabel("K (premises fitted)")
+
+    def values(key: str) -> list[float]:
+        return [np.nan if row[key] is None else row[key] for row in rows]
+
+    a.plot(K, values("bic"), marker="o", color="#1f77b4", label="fitted")
+    a.set_ylabel("BIC (lower: better)")
+    b.plot(K, values("defect_mean"), marker="o", color="#1f77b4", label="mean, fitted")
+    b.plot(K, values("defect_max"), marker="s", color="#ff7f0e", label="max, fitted")
     b.set_ylabel("martingale defect (fifo)")
-    b.legend()
+    if reference is not None:  # the input scenario's own premises, for scale
+        for ax, key, colour in ((a, "bic", "#1f77b4"), (b, "defect_mean", "#1f77b4"), (b, "defect_max", "#ff7f0e")):
+            if reference.get(key) is not None:
+                ax.axhline(reference[key], color=colour, ls="--", lw=0.9,
+                           label=f"{'' if key == 'bic' else key.split('_')[1] + ', '}input ({reference['premises']} premises)")
     for ax in (a, b):
         ax.set_xticks(K)
-    fig.suptitle(f"{title}: fitted decompositions")
-    fig.tight_layout()
-    _save(fig, path, dpi=100, bbox_inches=None)
+        ax.set_xlabel("K (premises fitted)")
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(_wrapped(f"{esc(title)}: fitted decompositions", 110), fontsize=10)
+    return fig
+
+
+def decomposition_comparison(rows: list[dict], title: str, path: Path, reference: dict | None = None) -> None:
+    """BIC and the martingale defect (mean and max) of the fitted decompositions against K;
+    ``reference`` (the input decomposition's row), when given, as dashed lines of the same colours."""
+    _save(decomposition_comparison_figure(rows, title, reference), path, dpi=100, bbox_inches=None)
 
 
 # ---------------------------------------------------------------------------------------------

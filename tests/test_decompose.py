@@ -239,3 +239,63 @@ def test_markov2_premise_is_written_and_reproduces_mu():
     windows = np.array([[2] * (5 - n) + list(h) for n in range(6) for h in itertools.product(range(2), repeat=n)])
     np.testing.assert_allclose(np.exp(written.mixture.read(windows).log_mu),
                                np.exp(compile_scenario(s).mixture.read(windows).log_mu), atol=1e-12)
+
+
+def story(values: list[float], steps: int = 5, storylines: int = 3) -> np.ndarray:
+    """(steps, storylines, labels) amplitudes, label j constant at values[j]."""
+    return np.broadcast_to(np.array(values, dtype=float), (steps, storylines, len(values))).copy()
+
+
+def test_a_premise_keeps_its_colour_in_every_decomposition_whatever_its_name_or_order():
+    from ecology.plots import STORY_OTHER, STORY_PALETTE, story_colours
+
+    stories = [("input", ["fair", "heads", "tails"], story([0.5, 0.3, 0.2])),
+               ("fit K=3", ["iid0", "iid1", "iid2"], story([0.21, 0.49, 0.3])),  # the same three, reordered
+               ("fit K=4", ["a", "b", "c", "d"], story([0.25, 0.25, 0.3, 0.2])),  # fair split in two halves
+               ("many", ["x", "other (7)"], story([0.5, 0.5]))]
+    input_, k3, k4, many = story_colours(stories)
+    assert input_ == {"fair": STORY_PALETTE[0], "heads": STORY_PALETTE[1], "tails": STORY_PALETTE[2]}
+    assert k3 == {"iid0": input_["tails"], "iid1": input_["fair"], "iid2": input_["heads"]}
+    assert k4["c"] == input_["heads"] and k4["d"] == input_["tails"]
+    assert {k4["a"], k4["b"]} == {STORY_PALETTE[3], STORY_PALETTE[4]}  # new stories, new colours
+    assert many == {"x": input_["fair"], "other (7)": STORY_OTHER}
+
+
+def test_decompose_figures_keep_titles_and_legends_apart_with_long_names_and_many_premises():
+    """Every title, the figure title and every legend lie inside the figure and overlap none of
+    the others, with a 150-character scenario name, long decomposition names and 8 rows of 6 premises."""
+    from ecology.plots import amplitude_stories_figure, decomposition_comparison_figure
+
+    rng = np.random.default_rng(0)
+    name = "a_scenario_with_a_long_name_" * 5
+    stories = []
+    for i in range(8):
+        amp = rng.dirichlet(np.ones(6), size=(24, 10))
+        labels = [f"premise_with_a_long_name_{j}" for j in range(5)] + ["other (17)"]
+        stories.append(("input" if i == 0 else f"compare {'decomposition_file_' * 4}{i}.toml", labels, amp))
+    rows = [{"premises": K, "bic": 100.0 - K, "defect_mean": 0.01 * K, "defect_max": 0.02 * K} for K in range(1, 9)]
+    for fig in (amplitude_stories_figure(stories, name),
+                decomposition_comparison_figure(rows, name, {"premises": 3, "bic": 95.0, "defect_mean": 0.02,
+                                                             "defect_max": 0.05})):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = [fig._suptitle] + [ax.title for ax in fig.axes if ax.get_title()] + [
+            ax._left_title for ax in fig.axes if ax._left_title.get_text()]
+        boxes = [t.get_window_extent(renderer) for t in texts] + [
+            ax.get_legend().get_window_extent(renderer) for ax in fig.axes if ax.get_legend()]
+        frame = fig.bbox
+        for i, box in enumerate(boxes):
+            assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1 and frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1
+            for other in boxes[i + 1:]:
+                assert not box.overlaps(other)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_a_scenario_with_a_name_of_the_longest_length_decomposes_into_valid_scenarios():
+    s = load(SCENARIOS / "alice_coins.toml", {"name": "n" * 64})
+    result = decompose(s, Request(["iid"], [1], restarts=1))
+    names = [d["table"]["name"] for d in result["decompositions"] if d["kind"] in ("fitted", "single", "storylines")]
+    assert names == ["n" * 57 + "_fit_k1", "n" * 57 + "_single", "n" * 53 + "_storylines"]
+    assert all(validate(d["table"]).name == d["table"]["name"] for d in result["decompositions"])

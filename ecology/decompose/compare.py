@@ -35,6 +35,7 @@ from ecology.decompose.tables import (
 )
 from ecology.errors import DecomposeError, UserError
 from ecology.kinds.deletion import DeletionRule, Fifo
+from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, to_table, validate
 
 EXACT_SEQUENCES = budget.EXACT_SEQUENCES
@@ -182,8 +183,10 @@ def check_request(scenario: Scenario, request: Request) -> tuple[int, int, bool]
     return seed, length, use_exact
 
 
-def decompose(scenario: Scenario, request: Request) -> dict:
-    """Fit, build the decompositions, compute the comparison; returns everything to write."""
+def decompose(scenario: Scenario, request: Request, progress: Progress = silent) -> dict:
+    """Fit, build the decompositions, compute the comparison; returns everything to write.
+    ``progress`` (:mod:`ecology.progress`) hears the EM restarts over every K
+    (:func:`~ecology.decompose.fit.fit_mixture`), then ``("comparing decompositions", i, n)``."""
     tokens = list(scenario.vocabulary.tokens)
     V, k = len(tokens), scenario.context.length
     seed, length, use_exact = check_request(scenario, request)
@@ -199,8 +202,10 @@ def decompose(scenario: Scenario, request: Request) -> dict:
         check_support(K, request.families, V, train)
 
     fits, decompositions = {}, []
-    for K in request.components:
-        fit = fit_mixture(request.families, K, train, tokens, k, int(seeds[2]), request.restarts)
+    total = len(request.components) * request.restarts
+    for i, K in enumerate(request.components):
+        fit = fit_mixture(request.families, K, train, tokens, k, int(seeds[2]), request.restarts, progress,
+                          i * request.restarts, total)
         fits[K] = fit
         decompositions.append({"name": f"fit K={K}", "kind": "fitted", "K": K,
                                "table": fit_table(scenario, fit, request.families), "params": fit.n_params})
@@ -235,7 +240,8 @@ def decompose(scenario: Scenario, request: Request) -> dict:
         visits = sampled_visits(story_windows)
 
     rows = []
-    for d in decompositions:
+    for i, d in enumerate(decompositions):
+        progress("comparing decompositions", i, len(decompositions), d["name"])
         try:
             candidate = compile_scenario(validate(d["table"]))
         except UserError as err:

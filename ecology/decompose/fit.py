@@ -13,6 +13,7 @@ from ecology.decompose.data import Storylines
 from ecology.decompose.families import TIE, Candidates, Component, emission_counts, family
 from ecology.errors import DecomposeError
 from ecology.numerics import logsumexp
+from ecology.progress import Progress, silent
 
 MAX_ITERATIONS = 2000
 
@@ -63,14 +64,15 @@ def best_component(candidates: list[Candidates], resp: np.ndarray, data: Storyli
     return best
 
 
-def em(candidates: list[Candidates], K: int, data: Storylines,
-       rng: np.random.Generator) -> tuple[list[Component], np.ndarray, float, int, bool]:
-    """One EM run from responsibilities drawn from a flat Dirichlet."""
+def em(candidates: list[Candidates], K: int, data: Storylines, rng: np.random.Generator,
+       report=lambda iteration: None) -> tuple[list[Component], np.ndarray, float, int, bool]:
+    """One EM run from responsibilities drawn from a flat Dirichlet; ``report(iteration)`` after
+    every iteration."""
     resp = rng.dirichlet(np.ones(K), size=len(data.weight))
     previous = -math.inf
     total = data.total
     converged = False
-    for iteration in range(1, MAX_ITERATIONS + 1):  # noqa: B007 (the count of iterations is returned)
+    for iteration in range(1, MAX_ITERATIONS + 1):
         components = [best_component(candidates, resp[:, j], data) for j in range(K)]
         mass = data.weight @ resp
         prior = mass / mass.sum()
@@ -81,6 +83,7 @@ def em(candidates: list[Candidates], K: int, data: Storylines,
         safe = np.isfinite(norm)
         resp = np.full(joint.shape, 1.0 / K)
         resp[safe] = np.exp(joint[safe] - norm[safe, None])
+        report(iteration)
         if np.isfinite(value) and value - previous <= TOLERANCE * total:
             converged = True
             break
@@ -89,13 +92,21 @@ def em(candidates: list[Candidates], K: int, data: Storylines,
 
 
 def fit_mixture(families: list[str], K: int, data: Storylines, tokens: list[str], k: int, seed: int,
-                restarts: int) -> Fit:
-    """The best of ``restarts`` EM runs (seeded: restart ``r`` uses ``SeedSequence([seed, K, r])``)."""
+                restarts: int, progress: Progress = silent, done: int = 0, total: int | None = None) -> Fit:
+    """The best of ``restarts`` EM runs (seeded: restart ``r`` uses ``SeedSequence([seed, K, r])``).
+    ``progress`` (:mod:`ecology.progress`) hears ``("EM restarts", done + r, total, "K = K, restart
+    r + 1 of restarts, iteration i (at most M)")`` at every iteration of restart ``r``: ``done`` restarts were
+    run before this call (of other K), out of ``total`` (default: this call's ``restarts``)."""
     candidates = prepare(families, tokens, k, data)
     runs = []
     for r in range(restarts):
         rng = np.random.default_rng(np.random.SeedSequence([seed, K, r]))
-        runs.append((*em(candidates, K, data, rng), r))
+
+        def report(iteration: int, r: int = r) -> None:
+            progress("EM restarts", done + r, total or restarts,
+                     f"K = {K}, restart {r + 1} of {restarts}, iteration {iteration} (at most {MAX_ITERATIONS})")
+
+        runs.append((*em(candidates, K, data, rng, report), r))
     finals = [run[2] for run in runs]
     components, prior, value, iterations, converged, r = max(runs, key=lambda run: run[2])
     if not np.isfinite(value):

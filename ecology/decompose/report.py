@@ -133,6 +133,7 @@ def write_report(target: Path, result: dict, report: dict) -> None:
                    for item in result["decompositions"]]
         plots.amplitude_stories(stories, report["scenario"], d / "stories.png")
         fitted = [row for row in report["table"] if row["decomposition"].startswith("fit K=")]
-        plots.decomposition_comparison(fitted, report["scenario"], d / "comparison.png")
+        reference = next((row for row in report["table"] if row["decomposition"] == "input"), None)
+        plots.decomposition_comparison(fitted, report["scenario"], d / "comparison.png", reference)
 
     write_atomically(target, fill)

@@ -19,6 +19,16 @@ from ecology.scenario import Scenario, to_table
 TRIVIAL_SEQUENCES = 4096  # the two trivial decompositions need V^(k+1) at most this
 
 
+NAME_LENGTH = 64  # the longest scenario name (ecology.fields.NAME_RULE)
+
+
+def derived_name(scenario: Scenario, suffix: str) -> str:
+    """The name of a decomposition of ``scenario``: its name and ``suffix``, the name cut so that
+    the whole stays a valid name (a 64-character input name would otherwise make every
+    decomposition's scenario invalid)."""
+    return scenario.name[: NAME_LENGTH - len(suffix)] + suffix
+
+
 def base_table(scenario: Scenario, name: str, description: str) -> dict:
     """The input scenario's vocabulary, context, sampling and run, no premises; absorption
     criteria kept unless they name a population (labels differ between decompositions)."""
@@ -61,7 +71,7 @@ def fit_table(scenario: Scenario, fit: Fit, families: list[str]) -> dict:
     """The fitted decomposition as a runnable scenario table."""
     tokens = list(scenario.vocabulary.tokens)
     K = len(fit.components)
-    table = base_table(scenario, f"{scenario.name}_fit_k{K}",
+    table = base_table(scenario, derived_name(scenario, f"_fit_k{K}"),
                        f"ecology decompose: {K} premises from {', '.join(families)} fitted by EM to the static model "
                        f"of '{scenario.name}'")
     for j, (component, prior) in enumerate(zip(fit.components, fit.prior)):
@@ -108,7 +118,8 @@ def single_premise_table(scenario: Scenario, compiled: Compiled) -> dict:
     for h, row in zip(seqs, laws):
         on = {tokens[t]: name(h + (t,)) for t in range(len(tokens)) if h + (t,) in known}
         states[name(h)] = {"emit": law(row, tokens), **({"on": on} if on else {})}
-    table = base_table(scenario, f"{scenario.name}_single", f"Remark 10: the static model of '{scenario.name}' as one premise")
+    table = base_table(scenario, derived_name(scenario, "_single"),
+                       f"Remark 10: the static model of '{scenario.name}' as one premise")
     table["simulacra"]["mu"] = {"kind": "automaton", "start": name(()), "states": states}
     table["premises"]["mu"] = {"prior": 1.0, "cast": ["mu"]}
     return table
@@ -121,7 +132,7 @@ def storyline_table(scenario: Scenario, compiled: Compiled) -> dict:
     tokens = list(scenario.vocabulary.tokens)
     V, width = len(tokens), scenario.context.length + 1
     data = exact_storylines(compiled)
-    table = base_table(scenario, f"{scenario.name}_storylines",
+    table = base_table(scenario, derived_name(scenario, "_storylines"),
                        f"Remark 10: the static model of '{scenario.name}' as one deterministic premise per storyline")
     uniform = law(np.ones(V), tokens)
     for y, p in zip(data.tokens, data.weight):

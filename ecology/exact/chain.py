@@ -28,6 +28,7 @@ from ecology.errors import ScenarioError, TooManyStates, TooMuchWork, UserError
 from ecology.exact.markov import DENSE_LIMIT, ChainError, MarkovChain, StationaryLaw, gth, stationary, times_power  # noqa: F401  (re-exported: the chain's API used to live here)
 from ecology.kinds.criteria import Periodic
 from ecology.kinds.deletion import RULES
+from ecology.progress import Progress, silent
 
 MAX_TRANSITIONS_PER_STATE = 24  # transition budget: max_states x this (memory of the enumeration)
 
@@ -112,7 +113,7 @@ def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.nd
 
 
 def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory: int = 0,
-                max_work: int = DEFAULT_MAX_WORK) -> PageChain:
+                max_work: int = DEFAULT_MAX_WORK, progress: Progress = silent) -> PageChain:
     """Enumerate the page-states reachable from the initial window and their transitions.
 
     With ``memory = m`` a state also carries the ``m`` most recently deleted tokens (needed by
@@ -121,7 +122,9 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     (:func:`ecology.core.budget.check_exact`), and the work of model premises, which read each
     page-state once, against ``max_work``. The transition matrix is assembled row by row in CSR
     form (states are numbered breadth-first, so the rows of each chunk are consecutive): 12 bytes
-    per transition, with no coordinate list.
+    per transition, with no coordinate list. ``progress`` (:mod:`ecology.progress`) hears
+    ``("enumerating page-states", found, None, "depth D, N left to expand")`` after every chunk of
+    the frontier (the total is unknown until the last breadth-first step).
     """
     check_model_reads(compiled.scenario, max_states, max_work)
     rule = compiled.rule
@@ -197,6 +200,7 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
             del merged, order
             n += len(fresh)
             columns.append(known_ids[np.searchsorted(known_keys, keys)])
+            progress("enumerating page-states", n, None, f"depth {depth}, {len(frontier) - lo - len(rows):,} left to expand")
         frontier = np.concatenate(fresh_windows)
         windows.append(frontier)
         depth += 1 if len(frontier) else 0

@@ -71,6 +71,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     stationary,
     times_power,
 )
+from ecology.progress import Progress, silent
 from ecology.scenario import Scenario
 
 TOP_STATES = 20
@@ -184,30 +185,49 @@ class Report:
 def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
-            occupation: list[str] | None = None) -> Report:
+            occupation: list[str] | None = None, progress: Progress = silent) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     (compiled here) (see ``ecology analyze --help`` and the module docstring); a question the
     numerics cannot answer is one :class:`UserError` line, never a wrong number. ``occupation``
-    names the sets and criteria whose occupation is reported (default: all of them)."""
+    names the sets and criteria whose occupation is reported (default: all of them). ``progress``
+    (:mod:`ecology.progress`) hears the enumeration of the chain (when ``chain`` is not given) and
+    then each solver phase as it starts, ``("solving: PHASE", i, n_phases)``: classes, stationary
+    laws, passage times, spectrum, absorption time, hitting times, and as asked the ``--hit``
+    target, metastable classes, curves and the power."""
     if isinstance(compiled, Scenario):
         compiled = compile_scenario(compiled)
     elif not isinstance(compiled, Compiled):
         raise TypeError(f"ecology.exact.analyze: compiled must be an ecology.scenario.Scenario (from "
                         f"ecology.scenario.load) or its compiled form, got {type(compiled).__name__}")
     try:
-        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation)
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
+                        progress)
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
 
-def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation) -> Report:
+def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
+             progress) -> Report:
     check_periodic(compiled)
-    pc = chain or build_chain(compiled, max_states)
+    pc = chain or build_chain(compiled, max_states, progress=progress)
     mc = pc.chain
     x = pc.initial
+    asked = {"target (--hit)": hit is not None, "metastable classes": tolerance is not None,
+             "curves": horizon is not None, "power": power is not None}
+    names = [c.name for c in compiled.tracked] if occupation is None else occupation
+    phases = ["classes", "stationary laws", "passage times", "spectrum", "absorption time", "hitting times", "loops",
+              *(["occupation"] if names else []), *(name for name, given in asked.items() if given)]
+
+    def phase(name: str) -> None:
+        progress(f"solving: {name}", phases.index(name), len(phases), f"{mc.n_states:,} page-states")
+
+    phase("classes")
     absorb = mc.absorption_probabilities(x)
+    phase("stationary laws")
+    laws = mc.stationary_laws
+    phase("passage times")
     classes = []
-    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, mc.stationary_laws, absorb):
+    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, laws, absorb):
         top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
             "size": len(members),
@@ -219,18 +239,22 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "stationary_accuracy": _law_report(law),
             **_passage_report(mc, members),
         })
+    phase("spectrum")
     eig = mc.eigenvalues(6)
     closed = np.ones(mc.n_states, dtype=bool)
     closed[mc.transient_states] = False
+    phase("absorption time")
     absorption = expected_entrance_time(mc, x, closed, max_work)
     within = horizon if horizon is not None else compiled.scenario.run.steps
     flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
     criteria = {}
+    phase("hitting times")
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
         criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
         if cpc is not pc:  # a periodic criterion: decided on the product of repetition_chain
             criteria[c.name]["n_states"] = cpc.chain.n_states
+    phase("loops")
     report = Report(
         scenario=compiled.scenario.name,
         n_states=mc.n_states,
@@ -249,13 +273,14 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
     )
-    names = [c.name for c in compiled.tracked] if occupation is None else occupation
     if names:
+        phase("occupation")
         report.occupation = {}
         for name in names:
             opc, mask = target_mask(compiled, pc, name, max_states, "--occupation")
             report.occupation[name] = occupation_report(opc, mask, within, max_work, flag)
     if hit is not None:
+        phase("target (--hit)")
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
         B = None
         if before is not None:
@@ -268,11 +293,14 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
         report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
     if tolerance is not None:
+        phase("metastable classes")
         report.metastable = metastable_report(pc, tolerance)
     if horizon is not None:
+        phase("curves")
         report.horizon = horizon
         report.curves = criterion_curves(compiled, pc, horizon, max_states, max_work)
     if power is not None:
+        phase("power")
         row = distribution_after(mc, x, power, max_work)
         top = np.argsort(-row, kind="stable")[:TOP_STATES]
         report.power = {
@@ -488,7 +516,7 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
 
 
 def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, horizon: int | None = None,
-                      chain: PageChain | None = None) -> dict:
+                      chain: PageChain | None = None, progress: Progress = silent) -> dict:
     """The exact chain's figures per criterion beside a simulation (``run --exact``, ``sweep
     --exact``, :func:`ecology.run`), from the initial page-state ``x`` with ``h`` the criterion's
     set (bool mask of page-states) and ``N`` the horizon (default ``run.steps``):
@@ -509,13 +537,15 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
 
     ``chain`` is the page-state chain when the caller has built it already; else the chains the
     criteria need are built here (none when there is no criterion). Raises :class:`UserError`
-    when a chain is out of reach (too many states, deletion none).
+    when a chain is out of reach (too many states, deletion none). ``progress`` hears the
+    enumeration (:func:`build_chain`) and ``("exact figures", i, n_criteria, NAME)`` before each.
     """
     horizon = compiled.scenario.run.steps if horizon is None else horizon
     check_periodic(compiled)
     out = {}
-    for c in compiled.criteria:
-        chain = chain or build_chain(compiled, max_states)
+    for i, c in enumerate(compiled.criteria):
+        chain = chain or build_chain(compiled, max_states, progress=progress)
+        progress("exact figures", i, len(compiled.criteria), c.name)
         pc, h = criterion_chain(compiled, chain, c, max_states)
         mc, x = pc.chain, pc.initial
         curve = mc.hitting_curve(x, h, horizon)

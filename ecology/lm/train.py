@@ -57,6 +57,7 @@ from ecology.io import safe
 from ecology.lm.base import LanguageModel
 from ecology.lm.ngram import NgramModel, load_stream, ngram_settings
 from ecology.lm.transformer import TransformerConfig, TransformerModel
+from ecology.progress import Progress, silent
 
 
 def autograd_forward(params: dict, ids: np.ndarray, config: TransformerConfig):
@@ -123,8 +124,11 @@ def examples(stream: np.ndarray, n_ctx: int, start: int) -> tuple[np.ndarray, np
 
 
 def train_transformer(stream: np.ndarray, tokens: list[str], config: TransformerConfig, seed: int, steps: int,
-                      learning_rate: float, weight_decay: float, batch: int, log=print) -> tuple[TransformerModel, list[float]]:
-    """AdamW on the mean cross-entropy (module docstring); returns the model and the loss per step."""
+                      learning_rate: float, weight_decay: float, batch: int, log=print,
+                      progress: Progress = silent) -> tuple[TransformerModel, list[float]]:
+    """AdamW on the mean cross-entropy (module docstring); returns the model and the loss per step.
+    ``progress`` (:mod:`ecology.progress`) hears ``("training steps", step, steps, "loss L nats/token")``
+    after every step (a step's gradient costs far more than the call)."""
     try:
         from autograd import value_and_grad
     except ImportError:
@@ -155,6 +159,7 @@ def train_transformer(stream: np.ndarray, tokens: list[str], config: Transformer
                 update = (first[name] / (1 - beta1**step)) / (np.sqrt(second[name] / (1 - beta2**step)) + eps)
                 decay = weight_decay * params[name] if params[name].ndim == 2 else 0.0
                 params[name] = params[name] - learning_rate * (update + decay)
+        progress("training steps", step, steps, f"loss {value:.4f} nats/token")
         if log and (step == 1 or step == steps or step % max(steps // 10, 1) == 0):
             log(f"step {step:>6}/{steps}: loss {value:.6f} nats/token")
     if not all(np.all(np.isfinite(w)) for w in params.values()):
@@ -497,8 +502,9 @@ def table_need(n_tokens: int, length: int) -> tuple[dict[str, float], float]:
 
 def train_from_spec(path: Path, out: Path | None = None, table: Path | None = None, overrides: dict | None = None,
                     log=print, replace: bool = False, max_memory_gib: float = DEFAULT_MAX_MEMORY_GIB,
-                    max_work: float = DEFAULT_MAX_WORK) -> dict:
-    """Train the model a spec describes, save it (and its table), return a summary.
+                    max_work: float = DEFAULT_MAX_WORK, progress: Progress = silent) -> dict:
+    """Train the model a spec describes, save it (and its table), return a summary (a transformer's
+    steps reported to ``progress``, :func:`train_transformer`).
 
     Before any training: the spec is validated, ``out`` (and ``table``) checked and locked
     (:func:`ecology.io.safe.claim_new_file`: an existing file is refused unless ``replace``),
@@ -515,7 +521,7 @@ def train_from_spec(path: Path, out: Path | None = None, table: Path | None = No
         for target in (out, table) if table is not None else (out,):
             claims.enter_context(safe.claim_new_file(target, replace))
         try:
-            return _train(spec, path.parent, out, table, replace, log, max_memory_gib, max_work)
+            return _train(spec, path.parent, out, table, replace, log, max_memory_gib, max_work, progress)
         except ScenarioError as err:
             raise err.located(str(path)) from None
 
@@ -535,7 +541,7 @@ def output_paths(spec, base: Path, out: Path | None, table: Path | None) -> tupl
 
 
 def _train(spec, base: Path, out: Path, table: Path | None, replace: bool, log, max_memory_gib: float,
-           max_work: float) -> dict:
+           max_work: float, progress: Progress = silent) -> dict:
     tokens = list(spec.tokens)
     stream, source = load_stream(spec.data, tokens, base, "data")
     began = time.perf_counter()
@@ -561,7 +567,7 @@ def _train(spec, base: Path, out: Path, table: Path | None, replace: bool, log, 
                                 "the examples": "model.n_ctx or the data", "the table": "model.n_ctx, or drop the table"})
         config = TransformerConfig(**shape.model_dump())
         model, losses = train_transformer(stream, tokens, config, settings.seed, settings.steps, settings.learning_rate,
-                                          settings.weight_decay, settings.batch, log)
+                                          settings.weight_decay, settings.batch, log, progress)
         training = settings.model_dump()
         write_output(out, replace, lambda: model.save(out, {"training": training, "data": source,
                                                             "final_loss": losses[-1]}))

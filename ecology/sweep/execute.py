@@ -15,12 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.text import Text
-
 from ecology.errors import UserError
 from ecology.interrupts import Interrupted, Signals
 from ecology.io.safe import describe_os_error
+from ecology.progress import Progress, silent
 from ecology.sweep.directory import failures, finished_rows, write_json_atomically, write_table
 from ecology.sweep.executors import (
     SCHEDULER_TIMEOUT,
@@ -44,22 +42,29 @@ class WriteFailed(Exception):
     """Writing a finished point failed (disk full, ...): the sweep stops, keeping what is on disk."""
 
 
-def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: bool) -> dict:
+def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, progress: Progress = silent) -> dict:
     """Run the plan's missing points; finished rows go to disk as they complete.
 
     The points run on an executor (:mod:`ecology.sweep.executors`): a Dask client with ``scheduler``,
     else worker processes, else (one worker) this process. Stops on SIGINT or SIGTERM within
     about a second (:data:`STOP_GRACE` to collect the points finishing meanwhile), and when a
     finished point cannot be written (disk full); every point on disk is kept and ``--resume``
-    runs the rest. At most one worker per point to run."""
+    runs the rest. At most one worker per point to run. ``progress`` (:mod:`ecology.progress`)
+    hears ``("sweep points", done, points, "RATE points/min")`` at every poll of the collect loop
+    (about every :data:`POLL` seconds): points on disk (finished before, and now), the rate of
+    the points run now."""
     done = {r["point"] for r in finished_rows(directory, plan)}
     todo = [p for p in plan.points if p["index"] not in done]
     for p in todo:
         (directory / "failed" / f"{p['index']}.json").unlink(missing_ok=True)
     workers = max(1, min(workers, len(todo)))
-    bar = _progress(progress, len(plan.points), len(done))
     ran = 0
     error = None
+    began = time.monotonic()
+
+    def report() -> None:
+        elapsed = time.monotonic() - began
+        progress("sweep points", len(done) + ran, len(plan.points), format_rate(ran / elapsed if ran and elapsed > 0 else None))
 
     with Signals(raising=True) as signals:  # raising while an executor starts: nothing to keep yet
 
@@ -75,16 +80,13 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
                                               {"index": point["index"], "params": point["params"], "error": failure})
                 except OSError as err:
                     raise WriteFailed(f"cannot write point {point['index']}: {describe_os_error(err)}") from None
-                if bar:
-                    bar[0].advance(bar[1])
-                    bar[0].refresh()
 
         executor = None
         try:
             executor = make_executor(scheduler, workers, signals)
             # the work runs in this thread only for Serial: elsewhere signals are polled by collect()
             signals.raising = isinstance(executor, Serial)
-            collect(executor, plan, todo, finished, signals)
+            collect(executor, plan, todo, finished, signals, report)
         except Interrupted:
             pass  # recorded in signals.received
         except WriteFailed as err:
@@ -93,8 +95,6 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
             signals.raising = False  # from here on, signals are only recorded
             if executor is not None:
                 executor.close(stopping=True)
-            if bar:
-                bar[0].stop()
         try:
             write_table(directory, plan)
         except OSError as err:
@@ -117,13 +117,13 @@ def make_executor(scheduler: str | None, workers: int, signals: Signals) -> Exec
     return ProcessPool(workers)  # forked workers inherit the simulator, imported with ecology.sweep.points
 
 
-def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals: Signals) -> None:
+def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals: Signals, report=lambda: None) -> None:
     """The one collect loop of every executor: keep at most ``executor.capacity`` points in
     flight, hand each finished one to ``finished(point, row, failure)``; on a signal, submit
     nothing more and collect for at most :data:`STOP_GRACE` seconds (a second signal: not at
     all). A point that raises is a failure and the sweep goes on; a worker process that dies
     fails its point, unless SIGINT or SIGTERM killed it, which stops the sweep like an interrupt
-    of this process."""
+    of this process. ``report()`` is called at every poll (progress)."""
     queue = list(reversed(todo))
     pending: dict = {}  # future -> point
     grace_ends = None
@@ -137,6 +137,7 @@ def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals:
             while queue and (executor.capacity is None or len(pending) < executor.capacity):
                 point = queue.pop()
                 pending[executor.submit(run_point, plan.base, point, plan.exact, plan.max_states)] = point
+        report()
         for future in executor.wait(list(pending), POLL):
             point = pending.pop(future)
             try:
@@ -157,25 +158,6 @@ def format_rate(points_per_second: float | None) -> str:
     if points_per_second is None or not math.isfinite(points_per_second):
         return "-- points/min"
     return f"{60 * points_per_second:.3g} points/min"
-
-
-class RateColumn(ProgressColumn):
-    """The progress bar's rate column (:func:`format_rate`)."""
-
-    def render(self, task) -> Text:
-        return Text(format_rate(task.finished_speed or task.speed), style="progress.data.speed")
-
-
-def _progress(enabled: bool, total: int, completed: int):
-    if not enabled:
-        return None
-    # no refresh thread (auto_refresh=False): worker processes may be forked while it is shown
-    bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
-                   transient=True, auto_refresh=False)
-    task = bar.add_task("points", total=total, completed=completed)
-    bar.start()
-    bar.refresh()
-    return bar, task
 
 
 def check_scheduler(scheduler: str) -> None:
