@@ -72,12 +72,12 @@ def stationary_occupation(classes: list[dict]) -> dict:
     ``m_C = pi_C(A)`` and entry flux ``f_C`` (:func:`ecology.exact.report.occupation_report`):
     ``mean_stay = sum_C p_C m_C / sum_C p_C f_C`` and ``mean_time_between_entries = 1 / sum_C p_C f_C``,
     where no class keeps the chain in the set for ever the limits as ``N`` grows of the simulation's
-    pooled estimators (steps in the set per exit, ``R N`` per entry, over all replicates); with one closed class, ``pi(A) / flux`` and Kac's
-    ``1 / flux``. ``mean_stay`` is ``inf`` where a class that may be entered keeps the chain in the
-    set for ever (``m_C > 0 = f_C``), NaN where the set is never visited in the long run (no visit to
-    measure); ``mean_time_between_entries`` is ``inf`` where nothing enters in the long run. Both are
-    NaN where a class that may be entered has a stationary law that is not trusted, or where the
-    ratio is beyond a double."""
+    pooled estimators (steps in the set per exit, ``R N`` per entry, over all replicates); with one
+    closed class, ``pi(A) / flux`` and Kac's ``1 / flux``. ``mean_stay`` is ``inf`` where a class
+    that may be entered keeps the chain in the set for ever (``m_C > 0 = f_C``), NaN where the set
+    is never visited in the long run (no visit to measure); ``mean_time_between_entries`` is ``inf``
+    where nothing enters in the long run. Both are NaN where a class that may be entered has a
+    stationary law that is not trusted, or where the ratio is beyond a double."""
     entered = [c for c in classes if c["probability"] > 0]
     if any(c["mass"] is None or c["flux"] is None for c in entered):
         return {"mean_stay": math.nan, "mean_time_between_entries": math.nan}
