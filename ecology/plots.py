@@ -760,10 +760,12 @@ def _occupation_panel(rows: pd.DataFrame, c: str, c_: str, metric: str, horizon:
             spread = f"{opened.min():,.0f}" if opened.min() == opened.max() else f"{opened.min():,.0f}-{opened.max():,.0f}"
             of = f" of {replicates:,}" if replicates is not None and "run.replicates" not in rows else ""
             panel = Panel(**{**panel.__dict__, "title": f"{panel.title}; still in it at N: {spread}{of} replicates per point"})
-        return panel
+        return _said_empty(rows, panel, "no visit ended by N at any point")
     if metric == "between_entries":
-        return _simulated(rows, f"{c}_occupation_mean_time_between_entries", f"{c_}: mean time between entries "
-                          f"(steps per entry by {horizon})", "steps", f"{c}_exact_occupation_mean_time_between_entries_within")
+        return _said_empty(rows, _simulated(rows, f"{c}_occupation_mean_time_between_entries", f"{c_}: mean time between "
+                                            f"entries (steps per entry by {horizon})", "steps",
+                                            f"{c}_exact_occupation_mean_time_between_entries_within"),
+                           "nothing entered after step 0 at any point")
     if metric == "long_run_occupation":
         column = f"{c}_exact_occupation_long_run_fraction"
         return Panel(column, f"{c_}: exact long-run fraction of steps in the set", "fraction") if column in rows else None
@@ -774,6 +776,13 @@ def _occupation_panel(rows: pd.DataFrame, c: str, c_: str, metric: str, horizon:
     which = {0: "", 1: " (the same loop at every point)"}.get(loops, f" ({loops} different loops over the points: "
                                                                    "see exact_loop_states)")
     return Panel(column, f"exact P(once round the most likely loop){which}", "probability")
+
+
+def _said_empty(rows: pd.DataFrame, panel: Panel | None, why: str) -> Panel | None:
+    """``panel`` with ``why`` in its title where its column has no value at any point."""
+    if panel is None or np.isfinite(rows[panel.column].to_numpy(dtype=float)).any():
+        return panel
+    return Panel(**{**panel.__dict__, "title": f"{panel.title}; {why}"})
 
 
 def _simulated(rows: pd.DataFrame, column: str, title: str, unit: str, exact: str | None = None) -> Panel | None:

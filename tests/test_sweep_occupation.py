@@ -173,6 +173,9 @@ def test_asked_occupation_metrics():
     swept = ROWS.assign(**{"run.steps": [30, 60]})  # a horizon that moves: no one N in the titles
     _, (stay,) = plots.sweep_metrics(swept, ["c"], [], 300, ("loop:stay",), sets=["loop"])
     assert "per exit by N)" in stay.title
+    closed = ROWS.assign(loop_occupation_mean_stay=[np.nan, np.nan])  # a set never left: no stay ended
+    _, (stay,) = plots.sweep_metrics(closed, ["c"], [], 300, ("loop:stay",), sets=["loop"])
+    assert stay.title.endswith("; no visit ended by N at any point")
 
 
 @pytest.mark.parametrize("spec, exact, message", [

@@ -144,5 +144,5 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
     likeliest = loops["cycles"][0]
     row.update({"exact_loops": loops["count"], "exact_loop_states": " -> ".join(likeliest["states"]),
                 "exact_loop_length": likeliest["length"], "exact_loop_lap_probability": likeliest["lap_probability"],
-                "exact_loop_leak_per_step": likeliest["leak_per_step"]})
+                "exact_loop_leak_per_step": likeliest["leak_per_step"] + 0.0})  # + 0.0: a closed loop's -0.0 written as 0
     return row
