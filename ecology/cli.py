@@ -577,7 +577,7 @@ def check_figures(plan, choice) -> None:
     from ecology.sweep.grid import labels_of
 
     plots.check_choice(choice, plan.grid, {p: plan.kinds.get(p) or plots.grid_kind(v) for p, v in plan.grid.items()},
-                       list(plan.base.get("absorption", {})), labels_of(plan.base), plan.exact)
+                       list(plan.base.get("absorption", {})), labels_of(plan.base), plan.exact, list(plan.base.get("sets", {})))
 
 
 def draw_sweep(directory: Path, plan, choice=None, ext: str = "png", dpi: int | None = None) -> list[Path]:
@@ -597,7 +597,7 @@ def draw_sweep(directory: Path, plan, choice=None, ext: str = "png", dpi: int | 
     return safe.replace_files_from(directory, lambda tmp: plots.sweep_plots(
         tmp, rows, grid, list(plan.base.get("absorption", {})), labels_of(plan.base), plan.name, plan.kinds,
         plan.base["run"]["steps"], choice=choice or plots.FigureChoice(), replicates=plan.base["run"]["replicates"],
-        axis_labels=axis_labels, tick_labels=tick_labels, ext=ext, dpi=dpi or plots.DPI))
+        axis_labels=axis_labels, tick_labels=tick_labels, ext=ext, dpi=dpi or plots.DPI, sets=list(plan.base.get("sets", {}))))
 
 
 def cmd_plot(args) -> int:
@@ -839,7 +839,9 @@ def figure_options(p) -> None:
     """The options that choose a sweep's figures (``sweep`` and ``plot``; docs/outputs.md)."""
     p.add_argument("--plot", action="append", metavar="METRIC[,METRIC]",
                    help="sweep figures to draw: expected_time, reached, restricted_mean, median, holding, amplitude, "
-                   "absorption_time, each optionally NAME:METRIC (a criterion, or for amplitude a population)")
+                   "absorption_time, occupation, long_run_occupation, stay, between_entries, loop_lap, each optionally "
+                   "NAME:METRIC (a criterion; for the occupation metrics a criterion or named set; for amplitude a "
+                   "population)")
     p.add_argument("--x", metavar="PARAM", help="grid parameter on the horizontal axis")
     p.add_argument("--hue", metavar="PARAM", help="grid parameter drawn as one line per value (no heatmap)")
     p.add_argument("--log", action="append", metavar="AXIS", help="force a log scale: x, y (the values) or a grid parameter")

@@ -527,9 +527,21 @@ METRICS = {
     "holding": "fraction of replicates holding the criterion at N, with its 95% Wilson interval",
     "amplitude": "final mean amplitude per population",
     "absorption_time": "exact expected time to a closed class (needs --exact)",
+    "occupation": "fraction of the steps 0..N spent in a criterion's or named set's set, with its 95% interval, and "
+                  "exact (crosses, with --exact)",
+    "long_run_occupation": "exact long-run fraction of the steps in a criterion's or named set's set (needs --exact)",
+    "stay": "mean stay per visit in a criterion's or named set's set (steps in it per exit), with its 95% interval, "
+            "and exact over the same horizon (crosses); the title gives how many visits were still open at N",
+    "between_entries": "mean time between entries into a criterion's or named set's set, with its 95% interval, "
+                       "and exact over the same horizon (crosses)",
+    "loop_lap": "exact probability of going once round the most likely loop of the chain (needs --exact)",
 }
 CRITERION_METRICS = ("expected_time", "reached", "restricted_mean", "median", "holding")
-EXACT_METRICS = ("expected_time", "absorption_time")
+OCCUPATION_METRICS = ("occupation", "long_run_occupation", "stay", "between_entries")  # of a criterion or a named set
+CHAIN_METRICS = ("absorption_time", "loop_lap")  # of the chain, not of a criterion
+EXACT_METRICS = ("expected_time", "absorption_time", "long_run_occupation", "loop_lap")
+EXACT_COLUMNS = {"expected_time": "{}_exact_expected_hitting_time", "absorption_time": "exact_expected_absorption_time",
+                 "long_run_occupation": "{}_exact_occupation_long_run_fraction", "loop_lap": "exact_loop_lap_probability"}
 
 
 @dataclass(frozen=True)
@@ -551,25 +563,32 @@ class FigureChoice:
 
 
 def check_choice(choice: FigureChoice, grid: dict[str, list], kinds: dict[str, str], criteria: list[str],
-                 labels: list[str], exact: bool) -> None:
+                 labels: list[str], exact: bool, sets: list[str] = ()) -> None:
     """Refuse, in one line (:class:`ecology.errors.UsageError`), a choice that cannot apply to the
-    sweep: an unknown metric or criterion, an exact metric without ``--exact``, ``--x``/``--hue``
+    sweep: an unknown metric, criterion or set, an exact metric without ``--exact``, ``--x``/``--hue``
     not grid parameters, a hue with one parameter, a log scale for categories or values <= 0."""
     for spec in choice.metrics:
         name, _, metric = spec.rpartition(":")
         if metric not in METRICS:
             raise UsageError(f"--plot {spec}: unknown metric {metric!r}; the metrics are {', '.join(METRICS)} "
-                             "(optionally NAME:METRIC, NAME a criterion or, for amplitude, a population)")
+                             "(optionally NAME:METRIC, NAME a criterion, for an occupation metric a criterion or "
+                             "named set, for amplitude a population)")
+        if name and metric in OCCUPATION_METRICS and name not in [*criteria, *sets]:
+            raise UsageError(f"--plot {spec}: no criterion or named set {name!r}; they are "
+                             f"{', '.join([*criteria, *sets]) or 'none ([absorption] and [sets] declare none)'}")
         if metric in EXACT_METRICS and not exact:
             raise UsageError(f"--plot {spec}: {metric} is the exact chain's; run the sweep with --exact")
         if name and metric == "amplitude" and name not in labels:
             raise UsageError(f"--plot {spec}: no population {name!r}; the populations are {', '.join(labels)}")
+        if name and metric in CRITERION_METRICS and name in sets:
+            raise UsageError(f"--plot {spec}: {name!r} is a named set, not a criterion: it has no time to reach; its "
+                             f"metrics are {', '.join(OCCUPATION_METRICS)}")
         if name and metric in CRITERION_METRICS and name not in criteria:
             raise UsageError(f"--plot {spec}: no criterion {name!r}; the criteria are "
                              f"{', '.join(criteria) or 'none ([absorption] declares none)'}")
-        if name and metric == "absorption_time":
-            raise UsageError(f"--plot {spec}: absorption_time belongs to the chain, not to a criterion: "
-                             "--plot absorption_time")
+        if name and metric in CHAIN_METRICS:
+            raise UsageError(f"--plot {spec}: {metric} belongs to the chain, not to a criterion: "
+                             f"--plot {metric}")
     for flag, param in (("--x", choice.x), ("--hue", choice.hue)):
         if param is not None and param not in grid:
             raise UsageError(f"{flag} {param}: not a grid parameter; the grid parameters are {', '.join(grid)}")
@@ -646,32 +665,38 @@ class Panel:
 
 
 def sweep_metrics(rows: pd.DataFrame, criteria: list[str], labels: list[str], steps: int | None = None,
-                  metrics: tuple[str, ...] = (), replicates: int | None = None) -> tuple[pd.DataFrame, list[Panel]]:
+                  metrics: tuple[str, ...] = (), replicates: int | None = None,
+                  sets: list[str] = ()) -> tuple[pd.DataFrame, list[Panel]]:
     """The panels of the sweep figures and the rows they read (with the derived column of a log10
     ``E[T]``): the ``metrics`` asked for (``METRIC`` for every criterion or population, or
     ``NAME:METRIC``), in that order, else the default panels.
 
     The default, per criterion: the exact ``E[T]`` (with ``--exact``), P(reached by N), the restricted
     mean ``E[min(T, N)]`` (never a mean over the replicates that happened to reach it) and holding at
-    N; then the final amplitude per population and the exact expected absorption time. A default panel
+    N; then per named set (``sets``) the fraction of steps in it (``occupation``); then the final
+    amplitude per population and the exact expected absorption time. The other occupation metrics
+    (a criterion's occupation, stays, times between entries, the long-run fraction) and the loop's
+    lap probability are drawn only when asked for: a criterion's time in its set is told by its
+    reached and holding panels, and the others qualify an occupation already drawn. A default panel
     is left out where it carries no information: holding where the criterion's set is closed
     (``C_exact_closed``: reached = holding) or its column equals an earlier panel's at every point; a
     population's amplitude when it is the only one (identically 1) or the last one (1 minus the sum of
     the others); the absorption time where it equals a criterion's ``E[T]`` or is 0 (the initial
     window in a closed class) at every point."""
-    horizon = f"N = {steps}" if steps is not None else "N"
+    swept = "run.steps" in rows and rows["run.steps"].nunique() > 1  # a horizon that moves is no one N
+    horizon = f"N = {steps}" if steps is not None and not swept else "N"
     asked = [spec.rpartition(":")[::2] for spec in metrics]
     if not asked:
         asked = [(c, m) for c in criteria for m in ("expected_time", "reached", "restricted_mean", "holding")]
+        asked += [(name, "occupation") for name in sets]
         asked += [(label, "amplitude") for label in labels[:-1]] + [("", "absorption_time")]
     panels: list[Panel] = []
     for name, metric in asked:
-        for owner in ([name] if name else criteria if metric in CRITERION_METRICS else labels if metric == "amplitude"
-                      else [""]):
+        for owner in ([name] if name else criteria if metric in CRITERION_METRICS else [*criteria, *sets]
+                      if metric in OCCUPATION_METRICS else labels if metric == "amplitude" else [""]):
             rows, panel = _panel(rows, owner, metric, horizon, replicates, labels)
             if panel is None and metrics and metric in EXACT_METRICS:  # asked for, out of reach at every point: said
-                column = "exact_expected_absorption_time" if metric == "absorption_time" else \
-                    f"{owner}_exact_expected_hitting_time"
+                column = EXACT_COLUMNS[metric].format(owner)
                 rows, panel = _panel(rows.assign(**{column: np.nan}), owner, metric, horizon, replicates, labels)
             if panel is not None and (metrics or _informative(rows, panel, panels, labels)):
                 panels.append(panel)
@@ -710,12 +735,54 @@ def _panel(rows: pd.DataFrame, owner: str, metric: str, horizon: str, replicates
                                 f"cross 1/2 by {horizon})", "steps")
     if metric == "holding":
         return rows, _simulated(rows, f"{c}_holding_final", f"{c_}: holding at {horizon}", "fraction")
+    if metric in OCCUPATION_METRICS or metric == "loop_lap":
+        return rows, _occupation_panel(rows, c, c_, metric, horizon, replicates)
     if metric == "amplitude":
         column = f"{c}_amplitude_final_mean"
         rest = "" if len(labels) != 2 else f" ('{esc(next(x for x in labels if x != c))}': 1 minus it)"
         return rows, Panel(column, f"{c_}: final mean amplitude{rest}", "amplitude") if column in rows else None
     column = "exact_expected_absorption_time"  # absorption_time
     return rows, Panel(column, "exact expected time to a closed class", "steps", log=True) if column in rows else None
+
+
+def _occupation_panel(rows: pd.DataFrame, c: str, c_: str, metric: str, horizon: str,
+                      replicates: int | None) -> Panel | None:
+    """The panel of an occupation metric of criterion or set ``c`` (columns ``C_occupation_...``,
+    ``C_exact_occupation_...``), or of the most likely loop's lap probability (``loop_lap``)."""
+    if metric == "occupation":
+        return _simulated(rows, f"{c}_occupation_fraction", f"{c_}: fraction of steps 0..{horizon.removeprefix('N = ')} "
+                          "in the set", "fraction", f"{c}_exact_occupation_fraction")
+    if metric == "stay":
+        panel = _simulated(rows, f"{c}_occupation_mean_stay", f"{c_}: mean stay per visit (steps in the set per exit "
+                           f"by {horizon})", "steps", f"{c}_exact_occupation_mean_stay_within")
+        opened = rows.get(f"{c}_occupation_open_at_horizon")
+        if panel is not None and opened is not None and opened.notna().any():
+            spread = f"{opened.min():,.0f}" if opened.min() == opened.max() else f"{opened.min():,.0f}-{opened.max():,.0f}"
+            of = f" of {replicates:,}" if replicates is not None and "run.replicates" not in rows else ""
+            panel = Panel(**{**panel.__dict__, "title": f"{panel.title}; still in it at N: {spread}{of} replicates per point"})
+        return _said_empty(rows, panel, "no visit ended by N at any point")
+    if metric == "between_entries":
+        return _said_empty(rows, _simulated(rows, f"{c}_occupation_mean_time_between_entries", f"{c_}: mean time between "
+                                            f"entries (steps per entry by {horizon})", "steps",
+                                            f"{c}_exact_occupation_mean_time_between_entries_within"),
+                           "nothing entered after step 0 at any point")
+    if metric == "long_run_occupation":
+        column = f"{c}_exact_occupation_long_run_fraction"
+        return Panel(column, f"{c_}: exact long-run fraction of steps in the set", "fraction") if column in rows else None
+    column = "exact_loop_lap_probability"  # loop_lap
+    if column not in rows:
+        return None
+    loops = rows["exact_loop_states"].dropna().nunique() if "exact_loop_states" in rows else 0
+    which = {0: "", 1: " (the same loop at every point)"}.get(loops, f" ({loops} different loops over the points: "
+                                                                   "see exact_loop_states)")
+    return Panel(column, f"exact P(once round the most likely loop){which}", "probability")
+
+
+def _said_empty(rows: pd.DataFrame, panel: Panel | None, why: str) -> Panel | None:
+    """``panel`` with ``why`` in its title where its column has no value at any point."""
+    if panel is None or np.isfinite(rows[panel.column].to_numpy(dtype=float)).any():
+        return panel
+    return Panel(**{**panel.__dict__, "title": f"{panel.title}; {why}"})
 
 
 def _simulated(rows: pd.DataFrame, column: str, title: str, unit: str, exact: str | None = None) -> Panel | None:
@@ -774,7 +841,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
                 title: str, kinds: dict[str, str] | None = None, steps: int | None = None, *,
                 choice: FigureChoice = FigureChoice(), replicates: int | None = None,
                 axis_labels: dict[str, str] | None = None, tick_labels: dict[str, list[str]] | None = None,
-                ext: str = "png", dpi: int = DPI) -> list[Path]:
+                ext: str = "png", dpi: int = DPI, sets: list[str] = ()) -> list[Path]:
     """The sweep's figures (:func:`sweep_layout`): one parameter, or lines per value of a second
     (``hue``), in ``sweep.EXT``, a panel per metric with its 95% band and the exact chain's values as
     crosses; two numeric parameters and no hue, an annotated heatmap per metric
@@ -790,7 +857,7 @@ def sweep_plots(directory: Path, rows: pd.DataFrame, grid: dict[str, list], crit
         rows = rows.assign(**{p: rows[p].astype(str) for p in listed if p in rows})
     if rows.empty:
         return []
-    rows, panels = sweep_metrics(rows, criteria, labels, steps, choice.metrics, replicates)
+    rows, panels = sweep_metrics(rows, criteria, labels, steps, choice.metrics, replicates, sets)
     if not panels:
         return []
     names = Names(axis_labels or {}, tick_labels or {}, grid)
