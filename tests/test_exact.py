@@ -455,11 +455,17 @@ def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
     assert figures["expected_hitting_time"] is None and "too large" in figures["expected_hitting_time_note"]
 
 
-def test_analyze_takes_a_scenario_or_its_compiled_form_and_names_anything_else():
+def test_the_exact_functions_take_a_path_a_scenario_or_its_compiled_form_and_name_anything_else():
+    from ecology.exact.report import criterion_figures, occupation_figures
     from ecology.scenario import load
 
-    scenario = load(SCENARIOS / "waluigi.toml")
+    path = SCENARIOS / "waluigi.toml"
+    scenario = load(path)
     from_scenario, from_compiled = analyze(scenario), analyze(compile_scenario(scenario))
-    assert from_scenario.to_dict() == from_compiled.to_dict()
-    with pytest.raises(TypeError, match="compiled must be an ecology.scenario.Scenario .* got int"):
-        analyze(42)
+    assert from_scenario.to_dict() == from_compiled.to_dict() == analyze(str(path)).to_dict() == analyze(path).to_dict()
+    assert criterion_figures(path) == criterion_figures(scenario)
+    assert occupation_figures(str(path)) == occupation_figures(compile_scenario(scenario))
+    for function, name in ((analyze, "ecology.exact.analyze"), (criterion_figures, "criterion_figures"),
+                           (occupation_figures, "occupation_figures")):
+        with pytest.raises(TypeError, match=f"{name}: the scenario must be a path .* got int"):
+            function(42)

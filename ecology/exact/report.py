@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -72,7 +73,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     times_power,
 )
 from ecology.progress import Progress, silent
-from ecology.scenario import Scenario
+from ecology.scenario import Scenario, load
 
 TOP_STATES = 20
 
@@ -182,23 +183,34 @@ class Report:
         return self[key] if key in self else default
 
 
-def analyze(compiled: Compiled | Scenario, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
+def as_compiled(function: str, scenario) -> Compiled:
+    """What the exact functions take, in any of its three forms: a scenario file's path (``str`` or
+    ``Path``, read by :func:`ecology.scenario.load`), a :class:`~ecology.scenario.Scenario`, or its
+    compiled form; anything else is one ``TypeError`` line naming ``function``."""
+    if isinstance(scenario, Compiled):
+        return scenario
+    if isinstance(scenario, (str, Path)):
+        scenario = load(scenario)
+    if isinstance(scenario, Scenario):
+        return compile_scenario(scenario)
+    raise TypeError(f"{function}: the scenario must be a path to a scenario file, an ecology.scenario.Scenario (from "
+                    f"ecology.scenario.load) or its compiled form, got {type(scenario).__name__}")
+
+
+def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
             occupation: list[str] | None = None, progress: Progress = silent) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
-    (compiled here) (see ``ecology analyze --help`` and the module docstring); a question the
-    numerics cannot answer is one :class:`UserError` line, never a wrong number. ``occupation``
-    names the sets and criteria whose occupation is reported (default: all of them). ``progress``
-    (:mod:`ecology.progress`) hears the enumeration of the chain (when ``chain`` is not given) and
-    then each solver phase as it starts, ``("solving: PHASE", i, n_phases)``: classes, stationary
-    laws, passage times, spectrum, absorption time, hitting times, and as asked the ``--hit``
-    target, metastable classes, curves and the power."""
-    if isinstance(compiled, Scenario):
-        compiled = compile_scenario(compiled)
-    elif not isinstance(compiled, Compiled):
-        raise TypeError(f"ecology.exact.analyze: compiled must be an ecology.scenario.Scenario (from "
-                        f"ecology.scenario.load) or its compiled form, got {type(compiled).__name__}")
+    or a scenario file's path (compiled here: :func:`as_compiled`) (see ``ecology analyze --help``
+    and the module docstring); a question the numerics cannot answer is one :class:`UserError`
+    line, never a wrong number. ``occupation`` names the sets and criteria whose occupation is
+    reported (default: all of them). ``progress`` (:mod:`ecology.progress`) hears the enumeration
+    of the chain (when ``chain`` is not given) and then each solver phase as it starts,
+    ``("solving: PHASE", i, n_phases)``: classes, stationary laws, passage times, spectrum,
+    absorption time, hitting times, loops, occupation, and as asked the ``--hit`` target,
+    metastable classes, curves and the power."""
+    compiled = as_compiled("ecology.exact.analyze", compiled)
     try:
         return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
                         progress)
@@ -515,8 +527,8 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
     return {"tolerance": tolerance, "classes": classes}
 
 
-def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, horizon: int | None = None,
-                      chain: PageChain | None = None, progress: Progress = silent) -> dict:
+def criterion_figures(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES,
+                      horizon: int | None = None, chain: PageChain | None = None, progress: Progress = silent) -> dict:
     """The exact chain's figures per criterion beside a simulation (``run --exact``, ``sweep
     --exact``, :func:`ecology.run`), from the initial page-state ``x`` with ``h`` the criterion's
     set (bool mask of page-states) and ``N`` the horizon (default ``run.steps``):
@@ -540,6 +552,7 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     when a chain is out of reach (too many states, deletion none). ``progress`` hears the
     enumeration (:func:`build_chain`) and ``("exact figures", i, n_criteria, NAME)`` before each.
     """
+    compiled = as_compiled("ecology.exact.report.criterion_figures", compiled)
     horizon = compiled.scenario.run.steps if horizon is None else horizon
     check_periodic(compiled)
     out = {}
@@ -568,10 +581,11 @@ def criterion_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, 
     return out
 
 
-def occupation_figures(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, horizon: int | None = None,
-                       chain: PageChain | None = None) -> dict:
+def occupation_figures(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES,
+                       horizon: int | None = None, chain: PageChain | None = None) -> dict:
     """:func:`occupation_report` of every criterion and named set, over the horizon (default
     ``run.steps``), beside a simulation (``run --exact``); ``chain`` as in :func:`criterion_figures`."""
+    compiled = as_compiled("ecology.exact.report.occupation_figures", compiled)
     within = compiled.scenario.run.steps if horizon is None else horizon
     pc = chain or (build_chain(compiled, max_states) if compiled.tracked else None)
     out = {}
