@@ -33,6 +33,8 @@ import html
 import io
 import os
 import sys
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ EXACT_BUDGET = 64  # page-states: the exact overlay and the network are drawn up
 THRESHOLDS = (0.5, 0.99)  # amplitude levels whose fraction of replicates is plotted
 SCENARIO_ENV = "ECOLOGY_SCENARIO"
 TOKEN_PALETTE = ["#a6cee3", "#fdbf6f", "#b2df8a", "#fb9a99", "#cab2d6", "#ffff99", "#8dd3c7", "#d9d9d9"]
-FIGSIZE = (9.0, 3.6)  # inches: a plot spans the page's width (see page_layout)
+FIGSIZE = (10.0, 3.8)  # inches: a plot spans the page's width (see page_layout)
 DPI = 100
 LAYERED_ABOVE = 12  # page-states: a larger network is drawn in layers (steps from the initial page), not sprung
 
@@ -163,6 +165,43 @@ def session_connected(session) -> bool:
     if session.closed_event.is_set() or session.kernel is None or not session.kernel.session.websockets:
         return False
     return PageStatus.CONNECTED in tuple(session.page_status.values())
+
+
+def serialise_websocket_sends() -> None:
+    """Make solara's server send on each browser websocket one message at a time.
+
+    solara's ``WebsocketWrapper.send_text`` / ``send_bytes`` hand each message from the calling
+    thread to the event loop and wait for it; two threads that send at once run two sends on
+    one websocket concurrently, which the websocket protocol does not allow. Mesa's Play does
+    exactly that: its play thread renders the page while the thread that handled the click is
+    still sending the re-rendered controls. The server then saw the connection fail, dropped the
+    websocket, and the page showed nothing more until the browser reconnected (the 6-15 s
+    freezes after Play). Here each websocket gets a lock held for the whole of each send.
+    Applied when the module is imported inside a solara server; a no-op elsewhere, and applied once.
+    """
+    server = sys.modules.get("solara.server.starlette")
+    wrapper = getattr(server, "WebsocketWrapper", None)
+    if wrapper is None or getattr(wrapper, "_ecology_serialised", False):
+        return
+    locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    guard = threading.Lock()
+
+    def lock_of(ws) -> threading.Lock:
+        with guard:
+            return locks.setdefault(ws, threading.Lock())
+
+    def serialised(original):
+        def send(self, data):
+            with lock_of(self):
+                return original(self, data)
+        return send
+
+    for name in ("send_text", "send_bytes"):
+        setattr(wrapper, name, serialised(getattr(wrapper, name)))
+    wrapper._ecology_serialised = True
+
+
+serialise_websocket_sends()
 
 
 def exact_view(model: EcologyModel) -> tuple[ExactView | None, str]:
@@ -626,7 +665,7 @@ def NetworkPlot(model: PageModel):
 
 
 COMPONENTS = [RunCard, WindowCard, PopulationPlot, AmplitudePlot, CriteriaPlot, NetworkPlot]
-CARD_ROWS, PLOT_ROWS = 8, 14  # heights in the page grid's rows: the two cards, then each plot
+CARD_ROWS, PLOT_ROWS = 8, 11  # heights in the page grid's rows: the two cards, then each plot
 
 
 def page_layout(n_components: int) -> list[dict]:
