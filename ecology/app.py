@@ -614,12 +614,13 @@ PAGE_STYLE = (
     # room left under its label (the label on a line of its own, above the slider)
     ".v-slider__thumb-label-container { display: block !important; }"
     ".v-input__slider .v-input__slot { flex-wrap: wrap; }"
-    ".v-input__slider .v-input__slot > .v-label { flex: 1 0 100%; margin: 0 0 34px 0 !important; }"
+    ".v-input__slider .v-input__slot > .v-label { flex: 1 0 100%; margin: 0 0 46px 0 !important; }"
     # the page has one tab of components: no tab bar ("Page 0")
     ".v-tabs { display: none !important; }"
-    # the figures scale to their box; room under the last one for solara's banner at the bottom right
+    # the figures scale to their box; solara's banner ("This website runs on Solara", pinned to the
+    # bottom right of the window over whatever scrolls under it) goes in the flow, after the page
     ".vue-grid-item img { max-width: 100%; height: auto; }"
-    ".vue-grid-layout { margin-bottom: 56px; }"
+    'div[style*="right: 0px; bottom: 0px"] { position: static !important; text-align: right; }'
 )
 
 
