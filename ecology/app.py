@@ -67,6 +67,9 @@ SCENARIO_ENV = "ECOLOGY_SCENARIO"
 TOKEN_PALETTE = ["#a6cee3", "#fdbf6f", "#b2df8a", "#fb9a99", "#cab2d6", "#ffff99", "#8dd3c7", "#d9d9d9"]
 FIGSIZE = (10.0, 3.8)  # inches: a plot spans the page's width (see page_layout)
 DPI = 100
+# ms between Play's steps: the click that pauses re-renders the page while the play thread keeps
+# stepping; at 50 ms reacton gave up ("Too many renders triggered") in one browser run of four
+PLAY_INTERVAL_MS = 150
 LAYERED_ABOVE = 12  # page-states: a larger network is drawn in layers (steps from the initial page), not sprung
 
 chosen_replicate = solara.reactive(0)
@@ -700,7 +703,7 @@ def page(scenario: PageModel | Scenario | str | Path, **overrides: Any):
     if model.input_error:
         raise UserError(model.input_error)
     return SolaraViz(model, components=[(c, 0) for c in COMPONENTS], model_params=controls(model.config, scenario),
-                     name=f"simulacra-ecology: {model.config.name}", play_interval=50)
+                     name=f"simulacra-ecology: {model.config.name}", play_interval=PLAY_INTERVAL_MS)
 
 
 def redraw() -> None:
