@@ -32,6 +32,9 @@ from __future__ import annotations
 import html
 import io
 import os
+import sys
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +45,9 @@ import reacton.ipywidgets as widgets
 import solara
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from mesa.visualization import SolaraViz
+from mesa.visualization import SolaraViz, solara_viz
 from mesa.visualization.utils import force_update
+from scipy.sparse.csgraph import shortest_path
 
 from ecology import plots
 from ecology.core.compile import compile_scenario
@@ -61,8 +65,12 @@ EXACT_BUDGET = 64  # page-states: the exact overlay and the network are drawn up
 THRESHOLDS = (0.5, 0.99)  # amplitude levels whose fraction of replicates is plotted
 SCENARIO_ENV = "ECOLOGY_SCENARIO"
 TOKEN_PALETTE = ["#a6cee3", "#fdbf6f", "#b2df8a", "#fb9a99", "#cab2d6", "#ffff99", "#8dd3c7", "#d9d9d9"]
-FIGSIZE = (5.6, 3.0)
-DPI = 80
+FIGSIZE = (10.0, 3.8)  # inches: a plot spans the page's width (see page_layout)
+DPI = 100
+# ms between Play's steps: the click that pauses re-renders the page while the play thread keeps
+# stepping; at 50 ms reacton gave up ("Too many renders triggered") in one browser run of four
+PLAY_INTERVAL_MS = 150
+LAYERED_ABOVE = 12  # page-states: a larger network is drawn in layers (steps from the initial page), not sprung
 
 chosen_replicate = solara.reactive(0)
 
@@ -114,13 +122,89 @@ class ExactView:
     def state_of(self, window: np.ndarray) -> int | None:
         return self.index.get(np.asarray(window, dtype=np.int64).tobytes())
 
+    @property
+    def layered(self) -> bool:
+        return self.chain.chain.n_states > LAYERED_ABOVE
+
     def layout(self) -> np.ndarray:
-        """(n, 2) node positions: a spring layout with a fixed seed, computed once."""
+        """(n, 2) node positions, computed once. Up to :data:`LAYERED_ABOVE` states a spring layout
+        with a fixed seed; above, layers: x is the number of steps from the initial page-state
+        (the shortest path in the transition graph), and the states of one layer are spread evenly
+        over y in the order of their labels, so that arrows run left to right instead of a hairball."""
         if self._layout is None:
-            graph = nx.from_scipy_sparse_array(self.chain.chain.P, create_using=nx.DiGraph)
-            positions = nx.spring_layout(graph, seed=0)
-            self._layout = np.array([positions[i] for i in range(self.chain.chain.n_states)])
+            n = self.chain.chain.n_states
+            if self.layered:
+                depth = shortest_path(self.chain.chain.P, unweighted=True, indices=self.chain.initial)
+                positions = np.zeros((n, 2))
+                for d in np.unique(depth[np.isfinite(depth)]):
+                    layer = sorted(np.flatnonzero(depth == d), key=lambda i: self.labels[i])
+                    positions[layer, 0] = d
+                    positions[layer, 1] = np.linspace(-1, 1, len(layer) + 2)[1:-1] if len(layer) > 1 else 0.0
+                self._layout = positions
+            else:
+                graph = nx.from_scipy_sparse_array(self.chain.chain.P, create_using=nx.DiGraph)
+                spring = nx.spring_layout(graph, seed=0)
+                self._layout = np.array([spring[i] for i in range(n)])
         return self._layout
+
+
+def browser_session():
+    """The solara server's virtual-kernel context the caller runs in (one per browser page), or
+    None outside a solara server (a notebook, the test renderer, plain code)."""
+    if "solara.server.kernel_context" not in sys.modules:
+        return None
+    from solara.server import kernel_context
+
+    return kernel_context.get_current_context() if kernel_context.has_current_context() else None
+
+
+def session_connected(session) -> bool:
+    """Whether a browser page is connected to the session and can receive what it draws: solara
+    marks each page of a virtual kernel connected, disconnected (websocket lost, may come back) or
+    closed, closes the kernel after its cull timeout, and drops a websocket from the kernel's set
+    when a send to it fails (then nothing the page draws reaches any browser)."""
+    from solara.server.kernel_context import PageStatus
+
+    if session.closed_event.is_set() or session.kernel is None or not session.kernel.session.websockets:
+        return False
+    return PageStatus.CONNECTED in tuple(session.page_status.values())
+
+
+def serialise_websocket_sends() -> None:
+    """Make solara's server send on each browser websocket one message at a time.
+
+    solara's ``WebsocketWrapper.send_text`` / ``send_bytes`` hand each message from the calling
+    thread to the event loop and wait for it; two threads that send at once run two sends on
+    one websocket concurrently, which the websocket protocol does not allow. Mesa's Play does
+    exactly that: its play thread renders the page while the thread that handled the click is
+    still sending the re-rendered controls. The server then saw the connection fail, dropped the
+    websocket, and the page showed nothing more until the browser reconnected (the 6-15 s
+    freezes after Play). Here each websocket gets a lock held for the whole of each send.
+    Applied when the module is imported inside a solara server; a no-op elsewhere, and applied once.
+    """
+    server = sys.modules.get("solara.server.starlette")
+    wrapper = getattr(server, "WebsocketWrapper", None)
+    if wrapper is None or getattr(wrapper, "_ecology_serialised", False):
+        return
+    locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    guard = threading.Lock()
+
+    def lock_of(ws) -> threading.Lock:
+        with guard:
+            return locks.setdefault(ws, threading.Lock())
+
+    def serialised(original):
+        def send(self, data):
+            with lock_of(self):
+                return original(self, data)
+        return send
+
+    for name in ("send_text", "send_bytes"):
+        setattr(wrapper, name, serialised(getattr(wrapper, name)))
+    wrapper._ecology_serialised = True
+
+
+serialise_websocket_sends()
 
 
 def exact_view(model: EcologyModel) -> tuple[ExactView | None, str]:
@@ -169,13 +253,37 @@ class PageModel(EcologyModel):
         self.tracked_amplitudes = []  # per step: (tracked, S) premise amplitudes
         self.exact, self.exact_note = exact_view(self)
         self.live_plots = {}  # per Plot class: the LivePlot the page redraws after each step
+        self.session = browser_session()
+        self.stopped_note = ""  # why the model stopped before its horizon (its browser went away)
         self._record()
 
     def advance(self, steps: int) -> None:
-        """Steps one at a time (``step()`` is ``advance(1)``), the page's records after each."""
+        """Steps one at a time (``step()`` is ``advance(1)``), the page's records after each; none
+        once the browser session that built the model is gone (:meth:`stop_if_unwatched`)."""
         for _ in range(steps):
+            if self.stop_if_unwatched():
+                return
             super().advance(1)
             self._record()
+
+    def stop_if_unwatched(self) -> bool:
+        """Stop for good when no browser page is connected to the session that built this model.
+
+        Mesa's play loop runs in a thread of its own until the model stops running, whether or not
+        anyone watches: a closed tab would compute to the horizon. Here the model sets ``running``
+        to False (which ends that loop after the current step), drops the live plots' figures (the
+        bulk of what the page adds to the model) and says so in :attr:`stopped_note`; the records
+        drawn so far stay. A model built outside a solara server session (a notebook, a test,
+        code) is never stopped."""
+        if self.stopped_note:
+            return True
+        if self.session is None or session_connected(self.session):
+            return False
+        self.running = False
+        self.live_plots.clear()
+        self.stopped_note = f"stopped at step {self.generated}: the browser page disconnected (press Reset to run again)"
+        print(f"ecology app: a model {self.stopped_note}", file=sys.stderr, flush=True)
+        return True
 
     def _record(self) -> None:
         for c in THRESHOLDS:
@@ -375,7 +483,8 @@ class NetworkFigure(Plot):
         view = model.exact
         self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
         self.network = plots.PageNetwork(self.figure.add_subplot(), view.layout(), view.chain.chain.P, view.labels,
-                                         view.chain.initial, self.replicate)
+                                         view.chain.initial, self.replicate,
+                                         "layers: steps from the initial page" if view.layered else "")
         self.moving, self.current, self.xy = self.network.moving, self.network.current, self.network.xy
 
     def data(self, model: PageModel):
@@ -499,15 +608,28 @@ def model_parameters_html(model: PageModel) -> str:
             f"T = {cfg.sampling.temperature:g}, priors: {html.escape(priors)}; "
             f"prompt: {html.escape(' '.join(ctx.prompt)) or '(empty)'}; "
             f"R = {model.replicates} replicates, seed {cfg.run.seed}; {html.escape(exact)}.</p>"
+            + (f"<p><b>{html.escape(model.stopped_note)}</b></p>" if model.stopped_note else "") +
             "<p>Changed a control on the left? Press <b>Reset</b> to rebuild the model with it.</p>")
 
 
-SHOW_SLIDER_VALUES = ".v-slider__thumb-label-container { display: block !important; } .v-slider { margin-top: 18px; }"
+PAGE_STYLE = (
+    # a slider shows its value at all times, not only while dragged, in a bubble that rises into the
+    # room left under its label (the label on a line of its own, above the slider)
+    ".v-slider__thumb-label-container { display: block !important; }"
+    ".v-input__slider .v-input__slot { flex-wrap: wrap; }"
+    ".v-input__slider .v-input__slot > .v-label { flex: 1 0 100%; margin: 0 0 46px 0 !important; }"
+    # the page has one tab of components: no tab bar ("Page 0")
+    ".v-tabs { display: none !important; }"
+    # the figures scale to their box; solara's banner ("This website runs on Solara", pinned to the
+    # bottom right of the window over whatever scrolls under it) goes in the flow, after the page
+    ".vue-grid-item img { max-width: 100%; height: auto; }"
+    'div[style*="right: 0px; bottom: 0px"] { position: static !important; text-align: right; }'
+)
 
 
 def RunCard(model: PageModel):
     with solara.Column() as main:
-        solara.Style(SHOW_SLIDER_VALUES)  # a slider shows its value at all times, not only while dragged
+        solara.Style(PAGE_STYLE)
         solara.HTML(unsafe_innerHTML=model_parameters_html(model))
         if model.input_error:
             solara.Error(f"Controls not applied (the scenario as loaded runs instead): {model.input_error}")
@@ -547,6 +669,20 @@ def NetworkPlot(model: PageModel):
 
 
 COMPONENTS = [RunCard, WindowCard, PopulationPlot, AmplitudePlot, CriteriaPlot, NetworkPlot]
+CARD_ROWS, PLOT_ROWS = 8, 11  # heights in the page grid's rows: the two cards, then each plot
+
+
+def page_layout(n_components: int) -> list[dict]:
+    """The page's grid (Mesa's ``make_initial_grid_layout``, which gives every component half the
+    width and the same height): the run card and the window side by side, then each plot across
+    the whole width, one under the other. Boxes can still be dragged and resized."""
+    cards = [{"i": i, "x": 6 * i, "y": 0, "w": 6, "h": CARD_ROWS, "moved": False} for i in range(min(2, n_components))]
+    rows = [{"i": i, "x": 0, "y": CARD_ROWS + PLOT_ROWS * (i - 2), "w": 12, "h": PLOT_ROWS, "moved": False}
+              for i in range(2, n_components)]
+    return cards + rows
+
+
+solara_viz.make_initial_grid_layout = page_layout  # ComponentsView calls it by this module-level name
 
 
 def page(scenario: PageModel | Scenario | str | Path, **overrides: Any):
@@ -567,7 +703,7 @@ def page(scenario: PageModel | Scenario | str | Path, **overrides: Any):
     if model.input_error:
         raise UserError(model.input_error)
     return SolaraViz(model, components=[(c, 0) for c in COMPONENTS], model_params=controls(model.config, scenario),
-                     name=f"simulacra-ecology: {model.config.name}", play_interval=50)
+                     name=f"simulacra-ecology: {model.config.name}", play_interval=PLAY_INTERVAL_MS)
 
 
 def redraw() -> None:

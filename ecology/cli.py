@@ -818,7 +818,9 @@ def cmd_app(args) -> int:
     except ImportError:
         raise UsageError("ecology app needs the 'app' extra: pip install 'simulacra-ecology[app]'") from None
     check_listen_address(args.host, args.port)
-    env = {**os.environ, "ECOLOGY_SCENARIO": str(Path(args.file).resolve())}
+    # a page whose browser went away is closed (its model and figures freed) 30 s after it disconnected,
+    # not after solara's default of a day; SOLARA_KERNEL_CULL_TIMEOUT in the environment overrides it
+    env = {"SOLARA_KERNEL_CULL_TIMEOUT": "30s", **os.environ, "ECOLOGY_SCENARIO": str(Path(args.file).resolve())}
     command = [sys.executable, "-m", "solara", "run", "ecology.app", "--host", args.host, "--port", str(args.port),
                "--production", "--no-open", "--no-check-version"]
     print(f"serving {args.file} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)

@@ -1161,7 +1161,7 @@ def page_colour(i: int) -> str:
 
 def page_axes(figure, extent: int, ylabel: str, title: str, fontsize: int):
     """The Axes of a page time-series figure: steps 0 .. ``extent``, values in [0, 1]."""
-    figure.subplots_adjust(left=0.11, right=0.7, bottom=0.16, top=0.9)
+    figure.subplots_adjust(left=0.07, right=0.78, bottom=0.14, top=0.9)
     ax = figure.add_subplot()
     ax.set_xlim(0, extent)
     ax.set_ylim(-0.02, 1.02)
@@ -1257,7 +1257,7 @@ class PageNetwork:
     state labelled with its name and self-loop probability (every state while at most ten, else
     the initial one and the replicate's)."""
 
-    def __init__(self, ax, xy: np.ndarray, P, labels: list[str], initial: int, replicate: int):
+    def __init__(self, ax, xy: np.ndarray, P, labels: list[str], initial: int, replicate: int, layout_note: str = ""):
         ax.set_axis_off()
         coo = P.tocoo()
         moves = coo.row != coo.col
@@ -1277,7 +1277,8 @@ class PageNetwork:
         self.moving = [self.current] + ([self.current_label] if self.current_label else [])
         ax.legend(fontsize=7, loc="lower left")
         ax.margins(0.15)
-        ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier)", fontsize=10)
+        note = f"; {layout_note}" if layout_note else ""
+        ax.set_title(f"Page-state chain, {len(xy)} states (darker arrow = likelier{note})", fontsize=10)
 
     def label_text(self, i: int) -> str:
         """The name of page-state i, and its self-loop probability when it has one."""

@@ -4,6 +4,8 @@ The page is rendered with solara's test renderer (``solara.render``) inside an `
 (which is where SolaraViz's sidebar of controls lives, as in the served page).
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,63 @@ def test_a_redraw_during_a_step_draws_the_steps_recorded_by_both_records():
     assert len(t) == 2 and all(len(reached) == len(holding) == 2 for reached, holding, _ in curves)
     for kind in (app.PopulationFigure, app.CriteriaFigure, app.AmplitudeFigure):
         assert app.live_png(model, kind).startswith(b"\x89PNG")
+
+
+class FakeSession:
+    """What PageModel reads of a solara virtual-kernel context: closed?, its pages, its websockets."""
+
+    def __init__(self):
+        import threading
+        import types
+
+        from solara.server.kernel_context import PageStatus
+
+        self.closed_event = threading.Event()
+        self.page_status = {"page": PageStatus.CONNECTED}
+        self.kernel = types.SimpleNamespace(session=types.SimpleNamespace(websockets={"ws"}))
+
+
+@pytest.mark.parametrize("gone", ["closed", "disconnected", "websocket dropped"])
+def test_a_model_whose_page_is_gone_stops_computing(gone):
+    from solara.server.kernel_context import PageStatus
+
+    model = app.PageModel(TOY, run__replicates=20, context__length=4)
+    assert model.session is None  # built outside a solara server: never stopped
+    model.session = FakeSession()
+    model.step()
+    app.live_png(model, app.PopulationFigure)
+    assert model.generated == 1 and model.running and model.live_plots
+    if gone == "closed":
+        model.session.closed_event.set()
+    elif gone == "disconnected":
+        model.session.page_status["page"] = PageStatus.DISCONNECTED
+    else:
+        model.session.kernel.session.websockets.clear()
+    model.step()
+    model.step()
+    assert model.generated == 1 and not model.running and not model.live_plots
+    assert "stopped at step 1: the browser page disconnected" in app.model_parameters_html(model)
+
+
+def test_large_networks_are_drawn_in_layers_of_steps_from_the_initial_page():
+    """Above LAYERED_ABOVE page-states, a node's x is its shortest-path distance from the initial
+    page-state: on the toy at k = 8 (45 states), a window that has printed d tokens is d steps away."""
+    model = app.PageModel(TOY, run__replicates=10, context__length=8)
+    view = model.exact
+    assert view.layered and view.chain.chain.n_states == 45
+    xy = view.layout()
+    for i, label in enumerate(view.labels):  # pads (N) are the tokens not printed yet
+        assert xy[i, 0] == 8 - label.split().count("N")
+    assert xy[view.chain.initial, 0] == 0
+    for d in range(9):  # each layer spread over y without two nodes on one spot
+        layer = xy[xy[:, 0] == d, 1]
+        assert len(np.unique(layer)) == len(layer)
+    small = app.PageModel(TOY, run__replicates=10, context__length=3).exact
+    assert not small.layered and small.layout().shape == (10, 2)
+
+
+def test_page_layout_puts_the_cards_side_by_side_and_each_plot_across_the_page():
+    layout = app.page_layout(len(app.COMPONENTS))
+    assert [(b["x"], b["w"]) for b in layout] == [(0, 6), (6, 6)] + [(0, 12)] * 4
+    tops = [b["y"] for b in layout[2:]]
+    assert tops == sorted(tops) and all(b - a == app.PLOT_ROWS for a, b in itertools.pairwise(tops))
