@@ -153,9 +153,9 @@ def print_occupation(name: str, o: dict, exact: dict | None, steps: int) -> None
     and the exact chain's values beside them (``run --exact``)."""
     print(f"  occupation '{name}' over steps 0-{steps}: fraction of steps {_estimate(o, 'fraction')}, "
           f"visits {_estimate(o, 'visits')}")
-    print(f"    mean stay per visit {_estimate(o, 'mean_stay', ' steps')} ({o['exits']} exits; {o['open_at_horizon']} "
-          f"visits open at step {steps} count their steps, not an exit); mean time between entries "
-          f"{_estimate(o, 'mean_time_between_entries', ' steps')}")
+    print(f"    mean stay per visit {_estimate(o, 'mean_stay', ' steps')} ({counted(o['exits'], 'exit')}; "
+          f"{counted(o['open_at_horizon'], 'visit')} open at step {steps} count their steps, not an exit); "
+          f"mean time between entries {_estimate(o, 'mean_time_between_entries', ' steps')}")
     if exact:
         print(f"    exact chain: fraction {probability_text(exact['fraction'])}, visits {probability_text(exact['visits'])}, "
               "exposure/exits "

@@ -941,8 +941,9 @@ class Drawing:
             handles.append(plt.Rectangle((0, 0), 1, 1, color="0.6", alpha=0.4))
             texts.append("95% interval")
         if any(p.exact for p in panels):
-            handles.append(matplotlib.lines.Line2D([], [], color="black", marker="x", ls="none"))
-            texts.append("exact chain, beside simulated")
+            hue = self.layout.hue is not None  # the crosses then take their line's colour
+            handles.append(matplotlib.lines.Line2D([], [], color="0.45" if hue else "black", marker="x", ls="none"))
+            texts.append("exact chain, beside simulated" + (" (in its line's colour)" if hue else ""))
         title = self.names.of(self.layout.hue) if self.layout.hue else None
         ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=title)
 
@@ -955,11 +956,12 @@ class Drawing:
         axes[-1, 0].set_xlabel(self.names.of(self.layout.x))
         self.legend(axes[0, 0], panels)
         height = fig.get_size_inches()[1]
-        fig.subplots_adjust(top=1 - 0.6 / height)
         scale = "log" if self.x_kind == "geometric" else "linear" if self.x_kind == "arithmetic" else "one slot per value"
         over = f" and {self.names.of(self.layout.hue)}" if self.layout.hue else ""
-        fig.suptitle(f"{esc(self.title)}: sweep over {self.names.of(self.layout.x)} ({scale} axis){over}",
-                     y=1 - 0.12 / height)
+        title = f"{esc(self.title)}: sweep over {self.names.of(self.layout.x)} ({scale} axis){over}"
+        # each further line of a wrapped title (an axis title on two lines) moves the panels down by one line
+        fig.subplots_adjust(top=1 - (0.6 + 0.2 * title.count("\n")) / height)
+        fig.suptitle(title, y=1 - 0.12 / height, va="top")
         _save(fig, path, dpi)
         return path
 
@@ -1007,14 +1009,14 @@ class Drawing:
 
 def _log_axis(ax, values: np.ndarray) -> None:
     """A log value axis; over less than two decades its ticks written plainly (``150``, not
-    ``1.5 x 10^2``): at round numbers (less than a decade) or at 1, 1.5, 2, 3, 5 and 7 times the
-    powers of ten."""
+    ``1.5 x 10^2``): at round numbers (less than a decade) or at 1, 2 and 5 times the powers of
+    ten."""
     ax.set_yscale("log")
     positive = values[np.isfinite(values) & (values > 0)]
     if len(positive) and positive.max() / positive.min() < 100:
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10])
                                    if positive.max() / positive.min() < 10 else
-                                   matplotlib.ticker.LogLocator(subs=(1, 1.5, 2, 3, 5, 7), numticks=30))
+                                   matplotlib.ticker.LogLocator(subs=(1, 2, 5), numticks=30))
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 

@@ -33,6 +33,7 @@ overwritten.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -185,12 +186,13 @@ def occupation_summary(counts: dict[str, np.ndarray], steps: int) -> dict:
     n = len(occupied)
     exits = initial + entries - final
     out = {}
-    for key, values in (("occupation", occupied), ("fraction", occupied / (steps + 1)), ("visits", initial + entries)):
-        out[key], out[f"{key}_lo"], out[f"{key}_hi"] = mean_interval(values)
+    for key, values, bounds in (("occupation", occupied, (0, steps + 1)), ("fraction", occupied / (steps + 1), (0, 1)),
+                                ("visits", initial + entries, (0, steps + 1))):
+        out[key], out[f"{key}_lo"], out[f"{key}_hi"] = mean_interval(values, bounds=bounds)
     out.update({"entries": int(entries.sum()), "exits": int(exits.sum()), "open_at_start": int(initial.sum()),
                 "open_at_horizon": int(final.sum())})
-    stay = ratio_of_sums(occupied - final, exits)
-    between = ratio_of_sums(np.full(n, float(steps)), entries)
+    stay = ratio_of_sums(occupied - final, exits, bounds=(1, steps + 1))  # a visit lasts at least one step
+    between = ratio_of_sums(np.full(n, float(steps)), entries, bounds=(1, math.inf))
     for key, ratio, missing in (("mean_stay", stay, "no visit ended within the horizon"),
                                 ("mean_time_between_entries", between, "the set was never entered after step 0")):
         out[key], out[f"{key}_lo"], out[f"{key}_hi"] = ratio if ratio is not None else (None, None, None)
@@ -247,9 +249,9 @@ def ledger_summary(result: RunResult) -> dict:
         row = {}
         for name, values in (("issued", result.issued[:, j]), ("retired", result.ledger.retired[:, j]),
                              ("held", result.ledger.held[:, j])):
-            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_interval(values)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_interval(values, bounds=(0, math.inf))  # credit >= 0
         row["held_share"] = float(result.ledger.held[:, j].sum() / held_total) if held_total > 0 else None
-        turnover = ratio_of_sums(result.ledger.age[:, j], result.ledger.retired[:, j])
+        turnover = ratio_of_sums(result.ledger.age[:, j], result.ledger.retired[:, j], bounds=(0, math.inf))
         row["turnover"], row["turnover_lo"], row["turnover_hi"] = turnover if turnover else (None, None, None)
         out[label] = row
     return out

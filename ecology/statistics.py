@@ -29,11 +29,13 @@ horizon); ``T`` is the first step at which a criterion holds (*reached*), observ
   over the replicates that happened to reach the event (that mean, conditional on ``T <= N``, is
   reported only as ``time_mean_given_reached``).
 - :func:`mean_interval`: the mean of per-replicate values ``y_i`` with the 95% normal interval
-  ``mean -+ 1.96 s / sqrt(n)`` (``s`` the sample standard deviation; replicates are independent).
+  ``mean -+ 1.96 s / sqrt(n)`` (``s`` the sample standard deviation; replicates are independent),
+  clipped to the range the quantity cannot leave (``[0, 1]`` for a fraction, ``>= 0`` for a count).
 - :func:`ratio_of_sums`: the ratio estimator ``rho = sum_i y_i / sum_i x_i`` of ``E[y] / E[x]``
   (pooled over replicates: each replicate is one cluster of events) with the delta-method
   (linearisation) standard error ``se = sqrt(sum_i (y_i - rho x_i)^2 / (n (n - 1))) / mean(x)``
-  and the interval ``rho -+ 1.96 se``; None when ``sum x = 0``.
+  and the interval ``rho -+ 1.96 se``, clipped likewise (a stay per visit is at least 1 step);
+  None when ``sum x = 0``.
 
 Every function is vectorised over replicates (numpy), never a Python loop over them.
 """
@@ -170,18 +172,23 @@ def time_to_event(times: np.ndarray, horizon: int) -> dict:
     return out
 
 
-def mean_interval(values: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
+def mean_interval(values: np.ndarray, z: float = Z95, bounds: tuple[float, float] = (-math.inf, math.inf)
+                  ) -> tuple[float, float, float]:
     """``(mean, lo, hi)`` of per-replicate ``values``: the 95% normal interval ``mean -+ z s / sqrt(n)``
-    (a single replicate, or values all equal, give ``lo = hi = mean``)."""
+    clipped to ``bounds``, the range the quantity cannot leave (a fraction's ``[0, 1]``; a normal
+    interval near a bound would cross it), a single replicate, or values all equal, give
+    ``lo = hi = mean``."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     half = z * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, bounds[0]), min(mean + half, bounds[1])
 
 
-def ratio_of_sums(y: np.ndarray, x: np.ndarray, z: float = Z95) -> tuple[float, float, float] | None:
+def ratio_of_sums(y: np.ndarray, x: np.ndarray, z: float = Z95, bounds: tuple[float, float] = (-math.inf, math.inf)
+                  ) -> tuple[float, float, float] | None:
     """``(rho, lo, hi)``: ``rho = sum y / sum x`` with the delta-method 95% interval (module
-    docstring); None when ``sum x = 0`` (no event to divide by)."""
+    docstring) clipped to ``bounds`` (as in :func:`mean_interval`); None when ``sum x = 0`` (no
+    event to divide by)."""
     y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
     total = float(x.sum())
     if total == 0:
@@ -189,4 +196,4 @@ def ratio_of_sums(y: np.ndarray, x: np.ndarray, z: float = Z95) -> tuple[float, 
     rho = float(y.sum()) / total
     n = len(x)
     half = z * math.sqrt(float(np.sum((y - rho * x) ** 2)) / (n * (n - 1))) / (total / n) if n > 1 else 0.0
-    return rho, rho - half, rho + half
+    return rho, max(rho - half, bounds[0]), min(rho + half, bounds[1])
