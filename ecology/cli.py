@@ -47,8 +47,11 @@ def run_overrides(args) -> dict:
 def print_priors(priors: dict[str, dict[str, float]]) -> None:
     """Each premise's and population's prior as written and as it acts (normalised to sum 1;
     :func:`ecology.core.mixture.acting_priors`)."""
-    written = math.fsum(p["raw"] for p in priors.values())
-    total = f", the written ones sum to {written:.6g}" if math.isfinite(written) else ""
+    try:
+        written = math.fsum(p["raw"] for p in priors.values())
+    except OverflowError:  # written priors near the largest double: their ratios still act (normalised_log_prior)
+        written = math.inf
+    total = f", the written ones sum to {written:.6g}" if math.isfinite(written) else ", the written ones sum beyond a double"
     print(f"  priors as written -> as they act (normalised to sum 1 over all premises and populations{total}):")
     for entry, p in priors.items():
         table, name = entry.split(".", 1)
@@ -467,8 +470,10 @@ def print_loops(loops: dict) -> None:
     print(f"loops (cycles of the most likely successor; {loops['count']:,} in all, most likely lap first):")
     for i, c in enumerate(shown):
         states = " -> ".join(f"'{s}'" for s in c["states"][:6]) + (" -> ..." if c["length"] > 6 else "")
+        expected = ("more laps expected than a double holds (the leak is below double precision)"
+                    if c["expected_laps"] is None else f"{c['expected_laps']:.4g} laps expected")
         laps = "closed (never left)" if c["closed"] else (f"once round {c['lap_probability']:.4g}, leak per step "
-                                                         f"{c['leak_per_step']:.4g}, {c['expected_laps']:.4g} laps expected")
+                                                         f"{c['leak_per_step']:.4g}, {expected}")
         where = "transient" if c["closed_class"] is None else \
             f"stationary mass {'not trusted' if c['stationary_mass'] is None else format(c['stationary_mass'], '.4g')}"
         print(f"  ({i}) length {c['length']}: {states}; {laps}; {where}")

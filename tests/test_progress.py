@@ -66,8 +66,8 @@ def test_the_chain_reports_page_states_found_then_each_solver_phase_in_order():
     assert found == sorted(found) and found[-1] == chain.chain.n_states
     recorder.reports.clear()
     analyze(compiled, horizon=20, tolerance=1e-3, chain=chain, progress=recorder)
-    phases = ["classes", "stationary laws", "passage times", "spectrum", "absorption time", "hitting times",
-              "metastable classes", "curves"]
+    phases = ["classes", "stationary laws", "passage times", "spectrum", "absorption time", "hitting times", "loops",
+              "occupation", "metastable classes", "curves"]
     assert recorder.tasks() == [f"solving: {p}" for p in phases]
     assert [(d, t) for _, d, t, _ in recorder.reports] == [(i, len(phases)) for i in range(len(phases))]
 
@@ -181,7 +181,7 @@ def test_on_a_terminal_the_bar_appears_on_stderr_and_stdout_is_what_quiet_prints
     quiet_status, quiet_out, quiet_err = on_a_terminal(["analyze", str(TOY), "--quiet"], tmp_path)
     assert status == quiet_status == 0
     assert out == quiet_out and "\x1b" not in out
-    assert "solving: classes" in err and "0/6" in err and quiet_err == ""
+    assert "solving: classes" in err and "0/8" in err and quiet_err == ""
 
 
 @pytest.fixture

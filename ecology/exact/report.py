@@ -470,7 +470,8 @@ def loops_report(pc: PageChain) -> dict:
     the most likely laps listed, each with its page-states in the order the chain runs round them,
     ``length`` ``L``, ``lap_probability`` ``rho`` (going once round), ``leak_per_step``
     ``1 - rho^(1/L)``, ``expected_laps`` ``rho / (1 - rho)`` (complete laps before leaving; null
-    when ``closed``: no transition leaves it, a closed class of period ``L``), the closed class it
+    when ``closed``: no transition leaves it, a closed class of period ``L``, and when it is beyond a
+    double: a leak below double precision), the closed class it
     lies in (``closed_class``, null when transient) and ``stationary_mass``, the mass of that
     class's stationary law on the cycle (0 on a transient cycle; null when the law's error
     estimate is not trusted)."""
