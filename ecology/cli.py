@@ -207,14 +207,16 @@ def cmd_run(args) -> int:
                 exact_occupation = occupation_figures(compiled, args.max_states)
             except UserError as err:
                 print(f"note: no exact figures: {err}", file=sys.stderr)
-                exact = exact_occupation = {}
+                exact, exact_occupation, unreachable = {}, {}, str(err)
+            else:
+                unreachable = None
             for name, figures in exact.items():
                 summary["criteria"][name]["exact"] = figures
             for name, figures in exact_occupation.items():
                 summary["occupation"][name]["exact"] = figures
             progress("exact figures: token ledger", 0, None)
             note = attach_exact_ledger(summary["ledger"], compile_scenario(s), args.max_states)
-            if note:
+            if note and note != unreachable:  # the same reason (a chain out of reach) is said once
                 print(f"note: no exact ledger: {note}", file=sys.stderr)
         if target is not None:
             progress("writing the run directory", 0, None, str(target))
