@@ -112,6 +112,25 @@ def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.nd
     return np.exp(step.log_p)
 
 
+def _index_keys(known_keys: np.ndarray, known_ids: np.ndarray, keys: np.ndarray, n: int, dtype
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One step of a breadth-first enumeration's index of states by key: ``known_keys`` (sorted)
+    and ``known_ids`` hold the ``n`` states found so far; of the batch ``keys`` (with repeats), the
+    states not yet known get the ids ``n, n + 1, ..`` in order of first appearance. Returns
+    ``fresh`` (the batch positions of the new states' first appearances), the updated sorted index
+    and the id of every key of the batch (the transitions' columns)."""
+    unique, first = np.unique(keys, return_index=True)
+    pos = np.searchsorted(known_keys, unique)
+    seen = pos < len(known_keys)
+    seen[seen] = known_keys[pos[seen]] == unique[seen]
+    fresh = first[~seen]
+    merged = np.concatenate([known_keys, unique[~seen]])
+    order = np.argsort(merged, kind="stable")
+    known_keys = merged[order]
+    known_ids = np.concatenate([known_ids, np.arange(n, n + len(fresh), dtype=dtype)])[order]
+    return fresh, known_keys, known_ids, known_ids[np.searchsorted(known_keys, keys)]
+
+
 def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory: int = 0,
                 max_work: int = DEFAULT_MAX_WORK, progress: Progress = silent) -> PageChain:
     """Enumerate the page-states reachable from the initial window and their transitions.
@@ -181,11 +200,7 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
             row_counts.append(np.bincount(src, minlength=len(rows)).astype(index_type))
             probs.append(p[src, tok])
             del p, src, tok
-            unique, first = np.unique(keys, return_index=True)
-            pos = np.searchsorted(known_keys, unique)
-            seen = pos < len(known_keys)
-            seen[seen] = known_keys[pos[seen]] == unique[seen]
-            fresh = first[~seen]
+            fresh, known_keys, known_ids, targets = _index_keys(known_keys, known_ids, keys, n, index_type)
             if n + len(fresh) > max_states:
                 raise TooManyStates(
                     f"the chain has more than {max_states:,} page-states ({n + len(fresh):,} found after {depth + 1} "
@@ -193,13 +208,8 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
                 )
             fresh_windows.append(succ[fresh])
             del succ
-            merged = np.concatenate([known_keys, unique[~seen]])
-            order = np.argsort(merged, kind="stable")
-            known_keys = merged[order]
-            known_ids = np.concatenate([known_ids, np.arange(n, n + len(fresh), dtype=index_type)])[order]
-            del merged, order
             n += len(fresh)
-            columns.append(known_ids[np.searchsorted(known_keys, keys)])
+            columns.append(targets)
             progress("enumerating page-states", n, None, f"depth {depth}, {len(frontier) - lo - len(rows):,} left to expand")
         frontier = np.concatenate(fresh_windows)
         windows.append(frontier)
@@ -377,21 +387,12 @@ def _product(P: sp.csr_matrix, start: np.ndarray, automaton, max_states: int, wh
             succ = np.concatenate([dst[:, None], automaton.step(rows[src, 0], dst, rows[src, 1:])], axis=1)
             row_counts.append(counts)
             probs.append(P.data[edge])
-            succ_keys = keys(succ)
-            unique, first = np.unique(succ_keys, return_index=True)
-            pos = np.searchsorted(known_keys, unique)
-            seen = pos < len(known_keys)
-            seen[seen] = known_keys[pos[seen]] == unique[seen]
-            fresh = first[~seen]
+            fresh, known_keys, known_ids, targets = _index_keys(known_keys, known_ids, keys(succ), n, np.int64)
             if n + len(fresh) > max_states:
                 raise TooManyStates(f"{what} has more than {max_states:,} states ({n + len(fresh):,} found); {advice}")
             fresh_rows.append(succ[fresh])
-            merged = np.concatenate([known_keys, unique[~seen]])
-            order = np.argsort(merged, kind="stable")
-            known_keys = merged[order]
-            known_ids = np.concatenate([known_ids, np.arange(n, n + len(fresh))])[order]
             n += len(fresh)
-            columns.append(known_ids[np.searchsorted(known_keys, succ_keys)])
+            columns.append(targets)
         frontier = np.concatenate(fresh_rows)
         found.append(frontier)
         depth += 1 if len(frontier) else 0
