@@ -30,11 +30,13 @@ import itertools
 import numpy as np
 from common import Study, chain, figure, fmt, scenario
 
+from ecology.core.compile import compile_scenario
 from ecology.errors import ScenarioError
 from ecology.exact.markov import MarkovChain
 
 K = 8
 HORIZON = 400  # the scenario's run.steps
+TV, GAP = "tv", "amplitude_gap"  # keys of two_spaces' rows, named for use inside f-strings
 TV_FLOOR = 1e-9  # rounding in 40 dense squarings of a 511-state matrix is below 1e-12; drawn only above this
 MAX_DOUBLINGS = 44  # P^(2^b) for b < this: t up to 1.8e13
 
@@ -300,9 +302,22 @@ def run(out, quick: bool) -> Study:
     why = (f" Why the best prompt holds U's: each U followed by F's is evidence against the waluigi, which after a U prints "
            f"F only with eps = 0.01, so '{pc.label(best)}' starts at log10(waluigi : luigi) = {land['log_odds'][best]:.2f}, "
            f"against {land['log_odds'][f8]:.2f} at F^8 and {land['log_odds'][pc.initial]:.2f} at the empty prompt.")
+    spaces = two_spaces((4, 8, 9, 10) if quick else (4, 8, 9, 10, 12, 16))
+    agree_to = max(r["max_relative"] for r in spaces if r["t"] <= K + 1)
+    after = [r for r in spaces if r["t"] > K + 1]
+    six_e = (f"**The two probability spaces (seed 6.E).** From the empty prompt the chain's law over its first t tokens "
+             f"(path products of the transition matrix) equals the mixture's own law over sequences, sum_s prior_s "
+             f"mu_s(x_1..x_t) (exp(-F) of the whole sequence, read by a window that deletes nothing), while nothing has "
+             f"been deleted: for t = {', '.join(str(r['t']) for r in spaces if r['t'] <= K + 1)} (t <= k + 1: the "
+             f"(k + 1)-th token is still drawn from all k before it) the largest relative difference over all sequences "
+             f"is {agree_to:.1e}. After that they part: at t = {', '.join(str(r['t']) for r in after)} "
+             f"({', '.join(str(r['sequences']) for r in after)} sequences) their total variation is "
+             f"{', '.join(f'{r[TV]:.4g}' for r in after)} and the waluigi's amplitude on the page differs "
+             f"from its posterior given the whole sequence by {', '.join(f'{r[GAP]:.4g}' for r in after)} on average "
+             "(the page forgets the evidence it deleted).")
     notes = ("A prompt of n tokens is the page-state of k - n pads then the prompt. T is the first step at which the "
              "window is all U (the criterion 'revealed'); E[T] = 0 at U^8 itself, which is left out of the best and worst. "
-             f"TV below {TV_FLOOR:g} is not drawn (the dyadic powers' rounding)." + why + " " + checks)
+             f"TV below {TV_FLOOR:g} is not drawn (the dyadic powers' rounding)." + why + " " + checks + "\n\n" + six_e)
     return Study(15, "Start-independence and the prompt as the initial page-state (seed 6.B, 11)", finding,
                  [(tv_name, "Softened toy (k = 8): exact total variation between the laws at step t from the best and "
                             "the worst prompt (largest and smallest E[T] to reveal the waluigi), per temperature, with "
@@ -311,6 +326,38 @@ def run(out, quick: bool) -> Study:
                                 "prompts (U^8 itself, E[T] = 0, left out) against the log odds waluigi : luigi the "
                                 "prompt starts with, coloured by the loop the greedy chain (T = 0) ends on from it.")],
                  rows, notes)
+
+
+def two_spaces(lengths: tuple[int, ...]) -> list[dict]:
+    """Seed 6.E, the two probability spaces, on the softened toy from the empty prompt: the chain's
+    law over its first ``t`` tokens (products of transition probabilities along every path) against
+    the mixture's own law over sequences, ``sum_s prior_s mu_s(x_1 .. x_t)`` (``exp(-F)`` of the
+    whole sequence read by a window of length ``t``, which deletes nothing). They must agree while
+    nothing has been deleted (``t <= k``); after that the chain reads only the last ``k`` tokens.
+    Also the mean gap between the waluigi's amplitude on the page and its posterior given the whole
+    sequence, under the chain's law."""
+    compiled, pc = chain(scenario("waluigi_soft"))
+    P = pc.chain.P.tocsr()
+    waluigi = compiled.mixture.labels.index("waluigi")
+    states, log_p, tokens = np.array([pc.initial]), np.zeros(1), np.zeros((1, 0), dtype=np.int64)
+    out = []
+    for t in range(1, max(lengths) + 1):
+        counts = np.diff(P.indptr)[states]
+        parent = np.repeat(np.arange(len(states)), counts)
+        edge = np.repeat(P.indptr[states], counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        states, log_p = P.indices[edge], log_p[parent] + np.log(P.data[edge])
+        tokens = np.concatenate([tokens[parent], pc.windows[states, -1][:, None]], axis=1)
+        if t not in lengths:
+            continue
+        unbounded = compile_scenario(scenario("waluigi_soft", context__length=t)).mixture.read(tokens)
+        joint = np.exp(-unbounded.free_energy)
+        law = np.exp(log_p)
+        page_amplitude = pc.population_amplitudes[states, waluigi]
+        history_amplitude = np.exp(unbounded.log_amplitude)[:, compiled.mixture.members[waluigi]].sum(axis=1)
+        out.append({"t": t, "sequences": len(law), "chain_total": float(law.sum()), "mixture_total": float(joint.sum()),
+                    "max_relative": float(np.max(np.abs(law - joint) / joint)), "tv": float(0.5 * np.abs(law - joint).sum()),
+                    "amplitude_gap": float(law @ np.abs(page_amplitude - history_amplitude))})
+    return out
 
 
 def seed_toy() -> dict:

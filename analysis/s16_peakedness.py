@@ -117,7 +117,8 @@ def greedy_loop(P: np.ndarray, start: int) -> list[int]:
 
 
 def binary_stay(H: np.ndarray) -> np.ndarray:
-    """``1 / q`` with ``h(q) = H``, ``q <= 1/2`` (bisection on the increasing binary entropy)."""
+    """``1 / q`` with ``h(q) = H``, ``q <= 1/2`` (bisection on the increasing binary entropy); near
+    ``q = 1/2``, where ``h`` is flat, an ulp of ``H`` moves ``q`` by about ``sqrt(ulp)`` (1e-8)."""
     lo, hi = np.full_like(H, 1e-300), np.full_like(H, 0.5)
     for _ in range(200):
         mid = (lo + hi) / 2
