@@ -10,7 +10,8 @@ from the hitting curve; ``T`` is split at ``T_1``, the first step at which the w
 (censoring-safe, 95% interval) and the fraction revealed by N (Wilson interval), each checked to
 cover the exact value. The mechanism is read off the two one-step escape probabilities that
 tempering moves in opposite directions, ``P_T(U | F^8)`` (leaving the luigi page) and
-``P_T(F | U^8)`` (a U-run broken before it fills the window)."""
+``P_T(F | U^8)`` (a U-run broken before it fills the window), and the stationary law's mean
+waluigi amplitude and mass on U^8 (GTH, withheld where its error estimate does not trust it)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,14 @@ def exact_at(T: float, steps: int) -> dict:
     labels = pc.labels()
     P = mc.P.tocsr()
     f8, u8 = labels.index(" ".join(["F"] * 8)), labels.index(" ".join(["U"] * 8))
+    (C,) = mc.recurrent_classes
+    (law,) = mc.stationary_laws
+    waluigi = pc.population_amplitudes[C, compiled.mixture.labels.index("waluigi")]
     return {"temperature": T, "reached": float(curve[-1]), "restricted_mean": float((1.0 - curve[:steps]).sum()),
             "mean": total["value"], "overflow": total["overflow"], "first_u": first["value"],
-            "escape_luigi": 1.0 - float(P[f8, f8]), "break_run": 1.0 - float(P[u8, u8])}
+            "escape_luigi": 1.0 - float(P[f8, f8]), "break_run": 1.0 - float(P[u8, u8]),
+            "pi_revealed": float(law.pi[list(C).index(u8)]) if law.trusted else None,
+            "waluigi_amplitude": float(law.pi @ waluigi) if law.trusted else None}
 
 
 def run(out, quick: bool) -> Study:
@@ -74,6 +80,9 @@ def run(out, quick: bool) -> Study:
                      "simulated (Wilson 95%)": proportion(t["reached"], reps),
                      "covers ": "yes" if inside_reached else "no",
                      "P_T(U | F^8)": fmt(e["escape_luigi"], 3), "P_T(F | U^8)": fmt(e["break_run"], 3),
+                     "stationary P(U^8)": fmt(e["pi_revealed"], 4) if e["pi_revealed"] is not None else "withheld",
+                     "stationary mean waluigi amplitude": fmt(e["waluigi_amplitude"], 4)
+                     if e["waluigi_amplitude"] is not None else "withheld",
                      "mean entropy of p_T (nats, simulated)": fmt(row["entropy"], 4),
                      "mean free energy (nats, simulated)": fmt(row["free_energy"], 4)})
 
@@ -117,7 +126,7 @@ def run(out, quick: bool) -> Study:
     first_falls = all(exact[b]["first_u"] < exact[a]["first_u"] for a, b in itertools.pairwise(grid))
     e_cold = exact[temps[0]]
     run_T, run_best = min(((T, m - exact[T]["first_u"]) for T, m in curve), key=lambda c: c[1])
-    e_run, e_last = exact[run_T], exact[curve[-1][0]]
+    e_run, e_last, e_one = exact[run_T], exact[curve[-1][0]], exact[1.0]
     simulated = {T: interval(r["restricted_mean"], r["restricted_mean_lo"], r["restricted_mean_hi"], 4)
                  for T, r in zip(temps, fig_rows)}
     finding = (f"Exactly (the k = 8 chain), the expected time to reveal the waluigi {shape}; heating from T = {temps[0]} to "
@@ -128,7 +137,11 @@ def run(out, quick: bool) -> Study:
                f"T = {fmt(run_T, 3)} "
                f"({fmt(run_best, 4)} steps) and grows beyond ({fmt(e_last['mean'] - e_last['first_u'], 4)} at T = "
                f"{curve[-1][0]}) as the flattened law breaks the run of U's it needs (P_T(F | U^8) "
-               f"{fmt(e_run['break_run'], 3)} → {fmt(e_last['break_run'], 3)}); the simulated 95% intervals cover the "
+               f"{fmt(e_run['break_run'], 3)} → {fmt(e_last['break_run'], 3)}), and each F printed inside a run is evidence "
+               f"for the luigi (the revealed waluigi prints F only with eps = 0.01), so the stationary mean waluigi "
+               f"amplitude falls from {fmt(e_one['waluigi_amplitude'], 4)} at T = 1 to {fmt(e_last['waluigi_amplitude'], 3)} "
+               f"at T = {curve[-1][0]} and the stationary P(U^8) from {fmt(e_one['pi_revealed'], 3)} to "
+               f"{fmt(e_last['pi_revealed'], 3)}; the simulated 95% intervals cover the "
                f"exact E[min(T, {steps})] at {covered} of the {tested} temperatures where a replicate was revealed and the "
                f"exact P(T <= {steps}) at "
                f"{covered_reached} of {len(temps)} (simulated E[min(T, {steps})] {simulated[temps[-2]]} at "

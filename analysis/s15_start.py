@@ -1,5 +1,5 @@
-"""Study 15 — Start-independence (seed 6.B) and prompt engineering as the choice of the initial
-page-state (seed 11), exactly, on the toy at k = 8.
+"""Study 15 — Start-independence (seed 6.B), prompt engineering as the choice of the initial
+page-state (seed 11) and the two probability spaces (seed 6.E), exactly, on the toy at k = 8.
 
 A prompt of ``n <= k`` tokens is the initial page-state "pads, then the prompt"; there are
 ``2^0 + .. + 2^8 = 511`` of them over {F, U}. On the softened toy (``waluigi_soft``) every one of
@@ -21,6 +21,8 @@ the seed's toy (``waluigi``) and at temperature 0 (greedy) a chain is built from
 - *Greedy (T = 0)*: every page-state has one successor, so each prompt ends on one loop; which
   one is the prompt's doing (checked against following ``argmax_t p_1(t | w)`` on the T = 1 chain,
   ties to the vocabulary order as the greedy sampler breaks them).
+- *The two probability spaces (seed 6.E)*: the chain's law over its first ``t`` tokens against the
+  mixture's law over sequences, equal while nothing is deleted (:func:`two_spaces`).
 """
 
 from __future__ import annotations
