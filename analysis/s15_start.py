@@ -183,7 +183,9 @@ def forgetting(T: float, powers_cache: dict) -> dict:
         i, j = np.flatnonzero(usable)[[0, -1]]
         rate = (np.log(tv[j]) - np.log(tv[i])) / (times[j] - times[i])
     quarter = times[np.argmax(tv <= 0.25)] if (tv <= 0.25).any() else None
-    return {"T": T, "pc": pc, "land": land, "times": times, "tv": tv, "lambda2": lam2, "t_mix": t_mix,
+    u8 = pc.labels().index(page(("U",) * K, K))
+    pi_u = float(inside.stationary_laws[0].pi[list(C).index(u8)])
+    return {"T": T, "pc": pc, "land": land, "pi_u": pi_u, "times": times, "tv": tv, "lambda2": lam2, "t_mix": t_mix,
             "d_at_mix": distance(t_mix), "d_before_mix": distance(t_mix - 1), "rate": rate, "quarter": quarter}
 
 
@@ -231,7 +233,7 @@ def run(out, quick: bool) -> Study:
                      "E[T] from the empty prompt": fmt(float(L["times"][r["pc"].initial]), 6),
                      "median E[T] over the 511 - 1 prompts": fmt(float(np.median(L["times"][outside])), 5),
                      "first t with TV <= 1/4 (best vs worst)": r["quarter"],
-                     "t_mix(1/4), closed class": r["t_mix"],
+                     "t_mix(1/4), closed class": r["t_mix"], "stationary P(U^8)": fmt(r["pi_u"], 4),
                      "1/(1 - |lambda_2|)": fmt(1.0 / (1.0 - r["lambda2"]), 5)})
 
     def draw_tv(fig, ax):
@@ -268,15 +270,15 @@ def run(out, quick: bool) -> Study:
     b, w = float(land["times"][best]), float(land["times"][worst])
     finding = (f"The start does not decide where the softened toy (k = 8, T = 1) ends: it has one closed class (the 256 full "
                f"windows), entered with probability {fmt(float(land['absorbed'].min()), 16)} from each of the 511 prompts, "
-               f"so its long-run law is the same from all of them; the prompt decides only how soon it is revealed: the best "
-               f"prompt "
+               f"so its long-run law is the same from all of them (though not the seed's single state U^8: it puts "
+               f"{fmt(main['pi_u'], 4)} there); the prompt decides only how soon the waluigi is revealed: the best prompt "
                f"'{pc.label(best)}' keeps the luigi for E[T] = {fmt(b, 5)} steps (P(revealed by {HORIZON}) = "
                f"{fmt(float(land['within'][best]), 3)}), the worst '{pc.label(worst)}' for {fmt(w, 4)} "
                f"({fmt(float(land['within'][worst]), 4)}), against {fmt(float(land['times'][pc.initial]), 5)} from the empty "
                f"prompt and "
                f"{fmt(float(land['times'][pc.labels().index(page(('F',) * K, K))]), 5)} from F^8; "
-               f"the two laws are forgotten together after {main['quarter']} steps (TV <= 1/4; t_mix(1/4) = "
-               f"{main['t_mix']}) and then at the rate |lambda_2|^t = {fmt(main['lambda2'], 6)}^t"
+               f"the laws from the best and the worst prompt come within TV 1/4 after {main['quarter']} steps (t_mix(1/4) = "
+               f"{main['t_mix']}), their distance then decaying as |lambda_2|^t = {fmt(main['lambda2'], 6)}^t"
                + "".join(f"; at T = {T}, t_mix(1/4) = {r['t_mix']}" for T, r in runs.items() if T != 1.0)
                + f". Greedy (T = 0) the prompt is never forgotten and decides everything: {luigi} of the {len(greedy['ends'])} "
                f"prompts end on F^8 "
