@@ -104,3 +104,12 @@ def test_the_two_probability_spaces_agree_until_the_first_deletion():
     assert rows[9]["max_relative"] < 1e-12 and rows[9]["tv"] < 1e-14
     assert rows[10]["tv"] > 1e-4 and rows[10]["amplitude_gap"] > 1e-3
     assert abs(rows[10]["chain_total"] - 1) < 1e-12 and abs(rows[10]["mixture_total"] - 1) < 1e-12
+
+
+@pytest.mark.parametrize("a, b, level", [(0.3, 0.1, 0.25), (1e-3, 2e-3, 0.01), (0.2, 0.2, 0.6)])
+def test_first_below_is_the_first_t_of_the_closed_form(a, b, level):
+    # TV(t) = |1 - a - b|^t, so the first t with TV <= level is ceil(log(level) / log|1 - a - b|)
+    mc = two_state(a, b)
+    expected = math.ceil(math.log(level) / math.log(abs(1 - a - b)))
+    assert s15_start.first_below(mc, 0, 1, level, s15_start.Powers(mc.P.toarray(), doublings=20)) == expected
+    assert s15_start.first_below(mc, 0, 0, level, s15_start.Powers(mc.P.toarray(), doublings=4)) == 0
