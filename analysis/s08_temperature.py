@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 from common import Study, chain, figure, fmt, interval, proportion, scenario, simulate, time_to_event
+from scipy.optimize import minimize_scalar
 
 from ecology.exact.report import expected_entrance_time
 from ecology.kinds.observables import Entropy, FreeEnergy
@@ -118,10 +119,15 @@ def run(out, quick: bool) -> Study:
     best_T, best = min(curve, key=lambda c: c[1])
     falls = [m2 < m for (_, m), (_, m2) in itertools.pairwise(curve)]
     turn = [T for T, _ in curve].index(best_T)
+    unimodal = 0 < turn < len(curve) - 1 and all(falls[:turn]) and not any(falls[turn:])
+    if unimodal:  # the minimum between the grid's neighbours of best_T, by a bounded Brent search on the exact E[T]
+        found = minimize_scalar(lambda T: exact_at(T, steps)["mean"], bounds=(curve[turn - 1][0], curve[turn + 1][0]),
+                                method="bounded", options={"xatol": 1e-4})
+        best_T, best = float(found.x), float(found.fun)
     shape = ("is monotone in the temperature: E[T] falls at every step of the grid" if all(falls) else
-             f"is not monotone in the temperature: E[T] falls to its minimum {fmt(best, 4)} steps at T = {fmt(best_T, 3)} on "
-             f"the grid, then rises again (to {fmt(curve[-1][1], 4)} at T = {curve[-1][0]})" if all(falls[:turn])
-             and not any(falls[turn:]) else "is not monotone in the temperature: E[T] rises and falls more than once "
+             f"is not monotone in the temperature: E[T] falls to its minimum {fmt(best, 5)} steps at T = {best_T:.3f} "
+             f"(a bounded Brent search between the grid's neighbours), then rises again (to {fmt(curve[-1][1], 4)} at "
+             f"T = {curve[-1][0]})" if unimodal else "is not monotone in the temperature: E[T] rises and falls more than once "
              f"on the grid (smallest, {fmt(best, 4)} steps, at T = {fmt(best_T, 3)})")
     first_falls = all(exact[b]["first_u"] < exact[a]["first_u"] for a, b in itertools.pairwise(grid))
     e_cold = exact[temps[0]]
@@ -133,7 +139,7 @@ def run(out, quick: bool) -> Study:
                f"{curve[-1][0]} {'always' if first_falls else 'overall'} shortens the wait for the first U "
                f"(E[T_1] {fmt(e_cold['first_u'], 4)} → "
                f"{fmt(e_last['first_u'], 4)}, as P_T(U | F^8) rises from {fmt(e_cold['escape_luigi'], 3)} to "
-               f"{fmt(e_last['escape_luigi'], 3)}), but the time from there to U^8, E[T - T_1], is smallest at "
+               f"{fmt(e_last['escape_luigi'], 3)}), but the time from there to U^8, E[T - T_1], is smallest on the grid at "
                f"T = {fmt(run_T, 3)} "
                f"({fmt(run_best, 4)} steps) and grows beyond ({fmt(e_last['mean'] - e_last['first_u'], 4)} at T = "
                f"{curve[-1][0]}) as the flattened law breaks the run of U's it needs (P_T(F | U^8) "
