@@ -113,7 +113,8 @@ def run(out, quick: bool) -> Study:
              "probability 0.95; the steps of a replicate are dependent (most replicates sit in the same window for many "
              "steps), so the share of steps covered varies from run to run more than for independent steps. "
              "The sample mean is the DataCollector's "
-             f"drift_waluigi column to {recorded_gap:.0e}. The largest |sample mean| over the steps is a maximum of "
+             f"drift_waluigi column {'exactly' if recorded_gap == 0 else f'to {recorded_gap:.1e}'}. "
+             "The largest |sample mean| over the steps is a maximum of "
              f"{steps + 1} noisy means (biased upward), so the finding quotes the exact peak instead.\n")
     return Study(6, "Amplitudes are approximately martingale (Remark 9)", finding,
                  [(name, f"Drift of the waluigi's amplitude in the toy against the step: with fifo deletion the exact "
