@@ -58,13 +58,13 @@ def run(out, quick: bool) -> Study:
 
     def draw(fig, ax):
         for i, k in enumerate(ks):
-            line, = ax.plot(epsilons, [basin[e, k] for e in epsilons], marker="o", label=f"k = {k}: amplitude > 1/2")
+            line, = ax.plot(epsilons, [basin[e, k] for e in epsilons], marker="o", label=f"k = {k}")
             ax.plot(epsilons, [basin_ties[e, k] for e in epsilons], ls=":", marker="x", color=line.get_color(),
-                    label=f"k = {k}: amplitude >= 1/2" if i == len(ks) - 1 else None)
+                    label="dotted, each k: amplitude >= 1/2" if i == len(ks) - 1 else None)
         ax.set_xscale("log")
         ax.set_xlabel("softmax floor eps (probability)")
         ax.set_ylabel("stationary mass of the waluigi basin")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, title="solid: amplitude > 1/2", title_fontsize=7)
 
     name = figure(out, "s05_floors.png", draw)
     lo, hi = epsilons[0], epsilons[-1]
