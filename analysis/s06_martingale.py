@@ -65,7 +65,7 @@ def run(out, quick: bool) -> Study:
     # the same sample mean as the DataCollector's column (the recorded observable, not a second computation)
     _, recorded = simulate(toy["fifo"])
     recorded_gap = float(np.abs(recorded[Drift.column("waluigi")].to_numpy() - mean).max())
-    rows = [{"window": "toy, deletion = none", "quantity": "max over steps and replicates of |drift of waluigi|",
+    rows = [{"window": "toy, deletion = none", "quantity": "largest absolute drift of waluigi over steps and replicates",
              "value": fmt(float(np.abs(none).max()), 3)},
             {"window": "toy, deletion = fifo", "quantity": f"exact E[drift] at its peak (step {peak})",
              "value": fmt(exact[peak], 5)},
@@ -73,7 +73,7 @@ def run(out, quick: bool) -> Study:
              "value": interval(mean[peak], lo[peak], hi[peak], 3)},
             {"window": "toy, deletion = fifo", "quantity": f"steps 0..{steps} where the exact value is inside the interval",
              "value": f"{int(covered.sum())} of {steps + 1} ({covered.mean():.1%})"},
-            {"window": "toy, deletion = fifo", "quantity": "max over steps of |sample mean| (a maximum of noisy means)",
+            {"window": "toy, deletion = fifo", "quantity": "largest absolute sample mean over steps (a maximum of noisy means)",
              "value": fmt(float(np.abs(mean).max()), 3)}]
     remark = {}
     for deletion in ("fifo", "none"):
@@ -114,7 +114,7 @@ def run(out, quick: bool) -> Study:
              "steps), so the share of steps covered varies from run to run more than for independent steps. "
              "The sample mean is the DataCollector's "
              f"drift_waluigi column {'exactly' if recorded_gap == 0 else f'to {recorded_gap:.1e}'}. "
-             "The largest |sample mean| over the steps is a maximum of "
+             "The largest absolute sample mean over the steps is a maximum of "
              f"{steps + 1} noisy means (biased upward), so the finding quotes the exact peak instead.\n")
     return Study(6, "Amplitudes are approximately martingale (Remark 9)", finding,
                  [(name, f"Drift of the waluigi's amplitude in the toy against the step: with fifo deletion the exact "
