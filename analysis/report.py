@@ -56,8 +56,8 @@ def build(out: Path, quick: bool, only: list[str] | None = None) -> Path:
     if only:
         kept = sections_of(path)
         parts = {**kept, **parts}
-        built = (f"Sections rebuilt last by `{command} --only {','.join(only)}` ({mode} mode); the other sections are "
-                 f"as last built by the whole `{command}`. ")
+        built = (f"Built by `{command}` ({mode} mode), sections rebuilt since by `{command} --only NAMES`; "
+                 "each section's script line gives the time of its last build. ")
     else:
         built = f"Built by `{command}` in {time.perf_counter() - began:.0f} s ({mode} mode). "
     head = ["# Reproducing the seed's claims with simulacra-ecology", "",
