@@ -379,8 +379,17 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
     infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
-    print(f"{what} ({size}): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
-          f"{_ever(name, probability, infinite)}, {within}")
+    print(f"{what} ({size}): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}"
+          f"{_sd_text(h)}, {_ever(name, probability, infinite)}, {within}")
+
+
+def _sd_text(h: dict) -> str:
+    """``, sd S`` for the standard deviation of a hitting time (docs/exact.md), or why it is not given."""
+    if "hitting_time_sd" not in h or (h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None):
+        return ""  # not computed with the time, or infinite as the time is
+    if h["hitting_time_sd"] is None:
+        return f", sd {h['hitting_time_sd_note']}"
+    return f", sd {h['hitting_time_sd']:.6g}"
 
 
 def print_report(r, chain) -> None:
@@ -396,6 +405,10 @@ def print_report(r, chain) -> None:
         acc = c["stationary_accuracy"]
         if c["absorbing_state"]:
             continue
+        if c.get("entropy_rate") is not None:
+            print(f"      entropy rate {c['entropy_rate']:.6g} nats per step")
+        elif "entropy_rate_note" in c:
+            print(f"      entropy rate {c['entropy_rate_note']}")
         if "kemeny_constant" in c:
             kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}"
             longest = expected_time(c, "max_mean_first_passage")

@@ -107,14 +107,14 @@ class HittingTimeMoments:
     ``surely``: bool mask of the states from which ``A`` is entered with probability 1 (every
     moment is infinite elsewhere); ``scale``: ``c = max h`` over them (1 when none is outside
     ``A``); ``scaled[m]``: ``phi_m / c^m`` (row 0 is 1; 0 on ``A``); ``scaled_variance``:
-    ``Var(T) / c^2``, and ``variance_error`` its first-order relative error bound (0 on ``A``,
-    ``nan`` never: infinite where ``A`` may be missed)."""
+    ``Var(T) / c^2``, and ``scaled_variance_error`` its first-order absolute error bound, also
+    over ``c^2`` (0 on ``A`` and where ``A`` may be missed)."""
 
     surely: np.ndarray
     scale: float
     scaled: np.ndarray
     scaled_variance: np.ndarray
-    variance_error: np.ndarray
+    scaled_variance_error: np.ndarray
 
     @property
     def order(self) -> int:
@@ -156,7 +156,7 @@ class HittingTimeMoments:
     def variance(self) -> np.ndarray:
         """``Var(T)`` (``inf`` where ``A`` may be missed or beyond a double)."""
         with np.errstate(over="ignore"):
-            return np.where(self.surely, self.scaled_variance * self.scale**2, np.inf)
+            return 10.0 ** (2 * self.log10_sd())
 
     def log10_sd(self) -> np.ndarray:
         """``log10`` of the standard deviation (``-inf`` where it is 0, ``inf`` where ``A`` may be missed)."""
@@ -165,8 +165,24 @@ class HittingTimeMoments:
         return np.where(self.surely, out, np.inf)
 
     def sd(self) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return 10.0 ** self.log10_sd()
+        """The standard deviation; at most ``c + 1``, so a double whenever the times are
+        (``Var <= E[T^2] - h^2 <= 2 c h + h - h^2``, from ``phi_2 <= 2 c h``)."""
+        return 10.0 ** self.log10_sd()
+
+    def variance_error(self) -> np.ndarray:
+        """First-order bound on the relative error of :meth:`variance` (0 where it is exact or
+        infinite; ``inf`` where the variance computed is 0 but not proven so)."""
+        v, e = self.scaled_variance, self.scaled_variance_error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(v > 0, e / np.where(v > 0, v, 1.0), np.where(e > 0, np.inf, 0.0))
+
+    def sd_error(self) -> np.ndarray:
+        """First-order bound on the absolute error of :meth:`sd`: ``|sqrt(a) - sqrt(b)| <=
+        min(sqrt(|a - b|), |a - b| / (2 sqrt(a)))`` with ``|a - b|`` the variance's bound."""
+        v, e = self.scaled_variance, self.scaled_variance_error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.minimum(np.sqrt(e), np.where(v > 0, e / (2 * np.sqrt(np.where(v > 0, v, 1.0))), np.inf))
+        return np.where(self.surely, out * self.scale, 0.0)
 
     def cv(self) -> np.ndarray:
         """Coefficient of variation ``sd / mean`` (``nan``-free: 0 on ``A`` where both are 0, ``inf``
@@ -220,10 +236,7 @@ def hitting_time_moments(mc: MarkovChain, target, order: int = 2) -> HittingTime
     moment_error = 3 * delta * (phi2 + h1 / c + h1 * h1)
     use_martingale = martingale_error <= moment_error
     variance[s] = np.where(use_martingale, martingale, moment)
-    absolute = np.where(use_martingale, martingale_error, moment_error)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        error[s] = np.where(variance[s] > 0, absolute / np.where(variance[s] > 0, variance[s], 1.0),
-                            np.where(absolute > 0, np.inf, 0.0))
+    error[s] = np.where(use_martingale, martingale_error, moment_error)
     lost = ~surely
     scaled[1:, lost] = np.inf
     variance[lost] = np.inf
@@ -375,12 +388,26 @@ def condition_number(mc: MarkovChain, G: np.ndarray | None = None) -> float:
     return float(np.max(np.diag(G) - G.min(axis=0)) / 2)
 
 
-def _row_entropies(P: sp.csr_matrix) -> np.ndarray:
-    """``H(P_i.) = -sum_j P_ij log P_ij`` per row (nats; the terms with ``P_ij = 0`` are 0)."""
-    coo = P.tocoo()
-    out = np.zeros(P.shape[0])
-    np.add.at(out, coo.row, -coo.data * np.log(coo.data))
-    return out
+def row_entropies(P: sp.csr_matrix) -> np.ndarray:
+    """``H(P_i.) = -sum_j P_ij log P_ij`` per row (nats; the terms with ``P_ij = 0`` are 0). The
+    largest entry of a row is held as ``1 - r``, ``r`` the sum of the others, and its logarithm
+    taken as ``log1p(-r)``: a row ``(1 - 1e-110, 1e-110)`` is stored ``(1.0, 1e-110)``, whose
+    naive entropy ``2.533e-108`` misses the ``-(1 - r) log(1 - r) ~ r`` of the leading entry
+    (true ``2.543e-108``)."""
+    P = sp.csr_matrix(P)
+    P.sum_duplicates()
+    P.eliminate_zeros()
+    terms = -P.data * np.log(P.data)
+    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
+    if P.nnz:
+        starts = P.indptr[:-1][np.diff(P.indptr) > 0]  # of the non-empty rows, in order
+        ends = np.append(starts[1:], P.nnz)
+        lead = np.array([a + np.argmax(P.data[a:b]) for a, b in zip(starts, ends)], dtype=np.int64)
+        others = P.data.copy()
+        others[lead] = 0.0
+        rest = np.bincount(rows, weights=others, minlength=P.shape[0])[rows[lead]]  # a sum, not 1 - P_lead
+        terms[lead] = -(1.0 - rest) * np.log1p(-rest)
+    return np.bincount(rows, weights=terms, minlength=P.shape[0])
 
 
 @dataclass(frozen=True)
@@ -400,7 +427,7 @@ class EntropyRates:
 
 def entropy_rates(mc: MarkovChain) -> EntropyRates:
     """The entropy rate ``h_C`` of every closed class (module docstring)."""
-    rows = _row_entropies(mc.P)
+    rows = row_entropies(mc.P)
     rates, errors = [], []
     for members, law in zip(mc.recurrent_classes, mc.stationary_laws):
         error = None if law.error is None else float(law.error * rows[members].max())
