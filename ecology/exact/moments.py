@@ -217,8 +217,6 @@ def hitting_time_moments(mc: MarkovChain, target, order: int = 2) -> HittingTime
     scaled[1, s] = h / c
     P_S = mc.P[s]
     Q = P_S[:, s]
-    for m in range(2, order + 1):
-        scaled[m, s] = solve_leaving(mc.P, s, (m / c) * (Q @ scaled[m - 1, s]))
     delta = 4 * len(s) * EPS
     # the martingale form: sigma2_j = sum_k P_jk (h_k - h_j + 1)^2, all scaled by c
     hs = scaled[1]
@@ -228,8 +226,12 @@ def hitting_time_moments(mc: MarkovChain, target, order: int = 2) -> HittingTime
     D = delta * (hs[k] + hs[j])
     sigma2 = np.bincount(coo.row, weights=coo.data * d * d, minlength=len(s))
     sigma2_error = np.bincount(coo.row, weights=coo.data * (2 * np.abs(d) + D) * D, minlength=len(s))
-    both = solve_leaving(mc.P, s, np.column_stack([sigma2, sigma2_error]))
-    martingale, martingale_error = both[:, 0], both[:, 1] + delta * both[:, 0]
+    # one solve for phi_2 and both martingale columns (the elimination is shared), then one per higher order
+    second = solve_leaving(mc.P, s, np.column_stack([(2 / c) * (Q @ hs[s]), sigma2, sigma2_error]))
+    scaled[2, s] = second[:, 0]
+    for m in range(3, order + 1):
+        scaled[m, s] = solve_leaving(mc.P, s, (m / c) * (Q @ scaled[m - 1, s]))
+    martingale, martingale_error = second[:, 1], second[:, 2] + delta * second[:, 1]
     # the moment form: phi_2 + h - h^2
     phi2, h1 = scaled[2, s], hs[s]
     moment = np.maximum(phi2 + h1 / c - h1 * h1, 0.0)
