@@ -384,9 +384,11 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
 
 
 def _sd_text(h: dict) -> str:
-    """``, sd S`` for the standard deviation of a hitting time (docs/exact.md), or why it is not given."""
-    if "hitting_time_sd" not in h or (h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None):
-        return ""  # not computed with the time, or infinite as the time is
+    """``, sd S`` for the standard deviation of a hitting time (docs/exact.md), or why it is not
+    given; nothing when the expected time itself is not a number (infinite, beyond a double, not
+    computed), which the line says already."""
+    if h.get("expected_hitting_time") is None:
+        return ""
     if h["hitting_time_sd"] is None:
         return f", sd {h['hitting_time_sd_note']}"
     return f", sd {h['hitting_time_sd']:.6g}"
