@@ -391,7 +391,9 @@ def _sd_text(h: dict) -> str:
         return ""
     if h["hitting_time_sd"] is None:
         return f", sd {h['hitting_time_sd_note']}"
-    return f", sd {h['hitting_time_sd']:.6g}"
+    bounds = h.get("hitting_time_sd_bounds")
+    how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
+    return f", sd {h['hitting_time_sd']:.6g}{how}"
 
 
 def print_report(r, chain) -> None:

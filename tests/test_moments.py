@@ -151,6 +151,39 @@ def test_simulated_hitting_times_fall_in_the_intervals():
     assert abs(times.var(ddof=1) - var) < 4 * math.sqrt((mu4 - var**2) / runs)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_variance_by_series_brackets_the_solver(seed):
+    mc = MarkovChain(random_chain(10, np.random.default_rng(seed)))
+    exact = mo.hitting_time_moments(mc, [0], 2).variance()[5]
+    lo, hi = mo.hitting_time_variance_by_series(mc, 5, [0], 100_000)
+    assert lo <= exact <= hi and hi - lo <= 1e-10 * lo
+    assert mo.hitting_time_variance_by_series(mc, 0, [0], 10) == (0.0, 0.0)
+    assert mo.hitting_time_variance_by_series(mc, 5, [0], 3) is None  # the budget does not close it
+    # a deterministic time of 4 steps: the sums are exact, the interval is [0, rounding]
+    P = np.eye(5, k=-1)
+    P[0, 0] = 1.0
+    lo, hi = mo.hitting_time_variance_by_series(MarkovChain(P), 4, [0], 100)
+    assert lo == 0.0 and hi < 1e-13
+    # the target may be missed
+    P = np.array([[0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert mo.hitting_time_variance_by_series(MarkovChain(P), 0, [2], 100) == (math.inf, math.inf)
+
+
+def test_report_sd_from_the_series_when_the_mean_is():
+    """The report's path for chains beyond the linear solvers: the mean with series bounds gets an
+    sd with series bounds (here on a small chain, against the solver's)."""
+    from ecology.exact.report import hitting_time_sd
+
+    mc = MarkovChain(random_chain(10, np.random.default_rng(1)))
+    A = np.arange(10) == 0
+    time = {"value": 1.0, "bounds": [1.0, 1.0], "overflow": None, "log10": None, "note": None}
+    out = hitting_time_sd(mc, 5, A, time, 10**9)
+    lo, hi = out["hitting_time_sd_bounds"]
+    assert lo <= mo.hitting_time_moments(mc, A, 2).sd()[5] <= hi and np.isclose(out["hitting_time_sd"], (lo + hi) / 2)
+    out = hitting_time_sd(mc, 5, A, time, 10)
+    assert out["hitting_time_sd"] is None and "did not close within the work budget (--max-work)" in out["hitting_time_sd_note"]
+
+
 def test_missed_targets_and_overflow_are_reported_not_nan():
     # from 0 the target 2 is missed with probability 1/2: every moment infinite, no NaN
     P = np.array([[0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -506,6 +539,6 @@ def test_report_withholds_an_sd_its_bound_does_not_defend():
     P = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0]])
     mc = MarkovChain(P)
     A = np.array([True, False, False, False])
-    out = hitting_time_sd(mc, 3, A, expected_entrance_time(mc, 3, A, 10**9))
+    out = hitting_time_sd(mc, 3, A, expected_entrance_time(mc, 3, A, 10**9), 10**9)
     assert out["hitting_time_sd"] is None and out["hitting_time_sd_note"].startswith("at most ")
     assert float(out["hitting_time_sd_note"].split()[2].rstrip(",")) < 1e-12

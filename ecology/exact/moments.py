@@ -246,6 +246,59 @@ def hitting_time_moments(mc: MarkovChain, target, order: int = 2) -> HittingTime
     return HittingTimeMoments(surely, c, scaled, variance, error)
 
 
+def hitting_time_variance_by_series(mc: MarkovChain, start: int, target, max_products: int,
+                                    rtol: float = 1e-10) -> tuple[float, float] | None:
+    """Two-sided bounds ``(lo, hi)`` on ``Var_start(T)`` from the survival series, for chains beyond
+    the linear solvers (``(inf, inf)`` when the target may be missed; ``(0, 0)`` on it); None when
+    ``max_products`` sparse products do not close them to relative width ``rtol``.
+
+    With ``m_t = P(T > t) = e_start Q^t 1``, ``E[T] = sum_t m_t`` and ``E[T^2] = sum_t (2t + 1) m_t``,
+    both partial sums of non-negative terms. As in
+    :meth:`~ecology.exact.markov.MarkovChain.expected_hitting_time_by_series`, ratios
+    ``r_lo u_N <= u_{N+1} <= r_hi u_N`` bound every later ``m_{N+j}`` between ``r^j m_N`` for
+    ``r = r_lo, r_hi``, so the tails lie between ``m_N / (1 - r)`` and
+    ``m_N ((2N + 1) / (1 - r) + 2 r / (1 - r)^2)`` at the two ratios. Then
+    ``Var = E[T^2] - E[T]^2`` lies in ``[E2_lo - h_hi^2, E2_hi - h_lo^2]``, widened by the
+    rounding of the partial sums (``(t + 1) eps`` relative after ``t`` terms): a subtraction,
+    so the width grows as ``1 / cv^2`` for a nearly deterministic ``T``."""
+    start = _state(mc, start)
+    A = mc._mask(target)
+    if A[start]:
+        return 0.0, 0.0
+    if not mc.surely_entered(A)[start]:
+        return math.inf, math.inf
+    PT = mc.P.T.tocsr()
+    keep = (~A).astype(float)
+    u = np.zeros(mc.n_states)
+    u[start] = 1.0
+    first, second, scale = 0.0, 0.0, 1.0  # the true u_t is scale * u
+    for t in range(max(1, max_products)):
+        mass = scale * u.sum()
+        nxt = (PT @ u) * keep
+        support = u > 0
+        if t % 8 == 7 and not np.any(nxt[~support] > 0):
+            ratio = nxt[support] / u[support]
+            r_lo, r_hi = float(ratio.min()), float(ratio.max())
+            if r_hi < 1.0:
+                h = [first + mass / (1.0 - r) for r in (r_lo, r_hi)]
+                e2 = [second + mass * ((2 * t + 1) / (1.0 - r) + 2 * r / (1.0 - r) ** 2) for r in (r_lo, r_hi)]
+                rounding = (t + 1) * EPS * (e2[1] + h[1] ** 2)
+                lo, hi = max(e2[0] - h[1] ** 2 - rounding, 0.0), e2[1] - h[0] ** 2 + rounding
+                if hi - lo <= rtol * lo:
+                    return lo, hi
+        first += mass
+        second += (2 * t + 1) * mass
+        u = nxt
+        top = u.max()
+        if top == 0.0:  # entered surely within t + 1 steps: the sums are exact up to rounding
+            rounding = (t + 1) * EPS * (second + first**2)
+            return max(second - first**2 - rounding, 0.0), second - first**2 + rounding
+        if top < 1e-200:
+            u /= top
+            scale *= top
+    return None
+
+
 def _with_copy(mc: MarkovChain, i: int) -> MarkovChain:
     """The chain with a state ``n`` added whose row is ``P[i]`` and which is never entered: the
     entrance time of ``{i}`` from ``n`` is the first return time ``tau_i^+`` from ``i``."""

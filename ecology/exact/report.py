@@ -72,7 +72,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     stationary,
     times_power,
 )
-from ecology.exact.moments import entropy_rates, hitting_time_moments
+from ecology.exact.moments import entropy_rates, hitting_time_moments, hitting_time_variance_by_series
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
 
@@ -345,7 +345,7 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
             out["expected_hitting_time_bounds"] = time["bounds"]
         if time["overflow"] is not None:
             out["expected_hitting_time_overflow"], out["expected_hitting_time_log10"] = time["overflow"], time["log10"]
-        out.update(hitting_time_sd(mc, x, A, time))
+        out.update(hitting_time_sd(mc, x, A, time, max_work))
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out
@@ -354,20 +354,26 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
 SD_TRUSTED = 1e-6  # a standard deviation is printed when its first-order error bound is below this fraction of it
 
 
-def hitting_time_sd(mc: MarkovChain, x: int, A: np.ndarray, time: dict) -> dict:
+def hitting_time_sd(mc: MarkovChain, x: int, A: np.ndarray, time: dict, max_work: int) -> dict:
     """The standard deviation of the time to enter ``A`` from ``x``, given its mean ``time``
     (:func:`expected_entrance_time`): ``hitting_time_sd`` from
     :func:`ecology.exact.moments.hitting_time_moments` (the variance by the martingale decomposition
     or by ``phi_2 + h - h^2``, whichever has the smaller error bound; at most the longest mean
-    time, so a double whenever the means are). Null with ``hitting_time_sd_note`` when it is
-    infinite (A may be missed), when the mean is beyond a double, not from the linear solvers or not
-    computed, when the moments are not computed, or when its error bound exceeds
-    :data:`SD_TRUSTED` of it (the note then gives the upper bound it does defend)."""
+    time, so a double whenever the means are); where the mean came from the survival series, the
+    midpoint of the series' bounds (:func:`ecology.exact.moments.hitting_time_variance_by_series`,
+    closed to 1e-10 relative within ``max_work``) with ``hitting_time_sd_bounds``. Null with
+    ``hitting_time_sd_note`` when it is infinite (A may be missed), when the mean is beyond a
+    double or not computed, when the moments or the series are not computed, or when its error
+    bound exceeds :data:`SD_TRUSTED` of it (the note then gives the upper bound it does defend)."""
     if time["overflow"] is not None:
         return {"hitting_time_sd": None, "hitting_time_sd_note": f"not computed: the expected hitting time is {OVERFLOW}"}
-    if time["bounds"] is not None:
-        return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: the expected hitting time is from the "
-                "survival series, not the linear solvers"}
+    if time["bounds"] is not None:  # the linear solvers are out of reach: the series, with its bounds
+        bounds = hitting_time_variance_by_series(mc, x, A, max_work // max(mc.P.nnz, PER_CALL))
+        if bounds is None:
+            return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: the survival series of the variance "
+                    "did not close within the work budget (--max-work)"}
+        lo, hi = math.sqrt(bounds[0]), math.sqrt(bounds[1])
+        return {"hitting_time_sd": (lo + hi) / 2, "hitting_time_sd_bounds": [lo, hi]}
     if time["note"] is not None:
         return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: nor is the expected hitting time"}
     if time["value"] is None:
