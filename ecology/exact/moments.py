@@ -33,7 +33,8 @@ The variance
     ``e_j = sum_k P_jk (2 |d_jk| + D_jk) D_jk``, ``D_jk = delta (h_k + h_j)``, plus ``delta Var``;
     the other is ``3 delta (phi_2 + h + h^2)``. Per state the one with the smaller bound is
     kept, and its bound is returned (:class:`HittingTimeMoments`): a caller withholds digits
-    it does not defend.
+    it does not defend. Beyond the linear solvers, :func:`hitting_time_variance_by_series` bounds
+    the variance from both sides by the survival series.
 
 First returns
     ``tau_i^+ = min{t >= 1 : X_t = i}`` is the entrance time of ``{i}`` from a copy ``i'`` of ``i``
@@ -66,7 +67,9 @@ Entropy rates
     class that is the chain's entropy rate from every start; with several, the rate of a run is the
     random ``h_C`` of the class that absorbs it, with mean ``sum_C P_x(end in C) h_C``: not one
     number. Its error is at most ``||pi - pi~||_1 max_i H(P_i.)`` (the law's L1 error estimate
-    times the largest row entropy).
+    times the largest row entropy). Each row's largest entry is held as ``1 - r`` (``r`` the sum
+    of the others) with ``log1p(-r)``, so a leading ``1 - 1e-110`` stored as ``1.0`` keeps its
+    ``-(1 - r) log(1 - r) ~ r`` (:func:`row_entropies`).
 """
 
 from __future__ import annotations
