@@ -182,6 +182,11 @@ def test_report_sd_from_the_series_when_the_mean_is():
     assert lo <= mo.hitting_time_moments(mc, A, 2).sd()[5] <= hi and np.isclose(out["hitting_time_sd"], (lo + hi) / 2)
     out = hitting_time_sd(mc, 5, A, time, 10)
     assert out["hitting_time_sd"] is None and "did not close within the work budget (--max-work)" in out["hitting_time_sd_note"]
+    # a deterministic time by the series: [0, rounding] defends no digit, so "at most"
+    P = np.eye(5, k=-1)
+    P[0, 0] = 1.0
+    out = hitting_time_sd(MarkovChain(P), 4, np.arange(5) == 0, time, 10**9)
+    assert out["hitting_time_sd"] is None and out["hitting_time_sd_note"].startswith("at most ")
 
 
 def test_missed_targets_and_overflow_are_reported_not_nan():

@@ -373,6 +373,8 @@ def hitting_time_sd(mc: MarkovChain, x: int, A: np.ndarray, time: dict, max_work
             return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: the survival series of the variance "
                     "did not close within the work budget (--max-work)"}
         lo, hi = math.sqrt(bounds[0]), math.sqrt(bounds[1])
+        if not hi - lo <= 2 * SD_TRUSTED * (lo + hi) / 2:
+            return _sd_withheld((lo + hi) / 2, (hi - lo) / 2)
         return {"hitting_time_sd": (lo + hi) / 2, "hitting_time_sd_bounds": [lo, hi]}
     if time["note"] is not None:
         return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: nor is the expected hitting time"}
@@ -384,9 +386,14 @@ def hitting_time_sd(mc: MarkovChain, x: int, A: np.ndarray, time: dict, max_work
         return {"hitting_time_sd": None, "hitting_time_sd_note": f"not computed: {err}"}
     sd, error = float(moments.sd()[x]), float(moments.sd_error()[x])
     if not error <= SD_TRUSTED * sd:
-        return {"hitting_time_sd": None, "hitting_time_sd_note": f"at most {sd + error:.2e}, not computed to 6 digits "
-                f"(its first-order error bound is {error:.1e}: cancellation in both forms of the variance)"}
+        return _sd_withheld(sd, error)
     return {"hitting_time_sd": sd}
+
+
+def _sd_withheld(sd: float, error: float) -> dict:
+    """An sd whose error bound does not defend 6 digits: null, the note giving what it does defend."""
+    return {"hitting_time_sd": None, "hitting_time_sd_note": f"at most {sd + error:.2e}, not computed to 6 digits "
+            f"(its error bound is {error:.1e})"}
 
 
 def _entropy_rate_report(rates, index: int) -> dict:
