@@ -396,6 +396,21 @@ def _sd_text(h: dict) -> str:
     return f", sd {h['hitting_time_sd']:.6g}{how}"
 
 
+def print_entropy_rate_of_a_run(classes: list[dict]) -> None:
+    """With closed classes of different entropy rates that the initial window may end in, the
+    entropy rate of a run is the rate of the class it ends in, a random variable: its values and
+    mean (docs/exact.md)."""
+    entered = [c for c in classes if c["probability"] > 0]
+    if len(entered) < 2 or any(c.get("entropy_rate") is None for c in entered):
+        return
+    values = sorted({f"{c['entropy_rate']:.6g}" for c in entered}, key=float)
+    if len(values) < 2:  # one rate whatever the class: each class's line says it
+        return
+    mean = sum(c["probability"] * c["entropy_rate"] for c in entered)
+    print(f"entropy rate of a run from the initial window: that of the class it ends in ({', '.join(values)} nats per "
+          f"step), not one number; mean {mean:.6g}")
+
+
 def print_report(r, chain) -> None:
     """The text form of an :class:`ecology.exact.report.Report`."""
     print(f"{r.scenario}: {r.n_states:,} page-states, {r.n_transitions:,} transitions, "
@@ -424,6 +439,7 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+    print_entropy_rate_of_a_run(r.closed_classes)
     absorption = expected_time(vars(r), "expected_absorption_time")
     if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "

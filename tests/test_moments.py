@@ -553,3 +553,16 @@ def test_report_withholds_an_sd_its_bound_does_not_defend():
     out = hitting_time_sd(mc, 3, A, expected_entrance_time(mc, 3, A, 10**9), 10**9)
     assert out["hitting_time_sd"] is None and out["hitting_time_sd_note"].startswith("at most ")
     assert float(out["hitting_time_sd_note"].split()[2].rstrip(",")) < 1e-12
+
+
+def test_the_entropy_rate_of_a_run_is_printed_as_a_law(capsys):
+    from ecology.cli import print_entropy_rate_of_a_run
+
+    classes = [{"probability": 0.25, "entropy_rate": 0.5}, {"probability": 0.75, "entropy_rate": 0.0},
+               {"probability": 0.0, "entropy_rate": 2.0}]
+    print_entropy_rate_of_a_run(classes)
+    assert capsys.readouterr().out == ("entropy rate of a run from the initial window: that of the class it ends in "
+                                       "(0, 0.5 nats per step), not one number; mean 0.125\n")
+    print_entropy_rate_of_a_run([{"probability": 0.5, "entropy_rate": 0.0}, {"probability": 0.5, "entropy_rate": 0.0}])
+    print_entropy_rate_of_a_run([{"probability": 0.5, "entropy_rate": 0.1}, {"probability": 0.5, "entropy_rate": None}])
+    assert capsys.readouterr().out == ""  # one rate whatever the class; a rate not computed
