@@ -257,6 +257,17 @@ def test_mean_return_time_is_kac(seed):
         assert np.isclose(mo.return_time_moments(mc, i).mean()[9], 1 / pi[i], rtol=1e-12)
 
 
+def test_kac_at_low_temperature():
+    """Return times up to 1e43 (pi_0 = 9e-44): 1 + sum_j P_0j h_j and the copy's mean both equal
+    1 / pi_i from GTH to 1e-14."""
+    mc = MarkovChain(low_temperature_chain(12, 0.01, np.random.default_rng(11)))
+    pi = mc.stationary_distributions[0]
+    assert pi[0] < 1e-43
+    for i in range(12):
+        assert abs(mo.mean_return_time(mc, i) * pi[i] - 1) < 1e-14
+        assert abs(mo.return_time_moments(mc, i).mean()[12] * pi[i] - 1) < 1e-14
+
+
 def test_transient_state_returns_with_probability_below_one():
     P = np.array([[0.2, 0.5, 0.3], [0.4, 0.6, 0.0], [0.0, 0.0, 1.0]])
     mc = MarkovChain(P)
