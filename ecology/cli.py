@@ -379,8 +379,36 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
     bounds = h.get("expected_hitting_time_bounds")
     how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
     infinite = h["expected_hitting_time"] is None and h.get("expected_hitting_time_overflow") is None
-    print(f"{what} ({size}): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}, "
-          f"{_ever(name, probability, infinite)}, {within}")
+    print(f"{what} ({size}): expected steps to reach it {expected_time(h, 'expected_hitting_time')}{how}"
+          f"{_sd_text(h)}, {_ever(name, probability, infinite)}, {within}")
+
+
+def _sd_text(h: dict) -> str:
+    """``, sd S`` for the standard deviation of a hitting time (docs/exact.md), or why it is not
+    given; nothing when the expected time itself is not a number (infinite, beyond a double, not
+    computed), which the line says already."""
+    if h.get("expected_hitting_time") is None:
+        return ""
+    if h["hitting_time_sd"] is None:
+        return f", sd {h['hitting_time_sd_note']}"
+    bounds = h.get("hitting_time_sd_bounds")
+    how = "" if bounds is None else f" (within [{bounds[0]:.10g}, {bounds[1]:.10g}], by the survival series)"
+    return f", sd {h['hitting_time_sd']:.6g}{how}"
+
+
+def print_entropy_rate_of_a_run(classes: list[dict]) -> None:
+    """With closed classes of different entropy rates that the initial window may end in, the
+    entropy rate of a run is the rate of the class it ends in, a random variable: its values and
+    mean (docs/exact.md)."""
+    entered = [c for c in classes if c["probability"] > 0]
+    if len(entered) < 2 or any(c.get("entropy_rate") is None for c in entered):
+        return
+    values = sorted({f"{c['entropy_rate']:.6g}" for c in entered}, key=float)
+    if len(values) < 2:  # one rate whatever the class: each class's line says it
+        return
+    mean = sum(c["probability"] * c["entropy_rate"] for c in entered)
+    print(f"entropy rate of a run from the initial window: that of the class it ends in ({', '.join(values)} nats per "
+          f"step), not one number; mean {mean:.6g}")
 
 
 def print_report(r, chain) -> None:
@@ -396,6 +424,10 @@ def print_report(r, chain) -> None:
         acc = c["stationary_accuracy"]
         if c["absorbing_state"]:
             continue
+        if c.get("entropy_rate") is not None:
+            print(f"      entropy rate {c['entropy_rate']:.6g} nats per step")
+        elif "entropy_rate_note" in c:
+            print(f"      entropy rate {c['entropy_rate_note']}")
         if "kemeny_constant" in c:
             kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}"
             longest = expected_time(c, "max_mean_first_passage")
@@ -407,6 +439,7 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+    print_entropy_rate_of_a_run(r.closed_classes)
     absorption = expected_time(vars(r), "expected_absorption_time")
     if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "

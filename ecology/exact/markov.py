@@ -1386,9 +1386,14 @@ class MarkovChain:
         return t + 1
 
     def entropy_rate(self) -> float:
-        """``-sum_i pi_i sum_j P[i, j] log P[i, j]`` (nats per step) of an irreducible chain."""
-        if not self.is_irreducible:
-            raise ChainError("the entropy rate needs an irreducible chain")
+        """``-sum_i pi_i sum_j P[i, j] log P[i, j]`` (nats per step) of a chain with one closed class
+        (reducible or not: ``pi`` is its unique stationary law, and the rate is the same from every
+        start). With several closed classes the rate depends on the class a run ends in:
+        :func:`ecology.exact.moments.entropy_rates` gives one per class (and keeps the digits of
+        a leading entry within 1e-16 of 1, which this sum loses: ``(1.0, 1e-110)`` rows)."""
+        if len(self.recurrent_classes) != 1:
+            raise ChainError(f"the entropy rate is one number only for a chain with one closed class, not "
+                             f"{len(self.recurrent_classes)}: ecology.exact.moments.entropy_rates gives one per class")
         coo = self.P.tocoo()
         row_entropy = np.zeros(self.n_states)
         np.add.at(row_entropy, coo.row, -coo.data * np.log(coo.data))

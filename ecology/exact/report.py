@@ -72,6 +72,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     stationary,
     times_power,
 )
+from ecology.exact.moments import entropy_rates, hitting_time_moments, hitting_time_variance_by_series
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
 
@@ -239,7 +240,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
     laws = mc.stationary_laws
     phase("passage times")
     classes = []
-    for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, laws, absorb):
+    rates = entropy_rates(mc)
+    for index, (members, period, law, prob) in enumerate(zip(mc.recurrent_classes, mc.periods, laws, absorb)):
         top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
             "size": len(members),
@@ -250,6 +252,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "stationary_top": [{"state": pc.label(members[i]), "mass": float(law.pi[i])} for i in top],
             "stationary_accuracy": _law_report(law),
             **_passage_report(mc, members),
+            **_entropy_rate_report(rates, index),
         })
     phase("spectrum")
     eig = mc.eigenvalues(6)
@@ -325,8 +328,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
 def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, max_work: int, flag: str) -> dict:
     """From the initial state: ``E[time to enter A]`` (None when A may be missed, or beyond a
     double: then ``expected_hitting_time_overflow`` and ``_log10`` are given, see
-    :func:`expected_entrance_time`), ``P(ever enter A)`` or, with ``B``, ``P(A before B)``, and
-    ``P(A entered within `within` steps)``."""
+    :func:`expected_entrance_time`), the standard deviation of that time (:func:`hitting_time_sd`),
+    ``P(ever enter A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
     mc, x = pc.chain, pc.initial
     out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
     key = "probability" if B is None else "probability_before"
@@ -342,9 +345,66 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
             out["expected_hitting_time_bounds"] = time["bounds"]
         if time["overflow"] is not None:
             out["expected_hitting_time_overflow"], out["expected_hitting_time_log10"] = time["overflow"], time["log10"]
+        out.update(hitting_time_sd(mc, x, A, time, max_work))
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
     return out
+
+
+SD_TRUSTED = 1e-6  # a standard deviation is printed when its first-order error bound is below this fraction of it
+
+
+def hitting_time_sd(mc: MarkovChain, x: int, A: np.ndarray, time: dict, max_work: int) -> dict:
+    """The standard deviation of the time to enter ``A`` from ``x``, given its mean ``time``
+    (:func:`expected_entrance_time`): ``hitting_time_sd`` from
+    :func:`ecology.exact.moments.hitting_time_moments` (the variance by the martingale decomposition
+    or by ``phi_2 + h - h^2``, whichever has the smaller error bound; at most the longest mean
+    time, so a double whenever the means are); where the mean came from the survival series, the
+    midpoint of the series' bounds (:func:`ecology.exact.moments.hitting_time_variance_by_series`,
+    closed to 1e-10 relative within ``max_work``) with ``hitting_time_sd_bounds``. Null with
+    ``hitting_time_sd_note`` when it is infinite (A may be missed), when the mean is beyond a
+    double or not computed, when the moments or the series are not computed, or when its error
+    bound exceeds :data:`SD_TRUSTED` of it (the note then gives the upper bound it does defend)."""
+    if time["overflow"] is not None:
+        return {"hitting_time_sd": None, "hitting_time_sd_note": f"not computed: the expected hitting time is {OVERFLOW}"}
+    if time["bounds"] is not None:  # the linear solvers are out of reach: the series, with its bounds
+        bounds = hitting_time_variance_by_series(mc, x, A, max_work // max(mc.P.nnz, PER_CALL))
+        if bounds is None:
+            return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: the survival series of the variance "
+                    "did not close within the work budget (--max-work)"}
+        lo, hi = math.sqrt(bounds[0]), math.sqrt(bounds[1])
+        if not hi - lo <= 2 * SD_TRUSTED * (lo + hi) / 2:
+            return _sd_withheld((lo + hi) / 2, (hi - lo) / 2)
+        return {"hitting_time_sd": (lo + hi) / 2, "hitting_time_sd_bounds": [lo, hi]}
+    if time["note"] is not None:
+        return {"hitting_time_sd": None, "hitting_time_sd_note": "not computed: nor is the expected hitting time"}
+    if time["value"] is None:
+        return {"hitting_time_sd": None, "hitting_time_sd_note": "infinite: the set may be missed"}
+    try:
+        moments = hitting_time_moments(mc, A, 2)
+    except ChainError as err:
+        return {"hitting_time_sd": None, "hitting_time_sd_note": f"not computed: {err}"}
+    sd, error = float(moments.sd()[x]), float(moments.sd_error()[x])
+    if not error <= SD_TRUSTED * sd:
+        return _sd_withheld(sd, error)
+    return {"hitting_time_sd": sd}
+
+
+def _sd_withheld(sd: float, error: float) -> dict:
+    """An sd whose error bound does not defend 6 digits: null, the note giving what it does defend."""
+    return {"hitting_time_sd": None, "hitting_time_sd_note": f"at most {sd + error:.2e}, not computed to 6 digits "
+            f"(its error bound is {error:.1e})"}
+
+
+def _entropy_rate_report(rates, index: int) -> dict:
+    """``entropy_rate`` of closed class ``index`` (nats per step, :func:`ecology.exact.moments.entropy_rates`);
+    null with ``entropy_rate_note`` when its stationary law is not trusted."""
+    rate = rates.rates[index]
+    if rate is not None:
+        return {"entropy_rate": rate}
+    error = rates.errors[index]
+    return {"entropy_rate": None, "entropy_rate_note": "not computed: the class's stationary law is not trusted "
+            f"(error bound {'none' if error is None else f'{error:.1e}'} nats per step)"}
 
 
 STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
