@@ -355,3 +355,82 @@ def test_conductance_bad_arguments():
         conductance(P, [0, 1], np.zeros(2, dtype=bool))
     with pytest.raises(ChainError, match="one state"):
         class_conductance(np.eye(1), [0])
+
+
+SCENARIOS = __import__("pathlib").Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def test_analyze_reports_the_luigi_phase_of_the_toy():
+    """``--quasi-stationary revealed`` on the toy at k = 8: the QSD of the not-yet-revealed
+    page-states against numpy's eigenvector of the whole P_SS (44 states), and the exit time from
+    the initial window equal to the criterion's hitting time."""
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain
+    from ecology.exact.report import analyze
+    from ecology.scenario import load
+
+    compiled = compile_scenario(load(SCENARIOS / "waluigi.toml"))
+    pc = build_chain(compiled, 10_000)
+    report = analyze(compiled, chain=pc, quasi_stationary="revealed")
+    q = report.quasi_stationary
+    labels = pc.labels()
+    S = np.array([label != "U U U U U U U U" for label in labels])
+    Q = pc.chain.P[S][:, S].toarray()
+    values, vectors = np.linalg.eig(Q.T)
+    top = int(np.argmax(values.real))
+    nu = np.abs(vectors[:, top].real)
+    nu /= nu.sum()
+    states = np.array(labels)[S]
+    by_label = {s["state"]: s["mass"] for s in q["top"]}
+    for label, mass in by_label.items():
+        assert mass == pytest.approx(nu[states == label][0], rel=1e-9)
+    assert q["decay_rate"] == pytest.approx(1 - values[top].real, rel=1e-9) and q["trusted"] and q["size"] == S.sum()
+    assert q["from_initial"]["expected_exit_time"] == pytest.approx(report.criteria["revealed"]["expected_hitting_time"],
+                                                                    rel=1e-12)
+    assert q["from_initial"]["ratio_to_qsd"] == pytest.approx(q["from_initial"]["expected_exit_time"] * q["decay_rate"])
+    assert report.implied_timescales["whole"][0] is None  # the absorbing state: |lambda| = 1
+    assert report.implied_timescales["whole"][1] == pytest.approx(-1 / math.log(report.eigenvalues[1]), rel=1e-12)
+    assert "NaN" not in report.to_json() and "Infinity" not in report.to_json()
+
+
+def test_analyze_conductance_of_a_criterion_on_the_soft_toy():
+    from ecology.core.compile import compile_scenario
+    from ecology.exact.chain import build_chain, target_mask
+    from ecology.exact.report import analyze
+    from ecology.scenario import apply_overrides, read_scenario_table, validate
+
+    s = validate(apply_overrides(read_scenario_table(SCENARIOS / "waluigi_soft.toml"), {"context.length": 4}))
+    compiled = compile_scenario(s)
+    pc = build_chain(compiled, 10_000)
+    report = analyze(compiled, chain=pc)
+    row = report.conductance["criteria"]["revealed"]["classes"][0]
+    members = pc.chain.recurrent_classes[0]
+    mask = target_mask(compiled, pc, "revealed", 10_000, "--hit")[1][members]
+    pi = pc.chain.stationary_distributions[0][members]
+    block = pc.chain.P[members][:, members].toarray()
+    assert row["conductance"] == pytest.approx((pi[mask, None] * block[np.ix_(mask, ~mask)]).sum() / pi[mask].sum(), rel=1e-12)
+    c = report.conductance["classes"][0]
+    assert c["exact"] and c["cheeger_lower"] <= c["gap"] <= c["cheeger_upper"]  # 16 states: every cut enumerated
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("nope", "error: --quasi-stationary 'nope': 'nope' is neither a criterion"),
+    ("N,F,U", "error: --quasi-stationary 'N,F,U': the target holds every page-state"),
+])
+def test_cli_bad_targets_fail_with_one_line(target, expected, capsys):
+    from ecology.cli import main
+
+    args = ["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=1", "--quiet", "--quasi-stationary", target]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(expected), err
+
+
+def test_cli_prints_the_quasi_stationary_block(capsys):
+    from ecology.cli import main
+
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=3", "--quiet",
+                 "--quasi-stationary", "revealed"]) == 0
+    out = capsys.readouterr().out
+    assert "quasi-stationary law conditioned on not yet entered 'revealed'" in out
+    assert "decay rate 1 - lambda 0.00749306 per step" in out and "implied timescales" in out
