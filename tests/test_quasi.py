@@ -147,7 +147,7 @@ def test_metastable_sets_against_mpmath(eps):
 
 
 def test_metastable_tiny_components_against_mpmath():
-    """Components from 1 down to 1e-40 (a steep drift inside the set, the exit at the top): each to 1e-11 relative."""
+    """Components from 1 down to 2e-35 (a steep drift inside the set, the exit at the top): each to 1e-11 relative."""
     n = 8
     Q = np.zeros((n, n))
     for i in range(n - 1):

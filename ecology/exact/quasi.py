@@ -23,7 +23,8 @@ Quasi-stationary law
     elimination (:func:`ecology.exact.markov.gth`), whose pivots are sums of off-diagonal
     entries: every component of ``nu`` has a small relative error even where it is below 1e-30
     (GTH is accurate under relative perturbations of the entries, and the rank-one resurrection
-    only perturbs them). The start is the dense eigenvector (absolute values). The *error
+    only perturbs them). The start is the dense eigenvector (absolute values; the uniform law above
+    ``EIGENVECTOR_START_LIMIT`` states, where the eigenvectors cost too much). The *error
     estimate* is the L1 distance between two eliminations in opposite orders plus the last step's
     L1 change times ``r / (1 - r)``, ``r`` the ratio of the last two changes (the geometric tail of
     the iteration). Above ``DENSE_QSD_LIMIT`` states, ARPACK's leading left eigenvector of ``Q``,
@@ -94,6 +95,9 @@ QSD_WORK = 3e10  # flops of the GTH iterations of one QSD (each costs about (2/3
 
 
 QSD_TOLERANCE = 1e-14  # the iteration stops when no component's estimated remaining change exceeds this, relatively
+
+
+EIGENVECTOR_START_LIMIT = 300  # the iteration starts from numpy's eigenvector up to this size, else from the uniform law
 
 
 QSD_ITERATIONS = 5000  # at most this many steps of the resurrected-chain iteration
@@ -183,10 +187,15 @@ def _dense_qsd(Q: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, float, str]:
     ``QSD_TOLERANCE``, or when nothing changes. Rounding in each step leaves the iterate in a band
     about ``n 2^-53 / (1 - r)`` wide around the fixed point, which the estimate adds."""
     n = len(Q)
-    values, vectors = np.linalg.eig(Q.T)
-    top = int(np.argmax(values.real))
-    mu = np.abs(vectors[:, top].real)
-    mu = np.where(mu > 0, mu, 1e-300)
+    if n <= EIGENVECTOR_START_LIMIT:
+        values, vectors = np.linalg.eig(Q.T)
+        top = int(np.argmax(values.real))
+        mu = np.abs(vectors[:, top].real)
+        mu = np.where(mu > 0, mu, 1e-300)
+    else:  # the eigenvalues alone cost a third as much; the iteration starts from the uniform law
+        values = np.linalg.eigvals(Q)
+        top = int(np.argmax(values.real))
+        mu = np.ones(n)
     mu /= mu.sum()
     distances = np.sort(np.abs(1.0 - np.delete(values, top)))
     iterations = min(QSD_ITERATIONS, max(3, int(QSD_WORK / max(n, 1) ** 3)))
@@ -305,7 +314,16 @@ def quasi_stationary(chain, S, start=None) -> QuasiStationaryLaw:
     reach = np.ones(len(states), dtype=bool) if start is None else \
         _reachable(Q, np.asarray(states == int(start)))
     candidates = [c for c, m in enumerate(members) if reach[m[0]]]
-    rates = {c: _class_rate(P, states[members[c]]) for c in candidates}
+    solved = {}  # the QSD of each multi-state candidate class, kept for when it is also the answer
+    rates = {}
+    for c in candidates:
+        C = states[members[c]]
+        if len(C) == 1:
+            row = P[C[0]]
+            rates[c] = float(row.data[row.indices != C[0]].sum())
+        else:
+            solved[c] = _qsd_on(P, C, C)
+            rates[c] = solved[c][1]
     if all(len(members[c]) == 1 and rates[c] == 1.0 for c in candidates):
         raise ChainError("every state of the set is left in one step (no transition stays in it): it has no "
                          "quasi-stationary law")
@@ -321,7 +339,10 @@ def quasi_stationary(chain, S, start=None) -> QuasiStationaryLaw:
     top[members[chosen]] = True
     down = _reachable(Q, top)
     support = states[down]
-    nu_support, decay, eigenvalue, error, kind, method = _qsd_on(P, support, states[members[chosen]])
+    if chosen in solved and len(support) == len(members[chosen]):
+        nu_support, decay, eigenvalue, error, kind, method = solved[chosen]
+    else:
+        nu_support, decay, eigenvalue, error, kind, method = _qsd_on(P, support, states[members[chosen]])
     nu = np.zeros(n)
     nu[support] = nu_support
     return QuasiStationaryLaw(nu=nu, decay_rate=decay, eigenvalue=eigenvalue, class_states=states[members[chosen]],
