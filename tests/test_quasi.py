@@ -434,3 +434,18 @@ def test_cli_prints_the_quasi_stationary_block(capsys):
     out = capsys.readouterr().out
     assert "quasi-stationary law conditioned on not yet entered 'revealed'" in out
     assert "decay rate 1 - lambda 0.00749306 per step" in out and "implied timescales" in out
+
+
+def test_implied_timescales_of_the_peers_fixtures():
+    """deeptime-ml/deeptime, deeptime/markov/tools/analysis/api.py (the ``timescales`` docstring):
+    T below gives [inf, 9.49122158, 0.43429448]. moldyn/msmhelper, test/test_msm_timescales.py
+    (``test__implied_timescales``): the first matrix at lag 2 gives ``-2 / log([4/5, 29/50])``, so
+    per step of the matrix ``-1 / log`` of its eigenvalues 4/5 and 29/50; for the second msmhelper
+    returns NaN (it drops the negative eigenvalue -0.7), where the modulus convention (deeptime's and
+    ours) gives ``-1 / log 0.7``."""
+    T = np.array([[0.9, 0.1, 0.0], [0.5, 0.0, 0.5], [0.0, 0.1, 0.9]])
+    assert np.allclose(implied_timescales(T, 3)["whole"], [np.inf, 9.49122158, 0.43429448], rtol=1e-8)
+    M = np.array([[0.8, 0.2, 0.0], [0.2, 0.78, 0.02], [0.0, 0.2, 0.8]])
+    assert np.allclose(implied_timescales(M, 3)["whole"][1:], -1 / np.log([4 / 5, 29 / 50]), rtol=1e-12)
+    negative = np.array([[0.1, 0.9], [0.8, 0.2]])
+    assert implied_timescales(negative, 2)["whole"][1] == pytest.approx(-1 / math.log(0.7), rel=1e-12)
