@@ -179,7 +179,9 @@ def test_simulated_survivors_follow_the_qsd():
     counts = np.bincount(walkers, minlength=n) / len(walkers)
     tv = 0.5 * np.abs(counts - law.nu[:n]).sum()
     assert len(walkers) > 5000
-    assert tv < 3 * math.sqrt(n / len(walkers))  # the sampling scale of a TV distance between n-point laws
+    m, nu = len(walkers), law.nu[:n]
+    typical = 0.5 * np.sum(np.sqrt(2 * nu * (1 - nu) / (math.pi * m)))  # E[TV] of m draws from nu, to first order
+    assert tv < 4 * typical  # measured: TV 0.0086 over 6,377 survivors, typical 0.0099
     exact = conditioned_laws(P, np.arange(n), np.eye(n + 1)[0], 60, law.nu)
     assert exact["tv"][-1] < 1e-12 and exact["tv"][0] > 0.3
 
