@@ -39,9 +39,10 @@ Quasi-stationary law
     its tie case: when two reachable classes share the largest ``lambda`` (decay rates within a
     relative ``TIE``), ``Q^t`` has a Jordan block, the survival decays as ``t^m lambda^t`` and the
     conditioned law goes to the QSD of the class last on the longest chain of such classes; the
-    one downstream of all the others is taken when there is one, and ``tie`` is set (a note
-    says so). A class with ``lambda_C = 1`` is a closed class of ``P`` inside ``S``: its QSD is
-    its stationary law, decay rate 0.
+    one downstream of all the others is taken when there is one (else the first: the limit then
+    mixes the tied classes in proportions that depend on the start), and ``tie`` is set. A class
+    with ``lambda_C = 1`` is a closed class of ``P`` inside ``S``: its QSD is its stationary law,
+    decay rate 0.
 
     *Convergence.* The conditioned law approaches ``nu`` as ``(|lambda_2| / lambda)^t``, with
     ``lambda_2`` the second eigenvalue (in modulus) of ``Q`` restricted to the states reachable

@@ -709,7 +709,8 @@ def quasi_stationary_report(compiled: Compiled, pc: PageChain, spec: str, max_st
     notes = []
     if law.tie:
         notes.append("another reachable class has the same largest lambda (a tie): the conditioned law approaches "
-                     "this QSD only polynomially; the class downstream of the others is reported")
+                     "its limit only polynomially; the class downstream of the others is reported when there is one, "
+                     "else the first (the limit then mixes the tied classes in proportions that depend on the start)")
     if start is None:
         notes.append("the initial page-state is in the target: the QSD of the slowest class of the complement is "
                      "reported, and there is no from_initial")
