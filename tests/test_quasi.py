@@ -451,3 +451,31 @@ def test_implied_timescales_of_the_peers_fixtures():
     assert np.allclose(implied_timescales(M, 3)["whole"][1:], -1 / np.log([4 / 5, 29 / 50]), rtol=1e-12)
     negative = np.array([[0.1, 0.9], [0.8, 0.2]])
     assert implied_timescales(negative, 2)["whole"][1] == pytest.approx(-1 / math.log(0.7), rel=1e-12)
+
+
+def test_an_untrusted_law_is_withheld_with_a_note(monkeypatch, capsys):
+    """With the trust threshold at 0 (every estimate above it), the decay rate, exit time and masses
+    are null, the note gives the estimate, and the CLI prints no digit of them."""
+    from ecology.cli import main
+    from ecology.exact import quasi
+
+    monkeypatch.setattr(quasi, "TRUSTED_ERROR", 0.0)
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=3", "--json",
+                 "--quasi-stationary", "revealed"]) == 0
+    q = __import__("json").loads(capsys.readouterr().out)["quasi_stationary"]
+    assert not q["trusted"] and q["decay_rate"] is None and q["top"] is None and q["from_initial"]["tv_to_qsd"] is None
+    assert "withheld" in q["note"] and q["from_initial"]["expected_exit_time"] == pytest.approx(134.81111111111107)
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=3", "--quiet",
+                 "--quasi-stationary", "revealed"]) == 0
+    out = capsys.readouterr().out
+    assert "decay rate 1 - lambda" not in out and "note: the law, its decay rate and its masses are withheld" in out
+
+
+def test_tie_between_parallel_classes_is_reported():
+    """Two one-state classes with the same lambda, neither reaching the other: tie, the first taken."""
+    P = np.zeros((4, 4))
+    P[0, 1], P[0, 2] = 0.5, 0.5
+    P[1, 1], P[1, 3], P[2, 2], P[2, 3] = 0.9, 0.1, 0.9, 0.1
+    P[3, 3] = 1.0
+    law = quasi_stationary(P, [0, 1, 2], start=0)
+    assert law.tie and law.class_states.tolist() == [1] and law.decay_rate == pytest.approx(0.1)
