@@ -474,6 +474,9 @@ def print_timescales_and_conductance(r) -> None:
     if r.conductance is None:
         return
     for c in r.conductance["classes"]:
+        if "note" in c:
+            print(f"  class [{c['class']}] conductance not computed: {c['note']}")
+            continue
         kind = "exact" if c["exact"] else "sweep-cut upper bound"
         print(f"  class [{c['class']}] conductance {c['conductance']:.4g} ({kind}); gap 1 - lambda_2 of its "
               f"reversibilisation {c['gap']:.4g} within the Cheeger bounds [{c['cheeger_lower']:.3g}, "

@@ -479,3 +479,19 @@ def test_tie_between_parallel_classes_is_reported():
     P[3, 3] = 1.0
     law = quasi_stationary(P, [0, 1, 2], start=0)
     assert law.tie and law.class_states.tolist() == [1] and law.decay_rate == pytest.approx(0.1)
+
+
+def test_masses_below_the_float_range_refuse_the_spectral_conductance():
+    """A birth–death class whose stationary masses fall below 1e-308: the conductance of a set is
+    still given, the sweep cut and the Cheeger gap are refused in one sentence, and analyze's report
+    turns that into a note (here on the generic function)."""
+    n = 400
+    up, down = np.full(n - 1, 0.01), np.full(n - 1, 0.9)
+    P = sp.diags([down, up], [-1, 1]).tolil()
+    P.setdiag(1 - np.asarray(P.sum(axis=1)).ravel())
+    P = P.tocsr()
+    pi = MarkovChain(P).stationary_distributions[0]
+    assert pi[-1] == 0.0  # (1/90)^399 is below the float range
+    assert conductance(P, np.arange(n), np.arange(1)) == pytest.approx(0.01, rel=1e-12)
+    with pytest.raises(ChainError, match="below the float range"):
+        cheeger_bounds(P, np.arange(n))

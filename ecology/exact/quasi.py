@@ -522,11 +522,18 @@ def _enumerate_cuts(F: np.ndarray, pi: np.ndarray) -> tuple[float, np.ndarray]:
     return best, best_set
 
 
+def _positive(pi: np.ndarray) -> None:
+    if not (pi > 0).all():
+        raise ChainError("some stationary masses of the class are below the float range (about 1e-308): its "
+                         "spectral quantities (sweep cut, reversibilised gap) are not computed")
+
+
 def _sweep_cut(flow: sp.csr_matrix, pi: np.ndarray) -> tuple[float, np.ndarray]:
     """The best prefix cut of the states ordered by the second eigenvector (module docstring): the
     flux across the cut after the first ``k`` states is the sum of the symmetrised flux of the
     pairs that straddle it (a difference array over positions)."""
     n = len(pi)
+    _positive(pi)
     sym = ((flow + flow.T) / 2).tocsr()
     root = np.sqrt(pi)
     scale = sp.diags(1 / root)
@@ -560,6 +567,7 @@ def cheeger_bounds(chain, members, pi=None) -> dict:
     ``lower <= 1 - lambda_2 <= upper`` holds (with an exact ``Phi*``; with a sweep-cut upper
     bound only ``1 - lambda_2 <= upper`` is guaranteed)."""
     block, pi = _class_and_law(chain, members, pi)
+    _positive(pi)
     phi = class_conductance(chain, members, pi)
     flow = block.multiply(pi[:, None]).toarray()
     reversible = bool(np.allclose(flow, flow.T, rtol=1e-10, atol=1e-300))

@@ -639,7 +639,8 @@ def conductance_report(compiled: Compiled, pc: PageChain, max_states: int) -> di
     closed class of 2 to ``DENSE_EIGEN_LIMIT`` states with a trusted law, its conductance ``Phi*``
     (exact by enumeration up to 20 states, else a sweep-cut upper bound), the spectral gap
     ``1 - lambda_2`` of its additive reversibilisation and the Cheeger bounds
-    ``Phi*^2 / 2 <= gap <= 2 Phi*`` (:func:`ecology.exact.quasi.cheeger_bounds`)."""
+    ``Phi*^2 / 2 <= gap <= 2 Phi*`` (:func:`ecology.exact.quasi.cheeger_bounds`); only ``class`` and a
+    ``note`` when they cannot be computed (stationary masses below the float range)."""
     mc = pc.chain
     laws = mc.stationary_laws
     criteria = {}
@@ -666,7 +667,11 @@ def conductance_report(compiled: Compiled, pc: PageChain, max_states: int) -> di
     for i, (members, law) in enumerate(zip(mc.recurrent_classes, laws)):
         if not 2 <= len(members) <= quasi.DENSE_EIGEN_LIMIT or not law.trusted:
             continue
-        b = quasi.cheeger_bounds(mc, members, law.pi)
+        try:
+            b = quasi.cheeger_bounds(mc, members, law.pi)
+        except ChainError as err:  # masses below the float range, or ARPACK failed: the class is named, not measured
+            classes.append({"class": i, "note": str(err)})
+            continue
         classes.append({"class": i, "conductance": b["conductance"], "exact": b["exact"], "gap": b["gap"],
                         "cheeger_lower": b["lower"], "cheeger_upper": b["upper"], "reversible": b["reversible"]})
     return {"criteria": criteria, "classes": classes}
