@@ -279,6 +279,7 @@ def test_implied_timescales_closed_forms():
     times = implied_timescales(P, 2)
     assert math.isinf(times["whole"][0]) and times["whole"][1] == pytest.approx(-1 / math.log(1 - p - q), rel=1e-13)
     assert implied_timescale(0.0) == 0.0 and implied_timescale(-1.0) == math.inf
+    assert implied_timescale(1e-17) == pytest.approx(-1 / math.log(1e-17), rel=1e-15)  # 1e-17 - 1 rounds to -1
     assert implied_timescale(None, decay_rate=1e-30) == pytest.approx(1e30, rel=1e-15)  # 1 - 1e-30 is 1 in doubles
     cycle = np.roll(np.eye(4), 1, axis=1)  # period 4: every eigenvalue on the unit circle
     assert all(math.isinf(t) for t in implied_timescales(cycle, 4)["whole"])

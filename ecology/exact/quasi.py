@@ -52,7 +52,8 @@ Quasi-stationary law
 
 Implied timescales
     ``t_i = -1 / ln |lambda_i|`` (steps for the mode ``i`` to shrink by ``e``): computed as
-    ``-1 / log1p(|lambda_i| - 1)`` (``|lambda| - 1`` is exact for ``|lambda|`` in ``[1/2, 1]``),
+    ``-1 / log1p(|lambda_i| - 1)`` (``|lambda| - 1`` is exact for ``|lambda|`` in ``[1/2, 1]``; below
+    1/2, ``-1 / ln |lambda|`` directly),
     or ``-1 / log1p(-(1 - lambda))`` where ``1 - lambda`` is known subtraction-free (a QSD's decay
     rate); 0 for ``lambda = 0``, and infinite for ``|lambda| >= 1 - UNIT`` (``UNIT = 1e-12``): an
     eigenvalue from a dense or Arnoldi solve carries an absolute error of about 1e-15, so a modulus
@@ -434,7 +435,11 @@ def implied_timescale(modulus, decay_rate: float | None = None) -> float:
     m = abs(complex(modulus))
     if m > 1 + 1e-9:
         raise ValueError(f"an eigenvalue of a stochastic matrix has modulus at most 1, got {m}")
-    return math.inf if m >= 1.0 - UNIT else 0.0 if m == 0.0 else -1.0 / math.log1p(m - 1.0)
+    if m >= 1.0 - UNIT:
+        return math.inf
+    if m == 0.0:
+        return 0.0
+    return -1.0 / (math.log1p(m - 1.0) if m >= 0.5 else math.log(m))  # m - 1 rounds to -1 for a tiny m
 
 
 def implied_timescales(chain, count: int = 6) -> dict:
