@@ -255,22 +255,22 @@ def class_decay_rates(chain, S) -> list[tuple[np.ndarray, float]]:
     P = _matrix(chain)
     states = np.flatnonzero(_set_mask(P.shape[0], S))
     _, _, members = _classes_of_set(P, states)
-    out = []
-    for m in members:
-        C = states[m]
-        out.append((C, _class_rate(P, C)))
-    return out
+    return [(states[m], _class_rate(P, states[m])[0]) for m in members]
 
 
-def _class_rate(P: sp.csr_matrix, C: np.ndarray) -> float:
+def _class_rate(P: sp.csr_matrix, C: np.ndarray) -> tuple[float, tuple | None]:
+    """``(1 - lambda_C, the solution of _qsd_on for C or None)``: a one-state class by the sum of its
+    row's other entries, a larger one by its own QSD."""
     if len(C) == 1:
         row = P[C[0]]
-        return float(row.data[row.indices != C[0]].sum())
-    return _qsd_on(P, C, C)[1]
+        return float(row.data[row.indices != C[0]].sum()), None
+    solution = _qsd_on(P, C)
+    return solution[1], solution
 
 
-def _qsd_on(P: sp.csr_matrix, support: np.ndarray, top: np.ndarray):
-    """``(nu on support, decay rate, eigenvalue, error, kind, method)`` for a support whose class ``top`` reaches all of it."""
+def _qsd_on(P: sp.csr_matrix, support: np.ndarray):
+    """``(nu on support, decay rate, eigenvalue, error, kind, method)`` for a support one class of
+    which reaches all of it (module docstring)."""
     Q, e = _exits(P, support)
     if len(support) == 1:
         q = float(Q.toarray()[0, 0])
@@ -316,16 +316,9 @@ def quasi_stationary(chain, S, start=None) -> QuasiStationaryLaw:
     reach = np.ones(len(states), dtype=bool) if start is None else \
         _reachable(Q, np.asarray(states == int(start)))
     candidates = [c for c, m in enumerate(members) if reach[m[0]]]
-    solved = {}  # the QSD of each multi-state candidate class, kept for when it is also the answer
-    rates = {}
+    rates, solved = {}, {}  # the QSD of each multi-state candidate class is kept for when it is also the answer
     for c in candidates:
-        C = states[members[c]]
-        if len(C) == 1:
-            row = P[C[0]]
-            rates[c] = float(row.data[row.indices != C[0]].sum())
-        else:
-            solved[c] = _qsd_on(P, C, C)
-            rates[c] = solved[c][1]
+        rates[c], solved[c] = _class_rate(P, states[members[c]])
     if all(len(members[c]) == 1 and rates[c] == 1.0 for c in candidates):
         raise ChainError("every state of the set is left in one step (no transition stays in it): it has no "
                          "quasi-stationary law")
@@ -341,10 +334,10 @@ def quasi_stationary(chain, S, start=None) -> QuasiStationaryLaw:
     top[members[chosen]] = True
     down = _reachable(Q, top)
     support = states[down]
-    if chosen in solved and len(support) == len(members[chosen]):
+    if solved[chosen] is not None and len(support) == len(members[chosen]):
         nu_support, decay, eigenvalue, error, kind, method = solved[chosen]
     else:
-        nu_support, decay, eigenvalue, error, kind, method = _qsd_on(P, support, states[members[chosen]])
+        nu_support, decay, eigenvalue, error, kind, method = _qsd_on(P, support)
     nu = np.zeros(n)
     nu[support] = nu_support
     return QuasiStationaryLaw(nu=nu, decay_rate=decay, eigenvalue=eigenvalue, class_states=states[members[chosen]],
