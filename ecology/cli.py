@@ -282,7 +282,7 @@ def cmd_analyze(args) -> int:
             chain = build_chain(compiled, args.max_states, max_work=args.max_work, progress=progress)
             report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
                              hit=args.hit, before=args.before, max_work=args.max_work, occupation=occupation,
-                             progress=progress)
+                             progress=progress, quasi_stationary=args.quasi_stationary)
         except ScenarioError as err:
             raise err.located(args.file) from None
         if export:
@@ -453,6 +453,7 @@ def print_report(r, chain) -> None:
     else:
         print(f"expected steps until a closed class is entered: {absorption}")
     print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r.eigenvalues))
+    print_timescales_and_conductance(r)
     for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
     print_loops(r.loops)
@@ -482,6 +483,8 @@ def print_report(r, chain) -> None:
                                  for k, p in c["exit_class_probabilities"].items())
                 first = ", ".join(f"'{e['state']}' {e['probability']:.3g}" for e in c["exits_to"][:3])
                 print(f"      exits to: {into}; first states outside: {first}")
+    if r.quasi_stationary is not None:
+        print_quasi_stationary(r.quasi_stationary)
     if r.curves is not None:
         h = r.horizon
         for name, c in r.curves.items():
@@ -494,6 +497,52 @@ def print_report(r, chain) -> None:
     elif r.power is not None:
         top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r.power["from_initial"][:8])
         print(f"T^{r.power['n']} from the initial window (top): {top}")
+
+
+def print_timescales_and_conductance(r) -> None:
+    """The implied timescales beside the eigenvalues, and the conductances of the report."""
+    if r.implied_timescales is not None:
+        times = ", ".join("inf" if t is None else f"{t:.6g}" for t in r.implied_timescales["whole"])
+        print(f"implied timescales -1/ln|lambda| (steps; inf: |lambda| within 1e-12 of 1): {times}")
+    if r.conductance is None:
+        return
+    for c in r.conductance["classes"]:
+        if "note" in c:
+            print(f"  class [{c['class']}] conductance not computed: {c['note']}")
+            continue
+        kind = "exact" if c["exact"] else "sweep-cut upper bound"
+        print(f"  class [{c['class']}] conductance {c['conductance']:.4g} ({kind}); gap 1 - lambda_2 of its "
+              f"reversibilisation {c['gap']:.4g} within the Cheeger bounds [{c['cheeger_lower']:.3g}, "
+              f"{c['cheeger_upper']:.3g}]{'' if c['reversible'] else ' (not reversible)'}")
+    for name, entry in r.conductance["criteria"].items():
+        for c in entry.get("classes", []):
+            value = c.get("note") if c["conductance"] is None else \
+                f"pi(set) {c['mass']:.4g}, conductance {c['conductance']:.4g} (per step, leaving it in stationarity)"
+            print(f"  criterion '{name}' in class [{c['class']}] ({c['size']:,} page-states): {value}")
+
+
+def print_quasi_stationary(q: dict) -> None:
+    """The ``--quasi-stationary`` block of the report."""
+    print(f"quasi-stationary law conditioned on {q['conditioned_on']} ({q['size']:,} page-states; the slowest class "
+          f"reached has {q['class_size']:,}, with {q['support_size']:,} carrying mass) [{q['method']}]")
+    if q["trusted"]:
+        exit_time = "never (a closed class)" if q["expected_exit_time_from_qsd"] is None else \
+            f"{q['expected_exit_time_from_qsd']:.6g}"
+        ratio = "none" if q["spectral_ratio"] is None else f"{q['spectral_ratio']:.6g}"
+        print(f"  decay rate 1 - lambda {q['decay_rate']:.6g} per step; expected steps to leave from the QSD {exit_time}; "
+              f"spectral ratio |lambda_2|/lambda {ratio}  [L1 error estimate {q['error_estimate']:.1e}]")
+        print("  QSD (top): " + ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in q["top"][:5]))
+    f = q["from_initial"]
+    if f is not None:
+        time = expected_time(f, "expected_exit_time")
+        ratio = "" if f["ratio_to_qsd"] is None else f" ({f['ratio_to_qsd']:.4g} times the QSD's)"
+        tv = "not given" if f["tv_to_qsd"] is None else f"{f['tv_to_qsd']:.3g}"
+        close = "not within the horizon" if f["steps_to_tv"] is None else f"after {f['steps_to_tv']} steps"
+        print(f"  from the initial window: expected steps to enter it {time}{ratio}; at t = {f['horizon']} "
+              f"log10 P(not yet) {f['log10_survival']:.6g}, TV distance of the conditioned law to the QSD {tv} "
+              f"(within 0.01 {close})")
+    if q["note"]:
+        print(f"  note: {q['note']}")
 
 
 LOOPS_PRINTED = 5
@@ -950,6 +999,9 @@ def build_parser() -> Parser:
                    "stationarity: a criterion, a set ([sets.NAME]), 'class:I' or one page-state per name (name a set of "
                    "page-states in [sets.NAME] windows); default: every criterion and set")
     p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
+    p.add_argument("--quasi-stationary", metavar="TARGET", help="the law conditioned on not having entered TARGET yet "
+                   "(named as for --hit): its quasi-stationary law, decay rate and the approach to it from the initial "
+                   "window")
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")
     p.add_argument("--out", help="write report.json and plots to this new directory")

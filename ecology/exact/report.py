@@ -45,6 +45,7 @@ import numpy as np
 
 from ecology.core.compile import Compiled, compile_scenario
 from ecology.errors import UserError
+from ecology.exact import quasi
 from ecology.exact.chain import (
     DEFAULT_MAX_STATES,
     DEFAULT_MAX_WORK,
@@ -161,9 +162,13 @@ class Report:
     expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
+    implied_timescales: dict | None = None  # -1 / ln|lambda| of the eigenvalues above (timescales_report)
+    conductance: dict | None = None  # of each criterion's set and of the small closed classes (conductance_report)
+    quasi_stationary: dict | None = None  # --quasi-stationary SET (quasi_stationary_report)
 
     OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
-                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note")
+                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note",
+                "implied_timescales", "conductance", "quasi_stationary")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -201,7 +206,8 @@ def as_compiled(function: str, scenario) -> Compiled:
 def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
-            occupation: list[str] | None = None, progress: Progress = silent) -> Report:
+            occupation: list[str] | None = None, progress: Progress = silent,
+            quasi_stationary: str | None = None) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     or a scenario file's path (compiled here: :func:`as_compiled`) (see ``ecology analyze --help``
     and the module docstring); a question the numerics cannot answer is one :class:`UserError`
@@ -210,11 +216,20 @@ def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAUL
     of the chain (when ``chain`` is not given) and then each solver phase as it starts,
     ``("solving: PHASE", i, n_phases)``: classes, stationary laws, passage times, spectrum,
     absorption time, hitting times, loops, occupation, and as asked the ``--hit`` target,
-    metastable classes, curves and the power."""
+    metastable classes, curves, the power and the quasi-stationary law. ``quasi_stationary`` names
+    a target as ``hit`` does: the law of the chain conditioned on not having entered it yet
+    (:func:`quasi_stationary_report`)."""
     compiled = as_compiled("ecology.exact.analyze", compiled)
     try:
-        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
-                        progress)
+        report = _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
+                          progress)
+        if quasi_stationary is not None:
+            pc = chain or build_chain(compiled, max_states)
+            within = horizon if horizon is not None else compiled.scenario.run.steps
+            flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
+            report.quasi_stationary = quasi_stationary_report(compiled, pc, quasi_stationary, max_states, within,
+                                                              max_work, flag)
+        return report
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
@@ -287,6 +302,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         expected_absorption_time_overflow=absorption["overflow"],
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
+        implied_timescales=timescales_report(mc, eig),
+        conductance=conductance_report(compiled, pc, max_states),
     )
     if names:
         phase("occupation")
@@ -653,4 +670,150 @@ def occupation_figures(compiled: Compiled | Scenario | str | Path, max_states: i
     for c in compiled.tracked:
         opc, mask = target_mask(compiled, pc, c.name, max_states, "--occupation")
         out[c.name] = occupation_report(opc, mask, within, DEFAULT_MAX_WORK, "--horizon (default run.steps)")
+    return out
+
+
+def timescales_report(mc: MarkovChain, eig: np.ndarray) -> dict:
+    """``whole``: the implied timescale ``-1 / ln |lambda|`` of each eigenvalue of ``eigenvalues``
+    (:func:`ecology.exact.quasi.implied_timescale`; null where infinite: ``|lambda|`` within 1e-12
+    of 1); ``classes``: per closed class of 2 to ``DENSE_EIGEN_LIMIT`` states, the timescales of its
+    own 6 leading eigenvalues (null for the other classes and for infinite ones)."""
+    classes = []
+    for members in mc.recurrent_classes:
+        if 2 <= len(members) <= quasi.DENSE_EIGEN_LIMIT:
+            values = MarkovChain(mc.P[members][:, members]).eigenvalues(6)
+            classes.append([_finite(quasi.implied_timescale(v)) for v in values])
+        else:
+            classes.append(None)
+    return {"whole": [_finite(quasi.implied_timescale(v)) for v in eig], "classes": classes,
+            "note": "null: infinite (a unit eigenvalue: a closed class or a period) or beyond 1e12 steps, which the "
+                    "eigenvalue solver does not resolve (see quasi_stationary and metastable for slow exits)"}
+
+
+def conductance_report(compiled: Compiled, pc: PageChain, max_states: int) -> dict:
+    """``criteria``: per criterion, per closed class ``C`` holding part of its set ``H`` (neither
+    none nor all of ``C``), the stationary ``mass`` ``pi(H)`` and the conductance
+    ``Phi(H) = sum_{i in H, j not in H} pi_i P[i, j] / pi(H)``: the probability per step, in
+    stationarity within ``H``, of leaving it (null with ``note`` when the class's law is not
+    trusted; a periodic criterion, decided on a product chain, is not measured). ``classes``: per
+    closed class of 2 to ``DENSE_EIGEN_LIMIT`` states with a trusted law, its conductance ``Phi*``
+    (exact by enumeration up to 20 states, else a sweep-cut upper bound), the spectral gap
+    ``1 - lambda_2`` of its additive reversibilisation and the Cheeger bounds
+    ``Phi*^2 / 2 <= gap <= 2 Phi*`` (:func:`ecology.exact.quasi.cheeger_bounds`); only ``class`` and a
+    ``note`` when they cannot be computed (stationary masses below the float range)."""
+    mc = pc.chain
+    laws = mc.stationary_laws
+    criteria = {}
+    for c in compiled.criteria:
+        cpc, mask = criterion_chain(compiled, pc, c, max_states)
+        if cpc is not pc:
+            criteria[c.name] = {"note": "a periodic criterion is decided on a product chain: not measured"}
+            continue
+        rows = []
+        for i, (members, law) in enumerate(zip(mc.recurrent_classes, laws)):
+            inside = mask[members]
+            if not inside.any() or inside.all():
+                continue
+            if not law.trusted:
+                rows.append({"class": i, "size": int(inside.sum()), "mass": None, "conductance": None,
+                             "note": "not computed: the class's stationary law is not trusted"})
+                continue
+            mass = float(law.pi[inside].sum())
+            value = quasi.conductance(mc, members, inside, law.pi) if mass > 0 else None
+            rows.append({"class": i, "size": int(inside.sum()), "mass": mass, "conductance": value,
+                         "note": None if mass > 0 else "no stationary mass in the set: conductance undefined"})
+        criteria[c.name] = {"classes": rows}
+    classes = []
+    for i, (members, law) in enumerate(zip(mc.recurrent_classes, laws)):
+        if not 2 <= len(members) <= quasi.DENSE_EIGEN_LIMIT or not law.trusted:
+            continue
+        try:
+            b = quasi.cheeger_bounds(mc, members, law.pi)
+        except ChainError as err:  # masses below the float range, or ARPACK failed: the class is named, not measured
+            classes.append({"class": i, "note": str(err)})
+            continue
+        classes.append({"class": i, "conductance": b["conductance"], "exact": b["exact"], "gap": b["gap"],
+                        "cheeger_lower": b["lower"], "cheeger_upper": b["upper"], "reversible": b["reversible"]})
+    return {"criteria": criteria, "classes": classes}
+
+
+TV_THRESHOLD = 0.01  # from_initial.steps_to_tv: the first step at which the conditioned law is this close to the QSD
+
+
+def quasi_stationary_report(compiled: Compiled, pc: PageChain, spec: str, max_states: int, within: int, max_work: int,
+                            flag: str) -> dict:
+    """The law of the chain conditioned on not yet having entered the target ``spec`` (named as
+    ``--hit`` names one: :func:`ecology.exact.chain.target_mask`): the quasi-stationary law of
+    its complement ``S`` reached from the initial page-state ``x``
+    (:func:`ecology.exact.quasi.quasi_stationary`; docs/exact.md). Keys: ``set``, ``conditioned_on``,
+    ``size`` ``|S|``, ``class_size`` and ``support_size`` (the class ``C*`` carrying it and the
+    states downstream of it), ``tie``, ``decay_rate`` ``1 - lambda = sum nu_i e_i``,
+    ``eigenvalue`` ``lambda``, ``expected_exit_time_from_qsd`` ``1 / (1 - lambda)`` (null when the
+    decay rate is 0: a closed class inside S), ``implied_timescale`` ``-1 / ln lambda``,
+    ``spectral_ratio`` ``|lambda_2| / lambda`` over the states reachable from ``x``, the
+    ``method``, ``error_estimate``, ``error_kind`` and ``trusted``, ``top`` (the heaviest
+    page-states and their masses) and ``from_initial``: ``expected_exit_time`` ``E_x[time to enter
+    the target]`` (as :func:`expected_entrance_time`, with ``_overflow``/``_log10``/``_note``),
+    ``ratio_to_qsd`` (that time over ``1 / (1 - lambda)``: 1 when ``x`` starts in the QSD),
+    ``horizon``, ``log10_survival`` ``log10 P_x(not entered by the horizon)``, ``tv_to_qsd`` at the
+    horizon and ``steps_to_tv`` (the first ``t`` at which the conditioned law is within
+    ``TV_THRESHOLD`` of the QSD, null when not within the horizon). ``from_initial`` is null when
+    ``x`` is in the target (the QSD is then the one of the slowest class of ``S``). Figures that the
+    error estimate does not defend (untrusted) are null and ``note`` says why."""
+    qpc, target = target_mask(compiled, pc, spec, max_states, "--quasi-stationary")
+    mc, x = qpc.chain, qpc.initial
+    S = ~target
+    if not S.any():
+        raise UserError(f"--quasi-stationary {spec!r}: the target holds every page-state, so nothing is left to "
+                        "condition on; name a smaller target")
+    start = None if target[x] else x
+    try:
+        law = quasi.quasi_stationary(mc, S, start)
+    except ChainError as err:
+        raise UserError(f"--quasi-stationary {spec!r}: {err}") from None
+    notes = []
+    if law.tie:
+        notes.append("another reachable class has the same largest lambda (a tie): the conditioned law approaches "
+                     "its limit only polynomially; the class downstream of the others is reported when there is one, "
+                     "else the first (the limit then mixes the tied classes in proportions that depend on the start)")
+    if start is None:
+        notes.append("the initial page-state is in the target: the QSD of the slowest class of the complement is "
+                     "reported, and there is no from_initial")
+    trusted = law.trusted
+    if not trusted:
+        estimate = "none" if law.error is None else f"{law.error:.1e}"
+        notes.append(f"the law, its decay rate and its masses are withheld: its L1 error estimate is {estimate} "
+                     f"({law.error_kind})")
+    out = {
+        "set": spec, "conditioned_on": f"not yet entered {spec!r}", "size": int(S.sum()),
+        "class_size": len(law.class_states), "support_size": len(law.support), "tie": law.tie,
+        "decay_rate": law.decay_rate if trusted else None,
+        "eigenvalue": law.eigenvalue if trusted else None,
+        "expected_exit_time_from_qsd": _finite(law.expected_exit_time) if trusted else None,
+        "implied_timescale": _finite(quasi.implied_timescale(None, decay_rate=law.decay_rate)) if trusted else None,
+        "spectral_ratio": quasi.spectral_ratio(mc, S, law, start),
+        "method": law.method, "error_estimate": law.error, "error_kind": law.error_kind, "trusted": trusted,
+        "top": [{"state": qpc.label(i), "mass": float(law.nu[i])}
+                for i in np.argsort(-law.nu, kind="stable")[:TOP_STATES] if law.nu[i] > 0] if trusted else None,
+        "from_initial": None,
+    }
+    if start is not None:
+        _work_check("the conditioned law over the horizon", within, mc.P.nnz, max_work, flag)
+        initial = np.zeros(mc.n_states)
+        initial[x] = 1.0
+        laws = quasi.conditioned_laws(mc, S, initial, within, law.nu if trusted else None)
+        time = expected_entrance_time(mc, x, target, max_work)
+        close = np.flatnonzero(laws["tv"] <= TV_THRESHOLD) if trusted else np.array([], dtype=np.int64)
+        out["from_initial"] = {
+            "expected_exit_time": time["value"],
+            **({"expected_exit_time_overflow": time["overflow"], "expected_exit_time_log10": time["log10"]}
+               if time["overflow"] else {}),
+            **({"expected_exit_time_note": time["note"]} if time["note"] else {}),
+            "ratio_to_qsd": _ratio(time["value"] * law.decay_rate, 1.0) if time["value"] is not None and trusted else None,
+            "horizon": within,
+            "log10_survival": _finite(float(laws["log10_survival"][-1])),
+            "tv_to_qsd": _finite(float(laws["tv"][-1])) if trusted and np.isfinite(laws["tv"][-1]) else None,
+            "steps_to_tv": int(close[0]) if len(close) else None,
+        }
+    out["note"] = "; ".join(notes) or None
     return out
