@@ -270,6 +270,8 @@ def cmd_analyze(args) -> int:
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
+    if args.lump_rtol is not None and args.lump is None:
+        raise UsageError("analyze: --lump-rtol needs --lump (the tolerance of the lumping's comparisons)")
     if args.out is not None and args.export is not None and os.path.abspath(args.out) == os.path.abspath(args.export):
         raise UsageError(f"analyze: --out and --export both name {args.out}; each needs a new directory of its own")
     s = scn.load(args.file, run_overrides(args))
@@ -282,7 +284,8 @@ def cmd_analyze(args) -> int:
             chain = build_chain(compiled, args.max_states, max_work=args.max_work, progress=progress)
             report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
                              hit=args.hit, before=args.before, max_work=args.max_work, occupation=occupation,
-                             progress=progress)
+                             progress=progress, lump=args.lump,
+                             **({} if args.lump_rtol is None else {"lump_rtol": args.lump_rtol}))
         except ScenarioError as err:
             raise err.located(args.file) from None
         if export:
@@ -449,6 +452,8 @@ def print_report(r, chain) -> None:
                                  for k, p in c["exit_class_probabilities"].items())
                 first = ", ".join(f"'{e['state']}' {e['probability']:.3g}" for e in c["exits_to"][:3])
                 print(f"      exits to: {into}; first states outside: {first}")
+    if r.lumping is not None:
+        print_lumping(r.lumping)
     if r.curves is not None:
         h = r.horizon
         for name, c in r.curves.items():
@@ -461,6 +466,33 @@ def print_report(r, chain) -> None:
     elif r.power is not None:
         top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r.power["from_initial"][:8])
         print(f"T^{r.power['n']} from the initial window (top): {top}")
+
+
+def print_lumping(lump: dict) -> None:
+    """``--lump``: the partition, its lumpability and the lumped chain's check (:func:`ecology.exact.report.lumping_report`)."""
+    by = "premise amplitudes" if lump["by"] == "amplitudes" else "the truth values of " + ", ".join(lump["coordinates"])
+    verdict = "yes" if lump["lumpable"] else "no"
+    print(f"lumping by {by} (compared at relative {lump['rtol']:g}): {lump['n_blocks']:,} blocks of "
+          f"{lump['n_states']:,} page-states; ordinarily lumpable: {verdict} (defect {lump['defect']:.3g}); coarsest "
+          f"lumpable refinement: {lump['coarsest_n_blocks']:,} blocks (defect {lump['coarsest_defect']:.3g})")
+    for i, b in enumerate(lump["blocks"] or []):
+        values = ", ".join(f"{name} {v:.6g}" if lump["by"] == "amplitudes" else f"{name} {v}"
+                           for name, v in zip(lump["coordinates"], b["values"]))
+        print(f"  block {i}: {b['size']:,} page-states (e.g. '{b['example']}'): {values}")
+    lumped = lump["lumped_chain"]
+    if lumped is not None:
+        ending = ", ".join(f"[{i}] {c['blocks']:,} blocks ({c['page_states']:,} page-states) "
+                           f"{probability_text(c['probability'])} (full chain {probability_text(c['full_chain_probability'])})"
+                           for i, c in enumerate(lumped["closed_classes"]))
+        print(f"  lumped chain ({lump['lumped']}): {lumped['n_states']:,} states, {lumped['n_transitions']:,} transitions, "
+              f"initial block of {lumped['initial_block_size']:,} page-states; P(end in closed class): {ending}; "
+              f"largest difference {lumped['absorption_agreement']:.1e}")
+        for name, c in lumped["criteria"].items():
+            times = [_exact_value(c[key], "infinite") for key in ("expected_hitting_time", "full_chain_expected_hitting_time")]
+            print(f"    '{name}' (a union of blocks) on the lumped chain: P(ever) {probability_text(c['probability'])} (full "
+                  f"chain {probability_text(c['full_chain_probability'])}), expected steps {times[0]} (full chain {times[1]})")
+    if lump["note"]:
+        print(f"  note: {lump['note']}")
 
 
 LOOPS_PRINTED = 5
@@ -746,6 +778,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def relative_tolerance(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
 def probability(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -917,6 +956,11 @@ def build_parser() -> Parser:
                    "stationarity: a criterion, a set ([sets.NAME]), 'class:I' or one page-state per name (name a set of "
                    "page-states in [sets.NAME] windows); default: every criterion and set")
     p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
+    p.add_argument("--lump", choices=("amplitudes", "criteria"), help="partition the page-states by their premise "
+                   "amplitude vectors (or by the truth values of the criteria and named sets), test ordinary "
+                   "lumpability, find the coarsest lumpable refinement and check its lumped chain")
+    p.add_argument("--lump-rtol", type=relative_tolerance, metavar="R", help="with --lump: values equal within this "
+                   "relative tolerance (default 1e-12; docs/exact.md#lumping)")
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")
     p.add_argument("--out", help="write report.json and plots to this new directory")

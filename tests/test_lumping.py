@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from ecology.cli import main
+from ecology.core.compile import compile_scenario
+from ecology.errors import UserError
+from ecology.exact.chain import build_chain
 from ecology.exact.lumping import (
     _Partition,
     aggregated_chain,
@@ -18,8 +22,13 @@ from ecology.exact.lumping import (
     lift_uniform,
     lumpability,
     lumped_chain,
+    partition_by_values,
 )
 from ecology.exact.markov import ChainError, MarkovChain
+from ecology.exact.report import analyze, log_population_amplitudes
+from ecology.scenario import load
+
+from .conftest import SCENARIOS
 
 
 def cycle_walk(n: int) -> sp.csr_matrix:
@@ -360,3 +369,94 @@ def test_bad_arguments():
             call()
     with pytest.raises(ChainError, match="row 0"):
         lumpability(np.array([[0.5, 0.4], [0.5, 0.5]]), [0, 1])
+
+
+def test_partition_by_values_in_log_space():
+    """Rows equal within rtol in every column; in log space amplitudes far below the float range
+    (e**-1000) are told apart, and two -inf (amplitude 0) are equal."""
+    X = np.array([[-1000.0, 0.0], [-1000.0 - 1e-14, 0.0], [-1000.0 - 1e-6, 0.0], [-np.inf, 0.0], [-np.inf, 0.0]])
+    assert partition_by_values(X, log=True).tolist() == [0, 0, 1, 2, 2]
+    assert partition_by_values(np.exp(X)).tolist() == [0, 0, 0, 0, 0]  # the same amplitudes as doubles: all 0
+    assert partition_by_values([[0.2, 1.0], [0.2, 0.0], [0.2 * (1 + 1e-13), 1.0]]).tolist() == [0, 1, 0]
+    for bad, log in [([[np.nan]], False), ([[-1.0]], False), ([[np.inf]], True)]:
+        with pytest.raises(ValueError, match="values must be"):
+            partition_by_values(bad, log=log)
+
+
+def waluigi_luigi_amplitude(j):
+    """Closed form: after j F's (no U), the luigi's amplitude 0.9 / (0.9 + 0.1 * 0.9^j)."""
+    return 0.9 / (0.9 + 0.1 * 0.9**j)
+
+
+def test_waluigi_lumps_by_amplitudes_onto_a_birth_chain(capsys):
+    """The toy's 45 page-states lump by premise amplitudes into 10 blocks, lumpably: the windows with
+    j = 0 .. 8 F's and no U (luigi amplitude 0.9 / (0.9 + 0.1 * 0.9^j)) and the 36 with a U (luigi 0).
+    The lumped chain moves from j to the revealed block with probability alpha_waluigi(j) * 0.1,
+    else to j + 1 (j = 8 stays), and its hitting time of the revealed block is the full chain's."""
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), "--lump", "amplitudes", "--json"]) == 0
+    lump = json.loads(capsys.readouterr().out)["lumping"]
+    assert (lump["n_states"], lump["n_blocks"], lump["lumpable"], lump["defect"]) == (45, 10, True, 0.0)
+    assert lump["coarsest_n_blocks"] == 10 and lump["lumped"] == "given"
+    blocks = lump["blocks"]
+    revealed = [b for b in blocks if b["values"][0] == 0.0]
+    assert len(revealed) == 1 and revealed[0]["size"] == 36
+    luigi = sorted(b["values"][0] for b in blocks if b["values"][0] > 0)
+    assert np.allclose(luigi, [waluigi_luigi_amplitude(j) for j in range(9)], rtol=1e-14, atol=0)
+    chain = lump["lumped_chain"]
+    assert chain["n_states"] == 10 and chain["absorption_agreement"] == 0.0
+    assert [(c["blocks"], c["page_states"]) for c in chain["closed_classes"]] == [(1, 36)]
+    compiled = compile_scenario(load(SCENARIOS / "waluigi.toml"))
+    pc = build_chain(compiled)
+    log_amp = log_population_amplitudes(pc)
+    labels = partition_by_values(log_amp, log=True)
+    lumped = aggregated_chain(pc.chain, labels).P.toarray()
+    n_f = np.array([label.split().count("F") for label in pc.labels()])
+    has_u = np.array(["U" in label.split() for label in pc.labels()])
+    U = int(labels[has_u][0])
+    for j in range(9):
+        K = int(labels[(n_f == j) & ~has_u][0])
+        leak = (1 - waluigi_luigi_amplitude(j)) * 0.1
+        assert lumped[K, U] == pytest.approx(leak, rel=1e-13)
+        nxt = K if j == 8 else int(labels[(n_f == j + 1) & ~has_u][0])
+        assert lumped[K, nxt] == pytest.approx(1 - leak, rel=1e-13)
+    full = pc.chain.expected_hitting_times(has_u)[pc.initial]
+    assert MarkovChain(lumped).expected_hitting_times(np.arange(10) == U)[labels[pc.initial]] == pytest.approx(full, rel=1e-13)
+
+
+def test_lumped_page_chain_keeps_the_criteria():
+    """waluigi_soft at k = 6 by criteria: not lumpable; its coarsest refinement's lumped chain gives
+    every criterion's P(ever) and expected hitting time as the full chain does (API, to 1e-12)."""
+    report = analyze(SCENARIOS / "waluigi_soft.toml", lump="criteria")
+    lump = report["lumping"]
+    assert not lump["lumpable"] and lump["defect"] > 0.5 and lump["coarsest_lumpable"]
+    assert lump["lumped"] == "coarsest refinement" and lump["coarsest_defect"] < 1e-14
+    criteria = lump["lumped_chain"]["criteria"]
+    assert set(criteria) == {"revealed", "waluigi_certain"}
+    for c in criteria.values():
+        assert c["probability"] == pytest.approx(c["full_chain_probability"], rel=1e-12)
+        assert c["expected_hitting_time"] == pytest.approx(c["full_chain_expected_hitting_time"], rel=1e-12)
+    for name, c in criteria.items():  # and the report's own criteria figures
+        expected = report["criteria"][name]["expected_hitting_time"]
+        assert c["full_chain_expected_hitting_time"] == pytest.approx(expected, rel=1e-12)
+    assert "lumping" not in analyze(SCENARIOS / "waluigi_soft.toml").to_dict()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--lump", "weak"], "argument --lump: invalid choice: 'weak'"),
+    (["--lump-rtol", "1e-9"], "--lump-rtol needs --lump"),
+    (["--lump", "amplitudes", "--lump-rtol", "1"], "argument --lump-rtol: must lie in [0, 1), got 1"),
+])
+def test_bad_lump_flags_fail_with_one_line(args, expected, capsys):
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+
+
+def test_lump_criteria_without_criteria_fails_with_one_line(capsys):
+    assert main(["analyze", str(SCENARIOS / "alice_coins.toml"), "--lump", "criteria"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--lump criteria: the scenario has no criterion" in err, err
+    with pytest.raises(UserError, match="--lump 'weak'"):
+        analyze(SCENARIOS / "waluigi.toml", lump="weak")
+    with pytest.raises(UserError, match="--lump-rtol"):
+        analyze(SCENARIOS / "waluigi.toml", lump="amplitudes", lump_rtol=2.0)

@@ -46,6 +46,7 @@ import numpy as np
 from ecology.core.compile import Compiled, compile_scenario
 from ecology.errors import UserError
 from ecology.exact.chain import (
+    CHUNK,
     DEFAULT_MAX_STATES,
     DEFAULT_MAX_WORK,
     PER_CALL,
@@ -60,6 +61,7 @@ from ecology.exact.chain import (
     holding_curve,
     target_mask,
 )
+from ecology.exact.lumping import RTOL, aggregated_chain, coarsest_lumping, lumpability, partition_by_values
 from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API used to live here)
     DENSE_LIMIT,
     DOUBLE_MAX_LOG10,
@@ -72,6 +74,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     stationary,
     times_power,
 )
+from ecology.kinds.criteria import Periodic
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
 
@@ -160,9 +163,11 @@ class Report:
     expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
+    lumping: dict | None = None  # --lump: lumping_report
 
     OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
-                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note")
+                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note",
+                "lumping")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -200,7 +205,8 @@ def as_compiled(function: str, scenario) -> Compiled:
 def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
-            occupation: list[str] | None = None, progress: Progress = silent) -> Report:
+            occupation: list[str] | None = None, progress: Progress = silent, lump: str | None = None,
+            lump_rtol: float = RTOL) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     or a scenario file's path (compiled here: :func:`as_compiled`) (see ``ecology analyze --help``
     and the module docstring); a question the numerics cannot answer is one :class:`UserError`
@@ -209,23 +215,30 @@ def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAUL
     of the chain (when ``chain`` is not given) and then each solver phase as it starts,
     ``("solving: PHASE", i, n_phases)``: classes, stationary laws, passage times, spectrum,
     absorption time, hitting times, loops, occupation, and as asked the ``--hit`` target,
-    metastable classes, curves and the power."""
+    metastable classes, curves, the power and the lumping. ``lump`` (``"amplitudes"`` or
+    ``"criteria"``) partitions the page-states and lumps them (:func:`lumping_report`, values equal
+    within the relative ``lump_rtol``)."""
     compiled = as_compiled("ecology.exact.analyze", compiled)
+    if lump is not None and lump not in LUMP_BY:
+        raise UserError(f"--lump {lump!r}: lump by 'amplitudes' (the premise amplitude vectors) or 'criteria' (the "
+                        "truth values of the criteria and named sets)")
+    if not 0 <= lump_rtol < 1:
+        raise UserError(f"--lump-rtol {lump_rtol!r}: give a relative tolerance in [0, 1), e.g. 1e-9")
     try:
         return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
-                        progress)
+                        progress, lump, lump_rtol)
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
 
 def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
-             progress) -> Report:
+             progress, lump=None, lump_rtol=RTOL) -> Report:
     check_periodic(compiled)
     pc = chain or build_chain(compiled, max_states, progress=progress)
     mc = pc.chain
     x = pc.initial
     asked = {"target (--hit)": hit is not None, "metastable classes": tolerance is not None,
-             "curves": horizon is not None, "power": power is not None}
+             "curves": horizon is not None, "power": power is not None, "lumping": lump is not None}
     names = [c.name for c in compiled.tracked] if occupation is None else occupation
     phases = ["classes", "stationary laws", "passage times", "spectrum", "absorption time", "hitting times", "loops",
               *(["occupation"] if names else []), *(name for name, given in asked.items() if given)]
@@ -319,6 +332,9 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "n": power,
             "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
         }
+    if lump is not None:
+        phase("lumping")
+        report.lumping = lumping_report(compiled, pc, lump, lump_rtol)
     return report
 
 
@@ -594,3 +610,116 @@ def occupation_figures(compiled: Compiled | Scenario | str | Path, max_states: i
         opc, mask = target_mask(compiled, pc, c.name, max_states, "--occupation")
         out[c.name] = occupation_report(opc, mask, within, DEFAULT_MAX_WORK, "--horizon (default run.steps)")
     return out
+
+
+LUMP_BY = ("amplitudes", "criteria")  # what --lump partitions the page-states by
+
+
+LUMP_BLOCKS_LISTED = 20  # the blocks of the partition are listed up to this many
+
+
+def log_population_amplitudes(pc: PageChain) -> np.ndarray:
+    """(n, labels): the log amplitude of each population label on each page-state, ``log sum_{s in
+    label} alpha_s`` by log-sum-exp of the premises' log amplitudes (no underflow: an amplitude of
+    1e-400 is ``-921``; ``-inf`` only for a premise that cannot have printed the window)."""
+    from scipy.special import logsumexp
+
+    mixture, windows = pc.compiled.mixture, pc.windows[:, pc.memory :]
+    parts = []
+    for i in range(0, len(windows), CHUNK):
+        log_amplitude = mixture.read(windows[i : i + CHUNK]).log_amplitude
+        with np.errstate(divide="ignore"):  # every member at -inf: -inf, not a warning
+            parts.append(np.stack([logsumexp(log_amplitude[:, members], axis=1) for members in mixture.members], axis=1))
+    return np.concatenate(parts)
+
+
+def lump_partition(compiled: Compiled, pc: PageChain, by: str, rtol: float) -> tuple[np.ndarray, list[str], str | None]:
+    """The partition of the page-states that ``--lump BY`` names (:func:`lumping_report`), the names of
+    its coordinates and a note on what was left out."""
+    if by == "amplitudes":
+        return partition_by_values(log_population_amplitudes(pc), rtol, log=True), list(compiled.mixture.labels), None
+    used = [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
+    left = [c.name for c in compiled.tracked if c not in used]
+    note = None if not left else f"left out (decided on the product chain with the repetition counts): {', '.join(left)}"
+    if not used:
+        raise UserError("--lump criteria: the scenario has no criterion or named set decided on the page-states "
+                        f"{'(only periodic ones) ' if left else ''}to lump by; use --lump amplitudes")
+    holds = np.stack([pc.holds(c) for c in used], axis=1)
+    return partition_by_values(holds.astype(float), 0.0), [c.name for c in used], note
+
+
+def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float) -> dict:
+    """``--lump BY``: the page-states partitioned by their premise amplitude vectors (``amplitudes``:
+    the population labels' amplitudes equal within ``rtol``, compared in log space,
+    :func:`ecology.exact.lumping.partition_by_values`) or by the truth values of every criterion and
+    named set (``criteria``); the test of ordinary lumpability of that partition with its defect
+    (:func:`ecology.exact.lumping.lumpability`) and the coarsest ordinarily lumpable partition
+    refining it (:func:`ecology.exact.lumping.coarsest_lumping`). For the partition that is lumped
+    (the given one when lumpable, else the coarsest refinement when it is), ``lumped_chain``: its
+    size, its closed classes with the probability of ending in each from the initial block, and the
+    same probability from the full chain (the sum over the full chain's closed classes that lie in
+    the class's blocks) with their largest difference ``absorption_agreement`` as a check. Keys:
+    docs/outputs.md."""
+    mc = pc.chain
+    labels, coordinates, note = lump_partition(compiled, pc, by, rtol)
+    given = lumpability(mc, labels, "ordinary", rtol)
+    refined = coarsest_lumping(mc, labels, "ordinary", rtol)
+    finest = lumpability(mc, refined, "ordinary", rtol)
+    out = {"by": by, "coordinates": coordinates, "rtol": rtol, "n_states": mc.n_states, "n_blocks": given.n_blocks,
+           "lumpable": given.lumpable, "defect": given.defect, "coarsest_n_blocks": finest.n_blocks,
+           "coarsest_lumpable": finest.lumpable, "coarsest_defect": finest.defect, "blocks": None,
+           "lumped": None, "lumped_chain": None, "note": note}
+    if given.n_blocks <= LUMP_BLOCKS_LISTED:
+        values = log_population_amplitudes(pc) if by == "amplitudes" else \
+            np.stack([pc.holds(c) for c in compiled.tracked if c.name in coordinates], axis=1).astype(float)
+        out["blocks"] = []
+        for b in range(given.n_blocks):
+            members = np.flatnonzero(labels == b)
+            row = values[members[0]]
+            out["blocks"].append({"size": len(members), "example": pc.label(members[0]),
+                                  "values": [float(np.exp(v)) for v in row] if by == "amplitudes" else [bool(v) for v in row]})
+    if given.lumpable:
+        out["lumped"], lumped_labels = "given", labels
+    elif finest.lumpable:
+        out["lumped"], lumped_labels = "coarsest refinement", refined
+    else:
+        out["note"] = "; ".join(filter(None, [note, "no lumped chain: the coarsest refinement is not lumpable within rtol "
+                                              "either (its values chain together by gaps below rtol); see coarsest_defect"]))
+        return out
+    decided = [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
+    out["lumped_chain"] = _lumped_summary(mc, pc.initial, lumped_labels, {c.name: pc.holds(c) for c in decided})
+    return out
+
+
+def _lumped_summary(mc: MarkovChain, x: int, labels: np.ndarray, sets: dict[str, np.ndarray]) -> dict:
+    """The lumped chain of an ordinarily lumpable partition, checked against the full chain: each
+    closed class of the full chain lies in the blocks of one closed class of the lumped chain (the
+    block process from one of its states is the lumped chain and visits its blocks recurrently).
+    ``criteria``: for each of ``sets`` that is a union of blocks, ``P(ever entered)`` and the expected
+    hitting time from the initial block on the lumped chain beside the full chain's (null when
+    infinite: the set may be missed; the subtraction-free solves of both chains)."""
+    lumped = aggregated_chain(mc, labels)
+    start = int(labels[x])
+    absorb = lumped.absorption_probabilities(start)
+    class_of_block = np.full(lumped.n_states, -1)
+    for c, members in enumerate(lumped.recurrent_classes):
+        class_of_block[members] = c
+    full = np.zeros(len(absorb))
+    for members, p in zip(mc.recurrent_classes, mc.absorption_probabilities(x)):
+        full[class_of_block[labels[members[0]]]] += p
+    classes = [{"blocks": len(members), "page_states": int(np.isin(labels, members).sum()), "probability": float(p),
+                "full_chain_probability": float(q)}
+               for members, p, q in zip(lumped.recurrent_classes, absorb, full)]
+    criteria = {}
+    for name, mask in sets.items():
+        if mask.any() and np.array_equal(np.bincount(labels, weights=mask) > 0, np.bincount(labels, weights=mask) ==
+                                         np.bincount(labels)):  # every block wholly in or out: a union of blocks
+            A = np.bincount(labels, weights=mask) > 0
+            with np.errstate(over="ignore"):  # a time beyond a double is the inf reported as null
+                criteria[name] = {"probability": float(lumped.hitting_probabilities(A)[start]),
+                                  "full_chain_probability": float(mc.hitting_probabilities(mask)[x]),
+                                  "expected_hitting_time": _finite(lumped.expected_hitting_times(A)[start]),
+                                  "full_chain_expected_hitting_time": _finite(mc.expected_hitting_times(mask)[x])}
+    return {"n_states": lumped.n_states, "n_transitions": int(lumped.P.nnz),
+            "initial_block_size": int((labels == start).sum()), "closed_classes": classes,
+            "absorption_agreement": float(np.abs(absorb - full).max()), "criteria": criteria}
