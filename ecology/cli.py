@@ -488,9 +488,17 @@ def print_lumping(lump: dict) -> None:
               f"initial block of {lumped['initial_block_size']:,} page-states; P(end in closed class): {ending}; "
               f"largest difference {lumped['absorption_agreement']:.1e}")
         for name, c in lumped["criteria"].items():
-            times = [_exact_value(c[key], "infinite") for key in ("expected_hitting_time", "full_chain_expected_hitting_time")]
-            print(f"    '{name}' (a union of blocks) on the lumped chain: P(ever) {probability_text(c['probability'])} (full "
-                  f"chain {probability_text(c['full_chain_probability'])}), expected steps {times[0]} (full chain {times[1]})")
+            text = []
+            for key in ("lumped", "full_chain"):
+                h = c[key]
+                if h["probability"] is None:
+                    text.append(f"not computed ({h['note']})")
+                    continue
+                time = f"not computed ({h['note']})" if h["note"] else expected_time(h, "expected_hitting_time", "infinite")
+                if h.get("expected_hitting_time_bounds"):
+                    time += " (within [{:.10g}, {:.10g}], by the survival series)".format(*h["expected_hitting_time_bounds"])
+                text.append(f"P(ever) {probability_text(h['probability'])}, expected steps {time}")
+            print(f"    '{name}' (a union of blocks): lumped chain {text[0]}; full chain {text[1]}")
     if lump["note"]:
         print(f"  note: {lump['note']}")
 

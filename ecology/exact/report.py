@@ -334,7 +334,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         }
     if lump is not None:
         phase("lumping")
-        report.lumping = lumping_report(compiled, pc, lump, lump_rtol)
+        report.lumping = lumping_report(compiled, pc, lump, lump_rtol, max_work)
     return report
 
 
@@ -648,7 +648,7 @@ def lump_partition(compiled: Compiled, pc: PageChain, by: str, rtol: float) -> t
     return partition_by_values(holds.astype(float), 0.0), [c.name for c in used], note
 
 
-def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float) -> dict:
+def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_work: int = DEFAULT_MAX_WORK) -> dict:
     """``--lump BY``: the page-states partitioned by their premise amplitude vectors (``amplitudes``:
     the population labels' amplitudes equal within ``rtol``, compared in log space,
     :func:`ecology.exact.lumping.partition_by_values`) or by the truth values of every criterion and
@@ -687,17 +687,32 @@ def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float) -> d
                                               "either (its values chain together by gaps below rtol); see coarsest_defect"]))
         return out
     decided = [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
-    out["lumped_chain"] = _lumped_summary(mc, pc.initial, lumped_labels, {c.name: pc.holds(c) for c in decided})
+    out["lumped_chain"] = _lumped_summary(mc, pc.initial, lumped_labels, {c.name: pc.holds(c) for c in decided}, max_work)
     return out
 
 
-def _lumped_summary(mc: MarkovChain, x: int, labels: np.ndarray, sets: dict[str, np.ndarray]) -> dict:
+def _entrance(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
+    """``P_x(ever enter A)`` and :func:`expected_entrance_time` (its keys as in the criteria's
+    report); a hitting probability the solvers cannot give is null with the ``note``."""
+    try:
+        probability = float(mc.hitting_probabilities(A)[x])
+    except ChainError as err:
+        return {"probability": None, "expected_hitting_time": None, "note": str(err)}
+    time = expected_entrance_time(mc, x, A, max_work)
+    out = {"probability": probability, "expected_hitting_time": time["value"], "note": time["note"]}
+    for key in ("bounds", "overflow", "log10"):
+        if time[key] is not None:
+            out[f"expected_hitting_time_{key}"] = time[key]
+    return out
+
+
+def _lumped_summary(mc: MarkovChain, x: int, labels: np.ndarray, sets: dict[str, np.ndarray], max_work: int) -> dict:
     """The lumped chain of an ordinarily lumpable partition, checked against the full chain: each
     closed class of the full chain lies in the blocks of one closed class of the lumped chain (the
     block process from one of its states is the lumped chain and visits its blocks recurrently).
-    ``criteria``: for each of ``sets`` that is a union of blocks, ``P(ever entered)`` and the expected
-    hitting time from the initial block on the lumped chain beside the full chain's (null when
-    infinite: the set may be missed; the subtraction-free solves of both chains)."""
+    ``criteria``: for each of ``sets`` that is a union of blocks, ``lumped`` and ``full_chain``:
+    ``P(ever entered)`` and the expected hitting time from the initial block, from the initial
+    page-state (:func:`_entrance`, the same solvers on both chains)."""
     lumped = aggregated_chain(mc, labels)
     start = int(labels[x])
     absorb = lumped.absorption_probabilities(start)
@@ -712,14 +727,10 @@ def _lumped_summary(mc: MarkovChain, x: int, labels: np.ndarray, sets: dict[str,
                for members, p, q in zip(lumped.recurrent_classes, absorb, full)]
     criteria = {}
     for name, mask in sets.items():
-        if mask.any() and np.array_equal(np.bincount(labels, weights=mask) > 0, np.bincount(labels, weights=mask) ==
-                                         np.bincount(labels)):  # every block wholly in or out: a union of blocks
-            A = np.bincount(labels, weights=mask) > 0
-            with np.errstate(over="ignore"):  # a time beyond a double is the inf reported as null
-                criteria[name] = {"probability": float(lumped.hitting_probabilities(A)[start]),
-                                  "full_chain_probability": float(mc.hitting_probabilities(mask)[x]),
-                                  "expected_hitting_time": _finite(lumped.expected_hitting_times(A)[start]),
-                                  "full_chain_expected_hitting_time": _finite(mc.expected_hitting_times(mask)[x])}
+        inside, size = np.bincount(labels, weights=mask, minlength=lumped.n_states), np.bincount(labels)
+        if mask.any() and np.all((inside == 0) | (inside == size)):  # every block wholly in or out: a union of blocks
+            criteria[name] = {"lumped": _entrance(lumped, start, inside > 0, max_work),
+                              "full_chain": _entrance(mc, x, mask, max_work)}
     return {"n_states": lumped.n_states, "n_transitions": int(lumped.P.nnz),
             "initial_block_size": int((labels == start).sum()), "closed_classes": classes,
             "absorption_agreement": float(np.abs(absorb - full).max()), "criteria": criteria}
