@@ -476,8 +476,10 @@ def print_lumping(lump: dict) -> None:
           f"{lump['n_states']:,} page-states; ordinarily lumpable: {verdict} (defect {lump['defect']:.3g}); coarsest "
           f"lumpable refinement: {lump['coarsest_n_blocks']:,} blocks (defect {lump['coarsest_defect']:.3g})")
     for i, b in enumerate(lump["blocks"] or []):
-        values = ", ".join(f"{name} {v:.6g}" if lump["by"] == "amplitudes" else f"{name} {v}"
-                           for name, v in zip(lump["coordinates"], b["values"]))
+        shown = b["values"] if lump["by"] != "amplitudes" else \
+            [f"{v:.6g}" if v > 0 or log10 is None else f"10^{log10:.2f} (below the float range)"
+             for v, log10 in zip(b["values"], b["log10_values"])]
+        values = ", ".join(f"{name} {v}" for name, v in zip(lump["coordinates"], shown))
         print(f"  block {i}: {b['size']:,} page-states (e.g. '{b['example']}'): {values}")
     lumped = lump["lumped_chain"]
     if lumped is not None:

@@ -459,3 +459,20 @@ def test_lump_criteria_without_criteria_fails_with_one_line(capsys):
         analyze(SCENARIOS / "waluigi.toml", lump="weak")
     with pytest.raises(UserError, match="--lump-rtol"):
         analyze(SCENARIOS / "waluigi.toml", lump="amplitudes", lump_rtol=2.0)
+
+
+def test_amplitudes_below_the_float_range_are_told_apart(capsys):
+    """A waluigi that prints F with probability 1e-150: after j F's its amplitude is about
+    1.1e-151^j, below the float range from j = 3 on; in log space the page-states with 3 and 4 F's
+    stay two blocks (as doubles both amplitudes would be 0), and the text prints their log10."""
+    sets = ["--set", "context.length=4", "--set", "simulacra.waluigi.states.hiding.emit.F=1e-150",
+            "--set", "simulacra.waluigi.states.hiding.emit.U=1"]
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), *sets, "--lump", "amplitudes"]) == 0
+    out = capsys.readouterr().out
+    assert "6 blocks of 14 page-states; ordinarily lumpable: yes (defect 0)" in out
+    assert "waluigi 10^-450.95 (below the float range)" in out and "waluigi 10^-600.95 (below the float range)" in out
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), *sets, "--lump", "amplitudes", "--json"]) == 0
+    blocks = json.loads(capsys.readouterr().out)["lumping"]["blocks"]
+    tiny = [b for b in blocks if b["values"][1] == 0.0 and b["log10_values"][1] is not None]
+    assert sorted(round(b["log10_values"][1], 2) for b in tiny) == [-600.95, -450.95]
+    assert [b["log10_values"][0] for b in blocks if b["values"][0] == 0.0] == [None]  # the luigi cannot print U: exactly 0

@@ -184,7 +184,7 @@ def aggregated_chain(chain, labels, weights=None) -> MarkovChain:
     V = sp.csr_matrix((np.ones(n), (np.arange(n), blocks)), shape=(n, m))
     lumped = (U @ P @ V).tocsr()
     rows = np.asarray(lumped.sum(axis=1)).ravel()
-    lumped = sp.diags(1.0 / rows) @ lumped  # sums of stochastic rows: rows are 1 to rounding; made exactly so
+    lumped = sp.diags(1.0 / rows) @ lumped  # averages of stochastic rows: 1 up to rounding, renormalised
     return MarkovChain(lumped)
 
 
@@ -265,9 +265,8 @@ class _Partition:
         movers = self.order[movers_at]
         self.order[holes] = movers
         self.where[movers] = holes
-        new_pos = tail_pos
-        self.order[new_pos] = states
-        self.where[states] = new_pos
+        self.order[tail_pos] = states  # in (block, group) order
+        self.where[states] = tail_pos
         # pieces: runs of equal (block, group), laid out in this order after the rest of their block
         piece_start = np.flatnonzero(np.r_[True, (old[1:] != old[:-1]) | (group[1:] != group[:-1])])
         piece_size = np.diff(np.r_[piece_start, len(states)])

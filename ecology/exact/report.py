@@ -676,8 +676,11 @@ def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_
         for b in range(given.n_blocks):
             members = np.flatnonzero(labels == b)
             row = values[members[0]]
-            out["blocks"].append({"size": len(members), "example": pc.label(members[0]),
-                                  "values": [float(np.exp(v)) for v in row] if by == "amplitudes" else [bool(v) for v in row]})
+            block = {"size": len(members), "example": pc.label(members[0]),
+                     "values": [float(np.exp(v)) for v in row] if by == "amplitudes" else [bool(v) for v in row]}
+            if by == "amplitudes":  # an amplitude below the float range is 0.0 in values: its log10 stays
+                block["log10_values"] = [float(v / math.log(10)) if np.isfinite(v) else None for v in row]
+            out["blocks"].append(block)
     if given.lumpable:
         out["lumped"], lumped_labels = "given", labels
     elif finest.lumpable:
