@@ -476,3 +476,40 @@ def test_amplitudes_below_the_float_range_are_told_apart(capsys):
     tiny = [b for b in blocks if b["values"][1] == 0.0 and b["log10_values"][1] is not None]
     assert sorted(round(b["log10_values"][1], 2) for b in tiny) == [-600.95, -450.95]
     assert [b["log10_values"][0] for b in blocks if b["values"][0] == 0.0] == [None]  # the luigi cannot print U: exactly 0
+
+
+def naive_refinement(P, labels, rtol):
+    """Second method for the refinement: every block a splitter in every round, signatures as
+    Python sets, until the number of blocks stops growing (no smaller-half shortcut, no layout)."""
+    P = sp.csr_matrix(P)
+    labels = block_labels(labels)
+    while True:
+        m = labels.max() + 1
+        W = (P @ sp.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)), shape=(len(labels), m))).tocoo()
+        groups = {}
+        for i, L, v in zip(W.row, W.col, W.data):
+            groups.setdefault((labels[i], L), []).append((v, i))
+        signature = [set() for _ in labels]
+        for key, members in groups.items():
+            members.sort()
+            cluster = 0
+            for (a, _), (b, i) in zip([members[0], *members[:-1]], members):
+                cluster += a < (1 - rtol) * b
+                signature[i].add((key, cluster))
+        keys = {}
+        refined = block_labels(np.array([keys.setdefault((labels[i], frozenset(s)), len(keys)) for i, s in enumerate(signature)]))
+        if refined.max() == labels.max():
+            return labels
+        labels = refined
+
+
+@pytest.mark.parametrize("scenario, sets", [("semiotic.toml", {"context.length": 8}), ("waluigi_soft.toml", {}),
+                                            ("zeros.toml", {}), ("alice_coins.toml", {})])
+def test_refinement_of_page_chains_matches_the_naive_one(scenario, sets):
+    """On page chains lumped by amplitudes, the splitter refinement and the naive one give the same
+    partition (up to the numbering of blocks)."""
+    pc = build_chain(compile_scenario(load(SCENARIOS / scenario, sets)))
+    given = partition_by_values(log_population_amplitudes(pc), log=True)
+    fast = coarsest_lumping(pc.chain, given)
+    slow = naive_refinement(pc.chain.P, given, 1e-12)
+    assert fast.max() == slow.max() and refines(fast, slow) and refines(slow, fast)
