@@ -633,19 +633,28 @@ def log_population_amplitudes(pc: PageChain) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def lump_partition(compiled: Compiled, pc: PageChain, by: str, rtol: float) -> tuple[np.ndarray, list[str], str | None]:
-    """The partition of the page-states that ``--lump BY`` names (:func:`lumping_report`), the names of
-    its coordinates and a note on what was left out."""
+def _decided_on(compiled: Compiled, pc: PageChain) -> list:
+    """The criteria and named sets that are sets of ``pc``'s states (a ``periodic`` one is decided on
+    the product chain of :func:`ecology.exact.chain.repetition_chain` unless ``pc`` carries its memory)."""
+    return [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
+
+
+def lump_partition(compiled: Compiled, pc: PageChain, by: str, rtol: float
+                   ) -> tuple[np.ndarray, list[str], np.ndarray, str | None]:
+    """The partition of the page-states that ``--lump BY`` names (:func:`lumping_report`): its labels,
+    the names of its coordinates, their values per page-state (log amplitudes, or truth values as
+    0/1) and a note on what was left out."""
     if by == "amplitudes":
-        return partition_by_values(log_population_amplitudes(pc), rtol, log=True), list(compiled.mixture.labels), None
-    used = [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
+        values = log_population_amplitudes(pc)
+        return partition_by_values(values, rtol, log=True), list(compiled.mixture.labels), values, None
+    used = _decided_on(compiled, pc)
     left = [c.name for c in compiled.tracked if c not in used]
     note = None if not left else f"left out (decided on the product chain with the repetition counts): {', '.join(left)}"
     if not used:
         raise UserError("--lump criteria: the scenario has no criterion or named set decided on the page-states "
                         f"{'(only periodic ones) ' if left else ''}to lump by; use --lump amplitudes")
-    holds = np.stack([pc.holds(c) for c in used], axis=1)
-    return partition_by_values(holds.astype(float), 0.0), [c.name for c in used], note
+    values = np.stack([pc.holds(c) for c in used], axis=1).astype(float)
+    return partition_by_values(values, 0.0), [c.name for c in used], values, note
 
 
 def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_work: int = DEFAULT_MAX_WORK) -> dict:
@@ -661,7 +670,7 @@ def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_
     the class's blocks) with their largest difference ``absorption_agreement`` as a check. Keys:
     docs/outputs.md."""
     mc = pc.chain
-    labels, coordinates, note = lump_partition(compiled, pc, by, rtol)
+    labels, coordinates, values, note = lump_partition(compiled, pc, by, rtol)
     given = lumpability(mc, labels, "ordinary", rtol)
     refined = coarsest_lumping(mc, labels, "ordinary", rtol)
     finest = lumpability(mc, refined, "ordinary", rtol)
@@ -670,8 +679,6 @@ def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_
            "coarsest_lumpable": finest.lumpable, "coarsest_defect": finest.defect, "blocks": None,
            "lumped": None, "lumped_chain": None, "note": note}
     if given.n_blocks <= LUMP_BLOCKS_LISTED:
-        values = log_population_amplitudes(pc) if by == "amplitudes" else \
-            np.stack([pc.holds(c) for c in compiled.tracked if c.name in coordinates], axis=1).astype(float)
         out["blocks"] = []
         for b in range(given.n_blocks):
             members = np.flatnonzero(labels == b)
@@ -689,8 +696,8 @@ def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_
         out["note"] = "; ".join(filter(None, [note, "no lumped chain: the coarsest refinement is not lumpable within rtol "
                                               "either (its values chain together by gaps below rtol); see coarsest_defect"]))
         return out
-    decided = [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
-    out["lumped_chain"] = _lumped_summary(mc, pc.initial, lumped_labels, {c.name: pc.holds(c) for c in decided}, max_work)
+    sets = {c.name: pc.holds(c) for c in _decided_on(compiled, pc)}
+    out["lumped_chain"] = _lumped_summary(mc, pc.initial, lumped_labels, sets, max_work)
     return out
 
 
