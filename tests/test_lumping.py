@@ -513,3 +513,26 @@ def test_refinement_of_page_chains_matches_the_naive_one(scenario, sets):
     fast = coarsest_lumping(pc.chain, given)
     slow = naive_refinement(pc.chain.P, given, 1e-12)
     assert fast.max() == slow.max() and refines(fast, slow) and refines(slow, fast)
+
+
+def test_bitstrings_lump_onto_the_position_of_the_last_3():
+    """bitstrings (at k = 6, prompt "3 1 1" here): the amplitudes give two blocks (a 3 in the window
+    or not), not lumpable; the coarsest lumpable refinement is the position of the last 3 in the
+    window (k positions, or none): k + 1 blocks whatever the number of page-states. While a 3 is in
+    the window only the digits premise speaks (3 with probability 1/2), so the lumped chain is the
+    run chain "r more non-3 tokens to go": ``E_r = 1 + E_{r-1} / 2 + E_k / 2`` gives ``E_r = 2^(k+1)
+    (1 - 2^-r)``; from "N N N 3 1 1" (r = 4) that is 120, on the lumped and the full chain (and at
+    the shipped k = 12 with its prompt, r = 4: 7680, which analyze prints)."""
+    k = 6
+    compiled = compile_scenario(load(SCENARIOS / "bitstrings.toml", {"context.length": k, "context.prompt": ["3", "1", "1"]}))
+    pc = build_chain(compiled)
+    given = partition_by_values(log_population_amplitudes(pc), log=True)
+    assert given.max() + 1 == 2 and not lumpability(pc.chain, given).lumpable
+    refined = coarsest_lumping(pc.chain, given)
+    last_3 = np.array([max((i for i, t in enumerate(label.split()) if t == "3"), default=-1) for label in pc.labels()])
+    assert refined.max() + 1 == k + 1 and refines(refined, last_3) and refines(last_3, refined)
+    lump = analyze(compiled, chain=pc, lump="amplitudes")["lumping"]
+    assert lump["coarsest_n_blocks"] == k + 1 and lump["lumped"] == "coarsest refinement"
+    bits_only = lump["lumped_chain"]["criteria"]["bits_only"]
+    assert bits_only["lumped"]["expected_hitting_time"] == pytest.approx(2 ** (k + 1) * (1 - 2**-4), rel=1e-13)
+    assert bits_only["full_chain"]["expected_hitting_time"] == pytest.approx(120, rel=1e-12)
