@@ -42,7 +42,9 @@ The coarsest lumping refining a partition
     ``log2 n + 1`` times and the work is ``O(m log n)`` entries (``m`` transitions), each round
     sorting only the entries it touches. Rounds process every pending splitter at once; the
     partition is kept as one array of states, contiguous per block, so that a split moves only the
-    states it touches. Sparse throughout.
+    states it touches. Sparse throughout. Each round also costs about a millisecond of numpy
+    overhead, and there are at most as many rounds as blocks made: 16 rounds for the 131,071
+    page-states of coins, 100,000 (85 s) for a path split one state per round.
 
 How values are compared
     The values compared are probabilities (or sums of them) computed in double precision by
