@@ -270,6 +270,8 @@ def cmd_analyze(args) -> int:
 
     if args.before is not None and args.hit is None:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
+    if args.lump_rtol is not None and args.lump is None:
+        raise UsageError("analyze: --lump-rtol needs --lump (the tolerance of the lumping's comparisons)")
     if args.out is not None and args.export is not None and os.path.abspath(args.out) == os.path.abspath(args.export):
         raise UsageError(f"analyze: --out and --export both name {args.out}; each needs a new directory of its own")
     s = scn.load(args.file, run_overrides(args))
@@ -282,7 +284,8 @@ def cmd_analyze(args) -> int:
             chain = build_chain(compiled, args.max_states, max_work=args.max_work, progress=progress)
             report = analyze(compiled, args.max_states, args.tolerance, args.horizon, args.power, chain=chain,
                              hit=args.hit, before=args.before, max_work=args.max_work, occupation=occupation,
-                             progress=progress, quasi_stationary=args.quasi_stationary)
+                             progress=progress, quasi_stationary=args.quasi_stationary, lump=args.lump,
+                             **({} if args.lump_rtol is None else {"lump_rtol": args.lump_rtol}))
         except ScenarioError as err:
             raise err.located(args.file) from None
         if export:
@@ -485,6 +488,8 @@ def print_report(r, chain) -> None:
                 print(f"      exits to: {into}; first states outside: {first}")
     if r.quasi_stationary is not None:
         print_quasi_stationary(r.quasi_stationary)
+    if r.lumping is not None:
+        print_lumping(r.lumping)
     if r.curves is not None:
         h = r.horizon
         for name, c in r.curves.items():
@@ -543,6 +548,41 @@ def print_quasi_stationary(q: dict) -> None:
               f"(within 0.01 {close})")
     if q["note"]:
         print(f"  note: {q['note']}")
+def print_lumping(lump: dict) -> None:
+    """``--lump``: the partition, its lumpability and the lumped chain's check (:func:`ecology.exact.report.lumping_report`)."""
+    by = "premise amplitudes" if lump["by"] == "amplitudes" else "the truth values of " + ", ".join(lump["coordinates"])
+    verdict = "yes" if lump["lumpable"] else "no"
+    print(f"lumping by {by} (compared at relative {lump['rtol']:g}): {lump['n_blocks']:,} blocks of "
+          f"{lump['n_states']:,} page-states; ordinarily lumpable: {verdict} (defect {lump['defect']:.3g}); coarsest "
+          f"lumpable refinement: {lump['coarsest_n_blocks']:,} blocks (defect {lump['coarsest_defect']:.3g})")
+    for i, b in enumerate(lump["blocks"] or []):
+        shown = b["values"] if lump["by"] != "amplitudes" else \
+            [f"{v:.6g}" if v > 0 or log10 is None else f"10^{log10:.2f} (below the float range)"
+             for v, log10 in zip(b["values"], b["log10_values"])]
+        values = ", ".join(f"{name} {v}" for name, v in zip(lump["coordinates"], shown))
+        print(f"  block {i}: {b['size']:,} page-states (e.g. '{b['example']}'): {values}")
+    lumped = lump["lumped_chain"]
+    if lumped is not None:
+        ending = ", ".join(f"[{i}] {c['blocks']:,} blocks ({c['page_states']:,} page-states) "
+                           f"{probability_text(c['probability'])} (full chain {probability_text(c['full_chain_probability'])})"
+                           for i, c in enumerate(lumped["closed_classes"]))
+        print(f"  lumped chain ({lump['lumped']}): {lumped['n_states']:,} states, {lumped['n_transitions']:,} transitions, "
+              f"initial block of {lumped['initial_block_size']:,} page-states; P(end in closed class): {ending}; "
+              f"largest difference {lumped['absorption_agreement']:.1e}")
+        for name, c in lumped["criteria"].items():
+            text = []
+            for key in ("lumped", "full_chain"):
+                h = c[key]
+                if h["probability"] is None:
+                    text.append(f"not computed ({h['note']})")
+                    continue
+                time = f"not computed ({h['note']})" if h["note"] else expected_time(h, "expected_hitting_time", "infinite")
+                if h.get("expected_hitting_time_bounds"):
+                    time += " (within [{:.10g}, {:.10g}], by the survival series)".format(*h["expected_hitting_time_bounds"])
+                text.append(f"P(ever) {probability_text(h['probability'])}, expected steps {time}")
+            print(f"    '{name}' (a union of blocks): lumped chain {text[0]}; full chain {text[1]}")
+    if lump["note"]:
+        print(f"  note: {lump['note']}")
 
 
 LOOPS_PRINTED = 5
@@ -828,6 +868,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def relative_tolerance(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
 def probability(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -1002,6 +1049,11 @@ def build_parser() -> Parser:
     p.add_argument("--quasi-stationary", metavar="TARGET", help="the law conditioned on not having entered TARGET yet "
                    "(named as for --hit): its quasi-stationary law, decay rate and the approach to it from the initial "
                    "window")
+    p.add_argument("--lump", choices=("amplitudes", "criteria"), help="partition the page-states by their premise "
+                   "amplitude vectors (or by the truth values of the criteria and named sets), test ordinary "
+                   "lumpability, find the coarsest lumpable refinement and check its lumped chain")
+    p.add_argument("--lump-rtol", type=relative_tolerance, metavar="R", help="with --lump: values equal within this "
+                   "relative tolerance (default 1e-12; docs/exact.md#lumping)")
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")
     p.add_argument("--out", help="write report.json and plots to this new directory")

@@ -47,6 +47,7 @@ from ecology.core.compile import Compiled, compile_scenario
 from ecology.errors import UserError
 from ecology.exact import quasi
 from ecology.exact.chain import (
+    CHUNK,
     DEFAULT_MAX_STATES,
     DEFAULT_MAX_WORK,
     PER_CALL,
@@ -61,6 +62,7 @@ from ecology.exact.chain import (
     holding_curve,
     target_mask,
 )
+from ecology.exact.lumping import RTOL, aggregated_chain, coarsest_lumping, lumpability, partition_by_values
 from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API used to live here)
     DENSE_LIMIT,
     DOUBLE_MAX_LOG10,
@@ -74,6 +76,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     times_power,
 )
 from ecology.exact.moments import entropy_rates, hitting_time_moments, hitting_time_variance_by_series
+from ecology.kinds.criteria import Periodic
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
 
@@ -165,10 +168,11 @@ class Report:
     implied_timescales: dict | None = None  # -1 / ln|lambda| of the eigenvalues above (timescales_report)
     conductance: dict | None = None  # of each criterion's set and of the small closed classes (conductance_report)
     quasi_stationary: dict | None = None  # --quasi-stationary SET (quasi_stationary_report)
+    lumping: dict | None = None  # --lump: lumping_report
 
     OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
                 "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note",
-                "implied_timescales", "conductance", "quasi_stationary")
+                "implied_timescales", "conductance", "quasi_stationary", "lumping")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -207,7 +211,7 @@ def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAUL
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
             occupation: list[str] | None = None, progress: Progress = silent,
-            quasi_stationary: str | None = None) -> Report:
+            quasi_stationary: str | None = None, lump: str | None = None, lump_rtol: float = RTOL) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     or a scenario file's path (compiled here: :func:`as_compiled`) (see ``ecology analyze --help``
     and the module docstring); a question the numerics cannot answer is one :class:`UserError`
@@ -216,32 +220,33 @@ def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAUL
     of the chain (when ``chain`` is not given) and then each solver phase as it starts,
     ``("solving: PHASE", i, n_phases)``: classes, stationary laws, passage times, spectrum,
     absorption time, hitting times, loops, occupation, and as asked the ``--hit`` target,
-    metastable classes, curves, the power and the quasi-stationary law. ``quasi_stationary`` names
-    a target as ``hit`` does: the law of the chain conditioned on not having entered it yet
-    (:func:`quasi_stationary_report`)."""
+    metastable classes, curves, the power, the quasi-stationary law and the lumping.
+    ``quasi_stationary`` names a target as ``hit`` does: the law of the chain conditioned on not
+    having entered it yet (:func:`quasi_stationary_report`). ``lump`` (``"amplitudes"`` or
+    ``"criteria"``) partitions the page-states and lumps them (:func:`lumping_report`, values equal
+    within the relative ``lump_rtol``)."""
     compiled = as_compiled("ecology.exact.analyze", compiled)
+    if lump is not None and lump not in LUMP_BY:
+        raise UserError(f"--lump {lump!r}: lump by 'amplitudes' (the premise amplitude vectors) or 'criteria' (the "
+                        "truth values of the criteria and named sets)")
+    if not 0 <= lump_rtol < 1:
+        raise UserError(f"--lump-rtol {lump_rtol!r}: give a relative tolerance in [0, 1), e.g. 1e-9")
     try:
-        report = _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
-                          progress)
-        if quasi_stationary is not None:
-            pc = chain or build_chain(compiled, max_states)
-            within = horizon if horizon is not None else compiled.scenario.run.steps
-            flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
-            report.quasi_stationary = quasi_stationary_report(compiled, pc, quasi_stationary, max_states, within,
-                                                              max_work, flag)
-        return report
+        return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
+                        progress, quasi_stationary, lump, lump_rtol)
     except ChainError as err:
         raise UserError(f"exact analysis: {err}") from None
 
 
 def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
-             progress) -> Report:
+             progress, quasi_stationary=None, lump=None, lump_rtol=RTOL) -> Report:
     check_periodic(compiled)
     pc = chain or build_chain(compiled, max_states, progress=progress)
     mc = pc.chain
     x = pc.initial
     asked = {"target (--hit)": hit is not None, "metastable classes": tolerance is not None,
-             "curves": horizon is not None, "power": power is not None}
+             "curves": horizon is not None, "power": power is not None,
+             "quasi-stationary law": quasi_stationary is not None, "lumping": lump is not None}
     names = [c.name for c in compiled.tracked] if occupation is None else occupation
     phases = ["classes", "stationary laws", "passage times", "spectrum", "absorption time", "hitting times", "loops",
               *(["occupation"] if names else []), *(name for name, given in asked.items() if given)]
@@ -339,6 +344,13 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "n": power,
             "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
         }
+    if quasi_stationary is not None:
+        phase("quasi-stationary law")
+        report.quasi_stationary = quasi_stationary_report(compiled, pc, quasi_stationary, max_states, within,
+                                                          max_work, flag)
+    if lump is not None:
+        phase("lumping")
+        report.lumping = lumping_report(compiled, pc, lump, lump_rtol, max_work)
     return report
 
 
@@ -817,3 +829,135 @@ def quasi_stationary_report(compiled: Compiled, pc: PageChain, spec: str, max_st
         }
     out["note"] = "; ".join(notes) or None
     return out
+LUMP_BY = ("amplitudes", "criteria")  # what --lump partitions the page-states by
+
+
+LUMP_BLOCKS_LISTED = 20  # the blocks of the partition are listed up to this many
+
+
+def log_population_amplitudes(pc: PageChain) -> np.ndarray:
+    """(n, labels): the log amplitude of each population label on each page-state, ``log sum_{s in
+    label} alpha_s`` by log-sum-exp of the premises' log amplitudes (no underflow: an amplitude of
+    1e-400 is ``-921``; ``-inf`` only for a premise that cannot have printed the window)."""
+    from scipy.special import logsumexp
+
+    mixture, windows = pc.compiled.mixture, pc.windows[:, pc.memory :]
+    parts = []
+    for i in range(0, len(windows), CHUNK):
+        log_amplitude = mixture.read(windows[i : i + CHUNK]).log_amplitude
+        with np.errstate(divide="ignore"):  # every member at -inf: -inf, not a warning
+            parts.append(np.stack([logsumexp(log_amplitude[:, members], axis=1) for members in mixture.members], axis=1))
+    return np.concatenate(parts)
+
+
+def _decided_on(compiled: Compiled, pc: PageChain) -> list:
+    """The criteria and named sets that are sets of ``pc``'s states (a ``periodic`` one is decided on
+    the product chain of :func:`ecology.exact.chain.repetition_chain` unless ``pc`` carries its memory)."""
+    return [c for c in compiled.tracked if not (isinstance(c, Periodic) and pc.repeated is None and pc.memory < c.period)]
+
+
+def lump_partition(compiled: Compiled, pc: PageChain, by: str, rtol: float
+                   ) -> tuple[np.ndarray, list[str], np.ndarray, str | None]:
+    """The partition of the page-states that ``--lump BY`` names (:func:`lumping_report`): its labels,
+    the names of its coordinates, their values per page-state (log amplitudes, or truth values as
+    0/1) and a note on what was left out."""
+    if by == "amplitudes":
+        values = log_population_amplitudes(pc)
+        return partition_by_values(values, rtol, log=True), list(compiled.mixture.labels), values, None
+    used = _decided_on(compiled, pc)
+    left = [c.name for c in compiled.tracked if c not in used]
+    note = None if not left else f"left out (decided on the product chain with the repetition counts): {', '.join(left)}"
+    if not used:
+        raise UserError("--lump criteria: the scenario has no criterion or named set decided on the page-states "
+                        f"{'(only periodic ones) ' if left else ''}to lump by; use --lump amplitudes")
+    values = np.stack([pc.holds(c) for c in used], axis=1).astype(float)
+    return partition_by_values(values, 0.0), [c.name for c in used], values, note
+
+
+def lumping_report(compiled: Compiled, pc: PageChain, by: str, rtol: float, max_work: int = DEFAULT_MAX_WORK) -> dict:
+    """``--lump BY``: the page-states partitioned by their premise amplitude vectors (``amplitudes``:
+    the population labels' amplitudes equal within ``rtol``, compared in log space,
+    :func:`ecology.exact.lumping.partition_by_values`) or by the truth values of every criterion and
+    named set (``criteria``); the test of ordinary lumpability of that partition with its defect
+    (:func:`ecology.exact.lumping.lumpability`) and the coarsest ordinarily lumpable partition
+    refining it (:func:`ecology.exact.lumping.coarsest_lumping`). For the partition that is lumped
+    (the given one when lumpable, else the coarsest refinement when it is), ``lumped_chain``: its
+    size, its closed classes with the probability of ending in each from the initial block, and the
+    same probability from the full chain (the sum over the full chain's closed classes that lie in
+    the class's blocks) with their largest difference ``absorption_agreement`` as a check. Keys:
+    docs/outputs.md."""
+    mc = pc.chain
+    labels, coordinates, values, note = lump_partition(compiled, pc, by, rtol)
+    given = lumpability(mc, labels, "ordinary", rtol)
+    refined = coarsest_lumping(mc, labels, "ordinary", rtol)
+    finest = lumpability(mc, refined, "ordinary", rtol)
+    out = {"by": by, "coordinates": coordinates, "rtol": rtol, "n_states": mc.n_states, "n_blocks": given.n_blocks,
+           "lumpable": given.lumpable, "defect": given.defect, "coarsest_n_blocks": finest.n_blocks,
+           "coarsest_lumpable": finest.lumpable, "coarsest_defect": finest.defect, "blocks": None,
+           "lumped": None, "lumped_chain": None, "note": note}
+    if given.n_blocks <= LUMP_BLOCKS_LISTED:
+        out["blocks"] = []
+        for b in range(given.n_blocks):
+            members = np.flatnonzero(labels == b)
+            row = values[members[0]]
+            block = {"size": len(members), "example": pc.label(members[0]),
+                     "values": [float(np.exp(v)) for v in row] if by == "amplitudes" else [bool(v) for v in row]}
+            if by == "amplitudes":  # an amplitude below the float range is 0.0 in values: its log10 stays
+                block["log10_values"] = [float(v / math.log(10)) if np.isfinite(v) else None for v in row]
+            out["blocks"].append(block)
+    if given.lumpable:
+        out["lumped"], lumped_labels = "given", labels
+    elif finest.lumpable:
+        out["lumped"], lumped_labels = "coarsest refinement", refined
+    else:
+        out["note"] = "; ".join(filter(None, [note, "no lumped chain: the coarsest refinement is not lumpable within rtol "
+                                              "either (its values chain together by gaps below rtol); see coarsest_defect"]))
+        return out
+    sets = {c.name: pc.holds(c) for c in _decided_on(compiled, pc)}
+    out["lumped_chain"] = _lumped_summary(mc, pc.initial, lumped_labels, sets, max_work)
+    return out
+
+
+def _entrance(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> dict:
+    """``P_x(ever enter A)`` and :func:`expected_entrance_time` (its keys as in the criteria's
+    report); a hitting probability the solvers cannot give is null with the ``note``."""
+    try:
+        probability = float(mc.hitting_probabilities(A)[x])
+    except ChainError as err:
+        return {"probability": None, "expected_hitting_time": None, "note": str(err)}
+    time = expected_entrance_time(mc, x, A, max_work)
+    out = {"probability": probability, "expected_hitting_time": time["value"], "note": time["note"]}
+    for key in ("bounds", "overflow", "log10"):
+        if time[key] is not None:
+            out[f"expected_hitting_time_{key}"] = time[key]
+    return out
+
+
+def _lumped_summary(mc: MarkovChain, x: int, labels: np.ndarray, sets: dict[str, np.ndarray], max_work: int) -> dict:
+    """The lumped chain of an ordinarily lumpable partition, checked against the full chain: each
+    closed class of the full chain lies in the blocks of one closed class of the lumped chain (the
+    block process from one of its states is the lumped chain and visits its blocks recurrently).
+    ``criteria``: for each of ``sets`` that is a union of blocks, ``lumped`` and ``full_chain``:
+    ``P(ever entered)`` and the expected hitting time from the initial block, from the initial
+    page-state (:func:`_entrance`, the same solvers on both chains)."""
+    lumped = aggregated_chain(mc, labels)
+    start = int(labels[x])
+    absorb = lumped.absorption_probabilities(start)
+    class_of_block = np.full(lumped.n_states, -1)
+    for c, members in enumerate(lumped.recurrent_classes):
+        class_of_block[members] = c
+    full = np.zeros(len(absorb))
+    for members, p in zip(mc.recurrent_classes, mc.absorption_probabilities(x)):
+        full[class_of_block[labels[members[0]]]] += p
+    classes = [{"blocks": len(members), "page_states": int(np.isin(labels, members).sum()), "probability": float(p),
+                "full_chain_probability": float(q)}
+               for members, p, q in zip(lumped.recurrent_classes, absorb, full)]
+    criteria = {}
+    for name, mask in sets.items():
+        inside, size = np.bincount(labels, weights=mask, minlength=lumped.n_states), np.bincount(labels)
+        if mask.any() and np.all((inside == 0) | (inside == size)):  # every block wholly in or out: a union of blocks
+            criteria[name] = {"lumped": _entrance(lumped, start, inside > 0, max_work),
+                              "full_chain": _entrance(mc, x, mask, max_work)}
+    return {"n_states": lumped.n_states, "n_transitions": int(lumped.P.nnz),
+            "initial_block_size": int((labels == start).sum()), "closed_classes": classes,
+            "absorption_agreement": float(np.abs(absorb - full).max()), "criteria": criteria}
