@@ -99,8 +99,10 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
     the passage times leave the range of a double, ``M`` is null with
     ``max_mean_first_passage_overflow`` (:data:`OVERFLOW`) and ``max_mean_first_passage_log10``
     (``max_j`` of the log-space elimination's column ``j``, :func:`log_solve_leaving`), and Kemeny's
-    constant is null with ``kemeny_constant_note`` (its terms ``pi_j M[i, j]`` pair a stationary
-    mass below the float range with a time above it)."""
+    constant ``K = sum_j pi_j M[0, j]`` is summed in log space (``ln pi_j + ln M[0, j]``, from those
+    columns; ``kemeny_constant_method`` says so): a term pairs a stationary mass below the float range
+    with a time above it. It is null with ``kemeny_constant_note`` when a stationary mass underflowed
+    to 0 (its term would be lost) or the class's law is not trusted."""
     if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
         return {}
     inside = MarkovChain(mc.P[members][:, members])
@@ -116,9 +118,23 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
     j = int(np.argmax([c.max() for c in columns]))
     i = int(np.delete(np.arange(n), j)[np.argmax(columns[j])])
     log10 = inside.log10_expected_hitting_time(i, np.arange(n) == j)  # the longest, with its error bound
-    return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: passage times {OVERFLOW}",
-            "max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
-            "max_mean_first_passage_log10": defended_log10(*log10)}
+    longest = {"max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
+               "max_mean_first_passage_log10": defended_log10(*log10)}
+    law = inside.stationary_laws[0]
+    if not law.trusted or not (law.pi > 0).all():
+        return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: passage times {OVERFLOW} and "
+                + ("a stationary mass below the float range" if law.trusted else "the stationary law not trusted"), **longest}
+    log_M0 = np.zeros(n)  # ln M[0, j] (ln 0 = -inf for j = 0), column j of the log-space elimination
+    for j in range(1, n):
+        log_M0[j] = columns[j][0]
+    log_M0[0] = -np.inf
+    terms = np.log(law.pi) + log_M0
+    top = terms.max()
+    kemeny = float(np.exp(top) * np.exp(terms - top).sum()) if top < 700 else math.inf
+    if not math.isfinite(kemeny):
+        return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: Kemeny's constant {OVERFLOW}", **longest}
+    return {"kemeny_constant": kemeny, "kemeny_constant_method": "log-space elimination (passage times beyond a double)",
+            **longest}
 
 
 def _law_report(law: StationaryLaw) -> dict:
@@ -160,9 +176,11 @@ class Report:
     expected_absorption_time_overflow: str | None = None  # OVERFLOW when the time is beyond a double ...
     expected_absorption_time_log10: float | None = None  # ... with its log10 (log-space elimination)
     expected_absorption_time_note: str | None = None  # why it was not computed
+    notes: dict[str, str] | None = None  # quantity -> why it was not computed (the others are reported: _attempt)
 
     OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
-                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note")
+                "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note",
+                "notes")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -233,37 +251,49 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
     def phase(name: str) -> None:
         progress(f"solving: {name}", phases.index(name), len(phases), f"{mc.n_states:,} page-states")
 
+    notes: dict[str, str] = {}
     phase("classes")
-    absorb = mc.absorption_probabilities(x)
+    n_closed = len(mc.recurrent_classes)
+    absorb = _attempt(notes, "absorption probabilities", lambda: mc.absorption_probabilities(x), [None] * n_closed)
     phase("stationary laws")
-    laws = mc.stationary_laws
+    laws = _attempt(notes, "stationary laws", lambda: mc.stationary_laws, [None] * n_closed)
     phase("passage times")
     classes = []
     for members, period, law, prob in zip(mc.recurrent_classes, mc.periods, laws, absorb):
-        top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
+        top = [] if law is None else np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
             "size": len(members),
             "period": period,
             "absorbing_state": pc.label(members[0]) if len(members) == 1 else None,
             "states": [pc.label(i) for i in members] if len(members) <= FEW_STATES else None,
-            "probability": float(prob),
+            "probability": None if prob is None else float(prob),
             "stationary_top": [{"state": pc.label(members[i]), "mass": float(law.pi[i])} for i in top],
-            "stationary_accuracy": _law_report(law),
-            **_passage_report(mc, members),
+            "stationary_accuracy": NOT_COMPUTED_LAW if law is None else _law_report(law),
+            **_attempt(notes, f"passage times of class {len(classes)}", lambda members=members: _passage_report(mc, members),
+                       {}),
         })
+        if f"passage times of class {len(classes) - 1}" in notes:  # the float and the log-space eliminations failed
+            reason = notes[f"passage times of class {len(classes) - 1}"]
+            classes[-1].update(kemeny_constant=None, kemeny_constant_note=reason, max_mean_first_passage=None,
+                               max_mean_first_passage_note=reason)
     phase("spectrum")
-    eig = mc.eigenvalues(6)
+    eig = _attempt(notes, "spectrum", lambda: mc.eigenvalues(6), np.zeros(0, dtype=complex))
     closed = np.ones(mc.n_states, dtype=bool)
     closed[mc.transient_states] = False
     phase("absorption time")
-    absorption = expected_entrance_time(mc, x, closed, max_work)
+    absorption = _attempt(notes, "absorption time", lambda: expected_entrance_time(mc, x, closed, max_work),
+                          {"value": None, "overflow": None, "log10": None, "note": None})
+    if "absorption time" in notes:
+        absorption["note"] = notes["absorption time"]
     within = horizon if horizon is not None else compiled.scenario.run.steps
     flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
     criteria = {}
     phase("hitting times")
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
-        criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+        quantity = f"criterion '{c.name}'"
+        criteria[c.name] = _attempt(notes, quantity, lambda cpc=cpc, mask=mask: hitting_report(
+            cpc, mask, None, within, max_work, flag), None) or _failed_hitting(cpc, mask, None, within, notes[quantity])
         if cpc is not pc:  # a periodic criterion: decided on the product of repetition_chain
             criteria[c.name]["n_states"] = cpc.chain.n_states
     phase("loops")
@@ -280,7 +310,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         eigenvalues=np.abs(eig).tolist(),
         eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
         criteria=criteria,
-        loops=loops_report(pc),
+        loops=_attempt(notes, "loops", lambda: loops_report(pc), {"count": None, "cycles": []}),
         expected_absorption_time_overflow=absorption["overflow"],
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
@@ -290,7 +320,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         report.occupation = {}
         for name in names:
             opc, mask = target_mask(compiled, pc, name, max_states, "--occupation")
-            report.occupation[name] = occupation_report(opc, mask, within, max_work, flag)
+            report.occupation[name] = _attempt(notes, f"occupation '{name}'", lambda opc=opc, mask=mask: occupation_report(
+                opc, mask, within, max_work, flag), None)
     if hit is not None:
         phase("target (--hit)")
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
@@ -303,23 +334,49 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
                 B = target_mask(compiled, hpc, before, max_states, "--before")[1]
             if (A & B).any():
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
-        report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
+        report.hit = {"target": hit, "before": before, **(_attempt(notes, "hit", lambda: hitting_report(
+            hpc, A, B, within, max_work, flag), None) or _failed_hitting(hpc, A, B, within, notes["hit"]))}
     if tolerance is not None:
         phase("metastable classes")
-        report.metastable = metastable_report(pc, tolerance)
+        report.metastable = _attempt(notes, "metastable classes", lambda: metastable_report(pc, tolerance),
+                                     {"tolerance": tolerance, "classes": []})
     if horizon is not None:
         phase("curves")
         report.horizon = horizon
-        report.curves = criterion_curves(compiled, pc, horizon, max_states, max_work)
+        report.curves = _attempt(notes, "curves", lambda: criterion_curves(compiled, pc, horizon, max_states, max_work), None)
     if power is not None:
         phase("power")
-        row = distribution_after(mc, x, power, max_work)
-        top = np.argsort(-row, kind="stable")[:TOP_STATES]
+        row = _attempt(notes, "power", lambda: distribution_after(mc, x, power, max_work), None)
+        top = [] if row is None else np.argsort(-row, kind="stable")[:TOP_STATES]
         report.power = {
             "n": power,
             "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
         }
+    report.notes = notes or None
     return report
+
+
+NOT_COMPUTED_LAW = {"method": None, "error_estimate": None, "error_kind": "not computed (see the report's notes)",
+                    "trusted": False}
+
+
+def _attempt(notes: dict[str, str], quantity: str, compute, failed):
+    """``compute()``, or ``failed`` when the numerics cannot answer it (a :class:`ChainError`: a
+    singular or out-of-range system, a solver over its budget), the reason recorded as
+    ``notes[quantity]``: one quantity that cannot be computed never aborts the others. A
+    :class:`UserError` (a flag over its budget, a set that does not exist) still stops the report:
+    it is the input that must change."""
+    try:
+        return compute()
+    except ChainError as err:
+        notes[quantity] = f"not computed: {err}"
+        return failed
+
+
+def _failed_hitting(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, note: str) -> dict:
+    """The shape of :func:`hitting_report` when it could not be computed: every figure null, ``note`` says why."""
+    return {"size": int(A.sum()), "expected_hitting_time": None, "note": note,
+            "probability" if B is None else "probability_before": None, "within": within, "probability_within": None}
 
 
 def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, max_work: int, flag: str) -> dict:
@@ -349,7 +406,9 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
 
 STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
               "unvisited": "never visited in this class: no stay, excursion or return to measure",
-              "overflow": f"a time {OVERFLOW} (the flux into the set is below the range of the ratio): not given"}
+              "overflow": f"a time {OVERFLOW} (the flux into the set is below the range of the ratio): not given",
+              "underflow": "not computed: the set's stationary mass is below the float range (about 1e-308), so its stay, "
+                           f"entry and return times are {OVERFLOW}"}
 
 
 def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, flag: str) -> dict:
@@ -361,7 +420,9 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
       estimates, ``mean_stay_within = exposure / exits`` and ``mean_time_between_entries_within =
       H / entries`` (null when no visit ends, or none begins, within the horizon);
     - ``long_run_fraction``: the Cesàro limit of ``fraction``, ``sum_C P(end in C) pi_C(A)`` (null
-      when a class that may be entered has a stationary law that is not trusted);
+      when a class that may be entered has a stationary law that is not trusted, or when a class's
+      ``pi(A)`` is below the float range: a closed class puts mass on each of its states, so a 0 is
+      an underflow, reported as such with its figures null, never as "never visited");
     - ``classes``: per closed class, ``probability`` of ending there, ``mass = pi(A)``, ``flux``
       into A per step, ``mean_stay = pi(A) / flux``, ``mean_time_between_entries = 1 / flux``,
       ``mean_excursion = (1 - pi(A)) / flux`` and ``mean_return_time = 1 / pi(A)`` (from pi
@@ -381,11 +442,16 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
             classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
                             "note": f"not computed: the class's stationary law is not trusted (L1 error estimate {estimate})"})
             continue
+        if stay["mass"] == 0 and A[mc.recurrent_classes[i]].any():  # each state of a closed class has mass > 0
+            classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
+                            "note": STAY_NOTES["underflow"]})
+            continue
         figures = {key: _finite(stay[key]) if stay[key] is not None else None for key in keys}
         note = STAY_NOTES["unvisited"] if stay["mass"] == 0 else STAY_NOTES["closed"] if stay["flux"] == 0 else \
             STAY_NOTES["overflow"] if None in figures.values() else None
         classes.append({"class": i, "probability": float(probability), **figures, "note": note})
-    trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0)
+    trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0) and not any(
+        c["note"] == STAY_NOTES["underflow"] for c in classes)  # a mass below the float range is no 0
     return {
         "size": int(A.sum()), "horizon": within,
         **{key: horizon[key] for key in ("occupation", "fraction", "visits", "entries", "exits")},
