@@ -139,6 +139,20 @@ def test_a_stationary_law_that_fails_leaves_the_hitting_figures(monkeypatch, cap
     assert "stationary law not computed (see the notes)" in out and "note: stationary laws: not computed" in out
 
 
+def test_analyze_out_writes_its_report_and_figures_when_quantities_fail(monkeypatch, tmp_path, capsys):
+    """No probability of ending in a class and no spectrum: report.json (strict JSON) and the figures are written."""
+    def refuse(*args, **kwargs):
+        raise ChainError("the log-space elimination is done for up to 400 unknowns, not 401")
+    monkeypatch.setattr(MarkovChain, "eigenvalues", refuse)
+    monkeypatch.setattr(MarkovChain, "absorption_probabilities", refuse)
+    assert main(["analyze", str(PUBLISHED), "--out", str(tmp_path / "a")]) == 0
+    assert "probability of ending here not computed (see the notes)" in capsys.readouterr().out
+    report = strict_json((tmp_path / "a" / "report.json").read_text())
+    assert report["closed_classes"][0]["probability"] is None and report["eigenvalues"] == []
+    assert set(report["notes"]) >= {"absorption probabilities", "spectrum"}
+    assert sorted(p.suffix for p in (tmp_path / "a").iterdir() if p.suffix == ".png")
+
+
 def test_hitting_probabilities_whose_pivots_underflow_are_solved_in_log_space():
     """The float elimination of this chain meets a pivot below 1e-308 (the escape probabilities of
     {2, 3, 4, 5} multiply below the float range); the log-space elimination answers, and agrees with

@@ -17,16 +17,21 @@ Stationary laws
     diagonal ``1 - P[k, k]`` of the censored chain is never formed by a subtraction but as the sum
     of the off-diagonal entries of row ``k``. Every operation then adds, multiplies or divides
     non-negative numbers, so each component is computed to a small relative error whatever the
-    escape probabilities (O'Cinneide 1993), in any elimination order. Dense for classes up to
+    escape probabilities (O'Cinneide 1993), in any elimination order; the back-substitutions hold
+    masses as mantissa and binary exponent (exact rescaling, any range), and a censored escape
+    below the float range sends a small class to the same elimination in log space. A birth–death
+    class (its graph a path) by detailed balance, the ratios multiplied in double-double
+    (:func:`birth_death_law`: 3 ulps per component, any size). Dense for classes up to
     ``DENSE_LIMIT`` states; on a band (reverse Cuthill–McKee order) when the band is narrow
-    (birth–death chains: the work is ``n * bandwidth^2``); otherwise by sparse block elimination
+    (the work is ``n * bandwidth^2``); otherwise by sparse block elimination
     (:func:`gth_blocks`): metastable sets (components once transitions below
     ``METASTABLE_THRESHOLD`` are dropped) censored block by block, ``P_IO += P_IS N_S P_SO`` touching
     only the states ``I`` entering and ``O`` left to by the block ``S``, within fill and work budgets.
     Over budget, the dominant left eigenvector by implicitly restarted Arnoldi from a seeded random
     start, checked against a sparse LU solve pinned at the heaviest state.
-    *Error estimate* (reported per law): for GTH, the L1 distance between two eliminations in
-    opposite orders; for the last path, the bound
+    *Error estimate* (reported per law): for a birth–death class, a rounding bound; for GTH, the
+    L1 distance between two eliminations in opposite orders, at least ``n u`` (:func:`_gth_estimate`);
+    for the last path, the bound
     ``||pi - pi~||_1 <= ||r||_1 (M + M (M + 1) / 2)`` with ``r = pi~ - pi~ P`` and
     ``M = max_i E_i[time to hit j]`` for the heaviest state ``j`` (derived in docs/exact.md from
     ``pi~_j - pi_j = -pi_j r h_j``). A tiny residual with a huge ``M`` (a nearly decomposable

@@ -31,7 +31,10 @@ Beside a simulation (``run --exact``, ``sweep --exact``, :func:`ecology.run`), t
 per criterion come from :func:`criterion_figures`.
 
 Every computation whose size grows with a flag is estimated first (work ``steps x transitions``
-for curves and powers) and refused with one line naming the flag when over budget.
+for curves and powers) and refused with one line naming the flag when over budget. A quantity the
+numerics cannot answer (a :class:`ChainError`) is that quantity's entry in ``Report.notes``, its
+figures null, and the others are reported (:func:`_attempt`; docs/exact.md, "When a quantity
+cannot be computed").
 """
 
 from __future__ import annotations
@@ -221,13 +224,14 @@ def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAUL
             occupation: list[str] | None = None, progress: Progress = silent) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     or a scenario file's path (compiled here: :func:`as_compiled`) (see ``ecology analyze --help``
-    and the module docstring); a question the numerics cannot answer is one :class:`UserError`
-    line, never a wrong number. ``occupation`` names the sets and criteria whose occupation is
-    reported (default: all of them). ``progress`` (:mod:`ecology.progress`) hears the enumeration
-    of the chain (when ``chain`` is not given) and then each solver phase as it starts,
-    ``("solving: PHASE", i, n_phases)``: classes, stationary laws, passage times, spectrum,
-    absorption time, hitting times, loops, occupation, and as asked the ``--hit`` target,
-    metastable classes, curves and the power."""
+    and the module docstring); a quantity the numerics cannot answer is a note in
+    ``Report.notes`` (its figures null, never a wrong number) and the others are reported; a
+    question the input must change (a flag over its budget) is one :class:`UserError` line.
+    ``occupation`` names the sets and criteria whose occupation is reported (default: all of them).
+    ``progress`` (:mod:`ecology.progress`) hears the enumeration of the chain (when ``chain`` is
+    not given) and then each solver phase as it starts, ``("solving: PHASE", i, n_phases)``:
+    classes, stationary laws, passage times, spectrum, absorption time, hitting times, loops,
+    occupation, and as asked the ``--hit`` target, metastable classes, curves and the power."""
     compiled = as_compiled("ecology.exact.analyze", compiled)
     try:
         return _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before, max_work, occupation,
