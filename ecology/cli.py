@@ -390,7 +390,9 @@ def print_hitting(what: str, h: dict, name: str, probability: float | None) -> N
     if h["probability_within"] is None:  # nothing could be computed (the report's notes say why)
         print(f"{what} ({h['size']:,} page-states): {h['note']}")
         return
-    within = f"P(within {h['within']:,} steps) {probability_text(h['probability_within'])}"
+    within = f"P(within {h['within']:,} steps) " + ("below 1e-308 (reachable within the horizon; below the float range)"
+                                                    if h.get("probability_within_note") else
+                                                    probability_text(h['probability_within']))
     size = f"{h['size']:,} page-states" if "n_states" not in h else \
         f"{h['size']:,} of the {h['n_states']:,} states of its product with the repetition counts"  # a periodic criterion
     if h["note"]:

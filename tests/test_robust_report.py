@@ -71,10 +71,16 @@ def test_the_published_table_at_t_001_reports_its_passage_times_by_their_log10(c
     closed = report["closed_classes"][0]
     assert closed["max_mean_first_passage"] is None and closed["max_mean_first_passage_overflow"] == "above 1.8e308"
     assert abs(closed["max_mean_first_passage_log10"] - float(truth)) <= 5e-4
-    assert closed["kemeny_constant"] is None and "below the float range" in closed["kemeny_constant_note"]
+    with mpmath.workdps(1200):  # Kemeny's constant sum_j pi_j M[0, j], pi_j = 1 / E_j[return time] (Kac)
+        P = published_chain(mpmath.mpf("0.01"))
+        back = [1 + mpmath.fsum(P[j, k] * mp_passage_time(P, k, j) for k in range(8) if k != j) for j in range(8)]
+        kemeny = mpmath.fsum(mp_passage_time(P, 0, j) / back[j] for j in range(1, 8))
+    assert closed["kemeny_constant"] == pytest.approx(float(kemeny), rel=1e-12)  # 5.80272396773181
+    assert closed["kemeny_constant_method"].startswith("log space")
     assert closed["stationary_accuracy"]["trusted"]
     zeros = report["criteria"]["zeros"]
     assert zeros["probability"] == 1.0 and zeros["expected_hitting_time_overflow"] == "above 1.8e308"
+    assert zeros["probability_within"] == 0.0 and "below the float range" in zeros["probability_within_note"]
     stay = report["occupation"]["zeros"]["classes"][0]
     assert stay["mass"] is None and "below the float range" in stay["note"]  # an underflow, never "never visited"
     assert report["occupation"]["zeros"]["long_run_fraction"] is None
@@ -82,6 +88,7 @@ def test_the_published_table_at_t_001_reports_its_passage_times_by_their_log10(c
     out = capsys.readouterr().out
     assert "longest mean first passage between two of its states 6.3e451 (log10 451.797, by the log-space elimination)" in out
     assert "expected steps to reach it 6.3e451 (log10 451.797" in out
+    assert "P(within 200 steps) below 1e-308" in out
     assert "never visited" not in out
 
 
@@ -92,6 +99,25 @@ def test_the_published_table_at_t_0001_loses_its_underflowed_transitions_and_sti
     report = strict_json(capsys.readouterr().out)
     assert report["n_states"] == 4 and "notes" not in report
     assert report["criteria"]["zeros"]["probability"] == 0.0 and report["criteria"]["zeros"]["expected_hitting_time"] is None
+
+
+def test_kemeny_in_log_space_equals_the_float_one_and_the_spectral_formula(monkeypatch):
+    """At T = 1 nothing overflows: the log-space Kemeny constant (forced by refusing the float
+    passage matrix) equals the float one and ``sum_{lambda != 1} 1 / (1 - lambda)`` (numpy's eigenvalues)."""
+    closed = analyze(str(PUBLISHED)).closed_classes[0]
+    P = np.array([[float(x) for x in row] for row in published_chain(mpmath.mpf(1)).tolist()])
+    values = np.linalg.eigvals(P)
+    spectral = float(np.real(np.sum(1 / (1 - np.delete(values, np.argmin(np.abs(values - 1)))))))
+    assert closed["kemeny_constant"] == pytest.approx(spectral, rel=1e-10)
+
+    def refuse(self):
+        raise ChainError("forced")
+    monkeypatch.setattr(MarkovChain, "mean_first_passage_times", refuse)
+    logged = analyze(str(PUBLISHED)).closed_classes[0]
+    assert logged["kemeny_constant_method"].startswith("log space")
+    assert logged["kemeny_constant"] == pytest.approx(closed["kemeny_constant"], rel=1e-12)
+    assert logged["max_mean_first_passage"] == pytest.approx(closed["max_mean_first_passage"], rel=1e-10)
+    assert "max_mean_first_passage_overflow" not in logged  # within range: a value, not an overflow
 
 
 def test_at_t_1_the_published_table_matches_mpmath():

@@ -45,6 +45,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csgraph
 
 from ecology.core.compile import Compiled, compile_scenario
 from ecology.errors import UserError
@@ -102,10 +103,12 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
     the passage times leave the range of a double, ``M`` is null with
     ``max_mean_first_passage_overflow`` (:data:`OVERFLOW`) and ``max_mean_first_passage_log10``
     (``max_j`` of the log-space elimination's column ``j``, :func:`log_solve_leaving`), and Kemeny's
-    constant ``K = sum_j pi_j M[0, j]`` is summed in log space (``ln pi_j + ln M[0, j]``, from those
-    columns; ``kemeny_constant_method`` says so): a term pairs a stationary mass below the float range
-    with a time above it. It is null with ``kemeny_constant_note`` when a stationary mass underflowed
-    to 0 (its term would be lost) or the class's law is not trusted."""
+    constant ``K = sum_j pi_j M[0, j]`` is summed in log space from those columns alone
+    (``kemeny_constant_method`` says so): a term pairs a stationary mass that may be below the float
+    range with a time above it, so ``pi_j`` is taken from Kac's formula, ``1 / pi_j = E_j[return
+    time] = 1 + sum_k P[j, k] M[k, j]``, itself a log-space sum, never from the (underflowed) law.
+    When the float solve failed for another reason (a pivot underflowed) and the longest passage is
+    within range, it is given as a value, from its log10."""
     if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
         return {}
     inside = MarkovChain(mc.P[members][:, members])
@@ -121,23 +124,29 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
     j = int(np.argmax([c.max() for c in columns]))
     i = int(np.delete(np.arange(n), j)[np.argmax(columns[j])])
     log10 = inside.log10_expected_hitting_time(i, np.arange(n) == j)  # the longest, with its error bound
-    longest = {"max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
-               "max_mean_first_passage_log10": defended_log10(*log10)}
-    law = inside.stationary_laws[0]
-    if not law.trusted or not (law.pi > 0).all():
-        return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: passage times {OVERFLOW} and "
-                + ("a stationary mass below the float range" if law.trusted else "the stationary law not trusted"), **longest}
-    log_M0 = np.zeros(n)  # ln M[0, j] (ln 0 = -inf for j = 0), column j of the log-space elimination
-    for j in range(1, n):
-        log_M0[j] = columns[j][0]
-    log_M0[0] = -np.inf
-    terms = np.log(law.pi) + log_M0
-    top = terms.max()
-    kemeny = float(np.exp(top) * np.exp(terms - top).sum()) if top < 700 else math.inf
-    if not math.isfinite(kemeny):
-        return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: Kemeny's constant {OVERFLOW}", **longest}
-    return {"kemeny_constant": kemeny, "kemeny_constant_method": "log-space elimination (passage times beyond a double)",
-            **longest}
+    if log10[0] < DOUBLE_MAX_LOG10 and log10[1] < 1e-12:  # within range: a pivot of the float solve underflowed
+        longest = {"max_mean_first_passage": 10.0 ** log10[0]}
+    else:
+        longest = {"max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
+                   "max_mean_first_passage_log10": defended_log10(*log10)}
+    P = inside.P.toarray()
+    log_M = np.full((n, n), -np.inf)  # ln M[i, j], -inf on the diagonal (M[j, j] = 0)
+    for j in range(n):
+        log_M[np.delete(np.arange(n), j), j] = columns[j]
+    with np.errstate(divide="ignore"):
+        log_P = np.log(P)
+    # Kac: pi_j = 1 / E_j[return time] = 1 / (1 + sum_k P[j, k] M[k, j]), so ln pi_j is a logsumexp
+    log_pi = -np.logaddexp(0.0, np.array([_log_sum_exp(log_P[j] + log_M[:, j]) for j in range(n)]))
+    kemeny = math.exp(_log_sum_exp(log_pi + log_M[0]))
+    return {"kemeny_constant": kemeny, "kemeny_constant_method": KEMENY_IN_LOG_SPACE, **longest}
+
+
+KEMENY_IN_LOG_SPACE = "log space: sum_j pi_j M[0, j], pi_j = 1 / (1 + sum_k P[j, k] M[k, j]) (Kac)"
+
+
+def _log_sum_exp(v: np.ndarray) -> float:
+    top = float(v.max())
+    return top if not math.isfinite(top) else top + math.log(float(np.exp(v - top).sum()))
 
 
 def _law_report(law: StationaryLaw) -> dict:
@@ -387,7 +396,9 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
     """From the initial state: ``E[time to enter A]`` (None when A may be missed, or beyond a
     double: then ``expected_hitting_time_overflow`` and ``_log10`` are given, see
     :func:`expected_entrance_time`), ``P(ever enter A)`` or, with ``B``, ``P(A before B)``, and
-    ``P(A entered within `within` steps)``."""
+    ``P(A entered within `within` steps)`` (``probability_within``; when it is 0 in floating point
+    though ``A`` is reachable within the horizon on the graph, ``probability_within_note`` says it is
+    below the float range)."""
     mc, x = pc.chain, pc.initial
     out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
     key = "probability" if B is None else "probability_before"
@@ -405,7 +416,18 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
             out["expected_hitting_time_overflow"], out["expected_hitting_time_log10"] = time["overflow"], time["log10"]
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
+    if out["probability_within"] == 0 and A.any() and _steps_to_reach(mc, x, A) <= within:
+        out["probability_within_note"] = UNDERFLOW_WITHIN
     return out
+
+
+UNDERFLOW_WITHIN = "below the float range (about 1e-308): the set is reachable within the horizon, so the probability is not 0"
+
+
+def _steps_to_reach(mc: MarkovChain, x: int, A: np.ndarray) -> float:
+    """The fewest steps from ``x`` to ``A`` on the transition graph (breadth first; ``inf`` when unreachable)."""
+    distance = csgraph.shortest_path(mc.P, unweighted=True, indices=x)
+    return float(distance[A].min())
 
 
 STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
