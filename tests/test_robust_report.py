@@ -332,6 +332,13 @@ def test_birth_death_path_is_found_in_any_labelling():
     assert np.max(np.abs(law.pi - truth) / truth) <= 3 * 2.0**-53
 
 
+def test_birth_death_ratios_beyond_the_float_range():
+    """A down rate of 1e-320 (subnormal): the ratio 0.5 / 1e-320 = 5e319 is no double, but the
+    mantissas' ratio is; pi = (1e-320, 1/2, 1/2) to the subnormal's spacing."""
+    pi, error = birth_death_law(np.array([0.5, 0.5]), np.array([1e-320, 0.5]))
+    assert pi[1] == pi[2] == 0.5 and abs(pi[0] - 1e-320) <= 2.0**-1074 and error < 4e-16
+
+
 def test_birth_death_law_refuses_a_reducible_chain():
     with pytest.raises(ChainError, match="positive"):
         birth_death_law(np.array([0.5, 0.0]), np.array([0.5, 0.5]))

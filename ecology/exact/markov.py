@@ -528,12 +528,14 @@ def birth_death_law(up: np.ndarray, down: np.ndarray) -> tuple[np.ndarray, float
     n = len(up) + 1
     if (up <= 0).any() or (down <= 0).any():
         raise ChainError("a birth–death chain needs every up and down probability positive (irreducible)")
-    q = up / down
-    p, e = _two_product(q, down)
-    remainder = ((up - p) - e) / down  # up - p is exact (Sterbenz), so q + remainder = up / down to 2^-104
+    up_m, up_e = np.frexp(up)  # mantissas in [1/2, 1): their ratio cannot overflow, whatever the rates
+    down_m, down_e = np.frexp(down)
+    q = up_m / down_m
+    p, e = _two_product(q, down_m)
+    remainder = ((up_m - p) - e) / down_m  # up_m - p is exact (Sterbenz): q + remainder = up_m / down_m to 2^-104
     m, shift = np.frexp(q)
     hi, lo, ex = np.ones(n) * 0.5, np.zeros(n), np.ones(n, dtype=np.int64)  # w_0 = 1 = 0.5 2^1
-    hi[1:], lo[1:], ex[1:] = m, np.ldexp(remainder, -shift), shift
+    hi[1:], lo[1:], ex[1:] = m, np.ldexp(remainder, -shift), shift + up_e.astype(np.int64) - down_e
     step = 1
     while step < n:  # Hillis–Steele inclusive scan: w_i <- w_i w_{i - step}
         head = (hi[step:], lo[step:], ex[step:])
@@ -972,9 +974,10 @@ def stationary_law(P: sp.csr_matrix, method: str = "auto") -> StationaryLaw:
 
     ``method``: ``auto``, ``dense`` (GTH), ``band`` (GTH on an RCM band), ``blocks`` (sparse block
     GTH), ``arnoldi``, ``sparse`` (pinned LU), ``residual`` (the better of the last two); see the
-    module docstring. ``auto`` tries the block elimination first when some transition is below
-    ``METASTABLE_THRESHOLD`` (see :func:`has_small_transitions`), else after an untrusted
-    residual-checked law."""
+    module docstring. ``auto`` and ``band`` solve a class whose graph is a path (a birth–death
+    chain, :func:`_path_order`) by :func:`birth_death_law`. ``auto`` tries the block elimination
+    first when some transition is below ``METASTABLE_THRESHOLD`` (see :func:`has_small_transitions`),
+    else after an untrusted residual-checked law."""
     P = sp.csr_matrix(P, dtype=float)
     n = P.shape[0]
     if n == 1:

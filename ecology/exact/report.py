@@ -306,7 +306,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
         quantity = f"criterion '{c.name}'"
         criteria[c.name] = _attempt(notes, quantity, lambda cpc=cpc, mask=mask: hitting_report(
-            cpc, mask, None, within, max_work, flag), None) or _failed_hitting(cpc, mask, None, within, notes[quantity])
+            cpc, mask, None, within, max_work, flag), None) or _failed_hitting(mask, None, within, notes[quantity])
         if cpc is not pc:  # a periodic criterion: decided on the product of repetition_chain
             criteria[c.name]["n_states"] = cpc.chain.n_states
     phase("loops")
@@ -348,7 +348,7 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             if (A & B).any():
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
         report.hit = {"target": hit, "before": before, **(_attempt(notes, "hit", lambda: hitting_report(
-            hpc, A, B, within, max_work, flag), None) or _failed_hitting(hpc, A, B, within, notes["hit"]))}
+            hpc, A, B, within, max_work, flag), None) or _failed_hitting(A, B, within, notes["hit"]))}
     if tolerance is not None:
         phase("metastable classes")
         report.metastable = _attempt(notes, "metastable classes", lambda: metastable_report(pc, tolerance),
@@ -386,7 +386,7 @@ def _attempt(notes: dict[str, str], quantity: str, compute, failed):
         return failed
 
 
-def _failed_hitting(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, note: str) -> dict:
+def _failed_hitting(A: np.ndarray, B: np.ndarray | None, within: int, note: str) -> dict:
     """The shape of :func:`hitting_report` when it could not be computed: every figure null, ``note`` says why."""
     return {"size": int(A.sum()), "expected_hitting_time": None, "note": note,
             "probability" if B is None else "probability_before": None, "within": within, "probability_within": None}
