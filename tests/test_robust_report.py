@@ -76,6 +76,9 @@ def test_the_published_table_at_t_001_reports_its_passage_times_by_their_log10(c
         back = [1 + mpmath.fsum(P[j, k] * mp_passage_time(P, k, j) for k in range(8) if k != j) for j in range(8)]
         kemeny = mpmath.fsum(mp_passage_time(P, 0, j) / back[j] for j in range(1, 8))
     assert closed["kemeny_constant"] == pytest.approx(float(kemeny), rel=1e-12)  # 5.80272396773181
+    for top in closed["stationary_top"]:  # the law, per component, against Kac's 1 / E_j[return time]
+        truth = 1 / back[int(top["state"].replace(" ", ""), 2)]
+        assert top["mass"] == 0.0 if truth < 1e-308 else abs(top["mass"] / truth - 1) < 1e-14
     assert closed["kemeny_constant_method"].startswith("log space")
     assert closed["stationary_accuracy"]["trusted"]
     zeros = report["criteria"]["zeros"]
@@ -94,10 +97,12 @@ def test_the_published_table_at_t_001_reports_its_passage_times_by_their_log10(c
 
 def test_the_published_table_at_t_0001_loses_its_underflowed_transitions_and_still_reports(capsys):
     """At T = 0.001 the minority tokens' probabilities (about e^-5000) are below the float range:
-    the chain has 4 page-states and the zeros are unreachable, reported as such, exit 0."""
+    the chain has 4 page-states and the zeros are unreachable in it, exit 0, and the report's
+    ``chain`` note says that 3 transitions of positive probability were lost to underflow."""
     assert main(["analyze", str(PUBLISHED), "--set", "sampling.temperature=0.001", "--json"]) == 0
     report = strict_json(capsys.readouterr().out)
-    assert report["n_states"] == 4 and "notes" not in report
+    assert report["n_states"] == 4 and set(report["notes"]) == {"chain"}  # said, not hidden
+    assert report["notes"]["chain"].startswith("3 transitions have positive probabilities below the float range")
     assert report["criteria"]["zeros"]["probability"] == 0.0 and report["criteria"]["zeros"]["expected_hitting_time"] is None
 
 
@@ -179,6 +184,21 @@ def test_analyze_out_writes_its_report_and_figures_when_quantities_fail(monkeypa
     assert sorted(p.suffix for p in (tmp_path / "a").iterdir() if p.suffix == ".png")
 
 
+def test_a_sweep_row_keeps_its_other_exact_cells_when_quantities_fail(monkeypatch):
+    """sweep --exact's row: no loop or occupation cells, an empty class probability; the rest is written."""
+    from ecology.scenario import load
+    from ecology.sweep.points import exact_figures
+
+    def refuse(*args, **kwargs):
+        raise ChainError("forced")
+    monkeypatch.setattr("ecology.exact.report.loops_report", refuse)
+    monkeypatch.setattr("ecology.exact.report.occupation_report", refuse)
+    monkeypatch.setattr(MarkovChain, "absorption_probabilities", refuse)
+    row = exact_figures(load(PUBLISHED), 1000)
+    assert "exact_note" not in row and "exact_loops" not in row and np.isnan(row["exact_class0_probability"])
+    assert row["zeros_exact_expected_hitting_time"] == pytest.approx(162997, rel=1e-5)
+
+
 def test_hitting_probabilities_whose_pivots_underflow_are_solved_in_log_space():
     """The float elimination of this chain meets a pivot below 1e-308 (the escape probabilities of
     {2, 3, 4, 5} multiply below the float range); the log-space elimination answers, and agrees with
@@ -251,7 +271,7 @@ def test_extreme_cases_print_no_warning_and_no_traceback(tmp_path, case):
                              "--hit", "zeros", "--horizon", "20", "--power", "5"],
         "coin 1e-300": ["analyze", str(tmp_path / "c.toml"), "--tolerance", "1e-5", "--json"],
         "soft floors 1e-300, k=9": ["analyze", str(REPO / "scenarios" / "waluigi_soft.toml"), *soft, "--tolerance", "1e-5"],
-        "run --exact": ["run", str(tmp_path / "c.toml"), "--exact", "--out", str(tmp_path / "r")],
+        "run --exact": ["run", str(tmp_path / "c.toml"), "--exact", "--json"],
         "sweep --exact": ["sweep", str(PUBLISHED), "--grid", "sampling.temperature=0.01,0.001", "--exact", "--out",
                           str(tmp_path / "s"), "--replicates", "4", "--steps", "10", "--workers", "1"],
     }[case]

@@ -265,6 +265,10 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         progress(f"solving: {name}", phases.index(name), len(phases), f"{mc.n_states:,} page-states")
 
     notes: dict[str, str] = {}
+    if pc.underflowed:
+        notes["chain"] = (f"{pc.underflowed:,} transitions have positive probabilities below the float range (about "
+                          "5e-324) and are not in the chain: a set they alone lead to is unreachable here (P(ever) 0, "
+                          "times infinite) though the model reaches it; the figures are those of the float chain")
     phase("classes")
     n_closed = len(mc.recurrent_classes)
     absorb = _attempt(notes, "absorption probabilities", lambda: mc.absorption_probabilities(x), [None] * n_closed)
