@@ -421,7 +421,7 @@ def print_report(r, chain) -> None:
         if c["absorbing_state"]:
             continue
         if "kemeny_constant" in c:
-            kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}" + (
+            kemeny = c.get("kemeny_constant_note") or expected_time(c, "kemeny_constant") + (
                 f" ({c['kemeny_constant_method']})" if c.get("kemeny_constant_method") else "")
             longest = expected_time(c, "max_mean_first_passage")
             print(f"      Kemeny's constant {kemeny}; longest mean first passage between two of its states {longest} steps")

@@ -125,6 +125,20 @@ def test_kemeny_in_log_space_equals_the_float_one_and_the_spectral_formula(monke
     assert "max_mean_first_passage_overflow" not in logged  # within range: a value, not an overflow
 
 
+def test_a_kemeny_constant_beyond_a_double_is_an_overflow_with_its_log10(capsys):
+    """Two states swapping with probability 1e-320 (subnormal: 9.99988671826831e-321 as a double):
+    K = 1 / (p + q) = 5.00006e319 and M = 1 / p = 1.00001e320, neither a double; both by their log10."""
+    from ecology.cli import expected_time
+    from ecology.exact.report import _passage_report
+
+    p = 1e-320
+    figures = _passage_report(MarkovChain(np.array([[1.0, p], [p, 1.0]])), np.arange(2))
+    assert figures["kemeny_constant"] is None and figures["kemeny_constant_overflow"] == "above 1.8e308"
+    assert figures["kemeny_constant_log10"] == pytest.approx(float(mpmath.log10(1 / (2 * mpmath.mpf(p)))), abs=1e-3)
+    assert figures["max_mean_first_passage_log10"] == pytest.approx(float(mpmath.log10(1 / mpmath.mpf(p))), abs=1e-3)
+    assert expected_time(figures, "kemeny_constant") == "5.0e319 (log10 319.699, by the log-space elimination)"
+
+
 def test_at_t_1_the_published_table_matches_mpmath():
     report = analyze(str(PUBLISHED))
     with mpmath.workdps(60):

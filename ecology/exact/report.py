@@ -137,8 +137,11 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
         log_P = np.log(P)
     # Kac: pi_j = 1 / E_j[return time] = 1 / (1 + sum_k P[j, k] M[k, j]), so ln pi_j is a logsumexp
     log_pi = -np.logaddexp(0.0, np.array([_log_sum_exp(log_P[j] + log_M[:, j]) for j in range(n)]))
-    kemeny = math.exp(_log_sum_exp(log_pi + log_M[0]))
-    return {"kemeny_constant": kemeny, "kemeny_constant_method": KEMENY_IN_LOG_SPACE, **longest}
+    log10_kemeny = _log_sum_exp(log_pi + log_M[0]) / math.log(10)
+    if log10_kemeny >= DOUBLE_MAX_LOG10:  # a nearly decomposable class: K ~ 1 / (escape rate) beyond a double
+        return {"kemeny_constant": None, "kemeny_constant_overflow": OVERFLOW, "kemeny_constant_method": KEMENY_IN_LOG_SPACE,
+                "kemeny_constant_log10": defended_log10(log10_kemeny, log10[1]), **longest}
+    return {"kemeny_constant": 10.0**log10_kemeny, "kemeny_constant_method": KEMENY_IN_LOG_SPACE, **longest}
 
 
 KEMENY_IN_LOG_SPACE = "log space: sum_j pi_j M[0, j], pi_j = 1 / (1 + sum_k P[j, k] M[k, j]) (Kac)"
