@@ -273,18 +273,20 @@ def coin(p: float, k: int) -> dict:
             "premises": {"a": {"prior": 1.0, "cast": ["a"]}}, "absorption": {"all_h": {"window_only": ["H"]}}}
 
 
-@pytest.mark.parametrize("case", ["published T=0.01", "coin 1e-300", "soft floors 1e-300, k=9", "run --exact",
-                                  "sweep --exact"])
+@pytest.mark.parametrize("case", ["published T=0.01", "coin 1e-300", "soft floors 1e-300, k=9", "coin 1e-3, k=12",
+                                  "run --exact", "sweep --exact"])
 def test_extreme_cases_print_no_warning_and_no_traceback(tmp_path, case):
     """``python -W error``: any RuntimeWarning (overflow, divide, invalid), SparseEfficiencyWarning,
     LinAlgWarning or ARPACK message would be an exception, hence a traceback and a non-zero exit."""
     (tmp_path / "c.toml").write_text(tomli_w.dumps(coin(1e-300, 3)))
+    (tmp_path / "k.toml").write_text(tomli_w.dumps(coin(1e-3, 12)))  # 8,191 page-states: sparse solvers, ARPACK
     soft = ["--set", "simulacra.luigi.eps=1e-300", "--set", "simulacra.waluigi.eps=1e-300", "--set", "context.length=9"]
     command = {
         "published T=0.01": ["analyze", str(PUBLISHED), "--set", "sampling.temperature=0.01", "--tolerance", "1e-3",
                              "--hit", "zeros", "--horizon", "20", "--power", "5"],
         "coin 1e-300": ["analyze", str(tmp_path / "c.toml"), "--tolerance", "1e-5", "--json"],
         "soft floors 1e-300, k=9": ["analyze", str(REPO / "scenarios" / "waluigi_soft.toml"), *soft, "--tolerance", "1e-5"],
+        "coin 1e-3, k=12": ["analyze", str(tmp_path / "k.toml"), "--tolerance", "1e-4", "--horizon", "20", "--json"],
         "run --exact": ["run", str(tmp_path / "c.toml"), "--exact", "--json"],
         "sweep --exact": ["sweep", str(PUBLISHED), "--grid", "sampling.temperature=0.01,0.001", "--exact", "--out",
                           str(tmp_path / "s"), "--replicates", "4", "--steps", "10", "--workers", "1"],
