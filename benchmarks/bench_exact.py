@@ -19,8 +19,14 @@
    level chain (birth–death levels of random states, not banded) with times up to ~1e47 against
    mpmath at 50 digits; "before" = the sparse LU of (I - Q) (the old solver up to 8,000 unknowns;
    above 20,000 the old code refused).
+8. Accuracy per component against mpmath (issue 24): a birth–death chain of 3,000 states with
+   rates spanning 6 decades (exact law by detailed balance in 40-digit mpmath) and a band of width 2
+   (3,000 states, masses spanning 1e-250 and below; GTH in 50-digit mpmath on the band): largest
+   relative error per component, L1 error, the reported estimate, and whether the estimate is at
+   least the error, for the automatic method and for dense GTH. (Section 1's reference is the
+   product form in floating log space, good to about 1e-13 only: it cannot see errors below that.)
 
-Usage: python benchmarks/bench_exact.py [--lengths 12 16 20] [--skip-toy] [--sections 1 2 ...]
+Usage: python benchmarks/bench_exact.py [--lengths 12 16 20] [--skip-toy] [--sections 1 2 ...] (--sections 8: accuracy)
 On a machine shared with other jobs, OPENBLAS_NUM_THREADS=1 gives steadier times (the block
 eliminations make many small matrix products, which threads contending for cores slow down 10x).
 """
@@ -280,15 +286,76 @@ def section_large_hitting():
         print(f"{P.shape[0]:>8,} {reference.max():>10.2e} {ours:>14.1e} {seconds:>7.2f} {before:>19.1e} {lu_s:>6.2f}")
 
 
+def mp_birth_death_law(P):
+    """Detailed balance in 40-digit mpmath on the given float matrix (a path in natural order)."""
+    import mpmath
+
+    with mpmath.workdps(40):
+        logs = [mpmath.mpf(0)]
+        for i in range(P.shape[0] - 1):
+            logs.append(logs[-1] + mpmath.log(mpmath.mpf(P[i, i + 1])) - mpmath.log(mpmath.mpf(P[i + 1, i])))
+        top = max(logs)
+        weights = [mpmath.exp(x - top) for x in logs]
+        total = mpmath.fsum(weights)
+        return np.array([float(w / total) for w in weights])
+
+
+def mp_band_gth(P):
+    """GTH in 50-digit mpmath in natural order on the nonzero pattern (a band keeps its width)."""
+    import mpmath
+
+    n = P.shape[0]
+    with mpmath.workdps(50):
+        rows = [{int(j): mpmath.mpf(float(v)) for j, v in zip(P[i].indices, P[i].data) if j != i} for i in range(n)]
+        factors = []
+        for k in range(n - 1):
+            pivot = mpmath.fsum(v for j, v in rows[k].items() if j > k)
+            column = {i: rows[i].pop(k) / pivot for i in range(k + 1, n) if k in rows[i]}
+            for i, f in column.items():
+                for j, v in rows[k].items():
+                    if j > k and j != i:
+                        rows[i][j] = rows[i].get(j, 0) + f * v
+            factors.append(column)
+        x = [mpmath.mpf(0)] * n
+        x[n - 1] = mpmath.mpf(1)
+        for k in range(n - 2, -1, -1):
+            x[k] = mpmath.fsum(x[i] * f for i, f in factors[k].items())
+        total = mpmath.fsum(x)
+        return np.array([float(v / total) for v in x])
+
+
+def section_accuracy():
+    rng = np.random.default_rng(1)
+    n = 3000
+    up, down = 0.5 * 10 ** rng.uniform(-6, 0, n - 1), 0.5 * 10 ** rng.uniform(-6, 0, n - 1)
+    P = sp.diags([up, down], [1, -1], shape=(n, n)).tocsr()
+    birth = (P + sp.diags(1.0 - np.asarray(P.sum(axis=1)).ravel())).tocsr()
+    rng = np.random.default_rng(5)
+    offsets, scales = [1, 2, -1, -2], [0.01, 0.01, 0.25, 0.25]
+    P = sp.diags([c * 10 ** rng.uniform(-2, 0, n - abs(o)) for o, c in zip(offsets, scales)], offsets, shape=(n, n))
+    band = (P.tocsr() + sp.diags(1.0 - np.asarray(P.sum(axis=1)).ravel())).tocsr()
+    print("\n8. accuracy per component against mpmath (3,000 states; relative error over components of the"
+          " exact law above 1e-300)")
+    print(f"{'chain':>12} {'method':>34} {'max rel':>9} {'L1 error':>9} {'estimate':>9} {'est >= err':>10} {'time s':>7}")
+    for name, P, exact in (("birth-death", birth, mp_birth_death_law(birth)), ("band 2", band, mp_band_gth(band))):
+        for method in ("auto", "dense"):
+            law, seconds, _ = timed(lambda: stationary_law(P, method), memory=False)
+            big = exact > 1e-300
+            relative = float(np.max(np.abs(law.pi[big] - exact[big]) / exact[big]))
+            l1 = float(np.abs(law.pi - exact).sum())
+            print(f"{name:>12} {law.method:>34} {relative:>9.1e} {l1:>9.1e} {law.error:>9.1e} "
+                  f"{"yes" if law.error >= l1 else "NO":>10} {seconds:>7.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lengths", type=int, nargs="+", default=[12, 16, 20])
     parser.add_argument("--skip-toy", action="store_true")
-    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7])
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
     args = parser.parse_args()
     sections = {1: section_birth_death, 2: section_kmr, 3: section_dense_reference, 4: section_low_temperature,
                 5: None if args.skip_toy else (lambda: section_toy(args.lengths)), 6: section_block_gth,
-                7: section_large_hitting}
+                7: section_large_hitting, 8: section_accuracy}
     for number in args.sections:
         if sections.get(number):
             sections[number]()

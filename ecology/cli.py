@@ -344,15 +344,33 @@ def print_matrix(title: str, M, labels: list[str]) -> None:
 
 def expected_time(record: dict, key: str, infinite: str = "infinite (the set may never be entered)") -> str:
     """The expected time ``record[key]`` as printed: its value; beyond a double (``KEY_overflow``),
-    ``above 1.8e308`` with its log10 when known (``KEY_log10``: log-space elimination, docs/exact.md;
-    already rounded to the decimals it defends, :func:`ecology.exact.report.defended_log10`); None
-    otherwise means infinite."""
+    ``10^log10`` (:func:`power_of_ten_text`) and its log10 when known (``KEY_log10``: log-space
+    elimination, docs/exact.md; already rounded to the decimals it defends,
+    :func:`ecology.exact.report.defended_log10`), else ``above 1.8e308``; ``KEY_note`` when it was not
+    computed; None otherwise means infinite."""
     value, overflow, log10 = record[key], record.get(f"{key}_overflow"), record.get(f"{key}_log10")
     if value is not None:
         return f"{value:.6g}"
     if overflow is not None:
-        return overflow + ("" if log10 is None else f" (log10 {log10}, by the log-space elimination)")
+        return overflow if log10 is None else f"{power_of_ten_text(log10)} (log10 {log10}, by the log-space elimination)"
+    if record.get(f"{key}_note"):
+        return record[f"{key}_note"]
     return infinite
+
+
+def power_of_ten_text(log10: float) -> str:
+    """``10^log10`` as ``M.MeE``, with one significant digit fewer than the decimals of ``log10``
+    (already rounded to what its error bound defends), at least one: ``451.797`` -> ``6.3e451``,
+    ``330.0`` -> ``1e330``. A half unit in the last decimal ``d`` of the log moves the value by a factor
+    ``10^(5 10^-(d+1))``, about ``1.15 10^-d`` relative: ``d - 1`` significant digits are defended."""
+    decimals = len(repr(float(log10)).partition(".")[2].rstrip("0")) if "e" not in repr(float(log10)) else 0
+    exponent = math.floor(log10)
+    mantissa = 10 ** (log10 - exponent)
+    digits = max(1, decimals - 1)
+    text = f"{mantissa:.{digits - 1}f}"
+    if float(text) >= 10:  # 9.96 rounded to 2 digits
+        exponent, text = exponent + 1, f"{mantissa / 10:.{digits - 1}f}"
+    return f"{text}e{exponent}"
 
 
 def probability_text(p: float) -> str:
@@ -372,7 +390,12 @@ def _ever(name: str, probability: float, infinite: bool) -> str:
 
 
 def print_hitting(what: str, h: dict, name: str, probability: float | None) -> None:
-    within = f"P(within {h['within']:,} steps) {probability_text(h['probability_within'])}"
+    if h["probability_within"] is None:  # nothing could be computed (the report's notes say why)
+        print(f"{what} ({h['size']:,} page-states): {h['note']}")
+        return
+    within = f"P(within {h['within']:,} steps) " + ("below 1e-308 (reachable within the horizon; below the float range)"
+                                                    if h.get("probability_within_note") else
+                                                    probability_text(h['probability_within']))
     size = f"{h['size']:,} page-states" if "n_states" not in h else \
         f"{h['size']:,} of the {h['n_states']:,} states of its product with the repetition counts"  # a periodic criterion
     if h["note"]:
@@ -421,7 +444,8 @@ def print_report(r, chain) -> None:
     print(f"closed classes ({len(r.closed_classes)}):")
     for i, c in enumerate(r.closed_classes):
         what = f"absorbing state '{c['absorbing_state']}'" if c["absorbing_state"] else f"{c['size']:,} states"
-        print(f"  [{i}] {what}, period {c['period']}, probability of ending here {c['probability']:.6g}")
+        ending = "not computed (see the notes)" if c["probability"] is None else f"{c['probability']:.6g}"
+        print(f"  [{i}] {what}, period {c['period']}, probability of ending here {ending}")
         if c["states"] and not c["absorbing_state"]:
             print("      " + " | ".join(c["states"]))
         acc = c["stationary_accuracy"]
@@ -432,11 +456,15 @@ def print_report(r, chain) -> None:
         elif "entropy_rate_note" in c:
             print(f"      entropy rate {c['entropy_rate_note']}")
         if "kemeny_constant" in c:
-            kemeny = c.get("kemeny_constant_note") or f"{c['kemeny_constant']:.6g}"
+            kemeny = c.get("kemeny_constant_note") or expected_time(c, "kemeny_constant") + (
+                f" ({c['kemeny_constant_method']})" if c.get("kemeny_constant_method") else "")
             longest = expected_time(c, "max_mean_first_passage")
             print(f"      Kemeny's constant {kemeny}; longest mean first passage between two of its states {longest} steps")
-        if acc["trusted"]:
-            top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" for s in c["stationary_top"][:5])
+        if acc["method"] is None:
+            print("      stationary law not computed (see the notes)")
+        elif acc["trusted"]:
+            top = ", ".join(f"'{s['state']}' {s['mass']:.4g}" if s["mass"] > 0 else f"'{s['state']}' below 1e-308"
+                            for s in c["stationary_top"][:5])  # a closed class's states all have mass > 0
             print(f"      stationary (top): {top}  [{acc['method']}; L1 error estimate {acc['error_estimate']:.1e}]")
         else:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
@@ -455,17 +483,20 @@ def print_report(r, chain) -> None:
               "times of the criteria below say where the chain goes)")
     else:
         print(f"expected steps until a closed class is entered: {absorption}")
-    print("largest eigenvalue moduli: " + ", ".join(f"{x:.10g}" for x in r.eigenvalues))
+    print("largest eigenvalue moduli: " + (", ".join(f"{x:.10g}" for x in r.eigenvalues) if r.eigenvalues
+                                            else "not computed (see the notes)"))
     print_timescales_and_conductance(r)
     for name, c in r.criteria.items():
         print_hitting(f"criterion '{name}'", c, "P(ever)", c.get("probability"))
     print_loops(r.loops)
     for name, o in (r.occupation or {}).items():
+        if o is None:  # not computed: the notes say why
+            continue
         print(f"occupation '{name}' ({o['size']:,} page-states) over t = 0-{o['horizon']}: expected steps in it "
               f"{probability_text(o['occupation'])} (fraction {probability_text(o['fraction'])}), visits "
               f"{probability_text(o['visits'])}, mean stay per visit "
               f"(exposure/exits) {_exact_value(o['mean_stay_within'], 'none (no visit ends)')}; long-run fraction "
-              f"{_exact_value(o['long_run_fraction'], 'not computed (a stationary law is not trusted)')}")
+              f"{_exact_value(o['long_run_fraction'], 'not computed (a stationary law is not trusted or a mass underflows)')}")
         print_stationary_occupation(o)
     if r.hit is not None:
         h = r.hit
@@ -492,7 +523,7 @@ def print_report(r, chain) -> None:
         print_lumping(r.lumping)
     if r.curves is not None:
         h = r.horizon
-        for name, c in r.curves.items():
+        for name, c in (r.curves or {}).items():
             print(f"criterion '{name}' at t = {h}: holds {c['holding'][-1]:.6g}, reached by t {c['reached'][-1]:.6g}")
     if chain.chain.n_states <= MATRIX_PRINT_LIMIT:
         labels = chain.labels()
@@ -501,7 +532,9 @@ def print_report(r, chain) -> None:
             print_matrix(f"T^{r.power['n']}", chain.chain.power(r.power["n"]), labels)
     elif r.power is not None:
         top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r.power["from_initial"][:8])
-        print(f"T^{r.power['n']} from the initial window (top): {top}")
+        print(f"T^{r.power['n']} from the initial window (top): {top or 'not computed (see the notes)'}")
+    for quantity, note in (r.notes or {}).items():
+        print(f"note: {quantity}: {note}")
 
 
 def print_timescales_and_conductance(r) -> None:
@@ -591,6 +624,9 @@ LOOPS_PRINTED = 5
 def print_loops(loops: dict) -> None:
     """The first loops of the report (cycles of the most likely successor map), one line each."""
     shown = loops["cycles"][:LOOPS_PRINTED]
+    if loops["count"] is None:
+        print("loops: not computed (see the notes)")
+        return
     print(f"loops (cycles of the most likely successor; {loops['count']:,} in all, most likely lap first):")
     for i, c in enumerate(shown):
         states = " -> ".join(f"'{s}'" for s in c["states"][:6]) + (" -> ..." if c["length"] > 6 else "")

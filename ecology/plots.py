@@ -325,6 +325,10 @@ def _complex_text(z: complex) -> str:
 
 
 @paper_style
+def _ending_text(probability: float | None) -> str:
+    return "not computed" if probability is None else probability_text(probability)
+
+
 def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path, dpi: int = DPI) -> None:
     """The computed eigenvalues of T (the largest by modulus) as the distance from the unit
     circle, ``1 - |lambda|`` (log axis), against their argument ``arg(lambda) / pi``: the spectral
@@ -354,8 +358,8 @@ def eigenvalue_plane(eigenvalues: list[list[float]], title: str, path: Path, dpi
             ax.annotate("$\\lambda = 0$", (0, 1), xytext=(0, -12), textcoords="offset points", fontsize=7, ha="center")
     else:
         ax.set_yticks([])
-        ax.text(0.5, 0.5, "every computed eigenvalue has $|\\lambda| = 1$: nothing to draw on this axis",
-                ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "every computed eigenvalue has $|\\lambda| = 1$: nothing to draw on this axis" if groups else
+                "the spectrum was not computed (the report's notes say why)", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlim(-1.15, 1.15)
     ax.set_xticks([-1, -0.5, 0, 0.5, 1], ["-1", "-1/2", "0", "1/2", "1"])
     ax.set_xlabel("argument $\\arg(\\lambda) / \\pi$ (0: real positive, $\\pm 1$: real negative)")
@@ -381,17 +385,18 @@ def stationary_mass(classes: list[dict], title: str, path: Path, dpi: int = DPI)
         fig, ax = plt.subplots(figsize=(7.0, 1.8))
         ax.set_axis_off()
         ax.text(0.0, 0.5, f"one closed class, the absorbing page-state {names[0][4:]}, reached with probability "
-                f"{probability_text(classes[0]['probability'])}:\nthe stationary law is the point mass there; "
+                f"{_ending_text(classes[0]['probability'])}:\nthe stationary law is the point mass there; "
                 "nothing more to draw", ha="left", va="center", transform=ax.transAxes, fontsize=9)
         ax.set_title(f"{esc(title)}: where the chain ends (long-run behaviour from the initial window)", loc="left")
         _save(fig, path, dpi)
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, max(2.6, 0.3 * max(len(classes), 6) + 1.2)),
                                       gridspec_kw={"width_ratios": [1, 1.3], "wspace": 0.9})
-    shown = sorted(range(len(classes)), key=lambda i: -classes[i]["probability"])[:20][::-1]  # likeliest on top
-    left.barh([names[i] for i in shown], [classes[i]["probability"] for i in shown], color="C0")
+    ending = [c["probability"] or 0.0 for c in classes]  # None: not computed (the report's notes say why)
+    shown = sorted(range(len(classes)), key=lambda i: -ending[i])[:20][::-1]  # likeliest on top
+    left.barh([names[i] for i in shown], [ending[i] for i in shown], color="C0")
     for k, i in enumerate(shown):
-        left.annotate(probability_text(classes[i]["probability"]), (classes[i]["probability"], k), xytext=(3, 0),
+        left.annotate(_ending_text(classes[i]["probability"]), (ending[i], k), xytext=(3, 0),
                       textcoords="offset points", va="center", fontsize=7)
     left.set_xlim(0, 1.15)
     left.set_xlabel("probability of ending in the class")

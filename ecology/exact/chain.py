@@ -58,6 +58,7 @@ class PageChain:
     repeated: np.ndarray | None = None  # (n, P) on a repetition_chain: whether X_t = X_{t-d}, d = 1 .. P
     page_state: np.ndarray | None = None  # on a repetition_chain: each state's page-state in ``extends``
     extends: PageChain | None = None  # on a repetition_chain: the page-state chain it is the product of
+    underflowed: int = 0  # transitions of positive probability below the float range (about 1e-308, 0 as a double): not in P
 
     def label(self, i: int) -> str:
         return self.compiled.label(self.windows[i, self.memory :])
@@ -100,8 +101,10 @@ CHUNK = 32_768  # windows per call of the mixture (bounds its temporaries)
 SUCCESSOR_CHUNK = 2**20  # successor windows generated at once while enumerating (bounds memory)
 
 
-def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.ndarray:
-    """(rows, V) sampling law on page-states reached in ``depth`` steps; impossible ones are errors."""
+def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> tuple[np.ndarray, int]:
+    """(rows, V) sampling law on page-states reached in ``depth`` steps (impossible ones are
+    errors), and how many of its positive probabilities are below the float range (``log p`` finite
+    but ``exp(log p)`` 0: about ``p < 5e-324``, at a low temperature), transitions the chain lacks."""
     step = compiled.mixture.read(windows)
     if step.impossible.any():
         bad = windows[np.flatnonzero(step.impossible)[0]]
@@ -109,7 +112,8 @@ def next_token_law(compiled: Compiled, windows: np.ndarray, depth: int) -> np.nd
             "", f"the page-state '{compiled.label(bad)}', reachable in {depth} steps, has probability 0 under "
             "every premise (deletion made the premises misread it); give some premise a softmax floor",
         )
-    return np.exp(step.log_p)
+    p = np.exp(step.log_p)
+    return p, int(((p == 0) & np.isfinite(step.log_p)).sum())
 
 
 def _index_keys(known_keys: np.ndarray, known_ids: np.ndarray, keys: np.ndarray, n: int, dtype
@@ -181,12 +185,14 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     n_transitions = 0
     row_counts, columns, probs = [], [], []  # per chunk: transitions of each row, their targets and probabilities
     depth = 0
+    underflowed = 0
     rows_per_chunk = max(1, min(CHUNK, SUCCESSOR_CHUNK // V))
     while len(frontier):
         fresh_windows = []
         for lo in range(0, len(frontier), rows_per_chunk):
             rows = frontier[lo : lo + rows_per_chunk]
-            p = next_token_law(compiled, rows[:, memory:], depth)
+            p, lost = next_token_law(compiled, rows[:, memory:], depth)
+            underflowed += lost
             src, tok = np.nonzero(p > 0)
             n_transitions += len(src)
             if n_transitions > max_transitions:
@@ -220,7 +226,7 @@ def build_chain(compiled: Compiled, max_states: int = DEFAULT_MAX_STATES, memory
     np.cumsum(np.concatenate(row_counts), out=indptr[1:])
     P = sp.csr_matrix((_drain(probs), _drain(columns), indptr), shape=(n, n))
     P.sum_duplicates()  # sorts each row's columns (no two tokens lead to one page-state, so nothing is summed)
-    return PageChain(compiled, np.concatenate(windows), MarkovChain(P), memory, depth)
+    return PageChain(compiled, np.concatenate(windows), MarkovChain(P), memory, depth, underflowed=underflowed)
 
 
 def _drain(parts: list[np.ndarray]) -> np.ndarray:

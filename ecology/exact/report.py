@@ -31,7 +31,10 @@ Beside a simulation (``run --exact``, ``sweep --exact``, :func:`ecology.run`), t
 per criterion come from :func:`criterion_figures`.
 
 Every computation whose size grows with a flag is estimated first (work ``steps x transitions``
-for curves and powers) and refused with one line naming the flag when over budget.
+for curves and powers) and refused with one line naming the flag when over budget. A quantity the
+numerics cannot answer (a :class:`ChainError`) is that quantity's entry in ``Report.notes``, its
+figures null, and the others are reported (:func:`_attempt`; docs/exact.md, "When a quantity
+cannot be computed").
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csgraph
 
 from ecology.core.compile import Compiled, compile_scenario
 from ecology.errors import UserError
@@ -104,8 +108,12 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
     the passage times leave the range of a double, ``M`` is null with
     ``max_mean_first_passage_overflow`` (:data:`OVERFLOW`) and ``max_mean_first_passage_log10``
     (``max_j`` of the log-space elimination's column ``j``, :func:`log_solve_leaving`), and Kemeny's
-    constant is null with ``kemeny_constant_note`` (its terms ``pi_j M[i, j]`` pair a stationary
-    mass below the float range with a time above it)."""
+    constant ``K = sum_j pi_j M[0, j]`` is summed in log space from those columns alone
+    (``kemeny_constant_method`` says so): a term pairs a stationary mass that may be below the float
+    range with a time above it, so ``pi_j`` is taken from Kac's formula, ``1 / pi_j = E_j[return
+    time] = 1 + sum_k P[j, k] M[k, j]``, itself a log-space sum, never from the (underflowed) law.
+    When the float solve failed for another reason (a pivot underflowed) and the longest passage is
+    within range, it is given as a value, from its log10."""
     if not 2 <= len(members) <= PASSAGE_REPORT_LIMIT:
         return {}
     inside = MarkovChain(mc.P[members][:, members])
@@ -121,9 +129,32 @@ def _passage_report(mc: MarkovChain, members: np.ndarray) -> dict:
     j = int(np.argmax([c.max() for c in columns]))
     i = int(np.delete(np.arange(n), j)[np.argmax(columns[j])])
     log10 = inside.log10_expected_hitting_time(i, np.arange(n) == j)  # the longest, with its error bound
-    return {"kemeny_constant": None, "kemeny_constant_note": f"not computed: passage times {OVERFLOW}",
-            "max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
-            "max_mean_first_passage_log10": defended_log10(*log10)}
+    if log10[0] < DOUBLE_MAX_LOG10 and log10[1] < 1e-12:  # within range: a pivot of the float solve underflowed
+        longest = {"max_mean_first_passage": 10.0 ** log10[0]}
+    else:
+        longest = {"max_mean_first_passage": None, "max_mean_first_passage_overflow": OVERFLOW,
+                   "max_mean_first_passage_log10": defended_log10(*log10)}
+    P = inside.P.toarray()
+    log_M = np.full((n, n), -np.inf)  # ln M[i, j], -inf on the diagonal (M[j, j] = 0)
+    for j in range(n):
+        log_M[np.delete(np.arange(n), j), j] = columns[j]
+    with np.errstate(divide="ignore"):
+        log_P = np.log(P)
+    # Kac: pi_j = 1 / E_j[return time] = 1 / (1 + sum_k P[j, k] M[k, j]), so ln pi_j is a logsumexp
+    log_pi = -np.logaddexp(0.0, np.array([_log_sum_exp(log_P[j] + log_M[:, j]) for j in range(n)]))
+    log10_kemeny = _log_sum_exp(log_pi + log_M[0]) / math.log(10)
+    if log10_kemeny >= DOUBLE_MAX_LOG10:  # a nearly decomposable class: K ~ 1 / (escape rate) beyond a double
+        return {"kemeny_constant": None, "kemeny_constant_overflow": OVERFLOW, "kemeny_constant_method": KEMENY_IN_LOG_SPACE,
+                "kemeny_constant_log10": defended_log10(log10_kemeny, log10[1]), **longest}
+    return {"kemeny_constant": 10.0**log10_kemeny, "kemeny_constant_method": KEMENY_IN_LOG_SPACE, **longest}
+
+
+KEMENY_IN_LOG_SPACE = "log space: sum_j pi_j M[0, j], pi_j = 1 / (1 + sum_k P[j, k] M[k, j]) (Kac)"
+
+
+def _log_sum_exp(v: np.ndarray) -> float:
+    top = float(v.max())
+    return top if not math.isfinite(top) else top + math.log(float(np.exp(v - top).sum()))
 
 
 def _law_report(law: StationaryLaw) -> dict:
@@ -169,10 +200,11 @@ class Report:
     conductance: dict | None = None  # of each criterion's set and of the small closed classes (conductance_report)
     quasi_stationary: dict | None = None  # --quasi-stationary SET (quasi_stationary_report)
     lumping: dict | None = None  # --lump: lumping_report
+    notes: dict[str, str] | None = None  # quantity -> why it was not computed (the others are reported: _attempt)
 
     OPTIONAL = ("occupation", "hit", "metastable", "horizon", "curves", "power", "export", "output",
                 "expected_absorption_time_overflow", "expected_absorption_time_log10", "expected_absorption_time_note",
-                "implied_timescales", "conductance", "quasi_stationary", "lumping")
+                "implied_timescales", "conductance", "quasi_stationary", "lumping", "notes")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -214,17 +246,18 @@ def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAUL
             quasi_stationary: str | None = None, lump: str | None = None, lump_rtol: float = RTOL) -> Report:
     """The full :class:`Report` of a compiled scenario, or of a :class:`~ecology.scenario.Scenario`
     or a scenario file's path (compiled here: :func:`as_compiled`) (see ``ecology analyze --help``
-    and the module docstring); a question the numerics cannot answer is one :class:`UserError`
-    line, never a wrong number. ``occupation`` names the sets and criteria whose occupation is
-    reported (default: all of them). ``progress`` (:mod:`ecology.progress`) hears the enumeration
-    of the chain (when ``chain`` is not given) and then each solver phase as it starts,
-    ``("solving: PHASE", i, n_phases)``: classes, stationary laws, passage times, spectrum,
-    absorption time, hitting times, loops, occupation, and as asked the ``--hit`` target,
-    metastable classes, curves, the power, the quasi-stationary law and the lumping.
-    ``quasi_stationary`` names a target as ``hit`` does: the law of the chain conditioned on not
-    having entered it yet (:func:`quasi_stationary_report`). ``lump`` (``"amplitudes"`` or
-    ``"criteria"``) partitions the page-states and lumps them (:func:`lumping_report`, values equal
-    within the relative ``lump_rtol``)."""
+    and the module docstring); a quantity the numerics cannot answer is a note in
+    ``Report.notes`` (its figures null, never a wrong number) and the others are reported; a
+    question the input must change (a flag over its budget) is one :class:`UserError` line.
+    ``occupation`` names the sets and criteria whose occupation is reported (default: all of them).
+    ``progress`` (:mod:`ecology.progress`) hears the enumeration of the chain (when ``chain`` is
+    not given) and then each solver phase as it starts, ``("solving: PHASE", i, n_phases)``:
+    classes, stationary laws, passage times, spectrum, absorption time, hitting times, loops,
+    occupation, and as asked the ``--hit`` target, metastable classes, curves, the power, the
+    quasi-stationary law and the lumping. ``quasi_stationary`` names a target as ``hit`` does: the
+    law of the chain conditioned on not having entered it yet (:func:`quasi_stationary_report`).
+    ``lump`` (``"amplitudes"`` or ``"criteria"``) partitions the page-states and lumps them
+    (:func:`lumping_report`, values equal within the relative ``lump_rtol``)."""
     compiled = as_compiled("ecology.exact.analyze", compiled)
     if lump is not None and lump not in LUMP_BY:
         raise UserError(f"--lump {lump!r}: lump by 'amplitudes' (the premise amplitude vectors) or 'criteria' (the "
@@ -254,39 +287,56 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
     def phase(name: str) -> None:
         progress(f"solving: {name}", phases.index(name), len(phases), f"{mc.n_states:,} page-states")
 
+    notes: dict[str, str] = {}
+    if pc.underflowed:
+        notes["chain"] = (f"{pc.underflowed:,} transitions have positive probabilities below the float range (about "
+                          "5e-324) and are not in the chain: a set they alone lead to is unreachable here (P(ever) 0, "
+                          "times infinite) though the model reaches it; the figures are those of the float chain")
     phase("classes")
-    absorb = mc.absorption_probabilities(x)
+    n_closed = len(mc.recurrent_classes)
+    absorb = _attempt(notes, "absorption probabilities", lambda: mc.absorption_probabilities(x), [None] * n_closed)
     phase("stationary laws")
-    laws = mc.stationary_laws
+    laws = _attempt(notes, "stationary laws", lambda: mc.stationary_laws, [None] * n_closed)
     phase("passage times")
     classes = []
-    rates = entropy_rates(mc)
+    rates = _attempt(notes, "entropy rates", lambda: entropy_rates(mc), None)
     for index, (members, period, law, prob) in enumerate(zip(mc.recurrent_classes, mc.periods, laws, absorb)):
-        top = np.argsort(-law.pi, kind="stable")[:TOP_STATES]
+        top = [] if law is None else np.argsort(-law.pi, kind="stable")[:TOP_STATES]
         classes.append({
             "size": len(members),
             "period": period,
             "absorbing_state": pc.label(members[0]) if len(members) == 1 else None,
             "states": [pc.label(i) for i in members] if len(members) <= FEW_STATES else None,
-            "probability": float(prob),
+            "probability": None if prob is None else float(prob),
             "stationary_top": [{"state": pc.label(members[i]), "mass": float(law.pi[i])} for i in top],
-            "stationary_accuracy": _law_report(law),
-            **_passage_report(mc, members),
-            **_entropy_rate_report(rates, index),
+            "stationary_accuracy": NOT_COMPUTED_LAW if law is None else _law_report(law),
+            **_attempt(notes, f"passage times of class {len(classes)}", lambda members=members: _passage_report(mc, members),
+                       {}),
+            **({"entropy_rate": None, "entropy_rate_note": notes["entropy rates"]} if rates is None else
+               _entropy_rate_report(rates, index)),
         })
+        if f"passage times of class {len(classes) - 1}" in notes:  # the float and the log-space eliminations failed
+            reason = notes[f"passage times of class {len(classes) - 1}"]
+            classes[-1].update(kemeny_constant=None, kemeny_constant_note=reason, max_mean_first_passage=None,
+                               max_mean_first_passage_note=reason)
     phase("spectrum")
-    eig = mc.eigenvalues(6)
+    eig = _attempt(notes, "spectrum", lambda: mc.eigenvalues(6), np.zeros(0, dtype=complex))
     closed = np.ones(mc.n_states, dtype=bool)
     closed[mc.transient_states] = False
     phase("absorption time")
-    absorption = expected_entrance_time(mc, x, closed, max_work)
+    absorption = _attempt(notes, "absorption time", lambda: expected_entrance_time(mc, x, closed, max_work),
+                          {"value": None, "overflow": None, "log10": None, "note": None})
+    if "absorption time" in notes:
+        absorption["note"] = notes["absorption time"]
     within = horizon if horizon is not None else compiled.scenario.run.steps
     flag = "--horizon" if horizon is not None else "--horizon (default run.steps)"
     criteria = {}
     phase("hitting times")
     for c in compiled.criteria:
         cpc, mask = criterion_chain(compiled, pc, c, max_states)
-        criteria[c.name] = hitting_report(cpc, mask, None, within, max_work, flag)
+        quantity = f"criterion '{c.name}'"
+        criteria[c.name] = _attempt(notes, quantity, lambda cpc=cpc, mask=mask: hitting_report(
+            cpc, mask, None, within, max_work, flag), None) or _failed_hitting(mask, None, within, notes[quantity])
         if cpc is not pc:  # a periodic criterion: decided on the product of repetition_chain
             criteria[c.name]["n_states"] = cpc.chain.n_states
     phase("loops")
@@ -303,19 +353,20 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
         eigenvalues=np.abs(eig).tolist(),
         eigenvalues_complex=[[float(v.real), float(v.imag)] for v in eig],
         criteria=criteria,
-        loops=loops_report(pc),
+        loops=_attempt(notes, "loops", lambda: loops_report(pc), {"count": None, "cycles": []}),
         expected_absorption_time_overflow=absorption["overflow"],
         expected_absorption_time_log10=absorption["log10"],
         expected_absorption_time_note=absorption["note"],
-        implied_timescales=timescales_report(mc, eig),
-        conductance=conductance_report(compiled, pc, max_states),
+        implied_timescales=_attempt(notes, "implied timescales", lambda: timescales_report(mc, eig), None),
+        conductance=_attempt(notes, "conductance", lambda: conductance_report(compiled, pc, max_states), None),
     )
     if names:
         phase("occupation")
         report.occupation = {}
         for name in names:
             opc, mask = target_mask(compiled, pc, name, max_states, "--occupation")
-            report.occupation[name] = occupation_report(opc, mask, within, max_work, flag)
+            report.occupation[name] = _attempt(notes, f"occupation '{name}'", lambda opc=opc, mask=mask: occupation_report(
+                opc, mask, within, max_work, flag), None)
     if hit is not None:
         phase("target (--hit)")
         hpc, A = target_mask(compiled, pc, hit, max_states, "--hit")
@@ -328,37 +379,66 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
                 B = target_mask(compiled, hpc, before, max_states, "--before")[1]
             if (A & B).any():
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
-        report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
+        report.hit = {"target": hit, "before": before, **(_attempt(notes, "hit", lambda: hitting_report(
+            hpc, A, B, within, max_work, flag), None) or _failed_hitting(A, B, within, notes["hit"]))}
     if tolerance is not None:
         phase("metastable classes")
-        report.metastable = metastable_report(pc, tolerance)
+        report.metastable = _attempt(notes, "metastable classes", lambda: metastable_report(pc, tolerance),
+                                     {"tolerance": tolerance, "classes": []})
     if horizon is not None:
         phase("curves")
         report.horizon = horizon
-        report.curves = criterion_curves(compiled, pc, horizon, max_states, max_work)
+        report.curves = _attempt(notes, "curves", lambda: criterion_curves(compiled, pc, horizon, max_states, max_work), None)
     if power is not None:
         phase("power")
-        row = distribution_after(mc, x, power, max_work)
-        top = np.argsort(-row, kind="stable")[:TOP_STATES]
+        row = _attempt(notes, "power", lambda: distribution_after(mc, x, power, max_work), None)
+        top = [] if row is None else np.argsort(-row, kind="stable")[:TOP_STATES]
         report.power = {
             "n": power,
             "from_initial": [{"state": pc.label(i), "probability": float(row[i])} for i in top if row[i] > 0],
         }
     if quasi_stationary is not None:
         phase("quasi-stationary law")
-        report.quasi_stationary = quasi_stationary_report(compiled, pc, quasi_stationary, max_states, within,
-                                                          max_work, flag)
+        report.quasi_stationary = _attempt(notes, "quasi-stationary law", lambda: quasi_stationary_report(
+            compiled, pc, quasi_stationary, max_states, within, max_work, flag), None)
     if lump is not None:
         phase("lumping")
-        report.lumping = lumping_report(compiled, pc, lump, lump_rtol, max_work)
+        report.lumping = _attempt(notes, "lumping", lambda: lumping_report(compiled, pc, lump, lump_rtol, max_work), None)
+    report.notes = notes or None
     return report
+
+
+NOT_COMPUTED_LAW = {"method": None, "error_estimate": None, "error_kind": "not computed (see the report's notes)",
+                    "trusted": False}
+
+
+def _attempt(notes: dict[str, str], quantity: str, compute, failed):
+    """``compute()``, or ``failed`` when the numerics cannot answer it (a :class:`ChainError`: a
+    singular or out-of-range system, a solver over its budget), the reason recorded as
+    ``notes[quantity]``: one quantity that cannot be computed never aborts the others. A
+    :class:`UserError` (a flag over its budget, a set that does not exist) still stops the report:
+    it is the input that must change."""
+    try:
+        return compute()
+    except ChainError as err:
+        notes[quantity] = f"not computed: {err}"
+        return failed
+
+
+def _failed_hitting(A: np.ndarray, B: np.ndarray | None, within: int, note: str) -> dict:
+    """The shape of :func:`hitting_report` when it could not be computed: every figure null, ``note`` says why."""
+    return {"size": int(A.sum()), "expected_hitting_time": None, "note": note,
+            "probability" if B is None else "probability_before": None, "within": within, "probability_within": None}
 
 
 def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: int, max_work: int, flag: str) -> dict:
     """From the initial state: ``E[time to enter A]`` (None when A may be missed, or beyond a
     double: then ``expected_hitting_time_overflow`` and ``_log10`` are given, see
     :func:`expected_entrance_time`), the standard deviation of that time (:func:`hitting_time_sd`),
-    ``P(ever enter A)`` or, with ``B``, ``P(A before B)``, and ``P(A entered within `within` steps)``."""
+    ``P(ever enter A)`` or, with ``B``, ``P(A before B)``, and
+    ``P(A entered within `within` steps)`` (``probability_within``; when it is 0 in floating point
+    though ``A`` is reachable within the horizon on the graph, ``probability_within_note`` says it is
+    below the float range)."""
     mc, x = pc.chain, pc.initial
     out = {"size": int(A.sum()), "expected_hitting_time": None, "note": None}
     key = "probability" if B is None else "probability_before"
@@ -377,6 +457,8 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
         out.update(hitting_time_sd(mc, x, A, time, max_work))
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
+    if out["probability_within"] == 0 and A.any() and _steps_to_reach(mc, x, A) <= within:
+        out["probability_within_note"] = UNDERFLOW_WITHIN
     return out
 
 
@@ -434,11 +516,20 @@ def _entropy_rate_report(rates, index: int) -> dict:
     error = rates.errors[index]
     return {"entropy_rate": None, "entropy_rate_note": "not computed: the class's stationary law is not trusted "
             f"(error bound {'none' if error is None else f'{error:.1e}'} nats per step)"}
+UNDERFLOW_WITHIN = "below the float range (about 1e-308): the set is reachable within the horizon, so the probability is not 0"
+
+
+def _steps_to_reach(mc: MarkovChain, x: int, A: np.ndarray) -> float:
+    """The fewest steps from ``x`` to ``A`` on the transition graph (breadth first; ``inf`` when unreachable)."""
+    distance = csgraph.shortest_path(mc.P, unweighted=True, indices=x)
+    return float(distance[A].min())
 
 
 STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
               "unvisited": "never visited in this class: no stay, excursion or return to measure",
-              "overflow": f"a time {OVERFLOW} (the flux into the set is below the range of the ratio): not given"}
+              "overflow": f"a time {OVERFLOW} (the flux into the set is below the range of the ratio): not given",
+              "underflow": "not computed: the set's stationary mass is below the float range (about 1e-308), so its stay, "
+                           f"entry and return times are {OVERFLOW}"}
 
 
 def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, flag: str) -> dict:
@@ -450,7 +541,9 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
       estimates, ``mean_stay_within = exposure / exits`` and ``mean_time_between_entries_within =
       H / entries`` (null when no visit ends, or none begins, within the horizon);
     - ``long_run_fraction``: the Cesàro limit of ``fraction``, ``sum_C P(end in C) pi_C(A)`` (null
-      when a class that may be entered has a stationary law that is not trusted);
+      when a class that may be entered has a stationary law that is not trusted, or when a class's
+      ``pi(A)`` is below the float range: a closed class puts mass on each of its states, so a 0 is
+      an underflow, reported as such with its figures null, never as "never visited");
     - ``classes``: per closed class, ``probability`` of ending there, ``mass = pi(A)``, ``flux``
       into A per step, ``mean_stay = pi(A) / flux``, ``mean_time_between_entries = 1 / flux``,
       ``mean_excursion = (1 - pi(A)) / flux`` and ``mean_return_time = 1 / pi(A)`` (from pi
@@ -470,11 +563,16 @@ def occupation_report(pc: PageChain, A: np.ndarray, within: int, max_work: int, 
             classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
                             "note": f"not computed: the class's stationary law is not trusted (L1 error estimate {estimate})"})
             continue
+        if stay["mass"] == 0 and A[mc.recurrent_classes[i]].any():  # each state of a closed class has mass > 0
+            classes.append({"class": i, "probability": float(probability), **dict.fromkeys(keys),
+                            "note": STAY_NOTES["underflow"]})
+            continue
         figures = {key: _finite(stay[key]) if stay[key] is not None else None for key in keys}
         note = STAY_NOTES["unvisited"] if stay["mass"] == 0 else STAY_NOTES["closed"] if stay["flux"] == 0 else \
             STAY_NOTES["overflow"] if None in figures.values() else None
         classes.append({"class": i, "probability": float(probability), **figures, "note": note})
-    trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0)
+    trusted = all(law.trusted for law, p in zip(mc.stationary_laws, absorb) if p > 0) and not any(
+        c["note"] == STAY_NOTES["underflow"] for c in classes)  # a mass below the float range is no 0
     return {
         "size": int(A.sum()), "horizon": within,
         **{key: horizon[key] for key in ("occupation", "fraction", "visits", "entries", "exits")},

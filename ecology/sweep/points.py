@@ -123,7 +123,7 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
            "exact_expected_absorption_time": math.nan if absorption is None else absorption}
     for i, c in enumerate(report["closed_classes"]):
         row[f"exact_class{i}"] = c["absorbing_state"] or f"{c['size']} states, period {c['period']}"
-        row[f"exact_class{i}_probability"] = c["probability"]
+        row[f"exact_class{i}_probability"] = _nan(c["probability"])  # None: not computed (the report's notes)
     for name, c in criteria.items():
         expected = c["expected_hitting_time"]
         if c.get("expected_hitting_time_note"):  # not computed: left empty, never an infinite time
@@ -137,10 +137,14 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
         row[f"{name}_exact_restricted_mean"] = c["restricted_mean"]
         row[f"{name}_exact_closed"] = c["closed"]
     for name, o in report["occupation"].items() if report.get("occupation") else ():
+        if o is None:  # not computed: the report's notes say why; its cells stay empty
+            continue
         row.update({f"{name}_exact_occupation_{key}": _nan(o[key]) for key in
                     ("fraction", "visits", "mean_stay_within", "mean_time_between_entries_within", "long_run_fraction")})
         row.update({f"{name}_exact_occupation_{key}": v for key, v in stationary_occupation(o["classes"]).items()})
     loops = report["loops"]
+    if not loops["cycles"]:  # not computed: the report's notes say why
+        return row
     likeliest = loops["cycles"][0]
     row.update({"exact_loops": loops["count"], "exact_loop_states": " -> ".join(likeliest["states"]),
                 "exact_loop_length": likeliest["length"], "exact_loop_lap_probability": likeliest["lap_probability"],
