@@ -407,6 +407,7 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+        print_reversibility(c)
     absorption = expected_time(vars(r), "expected_absorption_time")
     if r.initial_in_closed_class:
         print("expected steps until a closed class is entered: 0 (the initial window is already in one; "
@@ -436,6 +437,8 @@ def print_report(r, chain) -> None:
             print_hitting(f"hit '{h['target']}'", h, f"P(before '{h['before']}')", h.get("probability_before"))
         else:
             print_hitting(f"hit '{h['target']}'", h, "P(ever)", h.get("probability"))
+        if h.get("transition_paths") is not None:
+            print_transition_paths(h["transition_paths"], h["target"], h["before"])
     if r.metastable is not None:
         m = r.metastable
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
@@ -461,6 +464,39 @@ def print_report(r, chain) -> None:
     elif r.power is not None:
         top = ", ".join(f"'{s['state']}' {s['probability']:.4g}" for s in r.power["from_initial"][:8])
         print(f"T^{r.power['n']} from the initial window (top): {top}")
+
+
+def print_reversibility(c: dict) -> None:
+    """One line: whether a closed class is reversible (detailed balance), with the measured defect."""
+    if "reversible" not in c:
+        return
+    if c["reversible"] is None:
+        print(f"      reversibility {c['reversibility_note']}")
+        return
+    one_way = f"; {c['one_way_edges']:,} transitions have no reverse" if c["one_way_edges"] else ""
+    defect = "" if c["detailed_balance_defect"] is None else \
+        f"unbalanced stationary flux {c['detailed_balance_defect']:.3g} per step, " \
+        f"{c['detailed_balance_relative_defect']:.3g} of the flux between distinct states"
+    verdict = "reversible (detailed balance holds within the law's accuracy: " if c["reversible"] else "not reversible ("
+    print(f"      {verdict}{defect}{one_way})")
+
+
+def print_transition_paths(t: dict, target: str, before: str) -> None:
+    """The stationary transition paths from the --before set to the --hit set (the TPT block of the
+    hit report): flux, rate, mean duration and the dominant pathways."""
+    what = f"transition paths '{before}' -> '{target}' in stationarity"
+    if t["flux"] is None:
+        print(f"{what}: {t['note']}")
+        return
+    rate = "not given" if t["rate"] is None else f"{t['rate']:.6g}"
+    duration = "not given" if t["mean_duration"] is None else f"{t['mean_duration']:.6g}"
+    print(f"{what} (closed class [{t['class']}], {t['A_size']:,} and {t['B_size']:,} of its page-states): reactive "
+          f"flux {t['flux']:.6g} per step, rate {rate} per step with '{before}' the last visited, mean duration "
+          f"{duration} steps (net flux conserved to {t['conservation_error']:.1e} of the flux)")
+    for p in t["pathways"] or []:
+        print(f"    share {p['share']:.4g} (flux {p['flux']:.4g}): " + " -> ".join(f"'{s}'" for s in p["states"]))
+    if t["note"]:
+        print(f"    ({t['note']})")
 
 
 LOOPS_PRINTED = 5

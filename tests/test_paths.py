@@ -2,12 +2,17 @@
 forms, deeptime's fixtures, dense linear algebra, brute-force path enumeration and simulation."""
 
 import itertools
+import json
 
 import mpmath
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import tomli_w
 
+from ecology.cli import main
+from ecology.core.compile import compile_scenario
+from ecology.exact.chain import build_chain
 from ecology.exact.markov import ChainError, MarkovChain
 from ecology.exact.paths import (
     Pathway,
@@ -17,6 +22,10 @@ from ecology.exact.paths import (
     reversibility,
     time_reversal,
 )
+from ecology.exact.report import analyze
+from ecology.scenario import load
+
+from .conftest import SCENARIOS, table
 
 # deeptime tests/markov/test_reactive_flux.py (TestReactiveFluxFunctions.setUpClass): a 5-state
 # non-reversible toy system with A = [0], B = [4] and its reference solution.
@@ -375,3 +384,59 @@ def test_bad_arguments():
     with pytest.raises(ChainError, match=r"closed classes \[0, 1\] each hold states of both A and B: give class_index"):
         reactive_flux(two, [0, 5], [4, 9])
     assert reactive_flux(two, [0, 5], [4, 9], class_index=1).total_flux == pytest.approx(0.0108050847458, rel=1e-10)
+
+
+# -- the report and the command line ------------------------------------------------------------
+
+def soft_with_sets(tmp_path):
+    """waluigi_soft (floors: one closed class) at k = 6 with the luigi and waluigi sets (amplitude above 1/2)."""
+    scenario = table("waluigi_soft")
+    scenario["context"]["length"] = 6
+    scenario["sets"] = {"luigi": {"population": "luigi", "above": 0.5}, "waluigi": {"population": "waluigi", "above": 0.5}}
+    path = tmp_path / "soft.toml"
+    path.write_bytes(tomli_w.dumps(scenario).encode())
+    return path
+
+
+def test_analyze_reports_the_transition_paths_and_reversibility(tmp_path):
+    path = soft_with_sets(tmp_path)
+    compiled = compile_scenario(load(path))
+    pc = build_chain(compiled, 10_000)
+    report = analyze(compiled, chain=pc, hit="waluigi", before="luigi")
+    paths = report.hit["transition_paths"]
+    amplitudes = pc.population_amplitudes  # columns in the order of the population labels
+    labels = compiled.mixture.labels
+    luigi = amplitudes[:, labels.index("luigi")] > 0.5
+    waluigi = amplitudes[:, labels.index("waluigi")] > 0.5
+    direct = reactive_flux(pc.chain, luigi, waluigi)
+    assert paths["class"] == 0 and paths["note"] is None
+    assert paths["flux"] == direct.total_flux and paths["rate"] == direct.rate
+    assert paths["mean_duration"] == direct.mean_duration
+    best = dominant_pathways(direct, 0.9, 5)
+    assert [p["states"] for p in paths["pathways"]] == [[pc.label(i) for i in p.states] for p in best]
+    assert sum(p["share"] for p in paths["pathways"]) >= 0.9
+    [closed] = report.closed_classes
+    assert closed["reversible"] is False and closed["one_way_edges"] > 0  # fifo shifts the window: one-way moves
+    assert 0 < closed["detailed_balance_relative_defect"] <= 1
+    json.loads(report.to_json())  # no NaN or inf: valid JSON
+
+
+def test_analyze_of_an_absorbing_chain_says_why_there_are_no_transition_paths(capsys):
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=3", "--hit", "U U U",
+                 "--before", "F F F"]) == 0
+    out = capsys.readouterr().out
+    assert "transition paths 'F F F' -> 'U U U' in stationarity: not defined: no closed class holds page-states of " \
+           "both sets" in out
+    assert main(["analyze", str(SCENARIOS / "waluigi.toml"), "--set", "context.length=3", "--hit", "U U U",
+                 "--before", "F F F", "--json"]) == 0
+    paths = json.loads(capsys.readouterr().out)["hit"]["transition_paths"]
+    assert paths["flux"] is None and paths["pathways"] is None and paths["note"].startswith("not defined")
+
+
+def test_analyze_prints_the_transition_paths(tmp_path, capsys):
+    assert main(["analyze", str(soft_with_sets(tmp_path)), "--hit", "waluigi", "--before", "luigi"]) == 0
+    out = capsys.readouterr().out
+    line = next(s for s in out.splitlines() if s.startswith("transition paths 'luigi' -> 'waluigi' in stationarity"))
+    assert "reactive flux" in line and "rate" in line and "mean duration" in line
+    assert "    share " in out
+    assert "not reversible (unbalanced stationary flux" in out

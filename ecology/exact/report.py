@@ -72,6 +72,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     stationary,
     times_power,
 )
+from ecology.exact.paths import ReactiveFlux, classes_holding, dominant_pathways, reactive_flux, reversibility
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
 
@@ -251,6 +252,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             "stationary_accuracy": _law_report(law),
             **_passage_report(mc, members),
         })
+    for entry, balance in zip(classes, reversibility(mc)):
+        entry.update(reversibility_report(balance))
     phase("spectrum")
     eig = mc.eigenvalues(6)
     closed = np.ones(mc.n_states, dtype=bool)
@@ -304,6 +307,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             if (A & B).any():
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
         report.hit = {"target": hit, "before": before, **hitting_report(hpc, A, B, within, max_work, flag)}
+        if B is not None:
+            report.hit["transition_paths"] = transition_paths_report(hpc, B, A)  # from --before to --hit
     if tolerance is not None:
         phase("metastable classes")
         report.metastable = metastable_report(pc, tolerance)
@@ -344,6 +349,65 @@ def hitting_report(pc: PageChain, A: np.ndarray, B: np.ndarray | None, within: i
             out["expected_hitting_time_overflow"], out["expected_hitting_time_log10"] = time["overflow"], time["log10"]
     out["within"] = within
     out["probability_within"] = hit_by(mc, x, A, within, max_work, flag)
+    return out
+
+
+def reversibility_report(balance) -> dict:
+    """The keys a closed class gets from :func:`ecology.exact.paths.reversibility`: ``reversible``
+    (detailed balance ``pi_i P_ij = pi_j P_ji`` holds to within the law's accuracy; null when the
+    law is not trusted and the graph does not decide it), ``detailed_balance_defect`` (``D =
+    sum_{i<j} |pi_i P_ij - pi_j P_ji|``, the unbalanced stationary flux per step),
+    ``detailed_balance_relative_defect`` (``D`` over the stationary flux between distinct states),
+    ``one_way_edges`` (transitions whose reverse is impossible: irreversible on the graph alone) and
+    ``reversibility_note``."""
+    return {"reversible": balance.reversible, "detailed_balance_defect": balance.defect,
+            "detailed_balance_relative_defect": balance.relative_defect, "one_way_edges": balance.one_way_edges,
+            "reversibility_note": balance.note}
+
+
+TOP_PATHWAYS = 5  # dominant pathways listed in the report
+
+
+PATHWAYS_FRACTION = 0.9  # the decomposition stops once the listed pathways carry this share of the flux
+
+
+def transition_paths_report(pc: PageChain, A: np.ndarray, B: np.ndarray) -> dict:
+    """Stationary transition-path theory from ``A`` to ``B`` (:mod:`ecology.exact.paths`; ``analyze
+    --hit TARGET --before OTHER`` gives ``A = OTHER``, ``B = TARGET``, so that ``P(TARGET before
+    OTHER)`` is the reaction's forward committor) in the
+    closed class that holds page-states of both (the likeliest from the initial page-state when
+    several do): ``class``, the page-states of A and B in it (``A_size``, ``B_size``), the total
+    reactive ``flux`` (reactive trajectories completed per step in stationarity), the ``rate``
+    ``k_AB`` (per step with A visited more recently than B), the ``mean_duration`` of a reactive
+    trajectory (steps from its last page-state in A to its first in B), ``conservation_error``
+    (largest defect of the net flux's conservation, relative to the flux: the check of the
+    committors) and ``pathways``: the dominant ones (bottleneck decomposition of the net flux,
+    at most :data:`TOP_PATHWAYS`, until :data:`PATHWAYS_FRACTION` of the flux is covered), each
+    with its page-states, ``flux`` and ``share``. Where it is not defined (no closed class holds
+    both: an absorbing chain) or not computed, the figures are null and ``note`` says why."""
+    mc = pc.chain
+    keys = ("class", "A_size", "B_size", "flux", "rate", "mean_duration", "conservation_error", "pathways")
+    out = dict.fromkeys(keys) | {"note": None}
+    holding = classes_holding(mc, A, B)
+    if not holding:
+        return out | {"note": "not defined: no closed class holds page-states of both sets, so the chain does not go "
+                              "back and forth between them in stationarity; P(--hit before --before) from the initial "
+                              "page-state (above) is the question that has an answer"}
+    absorb = mc.absorption_probabilities(pc.initial)
+    k = max(holding, key=lambda i: absorb[i])
+    try:
+        flux: ReactiveFlux = reactive_flux(mc, A, B, class_index=k)
+        out |= {"class": k, "A_size": int(flux.A.sum()), "B_size": int(flux.B.sum()), "flux": flux.total_flux,
+                "rate": flux.rate, "mean_duration": flux.mean_duration, "conservation_error": flux.conservation_error,
+                "note": flux.note}
+        paths = dominant_pathways(flux, PATHWAYS_FRACTION, TOP_PATHWAYS)
+        out["pathways"] = [{"states": [pc.label(i) for i in p.states], "flux": p.flux, "share": p.share} for p in paths]
+    except ChainError as err:
+        out["note"] = f"not computed: {err}"
+    if len(holding) > 1:
+        shown = f"closed classes {holding} each hold page-states of both sets; class {k} (the likeliest from the initial " \
+                "page-state) is shown"
+        out["note"] = shown if out["note"] is None else f"{shown}; {out['note']}"
     return out
 
 
