@@ -473,12 +473,13 @@ def print_reversibility(c: dict) -> None:
     if c["reversible"] is None:
         print(f"      reversibility {c['reversibility_note']}")
         return
-    one_way = f"; {c['one_way_edges']:,} transitions have no reverse" if c["one_way_edges"] else ""
-    defect = "" if c["detailed_balance_defect"] is None else \
-        f"unbalanced stationary flux {c['detailed_balance_defect']:.3g} per step, " \
-        f"{c['detailed_balance_relative_defect']:.3g} of the flux between distinct states"
+    parts = [] if c["detailed_balance_defect"] is None else [
+        f"unbalanced stationary flux {c['detailed_balance_defect']:.3g} per step, "
+        f"{c['detailed_balance_relative_defect']:.3g} of the flux between distinct states"]
+    if c["one_way_edges"]:
+        parts.append(f"{c['one_way_edges']:,} transitions have no reverse")
     verdict = "reversible (detailed balance holds within the law's accuracy: " if c["reversible"] else "not reversible ("
-    print(f"      {verdict}{defect}{one_way})")
+    print(f"      {verdict}{'; '.join(parts)})")
 
 
 def print_transition_paths(t: dict, target: str, before: str) -> None:

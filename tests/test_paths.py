@@ -10,10 +10,10 @@ import pytest
 import scipy.sparse as sp
 import tomli_w
 
-from ecology.cli import main
+from ecology.cli import main, print_reversibility
 from ecology.core.compile import compile_scenario
 from ecology.exact.chain import build_chain
-from ecology.exact.markov import ChainError, MarkovChain
+from ecology.exact.markov import ChainError, MarkovChain, StationaryLaw
 from ecology.exact.paths import (
     Pathway,
     dominant_pathways,
@@ -440,3 +440,37 @@ def test_analyze_prints_the_transition_paths(tmp_path, capsys):
     assert "reactive flux" in line and "rate" in line and "mean duration" in line
     assert "    share " in out
     assert "not reversible (unbalanced stationary flux" in out
+
+
+def test_an_untrusted_law_decides_nothing_it_cannot_defend():
+    """A law whose L1 error estimate is above 1e-6: no reversal, no flux, and reversibility only
+    where the graph decides it (a one-way transition)."""
+    symmetric, one_way = MarkovChain(cycle_walk(5, 0.3, 0.3)), MarkovChain(cycle_walk(5, 0.4, 0.0))
+    for mc in (symmetric, one_way):
+        law = mc.stationary_laws[0]
+        mc.__dict__["stationary_laws"] = [StationaryLaw(law.pi, law.method, 1e-3, "made untrusted for the test")]
+    with pytest.raises(ChainError, match=r"not trusted \(L1 error estimate 1.0e-03\)"):
+        time_reversal(symmetric)
+    with pytest.raises(ChainError, match="not trusted"):
+        reactive_flux(symmetric, [0], [2])
+    [undecided] = reversibility(symmetric)
+    assert undecided.reversible is None and undecided.defect is None and "not decided" in undecided.note
+    [decided] = reversibility(one_way)
+    assert decided.reversible is False and decided.one_way_edges == 5 and decided.note is None
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"reversible": True, "detailed_balance_defect": 1e-17, "detailed_balance_relative_defect": 2e-17, "one_way_edges": 0,
+      "reversibility_note": None},
+     "      reversible (detailed balance holds within the law's accuracy: unbalanced stationary flux 1e-17 per step, "
+     "2e-17 of the flux between distinct states)"),
+    ({"reversible": False, "detailed_balance_defect": None, "detailed_balance_relative_defect": None, "one_way_edges": 3,
+      "reversibility_note": None},
+     "      not reversible (3 transitions have no reverse)"),
+    ({"reversible": None, "detailed_balance_defect": None, "detailed_balance_relative_defect": None, "one_way_edges": 0,
+      "reversibility_note": "not decided: the stationary law is not trusted (L1 error estimate 1.0e-03)"},
+     "      reversibility not decided: the stationary law is not trusted (L1 error estimate 1.0e-03)"),
+])
+def test_the_reversibility_line(entry, expected, capsys):
+    print_reversibility(entry)
+    assert capsys.readouterr().out == expected + "\n"
