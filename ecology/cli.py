@@ -486,14 +486,20 @@ def print_transition_paths(t: dict, target: str, before: str) -> None:
     """The stationary transition paths from the --before set to the --hit set (the TPT block of the
     hit report): flux, rate, mean duration and the dominant pathways."""
     what = f"transition paths '{before}' -> '{target}' in stationarity"
-    if t["flux"] is None:
+    if t["class"] is None:
         print(f"{what}: {t['note']}")
         return
-    rate = "not given" if t["rate"] is None else f"{t['rate']:.6g}"
-    duration = "not given" if t["mean_duration"] is None else f"{t['mean_duration']:.6g}"
+
+    def figure(key: str) -> str:
+        if t[key] is not None:
+            return f"{t[key]:.6g}"
+        return f"10^{t[key + '_log10']} (beyond a double)" if key + "_log10" in t else "not given"
+
+    conserved = "" if t["conservation_error"] is None else \
+        f" (net flux conserved to {t['conservation_error']:.1e} of the flux)"
     print(f"{what} (closed class [{t['class']}], {t['A_size']:,} and {t['B_size']:,} of its page-states): reactive "
-          f"flux {t['flux']:.6g} per step, rate {rate} per step with '{before}' the last visited, mean duration "
-          f"{duration} steps (net flux conserved to {t['conservation_error']:.1e} of the flux)")
+          f"flux {figure('flux')} per step, rate {figure('rate')} per step with '{before}' the last visited, mean "
+          f"duration {figure('mean_duration')} steps{conserved}")
     for p in t["pathways"] or []:
         print(f"    share {p['share']:.4g} (flux {p['flux']:.4g}): " + " -> ".join(f"'{s}'" for s in p["states"]))
     if t["note"]:

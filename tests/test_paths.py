@@ -3,6 +3,7 @@ forms, deeptime's fixtures, dense linear algebra, brute-force path enumeration a
 
 import itertools
 import json
+from types import SimpleNamespace
 
 import mpmath
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 import tomli_w
 
-from ecology.cli import main, print_reversibility
+from ecology.cli import main, print_reversibility, print_transition_paths
 from ecology.core.compile import compile_scenario
 from ecology.exact.chain import build_chain
 from ecology.exact.markov import ChainError, MarkovChain, StationaryLaw
@@ -22,7 +23,7 @@ from ecology.exact.paths import (
     reversibility,
     time_reversal,
 )
-from ecology.exact.report import analyze
+from ecology.exact.report import analyze, transition_paths_report
 from ecology.scenario import load
 
 from .conftest import SCENARIOS, table
@@ -474,3 +475,44 @@ def test_an_untrusted_law_decides_nothing_it_cannot_defend():
 def test_the_reversibility_line(entry, expected, capsys):
     print_reversibility(entry)
     assert capsys.readouterr().out == expected + "\n"
+
+
+def test_a_flux_below_the_float_range_is_given_by_its_log10():
+    """A birth–death chain 0 - 1 - 2 - 3 whose middle edge has probability 1e-300 both ways, its
+    middle states stationary mass 1e-10: the flux (about 1e-310) and the rate are below the normal
+    doubles and are given by their log10, against the closed forms in 50-digit arithmetic."""
+    up, down = np.array([1e-10, 1e-300, 0.5, 0.0]), np.array([0.0, 0.5, 1e-300, 1e-10])
+    P = np.diag(1 - up - down) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
+    r = reactive_flux(MarkovChain(P), [0], [3])
+    mpmath.mp.dps = 50
+    weights = [mpmath.mpf(1)]
+    for k in range(3):
+        weights.append(weights[-1] * mpmath.mpf(up[k]) / mpmath.mpf(down[k + 1]))
+    pi = [w / sum(weights) for w in weights]
+    resistance = [1 / (pi[k] * mpmath.mpf(up[k])) for k in range(3)]
+    F = 1 / sum(resistance)
+    q = [sum(resistance[:k]) / sum(resistance) for k in range(4)]
+    q_back = [sum(resistance[k:]) / sum(resistance) for k in range(4)]  # 1 - q, without the cancellation
+    rate = F / sum(p * x for p, x in zip(pi, q_back))
+    duration = 1 + sum(p * x * y for p, x, y in zip(pi[1:3], q[1:3], q_back[1:3])) / F
+    assert r.total_flux is None and r.rate is None and r.conservation_error is None
+    assert r.log10_total_flux == pytest.approx(float(mpmath.log10(F)), abs=1e-12)
+    assert r.log10_rate == pytest.approx(float(mpmath.log10(rate)), abs=1e-12)
+    assert r.mean_duration == pytest.approx(float(duration), rel=1e-12)
+    assert "below the float range" in r.note and "rate is beyond the float range" in r.note
+    with pytest.raises(ChainError, match="below the float range, so its pathways are not computed"):
+        dominant_pathways(r)
+
+
+def test_the_report_gives_the_log10_of_a_flux_below_the_float_range(capsys):
+    up, down = np.array([1e-10, 1e-300, 0.5, 0.0]), np.array([0.0, 0.5, 1e-300, 1e-10])
+    P = np.diag(1 - up - down) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
+    pc = SimpleNamespace(chain=MarkovChain(P), initial=0, label=lambda i: f"s{i}")
+    paths = transition_paths_report(pc, np.array([True, False, False, False]), np.array([False, False, False, True]))
+    assert paths["flux"] is None and paths["rate"] is None and paths["pathways"] is None
+    assert paths["flux_log10"] == -310.0 and paths["rate_log10"] == -309.699 and paths["mean_duration"] == pytest.approx(5.0)
+    assert "mean_duration_log10" not in paths and "below the float range" in paths["note"]
+    print_transition_paths(paths, "s3", "s0")
+    out = capsys.readouterr().out
+    assert "reactive flux 10^-310.0 (beyond a double) per step, rate 10^-309.699 (beyond a double)" in out
+    assert "mean duration 5 steps" in out

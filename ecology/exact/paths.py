@@ -163,8 +163,10 @@ class ReactiveFlux:
 
     ``states``: the class's states (chain indices); ``pi``, ``forward_committor`` (``q+``) and
     ``backward_committor`` (``q-``) are indexed like ``states``; ``gross_flux`` (``f``) and
-    ``net_flux`` (``f+``) are sparse ``n x n`` over the whole chain (zero outside the class).
-    ``rate`` and ``mean_duration`` are None when beyond a double (``note`` says so)."""
+    ``net_flux`` (``f+``) are sparse ``n x n`` over the whole chain (zero outside the class; an
+    entry below the float range is 0). ``total_flux``, ``rate`` and ``mean_duration`` are summed in
+    log space (``log10_*``, always given) and are None when beyond a normal double (``note`` says
+    which); ``conservation_error`` is None when the flux is."""
 
     class_index: int
     states: np.ndarray
@@ -175,10 +177,13 @@ class ReactiveFlux:
     backward_committor: np.ndarray
     gross_flux: sp.csr_matrix
     net_flux: sp.csr_matrix
-    total_flux: float
+    total_flux: float | None
     rate: float | None
     mean_duration: float | None
-    conservation_error: float
+    conservation_error: float | None
+    log10_total_flux: float | None
+    log10_rate: float | None
+    log10_mean_duration: float | None
     note: str | None = None
 
 
@@ -238,20 +243,53 @@ def reactive_flux(mc: MarkovChain, A, B, class_index: int | None = None) -> Reac
     net = (gross - gross.T).tocsr()
     net.data = np.maximum(net.data, 0.0)
     net.eliminate_zeros()
-    total = float(gross[np.flatnonzero(A)].sum())
-    conservation = _conservation_error(net, members[~(a | b)], total)
-    reactive_mass = float(np.sum(pi * backward))
     middle = ~(a | b)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        rate = total / reactive_mass
-        duration = 1.0 + float(np.sum(pi[middle] * backward[middle] * forward[middle])) / total
-    note = None
-    if not (total > 0 and np.isfinite(rate) and np.isfinite(duration)):
-        note = "the total reactive flux is below the float range, so the rate and mean duration are not given"
-        rate = duration = None
-    return ReactiveFlux(int(class_index), members, a, b, pi, forward, backward, gross, net, total,
-                        float(rate) if rate is not None else None, float(duration) if duration is not None else None,
-                        conservation, note)
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a term that is exactly 0
+        log_pi, log_back, log_forward = np.log(pi), np.log(backward), np.log(forward)
+        starts = a[row]
+        log_total = _logsumexp(log_pi[row[starts]] + log_back[row[starts]] + np.log(p[starts]) + log_forward[col[starts]])
+    log_mass = _logsumexp(log_pi + log_back)
+    log_inside = _logsumexp((log_pi + log_back + log_forward)[middle])
+    with np.errstate(invalid="ignore"):  # no flux at all (-inf): the rate and duration are then undefined
+        log_rate, log_duration = log_total - log_mass, np.logaddexp(0.0, log_inside - log_total)
+    total = _in_range(log_total)
+    if total is not None:
+        total = float(gross[np.flatnonzero(A)].sum())  # the same to rounding, and the sum of the edges the pathways share
+    conservation = _conservation_error(net, members[middle], total) if total is not None else None
+    notes = []
+    if total is None:
+        notes.append("the total reactive flux is below the float range (its log10 is given), so its pathways are not "
+                     "computed")
+    rate, duration = _in_range(log_rate), _in_range(log_duration)
+    if rate is None:
+        notes.append("the rate is beyond the float range (its log10 is given)")
+    if duration is None:
+        notes.append("the mean duration is above 1.8e308 steps (its log10 is given)")
+    return ReactiveFlux(int(class_index), members, a, b, pi, forward, backward, gross, net, total, rate, duration,
+                        conservation, _log10(log_total), _log10(log_rate), _log10(log_duration), "; ".join(notes) or None)
+
+
+LN10 = float(np.log(10.0))
+
+
+def _logsumexp(v: np.ndarray) -> float:
+    """``log sum exp(v)`` (``-inf`` for no terms or only ``-inf`` ones)."""
+    if not len(v) or not np.isfinite(v).any():
+        return -np.inf
+    top = float(np.max(v))
+    return top + float(np.log(np.sum(np.exp(v - top))))
+
+
+def _log10(log_value: float) -> float | None:
+    """``log_value / ln 10``, None when not finite (a flux that is exactly 0: nothing to give)."""
+    return float(log_value / LN10) if np.isfinite(log_value) else None
+
+
+def _in_range(log_value: float) -> float | None:
+    """``exp(log_value)`` when it is a normal double, else None (below 2.2e-308 or above 1.8e308)."""
+    if not np.log(np.finfo(float).tiny) <= log_value <= np.log(np.finfo(float).max):
+        return None
+    return float(np.exp(log_value))
 
 
 def _conservation_error(net: sp.csr_matrix, middle: np.ndarray, total: float) -> float:
@@ -267,6 +305,8 @@ def dominant_pathways(flux: ReactiveFlux, fraction: float = 0.9, max_paths: int 
     """The bottleneck decomposition of a reactive flux's net flux (:func:`flux_pathways`), refused
     (ChainError) when its conservation defect is above ``CONSERVATION_TOLERANCE``: the capacities
     would then not be defended."""
+    if flux.total_flux is None:
+        raise ChainError("the total reactive flux is below the float range, so its pathways are not computed")
     if flux.conservation_error > CONSERVATION_TOLERANCE:
         raise ChainError(f"the net flux is conserved only to {flux.conservation_error:.1e} of the total flux (above "
                          f"{CONSERVATION_TOLERANCE:g}), so its pathways are not computed")

@@ -384,7 +384,9 @@ def transition_paths_report(pc: PageChain, A: np.ndarray, B: np.ndarray) -> dict
     committors) and ``pathways``: the dominant ones (bottleneck decomposition of the net flux,
     at most :data:`TOP_PATHWAYS`, until :data:`PATHWAYS_FRACTION` of the flux is covered), each
     with its page-states, ``flux`` and ``share``. Where it is not defined (no closed class holds
-    both: an absorbing chain) or not computed, the figures are null and ``note`` says why."""
+    both: an absorbing chain) or not computed, the figures are null and ``note`` says why; a figure
+    beyond a double (the flux below 2.2e-308, a duration above 1.8e308) is null with its log10 beside
+    it (``flux_log10``, ``rate_log10``, ``mean_duration_log10``, 3 decimals: the sums are in log space)."""
     mc = pc.chain
     keys = ("class", "A_size", "B_size", "flux", "rate", "mean_duration", "conservation_error", "pathways")
     out = dict.fromkeys(keys) | {"note": None}
@@ -400,8 +402,14 @@ def transition_paths_report(pc: PageChain, A: np.ndarray, B: np.ndarray) -> dict
         out |= {"class": k, "A_size": int(flux.A.sum()), "B_size": int(flux.B.sum()), "flux": flux.total_flux,
                 "rate": flux.rate, "mean_duration": flux.mean_duration, "conservation_error": flux.conservation_error,
                 "note": flux.note}
-        paths = dominant_pathways(flux, PATHWAYS_FRACTION, TOP_PATHWAYS)
-        out["pathways"] = [{"states": [pc.label(i) for i in p.states], "flux": p.flux, "share": p.share} for p in paths]
+        for key, log10 in (("flux", flux.log10_total_flux), ("rate", flux.log10_rate),
+                           ("mean_duration", flux.log10_mean_duration)):
+            if out[key] is None and log10 is not None:
+                out[f"{key}_log10"] = round(log10, 3)  # beyond a double: its log10 from the log-space sums
+        if flux.total_flux is not None:  # else the note says why there are no pathways
+            paths = dominant_pathways(flux, PATHWAYS_FRACTION, TOP_PATHWAYS)
+            out["pathways"] = [{"states": [pc.label(i) for i in p.states], "flux": p.flux, "share": p.share}
+                               for p in paths]
     except ChainError as err:
         out["note"] = f"not computed: {err}"
     if len(holding) > 1:
