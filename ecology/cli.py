@@ -490,9 +490,12 @@ def print_transition_paths(t: dict, target: str, before: str) -> None:
         print(f"{what}: {t['note']}")
         return
 
+    error = t["conservation_error"]  # the measured relative accuracy of the fluxes: no more digits than it defends
+    digits = 6 if not error else max(2, min(6, math.floor(-math.log10(error))))
+
     def figure(key: str) -> str:
         if t[key] is not None:
-            return f"{t[key]:.6g}"
+            return f"{t[key]:.{digits}g}"
         return f"10^{t[key + '_log10']} (beyond a double)" if key + "_log10" in t else "not given"
 
     conserved = "" if t["conservation_error"] is None else \
@@ -501,7 +504,8 @@ def print_transition_paths(t: dict, target: str, before: str) -> None:
           f"flux {figure('flux')} per step, rate {figure('rate')} per step with '{before}' the last visited, mean "
           f"duration {figure('mean_duration')} steps{conserved}")
     for p in t["pathways"] or []:
-        print(f"    share {p['share']:.4g} (flux {p['flux']:.4g}): " + " -> ".join(f"'{s}'" for s in p["states"]))
+        print(f"    share {p['share']:.{min(digits, 4)}g} (flux {p['flux']:.{min(digits, 4)}g}): "
+              + " -> ".join(f"'{s}'" for s in p["states"]))
     if t["note"]:
         print(f"    ({t['note']})")
 
