@@ -44,7 +44,9 @@ Noé et al. 2009 and deeptime's ``markov.tools.flux``)
     a measured relative accuracy of the fluxes. At state ``i`` the defect is
     ``q+_i q-_i |pi_i - (pi P)_i|`` when the committors solve their systems, so it is the residual
     of the stationary law seen on the scale of ``F``: a law accurate to 1e-16 absolute leaves 1e-4
-    of a flux of 1e-12.
+    of a flux of 1e-12. ``F``, ``sum pi q-`` and ``sum pi q- q+`` are also summed in log space
+    (``log pi + log q- + log P + log q+``), so a flux below the normal doubles is given by its
+    log10, and the rate and duration (ratios of such sums) keep their digits.
     *Dominant pathways*: the net flux is decomposed greedily (deeptime's ``pathways``): the path
     from A to B of largest bottleneck capacity (the largest ``c`` such that the edges with
     ``f+ >= c`` join A to B, found by bisection over the sorted capacities, the path then by
