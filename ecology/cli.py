@@ -963,7 +963,9 @@ def build_parser() -> Parser:
     p.add_argument("--occupation", metavar="NAME[,NAME]", help="time spent in each of these, over the horizon and in "
                    "stationarity: a criterion, a set ([sets.NAME]), 'class:I' or one page-state per name (name a set of "
                    "page-states in [sets.NAME] windows); default: every criterion and set")
-    p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
+    p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER), and the "
+                   "transition paths OTHER -> TARGET in stationarity (flux, rate, duration, dominant pathways) where one "
+                   "closed class holds both")
     p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
                    "to this new directory")
     p.add_argument("--out", help="write report.json and plots to this new directory")
