@@ -28,7 +28,7 @@ from common import markdown_table  # noqa: E402 (analysis/ is put on the path ab
 STUDIES = ["s01_deletion", "s02_zoo", "s03_toy", "s04_sticky", "s05_floors", "s06_martingale",
            "s07_decomposition", "s08_temperature", "s09_policies", "s10_coinflip", "s11_decompose",
            "s12_models", "s13_smollm2", "s14_ledger", "s15_start", "s16_peakedness",
-           "s17_luigi_phase"]
+           "s17_luigi_phase", "s18_flux"]
 
 
 def build(out: Path, quick: bool, only: list[str] | None = None) -> Path:

@@ -470,6 +470,7 @@ def print_report(r, chain) -> None:
             estimate = "none" if acc["error_estimate"] is None else f"{acc['error_estimate']:.1e}"
             print(f"      stationary law not printed: its L1 error estimate ({acc['method']}, {acc['error_kind']}) "
                   f"is {estimate} (nearly decomposable class); see the metastable classes (--tolerance)")
+        print_reversibility(c)
     print_entropy_rate_of_a_run(r.closed_classes)
     absorption = expected_time(vars(r), "expected_absorption_time")
     if r.initial_in_closed_class:
@@ -504,6 +505,8 @@ def print_report(r, chain) -> None:
             print_hitting(f"hit '{h['target']}'", h, f"P(before '{h['before']}')", h.get("probability_before"))
         else:
             print_hitting(f"hit '{h['target']}'", h, "P(ever)", h.get("probability"))
+        if h.get("transition_paths") is not None:
+            print_transition_paths(h["transition_paths"], h["target"], h["before"])
     if r.metastable is not None:
         m = r.metastable
         print(f"metastable classes (transitions below {m['tolerance']:g} ignored): {len(m['classes'])}")
@@ -616,6 +619,50 @@ def print_lumping(lump: dict) -> None:
             print(f"    '{name}' (a union of blocks): lumped chain {text[0]}; full chain {text[1]}")
     if lump["note"]:
         print(f"  note: {lump['note']}")
+
+
+def print_reversibility(c: dict) -> None:
+    """One line: whether a closed class is reversible (detailed balance), with the measured defect."""
+    if "reversible" not in c:
+        return
+    if c["reversible"] is None:
+        print(f"      reversibility {c['reversibility_note']}")
+        return
+    parts = [] if c["detailed_balance_defect"] is None else [
+        f"unbalanced stationary flux {c['detailed_balance_defect']:.3g} per step, "
+        f"{c['detailed_balance_relative_defect']:.3g} of the flux between distinct states"]
+    if c["one_way_edges"]:
+        parts.append(f"{c['one_way_edges']:,} transitions have no reverse")
+    verdict = "reversible (detailed balance holds within the law's accuracy: " if c["reversible"] else "not reversible ("
+    print(f"      {verdict}{'; '.join(parts)})")
+
+
+def print_transition_paths(t: dict, target: str, before: str) -> None:
+    """The stationary transition paths from the --before set to the --hit set (the TPT block of the
+    hit report): flux, rate, mean duration and the dominant pathways."""
+    what = f"transition paths '{before}' -> '{target}' in stationarity"
+    if t["class"] is None:
+        print(f"{what}: {t['note']}")
+        return
+
+    error = t["conservation_error"]  # the measured relative accuracy of the fluxes: no more digits than it defends
+    digits = 6 if not error else max(2, min(6, math.floor(-math.log10(error))))
+
+    def figure(key: str) -> str:
+        if t[key] is not None:
+            return f"{t[key]:.{digits}g}"
+        return f"10^{t[key + '_log10']} (beyond a double)" if key + "_log10" in t else "not given"
+
+    conserved = "" if t["conservation_error"] is None else \
+        f" (net flux conserved to {t['conservation_error']:.1e} of the flux)"
+    print(f"{what} (closed class [{t['class']}], {t['A_size']:,} and {t['B_size']:,} of its page-states): reactive "
+          f"flux {figure('flux')} per step, rate {figure('rate')} per step with '{before}' the last visited, mean "
+          f"duration {figure('mean_duration')} steps{conserved}")
+    for p in t["pathways"] or []:
+        print(f"    share {p['share']:.{min(digits, 4)}g} (flux {p['flux']:.{min(digits, 4)}g}): "
+              + " -> ".join(f"'{s}'" for s in p["states"]))
+    if t["note"]:
+        print(f"    ({t['note']})")
 
 
 LOOPS_PRINTED = 5
@@ -1081,7 +1128,9 @@ def build_parser() -> Parser:
     p.add_argument("--occupation", metavar="NAME[,NAME]", help="time spent in each of these, over the horizon and in "
                    "stationarity: a criterion, a set ([sets.NAME]), 'class:I' or one page-state per name (name a set of "
                    "page-states in [sets.NAME] windows); default: every criterion and set")
-    p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER)")
+    p.add_argument("--before", metavar="OTHER", help="with --hit: the committor P(TARGET before OTHER), and the "
+                   "transition paths OTHER -> TARGET in stationarity (flux, rate, duration, dominant pathways) where one "
+                   "closed class holds both")
     p.add_argument("--quasi-stationary", metavar="TARGET", help="the law conditioned on not having entered TARGET yet "
                    "(named as for --hit): its quasi-stationary law, decay rate and the approach to it from the initial "
                    "window")

@@ -80,6 +80,7 @@ from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API 
     times_power,
 )
 from ecology.exact.moments import entropy_rates, hitting_time_moments, hitting_time_variance_by_series
+from ecology.exact.paths import ReactiveFlux, classes_holding, dominant_pathways, reactive_flux, reversibility
 from ecology.kinds.criteria import Periodic
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
@@ -319,6 +320,8 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
             reason = notes[f"passage times of class {len(classes) - 1}"]
             classes[-1].update(kemeny_constant=None, kemeny_constant_note=reason, max_mean_first_passage=None,
                                max_mean_first_passage_note=reason)
+    for entry, balance in zip(classes, _attempt(notes, "reversibility", lambda: reversibility(mc), [])):
+        entry.update(reversibility_report(balance))
     phase("spectrum")
     eig = _attempt(notes, "spectrum", lambda: mc.eigenvalues(6), np.zeros(0, dtype=complex))
     closed = np.ones(mc.n_states, dtype=bool)
@@ -381,6 +384,9 @@ def _analyze(compiled, max_states, tolerance, horizon, power, chain, hit, before
                 raise UserError(f"--hit {hit!r} and --before {before!r} share page-states; give disjoint sets")
         report.hit = {"target": hit, "before": before, **(_attempt(notes, "hit", lambda: hitting_report(
             hpc, A, B, within, max_work, flag), None) or _failed_hitting(A, B, within, notes["hit"]))}
+        if B is not None:  # from --before to --hit
+            report.hit["transition_paths"] = _attempt(notes, "transition paths", lambda: transition_paths_report(
+                hpc, B, A), None)
     if tolerance is not None:
         phase("metastable classes")
         report.metastable = _attempt(notes, "metastable classes", lambda: metastable_report(pc, tolerance),
@@ -523,6 +529,71 @@ def _steps_to_reach(mc: MarkovChain, x: int, A: np.ndarray) -> float:
     """The fewest steps from ``x`` to ``A`` on the transition graph (breadth first; ``inf`` when unreachable)."""
     distance = csgraph.shortest_path(mc.P, unweighted=True, indices=x)
     return float(distance[A].min())
+def reversibility_report(balance) -> dict:
+    """The keys a closed class gets from :func:`ecology.exact.paths.reversibility`: ``reversible``
+    (detailed balance ``pi_i P_ij = pi_j P_ji`` holds to within the law's accuracy; null when the
+    law is not trusted and the graph does not decide it), ``detailed_balance_defect`` (``D =
+    sum_{i<j} |pi_i P_ij - pi_j P_ji|``, the unbalanced stationary flux per step),
+    ``detailed_balance_relative_defect`` (``D`` over the stationary flux between distinct states),
+    ``one_way_edges`` (transitions whose reverse is impossible: irreversible on the graph alone) and
+    ``reversibility_note``."""
+    return {"reversible": balance.reversible, "detailed_balance_defect": balance.defect,
+            "detailed_balance_relative_defect": balance.relative_defect, "one_way_edges": balance.one_way_edges,
+            "reversibility_note": balance.note}
+
+
+TOP_PATHWAYS = 5  # dominant pathways listed in the report
+
+
+PATHWAYS_FRACTION = 0.9  # the decomposition stops once the listed pathways carry this share of the flux
+
+
+def transition_paths_report(pc: PageChain, A: np.ndarray, B: np.ndarray) -> dict:
+    """Stationary transition-path theory from ``A`` to ``B`` (:mod:`ecology.exact.paths`; ``analyze
+    --hit TARGET --before OTHER`` gives ``A = OTHER``, ``B = TARGET``, so that ``P(TARGET before
+    OTHER)`` is the reaction's forward committor) in the
+    closed class that holds page-states of both (the likeliest from the initial page-state when
+    several do): ``class``, the page-states of A and B in it (``A_size``, ``B_size``), the total
+    reactive ``flux`` (reactive trajectories completed per step in stationarity), the ``rate``
+    ``k_AB`` (per step with A visited more recently than B), the ``mean_duration`` of a reactive
+    trajectory (steps from its last page-state in A to its first in B), ``conservation_error``
+    (largest defect of the net flux's conservation, relative to the flux: the check of the
+    committors) and ``pathways``: the dominant ones (bottleneck decomposition of the net flux,
+    at most :data:`TOP_PATHWAYS`, until :data:`PATHWAYS_FRACTION` of the flux is covered), each
+    with its page-states, ``flux`` and ``share``. Where it is not defined (no closed class holds
+    both: an absorbing chain) or not computed, the figures are null and ``note`` says why; a figure
+    beyond a double (the flux below 2.2e-308, a duration above 1.8e308) is null with its log10 beside
+    it (``flux_log10``, ``rate_log10``, ``mean_duration_log10``, 3 decimals: the sums are in log space)."""
+    mc = pc.chain
+    keys = ("class", "A_size", "B_size", "flux", "rate", "mean_duration", "conservation_error", "pathways")
+    out = dict.fromkeys(keys) | {"note": None}
+    holding = classes_holding(mc, A, B)
+    if not holding:
+        return out | {"note": "not defined: no closed class holds page-states of both sets, so the chain does not go "
+                              "back and forth between them in stationarity; P(--hit before --before) from the initial "
+                              "page-state (above) is the question that has an answer"}
+    absorb = mc.absorption_probabilities(pc.initial)
+    k = max(holding, key=lambda i: absorb[i])
+    try:
+        flux: ReactiveFlux = reactive_flux(mc, A, B, class_index=k)
+        out |= {"class": k, "A_size": int(flux.A.sum()), "B_size": int(flux.B.sum()), "flux": flux.total_flux,
+                "rate": flux.rate, "mean_duration": flux.mean_duration, "conservation_error": flux.conservation_error,
+                "note": flux.note}
+        for key, log10 in (("flux", flux.log10_total_flux), ("rate", flux.log10_rate),
+                           ("mean_duration", flux.log10_mean_duration)):
+            if out[key] is None and log10 is not None:
+                out[f"{key}_log10"] = round(log10, 3)  # beyond a double: its log10 from the log-space sums
+        if flux.total_flux is not None:  # else the note says why there are no pathways
+            paths = dominant_pathways(flux, PATHWAYS_FRACTION, TOP_PATHWAYS)
+            out["pathways"] = [{"states": [pc.label(i) for i in p.states], "flux": p.flux, "share": p.share}
+                               for p in paths]
+    except ChainError as err:
+        out["note"] = f"not computed: {err}"
+    if len(holding) > 1:
+        shown = f"closed classes {holding} each hold page-states of both sets; class {k} (the likeliest from the initial " \
+                "page-state) is shown"
+        out["note"] = shown if out["note"] is None else f"{shown}; {out['note']}"
+    return out
 
 
 STAY_NOTES = {"closed": "never left once entered in this class: stays and times between entries are infinite",
