@@ -478,6 +478,18 @@ def test_row_entropies_keep_the_leading_entry_against_mpmath():
             assert abs(ours[i] - float(exact)) <= 1e-14 * float(exact) + 1e-300
 
 
+def test_the_chains_entropy_rate_and_the_per_class_rates_agree_on_a_leading_entry_near_1():
+    """``MarkovChain.entropy_rate`` sums the same row entropies as ``entropy_rates``: a row stored
+    (1.0, 1e-110) keeps its ``-(1 - p) log(1 - p) ~ p`` term in both (one closed class)."""
+    P = sp.csr_matrix(np.array([[1.0, 1e-110], [0.5, 0.5]]))
+    mc = MarkovChain(P)
+    assert mc.entropy_rate() == mo.entropy_rates(mc).rates[0]
+    pi = mc.stationary_distributions[0]
+    p = 1e-110
+    closed_form = pi[0] * (-p * np.log(p) + p) + pi[1] * np.log(2)  # -(1 - p) log(1 - p) = p to first order
+    assert mc.entropy_rate() == pytest.approx(closed_form, rel=1e-14)
+
+
 # -- the report ------------------------------------------------------------------------------
 
 

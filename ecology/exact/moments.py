@@ -69,7 +69,7 @@ Entropy rates
     number. Its error is at most ``||pi - pi~||_1 max_i H(P_i.)`` (the law's L1 error estimate
     times the largest row entropy). Each row's largest entry is held as ``1 - r`` (``r`` the sum
     of the others) with ``log1p(-r)``, so a leading ``1 - 1e-110`` stored as ``1.0`` keeps its
-    ``-(1 - r) log(1 - r) ~ r`` (:func:`row_entropies`).
+    ``-(1 - r) log(1 - r) ~ r`` (:func:`ecology.exact.markov.row_entropies`).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ecology.exact.markov import ChainError, MarkovChain, OutOfRange, solve_leaving
+from ecology.exact.markov import ChainError, MarkovChain, OutOfRange, row_entropies, solve_leaving
 
 EPS = float(np.finfo(float).eps)
 
@@ -444,28 +444,6 @@ def condition_number(mc: MarkovChain, G: np.ndarray | None = None) -> float:
     _irreducible(mc, "the condition number of the stationary law")
     G = group_inverse(mc) if G is None else G
     return float(np.max(np.diag(G) - G.min(axis=0)) / 2)
-
-
-def row_entropies(P: sp.csr_matrix) -> np.ndarray:
-    """``H(P_i.) = -sum_j P_ij log P_ij`` per row (nats; the terms with ``P_ij = 0`` are 0). The
-    largest entry of a row is held as ``1 - r``, ``r`` the sum of the others, and its logarithm
-    taken as ``log1p(-r)``: a row ``(1 - 1e-110, 1e-110)`` is stored ``(1.0, 1e-110)``, whose
-    naive entropy ``2.533e-108`` misses the ``-(1 - r) log(1 - r) ~ r`` of the leading entry
-    (true ``2.543e-108``)."""
-    P = sp.csr_matrix(P)
-    P.sum_duplicates()
-    P.eliminate_zeros()
-    terms = -P.data * np.log(P.data)
-    rows = np.repeat(np.arange(P.shape[0]), np.diff(P.indptr))
-    if P.nnz:
-        starts = P.indptr[:-1][np.diff(P.indptr) > 0]  # of the non-empty rows, in order
-        ends = np.append(starts[1:], P.nnz)
-        lead = np.array([a + np.argmax(P.data[a:b]) for a, b in zip(starts, ends)], dtype=np.int64)
-        others = P.data.copy()
-        others[lead] = 0.0
-        rest = np.bincount(rows, weights=others, minlength=P.shape[0])[rows[lead]]  # a sum, not 1 - P_lead
-        terms[lead] = -(1.0 - rest) * np.log1p(-rest)
-    return np.bincount(rows, weights=terms, minlength=P.shape[0])
 
 
 @dataclass(frozen=True)
