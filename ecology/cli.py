@@ -426,6 +426,8 @@ def print_entropy_rate_of_a_run(classes: list[dict]) -> None:
     """With closed classes of different entropy rates that the initial window may end in, the
     entropy rate of a run is the rate of the class it ends in, a random variable: its values and
     mean (docs/exact.md)."""
+    if any(c["probability"] is None for c in classes):  # the absorption law was not computed (see the notes)
+        return
     entered = [c for c in classes if c["probability"] > 0]
     if len(entered) < 2 or any(c.get("entropy_rate") is None for c in entered):
         return

@@ -145,11 +145,13 @@ def reversibility(mc: MarkovChain) -> list[Reversibility]:
         imbalance = abs(upper - lower)
         defect = float(imbalance.sum())
         total = float(flux.sum())
-        largest = (upper.maximum(lower))
-        ratio = imbalance.multiply(largest.power(-1)) if largest.nnz else largest
+        largest = upper.maximum(lower).tocsr()
+        pairs = imbalance.tocoo()
+        pairs_largest = np.asarray(largest[pairs.row, pairs.col]).ravel()  # >= the imbalance, so no ratio overflows
+        ratio = float(np.max(pairs.data / pairs_largest)) if pairs.nnz else 0.0
         tolerance = 2 * law.error + REVERSIBLE_ROUNDING
         out.append(Reversibility(k, one_way == 0 and defect <= tolerance, defect, defect / total if total > 0 else 0.0,
-                                 float(ratio.max()) if ratio.nnz else 0.0, one_way, tolerance))
+                                 ratio, one_way, tolerance))
     return out
 
 
