@@ -554,9 +554,11 @@ def print_timescales_and_conductance(r) -> None:
             print(f"  class [{c['class']}] conductance not computed: {c['note']}")
             continue
         kind = "exact" if c["exact"] else "sweep-cut upper bound"
+        gap = "below 1e-12 (not resolved)" if c["gap"] is None else f"{c['gap']:.4g}"
+        bounds = (f"within the Cheeger bounds [{c['cheeger_lower']:.3g}, {c['cheeger_upper']:.3g}]" if c["exact"] else
+                  f"at most 2 Phi = {c['cheeger_upper']:.3g} (Cheeger; a sweep cut gives no lower bound)")
         print(f"  class [{c['class']}] conductance {c['conductance']:.4g} ({kind}); gap 1 - lambda_2 of its "
-              f"reversibilisation {c['gap']:.4g} within the Cheeger bounds [{c['cheeger_lower']:.3g}, "
-              f"{c['cheeger_upper']:.3g}]{'' if c['reversible'] else ' (not reversible)'}")
+              f"reversibilisation {gap} {bounds}{'' if c['reversible'] else ' (not reversible)'}")
     for name, entry in r.conductance["criteria"].items():
         for c in entry.get("classes", []):
             value = c.get("note") if c["conductance"] is None else \

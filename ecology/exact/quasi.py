@@ -114,6 +114,9 @@ UNIT = 1e-12  # an eigenvalue modulus within this of 1 counts as 1 (implied time
 ENUMERATION_LIMIT = 20  # classes up to this size get the exact conductance by enumerating subsets
 
 
+SWEEP_WORK = 2e9  # (cuts x transitions) of a sweep cut whose every cut flux is summed term by term
+
+
 def _matrix(chain) -> sp.csr_matrix:
     if isinstance(chain, MarkovChain):
         return chain.P
@@ -529,7 +532,9 @@ def _positive(pi: np.ndarray) -> None:
 def _sweep_cut(flow: sp.csr_matrix, pi: np.ndarray) -> tuple[float, np.ndarray]:
     """The best prefix cut of the states ordered by the second eigenvector (module docstring): the
     flux across the cut after the first ``k`` states is the sum of the symmetrised flux of the
-    pairs that straddle it (a difference array over positions)."""
+    pairs that straddle it, summed term by term for every ``k`` (non-negative terms: a running sum
+    of a difference array would cancel, and a cut of flux 1e-20 beside terms of order 1 would read
+    0); ``n x transitions`` operations, within ``SWEEP_WORK``."""
     n = len(pi)
     _positive(pi)
     sym = ((flow + flow.T) / 2).tocsr()
@@ -544,14 +549,19 @@ def _sweep_cut(flow: sp.csr_matrix, pi: np.ndarray) -> tuple[float, np.ndarray]:
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
     coo = sp.triu(sym, k=1).tocoo()
+    if (n - 1) * coo.nnz > SWEEP_WORK:
+        raise ChainError(f"the sweep cut of a class of {n:,} states and {coo.nnz:,} transitions is over its work budget "
+                         f"({SWEEP_WORK:.0e} terms)")
     lo, hi = np.minimum(position[coo.row], position[coo.col]), np.maximum(position[coo.row], position[coo.col])
-    delta = np.zeros(n + 1)
-    np.add.at(delta, lo + 1, coo.data)
-    np.add.at(delta, hi + 1, -coo.data)
-    flux = np.cumsum(delta)[1:n]  # flux across the cut after the first k states, k = 1 .. n-1
+    flux = np.empty(n - 1)  # flux across the cut after the first k states, k = 1 .. n-1
+    rows_per_chunk = max(1, int(4e6 // max(coo.nnz, 1)))
+    for start in range(1, n, rows_per_chunk):
+        cuts = np.arange(start, min(start + rows_per_chunk, n))
+        straddles = (lo[None, :] < cuts[:, None]) & (cuts[:, None] <= hi[None, :])
+        flux[cuts - 1] = straddles @ coo.data
     prefix = np.cumsum(pi[order])[:-1]
     suffix = np.cumsum(pi[order][::-1])[::-1][1:]
-    ratio = np.maximum(flux, 0.0) / np.minimum(prefix, suffix)
+    ratio = flux / np.minimum(prefix, suffix)
     k = int(np.argmin(ratio))
     best = np.zeros(n, dtype=bool)
     best[order[: k + 1]] = True
@@ -563,7 +573,8 @@ def cheeger_bounds(chain, members, pi=None) -> dict:
     for the closed class ``members``: ``lambda_2`` is the second largest eigenvalue of the additive
     reversibilisation ``(P + P*) / 2`` (equal to ``P``'s when ``P`` is reversible), and
     ``lower <= 1 - lambda_2 <= upper`` holds (with an exact ``Phi*``; with a sweep-cut upper
-    bound only ``1 - lambda_2 <= upper`` is guaranteed)."""
+    bound only ``1 - lambda_2 <= upper`` is guaranteed). ``gap`` is None when ``1 - lambda_2`` is
+    within ``UNIT`` of 0, below what the dense eigenvalues resolve."""
     block, pi = _class_and_law(chain, members, pi)
     _positive(pi)
     phi = class_conductance(chain, members, pi)
@@ -573,5 +584,6 @@ def cheeger_bounds(chain, members, pi=None) -> dict:
     root = np.sqrt(pi)
     values = np.sort(np.linalg.eigvalsh(sym / root[:, None] / root[None, :]))[::-1]
     lam2 = float(values[1])
-    return {"conductance": phi["value"], "exact": phi["exact"], "lambda_2": lam2, "gap": 1 - lam2,
+    gap = 1 - lam2 if 1 - lam2 > UNIT else None  # eigvalsh resolves lambda_2 to about n u, not a gap of 1e-13
+    return {"conductance": phi["value"], "exact": phi["exact"], "lambda_2": lam2, "gap": gap,
             "lower": phi["value"] ** 2 / 2, "upper": 2 * phi["value"], "reversible": reversible}
