@@ -75,7 +75,7 @@ def babygpt(out, quick: bool) -> tuple[list[dict], str, str]:
     name = figure(out, "s12_babygpt.png", draw, size=(6.5, 6))
     top = max(range(len(labels)), key=lambda i: law[i])
     note = (f"Stationary law (exact): {', '.join(f'{a} {law[i]:.4f}' for i, a in enumerate(labels))}. "
-            f"Simulated share of {n} replicates in each page-state at step {model.steps}: "
+            f"Simulated share of {n} replicates in each page-state at step {model.generated}: "
             f"{', '.join(f'{a} {proportion(occupancy[a], n)}' for a in labels)}.")
     return rows, name, note + f" Most likely page-state: {labels[top]}."
 
