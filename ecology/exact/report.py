@@ -902,7 +902,8 @@ def conductance_report(compiled: Compiled, pc: PageChain, max_states: int) -> di
             mass = float(law.pi[inside].sum())
             value = quasi.conductance(mc, members, inside, law.pi) if mass > 0 else None
             rows.append({"class": i, "size": int(inside.sum()), "mass": mass, "conductance": value,
-                         "note": None if mass > 0 else "no stationary mass in the set: conductance undefined"})
+                         "note": None if mass > 0 else "not computed: the set's stationary mass is below the float range "
+                         "(about 1e-308; every state of a closed class has mass > 0)"})
         criteria[c.name] = {"classes": rows}
     classes = []
     for i, (members, law) in enumerate(zip(mc.recurrent_classes, laws)):
