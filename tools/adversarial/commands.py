@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import subprocess
+import sys
 
 from .case import REPO, Ctx, add
 from .models import GPT_SPEC
@@ -227,12 +229,17 @@ def no_contradiction(ctx, stdout, stderr):
 
 
 def said_above_range(ctx, stdout, stderr):
-    """Oracle: no contradiction, and the criterion's time said to be above the double range (1.8e308)."""
+    """Oracle: no contradiction, and the criterion's time said to be above the double range: "above
+    1.8e308", or printed with a log10 beyond 308.25 (docs/exact.md, When a quantity cannot be computed)."""
     problem = no_contradiction(ctx, stdout, stderr)
     if problem:
         return problem
     lines = [x for x in stdout.splitlines() if x.startswith("criterion")]
-    return None if any("1.8e308" in x for x in lines) else f"criterion line {(lines or [''])[0][:140]!r}"
+    # either "above 1.8e308" or the time itself with its log10 beyond a double's: "1e330 (log10 330.0, ..."
+    beyond = [float(m) for x in lines for m in re.findall(r"\(log10 (\d+(?:\.\d+)?)", x)]
+    if any("1.8e308" in x for x in lines) or any(v > math.log10(sys.float_info.max) for v in beyond):
+        return None
+    return f"criterion line {(lines or [''])[0][:140]!r}"
 
 
 def json_time_defended(r):
