@@ -545,8 +545,9 @@ def print_report(r, chain) -> None:
 def print_timescales_and_conductance(r) -> None:
     """The implied timescales beside the eigenvalues, and the conductances of the report."""
     if r.implied_timescales is not None:
-        times = ", ".join("infinite" if t is None else f"{t:.6g}" for t in r.implied_timescales["whole"])
-        print(f"implied timescales -1/ln|lambda| (steps; infinite: |lambda| within 1e-12 of 1): {times}")
+        times = ", ".join(">1e12" if t is None else f"{t:.6g}" for t in r.implied_timescales["whole"])
+        print(f"implied timescales -1/ln|lambda| (steps; >1e12: |lambda| within 1e-12 of 1, a stationary mode or one "
+              f"the eigenvalues do not resolve): {times}")
     if r.conductance is None:
         return
     for c in r.conductance["classes"]:
