@@ -8,7 +8,8 @@ reward 1 per step) is the report's expected hitting time, ``LRA=? ["C"]`` its lo
 and Storm's steady-state distribution from ``init`` is ``sum_c a_c pi_c`` (absorption probability
 times stationary law of each closed class, from :class:`MarkovChain`), each to 1e-9 relative with
 Storm's direct (elimination) solver; and on one chain Storm's exact rational arithmetic gives the hitting
-time too. Without stormpy the files' layout and the command line are still checked.
+time too; a criterion no page-state meets is in ``storm.lab`` and, not being in the DRN, Storm refuses
+it there as an unknown label. Without stormpy the files' layout and the command line are still checked.
 """
 
 import json
@@ -165,6 +166,9 @@ def test_storm_finds_the_reports_figures(stormpy, tmp_path, capsys, name, k):
         held = {criterion: mask for criterion, mask in masks.items() if form == "storm" or mask.any()}
         assert model.labeling.get_labels() == {"init", *held}, form
         assert len(model.reward_models) == 1, form
+        for criterion in masks.keys() - held.keys():
+            with pytest.raises(RuntimeError, match=f"unknown label '{criterion}'"):
+                check(stormpy, model, f'R=? [F "{criterion}"]', env, initial)
         for criterion, mask in held.items():
             assert sorted(model.labeling.get_states(criterion)) == np.flatnonzero(mask).tolist(), (form, criterion)
             time = check(stormpy, model, f'R=? [F "{criterion}"]', env, initial)
