@@ -8,7 +8,7 @@ difference between Storm's `R=? [F "revealed"]` and `LRA=? ["revealed"]` (elimin
 the report's expected hitting time and long-run fraction, and the largest absolute difference
 between Storm's steady-state distribution and the report's stationary law. Storm's elimination
 solver is direct but its fill grows fast: at k = 12 (8,191 states) one R=? took 13 s and 26 s
-(load 3 to 6), at k = 13 (16,383) it did not finish in 60 s; the writers alone go much further.
+(load 2.9 to 5.7), at k = 13 (16,383) it did not finish in 60 s; the writers alone go much further.
 
 Usage: OPENBLAS_NUM_THREADS=1 python benchmarks/bench_export.py [--lengths 6 10 12] [--repeat 3]
 """
