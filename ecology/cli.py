@@ -324,7 +324,7 @@ def export_formats(text: str) -> tuple[str, ...]:
 def write_export(target: Path, chain, compiled, power: int | None, max_states: int,
                  formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS) -> None:
     """``transition.npz``, ``states.txt``, for small chains ``power_N.npz``, and per format, each
-    with one label per criterion decided on the chain and the initial state's ``init``: ``prism``,
+    with one label per criterion and named set decided on the chain and ``init`` on the initial state: ``prism``,
     PRISM's explicit files (``chain.tra``, ``chain.lab``, ``chain.sta``); ``storm``, Storm's explicit
     files (``storm.tra`` with its ``dtmc`` line, ``storm.lab``, ``storm.rew``: a state reward of 1);
     ``drn``, Storm's DRN file ``chain.drn`` (the same reward as the model ``steps``)."""
