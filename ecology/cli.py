@@ -272,6 +272,8 @@ def cmd_analyze(args) -> int:
         raise UsageError("analyze: --before needs --hit (the committor P(hit before other))")
     if args.lump_rtol is not None and args.lump is None:
         raise UsageError("analyze: --lump-rtol needs --lump (the tolerance of the lumping's comparisons)")
+    if args.export_format is not None and args.export is None:
+        raise UsageError("analyze: --export-format needs --export (the new directory the export is written to)")
     if args.out is not None and args.export is not None and os.path.abspath(args.out) == os.path.abspath(args.export):
         raise UsageError(f"analyze: --out and --export both name {args.out}; each needs a new directory of its own")
     s = scn.load(args.file, run_overrides(args))
@@ -290,7 +292,7 @@ def cmd_analyze(args) -> int:
             raise err.located(args.file) from None
         if export:
             progress("writing the export", 0, None, str(export))
-            write_export(export, chain, compiled, args.power, args.max_states)
+            write_export(export, chain, compiled, args.power, args.max_states, args.export_format or DEFAULT_EXPORT_FORMATS)
             report.export = str(export)
         if out:
             progress("writing the report and figures", 0, None, str(out))
@@ -306,14 +308,32 @@ def cmd_analyze(args) -> int:
     return 0
 
 
-def write_export(target: Path, chain, compiled, power: int | None, max_states: int) -> None:
-    """``transition.npz``, ``states.txt``, PRISM explicit files (``chain.tra``, ``chain.lab`` with
-    one label per criterion and named set, ``chain.sta``) and, for small chains, ``power_N.npz``."""
+EXPORT_FORMATS = ("prism", "storm", "drn")  # the model checkers' files that --export-format may ask for
+DEFAULT_EXPORT_FORMATS = ("prism",)
+
+
+def export_formats(text: str) -> tuple[str, ...]:
+    """``--export-format``: one or more of :data:`EXPORT_FORMATS`, separated by commas (each once)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in EXPORT_FORMATS for name in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(EXPORT_FORMATS)}, separated by "
+                                         "commas (e.g. prism,drn)")
+    return tuple(dict.fromkeys(names))
+
+
+def write_export(target: Path, chain, compiled, power: int | None, max_states: int,
+                 formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS) -> None:
+    """``transition.npz``, ``states.txt``, for small chains ``power_N.npz``, and per format, each
+    with one label per criterion and named set decided on the chain and ``init`` on the initial state: ``prism``,
+    PRISM's explicit files (``chain.tra``, ``chain.lab``, ``chain.sta``); ``storm``, Storm's explicit
+    files (``storm.tra`` with its ``dtmc`` line, ``storm.lab``, ``storm.rew``: a state reward of 1);
+    ``drn``, Storm's DRN file ``chain.drn`` (the same reward as the model ``steps``)."""
     import scipy.sparse as sp
 
     from ecology.exact.chain import criterion_chain
     from ecology.exact.markov import DENSE_LIMIT
     from ecology.exact.prism import write_prism
+    from ecology.exact.storm import write_drn, write_storm_explicit
     from ecology.io.safe import write_atomically
 
     labels = {}
@@ -325,7 +345,12 @@ def write_export(target: Path, chain, compiled, power: int | None, max_states: i
     def fill(d: Path) -> None:
         sp.save_npz(d / "transition.npz", chain.chain.P)
         (d / "states.txt").write_text("\n".join(chain.labels()) + "\n")
-        write_prism(d / "chain", chain, labels)
+        if "prism" in formats:
+            write_prism(d / "chain", chain, labels)
+        if "storm" in formats:
+            write_storm_explicit(d / "storm", chain, labels)
+        if "drn" in formats:
+            write_drn(d / "chain.drn", chain, labels)
         if power is not None and chain.chain.n_states <= DENSE_LIMIT:
             sp.save_npz(d / f"power_{power}.npz", chain.chain.power(power))
 
@@ -1144,8 +1169,11 @@ def build_parser() -> Parser:
                    "lumpability, find the coarsest lumpable refinement and check its lumped chain")
     p.add_argument("--lump-rtol", type=relative_tolerance, metavar="R", help="with --lump: values equal within this "
                    "relative tolerance (default 1e-12; docs/exact.md#lumping)")
-    p.add_argument("--export", help="write transition.npz, states.txt and PRISM files (chain.tra/.lab/.sta) "
-                   "to this new directory")
+    p.add_argument("--export", help="write transition.npz, states.txt and the --export-format files to this new "
+                   "directory")
+    p.add_argument("--export-format", type=export_formats, metavar="FORMAT[,FORMAT]", help="with --export: prism "
+                   "(PRISM's chain.tra/.lab/.sta), storm (Storm's explicit storm.tra/.lab/.rew) and/or drn (Storm's "
+                   "chain.drn), separated by commas (default prism; docs/exact.md#export)")
     p.add_argument("--out", help="write report.json and plots to this new directory")
     p.add_argument("--json", action="store_true", help="print only the report JSON (nothing written unless --out or --export)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr (it is shown only when stderr is a "
