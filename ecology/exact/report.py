@@ -84,6 +84,7 @@ from ecology.exact.paths import ReactiveFlux, classes_holding, dominant_pathways
 from ecology.kinds.criteria import Periodic
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
+from ecology.threads import blas_threads
 
 TOP_STATES = 20
 
@@ -240,6 +241,7 @@ def as_compiled(function: str, scenario) -> Compiled:
                     f"ecology.scenario.load) or its compiled form, got {type(scenario).__name__}")
 
 
+@blas_threads()  # one BLAS thread unless the user says otherwise (ecology/threads.py)
 def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
@@ -786,6 +788,7 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
     return {"tolerance": tolerance, "classes": classes}
 
 
+@blas_threads()  # one BLAS thread unless the user says otherwise (ecology/threads.py)
 def criterion_figures(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES,
                       horizon: int | None = None, chain: PageChain | None = None, progress: Progress = silent) -> dict:
     """The exact chain's figures per criterion beside a simulation (``run --exact``, ``sweep
@@ -840,6 +843,7 @@ def criterion_figures(compiled: Compiled | Scenario | str | Path, max_states: in
     return out
 
 
+@blas_threads()  # one BLAS thread unless the user says otherwise (ecology/threads.py)
 def occupation_figures(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES,
                        horizon: int | None = None, chain: PageChain | None = None) -> dict:
     """:func:`occupation_report` of every criterion and named set, over the horizon (default
