@@ -88,7 +88,7 @@ import scipy.sparse as sp
 from scipy.sparse import csgraph
 from scipy.sparse import linalg as spla
 
-from ecology.exact.markov import DENSE_EIGEN_LIMIT, SEED, TRUSTED_ERROR, ChainError, MarkovChain, gth
+from ecology.exact.markov import SEED, TRUSTED_ERROR, ChainError, MarkovChain, gth, leading_eigenvalues
 
 DENSE_QSD_LIMIT = 1200  # resurrected-chain GTH iteration up to this many states; ARPACK above
 
@@ -112,6 +112,9 @@ UNIT = 1e-12  # an eigenvalue modulus within this of 1 counts as 1 (implied time
 
 
 ENUMERATION_LIMIT = 20  # classes up to this size get the exact conductance by enumerating subsets
+
+
+SPECTRAL_RATIO_COUNT = 3  # eigenvalues per class behind a spectral ratio (lambda, a conjugate or a tie, the next)
 
 
 SWEEP_WORK = 2e9  # (cuts x transitions) of a sweep cut whose every cut flux is summed term by term
@@ -352,25 +355,22 @@ def spectral_ratio(chain, S, law: QuasiStationaryLaw, start=None) -> float | Non
     """``|lambda_2| / lambda`` of ``Q`` restricted to the states of ``S`` reachable from ``start``
     (all of ``S`` when None): the conditioned law approaches ``nu`` as ``ratio^t``. ``lambda_2``
     is the largest modulus once ``lambda`` is removed from the spectrum (the union of the
-    classes' spectra: dense up to ``DENSE_EIGEN_LIMIT`` states per class, else ARPACK); 1 on a
-    tie. None when ``lambda = 0`` or ARPACK fails."""
+    classes' spectra, of which the ``SPECTRAL_RATIO_COUNT`` largest moduli of each class are
+    enough: :func:`ecology.exact.markov.leading_eigenvalues`, dense for a small class, two agreeing
+    ARPACK runs for a large one); 1 on a tie. None when ``lambda = 0`` or the eigenvalues are refused."""
     P = _matrix(chain)
     states = np.flatnonzero(_set_mask(P.shape[0], S))
     Q, _, members = _classes_of_set(P, states)
     reach = np.ones(len(states), dtype=bool) if start is None else _reachable(Q, np.asarray(states == int(start)))
     values = []
+    rng = np.random.default_rng(SEED)
     for m in members:
         if not reach[m[0]]:
             continue
-        block = Q[m][:, m]
-        if len(m) <= DENSE_EIGEN_LIMIT:
-            values.append(np.linalg.eigvals(block.toarray()))
-        else:
-            try:
-                values.append(spla.eigs(block.T.tocsr(), k=3, which="LM", v0=np.random.default_rng(SEED).random(len(m)),
-                                        ncv=min(len(m) - 1, 40), tol=1e-12, return_eigenvectors=False))
-            except spla.ArpackNoConvergence:
-                return None
+        try:  # the largest moduli of each class suffice: lambda and the next one are among them
+            values.append(leading_eigenvalues(Q[m][:, m], SPECTRAL_RATIO_COUNT, rng))
+        except ChainError:
+            return None
     values = np.concatenate(values)
     if law.eigenvalue <= 0:
         return None
