@@ -671,3 +671,24 @@ def test_backward_series_bounds_with_a_state_that_may_miss_and_restricted_starts
     lo, hi, _ = line.expected_hitting_time_bounds([2], 100, starts=[1])  # P_1(T > t) = 2^-t: E_1[T] = 2
     assert lo[1] == pytest.approx(2.0, rel=1e-12) and hi[1] == pytest.approx(2.0, rel=1e-12) and lo[2] == 0
     assert np.isnan(lo[0]) and np.isnan(hi[0])  # state 0 is not reached from the start: not solved
+
+
+def test_cheeger_lambda_2_by_lanczos_is_the_dense_one(monkeypatch):
+    """The second eigenvalue of the additive reversibilisation of a 600-state class (above
+    ARPACK_EIGEN_MIN: Lanczos twice) against LAPACK's dense eigvalsh, and the dense fallback when
+    the two runs cannot agree."""
+    from ecology.exact import markov
+    from ecology.exact.quasi import cheeger_bounds
+
+    P = sparse_class(np.random.default_rng(6), 600)
+    pi = stationary(P)
+    flow = P.multiply(pi[:, None]).toarray()
+    sym = (flow + flow.T) / 2 / np.sqrt(pi)[:, None] / np.sqrt(pi)[None, :]
+    dense = np.sort(np.linalg.eigvalsh(sym))[::-1][1]
+    eigvalsh = np.linalg.eigvalsh
+    with monkeypatch.context() as patched:
+        patched.setattr(np.linalg, "eigvalsh", lambda *a: pytest.fail("the dense fallback was taken"))
+        assert cheeger_bounds(P, np.arange(600), pi)["lambda_2"] == pytest.approx(dense, abs=1e-12)
+    assert np.linalg.eigvalsh is eigvalsh
+    monkeypatch.setattr(markov, "EIGEN_AGREEMENT", -1.0)
+    assert cheeger_bounds(P, np.arange(600), pi)["lambda_2"] == pytest.approx(dense, abs=1e-13)

@@ -50,7 +50,9 @@ Hitting analysis
     larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by the sparse block
     elimination (:func:`solve_blocks`, any size within its budgets), else by sparse LU with
     iterative refinement (``LU_LIMIT``) or LGMRES (``KRYLOV_LIMIT``), checked by their residual;
-    beyond, a :class:`ChainError` names the exceeded budget rather than returning a number.
+    beyond, a :class:`ChainError` names the exceeded budget rather than returning a number, except
+    for the expected hitting times, which go on to the survival series ``h = sum_t Q^t 1`` with
+    two-sided Collatz–Wielandt bounds (:meth:`MarkovChain.hitting_times`) within a work budget.
     ``P_i(hit A by t) = 1 - (Q^t 1)(i)``. The mean first passage matrix ``M[i, j] = E_i[time to
     hit j]`` (``M[i, i] = 0``) has one such solve per column; *Kemeny's constant*
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
@@ -62,6 +64,11 @@ Loops
     each, ``rho = prod_i P[c_i, c_{i+1}]`` is the probability of one lap, ``1 - rho^(1/L)`` the leak
     per step, ``rho / (1 - rho)`` the expected number of complete laps before leaving; it is closed
     (a closed class of period ``L``) when no other transition leaves its states.
+
+Spectrum
+    The ``count`` leading eigenvalues of a class (:func:`leading_eigenvalues`): the dense spectrum
+    up to ``ARPACK_EIGEN_MIN`` states, else two ARPACK runs (left and right) whose leading moduli
+    must agree, else the dense spectrum up to ``DENSE_EIGEN_LIMIT`` states, else refused.
 
 Mixing
     The *relaxation time* of an irreducible aperiodic chain is ``1 / (1 - |lambda_2|)``; the
@@ -1311,7 +1318,8 @@ class MarkovChain:
     names: ``communication_classes``, ``recurrent_classes``, ``transient_states``, ``periods``,
     ``cyclic_classes``, ``is_irreducible``, ``stationary_distributions`` (with
     ``stationary_laws`` carrying error estimates), ``eigenvalues(k)``, ``hitting_probabilities``,
-    ``expected_hitting_times``, ``hitting_curve``, ``committor``, ``fundamental_matrix``,
+    ``expected_hitting_times`` (``hitting_times`` with the survival series' bounds where the
+    eliminations refuse), ``hitting_curve``, ``committor``, ``fundamental_matrix``,
     ``mean_first_passage_times``, ``kemeny_constant``, ``relaxation_time``, ``mixing_time(eps)``,
     ``entropy_rate``.
     """
