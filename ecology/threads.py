@@ -4,7 +4,7 @@ The exact analyser's dense work (GTH eliminations, dense spectra, ARPACK's small
 runs through OpenBLAS, numpy's and scipy's copies both. By default OpenBLAS starts one thread per
 core and keeps them spinning between calls; on a machine whose cores other processes also want,
 the spinning threads and the other processes take the cores from each other: ``ecology
-analyze`` of ``waluigi_soft`` at k = 14 took 193 s with two threads against 11 s with one, two
+analyze`` of ``waluigi_soft`` at k = 14 took 44 s with two threads against 6.5 s with one, two
 cores under load (docs/exact.md, "Threads", ``benchmarks/bench_load.py``). The chains' solves are
 mostly sparse and sequential, so a second thread has little to win even on a quiet machine.
 
