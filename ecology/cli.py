@@ -7,6 +7,7 @@ exit status 2, with no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ecology import scenario as scn
 from ecology.errors import OutputError, ScenarioError, UsageError, UserError
+from ecology.threads import blas_threads
 
 ENGINES = scn.ENGINES
 SIGPIPE_STATUS = 128 + 13  # the status of a process ended by SIGPIPE, as `cmd | head` expects
@@ -192,7 +194,8 @@ def cmd_run(args) -> int:
 
     s = scn.load(args.file, run_overrides(args))
     target = None if args.json and args.out is None else fresh_directory(args.out, s.name)  # --json alone: no directory
-    with terminal_progress(args.quiet or args.json) as progress:
+    pinned = blas_threads() if args.exact else contextlib.nullcontext()  # one BLAS thread for the exact chain
+    with pinned, terminal_progress(args.quiet or args.json) as progress:
         try:
             result = simulate(s, progress)
         except ScenarioError as err:
@@ -280,7 +283,7 @@ def cmd_analyze(args) -> int:
     out = fresh_directory(args.out, s.name) if args.out is not None else None
     export = fresh_directory(args.export, s.name) if args.export is not None else None
     occupation = None if args.occupation is None else [n.strip() for n in args.occupation.split(",") if n.strip()]
-    with terminal_progress(args.quiet or args.json) as progress:
+    with blas_threads(), terminal_progress(args.quiet or args.json) as progress:  # one BLAS thread: docs/exact.md
         try:
             compiled = compile_scenario(s)
             chain = build_chain(compiled, args.max_states, max_work=args.max_work, progress=progress)

@@ -436,10 +436,10 @@ def test_expected_time_falls_back_to_the_survival_series(monkeypatch):
 
     solve = MarkovChain.expected_hitting_times
 
-    def out_of_reach(self, target):  # the one-state target U^5 of 'revealed' only
+    def out_of_reach(self, target, max_products=None):  # the one-state target U^5 of 'revealed' only
         if np.asarray(target).dtype == bool and np.sum(target) == 1:
             raise ChainError("a linear system too large for this test")
-        return solve(self, target)
+        return solve(self, target, max_products)
 
     monkeypatch.setattr(MarkovChain, "expected_hitting_times", out_of_reach)
     monkeypatch.setattr(markov, "LOG_SOLVE_LIMIT", 0)  # the log-space elimination out of reach too, as for 65,535
@@ -469,3 +469,226 @@ def test_the_exact_functions_take_a_path_a_scenario_or_its_compiled_form_and_nam
                            (occupation_figures, "occupation_figures")):
         with pytest.raises(TypeError, match=f"{name}: the scenario must be a path .* got int"):
             function(42)
+
+
+# -- a few leading eigenvalues by ARPACK (issue 25): against the dense spectrum ---------------------
+
+
+def sparse_class(rng, n, degree=4):
+    """An irreducible sparse stochastic matrix: a cycle through every state plus ``degree`` random
+    transitions per row."""
+    rows = np.repeat(np.arange(n), degree + 1)
+    cols = np.concatenate([np.stack([(np.arange(n) + 1) % n, *rng.integers(0, n, (degree, n))]).T.ravel()])
+    P = sp.csr_matrix((rng.random(len(rows)) + 0.05, (rows, cols)), shape=(n, n))
+    return (sp.diags(1 / np.asarray(P.sum(axis=1)).ravel()) @ P).tocsr()
+
+
+@pytest.fixture
+def arpack_only(monkeypatch):
+    """No dense fallback: an ARPACK result the two runs do not agree on raises instead."""
+    from ecology.exact import markov
+
+    monkeypatch.setattr(markov, "DENSE_EIGEN_LIMIT", 0)
+
+
+def assert_leading_agree(ours, P, count, atol=1e-11):
+    """The ``count`` leading moduli equal the dense ones; and every eigenvalue whose modulus is
+    not tied with the one at the cut is a dense eigenvalue (ties at the cut may be cut differently)."""
+    dense = np.linalg.eigvals(P.toarray())
+    dense = dense[np.argsort(-np.abs(dense), kind="stable")]
+    assert len(ours) == count
+    assert np.allclose(np.abs(ours), np.abs(dense[:count]), rtol=0, atol=atol)
+    assert np.all(np.diff(np.abs(ours)) <= atol)
+    cut = np.abs(dense[count - 1])
+    for v in ours[np.abs(np.abs(ours) - cut) > 1e-8]:
+        assert np.min(np.abs(dense - v)) <= atol
+
+
+@pytest.mark.parametrize("n, seed", [(400, 1), (700, 2)])
+def test_arpack_leading_eigenvalues_agree_with_the_dense_spectrum(n, seed, arpack_only):
+    from ecology.exact.markov import ARPACK_EIGEN_MIN, leading_eigenvalues
+
+    assert n > ARPACK_EIGEN_MIN
+    P = sparse_class(np.random.default_rng(seed), n)
+    for count in (2, 6, 10):
+        assert_leading_agree(leading_eigenvalues(P, count), P, count)
+    assert_leading_agree(MarkovChain(P).eigenvalues(6), P, 6)
+
+
+def test_arpack_on_a_periodic_class_finds_every_root_of_unity(arpack_only):
+    """Period 4 over cyclic classes of 100 states: the spectrum is invariant under a quarter turn,
+    so 1, i, -1, -i have modulus 1 and every other modulus comes four times."""
+    rng, m, d = np.random.default_rng(3), 100, 4
+    blocks = [[None] * d for _ in range(d)]
+    for r in range(d):
+        B = sp.random(m, m, density=0.05, random_state=rng, format="csr") + sp.eye(m, k=r % 2) * 0.1
+        blocks[r][(r + 1) % d] = sp.diags(1 / np.asarray(B.sum(axis=1)).ravel()) @ B
+    P = sp.bmat(blocks).tocsr()
+    mc = MarkovChain(P)
+    assert mc.periods == [4] and mc.n_states == 400
+    ours = mc.eigenvalues(8)
+    assert_leading_agree(ours, P, 8)
+    assert np.allclose(np.abs(ours[:4]), 1.0, atol=1e-12)
+    assert np.allclose(np.sort_complex(np.round(ours[:4], 10)), np.sort_complex(np.array([-1, -1j, 1j, 1])), atol=1e-10)
+
+
+def test_arpack_on_a_degenerate_spectrum(arpack_only):
+    """The product of a chain with itself (two independent copies, 21 x 21 = 441 states) has the
+    eigenvalues lambda_i lambda_j: each lambda_i lambda_j with i != j twice, pairs of equal moduli
+    and near-ties: every copy must be found."""
+    rng = np.random.default_rng(4)
+    A = rng.random((21, 21)) * (rng.random((21, 21)) < 0.3)
+    A[np.arange(21), (np.arange(21) + 1) % 21] += 0.3
+    A /= A.sum(axis=1, keepdims=True)
+    P = sp.csr_matrix(np.kron(A, A))
+    mc = MarkovChain(P)
+    assert mc.is_irreducible
+    ours = mc.eigenvalues(10)
+    assert_leading_agree(ours, P, 10)
+    second = np.sort(np.abs(np.linalg.eigvals(A)))[::-1][1]
+    assert np.sum(np.abs(np.abs(ours) - second) < 1e-10) >= 2  # lambda_1 lambda_2 and lambda_2 lambda_1
+
+
+def test_arpack_that_disagrees_falls_back_to_the_dense_spectrum_or_says_so(monkeypatch):
+    from ecology.exact import markov
+    from ecology.exact.markov import ChainError, leading_eigenvalues
+
+    P = sparse_class(np.random.default_rng(5), 500)
+    monkeypatch.setattr(markov, "EIGEN_AGREEMENT", -1.0)  # no two runs can agree
+    assert_leading_agree(leading_eigenvalues(P, 6), P, 6, atol=1e-14)
+    monkeypatch.setattr(markov, "DENSE_EIGEN_LIMIT", 400)
+    with pytest.raises(ChainError, match="two ARPACK runs disagree .* 500 states .* dense spectrum is computed up to 400"):
+        leading_eigenvalues(P, 6)
+    monkeypatch.setattr(markov, "EIGEN_AGREEMENT", 1e-11)
+    monkeypatch.setattr(markov, "EIGEN_RESIDUAL", -1.0)  # no pair verifies: ARPACK gives up
+    with pytest.raises(ChainError, match="ARPACK could not verify the top 8 eigenvalues of a class of 500 states"):
+        leading_eigenvalues(P, 6)
+
+
+def test_page_chain_spectrum_by_arpack_is_the_dense_one_and_the_report_states_a_refusal(monkeypatch):
+    """waluigi_soft at k = 10: a closed class of 1,024 page-states (above ARPACK_EIGEN_MIN) with a
+    conjugate pair and a near-tie among its six leading eigenvalues; its report's spectrum and
+    implied timescales come from ARPACK and agree with the dense spectrum. Refused eigenvalues
+    leave the spectrum empty with a note, never a number."""
+    from ecology.exact import markov
+
+    soft = copy.deepcopy(table("waluigi_soft"))
+    soft["context"]["length"] = 10
+    compiled = compile_scenario(validate(soft))
+    pc = build_chain(compiled)
+    mc = pc.chain
+    (members,) = mc.recurrent_classes
+    assert len(members) == 1024 > markov.ARPACK_EIGEN_MIN
+    monkeypatch.setattr(markov, "DENSE_EIGEN_LIMIT", 0)  # ARPACK's own answer: no dense fallback
+    ours = mc.eigenvalues(6)
+    P = mc.P
+    dense = np.concatenate([np.linalg.eigvals(P[c][:, c].toarray()) for c in mc.communication_classes])
+    dense = dense[np.argsort(-np.abs(dense), kind="stable")][:6]
+    assert np.allclose(np.abs(ours), np.abs(dense), rtol=0, atol=1e-11)
+    assert np.allclose(np.sort_complex(ours), np.sort_complex(dense), rtol=0, atol=1e-11)
+    report = analyze(compiled, chain=pc)
+    assert np.allclose(report.eigenvalues, np.abs(dense), atol=1e-11)
+    assert report.implied_timescales["classes"][0][1] == pytest.approx(-1 / np.log(np.abs(dense[1])), rel=1e-9)
+    monkeypatch.setattr(markov, "EIGEN_AGREEMENT", -1.0)
+    monkeypatch.setattr(markov, "DENSE_EIGEN_LIMIT", 1000)
+    refused = analyze(compiled, chain=pc)
+    assert refused.eigenvalues == [] and "two ARPACK runs disagree" in refused.notes["spectrum"]
+
+
+# -- hitting times above what the eliminations take (issue 25): the survival series, as the CLI ---------
+
+
+def test_library_hitting_times_above_the_elimination_budgets_by_the_survival_series(monkeypatch):
+    """20,340 unknowns (levels 1..339 of an exactly lumpable level chain, above KRYLOV_LIMIT) with the
+    sparse block elimination over its budget: the library gives the survival series' bounds and
+    midpoints instead of refusing, for every state at once; they bracket the birth–death closed form
+    (mpmath, 50 digits), and the CLI's path (expected_entrance_time) gives the same time from its start."""
+    mpmath = pytest.importorskip("mpmath")
+    from ecology.exact import markov
+    from ecology.exact.markov import KRYLOV_LIMIT, SERIES_RTOL, ChainError
+    from ecology.exact.report import expected_entrance_time
+
+    from .test_markov import birth_death_hitting_times, lumpable_levels
+
+    levels, width = 340, 60
+    up, down = np.full(levels, 0.1), np.full(levels, 0.5)
+    up[-1], down[0] = 0.0, 0.0
+    P, level = lumpable_levels(levels, width, up, down, np.random.default_rng(3))
+    target = level == 0
+    assert (~target).sum() > KRYLOV_LIMIT
+    monkeypatch.setattr(markov, "FRONT_LIMIT", 1000)  # the block elimination refuses, as on a chain that fills in
+    mc = MarkovChain(P)
+    with pytest.raises(ChainError, match="not solved"):
+        mc.expected_hitting_times(target, max_products=0)
+    times = mc.hitting_times(target)
+    reference = birth_death_hitting_times(up, down, mpmath)[level]
+    assert times.method.startswith("survival series") and "not solved" in times.note
+    assert np.all(times.lower <= reference * (1 + 1e-12)) and np.all(reference <= times.upper * (1 + 1e-12))
+    assert np.all(times.upper - times.lower <= SERIES_RTOL * times.lower)
+    assert np.allclose(times.value, reference, rtol=1e-10, atol=0)
+    assert np.array_equal(mc.expected_hitting_times(target), times.value)
+    assert np.all(times.value[target] == 0)
+    x = int(np.flatnonzero(level == levels - 1)[0])
+    cli = expected_entrance_time(mc, x, target, 2 * 10**10)
+    lo, hi = cli["bounds"]
+    assert cli["note"] is None and lo <= reference[x] * (1 + 1e-12) and reference[x] <= hi * (1 + 1e-12)
+    assert cli["value"] == pytest.approx(times.value[x], rel=1e-10)
+    with pytest.raises(ChainError, match="not solved; the survival series did not close to 1e-10 within 5 sparse"):
+        mc.hitting_times(target, max_products=5)
+
+
+def test_the_series_budget_is_the_clis():
+    from ecology.core.budget import DEFAULT_MAX_WORK
+    from ecology.exact.chain import PER_CALL
+    from ecology.exact.markov import SERIES_PRODUCT_FLOOR, SERIES_WORK
+
+    assert (SERIES_WORK, SERIES_PRODUCT_FLOOR) == (DEFAULT_MAX_WORK, PER_CALL)
+
+
+def test_backward_series_bounds_with_a_state_that_may_miss_and_restricted_starts():
+    """A walk absorbed at n - 1, plus a trap n every state can fall into: every time infinite (decided
+    on the graph, no product); with the trap in the target, the bounds bracket the eliminated times;
+    given starts, only what they reach is solved (nan elsewhere)."""
+    n = 60
+    P = np.zeros((n + 1, n + 1))
+    P[0, 0], P[0, 1] = 0.5, 0.5
+    for i in range(1, n - 1):
+        P[i, i + 1], P[i, i - 1] = 0.55, 0.45
+    P[n - 1, n - 1] = 1.0
+    P[n, n], P[n - 2, n], P[n - 2, n - 1] = 1.0, 0.1, 0.45  # state n - 2 may fall into the trap n
+    mc = MarkovChain(sp.csr_matrix(P))
+    target = np.zeros(n + 1, bool)
+    target[n - 1] = True
+    exact = mc.expected_hitting_times(target)
+    lo, hi, products = mc.expected_hitting_time_bounds(target, 10**6)  # every state can reach the trap
+    assert products == 0 and np.all(np.isinf(exact[:n - 1])) and np.array_equal(lo, exact) and np.array_equal(hi, exact)
+    target[n] = True  # now every state enters surely
+    exact = mc.expected_hitting_times(target)
+    lo, hi, _ = mc.expected_hitting_time_bounds(target, 10**6, starts=[n - 3])
+    assert lo[n - 3] <= exact[n - 3] * (1 + 1e-12) <= hi[n - 3] * (1 + 1e-12) and hi[n - 3] - lo[n - 3] <= 1e-10 * lo[n - 3]
+    assert lo[n - 1] == lo[n] == 0 and np.isfinite(lo[: n - 1]).all()
+    line = MarkovChain(sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])))
+    lo, hi, _ = line.expected_hitting_time_bounds([2], 100, starts=[1])  # P_1(T > t) = 2^-t: E_1[T] = 2
+    assert lo[1] == pytest.approx(2.0, rel=1e-12) and hi[1] == pytest.approx(2.0, rel=1e-12) and lo[2] == 0
+    assert np.isnan(lo[0]) and np.isnan(hi[0])  # state 0 is not reached from the start: not solved
+
+
+def test_cheeger_lambda_2_by_lanczos_is_the_dense_one(monkeypatch):
+    """The second eigenvalue of the additive reversibilisation of a 600-state class (above
+    ARPACK_EIGEN_MIN: Lanczos twice) against LAPACK's dense eigvalsh, and the dense fallback when
+    the two runs cannot agree."""
+    from ecology.exact import markov
+    from ecology.exact.quasi import cheeger_bounds
+
+    P = sparse_class(np.random.default_rng(6), 600)
+    pi = stationary(P)
+    flow = P.multiply(pi[:, None]).toarray()
+    sym = (flow + flow.T) / 2 / np.sqrt(pi)[:, None] / np.sqrt(pi)[None, :]
+    dense = np.sort(np.linalg.eigvalsh(sym))[::-1][1]
+    eigvalsh = np.linalg.eigvalsh
+    with monkeypatch.context() as patched:
+        patched.setattr(np.linalg, "eigvalsh", lambda *a: pytest.fail("the dense fallback was taken"))
+        assert cheeger_bounds(P, np.arange(600), pi)["lambda_2"] == pytest.approx(dense, abs=1e-12)
+    assert np.linalg.eigvalsh is eigvalsh
+    monkeypatch.setattr(markov, "EIGEN_AGREEMENT", -1.0)
+    assert cheeger_bounds(P, np.arange(600), pi)["lambda_2"] == pytest.approx(dense, abs=1e-13)

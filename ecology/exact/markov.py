@@ -50,7 +50,9 @@ Hitting analysis
     larger class dense up to ``DENSE_LIMIT`` unknowns, banded when narrow, else by the sparse block
     elimination (:func:`solve_blocks`, any size within its budgets), else by sparse LU with
     iterative refinement (``LU_LIMIT``) or LGMRES (``KRYLOV_LIMIT``), checked by their residual;
-    beyond, a :class:`ChainError` names the exceeded budget rather than returning a number.
+    beyond, a :class:`ChainError` names the exceeded budget rather than returning a number, except
+    for the expected hitting times, which go on to the survival series ``h = sum_t Q^t 1`` with
+    two-sided Collatz–Wielandt bounds (:meth:`MarkovChain.hitting_times`) within a work budget.
     ``P_i(hit A by t) = 1 - (Q^t 1)(i)``. The mean first passage matrix ``M[i, j] = E_i[time to
     hit j]`` (``M[i, i] = 0``) has one such solve per column; *Kemeny's constant*
     ``K = sum_j pi_j M[i, j]`` does not depend on ``i``. The *fundamental matrix* of the transient
@@ -62,6 +64,11 @@ Loops
     each, ``rho = prod_i P[c_i, c_{i+1}]`` is the probability of one lap, ``1 - rho^(1/L)`` the leak
     per step, ``rho / (1 - rho)`` the expected number of complete laps before leaving; it is closed
     (a closed class of period ``L``) when no other transition leaves its states.
+
+Spectrum
+    The ``count`` leading eigenvalues of a class (:func:`leading_eigenvalues`): the dense spectrum
+    up to ``ARPACK_EIGEN_MIN`` states, else two ARPACK runs (left and right) whose leading moduli
+    must agree, else the dense spectrum up to ``DENSE_EIGEN_LIMIT`` states, else refused.
 
 Mixing
     The *relaxation time* of an irreducible aperiodic chain is ``1 / (1 - |lambda_2|)``; the
@@ -86,7 +93,16 @@ from scipy.sparse import linalg as spla
 DENSE_LIMIT = 2500  # dense (blocked) GTH / elimination up to this many states (about 2 s at 2500)
 
 
-DENSE_EIGEN_LIMIT = 1500  # dense spectrum of a class up to this size
+DENSE_EIGEN_LIMIT = 1500  # dense spectrum of a class up to this size when ARPACK fails (never above)
+
+
+ARPACK_EIGEN_MIN = 300  # a few leading eigenvalues of a class above this size by ARPACK (docs/exact.md, "Spectrum")
+
+
+EIGEN_AGREEMENT = 1e-11  # the two ARPACK runs' leading moduli agree to this (absolute) or the dense spectrum is taken
+
+
+EIGEN_RESIDUAL = 1e-12  # ||B^T v - lambda v|| / ||v|| of every eigenpair ARPACK returns, else a larger Krylov space
 
 
 BAND_WORK_LIMIT = 3e8  # banded elimination when n * bandwidth^2 is below this
@@ -102,6 +118,15 @@ KRYLOV_WORK = 4e9  # flops allowed to one iterative solve
 
 
 KRYLOV_LIMIT = 20_000  # unknowns of an iterative solve (LGMRES slows down sharply above on page chains)
+
+
+SERIES_WORK = 2 * 10**10  # multiply-adds of the survival series behind refused hitting times (the CLI's --max-work)
+
+
+SERIES_PRODUCT_FLOOR = 10**4  # a sparse product costs at least this many multiply-adds (ecology.exact.chain.PER_CALL)
+
+
+SERIES_RTOL = 1e-10  # the survival series stops when its two-sided bounds are this close, relatively
 
 
 TRUSTED_ERROR = 1e-6  # an L1 error estimate above this is reported as unreliable
@@ -949,6 +974,20 @@ def _krylov(A: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class HittingTimes:
+    """``E_i[steps until the target is entered]`` for every state (:meth:`MarkovChain.hitting_times`):
+    ``value`` (0 on the target, ``inf`` where it may be missed); ``lower``/``upper`` the survival
+    series' two-sided bounds when it came from there (``value`` their midpoint), else None;
+    ``method``; ``note``, why the eliminations were not used (None when they were)."""
+
+    value: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    method: str
+    note: str | None
+
+
+@dataclass(frozen=True)
 class StationaryLaw:
     """A stationary law of one closed class, with how it was computed and an L1 error estimate.
 
@@ -1186,9 +1225,10 @@ def closed_classes_of(P: sp.csr_matrix) -> tuple[np.ndarray, list[np.ndarray]]:
     return labels, out
 
 
-def _verified_eigs(block: sp.csr_matrix, count: int, rng: np.random.Generator) -> np.ndarray:
+def _verified_eigs(block: sp.csr_matrix, count: int, rng: np.random.Generator,
+                   residual: float = 1e-8) -> np.ndarray:
     """Top ``count`` eigenvalues of a sparse block by ARPACK from random starts, each returned
-    pair checked (``||B^T v - lambda v|| <= 1e-8 ||v||``); the Krylov space grows until they are."""
+    pair checked (``||B^T v - lambda v|| <= residual ||v||``); the Krylov space grows until they are."""
     n = block.shape[0]
     k = min(count, n - 2)
     BT = block.T.tocsr()
@@ -1198,13 +1238,55 @@ def _verified_eigs(block: sp.csr_matrix, count: int, rng: np.random.Generator) -
             values, vectors = spla.eigs(BT, k=k, which="LM", ncv=ncv, tol=1e-12, v0=rng.random(n) - 0.5,
                                         maxiter=max(1000, n))
             residuals = np.linalg.norm(BT @ vectors - vectors * values, axis=0) / np.linalg.norm(vectors, axis=0)
-            if np.all(residuals <= 1e-8):
+            if np.all(residuals <= residual):
                 return values
         except spla.ArpackNoConvergence:
             pass
         if ncv >= n - 1 or ncv >= 1000:
             raise ChainError(f"ARPACK could not verify the top {k} eigenvalues of a class of {n} states")
         ncv = min(n - 1, 2 * ncv)
+
+
+def by_modulus(values: np.ndarray) -> np.ndarray:
+    """``values`` by decreasing modulus; equal moduli (a conjugate pair) with the positive imaginary
+    part first."""
+    values = np.asarray(values, dtype=complex)
+    return values[np.lexsort((-values.imag, -np.abs(values)))]
+
+
+def leading_eigenvalues(block, count: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The ``count`` eigenvalues of largest modulus of a square non-negative ``block`` (a class of a
+    stochastic ``P``, or of a substochastic ``Q``), by decreasing modulus (:func:`by_modulus`).
+
+    Up to ``ARPACK_EIGEN_MIN`` states (or when ``count`` is within 3 of the size) the dense
+    spectrum (LAPACK's QR algorithm: backward stable, ``O(n^3)``). Above, implicitly restarted
+    Arnoldi (ARPACK) twice, on ``B^T`` and on ``B`` (the left and the right eigenvalue problems,
+    the same spectrum) from independent seeded random starts, each asked for ``count + 2`` values
+    (a conjugate pair cut at the boundary stays whole) and every returned pair checked,
+    ``||M v - lambda v|| <= EIGEN_RESIDUAL ||v||`` (:func:`_verified_eigs`). Two Krylov spaces
+    that each missed one of the leading eigenvalues would have to miss the same one: the leading
+    ``count`` moduli of the two runs must agree within ``EIGEN_AGREEMENT``, else (or when ARPACK
+    does not converge) the dense spectrum is computed, up to ``DENSE_EIGEN_LIMIT`` states; above
+    that a ChainError says so (no eigenvalue printed that two runs did not agree on). Ties in
+    modulus at the boundary (a period's roots of unity, a near-tie) may be cut differently from
+    the dense spectrum's order: the moduli are the same."""
+    B = sp.csr_matrix(block, dtype=float)
+    n = B.shape[0]
+    if n <= ARPACK_EIGEN_MIN or count + 3 >= n:
+        return by_modulus(np.linalg.eigvals(B.toarray()))[:count]
+    rng = np.random.default_rng(SEED) if rng is None else rng
+    try:
+        left = by_modulus(_verified_eigs(B, count + 2, rng, EIGEN_RESIDUAL))[:count]
+        right = by_modulus(_verified_eigs(B.T.tocsr(), count + 2, rng, EIGEN_RESIDUAL))[:count]
+        if np.max(np.abs(np.abs(left) - np.abs(right))) <= EIGEN_AGREEMENT:
+            return left
+        failure = (f"two ARPACK runs disagree on the leading eigenvalue moduli of a class of {n:,} states "
+                   f"(by {np.max(np.abs(np.abs(left) - np.abs(right))):.1e})")
+    except ChainError as err:
+        failure = str(err)
+    if n > DENSE_EIGEN_LIMIT:
+        raise ChainError(f"{failure}; the dense spectrum is computed up to {DENSE_EIGEN_LIMIT:,} states")
+    return by_modulus(np.linalg.eigvals(B.toarray()))[:count]
 
 
 def row_entropies(P: sp.csr_matrix) -> np.ndarray:
@@ -1236,7 +1318,8 @@ class MarkovChain:
     names: ``communication_classes``, ``recurrent_classes``, ``transient_states``, ``periods``,
     ``cyclic_classes``, ``is_irreducible``, ``stationary_distributions`` (with
     ``stationary_laws`` carrying error estimates), ``eigenvalues(k)``, ``hitting_probabilities``,
-    ``expected_hitting_times``, ``hitting_curve``, ``committor``, ``fundamental_matrix``,
+    ``expected_hitting_times`` (``hitting_times`` with the survival series' bounds where the
+    eliminations refuse), ``hitting_curve``, ``committor``, ``fundamental_matrix``,
     ``mean_first_passage_times``, ``kemeny_constant``, ``relaxation_time``, ``mixing_time(eps)``,
     ``entropy_rate``.
     """
@@ -1410,16 +1493,110 @@ class MarkovChain:
         lost = self._reach(~self._reach(target), within=~target)
         return ~lost
 
-    def expected_hitting_times(self, target) -> np.ndarray:
+    def expected_hitting_times(self, target, max_products: int | None = None) -> np.ndarray:
         """``h(i) = E_i[steps until target is entered]`` (bool mask or state indices): 0 on the
-        target, ``inf`` where the target is missed with positive probability."""
+        target, ``inf`` where the target is missed with positive probability. By the eliminations
+        (module docstring); where they refuse (a system over their budgets), the midpoints of the
+        survival series' bounds (:meth:`hitting_times`, which returns the bounds too)."""
+        return self.hitting_times(target, max_products).value
+
+    def hitting_times(self, target, max_products: int | None = None) -> HittingTimes:
+        """``E_i[steps until target is entered]`` for every state, with how it was found.
+
+        The subtraction-free eliminations first (:func:`solve_leaving`: exact but for rounding,
+        ``lower = upper = None``). Where they refuse with a ChainError (the linear system over
+        their size or fill budgets, e.g. a well-connected system above ``KRYLOV_LIMIT`` unknowns),
+        the survival series (:meth:`expected_hitting_time_bounds`) within ``max_products`` sparse
+        products (default ``SERIES_WORK`` multiply-adds: ``SERIES_WORK // max(nnz, 10^4)``; 0: the
+        eliminations only), closed to ``SERIES_RTOL`` relative for every state: ``value`` is the
+        midpoint of ``[lower, upper]`` and ``note`` the eliminations' reason. When the series does
+        not close either, the ChainError names both."""
         target = self._mask(target)
+        try:
+            return HittingTimes(self._eliminated_hitting_times(target), None, None, "elimination", None)
+        except ChainError as err:
+            refused = str(err)
+        if max_products is None:
+            max_products = SERIES_WORK // max(self.P.nnz, SERIES_PRODUCT_FLOOR)
+        bounds = self.expected_hitting_time_bounds(target, max_products) if max_products > 0 else None
+        if bounds is None:
+            if max_products <= 0:
+                raise ChainError(refused)
+            raise ChainError(f"{refused}; the survival series did not close to {SERIES_RTOL:g} within {max_products:,} "
+                             "sparse products")
+        lower, upper, products = bounds
+        with np.errstate(invalid="ignore"):  # inf + inf where the target may be missed is inf, not a warning
+            value = np.where(np.isinf(upper), upper, lower + (upper - lower) / 2)
+        return HittingTimes(value, lower, upper, f"survival series ({products:,} sparse products)", refused)
+
+    def _eliminated_hitting_times(self, target: np.ndarray) -> np.ndarray:
         h = np.where(target, 0.0, np.inf)
         sure = self._surely_entered(target) & ~target
         if sure.any():
             s = np.flatnonzero(sure)
             h[s] = solve_leaving(self.P, s, np.ones(len(s)))
         return h
+
+    def expected_hitting_time_bounds(self, target, max_products: int, rtol: float = SERIES_RTOL,
+                                     starts=None) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Two-sided bounds ``(lower, upper, products)`` on ``h(i) = E_i[T]`` for every state, by
+        the backward survival series; None when ``max_products`` sparse products do not bring the
+        relative width ``(upper - lower) / lower`` of every state of ``starts`` (mask or indices;
+        default every state) within ``rtol``.
+
+        With ``Q`` the transitions among the unknowns ``S`` (the states outside the target that
+        enter it surely, and, given ``starts``, that those reach avoiding it: ``Q 1 <= 1`` and no
+        transition from ``S`` to a state outside it and the target), ``v_t = Q^t 1`` holds
+        ``P_i(T > t)``, so ``h = sum_{t>=0} v_t`` (non-negative terms, summed forwards: no
+        cancellation), all states at once, one product per term. For the tail, Collatz–Wielandt
+        (as :meth:`expected_hitting_time_by_series`, on the other side): if
+        ``r_lo v_N <= v_{N+1} <= r_hi v_N`` componentwise over the support of ``v_N``, then
+        ``r_lo^j v_N <= v_{N+j} <= r_hi^j v_N`` (``Q >= 0``), so the tail ``sum_{t>=N} v_t`` lies
+        in ``[v_N / (1 - r_lo), v_N / (1 - r_hi)]`` componentwise (for ``r_hi < 1``). ``v`` is
+        rescaled against underflow (its scale kept apart), and the ratios are taken only when no
+        state outside the support gained mass. 0 on the target, ``inf`` where it may be missed;
+        with ``starts``, ``nan`` on the states not solved for."""
+        target = self._mask(target)
+        sure = self._surely_entered(target) & ~target
+        if starts is None:
+            unknown, closing = sure, sure
+        else:
+            closing = self._mask(starts) & sure
+            unknown = self._reach(closing, within=~target, forward=True) & sure if closing.any() else closing
+        lower = np.where(target, 0.0, np.inf)
+        if starts is not None:
+            lower[~target & sure & ~unknown] = np.nan
+        upper = lower.copy()
+        if not unknown.any():
+            return lower, upper, 0
+        s = np.flatnonzero(unknown)
+        Q = self.P[s][:, s].tocsr()
+        watched = closing[s]
+        v = np.ones(len(s))
+        total = np.zeros(len(s))
+        scale = 1.0  # the true v_t is scale * v
+        for t in range(max(1, max_products)):
+            nxt = Q @ v
+            support = v > 0
+            if t % 8 == 7 and not np.any(nxt[~support] > 0):
+                ratio = nxt[support] / v[support]
+                r_lo, r_hi = float(ratio.min()), float(ratio.max())
+                if r_hi < 1.0:
+                    lo = total + scale * v / (1.0 - r_lo)
+                    hi = total + scale * v / (1.0 - r_hi)
+                    if np.all(hi[watched] - lo[watched] <= rtol * lo[watched]):
+                        lower[s], upper[s] = lo, hi
+                        return lower, upper, t + 1
+            total += scale * v
+            v = nxt
+            top = v.max()
+            if top == 0.0:  # the target is entered surely within t + 1 steps from everywhere: exact
+                lower[s] = upper[s] = total
+                return lower, upper, t + 1
+            if top < 1e-200:
+                v /= top
+                scale *= top
+        return None
 
     def surely_entered(self, target) -> np.ndarray:
         """Bool mask of the states from which ``target`` (mask or indices) is entered with
@@ -1550,22 +1727,17 @@ class MarkovChain:
         """The ``count`` eigenvalues of largest modulus (complex), by decreasing modulus.
 
         Ordered by communication class, ``P`` is block triangular, so its spectrum is the union of
-        the spectra of the classes' diagonal blocks: a one-state class gives ``P[i, i]``, a small
-        class its dense spectrum, a large one its ``count`` largest by verified ARPACK runs.
+        the spectra of the classes' diagonal blocks: a one-state class gives ``P[i, i]``, a larger
+        one its ``count`` largest (:func:`leading_eigenvalues`: dense for a small class, two
+        ARPACK runs that must agree for a large one).
         """
         rng = np.random.default_rng(SEED)
         singles = [m[0] for m in self.communication_classes if len(m) == 1]
         values = [self.P.diagonal()[np.array(singles, dtype=np.int64)].astype(complex)]
         for members in self.communication_classes:
-            if len(members) == 1:
-                continue
-            block = self.P[members][:, members]
-            if len(members) <= DENSE_EIGEN_LIMIT:
-                values.append(np.linalg.eigvals(block.toarray()))
-            else:
-                values.append(_verified_eigs(block.tocsr(), count, rng))
-        values = np.concatenate(values)
-        return values[np.argsort(-np.abs(values), kind="stable")][:count]
+            if len(members) > 1:
+                values.append(leading_eigenvalues(self.P[members][:, members], count, rng))
+        return by_modulus(np.concatenate(values))[:count]
 
     def relaxation_time(self) -> float:
         """``1 / (1 - |lambda_2|)`` of an irreducible chain (``inf`` when periodic)."""

@@ -88,7 +88,8 @@ import scipy.sparse as sp
 from scipy.sparse import csgraph
 from scipy.sparse import linalg as spla
 
-from ecology.exact.markov import DENSE_EIGEN_LIMIT, SEED, TRUSTED_ERROR, ChainError, MarkovChain, gth
+from ecology.exact import markov
+from ecology.exact.markov import SEED, TRUSTED_ERROR, ChainError, MarkovChain, gth, leading_eigenvalues
 
 DENSE_QSD_LIMIT = 1200  # resurrected-chain GTH iteration up to this many states; ARPACK above
 
@@ -112,6 +113,9 @@ UNIT = 1e-12  # an eigenvalue modulus within this of 1 counts as 1 (implied time
 
 
 ENUMERATION_LIMIT = 20  # classes up to this size get the exact conductance by enumerating subsets
+
+
+SPECTRAL_RATIO_COUNT = 3  # eigenvalues per class behind a spectral ratio (lambda, a conjugate or a tie, the next)
 
 
 SWEEP_WORK = 2e9  # (cuts x transitions) of a sweep cut whose every cut flux is summed term by term
@@ -352,25 +356,22 @@ def spectral_ratio(chain, S, law: QuasiStationaryLaw, start=None) -> float | Non
     """``|lambda_2| / lambda`` of ``Q`` restricted to the states of ``S`` reachable from ``start``
     (all of ``S`` when None): the conditioned law approaches ``nu`` as ``ratio^t``. ``lambda_2``
     is the largest modulus once ``lambda`` is removed from the spectrum (the union of the
-    classes' spectra: dense up to ``DENSE_EIGEN_LIMIT`` states per class, else ARPACK); 1 on a
-    tie. None when ``lambda = 0`` or ARPACK fails."""
+    classes' spectra, of which the ``SPECTRAL_RATIO_COUNT`` largest moduli of each class are
+    enough: :func:`ecology.exact.markov.leading_eigenvalues`, dense for a small class, two agreeing
+    ARPACK runs for a large one); 1 on a tie. None when ``lambda = 0`` or the eigenvalues are refused."""
     P = _matrix(chain)
     states = np.flatnonzero(_set_mask(P.shape[0], S))
     Q, _, members = _classes_of_set(P, states)
     reach = np.ones(len(states), dtype=bool) if start is None else _reachable(Q, np.asarray(states == int(start)))
     values = []
+    rng = np.random.default_rng(SEED)
     for m in members:
         if not reach[m[0]]:
             continue
-        block = Q[m][:, m]
-        if len(m) <= DENSE_EIGEN_LIMIT:
-            values.append(np.linalg.eigvals(block.toarray()))
-        else:
-            try:
-                values.append(spla.eigs(block.T.tocsr(), k=3, which="LM", v0=np.random.default_rng(SEED).random(len(m)),
-                                        ncv=min(len(m) - 1, 40), tol=1e-12, return_eigenvectors=False))
-            except spla.ArpackNoConvergence:
-                return None
+        try:  # the largest moduli of each class suffice: lambda and the next one are among them
+            values.append(leading_eigenvalues(Q[m][:, m], SPECTRAL_RATIO_COUNT, rng))
+        except ChainError:
+            return None
     values = np.concatenate(values)
     if law.eigenvalue <= 0:
         return None
@@ -568,6 +569,33 @@ def _sweep_cut(flow: sp.csr_matrix, pi: np.ndarray) -> tuple[float, np.ndarray]:
     return float(ratio[k]), best if prefix[k] <= suffix[k] else ~best
 
 
+def _top_two_symmetric(M: sp.csr_matrix) -> np.ndarray:
+    """The two largest eigenvalues of a symmetric ``M``, largest first: LAPACK's dense ``eigvalsh``
+    up to ``ARPACK_EIGEN_MIN`` states; above, Lanczos (ARPACK's ``eigsh``, largest algebraic) from
+    two seeded random starts, each Ritz pair checked (``||M v - theta v|| <= EIGEN_RESIDUAL`` for a
+    unit ``v``: for a symmetric ``M`` some eigenvalue lies within that of ``theta``) and the two runs'
+    values agreeing within ``EIGEN_AGREEMENT`` (two Krylov spaces would have to miss the same
+    eigenvalue); else the dense ``eigvalsh``."""
+    n = M.shape[0]
+    if n <= markov.ARPACK_EIGEN_MIN:
+        return np.sort(np.linalg.eigvalsh(M.toarray()))[::-1][:2]
+    rng = np.random.default_rng(SEED)
+    runs = []
+    for _ in range(2):
+        try:
+            values, vectors = spla.eigsh(M, k=3, which="LA", v0=rng.random(n) - 0.5, tol=1e-14,
+                                         ncv=min(n - 1, 40), maxiter=max(1000, n))
+        except spla.ArpackNoConvergence:
+            break
+        residuals = np.linalg.norm(M @ vectors - vectors * values, axis=0)
+        if not np.all(residuals <= markov.EIGEN_RESIDUAL):
+            break
+        runs.append(np.sort(values)[::-1][:2])
+    if len(runs) == 2 and np.max(np.abs(runs[0] - runs[1])) <= markov.EIGEN_AGREEMENT:
+        return runs[0]
+    return np.sort(np.linalg.eigvalsh(M.toarray()))[::-1][:2]
+
+
 def cheeger_bounds(chain, members, pi=None) -> dict:
     """``{"conductance", "exact", "lambda_2", "lower" (Phi^2 / 2), "upper" (2 Phi), "reversible"}``
     for the closed class ``members``: ``lambda_2`` is the second largest eigenvalue of the additive
@@ -578,12 +606,11 @@ def cheeger_bounds(chain, members, pi=None) -> dict:
     block, pi = _class_and_law(chain, members, pi)
     _positive(pi)
     phi = class_conductance(chain, members, pi)
-    flow = block.multiply(pi[:, None]).toarray()
+    flux = sp.csr_matrix(block.multiply(pi[:, None]))
+    flow = flux.toarray()
     reversible = bool(np.allclose(flow, flow.T, rtol=1e-10, atol=1e-300))
-    sym = (flow + flow.T) / 2
-    root = np.sqrt(pi)
-    values = np.sort(np.linalg.eigvalsh(sym / root[:, None] / root[None, :]))[::-1]
-    lam2 = float(values[1])
+    scale = sp.diags(1 / np.sqrt(pi))
+    lam2 = float(_top_two_symmetric((scale @ ((flux + flux.T) / 2) @ scale).tocsr())[1])
     gap = 1 - lam2 if 1 - lam2 > UNIT else None  # eigvalsh resolves lambda_2 to about n u, not a gap of 1e-13
     return {"conductance": phi["value"], "exact": phi["exact"], "lambda_2": lam2, "gap": gap,
             "lower": phi["value"] ** 2 / 2, "upper": 2 * phi["value"], "reversible": reversible}

@@ -68,6 +68,7 @@ from ecology.exact.chain import (
 )
 from ecology.exact.lumping import RTOL, aggregated_chain, coarsest_lumping, lumpability, partition_by_values
 from ecology.exact.markov import (  # noqa: F401  (re-exported: the chain's API used to live here)
+    DENSE_EIGEN_LIMIT,
     DENSE_LIMIT,
     DOUBLE_MAX_LOG10,
     ChainError,
@@ -84,6 +85,7 @@ from ecology.exact.paths import ReactiveFlux, classes_holding, dominant_pathways
 from ecology.kinds.criteria import Periodic
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, load
+from ecology.threads import blas_threads
 
 TOP_STATES = 20
 
@@ -240,6 +242,7 @@ def as_compiled(function: str, scenario) -> Compiled:
                     f"ecology.scenario.load) or its compiled form, got {type(scenario).__name__}")
 
 
+@blas_threads()  # one BLAS thread unless the user says otherwise (ecology/threads.py)
 def analyze(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES, tolerance: float | None = None,
             horizon: int | None = None, power: int | None = None, chain: PageChain | None = None,
             hit: str | None = None, before: str | None = None, max_work: int = DEFAULT_MAX_WORK,
@@ -680,7 +683,7 @@ def expected_entrance_time(mc: MarkovChain, x: int, A: np.ndarray, max_work: int
         return out
     try:
         with np.errstate(over="ignore"):  # an overflow is the inf looked at below
-            value = float(mc.expected_hitting_times(A)[x])
+            value = float(mc.expected_hitting_times(A, max_products=0)[x])  # the eliminations; the series last
         if math.isfinite(value):
             return {**out, "value": value}
         failure = None  # the solution overflowed
@@ -711,11 +714,13 @@ def defended_log10(log10: float | None, error: float | None) -> float | None:
 
 def _hitting_time_by_series(mc: MarkovChain, x: int, A: np.ndarray, max_work: int) -> list[float] | None:
     """``[lo, hi]`` bounds on ``E_x[time to enter A]`` by the survival series with Collatz–Wielandt
-    tail bounds (:meth:`ecology.exact.markov.MarkovChain.expected_hitting_time_by_series`) within the
-    work budget, when the linear solvers are out of reach; None when the bounds do not close to
-    1e-10 relative within the budget (``[inf, inf]`` when A may be missed)."""
-    bounds = mc.expected_hitting_time_by_series(x, A, max_work // max(mc.P.nnz, PER_CALL))
-    return None if bounds is None else [float(bounds[0]), float(bounds[1])]
+    tail bounds (:meth:`ecology.exact.markov.MarkovChain.expected_hitting_time_bounds`, the series
+    behind the library's :meth:`~ecology.exact.markov.MarkovChain.hitting_times` where the
+    eliminations refuse, here closed for ``x`` alone) within the work budget, when the linear
+    solvers are out of reach; None when the bounds do not close to 1e-10 relative within the
+    budget (``[inf, inf]`` when A may be missed)."""
+    bounds = mc.expected_hitting_time_bounds(A, max_work // max(mc.P.nnz, PER_CALL), starts=[x])
+    return None if bounds is None else [float(bounds[0][x]), float(bounds[1][x])]
 
 
 TOP_LOOPS = 10  # loops listed in the report (the most likely laps first)
@@ -786,6 +791,7 @@ def metastable_report(pc: PageChain, tolerance: float) -> dict:
     return {"tolerance": tolerance, "classes": classes}
 
 
+@blas_threads()  # one BLAS thread unless the user says otherwise (ecology/threads.py)
 def criterion_figures(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES,
                       horizon: int | None = None, chain: PageChain | None = None, progress: Progress = silent) -> dict:
     """The exact chain's figures per criterion beside a simulation (``run --exact``, ``sweep
@@ -840,6 +846,7 @@ def criterion_figures(compiled: Compiled | Scenario | str | Path, max_states: in
     return out
 
 
+@blas_threads()  # one BLAS thread unless the user says otherwise (ecology/threads.py)
 def occupation_figures(compiled: Compiled | Scenario | str | Path, max_states: int = DEFAULT_MAX_STATES,
                        horizon: int | None = None, chain: PageChain | None = None) -> dict:
     """:func:`occupation_report` of every criterion and named set, over the horizon (default
@@ -861,7 +868,7 @@ def timescales_report(mc: MarkovChain, eig: np.ndarray) -> dict:
     own 6 leading eigenvalues (null for the other classes and for infinite ones)."""
     classes = []
     for members in mc.recurrent_classes:
-        if 2 <= len(members) <= quasi.DENSE_EIGEN_LIMIT:
+        if 2 <= len(members) <= DENSE_EIGEN_LIMIT:
             values = MarkovChain(mc.P[members][:, members]).eigenvalues(6)
             classes.append([_finite(quasi.implied_timescale(v)) for v in values])
         else:
@@ -907,7 +914,7 @@ def conductance_report(compiled: Compiled, pc: PageChain, max_states: int) -> di
         criteria[c.name] = {"classes": rows}
     classes = []
     for i, (members, law) in enumerate(zip(mc.recurrent_classes, laws)):
-        if not 2 <= len(members) <= quasi.DENSE_EIGEN_LIMIT or not law.trusted:
+        if not 2 <= len(members) <= DENSE_EIGEN_LIMIT or not law.trusted:
             continue
         try:
             b = quasi.cheeger_bounds(mc, members, law.pi)
