@@ -1,0 +1,72 @@
+"""Mesa's core (``mesa.Model``, ``mesa.Agent``, ``mesa.DataCollector``) without the rest of Mesa
+at import time.
+
+``import mesa`` runs ``mesa/__init__.py``, which imports every part of Mesa: the discrete and
+continuous spaces (networkx, ``scipy.spatial``), the batch runner and the experimental packages.
+The model subclasses three classes of it. Measured in a fresh process (Mesa 3.5, after numpy and
+pandas, which ``mesa.agent`` needs anyway): the whole package costs about 0.6 s of CPU, the three
+classes 0.05 s (``benchmarks/bench_startup.py`` prints both).
+
+:func:`core` therefore registers the packages ``mesa`` and ``mesa.experimental`` (:data:`LAZY`)
+as module objects made from their own import specs whose ``__init__`` has not run yet, imports
+``mesa.agent``, ``mesa.model`` and ``mesa.datacollection`` into them, and gives each package a
+module ``__getattr__`` that runs its real ``__init__`` the first time anything else is asked of
+it (``mesa.batch_run``, ``mesa.space``, ``mesa.__version__``, ``from mesa import ...``). So every
+name of Mesa stays reachable as Mesa defines it and the classes are Mesa's own objects; only the
+time at which the rest of Mesa is imported changes. When Mesa is already imported (an app or a
+notebook imported it first), :func:`core` returns it as it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+
+LAZY = ("mesa", "mesa.experimental")  # packages whose __init__ runs on first use, not at import
+NAMES = {"Agent": "mesa.agent", "Model": "mesa.model", "DataCollector": "mesa.datacollection"}  # what the model uses
+
+
+def _deferred_package(name: str) -> types.ModuleType:
+    """The package ``name`` registered in ``sys.modules`` with its ``__path__`` (so its submodules
+    import) but without running its ``__init__``; the first missing attribute runs it."""
+    spec = importlib.util.find_spec(name)
+    package = importlib.util.module_from_spec(spec)
+
+    def __getattr__(attribute: str):
+        # once: the real __init__ fills the namespace (its imports of loaded submodules are no-ops)
+        package.__dict__.pop("__getattr__", None)
+        spec.loader.exec_module(package)
+        try:
+            return package.__dict__[attribute]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
+
+    package.__getattr__ = __getattr__
+    sys.modules[name] = package
+    return package
+
+
+def core() -> types.ModuleType:
+    """The ``mesa`` package with :data:`NAMES` loaded (and, if it was not imported yet, nothing
+    else until it is asked for)."""
+    if "mesa" in sys.modules:
+        return sys.modules["mesa"]
+    mesa, experimental = (_deferred_package(name) for name in LAZY)
+    mesa.experimental = experimental
+    try:
+        importlib.import_module("mesa.agent")
+        mesa.Agent = sys.modules["mesa.agent"].Agent  # mesa.datacollection imports it from mesa
+        importlib.import_module("mesa.model")
+        importlib.import_module("mesa.datacollection")
+    except BaseException:
+        for name in LAZY:  # leave no half-made package behind: a later ``import mesa`` starts afresh
+            sys.modules.pop(name, None)
+        raise
+    for attribute, module in NAMES.items():
+        setattr(mesa, attribute, getattr(sys.modules[module], attribute))
+    return mesa
+
+
+mesa = core()
