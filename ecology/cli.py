@@ -1261,9 +1261,11 @@ def main(argv: list[str] | None = None) -> int:
     object of numba, pandas and the rest, one by one) costs a small run 0.2-0.4 s of CPU, a third
     of its start-up (``benchmarks/bench_startup.py``), and does nothing a finished command needs:
     every file a command writes is closed when it returns (``io.safe`` writes atomically) and its
-    worker processes have been stopped."""
+    worker processes have been stopped. A process watched by a profiler, tracer or coverage tool
+    (:func:`_watched`) ends the normal way, so that the tool writes what it measured (an
+    interrupted one still ends at once)."""
     status = _main(argv)
-    if argv is None:
+    if argv is None and (status > 128 or not _watched()):
         import atexit
 
         try:
@@ -1275,6 +1277,14 @@ def main(argv: list[str] | None = None) -> int:
         atexit._run_exitfuncs()  # what Python runs at exit, before the tear-down os._exit skips
         os._exit(status)
     return status
+
+
+def _watched() -> bool:
+    """Whether a tracer, profiler or coverage tool watches this process (``sys.settrace``,
+    ``sys.setprofile`` or a ``sys.monitoring`` tool, as cProfile registers from Python 3.12)."""
+    monitoring = getattr(sys, "monitoring", None)
+    tools = monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))
+    return tools or sys.gettrace() is not None or sys.getprofile() is not None
 
 
 def _main(argv: list[str] | None) -> int:

@@ -137,7 +137,7 @@ class ProcessPool(Executor):
     def __init__(self, count: int):
         forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
         self.context = multiprocessing.get_context("fork" if forkable else "spawn")
-        self.capacity = count
+        self.capacity = 2 * count  # a call waiting per worker: it starts the moment the worker answers
         self.idle: list = []
         self.busy: dict = {}  # (process, conn) -> future
         self.queue: list = []  # (future, fn, args) waiting for an idle worker
