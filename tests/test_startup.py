@@ -2,6 +2,7 @@
 a fresh interpreter, since this test process has imported everything already; none is timed
 (the times are in benchmarks/bench_startup.py)."""
 
+import inspect
 import json
 import subprocess
 import sys
@@ -39,6 +40,33 @@ def test_the_rest_of_mesa_is_there_when_asked_for():
                 "       continuous_space.__name__]")
     assert out[0].count(".") >= 1 and out[1:] == [True, True, True, True, True, True, True,
                                                     "mesa.experimental.continuous_space"]
+
+
+def test_mesa_names_its_loggers_as_without_plain_frames():
+    out = fresh("import inspect\n"
+                "stack, outer, getmodule = inspect.stack, inspect.getouterframes, inspect.getmodule\n"
+                "import ecology.model\n"
+                "import mesa.mesa_logging as logging_\n"
+                "out = [sorted(logging_._module_loggers), logging_._module_loggers['mesa.model'].name,\n"
+                "       (inspect.stack, inspect.getouterframes, inspect.getmodule) == (stack, outer, getmodule),\n"
+                "       ecology.model.mesa.Model.__init__.__wrapped__.__qualname__]")
+    assert out == [["mesa.mesa_logging", "mesa.model"], "MESA.mesa.model", True, "Model.__init__"]
+
+
+def test_plain_frames_are_the_frames_inspect_gives():
+    from ecology.mesa_core import plain_frames
+
+    def named():
+        return inspect.getouterframes(inspect.currentframe())[1][3], inspect.getmodule(inspect.stack()[0][0])
+
+    full, full_named = inspect.stack(), named()
+    with plain_frames():
+        plain, plain_named = inspect.stack(), named()
+    assert [(f.filename, f.function) for f in plain] == [(f.filename, f.function) for f in full]
+    assert all(a.frame is b.frame and a.lineno == b.lineno for a, b in zip(plain[1:], full[1:]))
+    assert {f.code_context for f in plain} == {None} and full[0].code_context is not None
+    assert plain_named == full_named == ("test_plain_frames_are_the_frames_inspect_gives", sys.modules[__name__])
+    assert inspect.stack()[0].code_context is not None  # restored
 
 
 def test_mesa_imported_first_is_used_as_it_is():
