@@ -7,7 +7,9 @@
   the sum over the same points (the plan's own scenarios and seeds) of the in-process time of
   :func:`ecology.results.simulate`, kernels already loaded. The ratio ``sweep wall / sum`` is
   what the sweep costs beyond its simulations: 1.0 with no overhead and one worker; below 1 when
-  the workers run in parallel on free cores.
+  the workers run in parallel on free cores. A sweep of one point per worker, timed the same
+  way, shows the part that does not grow with the points (start-up, each worker's kernel
+  loading, results.csv and the figures).
 
 Each section is one function taking the parsed arguments; a new section is a function and a line
 in :data:`SECTIONS`. Every timing is printed beside the load average (:func:`load`), and every
@@ -65,31 +67,37 @@ def simulated_seconds(args) -> list[float]:
     return seconds
 
 
+def timed_sweep(args, lengths: int, seeds: int) -> tuple[float, float]:
+    """(wall s, CPU s of the process and its workers) of ``ecology sweep`` over ``lengths`` x
+    ``seeds`` points, in a fresh process writing into a temporary directory."""
+    grid = sweep_grid(argparse.Namespace(lengths=lengths, seeds=seeds))
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "ecology", "sweep", str(TOY), *grid, "--replicates", str(args.replicates),
+                   "--steps", str(args.steps), "--workers", str(args.workers), "--out", f"{tmp}/sweep", "--json"]
+        before, began = os.times(), time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        wall, after = time.perf_counter() - began, os.times()
+    if done.returncode != 0:
+        sys.exit(f"the sweep failed ({done.returncode}): {done.stderr.strip()}")
+    assert json.loads(done.stdout)["done"] == lengths * seeds, done.stdout
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
 def section_sweep(args) -> None:
     points = args.lengths * args.seeds
     print(f"== sweep: {points} points of waluigi.toml (context.length 2-{1 + args.lengths} x run.seed 1-{args.seeds}), "
           f"{args.replicates} replicates x {args.steps} steps each, --workers {args.workers}; {load()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "sweep"
-        command = [sys.executable, "-m", "ecology", "sweep", str(TOY), *sweep_grid(args), "--replicates",
-                   str(args.replicates), "--steps", str(args.steps), "--workers", str(args.workers), "--out", str(out),
-                   "--json"]
-        began = time.perf_counter()
-        before = os.times()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        wall = time.perf_counter() - began
-        after = os.times()
-        if done.returncode != 0:
-            sys.exit(f"the sweep failed ({done.returncode}): {done.stderr.strip()}")
-        outcome = json.loads(done.stdout)
-        assert outcome["done"] == points, outcome
-        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    wall, cpu = timed_sweep(args, args.lengths, args.seeds)
     print(f"  ecology sweep: {wall:.2f} s wall, {cpu:.2f} s CPU (the process and its workers); {load()}")
+    fixed_wall, fixed_cpu = timed_sweep(args, 1, args.workers)
+    print(f"  the same sweep of {args.workers} points (one a worker: what a sweep costs besides its points, plus "
+          f"{args.workers} small points): {fixed_wall:.2f} s wall, {fixed_cpu:.2f} s CPU; {load()}")
     seconds = simulated_seconds(args)
     total = sum(seconds)
     print(f"  in-process simulate() of the same {points} points: {total:.2f} s in all "
           f"(median {sorted(seconds)[points // 2] * 1e3:.1f} ms a point); {load()}")
-    print(f"  sweep wall / sum of simulations: {wall / total:.2f}x (aim: at most 1.5x)")
+    print(f"  sweep wall / sum of simulations: {wall / total:.2f}x (aim: at most 1.5x); "
+          f"sweep CPU / sum of simulations: {cpu / total:.2f}x")
 
 
 SECTIONS = {"sweep": section_sweep}
