@@ -1,7 +1,7 @@
 """The fixed cost of a small command: where a fresh process spends its CPU before and after the
 work itself.
 
-Three parts, each in fresh processes (this one imports nothing of ``ecology`` itself):
+Four parts, each in fresh processes (this one imports nothing of ``ecology`` itself):
 
 1. **imports**: ``python -X importtime -m ecology run TOY --steps 1 --replicates 10 --json``,
    the self time of every module summed by top-level package (``ecology``'s by subpackage);
@@ -13,13 +13,15 @@ Three parts, each in fresh processes (this one imports nothing of ``ecology`` it
    on-disk cache), the run itself, the summary and its JSON, writing a run directory (``--out``:
    tables, the TOML and the figures), and the interpreter's tear-down, which the command line
    skips (``ecology.cli.main``); each kernel numba loaded is listed with its seconds;
-3. **commands**: the whole process's CPU (user + system of the child, ``RUSAGE_CHILDREN``) and
+3. **mesa**: ``import mesa`` against ``import ecology.mesa_core`` (Mesa's core only), CPU after
+   numpy and pandas;
+4. **commands**: the whole process's CPU (user + system of the child, ``RUSAGE_CHILDREN``) and
    wall time of ``run --json``, ``run --out DIR``, ``validate`` and ``analyze --json``, the best
    and the median of ``--repeats``.
 
 The load average is printed beside every timing; on a shared machine compare figures of one run.
 
-Usage: python benchmarks/bench_startup.py [--repeats 5] [--top 15] [--parts imports stages commands]
+Usage: python benchmarks/bench_startup.py [--repeats 5] [--top 15] [--parts imports stages mesa commands]
 """
 
 import argparse
@@ -160,7 +162,32 @@ def commands(args) -> None:
                   f"wall {min(wall):5.2f} s (median {statistics.median(wall):5.2f}); {load()}")
 
 
-PARTS = {"imports": imports, "stages": stages, "commands": commands}
+MESA = r'''
+import resource, sys
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+import numpy, pandas
+began = cpu()
+if sys.argv[1] == "mesa":
+    import mesa
+else:
+    import ecology.mesa_core
+print("CPU", cpu() - began)
+'''
+
+
+def mesa(args) -> None:
+    """CPU of ``import mesa`` and of ``import ecology.mesa_core`` (Mesa's core, the rest deferred)
+    in fresh processes that have imported numpy and pandas (which ``mesa.agent`` needs either way)."""
+    print(f"== Mesa after numpy and pandas, CPU s in fresh processes, best and median of {args.repeats}; {load()}")
+    for what in ("mesa", "ecology.mesa_core"):
+        seconds = [float(subprocess.run([sys.executable, "-c", MESA, what], cwd=ROOT, env=ENV, capture_output=True,
+                                        text=True, check=True).stdout.split()[-1]) for _ in range(args.repeats)]
+        print(f"  import {what:18s} {min(seconds):.3f} s (median {statistics.median(seconds):.3f}); {load()}")
+
+
+PARTS = {"imports": imports, "stages": stages, "mesa": mesa, "commands": commands}
 
 
 def main() -> None:
