@@ -11,7 +11,10 @@ submits no more than that, so an interrupted sweep leaves unsubmitted points to 
 - :class:`Serial`: in this process's main thread (``submit`` runs the call at once).
 - :class:`ProcessPool`: worker processes, each fed one call at a time through its own pipe;
   forked where the platform allows and no other thread runs (they inherit the imported
-  modules, which saves seconds of start-up per worker), spawned elsewhere. A worker that dies
+  modules, which saves seconds of start-up per worker), spawned elsewhere. Each worker runs
+  call after call (a sweep's points), loading the compiled kernels once; its capacity is two
+  calls per worker, so that the next call waits in the pool and is sent the moment a worker
+  answers, not after the sweep has written the last result. A worker that dies
   (killed, out of memory) fails its call with :class:`WorkerDied` and is replaced. Workers
   ignore SIGINT and die with the parent, also when it is killed outright
   (:func:`ecology.interrupts.become_worker`).
