@@ -4,8 +4,8 @@ at import time.
 ``import mesa`` runs ``mesa/__init__.py``, which imports every part of Mesa: the discrete and
 continuous spaces (networkx, ``scipy.spatial``), the batch runner and the experimental packages.
 The model subclasses three classes of it. Measured in a fresh process (Mesa 3.5, after numpy and
-pandas, which ``mesa.agent`` needs anyway; load average 3.8 on 2 cores): the whole package costs
-0.33 s of CPU, the three classes as this module imports them 0.01 s (``python
+pandas, which ``mesa.agent`` needs anyway; load average 1.4 on 2 cores): the whole package costs
+0.30 s of CPU, the three classes as this module imports them 0.008 s (``python
 benchmarks/bench_startup.py --parts mesa`` prints both).
 
 :func:`core` therefore registers the packages ``mesa`` and ``mesa.experimental`` (:data:`LAZY`)
