@@ -46,6 +46,8 @@ def _deferred_package(name: str) -> types.ModuleType:
     """The package ``name`` registered in ``sys.modules`` with its ``__path__`` (so its submodules
     import) but without running its ``__init__``; the first missing attribute runs it."""
     spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
     package = importlib.util.module_from_spec(spec)
 
     def __getattr__(attribute: str):
