@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mesa
 import numpy as np
 
 from ecology.core.budget import check_run
@@ -40,6 +39,7 @@ from ecology.engine import choose_engine
 from ecology.engine.base import ReplicateState, StepRecords, refuse
 from ecology.kinds import observables
 from ecology.kinds.simulacra import CompiledPremise
+from ecology.mesa_core import mesa
 from ecology.numerics import numba
 from ecology.scenario import Scenario, apply_overrides, load, to_table, validate
 

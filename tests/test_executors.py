@@ -48,3 +48,20 @@ def test_a_dying_worker_fails_its_call_and_is_replaced():
 def test_remote_errors_keep_their_text():
     assert failure_text(RemoteError("KeyError: 'x'")) == "KeyError: 'x'"
     assert failure_text(KeyError("x")) == "KeyError: 'x'"
+
+
+def pid_of(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def test_workers_run_call_after_call_with_one_waiting_each():
+    with ProcessPool(2) as pool:
+        assert pool.capacity == 4
+        futures = [pool.submit(pid_of, x) for x in range(4)]  # two run, two wait in the pool
+        assert len(pool.queue) == 2 and len(pool.busy) == 2
+        while not all(f.done() for f in futures):
+            pool.wait(futures, 0.1)
+        workers = {process.pid for process, _ in pool.idle}
+        rows = [f.result() for f in futures] + list(pool.map(pid_of, range(4, 10)))
+    assert [x for x, _ in rows] == list(range(10))
+    assert {pid for _, pid in rows} == workers and len(workers) == 2 and os.getpid() not in workers

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ecology"
 
 LAYERS = [  # bottom first; a module may import its own layer and those below
-    ("errors", "fields", "numerics", "interrupts", "statistics", "progress", "threads", "io.safe"),
+    ("errors", "fields", "numerics", "interrupts", "statistics", "progress", "threads", "io.safe", "mesa_core"),
     ("lm",),
     ("kinds",),
     ("scenario",),

@@ -30,7 +30,7 @@ from ecology.sweep.executors import (
     failure_text,
 )
 from ecology.sweep.grid import Plan
-from ecology.sweep.points import run_point
+from ecology.sweep.points import exact_modules, run_point
 
 STOP_GRACE = 0.5  # seconds to collect the rows of points that finish after an interrupt
 
@@ -82,6 +82,8 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
                     raise WriteFailed(f"cannot write point {point['index']}: {describe_os_error(err)}") from None
 
         executor = None
+        if plan.exact:
+            exact_modules()  # imported before the workers fork, which then inherit them
         try:
             executor = make_executor(scheduler, workers, signals)
             # the work runs in this thread only for Serial: elsewhere signals are polled by collect()

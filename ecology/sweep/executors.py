@@ -11,7 +11,10 @@ submits no more than that, so an interrupted sweep leaves unsubmitted points to 
 - :class:`Serial`: in this process's main thread (``submit`` runs the call at once).
 - :class:`ProcessPool`: worker processes, each fed one call at a time through its own pipe;
   forked where the platform allows and no other thread runs (they inherit the imported
-  modules, which saves seconds of start-up per worker), spawned elsewhere. A worker that dies
+  modules, which saves seconds of start-up per worker), spawned elsewhere. Each worker runs
+  call after call (a sweep's points), loading the compiled kernels once; its capacity is two
+  calls per worker, so that the next call waits in the pool and is sent the moment a worker
+  answers, not after the sweep has written the last result. A worker that dies
   (killed, out of memory) fails its call with :class:`WorkerDied` and is replaced. Workers
   ignore SIGINT and die with the parent, also when it is killed outright
   (:func:`ecology.interrupts.become_worker`).
@@ -21,6 +24,7 @@ submits no more than that, so an interrupted sweep leaves unsubmitted points to 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -137,7 +141,7 @@ class ProcessPool(Executor):
     def __init__(self, count: int):
         forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
         self.context = multiprocessing.get_context("fork" if forkable else "spawn")
-        self.capacity = count
+        self.capacity = 2 * count  # a call waiting per worker: it starts the moment the worker answers
         self.idle: list = []
         self.busy: dict = {}  # (process, conn) -> future
         self.queue: list = []  # (future, fn, args) waiting for an idle worker
@@ -149,9 +153,17 @@ class ProcessPool(Executor):
             raise
 
     def _start(self):
+        """One worker, forked with every object of this process in the collector's permanent
+        generation (``gc.freeze``): the worker's collections then never walk, and so never
+        copy on write, the imported modules it inherits (measured on a sweep of 2 small points:
+        its two workers took 0.53 s of CPU instead of 0.77 s)."""
         ours, theirs = self.context.Pipe()
         process = self.context.Process(target=_worker, args=(theirs, os.getpid()), daemon=True)
-        process.start()
+        gc.freeze()
+        try:
+            process.start()
+        finally:
+            gc.unfreeze()
         theirs.close()
         return process, ours
 

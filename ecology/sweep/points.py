@@ -11,8 +11,6 @@ from ecology import results
 from ecology.core.compile import compile_scenario
 from ecology.core.mixture import acting_priors
 from ecology.errors import UserError
-from ecology.exact.chain import build_chain
-from ecology.exact.report import analyze, criterion_figures
 from ecology.scenario import Scenario, apply_overrides, validate
 
 
@@ -101,6 +99,17 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def exact_modules() -> tuple:
+    """``build_chain``, ``analyze`` and ``criterion_figures``: the exact chain's modules (scipy's
+    sparse matrices and graphs) are imported on first use, so that a sweep without ``--exact``
+    does not load them; :func:`ecology.sweep.execute.execute` calls this before its workers fork
+    when the plan is exact, so that they inherit them instead of each importing them."""
+    from ecology.exact.chain import build_chain
+    from ecology.exact.report import analyze, criterion_figures
+
+    return build_chain, analyze, criterion_figures
+
+
 def exact_figures(scenario: Scenario, max_states: int) -> dict:
     """The exact chain's columns of a row (``exact_note`` says why when it is out of reach): the
     chain's size, expected time to a closed class and closed classes (:func:`ecology.exact.report.analyze`),
@@ -111,6 +120,7 @@ def exact_figures(scenario: Scenario, max_states: int) -> dict:
     (:func:`stationary_occupation`); the loops: how many cycles the most likely successor map has
     (``exact_loops``) and the most likely one's page-states, length, lap probability and leak per
     step (:func:`ecology.exact.report.loops_report`)."""
+    build_chain, analyze, criterion_figures = exact_modules()
     try:
         compiled = compile_scenario(scenario)
         chain = build_chain(compiled, max_states)
