@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -131,12 +131,12 @@ def simulate(scenario: Scenario, progress: Progress = silent) -> RunResult:
     if len(sizes) == 1:
         return run_model(EcologyModel(scenario), progress)
     began = time.perf_counter()
-    parts = []
+    merge = ShardMerge(scenario)
     for index in range(len(sizes)):
         progress("replicate shards", index, len(sizes), f"{scenario.run.replicates:,} replicates in this process")
-        parts.append(simulate_shard(scenario, index))
+        merge.add(simulate_shard(scenario, index))
     progress("replicate shards", len(sizes), len(sizes), f"{scenario.run.replicates:,} replicates in this process")
-    return merge_shards(scenario, parts, time.perf_counter() - began)
+    return merge.result(time.perf_counter() - began)
 
 
 def run_model(model: EcologyModel, progress: Progress = silent) -> RunResult:
@@ -204,55 +204,83 @@ def simulate_shard(scenario: Scenario, index: int) -> Shard:
 
 
 def merge_shards(scenario: Scenario, parts: list[Shard], seconds: float) -> RunResult:
-    """The run of all shards as one: per-replicate arrays (first hitting times, holding, final amplitudes,
-    occupation counts, credit, ledger) concatenated in shard order, so every statistic of them (Kaplan–Meier
-    curves from the pooled event times, Wilson intervals from the pooled counts, quantiles of the final
-    amplitudes) is exactly the one of the whole run; ``steps.csv`` merged column by column
-    (:data:`ecology.kinds.observables.MEAN` ...: means weighted by replicates, fractions from the exact counts,
-    per-step quantiles from the summed sketches, :func:`ecology.numerics.sketch_quantiles`); the raster
-    replicates' records from shard 0. The order the shards finished in does not matter."""
-    parts = sorted(parts, key=lambda part: part.index)
-    if [part.index for part in parts] != list(range(len(shard_sizes(scenario.run.replicates)))):
-        raise ValueError(f"merge_shards: shards {[part.index for part in parts]} are not the run's")
-    results = [part.result for part in parts]
-    first = results[0]
-    sizes = np.array([r.premise_amplitudes.shape[0] for r in results], dtype=float)
-    total = sizes.sum()
-    counts = sum(part.sketch.astype(np.int64) for part in parts)
-    lowest = np.min([part.extremes[..., 0] for part in parts], axis=0)
-    highest = np.max([part.extremes[..., 1] for part in parts], axis=0)
-    quantiles = sketch_quantiles(counts, QUANTILES, first.sketch_bits, lowest, highest)  # (steps + 1, S + L, 3)
-    columns = {}
-    for column, rule in parts[0].rules.items():
-        values = np.stack([r.steps[column].to_numpy(dtype=float) for r in results])
-        if rule[0] == MEAN:
-            columns[column] = (sizes[:, None] * values).sum(axis=0) / total
-        elif rule[0] == FRACTION:
-            columns[column] = np.round(sizes[:, None] * values).sum(axis=0) / total
-        elif rule[0] == SAME:
-            columns[column] = values[0]
+    """The run of all shards as one (:class:`ShardMerge`)."""
+    merge = ShardMerge(scenario)
+    for part in parts:
+        merge.add(part)
+    return merge.result(seconds)
+
+
+class ShardMerge:
+    """A split run's shards merged as they come back, in any order: each shard's sketch is added at once (a run of
+    many shards holds one sketch, not one per shard) and the rest kept until :meth:`result`."""
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.count = len(shard_sizes(scenario.run.replicates))
+        self.parts: dict[int, Shard] = {}
+        self.counts = self.lowest = self.highest = None
+
+    def add(self, part: Shard) -> None:
+        if part.index in self.parts or not 0 <= part.index < self.count:
+            raise ValueError(f"ShardMerge: shard {part.index} is not a missing shard of a run of {self.count}")
+        counts = part.sketch.astype(np.int64)
+        if self.counts is None:
+            self.counts, self.lowest, self.highest = counts, part.extremes[..., 0].copy(), part.extremes[..., 1].copy()
         else:
-            _, at, q = rule
-            columns[column] = quantiles[:, at, q]
-    steps = pd.DataFrame({c: columns[c] for c in first.steps.columns}, index=first.steps.index)
+            self.counts += counts
+            np.minimum(self.lowest, part.extremes[..., 0], out=self.lowest)
+            np.maximum(self.highest, part.extremes[..., 1], out=self.highest)
+        self.parts[part.index] = replace(part, sketch=None, extremes=None)
 
-    def joined(get):
-        return np.concatenate([get(r) for r in results])
+    def result(self, seconds: float) -> RunResult:
+        """The run of all shards as one: per-replicate arrays (first hitting times, holding, final amplitudes,
+        occupation counts, credit, ledger) concatenated in shard order, so every statistic of them (Kaplan–Meier
+        curves from the pooled event times, Wilson intervals from the pooled counts, quantiles of the final
+        amplitudes) is exactly the one of the whole run; ``steps.csv`` merged column by column
+        (:data:`ecology.kinds.observables.MEAN` ...: means weighted by replicates, fractions from the exact
+        counts, per-step quantiles from the summed sketches, :func:`ecology.numerics.sketch_quantiles`); the
+        raster replicates' records from shard 0. The order the shards came back in does not matter."""
+        if len(self.parts) != self.count:
+            raise ValueError(f"ShardMerge: {self.count - len(self.parts)} of {self.count} shards are missing")
+        scenario = self.scenario
+        parts = [self.parts[i] for i in range(self.count)]
+        results = [part.result for part in parts]
+        first = results[0]
+        sizes = np.array([r.premise_amplitudes.shape[0] for r in results], dtype=float)
+        total = sizes.sum()
+        quantiles = sketch_quantiles(self.counts, QUANTILES, first.sketch_bits, self.lowest, self.highest)  # (N+1, S+L, 3)
+        columns = {}
+        for column, rule in parts[0].rules.items():
+            values = np.stack([r.steps[column].to_numpy(dtype=float) for r in results])
+            if rule[0] == MEAN:
+                columns[column] = (sizes[:, None] * values).sum(axis=0) / total
+            elif rule[0] == FRACTION:
+                columns[column] = np.round(sizes[:, None] * values).sum(axis=0) / total
+            elif rule[0] == SAME:
+                columns[column] = values[0]
+            else:
+                _, at, q = rule
+                columns[column] = quantiles[:, at, q]
+        steps = pd.DataFrame({c: columns[c] for c in first.steps.columns}, index=first.steps.index)
 
-    compiled = compile_scenario(scenario)
-    ledger = LedgerState(*(joined(lambda r, f=f: getattr(r.ledger, f)) for f in LedgerState._fields))
-    occupation = {name: {key: joined(lambda r, n=name, k=key: r.occupation[n][k]) for key in first.occupation[name]}
-                  for name in first.occupation}
-    reached = {name: joined(lambda r, n=name: r.reached_at[n]) for name in first.reached_at}
-    return RunResult(
-        scenario, compiled.tokens, steps, reached, {name: joined(lambda r, n=name: r.holding_final[n])
-                                                    for name in first.holding_final},
-        {label: joined(lambda r, lb=label: r.final_amplitudes[lb]) for label in first.final_amplitudes},
-        joined(lambda r: r.premise_amplitudes), compiled.premises, np.exp(compiled.mixture.log_prior),
-        first.raster, first.raster_replicate, first.trajectories, first.printed, first.speakers, first.premise_speakers,
-        seconds, first.engine, first.engine_note, occupation, joined(lambda r: r.issued), ledger,
-        shards=len(parts), sketch_bits=first.sketch_bits,
-    )
+        def joined(get):
+            return np.concatenate([get(r) for r in results])
+
+        compiled = compile_scenario(scenario)
+        ledger = LedgerState(*(joined(lambda r, f=f: getattr(r.ledger, f)) for f in LedgerState._fields))
+        occupation = {name: {key: joined(lambda r, n=name, k=key: r.occupation[n][k]) for key in first.occupation[name]}
+                      for name in first.occupation}
+        reached = {name: joined(lambda r, n=name: r.reached_at[n]) for name in first.reached_at}
+        return RunResult(
+            scenario, compiled.tokens, steps, reached, {name: joined(lambda r, n=name: r.holding_final[n])
+                                                        for name in first.holding_final},
+            {label: joined(lambda r, lb=label: r.final_amplitudes[lb]) for label in first.final_amplitudes},
+            joined(lambda r: r.premise_amplitudes), compiled.premises, np.exp(compiled.mixture.log_prior),
+            first.raster, first.raster_replicate, first.trajectories, first.printed, first.speakers, first.premise_speakers,
+            seconds, first.engine, first.engine_note, occupation, joined(lambda r: r.issued), ledger,
+            shards=len(parts), sketch_bits=first.sketch_bits,
+        )
 
 
 def quantile_method(result: RunResult) -> dict:

@@ -8,7 +8,8 @@ wall time changes. :func:`simulate_on` submits every shard to an executor of
 
 - a shard whose worker process died (killed, out of memory) is submitted again, up to
   :data:`RETRIES` times; one killed by SIGINT or SIGTERM stops the run like an interrupt of this process;
-- a shard that raised stops the run with that error (a user error keeps its one line);
+- a shard that raised stops the run with that error in one line (a mistake in the scenario as it is said in
+  this process, naming the file and the field);
 - an interrupt of this process (Ctrl-C) stops it as before: the executor is closed at once (workers
   killed, the cluster's pending work cancelled) and nothing is written.
 """
@@ -22,10 +23,10 @@ import time
 from ecology.errors import ScenarioError, UserError
 from ecology.interrupts import Interrupted, Signals
 from ecology.progress import Progress, silent
-from ecology.results import RunResult, Shard, merge_shards, shard_sizes, simulate, simulate_shard
+from ecology.results import RunResult, ShardMerge, shard_sizes, simulate, simulate_shard
 from ecology.scenario import Scenario
 from ecology.sweep.execute import check_scheduler, make_executor
-from ecology.sweep.executors import POLL, Executor, RemoteError, WorkerDied
+from ecology.sweep.executors import POLL, Executor, WorkerDied, failure_text
 
 RETRIES = 2  # times a shard whose worker died is run again before the run gives up
 GAIN = 2_000_000  # replicate-steps from which a run of several shards uses every core by default
@@ -78,14 +79,14 @@ def simulate_on(scenario: Scenario, executor: Executor, progress: Progress = sil
     todo = list(range(count - 1, -1, -1))  # popped from the end: shard 0 first
     pending: dict = {}  # future -> shard index
     died = dict.fromkeys(range(count), 0)
-    parts: list[Shard] = []
+    merge = ShardMerge(scenario)
     where = "a Dask cluster" if executor.capacity is None else f"{executor.capacity} workers"
     try:
         while todo or pending:
             while todo and (executor.capacity is None or len(pending) < executor.capacity):
                 index = todo.pop()
                 pending[executor.submit(_shard, scenario, index)] = index
-            progress("replicate shards", len(parts), count, f"{scenario.run.replicates:,} replicates on {where}")
+            progress("replicate shards", len(merge.parts), count, f"{scenario.run.replicates:,} replicates on {where}")
             for future in executor.wait(list(pending), POLL):
                 index = pending.pop(future)
                 try:
@@ -100,16 +101,17 @@ def simulate_on(scenario: Scenario, executor: Executor, progress: Progress = sil
                                         "lower run.replicates, context.length or run.steps") from None
                     todo.append(index)  # recomputed, not lost: its seed is a function of the run's seed and index
                     continue
-                except RemoteError as err:
-                    raise RuntimeError(f"replicate shard {index} of {count} failed in its worker: {err}") from None
+                except Exception as err:  # noqa: BLE001 ( a failure in a worker, RemoteError or Dask's own: one line)
+                    raise UserError(f"replicate shard {index} of {count} failed in its worker: "
+                                    f"{failure_text(err)}") from None
                 if kind == "scenario error":
                     raise ScenarioError(*payload)
                 if kind == "user error":
                     raise UserError(payload)
-                parts.append(payload)
+                merge.add(payload)
     except BaseException:
         executor.close(stopping=True)
         raise
     executor.close()
     progress("replicate shards", count, count, f"{scenario.run.replicates:,} replicates on {where}")
-    return merge_shards(scenario, parts, time.perf_counter() - began)
+    return merge.result(time.perf_counter() - began)
