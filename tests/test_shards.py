@@ -3,8 +3,11 @@ and a Dask scheduler with workers on loopback; exact merges of what merges exact
 amplitude sketch within its stated error; a shard whose worker died is run again."""
 
 import json
+import os
 import signal
+import time
 from concurrent.futures import Future
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -228,3 +231,23 @@ def test_a_scenario_error_in_a_shard_keeps_its_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"error: {path}: ") and "probability 0 under every premise" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_killed_worker_process_loses_nothing(tmp_path):
+    """SIGKILL one of the two worker processes of a real run while its shard runs: that shard runs again on a
+    fresh worker, and the run's numbers are those of the run in one process."""
+    from .test_faults import children_of, start
+
+    args = ["run", TOY, "--replicates", str(2 * SHARD_REPLICATES + 1), "--steps", "600", "--json"]
+    proc = start([*args, "--workers", "2"], tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(children_of(proc.pid)) < 2:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers have their shards
+    os.kill(children_of(proc.pid)[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "its worker process died (exit code -9); running it again" in err
+    alone = summarize(simulate(load(TOY, {"run.replicates": 2 * SHARD_REPLICATES + 1, "run.steps": 600})))
+    assert summary_without_time(json.loads(out)) == summary_without_time(json.loads(json.dumps(alone)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 from ecology.errors import ScenarioError, UserError
@@ -99,6 +100,8 @@ def simulate_on(scenario: Scenario, executor: Executor, progress: Progress = sil
                         raise UserError(f"replicate shard {index} of {count}: its worker process died "
                                         f"{died[index]} times (exit code {err.exitcode}: killed, or out of memory); "
                                         "lower run.replicates, context.length or run.steps") from None
+                    print(f"note: replicate shard {index} of {count}: its worker process died (exit code {err.exitcode}); "
+                          "running it again", file=sys.stderr)
                     todo.append(index)  # recomputed, not lost: its seed is a function of the run's seed and index
                     continue
                 except Exception as err:  # noqa: BLE001 ( a failure in a worker, RemoteError or Dask's own: one line)
