@@ -11,12 +11,20 @@
   way, shows the part that does not grow with the points (start-up, each worker's kernel
   loading, results.csv and the figures).
 
+- ``workers``: one run of ``--run-replicates`` (10 shards at 10^5) x ``--run-steps`` on 1 and on 2
+  worker processes (``ecology run --workers``), alternately ``--repeats`` times, each in a fresh
+  process: the best wall time of each, their ratio (the aim: at least 1.8x on two free cores), the
+  CPU of the process and its workers, and whether the two summaries are the same (they must be).
+- ``dask``: the same run on a local Dask cluster of two single-threaded worker processes
+  (``--scheduler local --workers 2``; the cluster's start included) beside the run on 2 worker
+  processes, with the same checks.
+
 Each section is one function taking the parsed arguments; a new section is a function and a line
 in :data:`SECTIONS`. Every timing is printed beside the load average (:func:`load`), and every
 ratio compares times measured within one run of this script.
 
-Usage: python benchmarks/bench_scale.py [--sections sweep] [--workers 2] [--lengths 10] [--seeds 10]
-       [--replicates 200] [--steps 50]
+Usage: python benchmarks/bench_scale.py [--sections sweep workers dask] [--workers 2] [--lengths 10] [--seeds 10]
+       [--replicates 200] [--steps 50] [--run-replicates 100000] [--run-steps 200] [--repeats 2]
 """
 
 import argparse
@@ -100,7 +108,48 @@ def section_sweep(args) -> None:
           f"sweep CPU / sum of simulations: {cpu / total:.2f}x")
 
 
-SECTIONS = {"sweep": section_sweep}
+def timed_run(extra: list[str], args) -> tuple[float, float, dict]:
+    """(wall s, CPU s of the process and its workers, summary without its ``seconds``) of one ``ecology run
+    --json`` of the toy in a fresh process of this checkout."""
+    command = [sys.executable, "-m", "ecology", "run", str(TOY), "--replicates", str(args.run_replicates), "--steps",
+               str(args.run_steps), "--json", *extra]
+    before, began = os.times(), time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall, after = time.perf_counter() - began, os.times()
+    if done.returncode != 0:
+        sys.exit(f"the run failed ({done.returncode}): {done.stderr.strip()}")
+    summary = json.loads(done.stdout)
+    summary.pop("seconds")
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system), summary
+
+
+def compare_runs(args, title: str, cases: dict[str, list[str]]) -> None:
+    """Each case's run ``--repeats`` times, the cases alternating; the best wall of each, the ratio of the first
+    case's best to the others', and whether every summary is the same."""
+    print(f"== {title}: one run of {args.run_replicates:,} replicates x {args.run_steps} steps of waluigi.toml; {load()}")
+    best, summaries = {}, {}
+    for _ in range(args.repeats):
+        for name, extra in cases.items():
+            wall, cpu, summaries[name] = timed_run(extra, args)
+            print(f"  {name}: {wall:.2f} s wall, {cpu:.2f} s CPU (the process and its workers); {load()}")
+            best[name] = min(best.get(name, float("inf")), wall)
+    first, *others = cases
+    for name in others:
+        print(f"  best {first} / best {name}: {best[first]:.2f} s / {best[name]:.2f} s = {best[first] / best[name]:.2f}x")
+    print(f"  the same summary in every case: {all(summaries[name] == summaries[first] for name in others)} "
+          f"(shards: {summaries[first]['shards']})")
+
+
+def section_workers(args) -> None:
+    compare_runs(args, "workers", {"1 worker": ["--workers", "1"], "2 workers": ["--workers", "2"]})
+
+
+def section_dask(args) -> None:
+    compare_runs(args, "dask", {"2 worker processes": ["--workers", "2"],
+                                "local Dask cluster of 2": ["--scheduler", "local", "--workers", "2"]})
+
+
+SECTIONS = {"sweep": section_sweep, "workers": section_workers, "dask": section_dask}
 
 
 def main() -> None:
@@ -111,6 +160,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="seeds 1, 2, ... (sweep)")
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--run-replicates", type=int, default=100_000, help="replicates of the run (workers, dask)")
+    parser.add_argument("--run-steps", type=int, default=200, help="steps of the run (workers, dask)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each case, alternating (workers, dask)")
     args = parser.parse_args()
     for name in args.sections:
         SECTIONS[name](args)

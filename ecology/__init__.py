@@ -14,7 +14,8 @@ Imports stay light: the simulator is loaded when :func:`run` is first called.
 from __future__ import annotations
 
 
-def run(scenario, exact: bool = False, max_states: int | None = None, **overrides):
+def run(scenario, exact: bool = False, max_states: int | None = None, workers: int | None = None,
+        scheduler: str | None = None, **overrides):
     """Simulate ``scenario`` (a TOML path or a :class:`ecology.scenario.Scenario`) and return an
     :class:`ecology.api.RunOutcome` (summary and pandas DataFrames).
 
@@ -25,9 +26,11 @@ def run(scenario, exact: bool = False, max_states: int | None = None, **override
     ``max_states`` page-states (default: the one state budget of every exact computation,
     :data:`ecology.core.budget.DEFAULT_MAX_STATES`). An argument of the wrong type is a
     ``TypeError`` naming it (``ecology.run: scenario must be a path ... got int``), a bad value a
-    one-line :class:`ecology.errors.ScenarioError`.
+    one-line :class:`ecology.errors.ScenarioError`. A run of more than 10,000 replicates is split into
+    replicate shards that run on ``workers`` processes (default: all cores for a large run) or on a Dask
+    ``scheduler`` (``"tcp://HOST:PORT"``, or ``"local"`` to start one); the numbers do not depend on either.
     """
     from ecology.api import run as _run
 
     budget = {} if max_states is None else {"max_states": max_states}
-    return _run(scenario, exact=exact, **budget, **overrides)
+    return _run(scenario, exact=exact, **budget, workers=workers, scheduler=scheduler, **overrides)

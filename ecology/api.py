@@ -22,10 +22,10 @@ from ecology.results import (
     RunResult,
     premise_table,
     replicate_table,
-    simulate,
     summarize,
 )
 from ecology.scenario import Scenario
+from ecology.sweep.shards import simulate_with
 
 
 def _type_name(value) -> str:
@@ -118,19 +118,27 @@ class RunOutcome:
         return artefacts.write_run(self.result, target, {**self.summary, "output": str(target)})
 
 
-def run(scenario, exact: bool = False, max_states: int = DEFAULT_MAX_STATES, **overrides) -> RunOutcome:
-    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`.
+def run(scenario, exact: bool = False, max_states: int = DEFAULT_MAX_STATES, workers: int | None = None,
+        scheduler: str | None = None, **overrides) -> RunOutcome:
+    """Simulate a scenario (a path or a :class:`Scenario`) and summarise it; see :func:`ecology.run`. The
+    replicate shards run on ``workers`` processes or a Dask ``scheduler`` (:func:`ecology.sweep.shards.simulate_with`;
+    default: all cores for a large run), with the same numbers whatever they are.
     Arguments of the wrong type are a TypeError naming them, before anything is read; values are
     checked by the scenario's validation (one-line :class:`ScenarioError`)."""
     check_scenario("ecology.run", scenario)
     check_flag("ecology.run", "exact", exact)
     check_count("ecology.run", "max_states", max_states)
+    if workers is not None:
+        check_count("ecology.run", "workers", workers)
+    if not (scheduler is None or isinstance(scheduler, str)):
+        raise TypeError(f"ecology.run: scheduler must be a str ('tcp://HOST:PORT' or 'local') or None, "
+                        f"got {_type_name(scheduler)}")
     paths = {key.replace("__", "."): value for key, value in overrides.items()}
     for short in ("steps", "replicates", "seed"):
         if short in paths:
             paths[f"run.{short}"] = paths.pop(short)
     s = resolve(scenario, paths)
-    result = simulate(s)
+    result = simulate_with(s, workers, scheduler)
     summary = summarize(result)
     if exact:
         for name, figures in criterion_figures(compile_scenario(s), max_states).items():

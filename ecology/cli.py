@@ -187,14 +187,19 @@ def cmd_run(args) -> int:
     from ecology.io.artefacts import write_run
     from ecology.io.safe import fresh_directory
     from ecology.progress import terminal_progress
-    from ecology.results import simulate, summarize
+    from ecology.results import summarize
+    from ecology.sweep.execute import check_scheduler
+    from ecology.sweep.shards import simulate_with, workers_for
 
     s = scn.load(args.file, run_overrides(args))
+    if args.scheduler:
+        check_scheduler(args.scheduler)  # before the directory is claimed
     target = None if args.json and args.out is None else fresh_directory(args.out, s.name)  # --json alone: no directory
     pinned = blas_threads() if args.exact else contextlib.nullcontext()  # one BLAS thread for the exact chain
-    with pinned, terminal_progress(args.quiet or args.json) as progress:
-        try:
-            result = simulate(s, progress)
+    workers = workers_for(s, args.workers)
+    with pinned, terminal_progress(args.quiet or args.json, thread=workers == 1 and not args.scheduler) as progress:
+        try:  # forked workers: no bar thread (a fork with another thread running would have to spawn)
+            result = simulate_with(s, workers, args.scheduler, progress)
         except ScenarioError as err:
             raise err.located(args.file) from None
         summary = summarize(result)
@@ -230,8 +235,11 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
+    where = "" if result.shards == 1 else (
+        f", {result.shards} shards on " + ("a Dask cluster" if args.scheduler else
+                                           "this process" if workers == 1 else f"{workers} workers"))
     print(f"{s.name}: {s.run.replicates} replicates x {s.run.steps} steps in {result.seconds:.2f} s "
-          f"({result.engine} engine) -> {target}")
+          f"({result.engine} engine{where}) -> {target}")
     print_priors(summary["priors"])
     for name, c in summary["criteria"].items():
         print_criterion(name, c, c.get("exact"), s.run.steps, s.run.replicates)
@@ -1144,6 +1152,10 @@ def build_parser() -> Parser:
                    help="memory budget of the simulation and of --exact's chain (default 8)")
     p.add_argument("--engine", choices=ENGINES, help="simulation engine (default: the scenario's run.engine, 'compiled'; "
                    "'numpy' is the reference; both give the same trajectories)")
+    p.add_argument("--workers", type=positive_int, help="worker processes for the run's replicate shards (default: all "
+                   "cores for a run of several shards and at least 2,000,000 replicate-steps, else 1); the numbers do "
+                   "not depend on it")
+    p.add_argument("--scheduler", help="run the shards on Dask: tcp://HOST:PORT of a scheduler, or 'local' to start one")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("analyze", help="build the exact page-state Markov chain and analyse it")

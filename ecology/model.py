@@ -36,7 +36,7 @@ from ecology.core.compile import Compiled, compile_scenario
 from ecology.core.mixture import Step
 from ecology.core.windows import windows_of
 from ecology.engine import choose_engine
-from ecology.engine.base import ReplicateState, StepRecords, refuse
+from ecology.engine.base import ReplicateState, StepRecords, refuse, sketch_bits_for
 from ecology.kinds import observables
 from ecology.kinds.simulacra import CompiledPremise
 from ecology.mesa_core import mesa
@@ -110,13 +110,17 @@ class EcologyModel(mesa.Model):
     (default: the scenario's ``run.engine``; the compiled engine falls back to numpy, saying so in
     ``engine_note``, on a scenario it cannot run); other keyword arguments are dotted scenario paths
     (``**{"context.length": 16}``), which is how ``mesa.batch_run`` passes its parameters. ``rng``
-    defaults to the scenario's ``run.seed``. The validated scenario is ``model.config`` (Mesa's own
+    defaults to the scenario's ``run.seed``. With ``sketch`` (a shard of a run split into shards,
+    :func:`ecology.results.simulate_shard`) the model also keeps, per step, the sketch counts of every premise's
+    and population's amplitude (``model.sketch``, :func:`ecology.numerics.sketch_index`, with
+    ``model.sketch_bits`` bits per octave, :func:`ecology.engine.base.sketch_bits_for`; and their extremes,
+    ``model.extremes``). The validated scenario is ``model.config`` (Mesa's own
     ``model.scenario`` attribute is left as Mesa sets it); the steps taken are ``model.generated``
     (the model never reads Mesa's ``steps``, which Mesa 4 removes).
     """
 
     def __init__(self, scenario: Scenario | str | Path, rng=None, steps: int | None = None,
-                 replicates: int | None = None, engine: str | None = None, **overrides):
+                 replicates: int | None = None, engine: str | None = None, sketch: bool = False, **overrides):
         extra = {key.replace("__", "."): value for key, value in overrides.items()}
         if steps is not None:
             extra["run.steps"] = steps
@@ -136,6 +140,11 @@ class EcologyModel(mesa.Model):
         measured = tuple(item for item in observables.OBSERVABLES if not item.compiled and item.applies(self))
         self.engine = engine_class(self.compiled, self.context, self.replicates,
                                    min(self.replicates, RASTER_REPLICATES), measured)
+        self.sketch_bits = (sketch_bits_for(self.n_steps, len(self.compiled.premises) + len(self.mixture.labels))
+                            if sketch else None)
+        self.engine.sketch_bits = self.sketch_bits
+        self.sketch = []  # (steps + 1) x (S + L, bins) sketch counts, with sketch_bits
+        self.extremes = []  # (steps + 1) x (S + L, 2) smallest and largest amplitudes, with sketch_bits
         self.premise_agents = [Premise(self, spec, s) for s, spec in enumerate(self.compiled.premises)]
         for agent in self.premise_agents:
             for i, name in enumerate(agent.spec.cast):
@@ -211,6 +220,9 @@ class EcologyModel(mesa.Model):
             self.printed.append(records.arrays.printed[b])
             self.speakers.append(records.arrays.speakers[b])
             self.premise_speakers.append(records.arrays.premise_speakers[b])
+        if records.arrays.sketch.shape[1]:
+            self.sketch.append(records.arrays.sketch[b])
+            self.extremes.append(records.arrays.extremes[b])
         if len(self.raster) <= self.n_steps:
             self.raster.append(records.arrays.raster[b])
             self.trajectories.append(records.arrays.trajectories[b])

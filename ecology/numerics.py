@@ -373,3 +373,89 @@ def quantiles_jit(b, cols, offset, probabilities, scratch, quantiles):
             gamma = virtual - i
             diff = above - below
             quantiles[b, j, offset + c] = above - diff * (1.0 - gamma) if gamma >= 0.5 else below + diff * gamma
+
+
+# The amplitude sketch: a mergeable summary of R amplitudes a in [0, 1] for quantiles over replicates split into
+# shards (ecology.results). Bins are on x = min(a, 1 - a), each octave [2^e, 2^(e+1)) of x from 2^-64 to 1/2 cut into
+# 2^b bins of equal width by the top b bits of x's mantissa; one bin holds x < 2^-64 (and a = 1 + rounding), one
+# x = 1/2 exactly; the side a > 1/2 mirrors the side a <= 1/2, so bin indices increase with a. Counts add exactly,
+# so merged quantiles do not depend on how the replicates were split or in which order the shards came back.
+SKETCH_LOWEST = 64  # x < 2^-SKETCH_LOWEST is one bin, represented by x = 0 (a = 0 or 1)
+SKETCH_OCTAVES = SKETCH_LOWEST - 1  # octaves of x resolved: [2^-64, 2^-1)
+SKETCH_BIAS = 1023 - SKETCH_LOWEST  # the biased IEEE 754 exponent of 2^-64
+
+
+def sketch_size(bits: int) -> int:
+    """Bins of the sketch with ``2^bits`` bins per octave: per side, the bin below 2^-64, the octaves, x = 1/2."""
+    return 2 * (SKETCH_OCTAVES * (1 << bits) + 2)
+
+
+def sketch_index(a: np.ndarray, bits: int) -> np.ndarray:
+    """The sketch bin of each amplitude (the numpy reference of :func:`sketch_jit`): ``1 + (E - 959) 2^b + f``
+    for ``x >= 2^-64`` (``E`` the biased exponent of ``x``, ``f`` its mantissa's top ``b`` bits), else 0; mirrored
+    (``size - 1 - j``) for ``a > 1/2``."""
+    lower = a <= 0.5
+    x = np.where(lower, a, 1.0 - a)
+    j = np.where(x < 2.0**-SKETCH_LOWEST, 0, 1 + (x.view(np.int64) >> (52 - bits)) - (SKETCH_BIAS << bits))
+    return np.where(lower, j, sketch_size(bits) - 1 - j)
+
+
+def sketch_values(bits: int) -> np.ndarray:
+    """The value each bin stands for: ``a`` (or ``1 - a``) at the geometric middle ``sqrt(lo hi)`` of the bin's
+    ``x`` range, 0 (or 1) for the bin below 2^-64, 1/2 for ``x = 1/2``. Every ``x`` of a bin is within a factor
+    ``sqrt(1 + 2^-b)`` of its value (:func:`sketch_error`)."""
+    per = 1 << bits
+    j = np.arange(SKETCH_OCTAVES * per)
+    octave, fraction = j // per, j % per
+    lo = np.ldexp(0.5 + fraction / (2 * per), octave - SKETCH_OCTAVES)
+    hi = np.ldexp(0.5 + (fraction + 1) / (2 * per), octave - SKETCH_OCTAVES)
+    x = np.concatenate([[0.0], np.sqrt(lo * hi), [0.5]])
+    return np.concatenate([x, 1.0 - x[::-1]])
+
+
+def sketch_error(bits: int) -> float:
+    """The largest relative error in ``min(a, 1 - a)`` of a bin's value: ``sqrt(1 + 2^-b) - 1``."""
+    return float(np.sqrt(1.0 + 2.0**-bits) - 1.0)
+
+
+def sketch_quantiles(counts: np.ndarray, probabilities, bits: int, lowest: np.ndarray, highest: np.ndarray) -> np.ndarray:
+    """``np.quantile``'s "linear" quantiles from sketch counts (..., size): with ``n`` values, ``v = (n - 1) q``,
+    ``i = floor(v)``, ``g = v - i``, the value of the bin of order statistic ``i`` interpolated towards that of
+    ``i + 1`` by ``g`` (as numpy's ``_lerp``); shape (..., len(probabilities)). Each order statistic is replaced
+    by its bin's value clipped to the values' range ``[lowest, highest]`` (..., the exact extremes, which merge
+    exactly too: equal values give their value exactly), so each is within :func:`sketch_error` of the true one
+    in ``min(a, 1 - a)``, or is within ``2^-64`` of 0 or 1."""
+    values = sketch_values(bits)
+    cumulative = np.cumsum(counts, axis=-1)
+    n = cumulative[..., -1:]
+    out = []
+    for q in probabilities:
+        virtual = (n - 1) * q
+        i = np.floor(virtual).astype(np.int64)
+        g = virtual - i
+        below = np.clip(values[np.sum(cumulative <= i, axis=-1, keepdims=True)], lowest[..., None], highest[..., None])
+        above = np.clip(values[np.sum(cumulative <= np.minimum(i + 1, n - 1), axis=-1, keepdims=True)],
+                        lowest[..., None], highest[..., None])
+        diff = above - below
+        out.append(np.where(g >= 0.5, above - diff * (1.0 - g), below + diff * g)[..., 0])
+    return np.stack(out, axis=-1)
+
+
+@jit
+def sketch_jit(b, cols, offset, counts, extremes):
+    """Row ``b`` of the sketch counts (:func:`sketch_index`) of each row of ``cols``, into columns from ``offset``,
+    and each row's smallest and largest value into ``extremes[b, offset + c]``
+    (the bins per octave, ``2^bits``, read from the size of ``counts``' last axis, :func:`sketch_size`)."""
+    size = counts.shape[2]
+    per, bits = (size // 2 - 2) // SKETCH_OCTAVES, 0
+    while (1 << bits) < per:
+        bits += 1
+    for c in range(cols.shape[0]):
+        lowest, highest = np.inf, -np.inf
+        for r in range(cols.shape[1]):
+            a = cols[c, r]
+            lowest, highest = min(lowest, a), max(highest, a)
+            x = a if a <= 0.5 else 1.0 - a
+            j = 0 if x < 2.0**-SKETCH_LOWEST else 1 + (_as_int(x) >> (52 - bits)) - (SKETCH_BIAS << bits)
+            counts[b, offset + c, j if a <= 0.5 else size - 1 - j] += 1
+        extremes[b, offset + c, 0], extremes[b, offset + c, 1] = lowest, highest

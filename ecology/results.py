@@ -35,16 +35,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import tomli_w
 
+from ecology.core.compile import compile_scenario
 from ecology.core.mixture import acting_priors
 from ecology.engine.base import LedgerState
-from ecology.kinds.observables import Criteria
+from ecology.kinds import observables
+from ecology.kinds.observables import FRACTION, MEAN, QUANTILES, SAME, Criteria
 from ecology.model import RASTER_REPLICATES, EcologyModel
+from ecology.numerics import SKETCH_LOWEST, sketch_error, sketch_quantiles
 from ecology.progress import Progress, silent
 from ecology.scenario import Scenario, to_table
 from ecology.statistics import kaplan_meier, mean_interval, ratio_of_sums, time_to_event, wilson
@@ -76,14 +79,68 @@ class RunResult:
     occupation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     issued: np.ndarray | None = None  # (R, L) credit issued per population (the engines' credit)
     ledger: LedgerState | None = None  # each replicate's token ledger at the end
+    shards: int = 1  # replicate shards the run was split into (shard_sizes)
+    sketch_bits: int | None = None  # with several shards: bits per octave of the sketch its quantiles come from
 
     @property
     def labels(self) -> list[str]:
         return list(self.final_amplitudes)
 
 
+SHARD_REPLICATES = 10_000  # replicates per shard at most: a run of R splits into ceil(R / 10,000) shards
+
+
+def shard_sizes(replicates: int) -> list[int]:
+    """The replicates of each shard of a run: ``n = ceil(R / SHARD_REPLICATES)`` shards, sizes as equal as
+    possible (the first ``R mod n`` one larger). Fixed by ``R`` alone, so a run's numbers do not depend on how
+    many workers or machines run its shards."""
+    count = max(1, -(-replicates // SHARD_REPLICATES))
+    base, extra = divmod(replicates, count)
+    return [base + (i < extra) for i in range(count)]
+
+
+def shard_seed(seed: int, index: int):
+    """The seed of shard ``index``: shard 0 is seeded by ``run.seed`` itself (a run of one shard draws what it
+    drew before shards existed), shard ``i >= 1`` by ``SeedSequence(seed, spawn_key=(i,))``, the ``i``-th child
+    of ``SeedSequence(seed).spawn``: independent streams, each a function of the seed and the index alone."""
+    return seed if index == 0 else np.random.SeedSequence(seed, spawn_key=(index,))
+
+
+@dataclass
+class Shard:
+    """What one shard of a split run sends back to be merged (:func:`merge_shards`): its per-replicate arrays, its
+    ``steps.csv`` with each column's merge rule (:func:`ecology.kinds.observables.merge_rules`), the amplitude
+    sketch of every step (``(steps + 1, S + L, bins)`` uint16), and, from shard 0 only, the raster replicates'
+    records (shard 0 holds replicates ``0 .. RASTER_REPLICATES - 1``)."""
+
+    index: int
+    result: RunResult  # scenario, premises and tokens left out (the merge has its own); the ledger without its ring
+    rules: dict[str, tuple]
+    sketch: np.ndarray
+    extremes: np.ndarray  # (steps + 1, S + L, 2) smallest and largest amplitude of the shard's replicates
+
+
 def simulate(scenario: Scenario, progress: Progress = silent) -> RunResult:
-    """Run all replicates of a scenario for ``run.steps`` steps.
+    """Run all replicates of a scenario for ``run.steps`` steps, in this process.
+
+    The replicates are split into the shards of :func:`shard_sizes`; a run of one shard (up to
+    :data:`SHARD_REPLICATES` replicates) is one model (:func:`run_model`), a larger one runs its shards one after
+    the other (:func:`simulate_shard`) and merges them (:func:`merge_shards`): the same numbers as on any number of
+    workers (:func:`ecology.sweep.shards.simulate_on`)."""
+    sizes = shard_sizes(scenario.run.replicates)
+    if len(sizes) == 1:
+        return run_model(EcologyModel(scenario), progress)
+    began = time.perf_counter()
+    merge = ShardMerge(scenario)
+    for index in range(len(sizes)):
+        progress("replicate shards", index, len(sizes), f"{scenario.run.replicates:,} replicates in this process")
+        merge.add(simulate_shard(scenario, index))
+    progress("replicate shards", len(sizes), len(sizes), f"{scenario.run.replicates:,} replicates in this process")
+    return merge.result(time.perf_counter() - began)
+
+
+def run_model(model: EcologyModel, progress: Progress = silent) -> RunResult:
+    """Run a model's remaining steps and gather its :class:`RunResult`.
 
     With a ``progress`` callback (:mod:`ecology.progress`) the steps are taken in slices sized to
     last about :data:`SLICE_SECONDS` each (from the last slice's time per step; each engine call
@@ -93,7 +150,7 @@ def simulate(scenario: Scenario, progress: Progress = silent) -> RunResult:
     bit (the engines' blocks are independent of their sizes). Without one (the default) the steps
     run in the engine's own blocks."""
     began = time.perf_counter()
-    model = EcologyModel(scenario)
+    scenario = model.config
     if progress is silent:
         model.run_model()
     else:
@@ -126,6 +183,115 @@ def simulate(scenario: Scenario, progress: Progress = silent) -> RunResult:
         np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
         model.engine.name, model.engine_note, occupation, model.credit, model.state.ledger,
     )
+
+
+def simulate_shard(scenario: Scenario, index: int) -> Shard:
+    """Shard ``index`` of the run (:func:`shard_sizes`, :func:`shard_seed`), with its amplitude sketch, as a
+    worker sends it back: a module-level function of picklable arguments, so any executor can run it."""
+    size = shard_sizes(scenario.run.replicates)[index]
+    model = EcologyModel(scenario, rng=shard_seed(scenario.run.seed, index), replicates=size, sketch=True)
+    result = run_model(model)
+    rules = observables.merge_rules(model)
+    sketch, extremes = np.stack(model.sketch), np.stack(model.extremes)
+    result.scenario, result.premises, result.tokens = None, None, None  # the merge compiles its own
+    result.ledger = result.ledger._replace(ring=result.ledger.ring[:, :, :0])  # only its sums are summarised
+    result.sketch_bits = model.sketch_bits
+    if index:  # only shard 0's raster replicates are shown
+        result.raster, result.trajectories = result.raster[:0], result.trajectories[:0]
+        result.printed, result.speakers, result.premise_speakers = (a[:0] for a in (result.printed, result.speakers,
+                                                                                    result.premise_speakers))
+    return Shard(index, result, rules, sketch, extremes)
+
+
+def merge_shards(scenario: Scenario, parts: list[Shard], seconds: float) -> RunResult:
+    """The run of all shards as one (:class:`ShardMerge`)."""
+    merge = ShardMerge(scenario)
+    for part in parts:
+        merge.add(part)
+    return merge.result(seconds)
+
+
+class ShardMerge:
+    """A split run's shards merged as they come back, in any order: each shard's sketch is added at once (a run of
+    many shards holds one sketch, not one per shard) and the rest kept until :meth:`result`."""
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.count = len(shard_sizes(scenario.run.replicates))
+        self.parts: dict[int, Shard] = {}
+        self.counts = self.lowest = self.highest = None
+
+    def add(self, part: Shard) -> None:
+        if part.index in self.parts or not 0 <= part.index < self.count:
+            raise ValueError(f"ShardMerge: shard {part.index} is not a missing shard of a run of {self.count}")
+        counts = part.sketch.astype(np.int64)
+        if self.counts is None:
+            self.counts, self.lowest, self.highest = counts, part.extremes[..., 0].copy(), part.extremes[..., 1].copy()
+        else:
+            self.counts += counts
+            np.minimum(self.lowest, part.extremes[..., 0], out=self.lowest)
+            np.maximum(self.highest, part.extremes[..., 1], out=self.highest)
+        self.parts[part.index] = replace(part, sketch=None, extremes=None)
+
+    def result(self, seconds: float) -> RunResult:
+        """The run of all shards as one: per-replicate arrays (first hitting times, holding, final amplitudes,
+        occupation counts, credit, ledger) concatenated in shard order, so every statistic of them (Kaplan–Meier
+        curves from the pooled event times, Wilson intervals from the pooled counts, quantiles of the final
+        amplitudes) is exactly the one of the whole run; ``steps.csv`` merged column by column
+        (:data:`ecology.kinds.observables.MEAN` ...: means weighted by replicates, fractions from the exact
+        counts, per-step quantiles from the summed sketches, :func:`ecology.numerics.sketch_quantiles`); the
+        raster replicates' records from shard 0. The order the shards came back in does not matter."""
+        if len(self.parts) != self.count:
+            raise ValueError(f"ShardMerge: {self.count - len(self.parts)} of {self.count} shards are missing")
+        scenario = self.scenario
+        parts = [self.parts[i] for i in range(self.count)]
+        results = [part.result for part in parts]
+        first = results[0]
+        sizes = np.array([r.premise_amplitudes.shape[0] for r in results], dtype=float)
+        total = sizes.sum()
+        quantiles = sketch_quantiles(self.counts, QUANTILES, first.sketch_bits, self.lowest, self.highest)  # (N+1, S+L, 3)
+        columns = {}
+        for column, rule in parts[0].rules.items():
+            values = np.stack([r.steps[column].to_numpy(dtype=float) for r in results])
+            if rule[0] == MEAN:
+                columns[column] = (sizes[:, None] * values).sum(axis=0) / total
+            elif rule[0] == FRACTION:
+                columns[column] = np.round(sizes[:, None] * values).sum(axis=0) / total
+            elif rule[0] == SAME:
+                columns[column] = values[0]
+            else:
+                _, at, q = rule
+                columns[column] = quantiles[:, at, q]
+        steps = pd.DataFrame({c: columns[c] for c in first.steps.columns}, index=first.steps.index)
+
+        def joined(get):
+            return np.concatenate([get(r) for r in results])
+
+        compiled = compile_scenario(scenario)
+        ledger = LedgerState(*(joined(lambda r, f=f: getattr(r.ledger, f)) for f in LedgerState._fields))
+        occupation = {name: {key: joined(lambda r, n=name, k=key: r.occupation[n][k]) for key in first.occupation[name]}
+                      for name in first.occupation}
+        reached = {name: joined(lambda r, n=name: r.reached_at[n]) for name in first.reached_at}
+        return RunResult(
+            scenario, compiled.tokens, steps, reached, {name: joined(lambda r, n=name: r.holding_final[n])
+                                                        for name in first.holding_final},
+            {label: joined(lambda r, lb=label: r.final_amplitudes[lb]) for label in first.final_amplitudes},
+            joined(lambda r: r.premise_amplitudes), compiled.premises, np.exp(compiled.mixture.log_prior),
+            first.raster, first.raster_replicate, first.trajectories, first.printed, first.speakers, first.premise_speakers,
+            seconds, first.engine, first.engine_note, occupation, joined(lambda r: r.issued), ledger,
+            shards=len(parts), sketch_bits=first.sketch_bits,
+        )
+
+
+def quantile_method(result: RunResult) -> dict:
+    """How the per-step quantiles of ``steps.csv`` were computed: ``exact`` (one shard: ``np.quantile`` over the
+    replicates) or from the merged amplitude sketch of several shards, with its bins per octave and the largest
+    relative error of each order statistic in ``min(a, 1 - a)``."""
+    if result.shards == 1:
+        return {"method": "exact", "shards": 1}
+    return {"method": "sketch", "shards": result.shards, "bins_per_octave": 2**result.sketch_bits,
+            "relative_error": sketch_error(result.sketch_bits), "below": 2.0**-SKETCH_LOWEST,
+            "note": "each order statistic within the relative error in min(a, 1 - a), or within 'below' of 0 or 1"}
 
 
 def pick_raster_replicate(reached_at: np.ndarray | None) -> int:
@@ -223,6 +389,8 @@ def summarize(result: RunResult) -> dict:
         "seed": s.run.seed,
         "seconds": round(result.seconds, 3),
         "engine": result.engine,
+        "shards": result.shards,
+        "quantiles": quantile_method(result),
         "raster_replicate": result.raster_replicate,
         "priors": acting_priors(s),
         "criteria": criteria,

@@ -157,16 +157,25 @@ def test_local_dask_workers_die_with_a_killed_parent(tmp_path):
 
 @linux_only
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_stops_and_leaves_nothing(tmp_path, signum):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_interrupted_run_stops_and_leaves_nothing(tmp_path, signum, workers):
+    """Ctrl-C (or SIGTERM) stops a run at once, in this process or with its replicate shards on two workers
+    (which die with it), and leaves nothing behind."""
     out = tmp_path / "runs" / "k16"
-    proc = start(["run", TOY, "--replicates", "20000", "--steps", "5000", "--out", str(out)], tmp_path)
-    wait_for(lambda: (out.parent / ".k16.lock").exists(), proc)  # claimed: the simulation runs
+    proc = start(["run", TOY, "--replicates", "20000", "--steps", "5000", "--workers", workers, "--out", str(out)],
+                 tmp_path)
+    workers_started = 2 if workers == "2" else 0
+    wait_for(lambda: (out.parent / ".k16.lock").exists() and len(children_of(proc.pid)) >= workers_started,
+             proc)  # claimed (and the shards' workers started): the simulation runs
     time.sleep(0.3)
+    family = children_of(proc.pid)
     seconds, err = stop(proc, [signum])
     assert seconds < STOP_LIMIT
     assert proc.returncode == 128 + signum
     assert f"interrupted by {signal.Signals(signum).name}" in one_line(err)
     assert list(out.parent.iterdir()) == []
+    time.sleep(0.2)
+    assert not [p for p in family if running(p)]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,35 +42,6 @@ def test_seed_depends_on_parameters_not_order():
     b = point_seed(7, {"premises.luigi.prior": 0.5, "context.length": 4})
     assert a == b and a != point_seed(8, {"context.length": 4, "premises.luigi.prior": 0.5})
     assert a != point_seed(7, {"context.length": 8, "premises.luigi.prior": 0.5})
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def dask_cluster():
-    """A real Dask scheduler and worker, separate processes on loopback."""
-    pytest.importorskip("distributed")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    bindir = os.path.dirname(sys.executable)
-    dask = os.path.join(bindir, "dask")
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    time.sleep(1.0)
-    procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    from dask.distributed import Client
-
-    with Client(address, timeout=60) as client:
-        client.wait_for_workers(1, timeout=60)
-    yield address
-    for p in procs[::-1]:
-        p.terminate()
-        p.wait(timeout=30)
 
 
 def test_identical_rows_with_one_worker_two_workers_and_dask(tmp_path, dask_cluster, capsys):

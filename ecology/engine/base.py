@@ -17,7 +17,9 @@ deleted, the real tokens in the window and the prompt tokens among them (:data:`
 population's retired credit, held credit and credit-weighted age at deletion (the token ledger,
 :class:`LedgerState`); counts of replicates with ``A_L`` above 1/2 and 0.99 (the tie rule of
 :func:`ecology.numerics.above`), that have reached and that hold each criterion; the 10/50/90%
-quantiles (``np.quantile``, method "linear") of every ``alpha_s`` and ``A_L``.
+quantiles (``np.quantile``, method "linear") of every ``alpha_s`` and ``A_L``; and, for a shard of a run
+split over workers (``Engine.sketch_bits`` set), their sketch counts (:func:`ecology.numerics.sketch_index`),
+from which the merged run's quantiles are read.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 from ecology.core.mixture import Step
 from ecology.errors import ImpossibleWindow, NotANumber
 from ecology.kinds.observables import CERTAIN, MAJORITY, QUANTILES, Observable
-from ecology.numerics import above, entropy
+from ecology.numerics import above, entropy, sketch_index, sketch_size
 
 if TYPE_CHECKING:
     from ecology.core.compile import Compiled
@@ -40,6 +42,18 @@ SCALARS = ("entropy", "surprisal", "free_energy", "effective_premises", "deleted
 LEDGER = ("retired", "held", "age")  # per population label, after the SCALARS (StepRecords.ledger_sums)
 BLOCK_BYTES = 2**25  # uniforms and raster rows of one block stay below about this many bytes
 IMPOSSIBLE, NOT_A_NUMBER = 1, 2  # why a block stopped early (StepRecords.failure)
+SKETCH_BITS = 5  # 2^5 bins per octave of the amplitude sketch: every value within 1.55% (numerics.sketch_error)
+SKETCH_BYTES = 2**27  # a shard's sketch of a whole run stays below this: bins per octave halved until it does
+
+
+def sketch_bits_for(steps: int, columns: int) -> int:
+    """Bits per octave of the sketch of ``columns`` amplitudes over ``steps + 1`` steps: :data:`SKETCH_BITS`, less
+    one for each halving that a run of many steps or premises needs to keep its uint16 counts within
+    :data:`SKETCH_BYTES` (0 at worst: a factor sqrt(2) per value)."""
+    bits = SKETCH_BITS
+    while bits > 0 and 2 * (steps + 1) * columns * sketch_size(bits) > SKETCH_BYTES:
+        bits -= 1
+    return bits
 
 
 class RecordArrays(NamedTuple):
@@ -54,6 +68,8 @@ class RecordArrays(NamedTuple):
     speakers: np.ndarray  # (B, n) the population most responsible for each
     premise_speakers: np.ndarray  # (B, n) the premise most responsible for each
     trajectories: np.ndarray  # (B, n, L) their population amplitudes
+    sketch: np.ndarray  # (B, S + L, bins) uint16 sketch counts of every alpha_s and A_L (numerics.sketch_index), or (B, 0, 0)
+    extremes: np.ndarray  # (B, S + L, 2) their smallest and largest value over replicates (with the sketch), or (B, 0, 2)
 
 
 @dataclass
@@ -77,14 +93,17 @@ class StepRecords:
 
     @classmethod
     def empty(cls, steps: int, n_premises: int, n_labels: int, n_criteria: int, raster_rows: int, length: int,
-              token_dtype) -> StepRecords:
-        """Records of a block of ``steps`` steps, to be filled (``done`` is set by the engine)."""
+              token_dtype, sketch_bits: int | None = None) -> StepRecords:
+        """Records of a block of ``steps`` steps, to be filled (``done`` is set by the engine); with
+        ``sketch_bits``, the amplitudes' sketch counts too (``2^sketch_bits`` bins per octave)."""
         S, L, n = n_premises, n_labels, raster_rows
+        sketch = ((steps, S + L, sketch_size(sketch_bits)) if sketch_bits is not None else (steps, 0, 0))
         arrays = RecordArrays(np.zeros((steps, S + 2 * L + len(SCALARS) + len(LEDGER) * L)),
                               np.zeros((steps, 2 * L + 2 * n_criteria), dtype=np.int64),
                               np.empty((steps, len(QUANTILES), S + L)), np.empty((steps, n, length), dtype=token_dtype),
                               np.empty((steps, n), dtype=np.intp), np.empty((steps, n), dtype=np.intp),
-                              np.empty((steps, n), dtype=np.intp), np.empty((steps, n, L)))
+                              np.empty((steps, n), dtype=np.intp), np.empty((steps, n, L)), np.zeros(sketch, dtype=np.uint16),
+                              np.empty((steps, sketch[1], 2)))
         return cls(steps, None, arrays, S, L, [{} for _ in range(steps)])
 
     def premise_sums(self, b: int) -> np.ndarray:
@@ -280,6 +299,7 @@ class Engine:
         self.holding = np.zeros((len(self.criteria), replicates), dtype=bool)
         self.occupation = Occupation.zeros(len(self.criteria), replicates)
         self.token = self.left = self.surprisal = None
+        self.sketch_bits: int | None = None  # with bits, the records carry the amplitudes' sketch (shards of a run)
 
     @staticmethod
     def unsupported(compiled: Compiled) -> str | None:
@@ -307,6 +327,8 @@ class Engine:
     def block_size(self, steps: int) -> int:
         """Steps of the next block: ``steps`` at most, uniforms and raster rows within ``BLOCK_BYTES``."""
         per_step = 8 * self.replicates + 8 * self.raster_rows * (self.length + 4)
+        if self.sketch_bits is not None:
+            per_step += 2 * (len(self.compiled.premises) + len(self.mixture.labels)) * sketch_size(self.sketch_bits)
         return max(1, min(steps, BLOCK_BYTES // per_step))
 
     def window_tokens(self) -> np.ndarray:
@@ -320,7 +342,7 @@ class Engine:
 
     def new_records(self, steps: int) -> StepRecords:
         return StepRecords.empty(steps, len(self.compiled.premises), len(self.mixture.labels), len(self.criteria),
-                                 self.raster_rows, self.length, self.context.window.dtype)
+                                 self.raster_rows, self.length, self.context.window.dtype, self.sketch_bits)
 
     def start(self) -> StepRecords:
         """Step 0: read the initial windows, settle them (:meth:`settle`) and record them."""
@@ -394,6 +416,11 @@ class Engine:
             population_quantiles = np.quantile(population, QUANTILES, axis=0)
         records.arrays.quantiles[b, :, :S] = premise_quantiles
         records.arrays.quantiles[b, :, S:] = population_quantiles
+        if self.sketch_bits is not None:
+            size = sketch_size(self.sketch_bits)
+            for c, values in enumerate([*amplitudes.T, *population.T]):
+                records.arrays.sketch[b, c] = np.bincount(sketch_index(values, self.sketch_bits), minlength=size)
+                records.arrays.extremes[b, c] = values.min(), values.max()
         n = self.raster_rows
         records.arrays.raster[b] = self.context.last(self.length)[:n]
         records.arrays.trajectories[b] = population[:n]

@@ -82,6 +82,7 @@ from ecology.numerics import (
     most_responsible_jit,
     numba,
     quantiles_jit,
+    sketch_jit,
     tempered_jit,
 )
 
@@ -593,6 +594,10 @@ def _end_step(b, step, exact_rows, laws, st, crit, out, work):
     quantiles_jit(b, st.alpha, 0, work.probabilities, work.scratch, out.quantiles)
     if out.quantiles.shape[2] > n_premises:  # populations of several premises: their own quantiles
         quantiles_jit(b, st.population, n_premises, work.probabilities, work.scratch, out.quantiles)
+    if out.sketch.shape[1]:  # a shard of a split run: the amplitudes' sketch too
+        sketch_jit(b, st.alpha, 0, out.sketch, out.extremes)
+        if out.quantiles.shape[2] > n_premises:
+            sketch_jit(b, st.population, n_premises, out.sketch, out.extremes)
     return 0, -1
 
 
@@ -865,6 +870,10 @@ class CompiledEngine(Engine):
                     self.crit, out, self.work)
         if self.singletons:  # each population is one premise: its quantiles are that premise's
             records.arrays.quantiles[:] = np.concatenate([out.quantiles, out.quantiles[:, :, self.sole_premise]], axis=2)
+            if records.arrays.sketch.shape[1]:
+                S = len(self.laws.start)
+                records.arrays.sketch[:, S:] = records.arrays.sketch[:, self.sole_premise]
+                records.arrays.extremes[:, S:] = records.arrays.extremes[:, self.sole_premise]
         records.done, records.failure = done, ((failure, replicate) if failure else None)
         # the engine's view of its state (replicate-major views of the kernel's arrays, which the next
         # block overwrites: state() copies them)

@@ -30,6 +30,12 @@ from typing import ClassVar
 MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
 QUANTILES = (0.1, 0.5, 0.9)
 
+# How a column merges over the shards of a run split over workers (ecology.results): the mean over all replicates
+# from each shard's mean weighted by its replicates; a fraction of replicates from each shard's exact count; a value
+# every shard has alike (the step's tokens generated); or a quantile read from the merged amplitude sketch:
+# ("quantile", sketch column: premise s or S + label j, index into QUANTILES).
+MEAN, FRACTION, SAME, QUANTILE = "mean", "fraction", "same", "quantile"
+
 
 class Observable:
     """One recorded quantity; ``column(...)`` spells one column's name (the one place it is spelled).
@@ -61,6 +67,11 @@ class Observable:
 
     def summarise(self, model, records, b: int, row: dict[str, float]) -> None:
         row.update(records.measured[b][type(self).__name__])
+
+    def merge_rules(self, model) -> dict[str, tuple]:
+        """Each of this observable's columns and how it merges over a split run's shards (:data:`MEAN` ...).
+        The generic form: every column :meth:`measure` writes is a mean over replicates."""
+        return dict.fromkeys(self.measure(model.engine), (MEAN,))
 
 
 OBSERVABLES: list[Observable] = []
@@ -95,6 +106,15 @@ class PopulationAmplitude(Observable):
                 row[self.column(label, f"q{round(100 * q)}")] = float(value)
             row[Majority.column(label)] = float(majority[j] / model.replicates)
             row[Certain.column(label)] = float(certain[j] / model.replicates)
+
+    def merge_rules(self, model):
+        S, out = len(model.compiled.premises), {}
+        for j, label in enumerate(model.mixture.labels):
+            out[self.column(label)] = (MEAN,)
+            for i, q in enumerate(QUANTILES):
+                out[self.column(label, f"q{round(100 * q)}")] = (QUANTILE, S + j, i)
+            out[Majority.column(label)] = out[Certain.column(label)] = (FRACTION,)
+        return out
 
 
 class Majority(Observable):
@@ -139,6 +159,14 @@ class PremiseAmplitude(Observable):
             for q, value in zip(QUANTILES, quantiles[:, s]):
                 row[self.column(premise.name, f"q{round(100 * q)}")] = float(value)
 
+    def merge_rules(self, model):
+        out = {}
+        for s, premise in enumerate(model.compiled.premises):
+            out[self.column(premise.name)] = (MEAN,)
+            for i, q in enumerate(QUANTILES):
+                out[self.column(premise.name, f"q{round(100 * q)}")] = (QUANTILE, s, i)
+        return out
+
 
 class ModelScalar(Observable):
     compiled = True
@@ -151,6 +179,9 @@ class ModelScalar(Observable):
 
     def summarise(self, model, records, b, row):
         row[self.key] = records.scalar_sum(b, self.key) / model.replicates
+
+    def merge_rules(self, model):
+        return {self.key: (MEAN,)}
 
 
 @observable
@@ -226,6 +257,14 @@ class Ledger(Observable):
             for j, label in enumerate(labels):
                 row[self.column(part, label)] = float(sums[j] / R)
 
+    def merge_rules(self, model):
+        out = {self.column("generated"): (SAME,)}
+        out.update(dict.fromkeys([self.column(part) for part in ("deleted", "window", "prompt")], (MEAN,)))
+        for label in model.mixture.labels:
+            out[self.column("credit", label)] = (MEAN,)
+            out.update(dict.fromkeys([self.column(part, label) for part in self.PER_LABEL], (MEAN,)))
+        return out
+
 
 @observable
 class Drift(Observable):
@@ -251,6 +290,10 @@ class Drift(Observable):
         for j, label in enumerate(model.mixture.labels):
             row[self.column(label)] = float(model.drift[:, model.mixture.members[j]].sum(axis=1).mean())
 
+    def merge_rules(self, model):
+        names = [premise.name for premise in model.compiled.premises] + list(model.mixture.labels)
+        return dict.fromkeys([self.column(name) for name in names], (MEAN,))
+
 
 @observable
 class Criteria(Observable):
@@ -269,6 +312,19 @@ class Criteria(Observable):
         for i, c in enumerate(model.criteria):
             row[self.column("reached", c.name)] = float(reached[i] / model.replicates)
             row[self.column("holding", c.name)] = float(holding[i] / model.replicates)
+
+    def merge_rules(self, model):
+        return dict.fromkeys([self.column(kind, c.name) for c in model.criteria for kind in ("reached", "holding")],
+                             (FRACTION,))
+
+
+def merge_rules(model) -> dict[str, tuple]:
+    """Every column of the model's ``steps.csv`` and how it merges over a split run's shards."""
+    out: dict[str, tuple] = {}
+    for item in OBSERVABLES:
+        if item.applies(model):
+            out.update(item.merge_rules(model))
+    return out
 
 
 def row(model, records, b: int) -> dict[str, float]:

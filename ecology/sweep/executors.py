@@ -175,9 +175,15 @@ class ProcessPool(Executor):
 
     def _dispatch(self) -> None:
         while self.idle and self.queue:
-            future, fn, args = self.queue.pop(0)
             worker = self.idle.pop()
-            worker[1].send((fn, args))
+            try:
+                worker[1].send((self.queue[0][1], self.queue[0][2]))
+            except OSError:  # an idle worker that died (killed while waiting): replaced, the call goes to another
+                worker[0].join(CLOSE_GRACE)
+                worker[1].close()
+                self.idle.append(self._start())
+                continue
+            future, _, _ = self.queue.pop(0)
             self.busy[worker] = future
 
     def wait(self, futures: list, timeout: float) -> set:
