@@ -188,7 +188,7 @@ def cmd_run(args) -> int:
     from ecology.io.safe import fresh_directory
     from ecology.progress import terminal_progress
     from ecology.results import summarize
-    from ecology.sweep.execute import check_scheduler
+    from ecology.sweep.executors import check_scheduler
     from ecology.sweep.shards import simulate_with, workers_for
 
     s = scn.load(args.file, run_overrides(args))

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import math
 import signal
-import socket
-import sys
 import time
 from pathlib import Path
 
-from ecology.errors import UserError
 from ecology.interrupts import Interrupted, Signals
 from ecology.io.safe import describe_os_error
 from ecology.progress import Progress, silent
 from ecology.sweep.directory import failures, finished_rows, write_json_atomically, write_table
-from ecology.sweep.executors import (
-    SCHEDULER_TIMEOUT,
-    DaskExecutor,
+from ecology.sweep.executors import (  # check_scheduler: the command line's sweep calls it from here
     Executor,
-    ProcessPool,
     Serial,
     WorkerDied,
+    check_scheduler,  # noqa: F401
     failure_text,
+    make_executor,
 )
 from ecology.sweep.grid import Plan
 from ecology.sweep.points import exact_modules, run_point
@@ -106,19 +102,6 @@ def execute(directory: Path, plan: Plan, workers: int, scheduler: str | None, pr
             "interrupted": signals.received[0] if signals.received else None, "error": error}
 
 
-def make_executor(scheduler: str | None, workers: int, signals: Signals) -> Executor:
-    """A Dask client with ``scheduler``, else ``workers`` processes, else (one worker) this process."""
-    if scheduler:
-        executor = DaskExecutor(scheduler, workers)
-        signals.reinstall()  # starting a cluster may reset SIGINT's handler
-        if executor.dashboard:
-            print(f"Dask dashboard: {executor.dashboard}", file=sys.stderr)
-        return executor
-    if workers == 1:
-        return Serial()
-    return ProcessPool(workers)  # forked workers inherit the simulator, imported with ecology.sweep.points
-
-
 def collect(executor: Executor, plan: Plan, todo: list[dict], finished, signals: Signals, report=lambda: None) -> None:
     """The one collect loop of every executor: keep at most ``executor.capacity`` points in
     flight, hand each finished one to ``finished(point, row, failure)``; on a signal, submit
@@ -160,21 +143,3 @@ def format_rate(points_per_second: float | None) -> str:
     if points_per_second is None or not math.isfinite(points_per_second):
         return "-- points/min"
     return f"{60 * points_per_second:.3g} points/min"
-
-
-def check_scheduler(scheduler: str) -> None:
-    """Refuse a malformed or unreachable Dask scheduler address at once (one line), before any
-    directory is created; ``local`` starts a cluster on this machine."""
-    if scheduler == "local":
-        return
-    scheme, sep, rest = scheduler.partition("://")
-    if not sep:
-        scheme, rest = "tcp", scheduler
-    host, colon, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if scheme not in ("tcp", "tls") or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT (or tls://HOST:PORT), or 'local'")
-    try:
-        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
-    except OSError as err:
-        raise UserError(f"--scheduler {scheduler}: cannot connect ({err.strerror or err})") from None

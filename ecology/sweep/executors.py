@@ -27,6 +27,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +37,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from ecology.errors import UserError
-from ecology.interrupts import become_worker
+from ecology.interrupts import Signals, become_worker
 from ecology.io.safe import close_inherited_locks
 
 POLL = 0.1  # seconds between looks at pending work in map()
@@ -294,3 +296,35 @@ class DaskExecutor(Executor):
                 self.cluster.close(timeout=timeout)
         except TimeoutError:
             pass
+
+
+def make_executor(scheduler: str | None, workers: int, signals: Signals) -> Executor:
+    """A Dask client with ``scheduler``, else ``workers`` processes, else (one worker) this process
+    (``signals``: the caller's handlers, installed again after a cluster starts)."""
+    if scheduler:
+        executor = DaskExecutor(scheduler, workers)
+        signals.reinstall()  # starting a cluster may reset SIGINT's handler
+        if executor.dashboard:
+            print(f"Dask dashboard: {executor.dashboard}", file=sys.stderr)
+        return executor
+    if workers == 1:
+        return Serial()
+    return ProcessPool(workers)  # forked workers inherit what the caller imported (the simulator)
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Refuse a malformed or unreachable Dask scheduler address at once (one line), before any
+    directory is created; ``local`` starts a cluster on this machine."""
+    if scheduler == "local":
+        return
+    scheme, sep, rest = scheduler.partition("://")
+    if not sep:
+        scheme, rest = "tcp", scheduler
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if scheme not in ("tcp", "tls") or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT (or tls://HOST:PORT), or 'local'")
+    try:
+        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
+    except OSError as err:
+        raise UserError(f"--scheduler {scheduler}: cannot connect ({err.strerror or err})") from None

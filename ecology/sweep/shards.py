@@ -26,8 +26,7 @@ from ecology.interrupts import Interrupted, Signals
 from ecology.progress import Progress, silent
 from ecology.results import RunResult, ShardMerge, shard_sizes, simulate, simulate_shard
 from ecology.scenario import Scenario
-from ecology.sweep.execute import check_scheduler, make_executor
-from ecology.sweep.executors import POLL, Executor, WorkerDied, failure_text
+from ecology.sweep.executors import POLL, Executor, WorkerDied, check_scheduler, failure_text, make_executor
 
 RETRIES = 2  # times a shard whose worker died is run again before the run gives up
 GAIN = 2_000_000  # replicate-steps from which a run of several shards uses every core by default
