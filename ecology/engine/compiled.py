@@ -845,7 +845,7 @@ class CompiledEngine(Engine):
         # below LOG_SPACE_BELOW the tempered law magnifies the mixture's last-bit roundings by 1 / T:
         # every row is then mixed in log space exactly as numpy
         exact = R if 0.0 < self.laws.temperature < LOG_SPACE_BELOW else self.raster_rows
-        records = self.new_records(B)
+        records = self.new_records(B, generated + 1)
         out = records.arrays
         if self.singletons:  # the kernel computes the premises' quantiles only (populations are premises)
             out = out._replace(quantiles=np.empty((B, len(QUANTILES), len(self.laws.start))))
