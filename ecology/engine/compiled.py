@@ -106,6 +106,16 @@ LOG_SPACE_BELOW = 1e-3  # temperatures (above 0) below which every replicate is 
 CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
 
 
+@jit
+def _law_totals(p, total):
+    """``total[r] = sum_t p[t, r]`` in token order (as the settle pass sums them)."""
+    for r in range(p.shape[1]):
+        total[r] = 0.0
+    for t in range(p.shape[0]):
+        for r in range(p.shape[1]):
+            total[r] += p[t, r]
+
+
 class Laws(NamedTuple):
     """The premises' compiled tables, premise-padded to ``Qmax`` states: ``step_state``/``step_logp``
     (S, Qmax, V + 1) the automaton transitions and ``log emit`` (the pad column reads as the
@@ -177,7 +187,9 @@ class CriteriaArrays(NamedTuple):
 class Scratch(NamedTuple):
     """Work arrays reused by every step: three of length R, the quantile probabilities, the
     short ones of the log-space twins (responsibilities, joint terms, tempered exponents), and
-    ``fresh`` (R, L), the credit of the token each replicate printed this step."""
+    ``fresh`` (R, L), the credit of the token each replicate printed this step, and ``total``
+    (R,), ``c_{V-1} = sum_t p_T(t | w)`` summed in token order by the settle pass (and
+    :func:`_law_totals` at step 0) for the next print pass."""
 
     top: np.ndarray
     norm: np.ndarray
@@ -188,6 +200,7 @@ class Scratch(NamedTuple):
     terms: np.ndarray
     z: np.ndarray
     fresh: np.ndarray
+    total: np.ndarray
 
 
 class LedgerArrays(NamedTuple):
@@ -282,16 +295,11 @@ def _print_pass(b, u, exact_rows, laws, st, out, work):
     raster_rows = printed.shape[1]
     log_amp_rows, log_mu_rows = log_amp.T, log_mu.T  # replicate-major views for _credit_exact
     for r in range(rows):
-        norm[r] = 0.0
+        norm[r] = work.total[r] * u[r]  # the bound U c_{V-1} (c_{V-1} summed by the last settle pass)
         cum[r] = 0.0
         tokens[r] = 0
         for j in range(n_labels):
             fresh[r, j] = 0.0
-    for t in range(n_tokens):
-        for r in range(rows):
-            norm[r] += p[t, r]
-    for r in range(rows):
-        norm[r] *= u[r]  # the bound U c_{V-1}
     for t in range(n_tokens):
         for r in range(rows):
             cum[r] += p[t, r]
@@ -438,7 +446,7 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     temperature, greedy_tie = laws.temperature, laws.greedy_tie
     form, label, threshold, holding, reached_at = crit.form, crit.label, crit.threshold, crit.holding, crit.reached_at
     sums, counts, trajectories = out.sums, out.counts, out.trajectories
-    top, norm, joint, terms, z = work.top, work.norm, work.joint, work.terms, work.z
+    top, norm, joint, terms, z, total = work.top, work.norm, work.joint, work.terms, work.z, work.total
     n_premises, rows = loglik.shape
     n_tokens = mu.shape[0]
     n_labels = population.shape[0]
@@ -491,15 +499,24 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
         for t in range(n_tokens):
             mu[t, r] = np.exp(log_mu[t, r])
             p[t, r] = np.exp(log_p[t, r])
-    infinite = nan = 0  # counted first (loops that vectorise); the first replicate looked up if any
+    nan = 0
+    for r in range(rows):
+        top[r] = 0.0  # entropy of p_T
+        total[r] = 0.0  # c_{V-1}, the bound of the next print pass
+    for t in range(n_tokens):  # NaNs, totals and entropy in one pass over the tokens, three loops that vectorise
+        for r in range(rows):
+            nan += np.isnan(log_p[t, r])
+        for r in range(rows):
+            total[r] += p[t, r]
+        for r in range(rows):
+            if p[t, r] > 0.0:
+                top[r] -= p[t, r] * log_p[t, r]
+    infinite = 0  # counted first (loops that vectorise); the first replicate looked up if any
     for r in range(rows):
         infinite += not np.isfinite(free_energy[r])
     for s in range(n_premises):
         for r in range(rows):
             nan += np.isnan(log_amp[s, r])
-    for t in range(n_tokens):
-        for r in range(rows):
-            nan += np.isnan(log_p[t, r])
     if infinite:
         for r in range(rows):
             if not np.isfinite(free_energy[r]):
@@ -530,12 +547,7 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
         counts[b, j] = majority
         counts[b, n_labels + j] = certain
     for r in range(rows):
-        top[r] = 0.0  # entropy of p_T
-        norm[r] = 0.0  # entropy of the amplitudes
-    for t in range(n_tokens):
-        for r in range(rows):
-            if p[t, r] > 0.0:
-                top[r] -= p[t, r] * log_p[t, r]
+        norm[r] = 0.0  # entropy of the amplitudes (top holds the entropy of p_T)
     for s in range(n_premises):
         for r in range(rows):
             if alpha[s, r] > 0.0:
@@ -780,7 +792,7 @@ class CompiledEngine(Engine):
                                    pattern_count, members, member_count, np.array([f.negate for f in forms], dtype=np.bool_),
                                    self.occupation.occupied, self.occupation.entries, self.occupation.last)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
-                            np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty((R, L)))
+                            np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty((R, L)), np.empty(R))
         book = self.ledger
         self.ledger_arrays = LedgerArrays(book.ring, book.retired, book.held, book.age, book.oldest, book.prompt_left,
                                           self.deleted.copy(), self.initial_tokens, self.pinned_tokens)
@@ -835,6 +847,7 @@ class CompiledEngine(Engine):
         st.free_energy[:] = step.free_energy
         st.alpha[:], st.mu[:], st.p[:] = np.exp(st.log_amp), np.exp(st.log_mu), np.exp(st.log_p)
         st.population[:] = self.population.T
+        _law_totals(st.p, self.work.total)
         last = self.context.last(self.length)
         for c in np.flatnonzero(self.crit.form == WINDOW_ONLY):
             self.crit.outside[c] = self.crit.disallowed[c][last].sum(axis=1)
