@@ -28,6 +28,7 @@ Usage: python benchmarks/bench_run.py [--replicates 10000] [--steps 600] [--leng
 """
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -44,6 +45,10 @@ CHAT = ROOT / "scenarios" / "chat.toml"
 
 
 def model_of(path, engine, replicates, steps, **overrides) -> EcologyModel:
+    """A fresh model, once the models of earlier figures are collected (premise agents and their
+    model refer to each other, so only the garbage collector frees them: at k = 4096 each holds
+    GBs, which the next figure would otherwise map afresh while they linger)."""
+    gc.collect()
     return EcologyModel(load(path, {**overrides, "run.replicates": replicates, "run.steps": steps, "run.engine": engine}))
 
 
