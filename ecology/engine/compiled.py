@@ -293,7 +293,8 @@ def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, cr
 @jit
 def _print_pass(b, u, exact_rows, laws, st, out, work):
     """Every replicate prints its token: ``t = #{u : c_u <= U c_{V-1}}`` with ``c`` the cumulative
-    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.numerics.sample`); its surprisal
+    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.numerics.sample`; ``c_{V-1}``, summed in
+    token order by the last settle pass, is ``work.total``); its surprisal
     ``-log mu(t | w)``; its credit to each population, ``sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)``
     (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``).
     ``p``, ``mu``, ``log_mu`` are token-major, ``alpha`` and ``log_amp`` premise-major: every loop
@@ -451,7 +452,9 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     (below ``exact_rows``) are then mixed again in log space exactly as numpy (:func:`combine_jit`). At
     ``T = 1``, ``p`` and ``log_p`` are ``mu`` and ``log_mu`` (the same arrays).
 
-    Recording: premise and population amplitudes, entropy ``-sum_t p_T log p_T``, free energy,
+    Recording: premise and population amplitudes, entropy ``-sum_t p_T log p_T`` (in one pass over
+    the tokens with the NaN count of ``log p_T`` and ``c_{V-1} = sum_t p_T``, the next print
+    pass's bound, into ``work.total``), free energy,
     effective premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted (sums by
     :func:`_total`); replicates with a population above 1/2 and 0.99 (the tie rule of
     :func:`ecology.numerics.above`); population criteria; criteria reached (first step each
