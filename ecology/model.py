@@ -93,6 +93,21 @@ class Simulacrum(mesa.Agent):
         return self.premise.spec.automaton.members[self.member][self.premise.state]
 
 
+class StepsCollector(mesa.DataCollector):
+    """Mesa's DataCollector of the model's rows of ``steps.csv``: one model reporter per column
+    (reading ``model.observables``, the last row), so that ``collect(model)`` records one step
+    as Mesa does, and :meth:`collect_block`, which records a block's steps at once."""
+
+    def collect_block(self, model: EcologyModel, table: dict[str, np.ndarray], count: int) -> None:
+        """Record ``count`` steps whose columns are ``table`` (one array of ``count`` values per
+        reporter): the same ``model_vars`` (Python floats) and collection times as ``count`` calls
+        of ``collect`` at the same model time."""
+        if hasattr(self, "_collection_steps"):
+            self._collection_steps.extend([model.time] * count)
+        for var in self.model_reporters:
+            self.model_vars[var].extend(table[var].tolist())
+
+
 def resolve(scenario: Scenario | str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """A scenario object from a path or an object, with dotted-path overrides applied."""
     if isinstance(scenario, (str, Path)):
@@ -156,14 +171,24 @@ class EcologyModel(mesa.Model):
         self.speakers = []  # steps x (RASTER_REPLICATES,) population most responsible for it
         self.premise_speakers = []  # steps x (RASTER_REPLICATES,) premise most responsible for it
         self.generated = 0  # steps taken (tokens printed): our own count, not Mesa's ``steps`` (gone in Mesa 4)
+        self._state: ReplicateState | None = None  # engine.state(), taken when first read after a block
         records = self.engine.start()
-        self.state: ReplicateState = self.engine.state()
-        self._take(records, 0)
-        self.datacollector = mesa.DataCollector(
+        self._take(records, slice(0, 1))
+        self.datacollector = StepsCollector(
             model_reporters={key: (lambda m, key=key: m.observables[key]) for key in self.observables}
         )
         self.datacollector.collect(self)
         self.running = self.n_steps > 0
+
+    @property
+    def state(self) -> ReplicateState:
+        """The replicates' state after the last step (:meth:`ecology.engine.base.Engine.state`: copies
+        no engine writes to again), taken from the engine the first time it is read after a block,
+        so that a run whose state nobody reads between blocks copies nothing (the token ledger's
+        ring alone is ``8 R L (k + 1)`` bytes)."""
+        if self._state is None:
+            self._state = self.engine.state()
+        return self._state
 
     # the replicates' state after the last step (ReplicateState), by name
     current: Step = property(lambda self: self.state.step)
@@ -196,37 +221,41 @@ class EcologyModel(mesa.Model):
 
     def advance(self, steps: int) -> None:
         """Take ``steps`` steps in blocks of the engine's size (one step per block with drift,
-        which re-reads the successor windows of every step); the DataCollector records each."""
+        which re-reads the successor windows of every step); the DataCollector records each step,
+        a block's rows at once (:meth:`StepsCollector.collect_block`)."""
         while steps > 0:
             size = 1 if self.config.run.drift else self.engine.block_size(steps)
             records = self.engine.run(self.rng.random((size, self.replicates)), self.generated)
-            self.state = self.engine.state()
-            for b in range(records.done):
-                self.generated += 1
-                self._take(records, b)
-                self.datacollector.collect(self)
+            self._state = None
+            if records.done:
+                self._take(records, slice(0, records.done))
+                self.generated += records.done
+                self.datacollector.collect_block(self, self.steps_table, records.done)
             if records.failure:
                 refuse(self.compiled, self.context, self.generated + 1, *records.failure)
             steps -= size
         self.running = self.generated < self.n_steps
 
-    def _take(self, records: StepRecords, b: int) -> None:
-        """Step ``b`` of a block: the raster replicates' records and the row of ``steps.csv``
-        (``observables``, which the DataCollector collects)."""
-        if self.config.run.drift:
+    def _take(self, records: StepRecords, steps: slice) -> None:
+        """The steps ``steps`` of a block (or step 0): the raster replicates' records (windows and
+        amplitudes up to step ``run.steps``) and the rows of ``steps.csv`` (``steps_table``, one
+        array per column, :func:`ecology.kinds.observables.table`; ``observables``, the last row)."""
+        if self.config.run.drift:  # blocks of one step
             self.drift = self.mixture.drift(self.context.window, self.current, self.compiled.rule,
                                             self.engine.mixture_on)
-        if self.generated:
-            self.printed.append(records.arrays.printed[b])
-            self.speakers.append(records.arrays.speakers[b])
-            self.premise_speakers.append(records.arrays.premise_speakers[b])
-        if records.arrays.sketch.shape[1]:
-            self.sketch.append(records.arrays.sketch[b])
-            self.extremes.append(records.arrays.extremes[b])
-        if len(self.raster) <= self.n_steps:
-            self.raster.append(records.arrays.raster[b])
-            self.trajectories.append(records.arrays.trajectories[b])
-        self.observables = observables.row(self, records, b)
+        arrays = records.arrays
+        if records.first:  # a block of steps (step 0 prints nothing)
+            self.printed.extend(arrays.printed[steps])
+            self.speakers.extend(arrays.speakers[steps])
+            self.premise_speakers.extend(arrays.premise_speakers[steps])
+        if arrays.sketch.shape[1]:
+            self.sketch.extend(arrays.sketch[steps])
+            self.extremes.extend(arrays.extremes[steps])
+        room = max(0, self.n_steps + 1 - len(self.raster))
+        self.raster.extend(arrays.raster[steps][:room])
+        self.trajectories.extend(arrays.trajectories[steps][:room])
+        self.steps_table = observables.table(self, records, steps)
+        self.observables = {key: float(values[-1]) for key, values in self.steps_table.items()}
 
     def responsibility(self, rows: np.ndarray | None = None) -> np.ndarray:
         """(rows, S, V) responsibility ``alpha_s(w) mu_s(t | w) / mu(t | w)`` of each premise for

@@ -171,14 +171,14 @@ def run_model(model: EcologyModel, progress: Progress = silent) -> RunResult:
     occupation = {c.name: {"occupied": occ.occupied[i].copy(), "entries": occ.entries[i].copy(),
                            "initial": occ.initial[i].copy(), "final": model.holding[i].copy()}
                   for i, c in enumerate(model.compiled.tracked)}
-    raster = np.stack(model.raster)
     chosen = pick_raster_replicate(next(iter(reached.values()), None))
+    raster = np.stack([windows[chosen] for windows in model.raster])  # the one replicate shown, not a copy of all
     shown = min(RASTER_REPLICATES, model.replicates)
     empty = np.zeros((0, shown), dtype=int)
     return RunResult(
         scenario, model.compiled.tokens, model.datacollector.get_model_vars_dataframe().rename_axis("step"),
         reached, holding, finals, model.amplitudes, model.compiled.premises, np.exp(model.mixture.log_prior),
-        raster[:, chosen], chosen, np.stack(model.trajectories),
+        raster, chosen, np.stack(model.trajectories),
         np.stack(model.printed) if model.printed else empty, np.stack(model.speakers) if model.speakers else empty,
         np.stack(model.premise_speakers) if model.premise_speakers else empty, time.perf_counter() - began,
         model.engine.name, model.engine_note, occupation, model.credit, model.state.ledger,

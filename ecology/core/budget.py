@@ -11,7 +11,9 @@ memory of P steps, n steps, C criteria and L population labels (every array the 
 allocates, see :mod:`ecology.kinds.deletion`, :class:`ecology.core.readers.SlidingReader`,
 :class:`ecology.model.EcologyModel`):
 
-    context        R (2 (P + k) + 64) b                 (b = bytes per token)
+    context        R (2 (P + k) + 64) b + 8 R k        (b = bytes per token; 8 R k: the int64 copy of the
+                                                        windows that step 0's reading and the compiled
+                                                        readers' first build take, one at a time)
     readers        sum_s R (16 k + 48 Q_s)              (two-stack queues and their rebuild)
     automata       sum_s 16 Q_s (V + 1)                (Q_s = 0 for a model premise)
     mixture        24 S R + 24 S R V                    (joint, amplitudes, per-premise laws)
@@ -174,7 +176,8 @@ def run_parts(scenario: Scenario) -> dict[str, float]:
     traced = min(R, TRACED)
     W = 10 * L + 4 * S + 2 * C + 8  # columns of steps.csv
     parts = {
-        "simulating: run.replicates x context.length": R * (2 * (P + k) + 64) * b + sum(R * (16 * k + 48 * q) for q in sizes),
+        "simulating: run.replicates x context.length":
+            R * (2 * (P + k) + 64) * b + 8 * R * k + sum(R * (16 * k + 48 * q) for q in sizes),
         "simulating: premises (automaton states x tokens)": sum(16 * q * (V + 1) for q in sizes),
         "simulating: run.replicates x premises x tokens": 24 * S * R * (V + 1),
         "simulating: run.steps": n * (7 * L + 2 * C + S + 10) * 120 + 32 * k * (n + 1) * b + 112 * n * traced,

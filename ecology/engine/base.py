@@ -90,6 +90,7 @@ class StepRecords:
     n_premises: int
     n_labels: int
     measured: list[dict]  # per step: the generic observables' columns (Observable.measure), by class name
+    first: int = 0  # the step number of row 0 (0: the records of step 0; generated + 1: a block's)
 
     @classmethod
     def empty(cls, steps: int, n_premises: int, n_labels: int, n_criteria: int, raster_rows: int, length: int,
@@ -106,44 +107,51 @@ class StepRecords:
                               np.empty((steps, sketch[1], 2)))
         return cls(steps, None, arrays, S, L, [{} for _ in range(steps)])
 
-    def premise_sums(self, b: int) -> np.ndarray:
-        return self.arrays.sums[b, : self.n_premises]
+    # Each accessor takes ``steps``, a slice of the block's rows, and returns the step axis first:
+    # (n, ...) for n = steps.stop - steps.start (the observables build a block's columns at once).
 
-    def population_sums(self, b: int) -> np.ndarray:
-        return self.arrays.sums[b, self.n_premises : self.n_premises + self.n_labels]
+    def premise_sums(self, steps: slice) -> np.ndarray:
+        """(n, S) sums over replicates of each premise's amplitude."""
+        return self.arrays.sums[steps, : self.n_premises]
 
-    def credit_sums(self, b: int) -> np.ndarray:
-        return self.arrays.sums[b, self.n_premises + self.n_labels : self.n_premises + 2 * self.n_labels]
+    def population_sums(self, steps: slice) -> np.ndarray:
+        """(n, L) sums over replicates of each population's amplitude."""
+        return self.arrays.sums[steps, self.n_premises : self.n_premises + self.n_labels]
 
-    def scalar_sum(self, b: int, name: str) -> float:
-        """Sum over replicates of ``entropy``, ``surprisal``, ``free_energy``,
+    def credit_sums(self, steps: slice) -> np.ndarray:
+        """(n, L) sums over replicates of each population's credit issued."""
+        return self.arrays.sums[steps, self.n_premises + self.n_labels : self.n_premises + 2 * self.n_labels]
+
+    def scalar_sum(self, steps: slice, name: str) -> np.ndarray:
+        """(n,) sums over replicates of ``entropy``, ``surprisal``, ``free_energy``,
         ``effective_premises``, ``deleted`` (cumulative real tokens deleted), ``window`` (real
-        tokens in the window) or ``prompt`` (prompt tokens in the window) at step ``b``."""
-        return float(self.arrays.sums[b, scalar_column(self.n_premises, self.n_labels, name)])
+        tokens in the window) or ``prompt`` (prompt tokens in the window)."""
+        return self.arrays.sums[steps, scalar_column(self.n_premises, self.n_labels, name)]
 
-    def ledger_sums(self, b: int, name: str) -> np.ndarray:
-        """(L,) sums over replicates of each population's ``retired``, ``held`` or ``age`` ledger
-        figure at step ``b`` (:class:`LedgerState`)."""
+    def ledger_sums(self, steps: slice, name: str) -> np.ndarray:
+        """(n, L) sums over replicates of each population's ``retired``, ``held`` or ``age``
+        ledger figure (:class:`LedgerState`)."""
         at = ledger_column(self.n_premises, self.n_labels, name)
-        return self.arrays.sums[b, at : at + self.n_labels]
+        return self.arrays.sums[steps, at : at + self.n_labels]
 
-    def premise_quantiles(self, b: int) -> np.ndarray:
-        """(3, S) quantiles of the premises' amplitudes."""
-        return self.arrays.quantiles[b, :, : self.n_premises]
+    def premise_quantiles(self, steps: slice) -> np.ndarray:
+        """(n, 3, S) quantiles of the premises' amplitudes."""
+        return self.arrays.quantiles[steps, :, : self.n_premises]
 
-    def population_quantiles(self, b: int) -> np.ndarray:
-        """(3, L) quantiles of the populations' amplitudes."""
-        return self.arrays.quantiles[b, :, self.n_premises :]
+    def population_quantiles(self, steps: slice) -> np.ndarray:
+        """(n, 3, L) quantiles of the populations' amplitudes."""
+        return self.arrays.quantiles[steps, :, self.n_premises :]
 
-    def winners(self, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """(L,) counts of replicates with each population above 1/2, and above 0.99."""
-        return self.arrays.counts[b, : self.n_labels], self.arrays.counts[b, self.n_labels : 2 * self.n_labels]
+    def winners(self, steps: slice) -> tuple[np.ndarray, np.ndarray]:
+        """(n, L) counts of replicates with each population above 1/2, and above 0.99."""
+        counts = self.arrays.counts[steps]
+        return counts[:, : self.n_labels], counts[:, self.n_labels : 2 * self.n_labels]
 
-    def criteria(self, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """(C,) counts of replicates that have reached each criterion, and that hold it."""
-        rest = self.arrays.counts[b, 2 * self.n_labels :]
-        half = len(rest) // 2
-        return rest[:half], rest[half:]
+    def criteria(self, steps: slice) -> tuple[np.ndarray, np.ndarray]:
+        """(n, C) counts of replicates that have reached each criterion, and that hold it."""
+        rest = self.arrays.counts[steps, 2 * self.n_labels :]
+        half = rest.shape[1] // 2
+        return rest[:, :half], rest[:, half:]
 
 
 def scalar_column(n_premises: int, n_labels: int, name: str) -> int:
@@ -340,9 +348,13 @@ class Engine:
         """(R,) prompt tokens in each window: the pinned ones and those the rule has not deleted yet."""
         return self.pinned_tokens + self.ledger.prompt_left
 
-    def new_records(self, steps: int) -> StepRecords:
-        return StepRecords.empty(steps, len(self.compiled.premises), len(self.mixture.labels), len(self.criteria),
-                                 self.raster_rows, self.length, self.context.window.dtype, self.sketch_bits)
+    def new_records(self, steps: int, first: int = 0) -> StepRecords:
+        """Records of ``steps`` steps from step ``first`` (0: step 0; a block from step ``generated`` has
+        ``first = generated + 1``)."""
+        records = StepRecords.empty(steps, len(self.compiled.premises), len(self.mixture.labels), len(self.criteria),
+                                    self.raster_rows, self.length, self.context.window.dtype, self.sketch_bits)
+        records.first = first
+        return records
 
     def start(self) -> StepRecords:
         """Step 0: read the initial windows, settle them (:meth:`settle`) and record them."""

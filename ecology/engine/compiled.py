@@ -105,6 +105,27 @@ def _read_windows(windows, reset, pad, laws, states, loglik, log_amp, log_mu, lo
 TINY = 1e-200  # below this a linear-space probability is recomputed in log space (no underflow)
 LOG_SPACE_BELOW = 1e-3  # temperatures (above 0) below which every replicate is mixed in log space
 CHUNK = 256  # replicates summed in plain order before the partial sum is added to the step's total
+RING_CHUNK = 64  # slots of the ledger's ring summed together (the held credit: a sum of the chunks' sums)
+
+
+@inline
+def _chunk_sum(ring, r, j, chunk, chunk_sums):
+    """``chunk_sums[r, j, chunk]``: the sum, in slot order, of the ring's slots of that chunk."""
+    lo = chunk * RING_CHUNK
+    total = 0.0
+    for m in range(lo, min(lo + RING_CHUNK, ring.shape[2])):
+        total += ring[r, j, m]
+    chunk_sums[r, j, chunk] = total
+
+
+@jit
+def _law_totals(p, total):
+    """``total[r] = sum_t p[t, r]`` in token order (as the settle pass sums them)."""
+    for r in range(p.shape[1]):
+        total[r] = 0.0
+    for t in range(p.shape[0]):
+        for r in range(p.shape[1]):
+            total[r] += p[t, r]
 
 
 class Laws(NamedTuple):
@@ -178,7 +199,9 @@ class CriteriaArrays(NamedTuple):
 class Scratch(NamedTuple):
     """Work arrays reused by every step: three of length R, the quantile probabilities, the
     short ones of the log-space twins (responsibilities, joint terms, tempered exponents), and
-    ``fresh`` (R, L), the credit of the token each replicate printed this step."""
+    ``fresh`` (R, L), the credit of the token each replicate printed this step, and ``total``
+    (R,), ``c_{V-1} = sum_t p_T(t | w)`` summed in token order by the settle pass (and
+    :func:`_law_totals` at step 0) for the next print pass."""
 
     top: np.ndarray
     norm: np.ndarray
@@ -189,12 +212,15 @@ class Scratch(NamedTuple):
     terms: np.ndarray
     z: np.ndarray
     fresh: np.ndarray
+    total: np.ndarray
 
 
 class LedgerArrays(NamedTuple):
     """The token ledger in the kernel: the arrays of :class:`ecology.engine.base.LedgerState`
-    (updated in place), ``seen`` (R,) the real tokens deleted by the last ledger pass, and the real
-    and pinned tokens of the initial window."""
+    (updated in place; a retired slot of the ring is set to 0, so that the live slots' sum is the
+    whole ring's), ``seen`` (R,) the real tokens deleted by the last ledger pass, ``chunk_sums``
+    (R, L, ceil((k + 1) / RING_CHUNK)) the sums of the ring's chunks of ``RING_CHUNK`` slots,
+    and the real and pinned tokens of the initial window."""
 
     ring: np.ndarray
     retired: np.ndarray
@@ -203,6 +229,7 @@ class LedgerArrays(NamedTuple):
     oldest: np.ndarray
     prompt_left: np.ndarray
     seen: np.ndarray
+    chunk_sums: np.ndarray
     initial: int
     pinned: int
 
@@ -267,7 +294,8 @@ def _credit_exact(r, b, token, log_amp, log_mu, states, step_logp, member_of, cr
 @jit
 def _print_pass(b, u, exact_rows, laws, st, out, work):
     """Every replicate prints its token: ``t = #{u : c_u <= U c_{V-1}}`` with ``c`` the cumulative
-    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.numerics.sample`); its surprisal
+    sums of ``p_T(. | w)`` (inverse CDF, as :func:`ecology.numerics.sample`; ``c_{V-1}``, summed in
+    token order by the last settle pass, is ``work.total``); its surprisal
     ``-log mu(t | w)``; its credit to each population, ``sum_{s in L} alpha_s mu_s(t | w) / mu(t | w)``
     (in linear space, or in log space as numpy for the raster rows and where ``mu(t | w) < TINY``).
     ``p``, ``mu``, ``log_mu`` are token-major, ``alpha`` and ``log_amp`` premise-major: every loop
@@ -283,16 +311,11 @@ def _print_pass(b, u, exact_rows, laws, st, out, work):
     raster_rows = printed.shape[1]
     log_amp_rows, log_mu_rows = log_amp.T, log_mu.T  # replicate-major views for _credit_exact
     for r in range(rows):
-        norm[r] = 0.0
+        norm[r] = work.total[r] * u[r]  # the bound U c_{V-1} (c_{V-1} summed by the last settle pass)
         cum[r] = 0.0
         tokens[r] = 0
         for j in range(n_labels):
             fresh[r, j] = 0.0
-    for t in range(n_tokens):
-        for r in range(rows):
-            norm[r] += p[t, r]
-    for r in range(rows):
-        norm[r] *= u[r]  # the bound U c_{V-1}
     for t in range(n_tokens):
         for r in range(rows):
             cum[r] += p[t, r]
@@ -358,15 +381,19 @@ def _total(x):
 @jit
 def _ledger_pass(b, step, ledger, st, work, sums):
     """The token ledger after step ``step``'s deletion, as :meth:`ecology.engine.base.LedgerState.step`
-    (the same additions in the same order): the printed token's credit (``work.fresh``) enters
-    ring slot ``step mod (k + 1)``; the real tokens the rule deleted this step (the growth of
-    ``deleted`` since the last pass) are the oldest, prompt tokens first, then printed tokens from
-    ``oldest`` on, whose credit is retired (and, times their age ``step - u``, added to ``age``);
-    the held credit is summed over the ring's live slots (under ``none``, no ring: the credit
-    issued). Then the step's sums of the real and prompt tokens in the window and of each
+    (retired credit and age: the same additions in the same order): the printed token's credit
+    (``work.fresh``) enters ring slot ``step mod (k + 1)``; the real tokens the rule deleted this
+    step (the growth of ``deleted`` since the last pass) are the oldest, prompt tokens first, then
+    printed tokens from ``oldest`` on, whose credit is retired (and, times their age ``step - u``,
+    added to ``age``) and whose slot is set to 0; the held credit, the sum over the live slots, is
+    then the sum of the chunks' sums (``chunk_sums``, each chunk of ``RING_CHUNK`` slots re-summed
+    when one of its slots changes): ``O(RING_CHUNK + k / RING_CHUNK)`` per replicate and label
+    instead of ``O(k)``, within a few ulps of numpy's sum over the ring (under ``none``, no ring:
+    the credit issued). Then the step's sums of the real and prompt tokens in the window and of each
     population's retired, held and age figures."""
     ring, retired, held, age, oldest, prompt_left, seen = (ledger.ring, ledger.retired, ledger.held, ledger.age,
                                                            ledger.oldest, ledger.prompt_left, ledger.seen)
+    chunk_sums = ledger.chunk_sums
     credit, deleted, fresh, tmp = st.credit, st.deleted, work.fresh, work.top
     rows, n_labels, slots = ring.shape
     for r in range(rows):
@@ -374,8 +401,10 @@ def _ledger_pass(b, step, ledger, st, work, sums):
             for j in range(n_labels):
                 held[r, j] = credit[r, j]
             continue
+        slot = step % slots  # a dead slot (a window holds at most k printed tokens): 0 until now
         for j in range(n_labels):
-            ring[r, j, step % slots] = fresh[r, j]
+            ring[r, j, slot] = fresh[r, j]
+            _chunk_sum(ring, r, j, slot // RING_CHUNK, chunk_sums)
         gone = int(deleted[r] - seen[r])
         seen[r] = deleted[r]
         from_prompt = min(gone, prompt_left[r])
@@ -387,16 +416,13 @@ def _ledger_pass(b, step, ledger, st, work, sums):
                 c = ring[r, j, birth % slots]
                 retired[r, j] += c
                 age[r, j] += c * (step - birth)
+                ring[r, j, birth % slots] = 0.0
+                _chunk_sum(ring, r, j, (birth % slots) // RING_CHUNK, chunk_sums)
         oldest[r] += gone
-        first = oldest[r] % slots  # the live slots, in slot order: [0, wrap) then [first, last)
-        last = first + step + 1 - oldest[r]
-        wrap = max(last - slots, 0)
-        for j in range(n_labels):
+        for j in range(n_labels):  # the live slots' sum: every slot but those live is 0
             total = 0.0
-            for m in range(wrap):
-                total += ring[r, j, m]
-            for m in range(first, min(last, slots)):
-                total += ring[r, j, m]
+            for m in range(chunk_sums.shape[2]):
+                total += chunk_sums[r, j, m]
             held[r, j] = total
     scalars = sums.shape[1] - 3 * n_labels - 2  # the columns of "window" and "prompt" (engine.base.SCALARS)
     for r in range(rows):
@@ -427,7 +453,9 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     (below ``exact_rows``) are then mixed again in log space exactly as numpy (:func:`combine_jit`). At
     ``T = 1``, ``p`` and ``log_p`` are ``mu`` and ``log_mu`` (the same arrays).
 
-    Recording: premise and population amplitudes, entropy ``-sum_t p_T log p_T``, free energy,
+    Recording: premise and population amplitudes, entropy ``-sum_t p_T log p_T`` (in one pass over
+    the tokens with the NaN count of ``log p_T`` and ``c_{V-1} = sum_t p_T``, the next print
+    pass's bound, into ``work.total``), free energy,
     effective premises ``exp(-sum_s alpha_s log alpha_s)``, tokens deleted (sums by
     :func:`_total`); replicates with a population above 1/2 and 0.99 (the tie rule of
     :func:`ecology.numerics.above`); population criteria; criteria reached (first step each
@@ -439,7 +467,7 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
     temperature, greedy_tie = laws.temperature, laws.greedy_tie
     form, label, threshold, holding, reached_at = crit.form, crit.label, crit.threshold, crit.holding, crit.reached_at
     sums, counts, trajectories = out.sums, out.counts, out.trajectories
-    top, norm, joint, terms, z = work.top, work.norm, work.joint, work.terms, work.z
+    top, norm, joint, terms, z, total = work.top, work.norm, work.joint, work.terms, work.z, work.total
     n_premises, rows = loglik.shape
     n_tokens = mu.shape[0]
     n_labels = population.shape[0]
@@ -492,15 +520,24 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
         for t in range(n_tokens):
             mu[t, r] = np.exp(log_mu[t, r])
             p[t, r] = np.exp(log_p[t, r])
-    infinite = nan = 0  # counted first (loops that vectorise); the first replicate looked up if any
+    nan = 0
+    for r in range(rows):
+        top[r] = 0.0  # entropy of p_T
+        total[r] = 0.0  # c_{V-1}, the bound of the next print pass
+    for t in range(n_tokens):  # NaNs, totals and entropy in one pass over the tokens, three loops that vectorise
+        for r in range(rows):
+            nan += np.isnan(log_p[t, r])
+        for r in range(rows):
+            total[r] += p[t, r]
+        for r in range(rows):
+            if p[t, r] > 0.0:
+                top[r] -= p[t, r] * log_p[t, r]
+    infinite = 0  # counted first (loops that vectorise); the first replicate looked up if any
     for r in range(rows):
         infinite += not np.isfinite(free_energy[r])
     for s in range(n_premises):
         for r in range(rows):
             nan += np.isnan(log_amp[s, r])
-    for t in range(n_tokens):
-        for r in range(rows):
-            nan += np.isnan(log_p[t, r])
     if infinite:
         for r in range(rows):
             if not np.isfinite(free_energy[r]):
@@ -531,12 +568,7 @@ def _settle_pass(b, step, exact_rows, laws, st, crit, out, work):
         counts[b, j] = majority
         counts[b, n_labels + j] = certain
     for r in range(rows):
-        top[r] = 0.0  # entropy of p_T
-        norm[r] = 0.0  # entropy of the amplitudes
-    for t in range(n_tokens):
-        for r in range(rows):
-            if p[t, r] > 0.0:
-                top[r] -= p[t, r] * log_p[t, r]
+        norm[r] = 0.0  # entropy of the amplitudes (top holds the entropy of p_T)
     for s in range(n_premises):
         for r in range(rows):
             if alpha[s, r] > 0.0:
@@ -785,10 +817,12 @@ class CompiledEngine(Engine):
                                    pattern_count, members, member_count, np.array([f.negate for f in forms], dtype=np.bool_),
                                    self.occupation.occupied, self.occupation.entries, self.occupation.last)
         self.work = Scratch(np.empty(R), np.empty(R), np.empty(R), np.array(QUANTILES, dtype=float),
-                            np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty((R, L)))
+                            np.empty(S + L), np.empty(S), np.empty(S), np.empty(V), np.empty((R, L)), np.empty(R))
         book = self.ledger
         self.ledger_arrays = LedgerArrays(book.ring, book.retired, book.held, book.age, book.oldest, book.prompt_left,
-                                          self.deleted.copy(), self.initial_tokens, self.pinned_tokens)
+                                          self.deleted.copy(),
+                                          np.zeros(book.ring.shape[:2] + (-(-book.ring.shape[2] // RING_CHUNK),)),
+                                          self.initial_tokens, self.pinned_tokens)
         self.sliding_windows = isinstance(context, SlidingWindows)
         if compiled.slides:
             length = context.window.shape[1]
@@ -840,6 +874,7 @@ class CompiledEngine(Engine):
         st.free_energy[:] = step.free_energy
         st.alpha[:], st.mu[:], st.p[:] = np.exp(st.log_amp), np.exp(st.log_mu), np.exp(st.log_p)
         st.population[:] = self.population.T
+        _law_totals(st.p, self.work.total)
         last = self.context.last(self.length)
         for c in np.flatnonzero(self.crit.form == WINDOW_ONLY):
             self.crit.outside[c] = self.crit.disallowed[c][last].sum(axis=1)
@@ -850,7 +885,7 @@ class CompiledEngine(Engine):
         # below LOG_SPACE_BELOW the tempered law magnifies the mixture's last-bit roundings by 1 / T:
         # every row is then mixed in log space exactly as numpy
         exact = R if 0.0 < self.laws.temperature < LOG_SPACE_BELOW else self.raster_rows
-        records = self.new_records(B)
+        records = self.new_records(B, generated + 1)
         out = records.arrays
         if self.singletons:  # the kernel computes the premises' quantiles only (populations are premises)
             out = out._replace(quantiles=np.empty((B, len(QUANTILES), len(self.laws.start))))

@@ -93,7 +93,7 @@ class ReferenceEngine(Engine):
         return token, responsibility
 
     def run(self, uniforms: np.ndarray, generated: int) -> StepRecords:
-        records = self.new_records(len(uniforms))
+        records = self.new_records(len(uniforms), generated + 1)
         for b, u in enumerate(uniforms):
             token, credit = self._print(u, records, b)
             self.left = self.context.append(token)

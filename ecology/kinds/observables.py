@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 MAJORITY, CERTAIN = 0.5, 0.99  # amplitude thresholds of the winner-take-all observables
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -40,9 +42,12 @@ MEAN, FRACTION, SAME, QUANTILE = "mean", "fraction", "same", "quantile"
 class Observable:
     """One recorded quantity; ``column(...)`` spells one column's name (the one place it is spelled).
 
-    ``summarise(model, records, b, row)`` adds the observable's columns to the step's row from step
-    ``b`` of a block's :class:`ecology.engine.base.StepRecords` (per-step sums, counts and quantiles
-    over replicates), whichever engine filled them: the one method that computes a column. The
+    ``summarise(model, records, steps, table)`` adds the observable's columns to ``table``, one
+    array per column over the steps ``steps`` (a slice) of a block's
+    :class:`ecology.engine.base.StepRecords` (per-step sums, counts and quantiles over replicates),
+    whichever engine filled them: the one method that computes a column, vectorised over the
+    steps of a block (element ``i`` of a column is the value of step ``steps.start + i``, the
+    same IEEE operations as one step at a time). The
     built-in observables read the reductions every engine records (``compiled = True``). A new
     observable may instead write only :meth:`measure`, its generic form: this step's columns from
     the engine's per-replicate state (``engine.current``, ``engine.population``, ...), which the
@@ -65,8 +70,10 @@ class Observable:
         """This step's columns from the engine's per-replicate state (the generic form)."""
         raise NotImplementedError
 
-    def summarise(self, model, records, b: int, row: dict[str, float]) -> None:
-        row.update(records.measured[b][type(self).__name__])
+    def summarise(self, model, records, steps: slice, table: dict[str, np.ndarray]) -> None:
+        measured = [records.measured[b][type(self).__name__] for b in range(steps.start, steps.stop)]
+        for key in measured[0]:
+            table[key] = np.array([values[key] for values in measured], dtype=float)
 
     def merge_rules(self, model) -> dict[str, tuple]:
         """Each of this observable's columns and how it merges over a split run's shards (:data:`MEAN` ...).
@@ -97,15 +104,15 @@ class PopulationAmplitude(Observable):
     def column(label: str, stat: str = "mean") -> str:
         return f"{label}_{stat}"
 
-    def summarise(self, model, records, b, row):
-        sums, quantiles = records.population_sums(b), records.population_quantiles(b)
-        majority, certain = records.winners(b)
+    def summarise(self, model, records, steps, table):
+        sums, quantiles = records.population_sums(steps), records.population_quantiles(steps)
+        majority, certain = records.winners(steps)
         for j, label in enumerate(model.mixture.labels):
-            row[self.column(label)] = float(sums[j] / model.replicates)
-            for q, value in zip(QUANTILES, quantiles[:, j]):
-                row[self.column(label, f"q{round(100 * q)}")] = float(value)
-            row[Majority.column(label)] = float(majority[j] / model.replicates)
-            row[Certain.column(label)] = float(certain[j] / model.replicates)
+            table[self.column(label)] = sums[:, j] / model.replicates
+            for i, q in enumerate(QUANTILES):
+                table[self.column(label, f"q{round(100 * q)}")] = quantiles[:, i, j].copy()
+            table[Majority.column(label)] = majority[:, j] / model.replicates
+            table[Certain.column(label)] = certain[:, j] / model.replicates
 
     def merge_rules(self, model):
         S, out = len(model.compiled.premises), {}
@@ -152,12 +159,12 @@ class PremiseAmplitude(Observable):
     def column(premise: str, stat: str = "mean") -> str:
         return f"premise_{premise}_{stat}"
 
-    def summarise(self, model, records, b, row):
-        sums, quantiles = records.premise_sums(b), records.premise_quantiles(b)
+    def summarise(self, model, records, steps, table):
+        sums, quantiles = records.premise_sums(steps), records.premise_quantiles(steps)
         for s, premise in enumerate(model.compiled.premises):
-            row[self.column(premise.name)] = float(sums[s] / model.replicates)
-            for q, value in zip(QUANTILES, quantiles[:, s]):
-                row[self.column(premise.name, f"q{round(100 * q)}")] = float(value)
+            table[self.column(premise.name)] = sums[:, s] / model.replicates
+            for i, q in enumerate(QUANTILES):
+                table[self.column(premise.name, f"q{round(100 * q)}")] = quantiles[:, i, s].copy()
 
     def merge_rules(self, model):
         out = {}
@@ -177,8 +184,8 @@ class ModelScalar(Observable):
     def column(cls) -> str:
         return cls.key
 
-    def summarise(self, model, records, b, row):
-        row[self.key] = records.scalar_sum(b, self.key) / model.replicates
+    def summarise(self, model, records, steps, table):
+        table[self.key] = records.scalar_sum(steps, self.key) / model.replicates
 
     def merge_rules(self, model):
         return {self.key: (MEAN,)}
@@ -244,18 +251,21 @@ class Ledger(Observable):
             return f"credit_{label}"
         return f"ledger_{part}" if label is None else f"ledger_{part}_{label}"
 
-    def summarise(self, model, records, b, row):
+    def summarise(self, model, records, steps, table):
+        """``generated`` is the step number of each row (``records.first`` at row 0)."""
         R = model.replicates
-        row[self.column("generated")] = float(model.generated)
+        first = records.first + steps.start
+        table[self.column("generated")] = np.arange(first, first + steps.stop - steps.start, dtype=float)
         for part in ("deleted", "window", "prompt"):
-            row[self.column(part)] = records.scalar_sum(b, part) / R
+            table[self.column(part)] = records.scalar_sum(steps, part) / R
         labels = model.mixture.labels
+        credit = records.credit_sums(steps)
         for j, label in enumerate(labels):
-            row[self.column("credit", label)] = float(records.credit_sums(b)[j] / R)
+            table[self.column("credit", label)] = credit[:, j] / R
         for part in self.PER_LABEL:
-            sums = records.ledger_sums(b, part)
+            sums = records.ledger_sums(steps, part)
             for j, label in enumerate(labels):
-                row[self.column(part, label)] = float(sums[j] / R)
+                table[self.column(part, label)] = sums[:, j] / R
 
     def merge_rules(self, model):
         out = {self.column("generated"): (SAME,)}
@@ -282,13 +292,14 @@ class Drift(Observable):
     def applies(self, model) -> bool:
         return model.config.run.drift
 
-    def summarise(self, model, records, b, row):
+    def summarise(self, model, records, steps, table):
         """From ``model.drift``, which the model computes after every step (engines take one step
-        per block with drift)."""
+        per block with drift, so ``steps`` is one step)."""
+        assert steps.stop - steps.start == 1, "drift is computed one step at a time"
         for s, premise in enumerate(model.compiled.premises):
-            row[self.column(premise.name)] = float(model.drift[:, s].mean())
+            table[self.column(premise.name)] = np.array([model.drift[:, s].mean()])
         for j, label in enumerate(model.mixture.labels):
-            row[self.column(label)] = float(model.drift[:, model.mixture.members[j]].sum(axis=1).mean())
+            table[self.column(label)] = np.array([model.drift[:, model.mixture.members[j]].sum(axis=1).mean()])
 
     def merge_rules(self, model):
         names = [premise.name for premise in model.compiled.premises] + list(model.mixture.labels)
@@ -307,11 +318,21 @@ class Criteria(Observable):
         assert kind in ("reached", "holding")
         return f"{kind}_{criterion}"
 
-    def summarise(self, model, records, b, row):
-        reached, holding = records.criteria(b)
+    def summarise(self, model, records, steps, table):
+        reached, holding = records.criteria(steps)
         for i, c in enumerate(model.criteria):
-            row[self.column("reached", c.name)] = float(reached[i] / model.replicates)
-            row[self.column("holding", c.name)] = float(holding[i] / model.replicates)
+            table[self.column("reached", c.name)] = reached[:, i] / model.replicates
+            table[self.column("holding", c.name)] = holding[:, i] / model.replicates
+
+
+def table(model, records, steps: slice) -> dict[str, np.ndarray]:
+    """The rows of ``steps.csv`` of the steps ``steps`` of ``records``, as one float64 array per
+    column (every registered observable that applies to the model, in registration order)."""
+    out: dict[str, np.ndarray] = {}
+    for item in OBSERVABLES:
+        if item.applies(model):
+            item.summarise(model, records, steps, out)
+    return out
 
     def merge_rules(self, model):
         return dict.fromkeys([self.column(kind, c.name) for c in model.criteria for kind in ("reached", "holding")],
@@ -328,10 +349,5 @@ def merge_rules(model) -> dict[str, tuple]:
 
 
 def row(model, records, b: int) -> dict[str, float]:
-    """One row of ``steps.csv`` from step ``b`` of ``records``: every registered observable that
-    applies to the model, in registration order."""
-    out: dict[str, float] = {}
-    for item in OBSERVABLES:
-        if item.applies(model):
-            item.summarise(model, records, b, out)
-    return out
+    """One row of ``steps.csv`` from step ``b`` of ``records`` (:func:`table` of that one step)."""
+    return {key: float(values[0]) for key, values in table(model, records, slice(b, b + 1)).items()}
