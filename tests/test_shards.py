@@ -251,3 +251,22 @@ def test_a_killed_worker_process_loses_nothing(tmp_path):
     assert "its worker process died (exit code -9); running it again" in err
     alone = summarize(simulate(load(TOY, {"run.replicates": 2 * SHARD_REPLICATES + 1, "run.steps": 600})))
     assert summary_without_time(json.loads(out)) == summary_without_time(json.loads(json.dumps(alone)))
+
+
+@pytest.mark.parametrize("path, overrides", [(TOY, {}), (CHAT, {"run.drift": True})])
+def test_every_column_has_a_merge_rule(path, overrides):
+    """Each column of steps.csv says how it merges over shards (a new observable cannot be merged by accident as
+    something it is not), and the quantile rules point at the sketch column of their premise or population."""
+    from ecology.kinds import observables
+
+    model = EcologyModel(path, replicates=20, steps=3, **overrides)
+    model.run_model()
+    rules = observables.merge_rules(model)
+    columns = list(model.datacollector.get_model_vars_dataframe().columns)
+    assert sorted(rules) == sorted(columns)
+    S = len(model.compiled.premises)
+    for s, premise in enumerate(model.compiled.premises):
+        assert rules[f"premise_{premise.name}_q90"] == (observables.QUANTILE, s, 2)
+    for j, label in enumerate(model.mixture.labels):
+        assert rules[f"{label}_q10"] == (observables.QUANTILE, S + j, 0)
+        assert rules[f"{label}_majority"] == (observables.FRACTION,)

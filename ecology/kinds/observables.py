@@ -324,6 +324,10 @@ class Criteria(Observable):
             table[self.column("reached", c.name)] = reached[:, i] / model.replicates
             table[self.column("holding", c.name)] = holding[:, i] / model.replicates
 
+    def merge_rules(self, model):
+        return dict.fromkeys([self.column(kind, c.name) for c in model.criteria for kind in ("reached", "holding")],
+                             (FRACTION,))
+
 
 def table(model, records, steps: slice) -> dict[str, np.ndarray]:
     """The rows of ``steps.csv`` of the steps ``steps`` of ``records``, as one float64 array per
@@ -333,10 +337,6 @@ def table(model, records, steps: slice) -> dict[str, np.ndarray]:
         if item.applies(model):
             item.summarise(model, records, steps, out)
     return out
-
-    def merge_rules(self, model):
-        return dict.fromkeys([self.column(kind, c.name) for c in model.criteria for kind in ("reached", "holding")],
-                             (FRACTION,))
 
 
 def merge_rules(model) -> dict[str, tuple]:
