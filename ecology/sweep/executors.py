@@ -190,10 +190,11 @@ class ProcessPool(Executor):
 
     def wait(self, futures: list, timeout: float) -> set:
         """Collect what the busy workers answered within ``timeout`` (a worker that died fails its
-        future with :class:`WorkerDied` and is replaced); the given futures that are done."""
-        if self.busy and not any(f.done() for f in futures):
+        future with :class:`WorkerDied` and is replaced); the given futures that are done. When some
+        of them are done already it only collects what has answered, without waiting."""
+        if self.busy and not all(f.done() for f in futures):
             handles = [conn for _, conn in self.busy] + [process.sentinel for process, _ in self.busy]
-            ready = set(wait_any(handles, timeout=timeout))
+            ready = set(wait_any(handles, timeout=0 if any(f.done() for f in futures) else timeout))
             for worker in list(self.busy):
                 process, conn = worker
                 if conn not in ready and process.sentinel not in ready:
