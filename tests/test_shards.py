@@ -34,7 +34,7 @@ from ecology.scenario import load
 from ecology.sweep.executors import Serial, WorkerDied
 from ecology.sweep.shards import RETRIES, default_workers, simulate_on
 
-from .conftest import SCENARIOS
+from .conftest import SCENARIOS, free_port
 
 TOY = str(SCENARIOS / "waluigi.toml")
 CHAT = str(SCENARIOS / "chat.toml")
@@ -270,3 +270,13 @@ def test_every_column_has_a_merge_rule(path, overrides):
     for j, label in enumerate(model.mixture.labels):
         assert rules[f"{label}_q10"] == (observables.QUANTILE, S + j, 0)
         assert rules[f"{label}_majority"] == (observables.FRACTION,)
+
+
+def test_bad_workers_or_scheduler_is_one_line_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "run"
+    for extra in (["--scheduler", "nonsense:port"], ["--scheduler", f"tcp://127.0.0.1:{free_port()}"]):
+        assert main(["run", TOY, "--replicates", "20001", "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: --scheduler") and not out.exists()
+    assert main(["run", TOY, "--workers", "0"]) == 2
+    assert capsys.readouterr().err == "error: ecology run: argument --workers: must be at least 1, got 0\n"
