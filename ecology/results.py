@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
+from ecology.core.budget import check_run
 from ecology.core.compile import compile_scenario
 from ecology.core.mixture import acting_priors
 from ecology.engine.base import LedgerState
@@ -130,6 +131,7 @@ def simulate(scenario: Scenario, progress: Progress = silent) -> RunResult:
     sizes = shard_sizes(scenario.run.replicates)
     if len(sizes) == 1:
         return run_model(EcologyModel(scenario), progress)
+    check_run(scenario)  # the whole run's budget, before any shard (each shard would pass its own)
     began = time.perf_counter()
     merge = ShardMerge(scenario)
     for index in range(len(sizes)):

@@ -278,5 +278,9 @@ def test_bad_workers_or_scheduler_is_one_line_before_anything_runs(tmp_path, cap
         assert main(["run", TOY, "--replicates", "20001", "--out", str(out), *extra]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: --scheduler") and not out.exists()
+    for extra in ([], ["--workers", "2"]):  # the whole run's budget, not each shard's
+        assert main(["run", TOY, "--replicates", str(10**9), "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "GiB" in err and "run.replicates" in err and not out.exists()
     assert main(["run", TOY, "--workers", "0"]) == 2
     assert capsys.readouterr().err == "error: ecology run: argument --workers: must be at least 1, got 0\n"

@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 
+from ecology.core.budget import check_run
 from ecology.errors import ScenarioError, UserError
 from ecology.interrupts import Interrupted, Signals
 from ecology.progress import Progress, silent
@@ -55,6 +56,7 @@ def simulate_with(scenario: Scenario, workers: int | None = None, scheduler: str
         return simulate(scenario, progress)
     if scheduler:
         check_scheduler(scheduler)
+    check_run(scenario)  # refused before any worker or cluster starts
     with Signals(raising=True) as signals:
         return simulate_on(scenario, make_executor(scheduler, workers, signals), progress)
 
@@ -75,6 +77,11 @@ def simulate_on(scenario: Scenario, executor: Executor, progress: Progress = sil
     """All shards of the run on ``executor``, merged (module docstring). ``progress`` hears
     ``("replicate shards", done, shards, "R replicates on W workers")`` as shards come back."""
     count = len(shard_sizes(scenario.run.replicates))
+    try:
+        check_run(scenario)  # the whole run's budget, before any shard (each shard would pass its own)
+    except BaseException:
+        executor.close(stopping=True)
+        raise
     began = time.perf_counter()
     todo = list(range(count - 1, -1, -1))  # popped from the end: shard 0 first
     pending: dict = {}  # future -> shard index
