@@ -56,7 +56,7 @@ def simulate_with(scenario: Scenario, workers: int | None = None, scheduler: str
         return simulate(scenario, progress)
     if scheduler:
         check_scheduler(scheduler)
-    check_run(scenario)  # refused before any worker or cluster starts
+    check_run(scenario)  # the whole run's budget (each shard would pass its own), before any worker or cluster starts
     with Signals(raising=True) as signals:
         return simulate_on(scenario, make_executor(scheduler, workers, signals), progress)
 
@@ -75,13 +75,10 @@ def _shard(scenario: Scenario, index: int) -> tuple[str, object]:
 
 def simulate_on(scenario: Scenario, executor: Executor, progress: Progress = silent) -> RunResult:
     """All shards of the run on ``executor``, merged (module docstring). ``progress`` hears
-    ``("replicate shards", done, shards, "R replicates on W workers")`` as shards come back."""
+    ``("replicate shards", done, shards, "R replicates on W workers")`` as shards come back. The whole run's
+    memory budget is the caller's to check first (:func:`simulate_with` does, before the executor starts):
+    each shard would pass its own."""
     count = len(shard_sizes(scenario.run.replicates))
-    try:
-        check_run(scenario)  # the whole run's budget, before any shard (each shard would pass its own)
-    except BaseException:
-        executor.close(stopping=True)
-        raise
     began = time.perf_counter()
     todo = list(range(count - 1, -1, -1))  # popped from the end: shard 0 first
     pending: dict = {}  # future -> shard index
