@@ -249,7 +249,7 @@ class ShardMerge:
         parts = [self.parts[i] for i in range(self.count)]
         results = [part.result for part in parts]
         first = results[0]
-        sizes = np.array([r.premise_amplitudes.shape[0] for r in results], dtype=float)
+        sizes = np.array(shard_sizes(scenario.run.replicates), dtype=float)  # replicates of each shard
         total = sizes.sum()
         quantiles = sketch_quantiles(self.counts, QUANTILES, first.sketch_bits, self.lowest, self.highest)  # (N+1, S+L, 3)
         columns = {}
